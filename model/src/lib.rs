@@ -1,0 +1,22 @@
+//! Trellis domain model: flow documents and everything that can be said about them
+//! without I/O — validation, semantic diff, graph edits with inverses, CEL expressions
+//! and `{{ }}` templates.
+//!
+//! This crate builds for native targets and for `wasm32-unknown-unknown`, so the studio
+//! validates, diffs and undoes with exactly the code the server runs.
+
+pub mod canonical;
+pub mod diff;
+pub mod duration;
+pub mod edit;
+pub mod expr;
+pub mod flow;
+pub mod node_types;
+pub mod validate;
+
+pub use diff::{FlowDiff, diff};
+pub use edit::{Edit, EditError};
+pub use expr::{EvalError, Expr, ExprError, Scope, Template};
+pub use flow::{Edge, FlowDoc, Node, NodeId, RetryPolicy};
+pub use node_types::{NodeTypeSpec, builtin_node_types, node_type};
+pub use validate::{Diagnostic, Severity, validate, validate_value};

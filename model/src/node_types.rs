@@ -1,0 +1,466 @@
+//! The built-in node types: their config types (and JSON Schemas generated from them),
+//! output ports, and where their configs hold CEL expressions and templates.
+
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The port an edge without `port` leaves from.
+pub const DEFAULT_PORT: &str = "out";
+/// The port a node routes to when it fails after its retries, if connected.
+pub const ERROR_PORT: &str = "error";
+
+/// What a node type's outputs look like.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ports {
+    /// A fixed list.
+    Fixed(&'static [&'static str]),
+    /// `switch`: one per case plus `default`.
+    SwitchCases,
+}
+
+/// A node type as the palette, the validator and the executor see it.
+#[derive(Clone, Debug, Serialize)]
+pub struct NodeTypeSpec {
+    #[serde(rename = "type")]
+    pub name: &'static str,
+    pub category: &'static str,
+    pub title: BTreeMap<&'static str, &'static str>,
+    pub description: BTreeMap<&'static str, &'static str>,
+    pub config_schema: Value,
+    #[serde(skip)]
+    pub ports: Ports,
+    /// Output ports for display (`switch` lists `default` only; cases add theirs).
+    #[serde(rename = "ports")]
+    pub port_names: Vec<&'static str>,
+    /// Whether reaching this node parks the run (and so may close a cycle).
+    pub waits: bool,
+    /// Whether the node ends the run's path (no outgoing edges expected).
+    pub terminal: bool,
+    #[serde(skip)]
+    validator: Option<std::sync::Arc<jsonschema::Validator>>,
+}
+
+impl NodeTypeSpec {
+    /// The output ports this node offers, given its config.
+    pub fn output_ports(&self, config: &Value) -> Vec<String> {
+        let mut ports: Vec<String> = match self.ports {
+            Ports::Fixed(list) => list.iter().map(|p| p.to_string()).collect(),
+            Ports::SwitchCases => {
+                let mut ports: Vec<String> = serde_json::from_value::<SwitchConfig>(config.clone())
+                    .map(|c| c.cases.into_iter().map(|c| c.port).collect())
+                    .unwrap_or_default();
+                ports.push("default".into());
+                ports
+            }
+        };
+        ports.push(ERROR_PORT.into());
+        ports
+    }
+
+    /// Config problems as `(pointer inside config, message)`.
+    pub fn check_config(&self, config: &Value) -> Vec<(String, String)> {
+        match &self.validator {
+            Some(v) => v
+                .iter_errors(config)
+                .map(|e| (e.instance_path().as_str().to_owned(), e.to_string()))
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+}
+
+/// How a trigger starts runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TriggerKind {
+    Manual,
+    Webhook,
+    Event,
+    Schedule,
+}
+
+/// `trigger`: how runs of the flow start.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerConfig {
+    pub kind: TriggerKind,
+    /// Webhook path under `/hooks/`, e.g. `lead`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_][A-Za-z0-9_./-]{0,127}$"))]
+    pub path: Option<String>,
+    /// Webhook shared secret, sent by callers in the `X-Trellis-Secret` header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// Event name for `kind: event`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub event: Option<String>,
+    /// Cron expression for `kind: schedule`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron: Option<String>,
+}
+
+/// `branch`: `true` or `false` by a CEL condition.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BranchConfig {
+    /// CEL condition.
+    #[schemars(extend("format" = "cel"))]
+    pub when: String,
+}
+
+/// One `switch` case.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchCase {
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$"))]
+    pub port: String,
+    #[schemars(extend("format" = "cel"))]
+    pub when: String,
+}
+
+/// `switch`: the first case whose condition holds, else `default`.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchConfig {
+    #[schemars(length(min = 1))]
+    pub cases: Vec<SwitchCase>,
+}
+
+/// `set`: assign run variables; later ones see earlier ones.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetConfig {
+    /// Variable name → CEL expression, evaluated in order.
+    pub vars: serde_json::Map<String, Value>,
+}
+
+/// `wait`: park the run for a duration or until a time.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WaitConfig {
+    /// e.g. `"2s"`, `"3d"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<String>,
+    /// CEL giving a timestamp (or RFC 3339 string).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "cel"))]
+    pub until: Option<String>,
+}
+
+/// `wait_for_event`: park until a matching event arrives, or time out.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WaitForEventConfig {
+    #[schemars(length(min = 1))]
+    pub event: String,
+    /// CEL over `event` (and the run's scope) that must hold.
+    #[serde(default, rename = "match", skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "cel"))]
+    pub match_: Option<String>,
+    /// e.g. `"7d"`.
+    pub timeout: String,
+}
+
+/// `respond`: the synchronous answer of a webhook run.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RespondConfig {
+    #[serde(default = "default_status")]
+    #[schemars(range(min = 100, max = 599))]
+    pub status: u16,
+    /// CEL giving the JSON body.
+    #[schemars(extend("format" = "cel"))]
+    pub body: String,
+}
+
+fn default_status() -> u16 {
+    200
+}
+
+/// `fail`: end the run as failed.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FailConfig {
+    /// Message; may hold `{{ }}` templates.
+    #[schemars(length(min = 1))]
+    pub message: String,
+}
+
+/// `note`: a comment on the canvas; does nothing.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoteConfig {
+    #[serde(default)]
+    pub text: String,
+}
+
+/// Where a config holds CEL (`Cel`) or template strings (`Template`), by JSON pointer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExprSite {
+    Cel { pointer: String, source: String },
+    Template { pointer: String, source: String },
+}
+
+/// The expression sites of a node's config (empty when the config does not parse).
+pub fn expr_sites(node_type: &str, config: &Value) -> Vec<ExprSite> {
+    let cel = |pointer: &str, source: &str| ExprSite::Cel {
+        pointer: pointer.into(),
+        source: source.into(),
+    };
+    match node_type {
+        "branch" => parse::<BranchConfig>(config)
+            .map(|c| vec![cel("/when", &c.when)])
+            .unwrap_or_default(),
+        "switch" => parse::<SwitchConfig>(config)
+            .map(|c| {
+                c.cases
+                    .iter()
+                    .enumerate()
+                    .map(|(i, case)| cel(&format!("/cases/{i}/when"), &case.when))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        "set" => parse::<SetConfig>(config)
+            .map(|c| {
+                c.vars
+                    .iter()
+                    .filter_map(|(k, v)| {
+                        v.as_str()
+                            .map(|s| cel(&format!("/vars/{}", escape_pointer(k)), s))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        "wait" => parse::<WaitConfig>(config)
+            .map(|c| c.until.iter().map(|u| cel("/until", u)).collect())
+            .unwrap_or_default(),
+        "wait_for_event" => parse::<WaitForEventConfig>(config)
+            .map(|c| c.match_.iter().map(|m| cel("/match", m)).collect())
+            .unwrap_or_default(),
+        "respond" => parse::<RespondConfig>(config)
+            .map(|c| vec![cel("/body", &c.body)])
+            .unwrap_or_default(),
+        "fail" => parse::<FailConfig>(config)
+            .map(|c| {
+                vec![ExprSite::Template {
+                    pointer: "/message".into(),
+                    source: c.message,
+                }]
+            })
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(config: &Value) -> Option<T> {
+    serde_json::from_value(config.clone()).ok()
+}
+
+/// Escapes a key for use in a JSON pointer (RFC 6901).
+pub fn escape_pointer(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}
+
+fn spec<T: JsonSchema>(
+    name: &'static str,
+    category: &'static str,
+    (zh, en): (&'static str, &'static str),
+    (dzh, den): (&'static str, &'static str),
+    ports: Ports,
+    waits: bool,
+    terminal: bool,
+) -> NodeTypeSpec {
+    let mut schema = serde_json::to_value(schemars::schema_for!(T)).unwrap_or(Value::Null);
+    if let Some(obj) = schema.as_object_mut() {
+        // The meta-schema URI would make the validator look it up; the draft is implied.
+        obj.remove("$schema");
+    }
+    if name == "set"
+        && let Some(vars) = schema.pointer_mut("/properties/vars")
+    {
+        vars["additionalProperties"] = serde_json::json!({"type": "string", "format": "cel"});
+        vars["propertyNames"] = serde_json::json!({"pattern": "^[A-Za-z_][A-Za-z0-9_]{0,63}$"});
+    }
+    let validator = jsonschema::validator_for(&schema)
+        .ok()
+        .map(std::sync::Arc::new);
+    let port_names = match ports {
+        Ports::Fixed(list) => list.to_vec(),
+        Ports::SwitchCases => vec!["default"],
+    };
+    NodeTypeSpec {
+        name,
+        category,
+        title: BTreeMap::from([("zh", zh), ("en", en)]),
+        description: BTreeMap::from([("zh", dzh), ("en", den)]),
+        config_schema: schema,
+        ports,
+        port_names,
+        waits,
+        terminal,
+        validator,
+    }
+}
+
+static BUILTINS: LazyLock<Vec<NodeTypeSpec>> = LazyLock::new(|| {
+    const OUT: &[&str] = &[DEFAULT_PORT];
+    vec![
+        spec::<TriggerConfig>(
+            "trigger",
+            "trigger",
+            ("触发器", "Trigger"),
+            (
+                "流程的起点：手动、Webhook、事件或定时",
+                "Where runs start: manual, webhook, event or schedule",
+            ),
+            Ports::Fixed(OUT),
+            false,
+            false,
+        ),
+        spec::<BranchConfig>(
+            "branch",
+            "logic",
+            ("条件分支", "Branch"),
+            (
+                "按 CEL 条件走 true 或 false",
+                "Route to true or false by a CEL condition",
+            ),
+            Ports::Fixed(&["true", "false"]),
+            false,
+            false,
+        ),
+        spec::<SwitchConfig>(
+            "switch",
+            "logic",
+            ("多路分支", "Switch"),
+            (
+                "第一个成立的条件决定出口，否则走 default",
+                "First case that holds picks the port, else default",
+            ),
+            Ports::SwitchCases,
+            false,
+            false,
+        ),
+        spec::<SetConfig>(
+            "set",
+            "data",
+            ("设置变量", "Set variables"),
+            (
+                "用 CEL 计算并保存运行变量",
+                "Compute run variables with CEL",
+            ),
+            Ports::Fixed(OUT),
+            false,
+            false,
+        ),
+        spec::<WaitConfig>(
+            "wait",
+            "timing",
+            ("等待", "Wait"),
+            (
+                "等待一段时间或到某个时间点",
+                "Wait for a duration or until a time",
+            ),
+            Ports::Fixed(OUT),
+            true,
+            false,
+        ),
+        spec::<WaitForEventConfig>(
+            "wait_for_event",
+            "timing",
+            ("等待事件", "Wait for event"),
+            (
+                "等到匹配的事件到达或超时",
+                "Wait until a matching event arrives, or time out",
+            ),
+            Ports::Fixed(&["event", "timeout"]),
+            true,
+            false,
+        ),
+        spec::<RespondConfig>(
+            "respond",
+            "io",
+            ("响应", "Respond"),
+            (
+                "作为 Webhook 的同步 HTTP 响应",
+                "The synchronous HTTP answer of a webhook run",
+            ),
+            Ports::Fixed(OUT),
+            false,
+            false,
+        ),
+        spec::<FailConfig>(
+            "fail",
+            "logic",
+            ("失败", "Fail"),
+            ("以失败结束运行", "End the run as failed"),
+            Ports::Fixed(&[]),
+            false,
+            true,
+        ),
+        spec::<NoteConfig>(
+            "note",
+            "misc",
+            ("注释", "Note"),
+            (
+                "画布上的说明，不执行任何操作",
+                "A comment on the canvas; does nothing",
+            ),
+            Ports::Fixed(OUT),
+            false,
+            false,
+        ),
+    ]
+});
+
+/// All built-in node types, in palette order.
+pub fn builtin_node_types() -> &'static [NodeTypeSpec] {
+    &BUILTINS
+}
+
+/// Looks a built-in node type up by name.
+pub fn node_type(name: &str) -> Option<&'static NodeTypeSpec> {
+    BUILTINS.iter().find(|s| s.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn every_builtin_has_a_compiled_schema() {
+        for spec in builtin_node_types() {
+            assert!(
+                spec.validator.is_some(),
+                "{} schema does not compile: {}",
+                spec.name,
+                spec.config_schema
+            );
+        }
+    }
+
+    #[test]
+    fn config_errors_point_inside_the_config() {
+        let branch = node_type("branch").unwrap();
+        assert!(branch.check_config(&json!({"when": "true"})).is_empty());
+        let errors = branch.check_config(&json!({"when": 3}));
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].0, "/when");
+        let set = node_type("set").unwrap();
+        assert_eq!(set.check_config(&json!({"vars": {"a": 1}}))[0].0, "/vars/a");
+    }
+
+    #[test]
+    fn switch_ports_follow_cases() {
+        let sw = node_type("switch").unwrap();
+        let ports = sw.output_ports(&json!({"cases": [{"port": "hot", "when": "true"}]}));
+        assert_eq!(ports, vec!["hot", "default", "error"]);
+    }
+}

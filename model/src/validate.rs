@@ -1,0 +1,429 @@
+//! Flow validation: the document's JSON Schema, then the graph rules. Every problem is
+//! reported (not just the first), each with a JSON pointer and the node id when there is one.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::duration::parse_duration;
+use crate::expr::{Expr, Position, Template};
+use crate::flow::FlowDoc;
+use crate::node_types::{self, ExprSite, TriggerConfig, TriggerKind, WaitConfig};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// One problem found in a flow.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Diagnostic {
+    pub severity: Severity,
+    /// Stable machine-readable kind, e.g. `dangling_edge`.
+    pub code: &'static str,
+    pub message: String,
+    /// JSON pointer into the document.
+    pub pointer: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// For expressions: where inside the expression the problem is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub position: Option<Position>,
+}
+
+impl Diagnostic {
+    fn error(
+        code: &'static str,
+        pointer: impl Into<String>,
+        node: Option<&str>,
+        message: impl Into<String>,
+    ) -> Self {
+        Diagnostic {
+            severity: Severity::Error,
+            code,
+            message: message.into(),
+            pointer: pointer.into(),
+            node: node.map(str::to_owned),
+            position: None,
+        }
+    }
+}
+
+/// True when none of `diagnostics` is an error.
+pub fn is_valid(diagnostics: &[Diagnostic]) -> bool {
+    diagnostics.iter().all(|d| d.severity != Severity::Error)
+}
+
+static DOC_VALIDATOR: LazyLock<Option<jsonschema::Validator>> = LazyLock::new(|| {
+    let mut schema = FlowDoc::json_schema();
+    if let Some(obj) = schema.as_object_mut() {
+        obj.remove("$schema");
+    }
+    jsonschema::validator_for(&schema).ok()
+});
+
+/// Validates a document given as raw JSON: its shape first, then the graph rules.
+/// Returns the parsed document when the shape is right.
+pub fn validate_value(value: &Value) -> (Option<FlowDoc>, Vec<Diagnostic>) {
+    let mut diagnostics = Vec::new();
+    if let Some(validator) = DOC_VALIDATOR.as_ref() {
+        for error in validator.iter_errors(value) {
+            let pointer = error.instance_path().as_str().to_owned();
+            let node = node_id_at(value, &pointer);
+            diagnostics.push(Diagnostic::error(
+                "malformed",
+                pointer,
+                node.as_deref(),
+                error.to_string(),
+            ));
+        }
+    }
+    if !diagnostics.is_empty() {
+        return (None, diagnostics);
+    }
+    match serde_json::from_value::<FlowDoc>(value.clone()) {
+        Ok(doc) => {
+            let diagnostics = validate(&doc);
+            (Some(doc), diagnostics)
+        }
+        Err(e) => (
+            None,
+            vec![Diagnostic::error("malformed", "", None, e.to_string())],
+        ),
+    }
+}
+
+/// The node id of `/nodes/<i>/…` pointers, read from the raw document.
+fn node_id_at(value: &Value, pointer: &str) -> Option<String> {
+    let rest = pointer.strip_prefix("/nodes/")?;
+    let index = rest.split('/').next()?;
+    value
+        .pointer(&format!("/nodes/{index}/id"))?
+        .as_str()
+        .map(str::to_owned)
+}
+
+/// Validates a parsed document against the graph rules.
+pub fn validate(doc: &FlowDoc) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let mut seen = HashMap::new();
+    let mut triggers = Vec::new();
+    for (i, node) in doc.nodes.iter().enumerate() {
+        let id = node.id.as_str();
+        if seen.insert(id, i).is_some() {
+            out.push(Diagnostic::error(
+                "duplicate_node_id",
+                format!("/nodes/{i}/id"),
+                Some(id),
+                format!("node id {id:?} is used more than once"),
+            ));
+        }
+        if node.node_type == "trigger" {
+            triggers.push(i);
+        }
+        check_node(doc, i, &mut out);
+    }
+    match triggers.as_slice() {
+        [] => out.push(Diagnostic::error(
+            "no_trigger",
+            "/nodes",
+            None,
+            "the flow has no trigger node",
+        )),
+        [_] => {}
+        [_, rest @ ..] => {
+            for &i in rest {
+                let id = doc.nodes[i].id.as_str();
+                out.push(Diagnostic::error(
+                    "multiple_triggers",
+                    format!("/nodes/{i}"),
+                    Some(id),
+                    format!("node {id:?} is a second trigger; a flow has exactly one"),
+                ));
+            }
+        }
+    }
+    check_edges(doc, &seen, &mut out);
+    check_cycles(doc, &seen, &mut out);
+    check_reachability(doc, &seen, &mut out);
+    out
+}
+
+fn check_node(doc: &FlowDoc, i: usize, out: &mut Vec<Diagnostic>) {
+    let node = &doc.nodes[i];
+    let id = Some(node.id.as_str());
+    let Some(spec) = node_types::node_type(&node.node_type) else {
+        let known: Vec<&str> = node_types::builtin_node_types()
+            .iter()
+            .map(|s| s.name)
+            .collect();
+        out.push(Diagnostic::error(
+            "unknown_node_type",
+            format!("/nodes/{i}/type"),
+            id,
+            format!(
+                "unknown node type {:?}; known types: {}",
+                node.node_type,
+                known.join(", ")
+            ),
+        ));
+        return;
+    };
+    let config_errors = spec.check_config(&node.config);
+    for (pointer, message) in &config_errors {
+        out.push(Diagnostic::error(
+            "invalid_config",
+            format!("/nodes/{i}/config{pointer}"),
+            id,
+            format!("{}: {message}", node.node_type),
+        ));
+    }
+    if !config_errors.is_empty() {
+        return;
+    }
+    for site in node_types::expr_sites(&node.node_type, &node.config) {
+        let (pointer, result) = match &site {
+            ExprSite::Cel { pointer, source } => (pointer, Expr::compile(source).map(|_| ())),
+            ExprSite::Template { pointer, source } => {
+                (pointer, Template::parse(source).map(|_| ()))
+            }
+        };
+        if let Err(e) = result {
+            out.push(Diagnostic {
+                position: e.position.clone(),
+                ..Diagnostic::error(
+                    "invalid_expression",
+                    format!("/nodes/{i}/config{pointer}"),
+                    id,
+                    format!("invalid CEL: {}", e.message),
+                )
+            });
+        }
+    }
+    let mut duration = |pointer: String, text: &str| {
+        if let Err(message) = parse_duration(text) {
+            out.push(Diagnostic::error("invalid_duration", pointer, id, message));
+        }
+    };
+    if let Some(timeout) = &node.timeout {
+        duration(format!("/nodes/{i}/timeout"), timeout);
+    }
+    if let Some(retry) = &node.retry {
+        duration(format!("/nodes/{i}/retry/backoff"), &retry.backoff);
+        duration(format!("/nodes/{i}/retry/max_backoff"), &retry.max_backoff);
+    }
+    match node.node_type.as_str() {
+        "wait" => {
+            if let Ok(c) = serde_json::from_value::<WaitConfig>(node.config.clone()) {
+                match (&c.duration, &c.until) {
+                    (Some(d), None) => duration(format!("/nodes/{i}/config/duration"), d),
+                    (None, Some(_)) => {}
+                    _ => out.push(Diagnostic::error(
+                        "invalid_config",
+                        format!("/nodes/{i}/config"),
+                        id,
+                        "wait: set exactly one of `duration` or `until`",
+                    )),
+                }
+            }
+        }
+        "wait_for_event" => {
+            if let Some(t) = node.config.get("timeout").and_then(Value::as_str) {
+                duration(format!("/nodes/{i}/config/timeout"), t);
+            }
+        }
+        "trigger" => check_trigger(node, i, out),
+        _ => {}
+    }
+}
+
+fn check_trigger(node: &crate::flow::Node, i: usize, out: &mut Vec<Diagnostic>) {
+    let Ok(c) = serde_json::from_value::<TriggerConfig>(node.config.clone()) else {
+        return;
+    };
+    let id = Some(node.id.as_str());
+    let mut need = |field: &str, present: bool, what: &str| {
+        if !present {
+            out.push(Diagnostic::error(
+                "invalid_config",
+                format!("/nodes/{i}/config/{field}"),
+                id,
+                format!("trigger: kind {what} needs `{field}`"),
+            ));
+        }
+    };
+    match c.kind {
+        TriggerKind::Webhook => need("path", c.path.is_some(), "webhook"),
+        TriggerKind::Event => need("event", c.event.is_some(), "event"),
+        TriggerKind::Schedule => {
+            need("cron", c.cron.is_some(), "schedule");
+            if let Some(cron) = &c.cron {
+                let fields = cron.split_whitespace().count();
+                if !(5..=6).contains(&fields) {
+                    out.push(Diagnostic::error("invalid_config", format!("/nodes/{i}/config/cron"), id,
+                        format!("trigger: cron {cron:?} has {fields} fields; expected 5 (min hour day month weekday) or 6")));
+                }
+            }
+        }
+        TriggerKind::Manual => {}
+    }
+}
+
+fn check_edges(doc: &FlowDoc, ids: &HashMap<&str, usize>, out: &mut Vec<Diagnostic>) {
+    let mut seen = HashSet::new();
+    for (j, edge) in doc.edges.iter().enumerate() {
+        let from = ids.get(edge.from.as_str()).map(|&i| &doc.nodes[i]);
+        let to = ids.get(edge.to.as_str());
+        if from.is_none() {
+            out.push(Diagnostic::error(
+                "dangling_edge",
+                format!("/edges/{j}/from"),
+                Some(edge.from.as_str()),
+                format!(
+                    "edge {j} starts at {:?}, which is not a node of this flow",
+                    edge.from.as_str()
+                ),
+            ));
+        }
+        if to.is_none() {
+            out.push(Diagnostic::error(
+                "dangling_edge",
+                format!("/edges/{j}/to"),
+                Some(edge.to.as_str()),
+                format!(
+                    "edge {j} ends at {:?}, which is not a node of this flow",
+                    edge.to.as_str()
+                ),
+            ));
+        }
+        if let Some(&t) = to
+            && doc.nodes[t].node_type == "trigger"
+        {
+            out.push(Diagnostic::error(
+                "edge_into_trigger",
+                format!("/edges/{j}/to"),
+                Some(edge.to.as_str()),
+                format!(
+                    "edge {j} enters trigger {:?}; a trigger has no inputs",
+                    edge.to.as_str()
+                ),
+            ));
+        }
+        if !seen.insert((edge.from.as_str(), edge.port(), edge.to.as_str())) {
+            out.push(Diagnostic::error(
+                "duplicate_edge",
+                format!("/edges/{j}"),
+                Some(edge.from.as_str()),
+                format!(
+                    "edge {j} repeats {} -[{}]-> {}",
+                    edge.from,
+                    edge.port(),
+                    edge.to
+                ),
+            ));
+        }
+        if let Some(node) = from
+            && let Some(spec) = node_types::node_type(&node.node_type)
+        {
+            let ports = spec.output_ports(&node.config);
+            if !ports.iter().any(|p| p == edge.port()) {
+                let pointer = if edge.port.is_some() {
+                    format!("/edges/{j}/port")
+                } else {
+                    format!("/edges/{j}")
+                };
+                out.push(Diagnostic::error(
+                    "unknown_port",
+                    pointer,
+                    Some(edge.from.as_str()),
+                    format!(
+                        "{} node {:?} has no output port {:?}; ports: {}",
+                        node.node_type,
+                        edge.from.as_str(),
+                        edge.port(),
+                        ports.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+/// Cycles are allowed only through nodes that park the run (`wait`, `wait_for_event`):
+/// edges leaving such nodes are cut, and any cycle left is reported at its closing edge.
+fn check_cycles(doc: &FlowDoc, ids: &HashMap<&str, usize>, out: &mut Vec<Diagnostic>) {
+    let n = doc.nodes.len();
+    let mut adjacency: Vec<Vec<(usize, usize)>> = vec![Vec::new(); n];
+    for (j, edge) in doc.edges.iter().enumerate() {
+        let (Some(&a), Some(&b)) = (ids.get(edge.from.as_str()), ids.get(edge.to.as_str())) else {
+            continue;
+        };
+        let waits = node_types::node_type(&doc.nodes[a].node_type).is_some_and(|s| s.waits);
+        if !waits {
+            adjacency[a].push((b, j));
+        }
+    }
+    // Iterative DFS: 0 = unvisited, 1 = on the stack, 2 = done.
+    let mut colour = vec![0u8; n];
+    for start in 0..n {
+        if colour[start] != 0 {
+            continue;
+        }
+        let mut stack = vec![(start, 0usize)];
+        colour[start] = 1;
+        while let Some(&mut (v, ref mut next)) = stack.last_mut() {
+            if let Some(&(w, j)) = adjacency[v].get(*next) {
+                *next += 1;
+                match colour[w] {
+                    0 => {
+                        colour[w] = 1;
+                        stack.push((w, 0));
+                    }
+                    1 => {
+                        let edge = &doc.edges[j];
+                        out.push(Diagnostic::error("cycle", format!("/edges/{j}"), Some(edge.to.as_str()),
+                            format!("edge {} -> {} closes a cycle with no wait in it; add a wait or wait_for_event node to the loop",
+                                edge.from, edge.to)));
+                    }
+                    _ => {}
+                }
+            } else {
+                colour[v] = 2;
+                stack.pop();
+            }
+        }
+    }
+}
+
+fn check_reachability(doc: &FlowDoc, ids: &HashMap<&str, usize>, out: &mut Vec<Diagnostic>) {
+    let Some(trigger) = doc.trigger() else { return };
+    let mut reached = HashSet::from([trigger.id.as_str()]);
+    let mut stack = vec![trigger.id.as_str()];
+    while let Some(v) = stack.pop() {
+        for edge in doc.edges.iter().filter(|e| e.from.as_str() == v) {
+            if ids.contains_key(edge.to.as_str()) && reached.insert(edge.to.as_str()) {
+                stack.push(edge.to.as_str());
+            }
+        }
+    }
+    for (i, node) in doc.nodes.iter().enumerate() {
+        if !reached.contains(node.id.as_str()) && node.node_type != "note" {
+            out.push(Diagnostic {
+                severity: Severity::Warning,
+                ..Diagnostic::error(
+                    "unreachable_node",
+                    format!("/nodes/{i}"),
+                    Some(node.id.as_str()),
+                    format!(
+                        "node {:?} cannot be reached from the trigger",
+                        node.id.as_str()
+                    ),
+                )
+            });
+        }
+    }
+}

@@ -1,0 +1,377 @@
+//! Executes one node activation at a time over a compiled flow.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use trellis_model::duration::parse_duration;
+use trellis_model::expr::render_json;
+use trellis_model::node_types::{
+    BranchConfig, ERROR_PORT, DEFAULT_PORT, FailConfig, RespondConfig, SetConfig, SwitchConfig, WaitConfig,
+    WaitForEventConfig,
+};
+use trellis_model::{Expr, FlowDoc, Node, Scope, Template};
+
+use crate::retry;
+use crate::state::{Activation, Response, RunState, Subscription};
+
+/// Status of one journal record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    Completed,
+    /// The attempt failed and another is scheduled.
+    Retrying,
+    /// The node failed for good (routed to its `error` port, or failing the run).
+    Failed,
+    /// The node parked the run (wait, wait_for_event).
+    Waiting,
+}
+
+impl StepStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Completed => "completed",
+            StepStatus::Retrying => "retrying",
+            StepStatus::Failed => "failed",
+            StepStatus::Waiting => "waiting",
+        }
+    }
+}
+
+/// One journal entry: what one activation attempt did.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    pub seq: u64,
+    pub node: String,
+    pub node_type: String,
+    pub visit: u32,
+    pub attempt: u32,
+    pub status: StepStatus,
+    pub input: Value,
+    pub output: Value,
+    pub error: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    /// `run/node/visit/attempt`: the key a side-effecting call carries.
+    pub idempotency_key: String,
+}
+
+/// What the caller does after a step.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Next {
+    /// More activations are ready now.
+    Continue,
+    /// Nothing to do until `until` (a wait, a retry backoff, a wait-for-event timeout),
+    /// or until an event matching `subscription` arrives.
+    Park { until: DateTime<Utc>, subscription: Option<Subscription> },
+    Succeeded,
+    Failed { error: String },
+}
+
+/// A flow version with every expression compiled, shared by all runs pinned to it.
+#[derive(Debug)]
+pub struct CompiledFlow {
+    doc: FlowDoc,
+    index: HashMap<String, usize>,
+    exprs: HashMap<(String, String), Expr>,
+    templates: HashMap<(String, String), Template>,
+}
+
+impl CompiledFlow {
+    /// Compiles a validated document; an expression that does not parse is an error
+    /// naming the node.
+    pub fn compile(doc: FlowDoc) -> Result<Arc<CompiledFlow>, String> {
+        let mut exprs = HashMap::new();
+        let mut templates = HashMap::new();
+        for node in &doc.nodes {
+            for site in trellis_model::node_types::expr_sites(&node.node_type, &node.config) {
+                match site {
+                    trellis_model::node_types::ExprSite::Cel { pointer, source } => {
+                        let e = Expr::compile(&source).map_err(|e| format!("node {}: {pointer}: {e}", node.id))?;
+                        exprs.insert((node.id.to_string(), pointer), e);
+                    }
+                    trellis_model::node_types::ExprSite::Template { pointer, source } => {
+                        let t = Template::parse(&source).map_err(|e| format!("node {}: {pointer}: {e}", node.id))?;
+                        templates.insert((node.id.to_string(), pointer), t);
+                    }
+                }
+            }
+        }
+        let index = doc.nodes.iter().enumerate().map(|(i, n)| (n.id.to_string(), i)).collect();
+        Ok(Arc::new(CompiledFlow { doc, index, exprs, templates }))
+    }
+
+    pub fn doc(&self) -> &FlowDoc {
+        &self.doc
+    }
+
+    pub fn trigger_id(&self) -> Option<&str> {
+        self.doc.trigger().map(|t| t.id.as_str())
+    }
+
+    fn node(&self, id: &str) -> Option<&Node> {
+        self.index.get(id).map(|&i| &self.doc.nodes[i])
+    }
+
+    fn expr(&self, node: &str, pointer: &str) -> Result<&Expr, String> {
+        self.exprs
+            .get(&(node.to_owned(), pointer.to_owned()))
+            .ok_or_else(|| format!("node {node}: no compiled expression at {pointer}"))
+    }
+}
+
+/// Per-run facts the executor needs besides the state.
+#[derive(Clone, Debug)]
+pub struct Executor<'a> {
+    pub flow: &'a CompiledFlow,
+    pub run_id: &'a str,
+    /// `trigger` in CEL: `{body, headers, query}` for webhooks, `{event}` for events,
+    /// `{input}` for manual runs.
+    pub trigger: &'a Value,
+    /// `lead` in CEL, when the run concerns one.
+    pub lead: Option<&'a Value>,
+}
+
+enum Outcome {
+    Done { port: Vec<String>, output: Value, input: Value },
+    Park { until: DateTime<Utc>, subscription: Option<Subscription>, input: Value },
+    Fail { error: String, input: Value, final_: bool },
+}
+
+impl Executor<'_> {
+    /// The CEL scope for the current state.
+    pub fn scope(&self, state: &RunState) -> Scope {
+        let mut steps = Map::new();
+        for (id, out) in &state.steps {
+            steps.insert(id.clone(), json!({ "output": out }));
+        }
+        let mut scope = Scope::new()
+            .with("trigger", self.trigger.clone())
+            .with("vars", Value::Object(state.vars.clone()))
+            .with("steps", Value::Object(steps));
+        if let Some(lead) = self.lead {
+            scope.set("lead", lead.clone());
+        }
+        scope
+    }
+
+    /// Executes the head activation. `jitter` in `[0, 1)` randomises retry delays.
+    pub fn step(&self, state: &mut RunState, now: DateTime<Utc>, jitter: f64) -> (Option<StepRecord>, Next) {
+        let Some(head) = state.queue.front().cloned() else {
+            return (None, Next::Succeeded);
+        };
+        if let Some(not_before) = head.not_before
+            && not_before > now
+        {
+            return (None, Next::Park { until: not_before, subscription: None });
+        }
+        let Some(node) = self.flow.node(&head.node) else {
+            let error = format!("node {:?} is not in this flow version", head.node);
+            return (None, Next::Failed { error });
+        };
+        let outcome = self.execute(node, &head, state, now);
+        let seq = state.seq;
+        state.seq += 1;
+        let mut record = StepRecord {
+            seq,
+            node: head.node.clone(),
+            node_type: node.node_type.clone(),
+            visit: head.visit,
+            attempt: head.attempt,
+            status: StepStatus::Completed,
+            input: Value::Null,
+            output: Value::Null,
+            error: None,
+            started_at: now,
+            finished_at: now,
+            idempotency_key: format!("{}/{}/{}/{}", self.run_id, head.node, head.visit, head.attempt),
+        };
+        let next = match outcome {
+            Outcome::Done { port, output, input } => {
+                record.input = input;
+                record.output = output.clone();
+                state.queue.pop_front();
+                state.steps.insert(head.node.clone(), output);
+                for p in &port {
+                    let targets: Vec<String> = self.flow.doc.successors(&head.node, p).map(|t| t.to_string()).collect();
+                    for t in targets {
+                        state.enqueue(&t);
+                    }
+                }
+                if state.queue.is_empty() { Next::Succeeded } else { Next::Continue }
+            }
+            Outcome::Park { until, subscription, input } => {
+                record.status = StepStatus::Waiting;
+                record.input = input;
+                record.output = json!({ "until": until });
+                if let Some(front) = state.queue.front_mut() {
+                    front.due = Some(until);
+                }
+                Next::Park { until, subscription }
+            }
+            Outcome::Fail { error, input, final_ } => {
+                record.input = input;
+                record.error = Some(error.clone());
+                let delay = if final_ { None } else { retry::delay(node.retry.as_ref(), head.attempt + 1, jitter) };
+                match delay {
+                    Some(d) => {
+                        record.status = StepStatus::Retrying;
+                        let at = now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::zero());
+                        if let Some(front) = state.queue.front_mut() {
+                            front.attempt += 1;
+                            front.not_before = Some(at);
+                        }
+                        Next::Park { until: at, subscription: None }
+                    }
+                    None => {
+                        record.status = StepStatus::Failed;
+                        state.queue.pop_front();
+                        let handlers: Vec<String> =
+                            self.flow.doc.successors(&head.node, ERROR_PORT).map(|t| t.to_string()).collect();
+                        if handlers.is_empty() || final_ {
+                            state.queue.clear();
+                            Next::Failed { error: format!("node {}: {error}", head.node) }
+                        } else {
+                            let out = json!({ "error": error, "node": head.node });
+                            record.output = out.clone();
+                            state.steps.insert(head.node.clone(), out);
+                            for t in handlers {
+                                state.enqueue(&t);
+                            }
+                            Next::Continue
+                        }
+                    }
+                }
+            }
+        };
+        (Some(record), next)
+    }
+
+    fn execute(&self, node: &Node, head: &Activation, state: &mut RunState, now: DateTime<Utc>) -> Outcome {
+        let id = node.id.as_str();
+        let config = &node.config;
+        let done = |port: &str, output: Value, input: Value| Outcome::Done { port: vec![port.to_owned()], output, input };
+        let fail = |error: String| Outcome::Fail { error, input: Value::Null, final_: false };
+        match node.node_type.as_str() {
+            "trigger" => done(DEFAULT_PORT, self.trigger.clone(), Value::Null),
+            "note" => done(DEFAULT_PORT, Value::Null, Value::Null),
+            "branch" => {
+                let Ok(c) = serde_json::from_value::<BranchConfig>(config.clone()) else { return fail(bad_config(id)) };
+                match self.flow.expr(id, "/when").and_then(|e| e.eval_bool(&self.scope(state)).map_err(|e| e.to_string())) {
+                    Ok(b) => done(if b { "true" } else { "false" }, json!({ "result": b }), json!({ "when": c.when })),
+                    Err(e) => fail(e),
+                }
+            }
+            "switch" => {
+                let Ok(c) = serde_json::from_value::<SwitchConfig>(config.clone()) else { return fail(bad_config(id)) };
+                let scope = self.scope(state);
+                for (i, case) in c.cases.iter().enumerate() {
+                    match self.flow.expr(id, &format!("/cases/{i}/when")).and_then(|e| e.eval_bool(&scope).map_err(|e| e.to_string())) {
+                        Ok(true) => return done(&case.port, json!({ "port": case.port }), Value::Null),
+                        Ok(false) => {}
+                        Err(e) => return fail(e),
+                    }
+                }
+                done("default", json!({ "port": "default" }), Value::Null)
+            }
+            "set" => {
+                let Ok(c) = serde_json::from_value::<SetConfig>(config.clone()) else { return fail(bad_config(id)) };
+                let mut scope = self.scope(state);
+                let mut vars = state.vars.clone();
+                let mut assigned = Map::new();
+                for name in c.vars.keys() {
+                    let pointer = format!("/vars/{}", trellis_model::node_types::escape_pointer(name));
+                    match self.flow.expr(id, &pointer).and_then(|e| e.eval(&scope).map_err(|e| e.to_string())) {
+                        Ok(v) => {
+                            vars.insert(name.clone(), v.clone());
+                            assigned.insert(name.clone(), v);
+                            scope.set("vars", Value::Object(vars.clone()));
+                        }
+                        Err(e) => return fail(format!("{name}: {e}")),
+                    }
+                }
+                state.vars = vars;
+                done(DEFAULT_PORT, Value::Object(assigned), Value::Null)
+            }
+            "wait" => {
+                let due = match head.due {
+                    Some(due) => due,
+                    None => {
+                        let Ok(c) = serde_json::from_value::<WaitConfig>(config.clone()) else { return fail(bad_config(id)) };
+                        match (c.duration, c.until) {
+                            (Some(d), _) => match parse_duration(&d) {
+                                Ok(d) => now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::zero()),
+                                Err(e) => return fail(e),
+                            },
+                            (None, Some(_)) => match self.flow.expr(id, "/until").and_then(|e| e.eval(&self.scope(state)).map_err(|e| e.to_string())) {
+                                Ok(Value::String(s)) => match DateTime::parse_from_rfc3339(&s) {
+                                    Ok(t) => t.with_timezone(&Utc),
+                                    Err(e) => return fail(format!("until: {s:?} is not an RFC 3339 time: {e}")),
+                                },
+                                Ok(other) => return fail(format!("until: expected a timestamp, got {other}")),
+                                Err(e) => return fail(e),
+                            },
+                            (None, None) => return fail(bad_config(id)),
+                        }
+                    }
+                };
+                if now >= due {
+                    done(DEFAULT_PORT, json!({ "waited_until": due }), Value::Null)
+                } else {
+                    Outcome::Park { until: due, subscription: None, input: Value::Null }
+                }
+            }
+            "wait_for_event" => {
+                let Ok(c) = serde_json::from_value::<WaitForEventConfig>(config.clone()) else { return fail(bad_config(id)) };
+                if let Some(event) = &head.event {
+                    return done("event", event.clone(), Value::Null);
+                }
+                let due = match head.due {
+                    Some(due) => due,
+                    None => match parse_duration(&c.timeout) {
+                        Ok(d) => now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::zero()),
+                        Err(e) => return fail(e),
+                    },
+                };
+                if now >= due {
+                    done("timeout", json!({ "timed_out_at": due }), Value::Null)
+                } else {
+                    let subscription = Subscription { event: c.event.clone(), matcher: c.match_.clone(), node: id.to_owned() };
+                    Outcome::Park { until: due, subscription: Some(subscription), input: json!({ "event": c.event }) }
+                }
+            }
+            "respond" => {
+                let Ok(c) = serde_json::from_value::<RespondConfig>(config.clone()) else { return fail(bad_config(id)) };
+                match self.flow.expr(id, "/body").and_then(|e| e.eval(&self.scope(state)).map_err(|e| e.to_string())) {
+                    Ok(body) => {
+                        let response = Response { status: c.status, body };
+                        state.response = Some(response.clone());
+                        done(DEFAULT_PORT, json!({ "status": response.status, "body": response.body }), Value::Null)
+                    }
+                    Err(e) => fail(e),
+                }
+            }
+            "fail" => {
+                let Ok(c) = serde_json::from_value::<FailConfig>(config.clone()) else { return fail(bad_config(id)) };
+                let message = match self.flow.templates.get(&(id.to_owned(), "/message".to_owned())) {
+                    Some(t) => t.render(&self.scope(state)).unwrap_or_else(|e| format!("{} ({e})", c.message)),
+                    None => c.message,
+                };
+                Outcome::Fail { error: message, input: Value::Null, final_: true }
+            }
+            other => {
+                // Connector and future node types: render the config's templates so the
+                // journal shows what would be sent, then fail clearly.
+                let input = render_json(config, &self.scope(state)).unwrap_or(Value::Null);
+                Outcome::Fail { error: format!("node type {other:?} cannot run on this server"), input, final_: true }
+            }
+        }
+    }
+}
+
+fn bad_config(id: &str) -> String {
+    format!("node {id}: config does not match its node type; validate the flow")
+}

@@ -1,1 +1,16 @@
-//! placeholder
+//! Trellis database migrations: one set for SQLite and PostgreSQL. A landed migration is
+//! never edited; changes come as new migrations.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261128_000001_init;
+
+#[derive(Debug)]
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261128_000001_init::Migration)]
+    }
+}

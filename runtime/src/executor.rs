@@ -9,8 +9,8 @@ use serde_json::{Map, Value, json};
 use trellis_model::duration::parse_duration;
 use trellis_model::expr::render_json;
 use trellis_model::node_types::{
-    BranchConfig, ERROR_PORT, DEFAULT_PORT, FailConfig, RespondConfig, SetConfig, SwitchConfig, WaitConfig,
-    WaitForEventConfig,
+    BranchConfig, DEFAULT_PORT, ERROR_PORT, FailConfig, RespondConfig, SetConfig, SwitchConfig,
+    WaitConfig, WaitForEventConfig,
 };
 use trellis_model::{Expr, FlowDoc, Node, Scope, Template};
 
@@ -66,9 +66,14 @@ pub enum Next {
     Continue,
     /// Nothing to do until `until` (a wait, a retry backoff, a wait-for-event timeout),
     /// or until an event matching `subscription` arrives.
-    Park { until: DateTime<Utc>, subscription: Option<Subscription> },
+    Park {
+        until: DateTime<Utc>,
+        subscription: Option<Subscription>,
+    },
     Succeeded,
-    Failed { error: String },
+    Failed {
+        error: String,
+    },
 }
 
 /// A flow version with every expression compiled, shared by all runs pinned to it.
@@ -90,18 +95,30 @@ impl CompiledFlow {
             for site in trellis_model::node_types::expr_sites(&node.node_type, &node.config) {
                 match site {
                     trellis_model::node_types::ExprSite::Cel { pointer, source } => {
-                        let e = Expr::compile(&source).map_err(|e| format!("node {}: {pointer}: {e}", node.id))?;
+                        let e = Expr::compile(&source)
+                            .map_err(|e| format!("node {}: {pointer}: {e}", node.id))?;
                         exprs.insert((node.id.to_string(), pointer), e);
                     }
                     trellis_model::node_types::ExprSite::Template { pointer, source } => {
-                        let t = Template::parse(&source).map_err(|e| format!("node {}: {pointer}: {e}", node.id))?;
+                        let t = Template::parse(&source)
+                            .map_err(|e| format!("node {}: {pointer}: {e}", node.id))?;
                         templates.insert((node.id.to_string(), pointer), t);
                     }
                 }
             }
         }
-        let index = doc.nodes.iter().enumerate().map(|(i, n)| (n.id.to_string(), i)).collect();
-        Ok(Arc::new(CompiledFlow { doc, index, exprs, templates }))
+        let index = doc
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.id.to_string(), i))
+            .collect();
+        Ok(Arc::new(CompiledFlow {
+            doc,
+            index,
+            exprs,
+            templates,
+        }))
     }
 
     pub fn doc(&self) -> &FlowDoc {
@@ -136,9 +153,21 @@ pub struct Executor<'a> {
 }
 
 enum Outcome {
-    Done { port: Vec<String>, output: Value, input: Value },
-    Park { until: DateTime<Utc>, subscription: Option<Subscription>, input: Value },
-    Fail { error: String, input: Value, final_: bool },
+    Done {
+        port: Vec<String>,
+        output: Value,
+        input: Value,
+    },
+    Park {
+        until: DateTime<Utc>,
+        subscription: Option<Subscription>,
+        input: Value,
+    },
+    Fail {
+        error: String,
+        input: Value,
+        final_: bool,
+    },
 }
 
 impl Executor<'_> {
@@ -159,14 +188,25 @@ impl Executor<'_> {
     }
 
     /// Executes the head activation. `jitter` in `[0, 1)` randomises retry delays.
-    pub fn step(&self, state: &mut RunState, now: DateTime<Utc>, jitter: f64) -> (Option<StepRecord>, Next) {
+    pub fn step(
+        &self,
+        state: &mut RunState,
+        now: DateTime<Utc>,
+        jitter: f64,
+    ) -> (Option<StepRecord>, Next) {
         let Some(head) = state.queue.front().cloned() else {
             return (None, Next::Succeeded);
         };
         if let Some(not_before) = head.not_before
             && not_before > now
         {
-            return (None, Next::Park { until: not_before, subscription: None });
+            return (
+                None,
+                Next::Park {
+                    until: not_before,
+                    subscription: None,
+                },
+            );
         }
         let Some(node) = self.flow.node(&head.node) else {
             let error = format!("node {:?} is not in this flow version", head.node);
@@ -187,53 +227,94 @@ impl Executor<'_> {
             error: None,
             started_at: now,
             finished_at: now,
-            idempotency_key: format!("{}/{}/{}/{}", self.run_id, head.node, head.visit, head.attempt),
+            idempotency_key: format!(
+                "{}/{}/{}/{}",
+                self.run_id, head.node, head.visit, head.attempt
+            ),
         };
         let next = match outcome {
-            Outcome::Done { port, output, input } => {
+            Outcome::Done {
+                port,
+                output,
+                input,
+            } => {
                 record.input = input;
                 record.output = output.clone();
                 state.queue.pop_front();
                 state.steps.insert(head.node.clone(), output);
                 for p in &port {
-                    let targets: Vec<String> = self.flow.doc.successors(&head.node, p).map(|t| t.to_string()).collect();
+                    let targets: Vec<String> = self
+                        .flow
+                        .doc
+                        .successors(&head.node, p)
+                        .map(|t| t.to_string())
+                        .collect();
                     for t in targets {
                         state.enqueue(&t);
                     }
                 }
-                if state.queue.is_empty() { Next::Succeeded } else { Next::Continue }
+                if state.queue.is_empty() {
+                    Next::Succeeded
+                } else {
+                    Next::Continue
+                }
             }
-            Outcome::Park { until, subscription, input } => {
+            Outcome::Park {
+                until,
+                subscription,
+                input,
+            } => {
                 record.status = StepStatus::Waiting;
                 record.input = input;
                 record.output = json!({ "until": until });
                 if let Some(front) = state.queue.front_mut() {
                     front.due = Some(until);
                 }
-                Next::Park { until, subscription }
+                Next::Park {
+                    until,
+                    subscription,
+                }
             }
-            Outcome::Fail { error, input, final_ } => {
+            Outcome::Fail {
+                error,
+                input,
+                final_,
+            } => {
                 record.input = input;
                 record.error = Some(error.clone());
-                let delay = if final_ { None } else { retry::delay(node.retry.as_ref(), head.attempt + 1, jitter) };
+                let delay = if final_ {
+                    None
+                } else {
+                    retry::delay(node.retry.as_ref(), head.attempt + 1, jitter)
+                };
                 match delay {
                     Some(d) => {
                         record.status = StepStatus::Retrying;
-                        let at = now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::zero());
+                        let at =
+                            now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::zero());
                         if let Some(front) = state.queue.front_mut() {
                             front.attempt += 1;
                             front.not_before = Some(at);
                         }
-                        Next::Park { until: at, subscription: None }
+                        Next::Park {
+                            until: at,
+                            subscription: None,
+                        }
                     }
                     None => {
                         record.status = StepStatus::Failed;
                         state.queue.pop_front();
-                        let handlers: Vec<String> =
-                            self.flow.doc.successors(&head.node, ERROR_PORT).map(|t| t.to_string()).collect();
+                        let handlers: Vec<String> = self
+                            .flow
+                            .doc
+                            .successors(&head.node, ERROR_PORT)
+                            .map(|t| t.to_string())
+                            .collect();
                         if handlers.is_empty() || final_ {
                             state.queue.clear();
-                            Next::Failed { error: format!("node {}: {error}", head.node) }
+                            Next::Failed {
+                                error: format!("node {}: {error}", head.node),
+                            }
                         } else {
                             let out = json!({ "error": error, "node": head.node });
                             record.output = out.clone();
@@ -250,27 +331,59 @@ impl Executor<'_> {
         (Some(record), next)
     }
 
-    fn execute(&self, node: &Node, head: &Activation, state: &mut RunState, now: DateTime<Utc>) -> Outcome {
+    fn execute(
+        &self,
+        node: &Node,
+        head: &Activation,
+        state: &mut RunState,
+        now: DateTime<Utc>,
+    ) -> Outcome {
         let id = node.id.as_str();
         let config = &node.config;
-        let done = |port: &str, output: Value, input: Value| Outcome::Done { port: vec![port.to_owned()], output, input };
-        let fail = |error: String| Outcome::Fail { error, input: Value::Null, final_: false };
+        let done = |port: &str, output: Value, input: Value| Outcome::Done {
+            port: vec![port.to_owned()],
+            output,
+            input,
+        };
+        let fail = |error: String| Outcome::Fail {
+            error,
+            input: Value::Null,
+            final_: false,
+        };
         match node.node_type.as_str() {
             "trigger" => done(DEFAULT_PORT, self.trigger.clone(), Value::Null),
             "note" => done(DEFAULT_PORT, Value::Null, Value::Null),
             "branch" => {
-                let Ok(c) = serde_json::from_value::<BranchConfig>(config.clone()) else { return fail(bad_config(id)) };
-                match self.flow.expr(id, "/when").and_then(|e| e.eval_bool(&self.scope(state)).map_err(|e| e.to_string())) {
-                    Ok(b) => done(if b { "true" } else { "false" }, json!({ "result": b }), json!({ "when": c.when })),
+                let Ok(c) = serde_json::from_value::<BranchConfig>(config.clone()) else {
+                    return fail(bad_config(id));
+                };
+                match self
+                    .flow
+                    .expr(id, "/when")
+                    .and_then(|e| e.eval_bool(&self.scope(state)).map_err(|e| e.to_string()))
+                {
+                    Ok(b) => done(
+                        if b { "true" } else { "false" },
+                        json!({ "result": b }),
+                        json!({ "when": c.when }),
+                    ),
                     Err(e) => fail(e),
                 }
             }
             "switch" => {
-                let Ok(c) = serde_json::from_value::<SwitchConfig>(config.clone()) else { return fail(bad_config(id)) };
+                let Ok(c) = serde_json::from_value::<SwitchConfig>(config.clone()) else {
+                    return fail(bad_config(id));
+                };
                 let scope = self.scope(state);
                 for (i, case) in c.cases.iter().enumerate() {
-                    match self.flow.expr(id, &format!("/cases/{i}/when")).and_then(|e| e.eval_bool(&scope).map_err(|e| e.to_string())) {
-                        Ok(true) => return done(&case.port, json!({ "port": case.port }), Value::Null),
+                    match self
+                        .flow
+                        .expr(id, &format!("/cases/{i}/when"))
+                        .and_then(|e| e.eval_bool(&scope).map_err(|e| e.to_string()))
+                    {
+                        Ok(true) => {
+                            return done(&case.port, json!({ "port": case.port }), Value::Null);
+                        }
                         Ok(false) => {}
                         Err(e) => return fail(e),
                     }
@@ -278,13 +391,20 @@ impl Executor<'_> {
                 done("default", json!({ "port": "default" }), Value::Null)
             }
             "set" => {
-                let Ok(c) = serde_json::from_value::<SetConfig>(config.clone()) else { return fail(bad_config(id)) };
+                let Ok(c) = serde_json::from_value::<SetConfig>(config.clone()) else {
+                    return fail(bad_config(id));
+                };
                 let mut scope = self.scope(state);
                 let mut vars = state.vars.clone();
                 let mut assigned = Map::new();
                 for name in c.vars.keys() {
-                    let pointer = format!("/vars/{}", trellis_model::node_types::escape_pointer(name));
-                    match self.flow.expr(id, &pointer).and_then(|e| e.eval(&scope).map_err(|e| e.to_string())) {
+                    let pointer =
+                        format!("/vars/{}", trellis_model::node_types::escape_pointer(name));
+                    match self
+                        .flow
+                        .expr(id, &pointer)
+                        .and_then(|e| e.eval(&scope).map_err(|e| e.to_string()))
+                    {
                         Ok(v) => {
                             vars.insert(name.clone(), v.clone());
                             assigned.insert(name.clone(), v);
@@ -300,18 +420,35 @@ impl Executor<'_> {
                 let due = match head.due {
                     Some(due) => due,
                     None => {
-                        let Ok(c) = serde_json::from_value::<WaitConfig>(config.clone()) else { return fail(bad_config(id)) };
+                        let Ok(c) = serde_json::from_value::<WaitConfig>(config.clone()) else {
+                            return fail(bad_config(id));
+                        };
                         match (c.duration, c.until) {
                             (Some(d), _) => match parse_duration(&d) {
-                                Ok(d) => now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::zero()),
+                                Ok(d) => {
+                                    now + chrono::Duration::from_std(d)
+                                        .unwrap_or(chrono::Duration::zero())
+                                }
                                 Err(e) => return fail(e),
                             },
-                            (None, Some(_)) => match self.flow.expr(id, "/until").and_then(|e| e.eval(&self.scope(state)).map_err(|e| e.to_string())) {
+                            (None, Some(_)) => match self
+                                .flow
+                                .expr(id, "/until")
+                                .and_then(|e| e.eval(&self.scope(state)).map_err(|e| e.to_string()))
+                            {
                                 Ok(Value::String(s)) => match DateTime::parse_from_rfc3339(&s) {
                                     Ok(t) => t.with_timezone(&Utc),
-                                    Err(e) => return fail(format!("until: {s:?} is not an RFC 3339 time: {e}")),
+                                    Err(e) => {
+                                        return fail(format!(
+                                            "until: {s:?} is not an RFC 3339 time: {e}"
+                                        ));
+                                    }
                                 },
-                                Ok(other) => return fail(format!("until: expected a timestamp, got {other}")),
+                                Ok(other) => {
+                                    return fail(format!(
+                                        "until: expected a timestamp, got {other}"
+                                    ));
+                                }
                                 Err(e) => return fail(e),
                             },
                             (None, None) => return fail(bad_config(id)),
@@ -321,52 +458,97 @@ impl Executor<'_> {
                 if now >= due {
                     done(DEFAULT_PORT, json!({ "waited_until": due }), Value::Null)
                 } else {
-                    Outcome::Park { until: due, subscription: None, input: Value::Null }
+                    Outcome::Park {
+                        until: due,
+                        subscription: None,
+                        input: Value::Null,
+                    }
                 }
             }
             "wait_for_event" => {
-                let Ok(c) = serde_json::from_value::<WaitForEventConfig>(config.clone()) else { return fail(bad_config(id)) };
+                let Ok(c) = serde_json::from_value::<WaitForEventConfig>(config.clone()) else {
+                    return fail(bad_config(id));
+                };
                 if let Some(event) = &head.event {
                     return done("event", event.clone(), Value::Null);
                 }
                 let due = match head.due {
                     Some(due) => due,
                     None => match parse_duration(&c.timeout) {
-                        Ok(d) => now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::zero()),
+                        Ok(d) => {
+                            now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::zero())
+                        }
                         Err(e) => return fail(e),
                     },
                 };
                 if now >= due {
                     done("timeout", json!({ "timed_out_at": due }), Value::Null)
                 } else {
-                    let subscription = Subscription { event: c.event.clone(), matcher: c.match_.clone(), node: id.to_owned() };
-                    Outcome::Park { until: due, subscription: Some(subscription), input: json!({ "event": c.event }) }
+                    let subscription = Subscription {
+                        event: c.event.clone(),
+                        matcher: c.match_.clone(),
+                        node: id.to_owned(),
+                    };
+                    Outcome::Park {
+                        until: due,
+                        subscription: Some(subscription),
+                        input: json!({ "event": c.event }),
+                    }
                 }
             }
             "respond" => {
-                let Ok(c) = serde_json::from_value::<RespondConfig>(config.clone()) else { return fail(bad_config(id)) };
-                match self.flow.expr(id, "/body").and_then(|e| e.eval(&self.scope(state)).map_err(|e| e.to_string())) {
+                let Ok(c) = serde_json::from_value::<RespondConfig>(config.clone()) else {
+                    return fail(bad_config(id));
+                };
+                match self
+                    .flow
+                    .expr(id, "/body")
+                    .and_then(|e| e.eval(&self.scope(state)).map_err(|e| e.to_string()))
+                {
                     Ok(body) => {
-                        let response = Response { status: c.status, body };
+                        let response = Response {
+                            status: c.status,
+                            body,
+                        };
                         state.response = Some(response.clone());
-                        done(DEFAULT_PORT, json!({ "status": response.status, "body": response.body }), Value::Null)
+                        done(
+                            DEFAULT_PORT,
+                            json!({ "status": response.status, "body": response.body }),
+                            Value::Null,
+                        )
                     }
                     Err(e) => fail(e),
                 }
             }
             "fail" => {
-                let Ok(c) = serde_json::from_value::<FailConfig>(config.clone()) else { return fail(bad_config(id)) };
-                let message = match self.flow.templates.get(&(id.to_owned(), "/message".to_owned())) {
-                    Some(t) => t.render(&self.scope(state)).unwrap_or_else(|e| format!("{} ({e})", c.message)),
+                let Ok(c) = serde_json::from_value::<FailConfig>(config.clone()) else {
+                    return fail(bad_config(id));
+                };
+                let message = match self
+                    .flow
+                    .templates
+                    .get(&(id.to_owned(), "/message".to_owned()))
+                {
+                    Some(t) => t
+                        .render(&self.scope(state))
+                        .unwrap_or_else(|e| format!("{} ({e})", c.message)),
                     None => c.message,
                 };
-                Outcome::Fail { error: message, input: Value::Null, final_: true }
+                Outcome::Fail {
+                    error: message,
+                    input: Value::Null,
+                    final_: true,
+                }
             }
             other => {
                 // Connector and future node types: render the config's templates so the
                 // journal shows what would be sent, then fail clearly.
                 let input = render_json(config, &self.scope(state)).unwrap_or(Value::Null);
-                Outcome::Fail { error: format!("node type {other:?} cannot run on this server"), input, final_: true }
+                Outcome::Fail {
+                    error: format!("node type {other:?} cannot run on this server"),
+                    input,
+                    final_: true,
+                }
             }
         }
     }

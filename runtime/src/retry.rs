@@ -17,7 +17,11 @@ pub fn delay(policy: Option<&RetryPolicy>, next_attempt: u32, unit: f64) -> Opti
     let exponent = next_attempt.saturating_sub(2).min(60) as i32;
     let raw = base.as_secs_f64() * policy.multiplier.max(1.0).powi(exponent);
     let capped = raw.min(cap.as_secs_f64());
-    let secs = if policy.jitter { capped * unit.clamp(0.0, 1.0) } else { capped };
+    let secs = if policy.jitter {
+        capped * unit.clamp(0.0, 1.0)
+    } else {
+        capped
+    };
     Some(Duration::from_secs_f64(secs))
 }
 
@@ -26,7 +30,13 @@ mod tests {
     use super::*;
 
     fn policy(jitter: bool) -> RetryPolicy {
-        RetryPolicy { max_attempts: 4, backoff: "1s".into(), max_backoff: "3s".into(), multiplier: 2.0, jitter }
+        RetryPolicy {
+            max_attempts: 4,
+            backoff: "1s".into(),
+            max_backoff: "3s".into(),
+            multiplier: 2.0,
+            jitter,
+        }
     }
 
     #[test]
@@ -37,6 +47,9 @@ mod tests {
         assert_eq!(delay(Some(&p), 4, 0.5), Some(Duration::from_secs(3)));
         assert_eq!(delay(Some(&p), 5, 0.5), None);
         assert_eq!(delay(None, 2, 0.5), None);
-        assert_eq!(delay(Some(&policy(true)), 3, 0.25), Some(Duration::from_millis(500)));
+        assert_eq!(
+            delay(Some(&policy(true)), 3, 0.25),
+            Some(Duration::from_millis(500))
+        );
     }
 }

@@ -33,7 +33,14 @@ fn one() -> u32 {
 
 impl Activation {
     pub fn new(node: &str, visit: u32) -> Self {
-        Activation { node: node.to_owned(), visit, attempt: 1, due: None, event: None, not_before: None }
+        Activation {
+            node: node.to_owned(),
+            visit,
+            attempt: 1,
+            due: None,
+            event: None,
+            not_before: None,
+        }
     }
 }
 

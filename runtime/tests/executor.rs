@@ -48,14 +48,34 @@ fn reference_flow_scores_and_responds() {
         ]
     }));
     let trigger = json!({"body": {"userId": "u1", "event": "whitepaper_download", "properties": {"industry": "battery", "visits_7d": 4, "dwell_s": 60}}});
-    let ex = Executor { flow: &f, run_id: "r1", trigger: &trigger, lead: None };
+    let ex = Executor {
+        flow: &f,
+        run_id: "r1",
+        trigger: &trigger,
+        lead: None,
+    };
     let mut state = RunState::start("hook");
     let (journal, next) = drive(&ex, &mut state, t0());
     assert_eq!(next, Next::Succeeded);
-    assert_eq!(journal, ["hook:completed#1", "score:completed#1", "tier:completed#1", "msg:completed#1", "reply:completed#1"]);
+    assert_eq!(
+        journal,
+        [
+            "hook:completed#1",
+            "score:completed#1",
+            "tier:completed#1",
+            "msg:completed#1",
+            "reply:completed#1"
+        ]
+    );
     let response = state.response.unwrap();
-    assert_eq!(response.body, json!({"lead": "u1", "score": 0.75, "tier": "hot"}));
-    assert_eq!(state.vars["message"]["text"]["content"], json!("hot lead u1"));
+    assert_eq!(
+        response.body,
+        json!({"lead": "u1", "score": 0.75, "tier": "hot"})
+    );
+    assert_eq!(
+        state.vars["message"]["text"]["content"],
+        json!("hot lead u1")
+    );
 }
 
 #[test]
@@ -66,16 +86,34 @@ fn wait_parks_until_due_then_continues() {
         {"id": "r", "type": "respond", "config": {"body": "'done'"}}],
         "edges": [{"from": "t", "to": "w"}, {"from": "w", "to": "r"}]}));
     let trigger = json!({"input": {}});
-    let ex = Executor { flow: &f, run_id: "r", trigger: &trigger, lead: None };
+    let ex = Executor {
+        flow: &f,
+        run_id: "r",
+        trigger: &trigger,
+        lead: None,
+    };
     let mut state = RunState::start("t");
     let (journal, next) = drive(&ex, &mut state, t0());
     assert_eq!(journal, ["t:completed#1", "w:waiting#1"]);
-    assert_eq!(next, Next::Park { until: t0() + Duration::seconds(2), subscription: None });
+    assert_eq!(
+        next,
+        Next::Park {
+            until: t0() + Duration::seconds(2),
+            subscription: None
+        }
+    );
     // Woken early (e.g. a timer claimed on another clock): parks again, same deadline.
     let (_, next) = drive(&ex, &mut state, t0() + Duration::seconds(1));
-    assert_eq!(next, Next::Park { until: t0() + Duration::seconds(2), subscription: None });
+    assert_eq!(
+        next,
+        Next::Park {
+            until: t0() + Duration::seconds(2),
+            subscription: None
+        }
+    );
     // State survives a round trip through JSON, as it does through the database.
-    let mut state: RunState = serde_json::from_value(serde_json::to_value(&state).unwrap()).unwrap();
+    let mut state: RunState =
+        serde_json::from_value(serde_json::to_value(&state).unwrap()).unwrap();
     let (journal, next) = drive(&ex, &mut state, t0() + Duration::seconds(2));
     assert_eq!(journal, ["w:completed#1", "r:completed#1"]);
     assert_eq!(next, Next::Succeeded);
@@ -90,16 +128,30 @@ fn wait_for_event_resumes_on_event_or_times_out() {
         {"id": "no", "type": "set", "config": {"vars": {"booked": "false"}}}],
         "edges": [{"from": "t", "to": "w"}, {"from": "w", "port": "event", "to": "yes"}, {"from": "w", "port": "timeout", "to": "no"}]}));
     let trigger = json!({"input": {"lead": "l1"}});
-    let ex = Executor { flow: &f, run_id: "r", trigger: &trigger, lead: None };
+    let ex = Executor {
+        flow: &f,
+        run_id: "r",
+        trigger: &trigger,
+        lead: None,
+    };
 
     let mut state = RunState::start("t");
     let (_, next) = drive(&ex, &mut state, t0());
-    let Next::Park { subscription: Some(sub), .. } = next else { panic!("{next:?}") };
+    let Next::Park {
+        subscription: Some(sub),
+        ..
+    } = next
+    else {
+        panic!("{next:?}")
+    };
     assert_eq!(sub.event, "demo_booked");
     assert!(state.deliver("w", json!({"lead": "l1"})));
     let (journal, next) = drive(&ex, &mut state, t0() + Duration::hours(1));
     assert_eq!(journal, ["w:completed#1", "yes:completed#1"]);
-    assert_eq!((next, state.vars["booked"].clone()), (Next::Succeeded, json!(true)));
+    assert_eq!(
+        (next, state.vars["booked"].clone()),
+        (Next::Succeeded, json!(true))
+    );
 
     let mut state = RunState::start("t");
     drive(&ex, &mut state, t0());
@@ -117,11 +169,22 @@ fn retries_then_routes_to_the_error_port() {
         {"id": "handler", "type": "set", "config": {"vars": {"handled": "steps.bad.output.error != ''"}}}],
         "edges": [{"from": "t", "to": "bad"}, {"from": "bad", "port": "error", "to": "handler"}]}));
     let trigger = json!({"input": {}});
-    let ex = Executor { flow: &f, run_id: "r", trigger: &trigger, lead: None };
+    let ex = Executor {
+        flow: &f,
+        run_id: "r",
+        trigger: &trigger,
+        lead: None,
+    };
     let mut state = RunState::start("t");
     let (journal, next) = drive(&ex, &mut state, t0());
     assert_eq!(journal, ["t:completed#1", "bad:retrying#1"]);
-    assert_eq!(next, Next::Park { until: t0() + Duration::seconds(1), subscription: None });
+    assert_eq!(
+        next,
+        Next::Park {
+            until: t0() + Duration::seconds(1),
+            subscription: None
+        }
+    );
     let (journal, _) = drive(&ex, &mut state, t0() + Duration::seconds(1));
     assert_eq!(journal, ["bad:retrying#2"]);
     let (journal, next) = drive(&ex, &mut state, t0() + Duration::seconds(3));
@@ -137,10 +200,20 @@ fn failure_without_handler_fails_the_run() {
         {"id": "stop", "type": "fail", "config": {"message": "lead {{trigger.input.lead}} rejected"}}],
         "edges": [{"from": "t", "to": "stop"}]}));
     let trigger = json!({"input": {"lead": "l9"}});
-    let ex = Executor { flow: &f, run_id: "r", trigger: &trigger, lead: None };
+    let ex = Executor {
+        flow: &f,
+        run_id: "r",
+        trigger: &trigger,
+        lead: None,
+    };
     let mut state = RunState::start("t");
     let (journal, next) = drive(&ex, &mut state, t0());
     assert_eq!(journal, ["t:completed#1", "stop:failed#1"]);
-    assert_eq!(next, Next::Failed { error: "node stop: lead l9 rejected".into() });
+    assert_eq!(
+        next,
+        Next::Failed {
+            error: "node stop: lead l9 rejected".into()
+        }
+    );
     let _ = StepStatus::Completed;
 }

@@ -1,1 +1,78 @@
-fn main() {}
+//! `trellis`: the Trellis server and its command-line tools.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use trellis_server::{Config, db};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "trellis",
+    version,
+    about = "Trellis: low-code lead-nurturing flows for B2B sales teams"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server: API, webhooks, workers (and the studio, once built).
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:8080", env = "TRELLIS_ADDR")]
+        addr: SocketAddr,
+        /// Holds the SQLite database and the admin token file.
+        #[arg(long, default_value = "./trellis-data", env = "TRELLIS_DATA_DIR")]
+        data_dir: PathBuf,
+        /// Worker tasks advancing runs concurrently.
+        #[arg(long, default_value_t = 8, env = "TRELLIS_WORKERS")]
+        workers: usize,
+    },
+    /// Run pending database migrations and exit.
+    Migrate {
+        #[arg(long, default_value = "./trellis-data", env = "TRELLIS_DATA_DIR")]
+        data_dir: PathBuf,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TRELLIS_LOG")
+                .unwrap_or_else(|_| "info,sqlx=warn,sea_orm=warn".into()),
+        )
+        .init();
+    match Cli::parse().command {
+        Command::Serve {
+            addr,
+            data_dir,
+            workers,
+        } => {
+            let config = Config {
+                addr,
+                db: db::DbLocation::from_env(&data_dir),
+                data_dir,
+                workers,
+            };
+            let running = trellis_server::start(config).await?;
+            println!("Trellis is listening on http://{}", running.addr);
+            tracing::info!(addr = %running.addr, "listening");
+            tokio::signal::ctrl_c()
+                .await
+                .context("waiting for Ctrl-C")?;
+            tracing::info!("shutting down");
+            running.stop().await
+        }
+        Command::Migrate { data_dir } => {
+            std::fs::create_dir_all(&data_dir)?;
+            let location = db::DbLocation::from_env(&data_dir);
+            db::connect(&location).await?;
+            println!("migrations are up to date");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! Webhooks: `POST /hooks/{path}` (workspace `default`) and `/hooks/{workspace}/{path}`
+//! run the published flow whose webhook trigger has that path. A run that reaches
+//! `respond` answers the request synchronously; otherwise the answer is 202 `{run_id}`.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+use subtle::ConstantTimeEq;
+use trellis_model::node_types::TriggerConfig;
+
+use super::internal;
+use crate::AppState;
+use crate::engine::status;
+use crate::error::{ApiError, ApiResult};
+
+/// Headers never copied into `trigger.headers` (they carry credentials).
+const HIDDEN_HEADERS: &[&str] = &["authorization", "cookie", "x-trellis-secret"];
+
+pub async fn hook(
+    State(state): State<AppState>,
+    Path(path): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let (workspace, flow_id, version) = route(&state, &path).await?;
+    let compiled = state
+        .engine
+        .compiled(&flow_id, version)
+        .await
+        .map_err(internal)?;
+    if let Some(secret) = compiled
+        .doc()
+        .trigger()
+        .and_then(|t| serde_json::from_value::<TriggerConfig>(t.config.clone()).ok())
+        .and_then(|c| c.secret)
+    {
+        let given = headers
+            .get("x-trellis-secret")
+            .map(|v| v.as_bytes())
+            .unwrap_or_default();
+        if !bool::from(given.ct_eq(secret.as_bytes())) {
+            return Err(ApiError::unauthorized(
+                "this hook needs its secret in the `X-Trellis-Secret` header",
+            ));
+        }
+    }
+    let trigger = json!({
+        "body": parse_body(&headers, &body)?,
+        "headers": header_map(&headers),
+        "query": query_map(query.as_deref()),
+        "path": path,
+    });
+    let (run_id, result) = state
+        .engine
+        .run_inline(&workspace, &flow_id, version, trigger)
+        .await
+        .map_err(internal)?;
+    metrics::counter!("trellis_hooks_total").increment(1);
+    if let Some(response) = result.response {
+        let code = StatusCode::from_u16(response.status).unwrap_or(StatusCode::OK);
+        let mut r = (code, Json(response.body)).into_response();
+        if let Ok(v) = run_id.parse() {
+            r.headers_mut().insert("x-trellis-run", v);
+        }
+        return Ok(r);
+    }
+    if result.status == status::FAILED {
+        return Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "flow failed",
+            result.error.unwrap_or_default(),
+        )
+        .with_extra(json!({ "run_id": run_id })));
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "run_id": run_id, "status": result.status })),
+    )
+        .into_response())
+}
+
+/// Finds the published flow for a hook path: `default` workspace first, then
+/// `<workspace>/<path>`.
+async fn route(state: &AppState, path: &str) -> ApiResult<(String, String, i32)> {
+    let mut candidates = vec![("default".to_owned(), path.to_owned())];
+    if let Some((ws, rest)) = path.split_once('/') {
+        candidates.push((ws.to_owned(), rest.to_owned()));
+    }
+    for (workspace, key) in candidates {
+        let flows = state
+            .engine
+            .triggered_flows(&state.db, &workspace, "webhook", &key)
+            .await
+            .map_err(internal)?;
+        if let Some((flow_id, version)) = flows.into_iter().next() {
+            return Ok((workspace, flow_id, version));
+        }
+    }
+    Err(ApiError::not_found(format!(
+        "no published flow has a webhook trigger with path {path:?}"
+    )))
+}
+
+fn parse_body(headers: &HeaderMap, body: &Bytes) -> ApiResult<Value> {
+    if body.is_empty() {
+        return Ok(Value::Null);
+    }
+    let is_json = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v.contains("json"));
+    if is_json {
+        serde_json::from_slice(body).map_err(|e| {
+            ApiError::bad_request(format!(
+                "the body is not valid JSON: {e} (line {}, column {})",
+                e.line(),
+                e.column()
+            ))
+        })
+    } else {
+        Ok(Value::String(String::from_utf8_lossy(body).into_owned()))
+    }
+}
+
+fn header_map(headers: &HeaderMap) -> Value {
+    let mut out = Map::new();
+    for (name, value) in headers {
+        let name = name.as_str();
+        if HIDDEN_HEADERS.contains(&name) {
+            continue;
+        }
+        out.insert(
+            name.to_owned(),
+            Value::String(String::from_utf8_lossy(value.as_bytes()).into_owned()),
+        );
+    }
+    Value::Object(out)
+}
+
+fn query_map(query: Option<&str>) -> Value {
+    let mut out = Map::new();
+    for pair in query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        out.insert(decode(k), Value::String(decode(v)));
+    }
+    Value::Object(out)
+}
+
+fn decode(s: &str) -> String {
+    let s = s.replace('+', " ");
+    percent_decode(&s)
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len() + 0
+            && let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}

@@ -1,0 +1,144 @@
+//! The HTTP API under `/api/v1`, webhooks under `/hooks`, health and metrics. Every
+//! error answers as `application/problem+json`.
+
+mod events;
+mod flows;
+mod hooks;
+mod meta;
+mod runs;
+mod tokens;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use chrono::Utc;
+use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait};
+use serde_json::Value;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::db::entities::audit;
+use crate::error::{ApiError, ApiResult};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Trellis API", description = "Flows, versions, runs and events. Every error is an RFC 9457 problem body."),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    tags(
+        (name = "flows", description = "Flow documents, versions, diff, publish and rollback"),
+        (name = "runs", description = "Runs and their step journal"),
+        (name = "events", description = "Events that start and resume runs"),
+        (name = "tokens", description = "API tokens (admin)"),
+        (name = "meta", description = "Node types, schemas, health")
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The OpenAPI document and the router it describes.
+pub fn openapi_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(flows::create_flow, flows::list_flows))
+        .routes(routes!(flows::get_flow, flows::save_flow))
+        .routes(routes!(flows::validate_flow))
+        .routes(routes!(flows::list_versions))
+        .routes(routes!(flows::get_version))
+        .routes(routes!(flows::diff_versions))
+        .routes(routes!(flows::publish))
+        .routes(routes!(flows::rollback))
+        .routes(routes!(runs::start_run))
+        .routes(routes!(runs::list_runs))
+        .routes(routes!(runs::get_run))
+        .routes(routes!(runs::cancel_run))
+        .routes(routes!(events::post_event))
+        .routes(routes!(tokens::create_token, tokens::list_tokens))
+        .routes(routes!(tokens::revoke_token))
+        .routes(routes!(meta::node_types))
+        .routes(routes!(meta::flow_schema))
+        .split_for_parts()
+}
+
+pub fn router(state: AppState) -> Router {
+    let (api, openapi) = openapi_router();
+    let openapi = std::sync::Arc::new(openapi);
+    api.route(
+        "/api/v1/openapi.json",
+        get(move || meta::openapi(openapi.clone())),
+    )
+    .route("/hooks/{*path}", post(hooks::hook))
+    .route("/healthz", get(meta::healthz))
+    .route("/metrics", get(meta::metrics))
+    .fallback(|| async { ApiError::not_found("no such route") })
+    .method_not_allowed_fallback(|| async {
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed",
+            "this route does not take that method",
+        )
+    })
+    .layer(axum::middleware::from_fn(track_metrics))
+    .layer(TraceLayer::new_for_http())
+    .with_state(state)
+}
+
+async fn track_metrics(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let start = std::time::Instant::now();
+    let path = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().to_string();
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("trellis_http_requests_total", "method" => method.clone(), "path" => path.clone(), "status" => status).increment(1);
+    metrics::histogram!("trellis_http_request_seconds", "method" => method, "path" => path)
+        .record(start.elapsed().as_secs_f64());
+    response
+}
+
+/// Appends to the audit log.
+pub(crate) async fn audit<C: ConnectionTrait>(
+    conn: &C,
+    caller: &Caller,
+    action: &str,
+    target: &str,
+    detail: Value,
+) -> ApiResult<()> {
+    audit::Entity::insert(audit::ActiveModel {
+        id: Set(uuid::Uuid::now_v7().to_string()),
+        workspace_id: Set(caller.workspace_id.clone()),
+        actor: Set(caller.name.clone()),
+        action: Set(action.to_owned()),
+        target: Set(target.to_owned()),
+        detail: Set(detail),
+        at: Set(Utc::now()),
+    })
+    .exec_without_returning(conn)
+    .await?;
+    Ok(())
+}
+
+pub(crate) fn internal(e: anyhow::Error) -> ApiError {
+    ApiError::internal(format!("{e:#}"))
+}

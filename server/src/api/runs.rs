@@ -1,0 +1,231 @@
+//! Runs: start, inspect (with the step journal), list, cancel.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use chrono::Utc;
+use sea_orm::sea_query::{Expr as SqlExpr, ExprTrait};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
+
+use super::internal;
+use crate::AppState;
+use crate::auth::{Caller, Role};
+use crate::db::entities::{flow, run, run_step};
+use crate::engine::status;
+use crate::error::{ApiError, ApiResult, parse_json};
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartRun {
+    /// `trigger.input` in CEL.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub input: Value,
+    /// Version to run; defaults to the published one, else the latest.
+    #[serde(default)]
+    pub version: Option<i32>,
+}
+
+/// Starts a manual run, pinned to a version.
+#[utoipa::path(post, path = "/api/v1/flows/{id}/runs", tag = "runs", params(("id" = String, Path)), request_body = StartRun,
+    responses((status = 202, description = "`{run_id, version}`", body = Object)))]
+pub async fn start_run(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    caller.require(Role::Operator)?;
+    // The body is optional: no body is a run with empty input.
+    let body: StartRun = if body.iter().all(u8::is_ascii_whitespace) {
+        StartRun::default()
+    } else {
+        parse_json(&body)?
+    };
+    let f = flow::Entity::find_by_id(id.clone())
+        .filter(flow::Column::WorkspaceId.eq(caller.workspace_id.as_str()))
+        .one(&state.db)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("flow {id:?} does not exist")))?;
+    let version = body
+        .version
+        .or(f.published_version)
+        .unwrap_or(f.latest_version);
+    if version < 1 || version > f.latest_version {
+        return Err(ApiError::invalid(
+            "/version",
+            format!("flow {id:?} has versions 1 to {}", f.latest_version),
+        ));
+    }
+    let compiled = state
+        .engine
+        .compiled(&id, version)
+        .await
+        .map_err(internal)?;
+    let trigger_node = compiled
+        .trigger_id()
+        .ok_or_else(|| ApiError::invalid("/version", "that version has no trigger"))?
+        .to_owned();
+    let run_id = state
+        .engine
+        .enqueue(
+            &state.db,
+            &caller.workspace_id,
+            &id,
+            version,
+            &trigger_node,
+            json!({ "input": body.input }),
+        )
+        .await
+        .map_err(internal)?;
+    state.engine.wake.notify_waiters();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "run_id": run_id, "version": version })),
+    ))
+}
+
+fn run_json(r: &run::Model) -> Value {
+    let state = &r.state;
+    json!({
+        "id": r.id, "flow_id": r.flow_id, "version": r.version, "status": r.status, "error": r.error,
+        "created_at": r.created_at, "updated_at": r.updated_at, "finished_at": r.finished_at,
+        "wake_at": r.wake_at.and_then(chrono::DateTime::from_timestamp_millis),
+        "trigger": r.trigger, "vars": state.get("vars"), "response": state.get("response"),
+    })
+}
+
+/// A run with its journal.
+#[utoipa::path(get, path = "/api/v1/runs/{id}", tag = "runs", params(("id" = String, Path)),
+    responses((status = 200, description = "run with `steps`", body = Object), (status = 404, description = "no such run")))]
+pub async fn get_run(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let r = find_run(&state, &caller, &id).await?;
+    let steps = run_step::Entity::find()
+        .filter(run_step::Column::RunId.eq(id.as_str()))
+        .order_by_asc(run_step::Column::Seq)
+        .all(&state.db)
+        .await?;
+    let mut out = run_json(&r);
+    out["steps"] = steps
+        .into_iter()
+        .map(|s| {
+            json!({ "seq": s.seq, "node": s.node_id, "type": s.node_type, "visit": s.visit, "attempt": s.attempt,
+                "status": s.status, "input": s.input, "output": s.output, "error": s.error,
+                "started_at": s.started_at, "finished_at": s.finished_at,
+                "duration_ms": (s.finished_at - s.started_at).num_milliseconds(), "idempotency_key": s.idempotency_key })
+        })
+        .collect();
+    Ok(Json(out))
+}
+
+async fn find_run(state: &AppState, caller: &Caller, id: &str) -> ApiResult<run::Model> {
+    run::Entity::find_by_id(id.to_owned())
+        .filter(run::Column::WorkspaceId.eq(caller.workspace_id.as_str()))
+        .one(&state.db)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("run {id:?} does not exist")))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct RunQuery {
+    /// Only runs of this flow.
+    pub flow: Option<String>,
+    /// Only runs with this status.
+    pub status: Option<String>,
+    /// Page size, 1–500 (default 50).
+    pub limit: Option<u64>,
+    /// Runs older than this run id (paging).
+    pub before: Option<String>,
+}
+
+/// Runs, newest first.
+#[utoipa::path(get, path = "/api/v1/runs", tag = "runs", params(RunQuery), responses((status = 200, description = "`{runs: [...]}`", body = Object)))]
+pub async fn list_runs(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<RunQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(q) = query.map_err(|e| ApiError::invalid("", e.to_string()))?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::invalid(
+            "/limit",
+            "limit must be between 1 and 500",
+        ));
+    }
+    let mut find =
+        run::Entity::find().filter(run::Column::WorkspaceId.eq(caller.workspace_id.as_str()));
+    if let Some(f) = &q.flow {
+        find = find.filter(run::Column::FlowId.eq(f.as_str()));
+    }
+    if let Some(s) = &q.status {
+        find = find.filter(run::Column::Status.eq(s.as_str()));
+    }
+    if let Some(b) = &q.before {
+        find = find.filter(run::Column::Id.lt(b.as_str()));
+    }
+    let runs = find
+        .order_by_desc(run::Column::Id)
+        .limit(limit)
+        .all(&state.db)
+        .await?;
+    let next = (runs.len() as u64 == limit)
+        .then(|| runs.last().map(|r| r.id.clone()))
+        .flatten();
+    let list: Vec<Value> = runs
+        .iter()
+        .map(|r| json!({ "id": r.id, "flow_id": r.flow_id, "version": r.version, "status": r.status, "error": r.error,
+                         "created_at": r.created_at, "finished_at": r.finished_at }))
+        .collect();
+    Ok(Json(json!({ "runs": list, "next_before": next })))
+}
+
+/// Cancels a run that has not finished.
+#[utoipa::path(post, path = "/api/v1/runs/{id}/cancel", tag = "runs", params(("id" = String, Path)),
+    responses((status = 200, description = "cancelled run", body = Object), (status = 409, description = "already finished")))]
+pub async fn cancel_run(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Role::Operator)?;
+    let r = find_run(&state, &caller, &id).await?;
+    if status::is_terminal(&r.status) {
+        return Err(ApiError::conflict(format!("run {id} already {}", r.status))
+            .with_extra(json!({ "status": r.status })));
+    }
+    let now = Utc::now();
+    let res = run::Entity::update_many()
+        .col_expr(run::Column::Status, SqlExpr::value(status::CANCELLED))
+        .col_expr(
+            run::Column::StateRev,
+            SqlExpr::col(run::Column::StateRev).add(1),
+        )
+        .col_expr(run::Column::WakeAt, SqlExpr::value(Option::<i64>::None))
+        .col_expr(run::Column::UpdatedAt, SqlExpr::value(now))
+        .col_expr(run::Column::FinishedAt, SqlExpr::value(Some(now)))
+        .col_expr(
+            run::Column::Error,
+            SqlExpr::value(Some(format!("cancelled by {}", caller.name))),
+        )
+        .filter(run::Column::Id.eq(id.as_str()))
+        .filter(run::Column::Status.is_not_in([
+            status::SUCCEEDED,
+            status::FAILED,
+            status::CANCELLED,
+        ]))
+        .exec(&state.db)
+        .await?;
+    if res.rows_affected != 1 {
+        return Err(ApiError::conflict(format!("run {id} finished meanwhile")));
+    }
+    let r = find_run(&state, &caller, &id).await?;
+    Ok(Json(run_json(&r)))
+}

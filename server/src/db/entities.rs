@@ -1,0 +1,203 @@
+//! sea-orm entities, one module per table (see `trellis-migrations` for the schema).
+
+macro_rules! no_relations {
+    () => {
+        #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+        pub enum Relation {}
+        impl ActiveModelBehavior for ActiveModel {}
+    };
+}
+
+pub mod workspace {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "workspaces")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub name: String,
+        pub created_at: DateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod api_token {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "api_tokens")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub workspace_id: String,
+        pub name: String,
+        pub role: String,
+        pub token_hash: String,
+        pub created_at: DateTimeUtc,
+        pub revoked_at: Option<DateTimeUtc>,
+    }
+    no_relations!();
+}
+
+pub mod flow {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "flows")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub workspace_id: String,
+        pub name: String,
+        pub latest_version: i32,
+        pub published_version: Option<i32>,
+        pub created_at: DateTimeUtc,
+        pub updated_at: DateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod flow_version {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "flow_versions")]
+    pub struct Model {
+        pub workspace_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub flow_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub number: i32,
+        pub hash: String,
+        #[sea_orm(column_type = "JsonBinary")]
+        pub doc: Json,
+        pub author: String,
+        #[sea_orm(column_type = "Text")]
+        pub message: String,
+        pub created_at: DateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod flow_trigger {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "flow_triggers")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub flow_id: String,
+        pub workspace_id: String,
+        pub kind: String,
+        pub key: Option<String>,
+    }
+    no_relations!();
+}
+
+pub mod run {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "runs")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub workspace_id: String,
+        pub flow_id: String,
+        pub version: i32,
+        pub status: String,
+        #[sea_orm(column_type = "JsonBinary")]
+        pub trigger: Json,
+        #[sea_orm(column_type = "JsonBinary")]
+        pub state: Json,
+        pub state_rev: i64,
+        #[sea_orm(column_type = "Text", nullable)]
+        pub error: Option<String>,
+        /// Epoch milliseconds when a queued or waiting run becomes due.
+        pub wake_at: Option<i64>,
+        pub lease_owner: Option<String>,
+        /// Epoch milliseconds when a running claim lapses.
+        pub lease_until: Option<i64>,
+        pub created_at: DateTimeUtc,
+        pub updated_at: DateTimeUtc,
+        pub finished_at: Option<DateTimeUtc>,
+    }
+    no_relations!();
+}
+
+pub mod run_step {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "run_steps")]
+    pub struct Model {
+        pub workspace_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub run_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub seq: i64,
+        pub node_id: String,
+        pub node_type: String,
+        pub visit: i32,
+        pub attempt: i32,
+        pub status: String,
+        #[sea_orm(column_type = "JsonBinary")]
+        pub input: Json,
+        #[sea_orm(column_type = "JsonBinary")]
+        pub output: Json,
+        #[sea_orm(column_type = "Text", nullable)]
+        pub error: Option<String>,
+        pub started_at: DateTimeUtc,
+        pub finished_at: DateTimeUtc,
+        pub idempotency_key: String,
+    }
+    no_relations!();
+}
+
+pub mod subscription {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "subscriptions")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub run_id: String,
+        pub workspace_id: String,
+        pub node_id: String,
+        pub event: String,
+        #[sea_orm(column_type = "Text", nullable)]
+        pub matcher: Option<String>,
+        pub created_at: DateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod event {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "events")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub workspace_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub name: String,
+        pub lead: Option<String>,
+        #[sea_orm(column_type = "JsonBinary")]
+        pub properties: Json,
+        pub timestamp: DateTimeUtc,
+        pub received_at: DateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod audit {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "audit_log")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub workspace_id: String,
+        pub actor: String,
+        pub action: String,
+        pub target: String,
+        #[sea_orm(column_type = "JsonBinary")]
+        pub detail: Json,
+        pub at: DateTimeUtc,
+    }
+    no_relations!();
+}

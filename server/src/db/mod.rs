@@ -1,0 +1,87 @@
+//! Database connection (SQLite by default, PostgreSQL by URL), migrations and first-start
+//! bootstrap.
+
+pub mod entities;
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend};
+use trellis_migrations::{Migrator, MigratorTrait};
+
+/// Where the database is.
+#[derive(Clone, Debug)]
+pub enum DbLocation {
+    /// A SQLite file.
+    Sqlite(std::path::PathBuf),
+    /// A `postgres://` URL.
+    Url(String),
+}
+
+impl DbLocation {
+    /// `TRELLIS_DATABASE_URL` when set, else `<data_dir>/trellis.sqlite`.
+    pub fn from_env(data_dir: &Path) -> Self {
+        match std::env::var("TRELLIS_DATABASE_URL") {
+            Ok(url) if !url.trim().is_empty() => DbLocation::Url(url),
+            _ => DbLocation::Sqlite(data_dir.join("trellis.sqlite")),
+        }
+    }
+}
+
+/// Connects and runs pending migrations.
+pub async fn connect(location: &DbLocation) -> anyhow::Result<DatabaseConnection> {
+    let db = match location {
+        DbLocation::Sqlite(path) => {
+            let url = format!("sqlite://{}?mode=rwc", path.display());
+            let mut opts = ConnectOptions::new(url);
+            // One connection: SQLite has one writer anyway, and a single connection can
+            // never hit SQLITE_BUSY_SNAPSHOT between a read and a write of one transaction.
+            opts.max_connections(1)
+                .min_connections(1)
+                .sqlx_logging(false)
+                .acquire_timeout(Duration::from_secs(10));
+            opts.map_sqlx_sqlite_opts(|o| {
+                o.journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(10))
+                    .foreign_keys(true)
+            });
+            Database::connect(opts)
+                .await
+                .with_context(|| format!("opening SQLite database {}", path.display()))?
+        }
+        DbLocation::Url(url) => {
+            let mut opts = ConnectOptions::new(url.clone());
+            opts.max_connections(16)
+                .sqlx_logging(false)
+                .acquire_timeout(Duration::from_secs(10));
+            Database::connect(opts)
+                .await
+                .with_context(|| format!("connecting to {}", redact(url)))?
+        }
+    };
+    Migrator::up(&db, None)
+        .await
+        .context("running migrations")?;
+    Ok(db)
+}
+
+/// Hides the password of a database URL for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..s + 3], user, &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+pub fn is_postgres(db: &DatabaseConnection) -> bool {
+    db.get_database_backend() == DbBackend::Postgres
+}

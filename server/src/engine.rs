@@ -1,0 +1,635 @@
+//! Runs: creating them, executing them segment by segment, persisting each segment's
+//! journal and state in one transaction, claiming due runs, and delivering events.
+//!
+//! Durability rule: built-in steps are pure, so the steps of one segment (from a claim to
+//! the next park or finish) are committed together with the new state, guarded by the
+//! run's `state_rev`. A crash loses only uncommitted work, which is redone from the last
+//! committed state; a stale writer (lease lapsed, run cancelled, event delivered
+//! meanwhile) fails its guard and writes nothing, so no step is journaled twice.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use rand::Rng;
+use sea_orm::sea_query::Expr as SqlExpr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
+    QueryFilter, Statement, TransactionTrait,
+};
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+use trellis_model::{Expr, FlowDoc};
+use trellis_runtime::{CompiledFlow, Executor, Next, Response, RunState, StepRecord};
+
+use crate::db::entities::{flow, flow_trigger, flow_version, run, run_step, subscription};
+
+/// How long a claim lasts before another worker may take the run over.
+pub const LEASE: Duration = Duration::from_secs(30);
+/// Steps one segment may take before it is committed and requeued (loops through
+/// zero-length waits cannot starve other runs).
+pub const SEGMENT_STEPS: usize = 500;
+/// Steps one run may take in all.
+pub const RUN_STEPS: u64 = 100_000;
+
+pub mod status {
+    pub const QUEUED: &str = "queued";
+    pub const RUNNING: &str = "running";
+    pub const WAITING: &str = "waiting";
+    pub const SUCCEEDED: &str = "succeeded";
+    pub const FAILED: &str = "failed";
+    pub const CANCELLED: &str = "cancelled";
+
+    pub fn is_terminal(s: &str) -> bool {
+        matches!(s, SUCCEEDED | FAILED | CANCELLED)
+    }
+}
+
+pub fn now_ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+/// The executor side of the server: shared by API handlers and workers.
+#[derive(Debug)]
+pub struct Engine {
+    pub db: DatabaseConnection,
+    /// This process's worker identity (claims carry it).
+    pub owner: String,
+    flows: RwLock<HashMap<(String, i32), Arc<CompiledFlow>>>,
+    pub wake: Notify,
+}
+
+/// What a finished segment left behind.
+#[derive(Debug)]
+pub struct SegmentResult {
+    pub status: &'static str,
+    pub response: Option<Response>,
+    pub error: Option<String>,
+}
+
+impl Engine {
+    pub fn new(db: DatabaseConnection) -> Arc<Engine> {
+        Arc::new(Engine {
+            db,
+            owner: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
+            flows: RwLock::new(HashMap::new()),
+            wake: Notify::new(),
+        })
+    }
+
+    /// A flow version compiled once and cached (versions never change).
+    pub async fn compiled(&self, flow_id: &str, version: i32) -> anyhow::Result<Arc<CompiledFlow>> {
+        self.compiled_on(&self.db, flow_id, version).await
+    }
+
+    /// [`Engine::compiled`] reading through `conn` (use the open transaction: on SQLite
+    /// the pool has one connection, and asking for a second one inside a transaction
+    /// would wait forever).
+    pub async fn compiled_on<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        flow_id: &str,
+        version: i32,
+    ) -> anyhow::Result<Arc<CompiledFlow>> {
+        let key = (flow_id.to_owned(), version);
+        if let Some(f) = self.flows.read().ok().and_then(|m| m.get(&key).cloned()) {
+            return Ok(f);
+        }
+        let row = flow_version::Entity::find_by_id((flow_id.to_owned(), version))
+            .one(conn)
+            .await?
+            .with_context(|| format!("flow {flow_id} has no version {version}"))?;
+        let doc: FlowDoc = serde_json::from_value(row.doc).context("stored flow document")?;
+        let compiled = CompiledFlow::compile(doc).map_err(anyhow::Error::msg)?;
+        if let Ok(mut m) = self.flows.write() {
+            m.insert(key, compiled.clone());
+        }
+        Ok(compiled)
+    }
+
+    /// Inserts a queued run and wakes the workers. Call inside the caller's transaction
+    /// when the run must appear atomically with something else.
+    pub async fn enqueue<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        workspace: &str,
+        flow_id: &str,
+        version: i32,
+        trigger_node: &str,
+        trigger: Value,
+    ) -> anyhow::Result<String> {
+        let id = uuid::Uuid::now_v7().to_string();
+        let now = Utc::now();
+        let state = RunState::start(trigger_node);
+        run::Entity::insert(run::ActiveModel {
+            id: Set(id.clone()),
+            workspace_id: Set(workspace.to_owned()),
+            flow_id: Set(flow_id.to_owned()),
+            version: Set(version),
+            status: Set(status::QUEUED.into()),
+            trigger: Set(trigger),
+            state: Set(serde_json::to_value(&state)?),
+            state_rev: Set(0),
+            error: Set(None),
+            wake_at: Set(Some(now_ms(now))),
+            lease_owner: Set(None),
+            lease_until: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+            finished_at: Set(None),
+        })
+        .exec_without_returning(conn)
+        .await?;
+        metrics::counter!("trellis_runs_started_total").increment(1);
+        Ok(id)
+    }
+
+    /// Runs a new run right here until it parks or finishes, then records the run and its
+    /// journal in one transaction (the webhook fast path).
+    pub async fn run_inline(
+        &self,
+        workspace: &str,
+        flow_id: &str,
+        version: i32,
+        trigger: Value,
+    ) -> anyhow::Result<(String, SegmentResult)> {
+        let compiled = self.compiled(flow_id, version).await?;
+        let trigger_node = compiled
+            .trigger_id()
+            .context("flow has no trigger")?
+            .to_owned();
+        let id = uuid::Uuid::now_v7().to_string();
+        let mut state = RunState::start(&trigger_node);
+        let now = Utc::now();
+        let (records, next) = execute_segment(&compiled, &id, &trigger, &mut state, now);
+        let outcome = outcome_of(&next, now);
+        let txn = self.db.begin().await?;
+        run::Entity::insert(run::ActiveModel {
+            id: Set(id.clone()),
+            workspace_id: Set(workspace.to_owned()),
+            flow_id: Set(flow_id.to_owned()),
+            version: Set(version),
+            status: Set(outcome.status.into()),
+            trigger: Set(trigger),
+            state: Set(serde_json::to_value(&state)?),
+            state_rev: Set(1),
+            error: Set(outcome.error.clone()),
+            wake_at: Set(outcome.wake_at),
+            lease_owner: Set(None),
+            lease_until: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+            finished_at: Set(outcome.finished.then_some(now)),
+        })
+        .exec_without_returning(&txn)
+        .await?;
+        insert_steps(&txn, workspace, &id, &records).await?;
+        if let Some(sub) = &outcome.subscription {
+            insert_subscription(&txn, workspace, &id, sub).await?;
+        }
+        txn.commit().await?;
+        metrics::counter!("trellis_runs_started_total").increment(1);
+        record_finish(outcome.status);
+        if outcome.status == status::QUEUED {
+            self.wake.notify_waiters();
+        }
+        Ok((
+            id,
+            SegmentResult {
+                status: outcome.status,
+                response: state.response,
+                error: outcome.error,
+            },
+        ))
+    }
+
+    /// Claims up to `limit` due runs for this process.
+    pub async fn claim(&self, limit: u64) -> anyhow::Result<Vec<run::Model>> {
+        let now = now_ms(Utc::now());
+        let lease = now + LEASE.as_millis() as i64;
+        let backend = self.db.get_database_backend();
+        let sql = match backend {
+            DbBackend::Postgres => {
+                "UPDATE runs SET status = 'running', lease_owner = $1, lease_until = $2 \
+                 WHERE id IN (SELECT id FROM runs \
+                   WHERE (status IN ('queued', 'waiting') AND wake_at <= $3) OR (status = 'running' AND lease_until < $3) \
+                   ORDER BY wake_at LIMIT $4 FOR UPDATE SKIP LOCKED) \
+                 RETURNING *"
+            }
+            _ => {
+                "UPDATE runs SET status = 'running', lease_owner = ?1, lease_until = ?2 \
+                 WHERE id IN (SELECT id FROM runs \
+                   WHERE (status IN ('queued', 'waiting') AND wake_at <= ?3) OR (status = 'running' AND lease_until < ?3) \
+                   ORDER BY wake_at LIMIT ?4) \
+                 RETURNING *"
+            }
+        };
+        let stmt = Statement::from_sql_and_values(
+            backend,
+            sql,
+            [
+                self.owner.clone().into(),
+                lease.into(),
+                now.into(),
+                (limit as i64).into(),
+            ],
+        );
+        Ok(run::Entity::find().from_raw_sql(stmt).all(&self.db).await?)
+    }
+
+    /// Executes one claimed run's next segment and commits it. Returns false when the run
+    /// moved on meanwhile (cancelled, or taken over) and nothing was written.
+    pub async fn advance(&self, claimed: run::Model) -> anyhow::Result<bool> {
+        use tracing::Instrument as _;
+        let span = tracing::info_span!("run", run = %claimed.id, flow = %claimed.flow_id, version = claimed.version);
+        self.advance_inner(claimed).instrument(span).await
+    }
+
+    async fn advance_inner(&self, claimed: run::Model) -> anyhow::Result<bool> {
+        let compiled = match self.compiled(&claimed.flow_id, claimed.version).await {
+            Ok(c) => c,
+            Err(e) => {
+                let next = Next::Failed {
+                    error: format!("cannot load flow version: {e:#}"),
+                };
+                let state: RunState =
+                    serde_json::from_value(claimed.state.clone()).unwrap_or_default();
+                return self.commit(&claimed, &state, &[], &next).await;
+            }
+        };
+        let mut state: RunState =
+            serde_json::from_value(claimed.state.clone()).context("stored run state")?;
+        let (records, next) = if state.seq >= RUN_STEPS {
+            (
+                Vec::new(),
+                Next::Failed {
+                    error: format!("the run exceeded {RUN_STEPS} steps"),
+                },
+            )
+        } else {
+            execute_segment(
+                &compiled,
+                &claimed.id,
+                &claimed.trigger,
+                &mut state,
+                Utc::now(),
+            )
+        };
+        for r in &records {
+            tracing::debug!(node = %r.node, status = r.status.as_str(), attempt = r.attempt, "step");
+        }
+        self.commit(&claimed, &state, &records, &next).await
+    }
+
+    async fn commit(
+        &self,
+        claimed: &run::Model,
+        state: &RunState,
+        records: &[StepRecord],
+        next: &Next,
+    ) -> anyhow::Result<bool> {
+        let now = Utc::now();
+        let outcome = outcome_of(next, now);
+        let txn = self.db.begin().await?;
+        let updated = run::Entity::update_many()
+            .col_expr(
+                run::Column::State,
+                SqlExpr::value(serde_json::to_value(state)?),
+            )
+            .col_expr(run::Column::StateRev, SqlExpr::value(claimed.state_rev + 1))
+            .col_expr(run::Column::Status, SqlExpr::value(outcome.status))
+            .col_expr(run::Column::Error, SqlExpr::value(outcome.error.clone()))
+            .col_expr(run::Column::WakeAt, SqlExpr::value(outcome.wake_at))
+            .col_expr(
+                run::Column::LeaseOwner,
+                SqlExpr::value(Option::<String>::None),
+            )
+            .col_expr(run::Column::LeaseUntil, SqlExpr::value(Option::<i64>::None))
+            .col_expr(run::Column::UpdatedAt, SqlExpr::value(now))
+            .col_expr(
+                run::Column::FinishedAt,
+                SqlExpr::value(outcome.finished.then_some(now)),
+            )
+            .filter(run::Column::Id.eq(claimed.id.as_str()))
+            .filter(run::Column::StateRev.eq(claimed.state_rev))
+            .filter(run::Column::Status.eq(status::RUNNING))
+            .exec(&txn)
+            .await?;
+        if updated.rows_affected != 1 {
+            txn.rollback().await?;
+            tracing::info!(run = %claimed.id, "run moved on while executing; segment discarded");
+            return Ok(false);
+        }
+        insert_steps(&txn, &claimed.workspace_id, &claimed.id, records).await?;
+        subscription::Entity::delete_many()
+            .filter(subscription::Column::RunId.eq(claimed.id.as_str()))
+            .exec(&txn)
+            .await?;
+        if let Some(sub) = &outcome.subscription {
+            insert_subscription(&txn, &claimed.workspace_id, &claimed.id, sub).await?;
+        }
+        txn.commit().await?;
+        record_finish(outcome.status);
+        Ok(true)
+    }
+
+    /// Single-node (SQLite) start: no other process can hold a claim, so every run left
+    /// `running` by a crash is made due again at once.
+    pub async fn release_all_claims(&self) -> anyhow::Result<u64> {
+        let res = run::Entity::update_many()
+            .col_expr(run::Column::Status, SqlExpr::value(status::QUEUED))
+            .col_expr(
+                run::Column::LeaseOwner,
+                SqlExpr::value(Option::<String>::None),
+            )
+            .col_expr(run::Column::LeaseUntil, SqlExpr::value(Option::<i64>::None))
+            .filter(run::Column::Status.eq(status::RUNNING))
+            .exec(&self.db)
+            .await?;
+        Ok(res.rows_affected)
+    }
+
+    /// Workers: claim due runs and advance them, until `shutdown` fires.
+    pub fn spawn_workers(
+        self: &Arc<Self>,
+        concurrency: usize,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let mut shutdown = shutdown;
+            let mut idle = Duration::from_millis(20);
+            loop {
+                if *shutdown.borrow() {
+                    break;
+                }
+                let claimed = match engine.claim(concurrency as u64 * 4).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!(error = %format!("{e:#}"), "claiming runs failed");
+                        Vec::new()
+                    }
+                };
+                if claimed.is_empty() {
+                    tokio::select! {
+                        _ = engine.wake.notified() => {}
+                        _ = tokio::time::sleep(idle) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    idle = (idle * 2).min(Duration::from_millis(200));
+                    continue;
+                }
+                idle = Duration::from_millis(20);
+                let mut set = tokio::task::JoinSet::new();
+                let mut pending = claimed.into_iter();
+                loop {
+                    while set.len() < concurrency {
+                        let Some(r) = pending.next() else { break };
+                        let e = engine.clone();
+                        set.spawn(async move {
+                            let id = r.id.clone();
+                            if let Err(err) = e.advance(r).await {
+                                tracing::warn!(run = %id, error = %format!("{err:#}"), "advancing run failed; it will be retried when its claim lapses");
+                            }
+                        });
+                    }
+                    if set.join_next().await.is_none() {
+                        break;
+                    }
+                }
+            }
+        });
+    }
+
+    /// Delivers an event to the runs waiting for it (inside the caller's transaction).
+    /// Returns how many runs resumed.
+    pub async fn deliver_event<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        workspace: &str,
+        name: &str,
+        event: &Value,
+    ) -> anyhow::Result<u64> {
+        let subs = subscription::Entity::find()
+            .filter(subscription::Column::WorkspaceId.eq(workspace))
+            .filter(subscription::Column::Event.eq(name))
+            .all(conn)
+            .await?;
+        let mut resumed = 0;
+        for sub in subs {
+            let Some(r) = run::Entity::find_by_id(sub.run_id.clone())
+                .one(conn)
+                .await?
+            else {
+                continue;
+            };
+            if r.status != status::WAITING {
+                continue;
+            }
+            let mut state: RunState = serde_json::from_value(r.state.clone())?;
+            if let Some(matcher) = &sub.matcher {
+                let compiled = self.compiled_on(conn, &r.flow_id, r.version).await?;
+                let ex = Executor {
+                    flow: &compiled,
+                    run_id: &r.id,
+                    trigger: &r.trigger,
+                    lead: None,
+                };
+                let scope = ex.scope(&state).with("event", event.clone());
+                let matched = Expr::compile(matcher)
+                    .ok()
+                    .and_then(|e| e.eval_bool(&scope).ok())
+                    .unwrap_or(false);
+                if !matched {
+                    continue;
+                }
+            }
+            if !state.deliver(&sub.node_id, event.clone()) {
+                continue;
+            }
+            let now = Utc::now();
+            let res = run::Entity::update_many()
+                .col_expr(
+                    run::Column::State,
+                    SqlExpr::value(serde_json::to_value(&state)?),
+                )
+                .col_expr(run::Column::StateRev, SqlExpr::value(r.state_rev + 1))
+                .col_expr(run::Column::Status, SqlExpr::value(status::QUEUED))
+                .col_expr(run::Column::WakeAt, SqlExpr::value(Some(now_ms(now))))
+                .col_expr(run::Column::UpdatedAt, SqlExpr::value(now))
+                .filter(run::Column::Id.eq(r.id.as_str()))
+                .filter(run::Column::StateRev.eq(r.state_rev))
+                .exec(conn)
+                .await?;
+            if res.rows_affected == 1 {
+                subscription::Entity::delete_by_id(r.id.clone())
+                    .exec(conn)
+                    .await?;
+                resumed += 1;
+            }
+        }
+        Ok(resumed)
+    }
+
+    /// Published flows in `workspace` whose trigger is `kind` with `key`.
+    pub async fn triggered_flows<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        workspace: &str,
+        kind: &str,
+        key: &str,
+    ) -> anyhow::Result<Vec<(String, i32)>> {
+        let triggers = flow_trigger::Entity::find()
+            .filter(flow_trigger::Column::WorkspaceId.eq(workspace))
+            .filter(flow_trigger::Column::Kind.eq(kind))
+            .filter(flow_trigger::Column::Key.eq(key))
+            .all(conn)
+            .await?;
+        let mut out = Vec::new();
+        for t in triggers {
+            if let Some(f) = flow::Entity::find_by_id(t.flow_id.clone())
+                .one(conn)
+                .await?
+                && let Some(v) = f.published_version
+            {
+                out.push((f.id, v));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Steps `state` until it parks or finishes, or the segment budget runs out.
+pub fn execute_segment(
+    compiled: &CompiledFlow,
+    run_id: &str,
+    trigger: &Value,
+    state: &mut RunState,
+    now: DateTime<Utc>,
+) -> (Vec<StepRecord>, Next) {
+    let ex = Executor {
+        flow: compiled,
+        run_id,
+        trigger,
+        lead: None,
+    };
+    let mut records = Vec::new();
+    let mut rng = rand::rng();
+    for _ in 0..SEGMENT_STEPS {
+        let (record, next) = ex.step(state, now, rng.random::<f64>());
+        records.extend(record);
+        if next != Next::Continue {
+            return (records, next);
+        }
+    }
+    (records, Next::Continue)
+}
+
+struct Outcome {
+    status: &'static str,
+    wake_at: Option<i64>,
+    error: Option<String>,
+    finished: bool,
+    subscription: Option<trellis_runtime::Subscription>,
+}
+
+fn outcome_of(next: &Next, now: DateTime<Utc>) -> Outcome {
+    match next {
+        Next::Continue => Outcome {
+            status: status::QUEUED,
+            wake_at: Some(now_ms(now)),
+            error: None,
+            finished: false,
+            subscription: None,
+        },
+        Next::Park {
+            until,
+            subscription,
+        } => Outcome {
+            status: status::WAITING,
+            wake_at: Some(now_ms(*until)),
+            error: None,
+            finished: false,
+            subscription: subscription.clone(),
+        },
+        Next::Succeeded => Outcome {
+            status: status::SUCCEEDED,
+            wake_at: None,
+            error: None,
+            finished: true,
+            subscription: None,
+        },
+        Next::Failed { error } => Outcome {
+            status: status::FAILED,
+            wake_at: None,
+            error: Some(error.clone()),
+            finished: true,
+            subscription: None,
+        },
+    }
+}
+
+fn record_finish(status: &str) {
+    if status::is_terminal(status) {
+        metrics::counter!("trellis_runs_finished_total", "status" => status.to_owned())
+            .increment(1);
+    }
+}
+
+async fn insert_steps<C: ConnectionTrait>(
+    conn: &C,
+    workspace: &str,
+    run_id: &str,
+    records: &[StepRecord],
+) -> anyhow::Result<()> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let rows = records.iter().map(|r| run_step::ActiveModel {
+        workspace_id: Set(workspace.to_owned()),
+        run_id: Set(run_id.to_owned()),
+        seq: Set(r.seq as i64),
+        node_id: Set(r.node.clone()),
+        node_type: Set(r.node_type.clone()),
+        visit: Set(r.visit as i32),
+        attempt: Set(r.attempt as i32),
+        status: Set(r.status.as_str().to_owned()),
+        input: Set(r.input.clone()),
+        output: Set(r.output.clone()),
+        error: Set(r.error.clone()),
+        started_at: Set(r.started_at),
+        finished_at: Set(r.finished_at),
+        idempotency_key: Set(r.idempotency_key.clone()),
+    });
+    run_step::Entity::insert_many(rows)
+        .exec_without_returning(conn)
+        .await?;
+    metrics::counter!("trellis_steps_total").increment(records.len() as u64);
+    Ok(())
+}
+
+async fn insert_subscription<C: ConnectionTrait>(
+    conn: &C,
+    workspace: &str,
+    run_id: &str,
+    sub: &trellis_runtime::Subscription,
+) -> anyhow::Result<()> {
+    subscription::Entity::insert(subscription::ActiveModel {
+        run_id: Set(run_id.to_owned()),
+        workspace_id: Set(workspace.to_owned()),
+        node_id: Set(sub.node.clone()),
+        event: Set(sub.event.clone()),
+        matcher: Set(sub.matcher.clone()),
+        created_at: Set(Utc::now()),
+    })
+    .exec_without_returning(conn)
+    .await?;
+    Ok(())
+}
+
+/// The JSON a trigger node sees for an event.
+pub fn event_trigger(event: &Value) -> Value {
+    json!({ "event": event })
+}

@@ -1,0 +1,165 @@
+//! Trellis server: the HTTP API, persistence, run workers and bootstrap. The binary
+//! `trellis` (see `main.rs`) is a thin CLI over this library.
+
+pub mod api;
+pub mod auth;
+pub mod db;
+pub mod engine;
+pub mod error;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use anyhow::Context as _;
+use chrono::Utc;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait, PaginatorTrait};
+
+use crate::auth::{Role, hash_token, new_token};
+use crate::db::entities::{api_token, workspace};
+use crate::engine::Engine;
+
+/// Shared by every handler.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub engine: Arc<Engine>,
+    pub metrics: PrometheusHandle,
+}
+
+/// Server settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    pub db: db::DbLocation,
+    /// Worker tasks advancing runs concurrently in this process.
+    pub workers: usize,
+}
+
+/// The Prometheus recorder, installed once per process.
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            // Fails only if another recorder is installed; then ours just stays unused.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// First start: the `default` workspace and an admin token, printed once and written to
+/// `<data_dir>/admin-token` (mode 0600). Returns the token when one was created.
+pub async fn bootstrap(db: &DatabaseConnection, data_dir: &Path) -> anyhow::Result<Option<String>> {
+    if workspace::Entity::find().count(db).await? > 0 {
+        return Ok(None);
+    }
+    let now = Utc::now();
+    workspace::Entity::insert(workspace::ActiveModel {
+        id: Set("default".into()),
+        name: Set("Default".into()),
+        created_at: Set(now),
+    })
+    .exec_without_returning(db)
+    .await?;
+    let token = new_token();
+    api_token::Entity::insert(api_token::ActiveModel {
+        id: Set(uuid::Uuid::now_v7().to_string()),
+        workspace_id: Set("default".into()),
+        name: Set("admin".into()),
+        role: Set(Role::Admin.as_str().into()),
+        token_hash: Set(hash_token(&token)),
+        created_at: Set(now),
+        revoked_at: Set(None),
+    })
+    .exec_without_returning(db)
+    .await?;
+    write_secret_file(&data_dir.join("admin-token"), &token)?;
+    Ok(Some(token))
+}
+
+fn write_secret_file(path: &Path, content: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.write_all(content.as_bytes())?;
+    file.write_all(b"\n")?;
+    Ok(())
+}
+
+/// A started server: its address and a handle to stop it.
+#[derive(Debug)]
+pub struct Running {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Stops accepting requests and workers, then waits for the server task.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(true);
+        self.task.await.context("server task")?
+    }
+}
+
+/// Connects, migrates, bootstraps, starts workers and serves until stopped.
+pub async fn start(config: Config) -> anyhow::Result<Running> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    let db = db::connect(&config.db).await?;
+    if let Some(token) = bootstrap(&db, &config.data_dir).await? {
+        println!("Created workspace `default` and an admin token (shown once):\n\n  {token}\n");
+        println!(
+            "It is also in {} (mode 0600).",
+            config.data_dir.join("admin-token").display()
+        );
+    }
+    let engine = Engine::new(db.clone());
+    if !db::is_postgres(&db) {
+        let released = engine.release_all_claims().await?;
+        if released > 0 {
+            tracing::info!(released, "resuming runs interrupted by the last shutdown");
+        }
+    }
+    let state = AppState {
+        db,
+        engine: engine.clone(),
+        metrics: metrics_handle(),
+    };
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    engine.spawn_workers(config.workers.max(1), rx.clone());
+    let listener = tokio::net::TcpListener::bind(config.addr)
+        .await
+        .with_context(|| format!("binding {}", config.addr))?;
+    let addr = listener.local_addr()?;
+    let app = api::router(state.clone());
+    let mut rx2 = rx;
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = rx2.wait_for(|stop| *stop).await;
+            })
+            .await
+            .context("serving HTTP")
+    });
+    Ok(Running {
+        addr,
+        state,
+        shutdown: tx,
+        task,
+    })
+}

@@ -1,0 +1,679 @@
+//! API tests: every one runs on SQLite and on PostgreSQL.
+
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+mod common;
+
+use common::{Backend, TestServer, simple_flow};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+/// The README walkthrough: create, save v2, diff, publish, run, roll back to v1.
+async fn walkthrough(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let id = s.create_flow(simple_flow("线索评分"), false).await;
+
+    let mut v2 = simple_flow("线索评分 v2");
+    v2["nodes"][1]["config"]["vars"]["double"] = json!("trigger.input.n * 3");
+    let (st, body) = s
+        .call(
+            Method::PUT,
+            &format!("/api/v1/flows/{id}"),
+            Some(json!({"base_version": 1, "doc": v2, "message": "triple"})),
+        )
+        .await;
+    assert_eq!(
+        (st, body["version"].clone()),
+        (StatusCode::OK, json!(2)),
+        "{body}"
+    );
+
+    let d = s.get(&format!("/api/v1/flows/{id}/diff?from=1&to=2")).await;
+    assert_eq!(
+        d["nodes_changed"],
+        json!([{"id": "calc", "config_paths": ["/vars/double"], "fields": []}]),
+        "{d}"
+    );
+    assert_eq!(d["renamed"], json!(["线索评分", "线索评分 v2"]));
+
+    let (st, _) = s
+        .post(
+            &format!("/api/v1/flows/{id}/publish"),
+            json!({"version": 2}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, started) = s
+        .post(
+            &format!("/api/v1/flows/{id}/runs"),
+            json!({"input": {"n": 7}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{started}");
+    assert_eq!(started["version"], json!(2));
+    let run = s.wait_run(started["run_id"].as_str().unwrap(), 20).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["response"]["body"], json!({"double": 21}));
+    let nodes: Vec<&str> = run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["node"].as_str().unwrap())
+        .collect();
+    assert_eq!(nodes, ["start", "calc", "reply"]);
+
+    let (st, rb) = s
+        .post(
+            &format!("/api/v1/flows/{id}/rollback"),
+            json!({"version": 1}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{rb}");
+    assert_eq!(
+        (rb["version"].clone(), rb["published_version"].clone()),
+        (json!(3), json!(3))
+    );
+    let flow = s.get(&format!("/api/v1/flows/{id}")).await;
+    assert_eq!(flow["doc"], simple_flow("线索评分"));
+    assert_eq!(
+        (
+            flow["latest_version"].clone(),
+            flow["published_version"].clone()
+        ),
+        (json!(3), json!(3))
+    );
+    let versions = s.get(&format!("/api/v1/flows/{id}/versions")).await;
+    let numbers: Vec<i64> = versions["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["number"].as_i64().unwrap())
+        .collect();
+    assert_eq!(numbers, [3, 2, 1], "history is kept");
+    let v3 = s.get(&format!("/api/v1/flows/{id}/versions/3")).await;
+    let v1 = s.get(&format!("/api/v1/flows/{id}/versions/1")).await;
+    assert_eq!(v3["hash"], v1["hash"], "same content, same hash");
+    assert_eq!(v3["message"], "rollback to version 1");
+    s.finish().await;
+}
+both!(walkthrough);
+
+async fn stale_save_conflicts_and_loses_nothing(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let id = s.create_flow(simple_flow("a"), false).await;
+    let save = |name: &str, base: i64| json!({"base_version": base, "doc": simple_flow(name), "message": name});
+    let (st, _) = s
+        .call(
+            Method::PUT,
+            &format!("/api/v1/flows/{id}"),
+            Some(save("alice", 1)),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, body) = s
+        .call(
+            Method::PUT,
+            &format!("/api/v1/flows/{id}"),
+            Some(save("bob", 1)),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["current_version"], json!(2));
+    assert_eq!(body["pointer"], "/base_version");
+    let flow = s.get(&format!("/api/v1/flows/{id}")).await;
+    assert_eq!(flow["doc"]["name"], "alice", "the first save is intact");
+    // Bob retries on the current base and succeeds.
+    let (st, body) = s
+        .call(
+            Method::PUT,
+            &format!("/api/v1/flows/{id}"),
+            Some(save("bob", 2)),
+        )
+        .await;
+    assert_eq!((st, body["version"].clone()), (StatusCode::OK, json!(3)));
+    s.finish().await;
+}
+both!(stale_save_conflicts_and_loses_nothing);
+
+async fn roles_are_enforced(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let id = s.create_flow(simple_flow("r"), false).await;
+    let save = json!({"base_version": 1, "doc": simple_flow("r2")});
+    let run = json!({"input": {"n": 1}});
+    let token = json!({"name": "x", "role": "viewer"});
+    // (role, can read, can run, can save, can manage tokens)
+    for (role, read, start, write, admin) in [
+        ("viewer", true, false, false, false),
+        ("operator", true, true, false, false),
+        ("builder", true, true, true, false),
+        ("admin", true, true, true, true),
+    ] {
+        let t = s.token_with(role).await;
+        let t = Some(t.as_str());
+        let expect =
+            |ok: bool, success: StatusCode| if ok { success } else { StatusCode::FORBIDDEN };
+        let (st, _) = s
+            .call_as(t, Method::GET, &format!("/api/v1/flows/{id}"), None)
+            .await;
+        assert_eq!(st, expect(read, StatusCode::OK), "{role} read");
+        let (st, _) = s
+            .call_as(
+                t,
+                Method::POST,
+                &format!("/api/v1/flows/{id}/runs"),
+                Some(run.clone()),
+            )
+            .await;
+        assert_eq!(st, expect(start, StatusCode::ACCEPTED), "{role} run");
+        let latest = s.get(&format!("/api/v1/flows/{id}")).await["latest_version"].clone();
+        let mut body = save.clone();
+        body["base_version"] = latest;
+        let (st, _) = s
+            .call_as(t, Method::PUT, &format!("/api/v1/flows/{id}"), Some(body))
+            .await;
+        assert_eq!(st, expect(write, StatusCode::OK), "{role} save");
+        let (st, _) = s
+            .call_as(t, Method::POST, "/api/v1/tokens", Some(token.clone()))
+            .await;
+        assert_eq!(st, expect(admin, StatusCode::CREATED), "{role} tokens");
+    }
+    let (st, body) = s.call_as(None, Method::GET, "/api/v1/flows", None).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED, "{body}");
+    let (st, _) = s
+        .call_as(Some("trl_nope"), Method::GET, "/api/v1/flows", None)
+        .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    // A revoked token stops working.
+    let (_, created) = s
+        .post("/api/v1/tokens", json!({"name": "temp", "role": "viewer"}))
+        .await;
+    let (st, _) = s
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/tokens/{}", created["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let (st, _) = s
+        .call_as(
+            created["token"].as_str(),
+            Method::GET,
+            "/api/v1/flows",
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    s.finish().await;
+}
+both!(roles_are_enforced);
+
+/// One invalid document per diagnostic kind: each is refused with 422 and that diagnostic.
+async fn invalid_flows_get_all_diagnostics(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let base = simple_flow("bad");
+    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+        (
+            "malformed",
+            Box::new(|d| d["nodes"][0]["id"] = json!("has space")),
+        ),
+        (
+            "unknown_node_type",
+            Box::new(|d| d["nodes"][1]["type"] = json!("sett")),
+        ),
+        (
+            "invalid_config",
+            Box::new(|d| d["nodes"][1]["config"] = json!({"vars": "nope"})),
+        ),
+        (
+            "invalid_expression",
+            Box::new(|d| d["nodes"][1]["config"]["vars"]["double"] = json!("trigger.input.n *")),
+        ),
+        (
+            "invalid_duration",
+            Box::new(|d| d["nodes"][1]["timeout"] = json!("a while")),
+        ),
+        (
+            "dangling_edge",
+            Box::new(|d| d["edges"][1]["to"] = json!("ghost")),
+        ),
+        (
+            "duplicate_edge",
+            Box::new(|d| {
+                d["edges"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({"from": "start", "to": "calc"}))
+            }),
+        ),
+        (
+            "unknown_port",
+            Box::new(|d| d["edges"][1]["port"] = json!("sideways")),
+        ),
+        (
+            "no_trigger",
+            Box::new(|d| d["nodes"][0]["type"] = json!("note")),
+        ),
+        (
+            "multiple_triggers",
+            Box::new(|d| {
+                d["nodes"][1] =
+                    json!({"id": "calc", "type": "trigger", "config": {"kind": "manual"}})
+            }),
+        ),
+        (
+            "duplicate_node_id",
+            Box::new(|d| d["nodes"][2]["id"] = json!("calc")),
+        ),
+        (
+            "cycle",
+            Box::new(|d| {
+                d["edges"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({"from": "reply", "to": "calc"}))
+            }),
+        ),
+        (
+            "edge_into_trigger",
+            Box::new(|d| {
+                d["edges"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({"from": "reply", "to": "start"}))
+            }),
+        ),
+    ];
+    for (code, patch) in cases {
+        let mut doc = base.clone();
+        patch(&mut doc);
+        let (st, body) = s.post("/api/v1/flows", doc.clone()).await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{code}: {body}");
+        let diagnostics = body["diagnostics"].as_array().unwrap();
+        assert!(
+            diagnostics.iter().any(|d| d["code"] == code),
+            "{code} missing in {body}"
+        );
+        assert!(
+            diagnostics.iter().all(|d| d["pointer"].is_string()),
+            "{body}"
+        );
+        // The validate endpoint says the same without saving.
+        let (st, v) = s.post("/api/v1/flows/validate", doc).await;
+        assert_eq!((st, v["valid"].clone()), (StatusCode::OK, json!(false)));
+        assert!(
+            v["diagnostics"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|d| d["code"] == code)
+        );
+    }
+    // Several problems at once are all reported.
+    let mut doc = base.clone();
+    doc["nodes"][1]["type"] = json!("sett");
+    doc["edges"][1]["to"] = json!("ghost");
+    let (_, body) = s.post("/api/v1/flows", doc).await;
+    let codes: Vec<&str> = body["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["code"].as_str().unwrap())
+        .collect();
+    assert!(
+        codes.contains(&"unknown_node_type") && codes.contains(&"dangling_edge"),
+        "{codes:?}"
+    );
+    // Nothing was saved.
+    assert_eq!(s.get("/api/v1/flows").await["flows"], json!([]));
+    s.finish().await;
+}
+both!(invalid_flows_get_all_diagnostics);
+
+async fn bad_input_gets_problem_bodies(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let id = s.create_flow(simple_flow("x"), false).await;
+    let raw = |body: &'static str| {
+        s.client
+            .post(format!("{}/api/v1/flows/{id}/publish", s.base))
+            .bearer_auth(&s.token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let r = raw("{not json").await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["detail"].as_str().unwrap().contains("line 1"),
+        "{body}"
+    );
+    let (st, body) = s
+        .post(
+            &format!("/api/v1/flows/{id}/publish"),
+            json!({"version": "one"}),
+        )
+        .await;
+    assert_eq!(
+        (st, body["pointer"].clone()),
+        (StatusCode::UNPROCESSABLE_ENTITY, json!("/version")),
+        "{body}"
+    );
+    let (st, body) = s
+        .post(
+            &format!("/api/v1/flows/{id}/publish"),
+            json!({"version": 9}),
+        )
+        .await;
+    assert_eq!(
+        (st, body["pointer"].clone()),
+        (StatusCode::NOT_FOUND, json!("/version")),
+        "{body}"
+    );
+    let (st, body) = s
+        .call(
+            Method::PUT,
+            &format!("/api/v1/flows/{id}"),
+            Some(json!({"base_version": 1, "doc": {"schema": 1}})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["pointer"].as_str().unwrap().starts_with("/doc"),
+        "{body}"
+    );
+    let (st, _) = s.call(Method::GET, "/api/v1/flows/nope", None).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (st, _) = s.call(Method::GET, "/api/v1/nothing-here", None).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (st, body) = s
+        .call(
+            Method::GET,
+            &format!("/api/v1/flows/{id}/diff?from=x"),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (st, _) = s.call(Method::GET, "/api/v1/runs?limit=100000", None).await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+    let (st, body) = s
+        .post("/api/v1/events", json!({"id": "", "name": "x"}))
+        .await;
+    assert_eq!(
+        (st, body["pointer"].clone()),
+        (StatusCode::UNPROCESSABLE_ENTITY, json!("/id"))
+    );
+    s.finish().await;
+}
+both!(bad_input_gets_problem_bodies);
+
+async fn webhook_runs_respond_synchronously(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let flow = json!({"schema": 1, "name": "hook", "nodes": [
+        {"id": "in", "type": "trigger", "config": {"kind": "webhook", "path": "lead", "secret": "s3cret"}},
+        {"id": "tier", "type": "branch", "config": {"when": "trigger.body.score >= 70.0"}},
+        {"id": "hot", "type": "respond", "config": {"body": "{'tier': 'hot', 'q': trigger.query.src}"}},
+        {"id": "cold", "type": "respond", "config": {"status": 201, "body": "{'tier': 'cold'}"}}],
+        "edges": [{"from": "in", "to": "tier"}, {"from": "tier", "port": "true", "to": "hot"}, {"from": "tier", "port": "false", "to": "cold"}]});
+    s.create_flow(flow.clone(), true).await;
+    let hook = |score: f64, secret: &'static str| {
+        s.client
+            .post(format!("{}/hooks/lead?src=web", s.base))
+            .header("x-trellis-secret", secret)
+            .json(&json!({"score": score}))
+            .send()
+    };
+    let r = hook(80.0, "s3cret").await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let run_id = r.headers()["x-trellis-run"].to_str().unwrap().to_owned();
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"tier": "hot", "q": "web"})
+    );
+    let r = hook(10.0, "s3cret").await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = hook(80.0, "wrong").await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // The run is recorded, secret headers are not.
+    let run = s.get(&format!("/api/v1/runs/{run_id}")).await;
+    assert_eq!(run["status"], "succeeded");
+    assert!(
+        run["trigger"]["headers"].get("x-trellis-secret").is_none(),
+        "{run}"
+    );
+    // Workspace-qualified path, and an unknown one.
+    let r = s
+        .client
+        .post(format!("{}/hooks/default/lead?src=ws", s.base))
+        .header("x-trellis-secret", "s3cret")
+        .json(&json!({"score": 99}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = s
+        .client
+        .post(format!("{}/hooks/nowhere", s.base))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    // A second flow cannot publish the same path.
+    let (_, created) = s.post("/api/v1/flows", flow).await;
+    let (st, body) = s
+        .post(
+            &format!("/api/v1/flows/{}/publish", created["id"].as_str().unwrap()),
+            json!({"version": 1}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{body}");
+    s.finish().await;
+}
+both!(webhook_runs_respond_synchronously);
+
+async fn events_dedupe_start_and_resume(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let starter = s.create_flow(json!({"schema": 1, "name": "on download", "nodes": [
+        {"id": "t", "type": "trigger", "config": {"kind": "event", "event": "whitepaper_download"}},
+        {"id": "s", "type": "set", "config": {"vars": {"asset": "trigger.event.properties.asset"}}}],
+        "edges": [{"from": "t", "to": "s"}]}), true).await;
+    let waiter = s.create_flow(json!({"schema": 1, "name": "await demo", "nodes": [
+        {"id": "t", "type": "trigger", "config": {"kind": "manual"}},
+        {"id": "w", "type": "wait_for_event", "config": {"event": "demo_booked", "match": "event.lead == trigger.input.lead", "timeout": "1h"}},
+        {"id": "yes", "type": "set", "config": {"vars": {"booked": "event_ok"}}},
+        {"id": "ok", "type": "set", "config": {"vars": {"booked": "steps.w.output.lead"}}}],
+        "edges": [{"from": "t", "to": "w"}, {"from": "w", "port": "event", "to": "ok"}]}), true).await;
+    let _ = waiter.clone();
+
+    let ev = json!({"id": "e-1", "name": "whitepaper_download", "lead": "l-1", "properties": {"asset": "bms.pdf"}});
+    let (st, first) = s.post("/api/v1/events", ev.clone()).await;
+    assert_eq!(
+        (
+            st,
+            first["duplicate"].clone(),
+            first["runs_started"].clone()
+        ),
+        (StatusCode::ACCEPTED, json!(false), json!(1)),
+        "{first}"
+    );
+    let (st, again) = s.post("/api/v1/events", ev).await;
+    assert_eq!(
+        (
+            st,
+            again["duplicate"].clone(),
+            again["runs_started"].clone()
+        ),
+        (StatusCode::ACCEPTED, json!(true), json!(0))
+    );
+    let run = s.wait_run(first["run_ids"][0].as_str().unwrap(), 20).await;
+    assert_eq!(run["vars"]["asset"], "bms.pdf", "{run}");
+    let runs = s.get(&format!("/api/v1/runs?flow={starter}")).await;
+    assert_eq!(
+        runs["runs"].as_array().unwrap().len(),
+        1,
+        "the duplicate started nothing"
+    );
+
+    let (_, a) = s
+        .post(
+            &format!("/api/v1/flows/{waiter}/runs"),
+            json!({"input": {"lead": "l-2"}}),
+        )
+        .await;
+    let (_, b) = s
+        .post(
+            &format!("/api/v1/flows/{waiter}/runs"),
+            json!({"input": {"lead": "l-3"}}),
+        )
+        .await;
+    for r in [&a, &b] {
+        wait_status(&s, r["run_id"].as_str().unwrap(), "waiting").await;
+    }
+    let (_, res) = s
+        .post(
+            "/api/v1/events",
+            json!({"id": "e-2", "name": "demo_booked", "lead": "l-2"}),
+        )
+        .await;
+    assert_eq!(res["runs_resumed"], json!(1), "{res}");
+    let done = s.wait_run(a["run_id"].as_str().unwrap(), 20).await;
+    assert_eq!(done["vars"]["booked"], "l-2", "{done}");
+    let other = s
+        .get(&format!("/api/v1/runs/{}", b["run_id"].as_str().unwrap()))
+        .await;
+    assert_eq!(
+        other["status"], "waiting",
+        "the non-matching run still waits"
+    );
+    // Cancel it.
+    let (st, c) = s
+        .post(
+            &format!("/api/v1/runs/{}/cancel", b["run_id"].as_str().unwrap()),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (st, c["status"].clone()),
+        (StatusCode::OK, json!("cancelled"))
+    );
+    let (st, _) = s
+        .post(
+            &format!("/api/v1/runs/{}/cancel", b["run_id"].as_str().unwrap()),
+            json!({}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT);
+    s.finish().await;
+}
+both!(events_dedupe_start_and_resume);
+
+async fn wait_status(s: &TestServer, run_id: &str, status: &str) {
+    for _ in 0..200 {
+        if s.get(&format!("/api/v1/runs/{run_id}")).await["status"] == status {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("run {run_id} never reached {status}");
+}
+
+async fn waits_park_and_resume(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let id = s
+        .create_flow(
+            json!({"schema": 1, "name": "wait", "nodes": [
+        {"id": "t", "type": "trigger", "config": {"kind": "manual"}},
+        {"id": "w", "type": "wait", "config": {"duration": "1s"}},
+        {"id": "r", "type": "respond", "config": {"body": "'done'"}}],
+        "edges": [{"from": "t", "to": "w"}, {"from": "w", "to": "r"}]}),
+            true,
+        )
+        .await;
+    let (_, started) = s.post(&format!("/api/v1/flows/{id}/runs"), json!({})).await;
+    let run_id = started["run_id"].as_str().unwrap();
+    wait_status(&s, run_id, "waiting").await;
+    let run = s.wait_run(run_id, 20).await;
+    assert_eq!(run["status"], "succeeded");
+    let statuses: Vec<String> = run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            format!(
+                "{}:{}",
+                s["node"].as_str().unwrap(),
+                s["status"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        ["t:completed", "w:waiting", "w:completed", "r:completed"]
+    );
+    s.finish().await;
+}
+both!(waits_park_and_resume);
+
+async fn meta_endpoints(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let types = s.get("/api/v1/node-types").await;
+    let names: Vec<&str> = types["node_types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["type"].as_str().unwrap())
+        .collect();
+    for want in [
+        "trigger",
+        "branch",
+        "switch",
+        "set",
+        "wait",
+        "wait_for_event",
+        "respond",
+        "fail",
+        "note",
+    ] {
+        assert!(names.contains(&want), "{want} missing from {names:?}");
+    }
+    assert!(
+        types["node_types"][1]["config_schema"]["properties"]["when"].is_object(),
+        "{}",
+        types["node_types"][1]
+    );
+    let schema = s.get("/api/v1/schema/flow").await;
+    assert_eq!(schema["title"], "Trellis flow");
+    let openapi = s.get("/api/v1/openapi.json").await;
+    assert!(
+        openapi["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        openapi["openapi"]
+    );
+    for path in [
+        "/api/v1/flows",
+        "/api/v1/flows/{id}",
+        "/api/v1/flows/{id}/diff",
+        "/api/v1/runs/{id}",
+        "/api/v1/events",
+    ] {
+        assert!(
+            openapi["paths"][path].is_object(),
+            "{path} missing from OpenAPI"
+        );
+    }
+    let health = s.get("/healthz").await;
+    assert_eq!(health["status"], "ok");
+    let r = s
+        .client
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let text = r.text().await.unwrap();
+    assert!(text.contains("trellis_http_requests_total"), "{text}");
+    s.finish().await;
+}
+both!(meta_endpoints);

@@ -203,7 +203,9 @@ impl MigrationTrait for Migration {
                 .col(string(FlowVersions::FlowId))
                 .col(integer(FlowVersions::Number))
                 .col(string(FlowVersions::Hash))
-                .col(json_binary(FlowVersions::Doc))
+                // Text, not json/jsonb: a version is kept byte for byte as written, key order
+                // included (`set` evaluates its `vars` in document order; jsonb sorts keys).
+                .col(text(FlowVersions::Doc))
                 .col(string(FlowVersions::Author))
                 .col(text(FlowVersions::Message))
                 .col(timestamp_with_time_zone(FlowVersions::CreatedAt))

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::{Value, json};
-use trellis_runtime::{CompiledFlow, Executor, Next, RunState, StepStatus};
+use trellis_runtime::{CompiledFlow, Executor, Next, RunState};
 
 fn flow(v: Value) -> std::sync::Arc<CompiledFlow> {
     CompiledFlow::compile(serde_json::from_value(v).unwrap()).unwrap()
@@ -215,5 +215,4 @@ fn failure_without_handler_fails_the_run() {
             error: "node stop: lead l9 rejected".into()
         }
     );
-    let _ = StepStatus::Completed;
 }

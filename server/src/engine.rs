@@ -59,6 +59,91 @@ pub struct Engine {
     pub owner: String,
     flows: RwLock<HashMap<(String, i32), Arc<CompiledFlow>>>,
     pub wake: Notify,
+    /// New inline runs go to the group-commit writer.
+    writer: tokio::sync::mpsc::UnboundedSender<NewRun>,
+    /// Trigger routes (webhook path → published flow), cached for [`ROUTE_TTL`].
+    routes: RwLock<HashMap<(String, String, String), (std::time::Instant, Vec<(String, i32)>)>>,
+}
+
+/// How long a cached trigger route is trusted. A publish in this process clears the cache
+/// at once; one in another process sharing the database is seen within this time.
+pub const ROUTE_TTL: Duration = Duration::from_secs(1);
+
+/// A new run with its first segment, waiting to be committed.
+#[derive(Debug)]
+struct NewRun {
+    workspace: String,
+    row: run::ActiveModel,
+    records: Vec<StepRecord>,
+    subscription: Option<trellis_runtime::Subscription>,
+    done: tokio::sync::oneshot::Sender<Result<(), String>>,
+}
+
+/// Group commit: every run waiting when a transaction starts goes into it, so under load
+/// one commit serves many runs and each caller still answers only after its run is
+/// durable. A batch that fails is retried run by run, so one bad run fails alone.
+async fn run_writer(db: DatabaseConnection, mut rx: tokio::sync::mpsc::UnboundedReceiver<NewRun>) {
+    const MAX_BATCH: usize = 256;
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(more) => batch.push(more),
+                Err(_) => break,
+            }
+        }
+        metrics::histogram!("trellis_commit_batch_runs").record(batch.len() as f64);
+        let started = std::time::Instant::now();
+        let written = write_runs(&db, &batch).await;
+        metrics::histogram!("trellis_commit_seconds").record(started.elapsed().as_secs_f64());
+        match written {
+            Ok(()) => {
+                for run in batch {
+                    let _ = run.done.send(Ok(()));
+                }
+            }
+            Err(e) if batch.len() > 1 => {
+                tracing::warn!(error = %format!("{e:#}"), runs = batch.len(), "batch commit failed; committing runs one by one");
+                for run in batch {
+                    let result = write_runs(&db, std::slice::from_ref(&run)).await.map_err(|e| format!("{e:#}"));
+                    let _ = run.done.send(result);
+                }
+            }
+            Err(e) => {
+                for run in batch {
+                    let _ = run.done.send(Err(format!("{e:#}")));
+                }
+            }
+        }
+    }
+}
+
+async fn write_runs(db: &DatabaseConnection, runs: &[NewRun]) -> anyhow::Result<()> {
+    let txn = db.begin().await?;
+    for chunk in runs.chunks(64) {
+        run::Entity::insert_many(chunk.iter().map(|r| r.row.clone())).exec_without_returning(&txn).await?;
+    }
+    let steps: Vec<run_step::ActiveModel> = runs
+        .iter()
+        .flat_map(|r| {
+            let id = match &r.row.id {
+                sea_orm::ActiveValue::Set(id) | sea_orm::ActiveValue::Unchanged(id) => id.clone(),
+                sea_orm::ActiveValue::NotSet => String::new(),
+            };
+            r.records.iter().map(move |rec| step_row(&r.workspace, &id, rec))
+        })
+        .collect();
+    for chunk in steps.chunks(500) {
+        run_step::Entity::insert_many(chunk.to_vec()).exec_without_returning(&txn).await?;
+    }
+    metrics::counter!("trellis_steps_total").increment(steps.len() as u64);
+    for r in runs {
+        if let (Some(sub), sea_orm::ActiveValue::Set(id)) = (&r.subscription, &r.row.id) {
+            insert_subscription(&txn, &r.workspace, id, sub).await?;
+        }
+    }
+    txn.commit().await?;
+    Ok(())
 }
 
 /// What a finished segment left behind.
@@ -70,8 +155,13 @@ pub struct SegmentResult {
 }
 
 impl Engine {
+    /// Creates the engine and its run writer; call inside a Tokio runtime.
     pub fn new(db: DatabaseConnection) -> Arc<Engine> {
+        let (writer, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(run_writer(db.clone(), rx));
         Arc::new(Engine {
+            writer,
+            routes: RwLock::new(HashMap::new()),
             db,
             owner: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
             flows: RwLock::new(HashMap::new()),
@@ -101,7 +191,7 @@ impl Engine {
             .one(conn)
             .await?
             .with_context(|| format!("flow {flow_id} has no version {version}"))?;
-        let doc: FlowDoc = serde_json::from_value(row.doc).context("stored flow document")?;
+        let doc: FlowDoc = serde_json::from_str(&row.doc).context("stored flow document")?;
         let compiled = CompiledFlow::compile(doc).map_err(anyhow::Error::msg)?;
         if let Ok(mut m) = self.flows.write() {
             m.insert(key, compiled.clone());
@@ -165,8 +255,7 @@ impl Engine {
         let now = Utc::now();
         let (records, next) = execute_segment(&compiled, &id, &trigger, &mut state, now);
         let outcome = outcome_of(&next, now);
-        let txn = self.db.begin().await?;
-        run::Entity::insert(run::ActiveModel {
+        let row = run::ActiveModel {
             id: Set(id.clone()),
             workspace_id: Set(workspace.to_owned()),
             flow_id: Set(flow_id.to_owned()),
@@ -182,14 +271,11 @@ impl Engine {
             created_at: Set(now),
             updated_at: Set(now),
             finished_at: Set(outcome.finished.then_some(now)),
-        })
-        .exec_without_returning(&txn)
-        .await?;
-        insert_steps(&txn, workspace, &id, &records).await?;
-        if let Some(sub) = &outcome.subscription {
-            insert_subscription(&txn, workspace, &id, sub).await?;
-        }
-        txn.commit().await?;
+        };
+        let (done, committed) = tokio::sync::oneshot::channel();
+        let pending = NewRun { workspace: workspace.to_owned(), row, records, subscription: outcome.subscription.clone(), done };
+        self.writer.send(pending).map_err(|_| anyhow::anyhow!("the run writer has stopped"))?;
+        committed.await.map_err(|_| anyhow::anyhow!("the run writer has stopped"))?.map_err(anyhow::Error::msg)?;
         metrics::counter!("trellis_runs_started_total").increment(1);
         record_finish(outcome.status);
         if outcome.status == status::QUEUED {
@@ -323,6 +409,7 @@ impl Engine {
             return Ok(false);
         }
         insert_steps(&txn, &claimed.workspace_id, &claimed.id, records).await?;
+        metrics::counter!("trellis_segments_total").increment(1);
         subscription::Entity::delete_many()
             .filter(subscription::Column::RunId.eq(claimed.id.as_str()))
             .exec(&txn)
@@ -473,6 +560,28 @@ impl Engine {
         Ok(resumed)
     }
 
+    /// [`Engine::triggered_flows`] through the route cache (for the hot webhook path).
+    pub async fn routed_flows(&self, workspace: &str, kind: &str, key: &str) -> anyhow::Result<Vec<(String, i32)>> {
+        let cache_key = (workspace.to_owned(), kind.to_owned(), key.to_owned());
+        if let Some((at, flows)) = self.routes.read().ok().and_then(|m| m.get(&cache_key).cloned())
+            && at.elapsed() < ROUTE_TTL
+        {
+            return Ok(flows);
+        }
+        let flows = self.triggered_flows(&self.db, workspace, kind, key).await?;
+        if let Ok(mut m) = self.routes.write() {
+            m.insert(cache_key, (std::time::Instant::now(), flows.clone()));
+        }
+        Ok(flows)
+    }
+
+    /// Forgets cached routes (after a publish or rollback).
+    pub fn clear_routes(&self) {
+        if let Ok(mut m) = self.routes.write() {
+            m.clear();
+        }
+    }
+
     /// Published flows in `workspace` whose trigger is `kind` with `key`.
     pub async fn triggered_flows<C: ConnectionTrait>(
         &self,
@@ -587,7 +696,14 @@ async fn insert_steps<C: ConnectionTrait>(
     if records.is_empty() {
         return Ok(());
     }
-    let rows = records.iter().map(|r| run_step::ActiveModel {
+    let rows = records.iter().map(|r| step_row(workspace, run_id, r));
+    run_step::Entity::insert_many(rows).exec_without_returning(conn).await?;
+    metrics::counter!("trellis_steps_total").increment(records.len() as u64);
+    Ok(())
+}
+
+fn step_row(workspace: &str, run_id: &str, r: &StepRecord) -> run_step::ActiveModel {
+    run_step::ActiveModel {
         workspace_id: Set(workspace.to_owned()),
         run_id: Set(run_id.to_owned()),
         seq: Set(r.seq as i64),
@@ -602,12 +718,7 @@ async fn insert_steps<C: ConnectionTrait>(
         started_at: Set(r.started_at),
         finished_at: Set(r.finished_at),
         idempotency_key: Set(r.idempotency_key.clone()),
-    });
-    run_step::Entity::insert_many(rows)
-        .exec_without_returning(conn)
-        .await?;
-    metrics::counter!("trellis_steps_total").increment(records.len() as u64);
-    Ok(())
+    }
 }
 
 async fn insert_subscription<C: ConnectionTrait>(

@@ -677,3 +677,22 @@ async fn meta_endpoints(backend: Backend) {
     s.finish().await;
 }
 both!(meta_endpoints);
+
+/// A version is stored exactly as written: `set` evaluates `vars` in document order even
+/// where the database would reorder object keys (PostgreSQL `jsonb` sorts them).
+async fn set_vars_keep_document_order(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let doc = json!({"schema": 1, "name": "order", "nodes": [
+        {"id": "t", "type": "trigger", "config": {"kind": "manual"}},
+        {"id": "s", "type": "set", "config": {"vars": {"industry_match": "1.0", "score": "vars.industry_match * 0.33", "z": "vars.score * 2.0"}}}],
+        "edges": [{"from": "t", "to": "s"}]});
+    let id = s.create_flow(doc.clone(), true).await;
+    let stored = s.get(&format!("/api/v1/flows/{id}")).await;
+    assert_eq!(serde_json::to_string(&stored["doc"]).unwrap(), serde_json::to_string(&doc).unwrap(), "key order kept");
+    let (_, started) = s.post(&format!("/api/v1/flows/{id}/runs"), json!({})).await;
+    let run = s.wait_run(started["run_id"].as_str().unwrap(), 20).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["vars"]["z"], json!(0.66));
+    s.finish().await;
+}
+both!(set_vars_keep_document_order);

@@ -1,1 +1,186 @@
-//! placeholder
+//! Harness for end-to-end tests that run the real `trellis` binary as separate processes:
+//! start, kill -9, restart, several processes on one database.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a panic is the failure report
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sea_orm::{ConnectionTrait, Database};
+use serde_json::Value;
+
+/// The `trellis` binary: `$TRELLIS_BIN`, else next to this test executable's `deps/`.
+pub fn trellis_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("TRELLIS_BIN") {
+        return p.into();
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = dir.join("trellis");
+    assert!(
+        bin.exists(),
+        "the trellis binary is not built at {}: run `cargo build -p trellis-server` first (`cargo xtask test` does)",
+        bin.display()
+    );
+    bin
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+pub fn postgres_admin_url() -> String {
+    std::env::var("TRELLIS_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// A fresh PostgreSQL database, dropped with [`PgDb::drop_db`].
+#[derive(Debug)]
+pub struct PgDb {
+    pub url: String,
+    name: String,
+}
+
+impl PgDb {
+    pub async fn create() -> PgDb {
+        let admin = postgres_admin_url();
+        let conn = Database::connect(&admin).await.unwrap_or_else(|e| {
+            panic!("PostgreSQL is required and not reachable at {admin}: {e}. Start it (`pg_ctlcluster 15 main start`) or set TRELLIS_TEST_POSTGRES_URL")
+        });
+        let name = format!("trellis_t_{}", uuid::Uuid::new_v4().simple());
+        conn.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create database");
+        let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).expect("admin url has a database");
+        PgDb { url: format!("{base}/{name}"), name }
+    }
+
+    pub async fn drop_db(self) {
+        if let Ok(conn) = Database::connect(&postgres_admin_url()).await {
+            let _ = conn.execute_unprepared(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).await;
+        }
+    }
+}
+
+/// A `trellis serve` child process.
+#[derive(Debug)]
+pub struct Proc {
+    pub child: Child,
+    pub base: String,
+    pub data_dir: PathBuf,
+    log: PathBuf,
+}
+
+impl Proc {
+    /// Starts `trellis serve` and waits until `/healthz` answers.
+    pub async fn start(data_dir: &Path, database_url: Option<&str>) -> Proc {
+        std::fs::create_dir_all(data_dir).unwrap();
+        let port = free_port();
+        let log = data_dir.join(format!("server-{port}.log"));
+        let out = std::fs::File::create(&log).unwrap();
+        let mut cmd = Command::new(trellis_bin());
+        cmd.args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--data-dir"])
+            .arg(data_dir)
+            .args(["--workers", "8"])
+            .env_remove("TRELLIS_DATABASE_URL")
+            .stdout(Stdio::from(out.try_clone().unwrap()))
+            .stderr(Stdio::from(out));
+        if let Some(url) = database_url {
+            cmd.env("TRELLIS_DATABASE_URL", url);
+        }
+        let child = cmd.spawn().expect("spawn trellis");
+        let proc = Proc { child, base: format!("http://127.0.0.1:{port}"), data_dir: data_dir.to_owned(), log };
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = client.get(format!("{}/healthz", proc.base)).send().await
+                && r.status().is_success()
+            {
+                return proc;
+            }
+            assert!(Instant::now() < deadline, "trellis did not become healthy; log:\n{}", proc.log_text());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill9(&mut self) {
+        self.child.kill().expect("kill -9");
+        self.child.wait().expect("reap");
+    }
+
+    pub fn token(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("admin-token")).expect("admin-token").trim().to_owned()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A temporary directory removed on drop.
+#[derive(Debug)]
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new() -> TempDir {
+        let p = std::env::temp_dir().join(format!("trellis-e2e-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+
+impl Default for TempDir {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A tiny authenticated JSON client.
+#[derive(Clone, Debug)]
+pub struct Api {
+    pub base: String,
+    pub token: String,
+    pub client: reqwest::Client,
+}
+
+impl Api {
+    pub fn new(base: &str, token: &str) -> Api {
+        Api { base: base.to_owned(), token: token.to_owned(), client: reqwest::Client::new() }
+    }
+
+    pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> (u16, Value) {
+        let mut req = self.client.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let r = req.send().await.unwrap_or_else(|e| panic!("{path}: {e}"));
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Value {
+        let (s, v) = self.send(reqwest::Method::POST, path, Some(body)).await;
+        assert!((200..300).contains(&s), "POST {path}: {s} {v}");
+        v
+    }
+
+    pub async fn get(&self, path: &str) -> Value {
+        let (s, v) = self.send(reqwest::Method::GET, path, None).await;
+        assert_eq!(s, 200, "GET {path}: {v}");
+        v
+    }
+}

@@ -88,7 +88,7 @@ async fn insert_version<C: ConnectionTrait>(
         flow_id: Set(flow_id.to_owned()),
         number: Set(number),
         hash: Set(content_hash(doc)),
-        doc: Set(doc.clone()),
+        doc: Set(doc.to_string()),
         author: Set(caller.name.clone()),
         message: Set(message.to_owned()),
         created_at: Set(Utc::now()),
@@ -164,7 +164,7 @@ pub async fn get_flow(
     let v = find_version(&state.db, &id, f.latest_version).await?;
     Ok(Json(json!({
         "id": f.id, "name": f.name, "latest_version": f.latest_version, "published_version": f.published_version,
-        "created_at": f.created_at, "updated_at": f.updated_at, "doc": v.doc, "hash": v.hash,
+        "created_at": f.created_at, "updated_at": f.updated_at, "doc": v.doc_value(), "hash": v.hash,
     })))
 }
 
@@ -276,7 +276,7 @@ pub async fn get_version(
     let v = find_version(&state.db, &id, n).await?;
     Ok(Json(
         json!({ "number": v.number, "hash": v.hash, "author": v.author, "message": v.message,
-        "created_at": v.created_at, "published": Some(v.number) == f.published_version, "doc": v.doc }),
+        "created_at": v.created_at, "published": Some(v.number) == f.published_version, "doc": v.doc_value() }),
     ))
 }
 
@@ -299,8 +299,8 @@ pub async fn diff_versions(
     find_flow(&state.db, &caller, &id).await?;
     let a = find_version(&state.db, &id, q.from).await?;
     let b = find_version(&state.db, &id, q.to).await?;
-    let da: FlowDoc = serde_json::from_value(a.doc).map_err(ApiError::internal)?;
-    let db: FlowDoc = serde_json::from_value(b.doc).map_err(ApiError::internal)?;
+    let da: FlowDoc = serde_json::from_str(&a.doc).map_err(ApiError::internal)?;
+    let db: FlowDoc = serde_json::from_str(&b.doc).map_err(ApiError::internal)?;
     let d = diff(&da, &db);
     let waiting = run::Entity::find()
         .filter(run::Column::FlowId.eq(id.as_str()))
@@ -400,7 +400,7 @@ pub async fn publish(
             pointer: Some("/version".into()),
             ..e
         })?;
-    set_published(&txn, &caller, &f, v.number, &v.doc).await?;
+    set_published(&txn, &caller, &f, v.number, &v.doc_value()).await?;
     audit(
         &txn,
         &caller,
@@ -410,6 +410,7 @@ pub async fn publish(
     )
     .await?;
     txn.commit().await?;
+    state.engine.clear_routes();
     Ok(Json(json!({ "published_version": v.number })))
 }
 
@@ -437,7 +438,7 @@ pub async fn rollback(
         .col_expr(
             flow::Column::Name,
             SqlExpr::value(
-                old.doc
+                old.doc_value()
                     .get("name")
                     .and_then(Value::as_str)
                     .unwrap_or(&f.name)
@@ -459,11 +460,11 @@ pub async fn rollback(
         &caller,
         &id,
         next,
-        &old.doc,
+        &old.doc_value(),
         &format!("rollback to version {}", old.number),
     )
     .await?;
-    set_published(&txn, &caller, &f, next, &old.doc).await?;
+    set_published(&txn, &caller, &f, next, &old.doc_value()).await?;
     audit(
         &txn,
         &caller,
@@ -473,6 +474,7 @@ pub async fn rollback(
     )
     .await?;
     txn.commit().await?;
+    state.engine.clear_routes();
     Ok(Json(
         json!({ "version": next, "published_version": next, "restored": old.number }),
     ))

@@ -93,7 +93,7 @@ async fn route(state: &AppState, path: &str) -> ApiResult<(String, String, i32)>
     for (workspace, key) in candidates {
         let flows = state
             .engine
-            .triggered_flows(&state.db, &workspace, "webhook", &key)
+            .routed_flows(&workspace, "webhook", &key)
             .await
             .map_err(internal)?;
         if let Some((flow_id, version)) = flows.into_iter().next() {

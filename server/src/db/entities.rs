@@ -66,14 +66,22 @@ pub mod flow_version {
         #[sea_orm(primary_key, auto_increment = false)]
         pub number: i32,
         pub hash: String,
-        #[sea_orm(column_type = "JsonBinary")]
-        pub doc: Json,
+        /// The document as written (JSON text; key order matters to `set`).
+        #[sea_orm(column_type = "Text")]
+        pub doc: String,
         pub author: String,
         #[sea_orm(column_type = "Text")]
         pub message: String,
         pub created_at: DateTimeUtc,
     }
     no_relations!();
+
+    impl Model {
+        /// The document as JSON (key order kept).
+        pub fn doc_value(&self) -> serde_json::Value {
+            serde_json::from_str(&self.doc).unwrap_or(serde_json::Value::Null)
+        }
+    }
 }
 
 pub mod flow_trigger {

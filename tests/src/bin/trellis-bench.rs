@@ -1,0 +1,172 @@
+//! `trellis-bench`: webhook runs per second and latency for the reference lead-scoring
+//! flow, against a real `trellis serve` process, with every run durably recorded.
+//!
+//! Usage: `cargo xtask bench [--seconds N] [--clients N] [--postgres]`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark tool: a panic is the report
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use sea_orm::{ConnectionTrait, Database, Statement};
+use serde_json::{Value, json};
+use trellis_e2e::{Api, PgDb, Proc, TempDir};
+
+/// The reference flow of the foundation issue: webhook → score → tier → message → respond.
+pub fn reference_flow() -> Value {
+    json!({"schema": 1, "name": "reference lead scoring", "nodes": [
+        {"id": "hook", "type": "trigger", "config": {"kind": "webhook", "path": "lead"}},
+        {"id": "score", "type": "set", "config": {"vars": {
+            "industry_match": "trigger.body.properties.industry in ['ev-parts', 'battery'] ? 1.0 : 0.0",
+            "score": "0.33 * vars.industry_match + 0.25 * min(double(trigger.body.properties.visits_7d) / 10.0, 1.0) + 0.22 * (trigger.body.event == 'whitepaper_download' ? 1.0 : 0.0) + 0.20 * min(double(trigger.body.properties.dwell_s) / 120.0, 1.0)"
+        }}},
+        {"id": "tier", "type": "switch", "config": {"cases": [
+            {"port": "hot", "when": "vars.score >= 0.7"}, {"port": "warm", "when": "vars.score >= 0.4"}]}},
+        {"id": "message", "type": "set", "config": {"vars": {
+            "wecom": "{'touser': trigger.body.userId, 'msgtype': 'text', 'text': {'content': '高意向线索 ' + trigger.body.userId + ' 评分 ' + string(round(vars.score, 2))}}"}}},
+        {"id": "reply", "type": "respond", "config": {"body": "{'lead': trigger.body.userId, 'score': round(vars.score, 4), 'tier': steps.tier.output.port}"}}],
+        "edges": [
+            {"from": "hook", "to": "score"}, {"from": "score", "to": "tier"},
+            {"from": "tier", "port": "hot", "to": "message"}, {"from": "message", "to": "reply"},
+            {"from": "tier", "port": "warm", "to": "reply"}, {"from": "tier", "port": "default", "to": "reply"}]})
+}
+
+fn track_body(i: u64) -> Value {
+    let industries = ["ev-parts", "battery", "retail", "saas"];
+    let events = ["whitepaper_download", "page_view", "pricing_view"];
+    json!({"type": "track", "userId": format!("u{i}"), "event": events[(i % 3) as usize],
+        "properties": {"industry": industries[(i % 4) as usize], "visits_7d": i % 15, "dwell_s": (i * 7) % 200},
+        "messageId": format!("m{i}"), "timestamp": "2026-11-27T10:00:00Z"})
+}
+
+struct Args {
+    seconds: u64,
+    clients: usize,
+    postgres: bool,
+    /// An existing, empty database to use instead of a fresh one.
+    database_url: Option<String>,
+}
+
+fn parse_args() -> Args {
+    let mut a = Args { seconds: 10, clients: 16, postgres: false, database_url: None };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--seconds" => a.seconds = it.next().and_then(|v| v.parse().ok()).expect("--seconds N"),
+            "--clients" => a.clients = it.next().and_then(|v| v.parse().ok()).expect("--clients N"),
+            "--postgres" => a.postgres = true,
+            "--database-url" => a.database_url = Some(it.next().expect("--database-url URL")),
+            other => panic!("unknown argument {other}; use --seconds N --clients N --postgres"),
+        }
+    }
+    a
+}
+
+#[tokio::main]
+async fn main() {
+    let args = parse_args();
+    let dir = TempDir::new();
+    let pg = if args.postgres && args.database_url.is_none() { Some(PgDb::create().await) } else { None };
+    let url = args.database_url.clone().or_else(|| pg.as_ref().map(|p| p.url.clone()));
+    let server = Proc::start(&dir.0, url.as_deref()).await;
+    let api = Api::new(&server.base, &server.token());
+    let created = api.post("/api/v1/flows", &reference_flow()).await;
+    let id = created["id"].as_str().unwrap();
+    api.post(&format!("/api/v1/flows/{id}/publish"), &json!({"version": 1})).await;
+    let hook_url = format!("{}/hooks/lead", server.base);
+
+    // Check the answer once.
+    let client = reqwest::Client::builder().pool_max_idle_per_host(args.clients).build().unwrap();
+    let r: Value = client.post(&hook_url).json(&track_body(1)).send().await.unwrap().json().await.unwrap();
+    println!("sample answer: {r}");
+
+    let warmup = Duration::from_secs(2);
+    let counter = Arc::new(AtomicU64::new(2));
+    let errors = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let end = start + warmup + Duration::from_secs(args.seconds);
+    let mut tasks = Vec::new();
+    for _ in 0..args.clients {
+        let (client, url, counter, errors) = (client.clone(), hook_url.clone(), counter.clone(), errors.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut measured = 0u64;
+            while Instant::now() < end {
+                let i = counter.fetch_add(1, Ordering::Relaxed);
+                let t = Instant::now();
+                let ok = match client.post(&url).json(&track_body(i)).send().await {
+                    Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
+                    Ok(r) => {
+                        if errors.load(Ordering::Relaxed) == 0 {
+                            eprintln!("first error: {} {}", r.status(), r.text().await.unwrap_or_default());
+                        }
+                        false
+                    }
+                    Err(e) => {
+                        if errors.load(Ordering::Relaxed) == 0 {
+                            eprintln!("first error: {e}");
+                        }
+                        false
+                    }
+                };
+                if !ok {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+                if t >= start + warmup {
+                    latencies.push(t.elapsed());
+                    measured += 1;
+                }
+            }
+            (latencies, measured)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut measured = 0;
+    for t in tasks {
+        let (l, m) = t.await.unwrap();
+        all.extend(l);
+        measured += m;
+    }
+    all.sort();
+    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
+    let rps = measured as f64 / args.seconds as f64;
+    let backend = if url.is_some() { "PostgreSQL" } else { "SQLite" };
+    println!("backend: {backend}, clients: {}, measured: {}s after {}s warm-up", args.clients, args.seconds, warmup.as_secs());
+    println!("requests: {measured}, errors: {}", errors.load(Ordering::Relaxed));
+    println!("throughput: {rps:.0} runs/s");
+    println!("latency: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        ms(pct(0.50)), ms(pct(0.90)), ms(pct(0.99)), ms(*all.last().unwrap()));
+
+    // Every run is in the database with its journal.
+    let total_sent = counter.load(Ordering::Relaxed) - 2 + 1;
+    let db_url = match &url {
+        Some(u) => u.clone(),
+        None => format!("sqlite://{}?mode=ro", dir.0.join("trellis.sqlite").display()),
+    };
+    let metrics = reqwest::get(format!("{}/metrics", server.base)).await.unwrap().text().await.unwrap();
+    for line in metrics.lines().filter(|l| l.starts_with("trellis_commit")) {
+        println!("server metric: {line}");
+    }
+    if errors.load(Ordering::Relaxed) > 0 {
+        let log = server.log_text();
+        let tail: Vec<&str> = log.lines().rev().take(20).collect();
+        eprintln!("server log (last lines, newest first):\n{}", tail.join("\n"));
+    }
+    drop(server);
+    let db = Database::connect(&db_url).await.unwrap();
+    let row = db
+        .query_one_raw(Statement::from_string(db.get_database_backend(), "SELECT COUNT(*) AS n FROM runs WHERE status = 'succeeded'".to_owned()))
+        .await
+        .unwrap()
+        .unwrap();
+    let recorded: i64 = row.try_get("", "n").unwrap();
+    println!("runs recorded as succeeded: {recorded} (requests answered 2xx: {})", total_sent - errors.load(Ordering::Relaxed));
+    if let Some(p) = pg {
+        p.drop_db().await;
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}

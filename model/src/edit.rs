@@ -12,12 +12,12 @@ use crate::flow::{Edge, FlowDoc, Node, NodeId};
 pub enum Edit {
     /// Insert `node` at `index` (clamped to the end).
     AddNode {
-        node: Node,
+        node: Box<Node>,
         index: usize,
     },
     /// Remove the node (which must have no edges: use [`Edit::remove_node`]).
     RemoveNode {
-        node: Node,
+        node: Box<Node>,
         index: usize,
     },
     MoveNode {
@@ -44,8 +44,8 @@ pub enum Edit {
     },
     /// Replace a node's other fields (label, retry, timeout, …); the id must stay.
     ReplaceNode {
-        before: Node,
-        after: Node,
+        before: Box<Node>,
+        after: Box<Node>,
     },
     Rename {
         before: String,
@@ -97,7 +97,7 @@ impl Edit {
             })
             .collect();
         edits.push(Edit::RemoveNode {
-            node: doc.nodes[index].clone(),
+            node: Box::new(doc.nodes[index].clone()),
             index,
         });
         Ok(Edit::Batch { edits })
@@ -171,7 +171,7 @@ impl Edit {
                     return Err(EditError::NodeExists(node.id.to_string()));
                 }
                 let at = (*index).min(doc.nodes.len());
-                doc.nodes.insert(at, node.clone());
+                doc.nodes.insert(at, node.as_ref().clone());
             }
             Edit::RemoveNode { node, .. } => {
                 let i = find(doc, node.id.as_str())?;
@@ -212,10 +212,10 @@ impl Edit {
             }
             Edit::ReplaceNode { before, after } => {
                 let i = find(doc, before.id.as_str())?;
-                if &doc.nodes[i] != before || before.id != after.id {
+                if doc.nodes[i] != **before || before.id != after.id {
                     return Err(EditError::Stale(before.id.to_string()));
                 }
-                doc.nodes[i] = after.clone();
+                doc.nodes[i] = after.as_ref().clone();
             }
             Edit::Rename { after, .. } => doc.name = after.clone(),
             Edit::Batch { .. } => self.apply(doc)?,

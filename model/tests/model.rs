@@ -1,5 +1,7 @@
 //! Data-driven tests of validation, diff and edits: one small case per behaviour.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
 use expect_test::{Expect, expect};
 use serde_json::{Value, json};
 use trellis_model::{Edit, FlowDoc, diff, validate_value};
@@ -320,8 +322,8 @@ fn edits_round_trip() {
             after: json!({"body": "1"}),
         },
         Edit::ReplaceNode {
-            before: reply.clone(),
-            after: relabelled,
+            before: Box::new(reply.clone()),
+            after: Box::new(relabelled),
         },
         Edit::Rename {
             before: "t".into(),
@@ -365,7 +367,7 @@ fn failed_edits_leave_the_document_alone() {
             },
             Edit::remove_node(&original, "nope").unwrap_or(Edit::Batch { edits: vec![] }),
             Edit::RemoveNode {
-                node: original.nodes[1].clone(),
+                node: Box::new(original.nodes[1].clone()),
                 index: 1,
             },
         ],

@@ -1,6 +1,8 @@
 //! Per-node executor overhead: the reference lead-scoring flow (5 nodes) executed in
 //! memory, and a chain of `note` nodes that isolates the step machinery from CEL.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
 use chrono::Utc;
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::{Value, json};
@@ -33,7 +35,12 @@ fn chain(n: usize) -> Value {
 }
 
 fn run_to_end(flow: &CompiledFlow, trigger: &Value) -> usize {
-    let ex = Executor { flow, run_id: "bench", trigger, lead: None };
+    let ex = Executor {
+        flow,
+        run_id: "bench",
+        trigger,
+        lead: None,
+    };
     let mut state = RunState::start(flow.trigger_id().unwrap_or("t"));
     let now = Utc::now();
     let mut steps = 0;
@@ -47,13 +54,19 @@ fn run_to_end(flow: &CompiledFlow, trigger: &Value) -> usize {
 }
 
 fn bench(c: &mut Criterion) {
-    let flow = CompiledFlow::compile(serde_json::from_value(reference()).expect("doc")).expect("compile");
+    let flow =
+        CompiledFlow::compile(serde_json::from_value(reference()).expect("doc")).expect("compile");
     let trigger = json!({"body": {"userId": "u1", "event": "whitepaper_download", "properties": {"industry": "battery", "visits_7d": 9, "dwell_s": 130}}});
     assert_eq!(run_to_end(&flow, &trigger), 5);
-    c.bench_function("reference flow, 5 nodes (CEL included)", |b| b.iter(|| run_to_end(&flow, &trigger)));
-    let chain = CompiledFlow::compile(serde_json::from_value(chain(100)).expect("doc")).expect("compile");
+    c.bench_function("reference flow, 5 nodes (CEL included)", |b| {
+        b.iter(|| run_to_end(&flow, &trigger))
+    });
+    let chain =
+        CompiledFlow::compile(serde_json::from_value(chain(100)).expect("doc")).expect("compile");
     let empty = json!({"input": {}});
-    c.bench_function("100 note nodes (step machinery only)", |b| b.iter(|| run_to_end(&chain, &empty)));
+    c.bench_function("100 note nodes (step machinery only)", |b| {
+        b.iter(|| run_to_end(&chain, &empty))
+    });
 }
 
 criterion_group!(benches, bench);

@@ -1,5 +1,7 @@
 //! Executor behaviour, driven step by step with an explicit clock.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::{Value, json};
 use trellis_runtime::{CompiledFlow, Executor, Next, RunState};

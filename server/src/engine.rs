@@ -62,8 +62,11 @@ pub struct Engine {
     /// New inline runs go to the group-commit writer.
     writer: tokio::sync::mpsc::UnboundedSender<NewRun>,
     /// Trigger routes (webhook path → published flow), cached for [`ROUTE_TTL`].
-    routes: RwLock<HashMap<(String, String, String), (std::time::Instant, Vec<(String, i32)>)>>,
+    routes: RwLock<RouteCache>,
 }
+
+/// (workspace, trigger kind, key) → when looked up, and the published (flow, version)s.
+type RouteCache = HashMap<(String, String, String), (std::time::Instant, Vec<(String, i32)>)>;
 
 /// How long a cached trigger route is trusted. A publish in this process clears the cache
 /// at once; one in another process sharing the database is seen within this time.
@@ -105,7 +108,9 @@ async fn run_writer(db: DatabaseConnection, mut rx: tokio::sync::mpsc::Unbounded
             Err(e) if batch.len() > 1 => {
                 tracing::warn!(error = %format!("{e:#}"), runs = batch.len(), "batch commit failed; committing runs one by one");
                 for run in batch {
-                    let result = write_runs(&db, std::slice::from_ref(&run)).await.map_err(|e| format!("{e:#}"));
+                    let result = write_runs(&db, std::slice::from_ref(&run))
+                        .await
+                        .map_err(|e| format!("{e:#}"));
                     let _ = run.done.send(result);
                 }
             }
@@ -121,7 +126,9 @@ async fn run_writer(db: DatabaseConnection, mut rx: tokio::sync::mpsc::Unbounded
 async fn write_runs(db: &DatabaseConnection, runs: &[NewRun]) -> anyhow::Result<()> {
     let txn = db.begin().await?;
     for chunk in runs.chunks(64) {
-        run::Entity::insert_many(chunk.iter().map(|r| r.row.clone())).exec_without_returning(&txn).await?;
+        run::Entity::insert_many(chunk.iter().map(|r| r.row.clone()))
+            .exec_without_returning(&txn)
+            .await?;
     }
     let steps: Vec<run_step::ActiveModel> = runs
         .iter()
@@ -130,11 +137,15 @@ async fn write_runs(db: &DatabaseConnection, runs: &[NewRun]) -> anyhow::Result<
                 sea_orm::ActiveValue::Set(id) | sea_orm::ActiveValue::Unchanged(id) => id.clone(),
                 sea_orm::ActiveValue::NotSet => String::new(),
             };
-            r.records.iter().map(move |rec| step_row(&r.workspace, &id, rec))
+            r.records
+                .iter()
+                .map(move |rec| step_row(&r.workspace, &id, rec))
         })
         .collect();
     for chunk in steps.chunks(500) {
-        run_step::Entity::insert_many(chunk.to_vec()).exec_without_returning(&txn).await?;
+        run_step::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(&txn)
+            .await?;
     }
     metrics::counter!("trellis_steps_total").increment(steps.len() as u64);
     for r in runs {
@@ -273,9 +284,20 @@ impl Engine {
             finished_at: Set(outcome.finished.then_some(now)),
         };
         let (done, committed) = tokio::sync::oneshot::channel();
-        let pending = NewRun { workspace: workspace.to_owned(), row, records, subscription: outcome.subscription.clone(), done };
-        self.writer.send(pending).map_err(|_| anyhow::anyhow!("the run writer has stopped"))?;
-        committed.await.map_err(|_| anyhow::anyhow!("the run writer has stopped"))?.map_err(anyhow::Error::msg)?;
+        let pending = NewRun {
+            workspace: workspace.to_owned(),
+            row,
+            records,
+            subscription: outcome.subscription.clone(),
+            done,
+        };
+        self.writer
+            .send(pending)
+            .map_err(|_| anyhow::anyhow!("the run writer has stopped"))?;
+        committed
+            .await
+            .map_err(|_| anyhow::anyhow!("the run writer has stopped"))?
+            .map_err(anyhow::Error::msg)?;
         metrics::counter!("trellis_runs_started_total").increment(1);
         record_finish(outcome.status);
         if outcome.status == status::QUEUED {
@@ -561,9 +583,18 @@ impl Engine {
     }
 
     /// [`Engine::triggered_flows`] through the route cache (for the hot webhook path).
-    pub async fn routed_flows(&self, workspace: &str, kind: &str, key: &str) -> anyhow::Result<Vec<(String, i32)>> {
+    pub async fn routed_flows(
+        &self,
+        workspace: &str,
+        kind: &str,
+        key: &str,
+    ) -> anyhow::Result<Vec<(String, i32)>> {
         let cache_key = (workspace.to_owned(), kind.to_owned(), key.to_owned());
-        if let Some((at, flows)) = self.routes.read().ok().and_then(|m| m.get(&cache_key).cloned())
+        if let Some((at, flows)) = self
+            .routes
+            .read()
+            .ok()
+            .and_then(|m| m.get(&cache_key).cloned())
             && at.elapsed() < ROUTE_TTL
         {
             return Ok(flows);
@@ -697,7 +728,9 @@ async fn insert_steps<C: ConnectionTrait>(
         return Ok(());
     }
     let rows = records.iter().map(|r| step_row(workspace, run_id, r));
-    run_step::Entity::insert_many(rows).exec_without_returning(conn).await?;
+    run_step::Entity::insert_many(rows)
+        .exec_without_returning(conn)
+        .await?;
     metrics::counter!("trellis_steps_total").increment(records.len() as u64);
     Ok(())
 }

@@ -16,7 +16,7 @@ pub struct ApiError {
     /// JSON pointer into the request body, when the body is at fault.
     pub pointer: Option<String>,
     /// Extra members merged into the problem body (e.g. `diagnostics`).
-    pub extra: Option<Value>,
+    pub extra: Option<Box<Value>>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -53,7 +53,7 @@ impl ApiError {
         Self::new(StatusCode::FORBIDDEN, "forbidden", detail)
     }
     pub fn with_extra(mut self, extra: Value) -> Self {
-        self.extra = Some(extra);
+        self.extra = Some(Box::new(extra));
         self
     }
     pub fn internal(error: impl std::fmt::Display) -> Self {
@@ -96,7 +96,7 @@ impl IntoResponse for ApiError {
         if let Some(p) = self.pointer {
             body["pointer"] = Value::String(p);
         }
-        if let Some(Value::Object(extra)) = self.extra {
+        if let Some(Value::Object(extra)) = self.extra.map(|b| *b) {
             for (k, v) in extra {
                 body[k] = v;
             }

@@ -212,7 +212,8 @@ both!(roles_are_enforced);
 async fn invalid_flows_get_all_diagnostics(backend: Backend) {
     let s = TestServer::start(backend).await;
     let base = simple_flow("bad");
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    type Patch = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(&str, Patch)> = vec![
         (
             "malformed",
             Box::new(|d| d["nodes"][0]["id"] = json!("has space")),
@@ -688,7 +689,11 @@ async fn set_vars_keep_document_order(backend: Backend) {
         "edges": [{"from": "t", "to": "s"}]});
     let id = s.create_flow(doc.clone(), true).await;
     let stored = s.get(&format!("/api/v1/flows/{id}")).await;
-    assert_eq!(serde_json::to_string(&stored["doc"]).unwrap(), serde_json::to_string(&doc).unwrap(), "key order kept");
+    assert_eq!(
+        serde_json::to_string(&stored["doc"]).unwrap(),
+        serde_json::to_string(&doc).unwrap(),
+        "key order kept"
+    );
     let (_, started) = s.post(&format!("/api/v1/flows/{id}/runs"), json!({})).await;
     let run = s.wait_run(started["run_id"].as_str().unwrap(), 20).await;
     assert_eq!(run["status"], "succeeded", "{run}");

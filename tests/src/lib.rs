@@ -28,11 +28,16 @@ pub fn trellis_bin() -> PathBuf {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 pub fn postgres_admin_url() -> String {
-    std::env::var("TRELLIS_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    std::env::var("TRELLIS_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 /// A fresh PostgreSQL database, dropped with [`PgDb::drop_db`].
@@ -49,14 +54,27 @@ impl PgDb {
             panic!("PostgreSQL is required and not reachable at {admin}: {e}. Start it (`pg_ctlcluster 15 main start`) or set TRELLIS_TEST_POSTGRES_URL")
         });
         let name = format!("trellis_t_{}", uuid::Uuid::new_v4().simple());
-        conn.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create database");
-        let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).expect("admin url has a database");
-        PgDb { url: format!("{base}/{name}"), name }
+        conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create database");
+        let base = admin
+            .rsplit_once('/')
+            .map(|(b, _)| b.to_owned())
+            .expect("admin url has a database");
+        PgDb {
+            url: format!("{base}/{name}"),
+            name,
+        }
     }
 
     pub async fn drop_db(self) {
         if let Ok(conn) = Database::connect(&postgres_admin_url()).await {
-            let _ = conn.execute_unprepared(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).await;
+            let _ = conn
+                .execute_unprepared(&format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    self.name
+                ))
+                .await;
         }
     }
 }
@@ -78,17 +96,27 @@ impl Proc {
         let log = data_dir.join(format!("server-{port}.log"));
         let out = std::fs::File::create(&log).unwrap();
         let mut cmd = Command::new(trellis_bin());
-        cmd.args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--data-dir"])
-            .arg(data_dir)
-            .args(["--workers", "8"])
-            .env_remove("TRELLIS_DATABASE_URL")
-            .stdout(Stdio::from(out.try_clone().unwrap()))
-            .stderr(Stdio::from(out));
+        cmd.args([
+            "serve",
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .args(["--workers", "8"])
+        .env_remove("TRELLIS_DATABASE_URL")
+        .stdout(Stdio::from(out.try_clone().unwrap()))
+        .stderr(Stdio::from(out));
         if let Some(url) = database_url {
             cmd.env("TRELLIS_DATABASE_URL", url);
         }
         let child = cmd.spawn().expect("spawn trellis");
-        let proc = Proc { child, base: format!("http://127.0.0.1:{port}"), data_dir: data_dir.to_owned(), log };
+        let proc = Proc {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            data_dir: data_dir.to_owned(),
+            log,
+        };
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -97,7 +125,11 @@ impl Proc {
             {
                 return proc;
             }
-            assert!(Instant::now() < deadline, "trellis did not become healthy; log:\n{}", proc.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "trellis did not become healthy; log:\n{}",
+                proc.log_text()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -113,7 +145,10 @@ impl Proc {
     }
 
     pub fn token(&self) -> String {
-        std::fs::read_to_string(self.data_dir.join("admin-token")).expect("admin-token").trim().to_owned()
+        std::fs::read_to_string(self.data_dir.join("admin-token"))
+            .expect("admin-token")
+            .trim()
+            .to_owned()
     }
 }
 
@@ -158,18 +193,33 @@ pub struct Api {
 
 impl Api {
     pub fn new(base: &str, token: &str) -> Api {
-        Api { base: base.to_owned(), token: token.to_owned(), client: reqwest::Client::new() }
+        Api {
+            base: base.to_owned(),
+            token: token.to_owned(),
+            client: reqwest::Client::new(),
+        }
     }
 
-    pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> (u16, Value) {
-        let mut req = self.client.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
         if let Some(b) = body {
             req = req.json(b);
         }
         let r = req.send().await.unwrap_or_else(|e| panic!("{path}: {e}"));
         let status = r.status().as_u16();
         let text = r.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> Value {

@@ -24,7 +24,11 @@ fn waiting_flow(wait: &str) -> Value {
 async fn create_published(api: &Api, doc: &Value) -> String {
     let created = api.post("/api/v1/flows", doc).await;
     let id = created["id"].as_str().unwrap().to_owned();
-    api.post(&format!("/api/v1/flows/{id}/publish"), &json!({"version": 1})).await;
+    api.post(
+        &format!("/api/v1/flows/{id}/publish"),
+        &json!({"version": 1}),
+    )
+    .await;
     id
 }
 
@@ -34,7 +38,16 @@ async fn start_runs(apis: &[Api], flow: &str, n: usize) -> Vec<String> {
         .map(|i| {
             let api = apis[i % apis.len()].clone();
             let flow = flow.to_owned();
-            async move { api.post(&format!("/api/v1/flows/{flow}/runs"), &json!({"input": {"n": i}})).await["run_id"].as_str().unwrap().to_owned() }
+            async move {
+                api.post(
+                    &format!("/api/v1/flows/{flow}/runs"),
+                    &json!({"input": {"n": i}}),
+                )
+                .await["run_id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            }
         })
         .buffer_unordered(16)
         .collect()
@@ -42,7 +55,11 @@ async fn start_runs(apis: &[Api], flow: &str, n: usize) -> Vec<String> {
 }
 
 async fn count(api: &Api, flow: &str, status: &str) -> usize {
-    let v = api.get(&format!("/api/v1/runs?flow={flow}&status={status}&limit=500")).await;
+    let v = api
+        .get(&format!(
+            "/api/v1/runs?flow={flow}&status={status}&limit=500"
+        ))
+        .await;
     v["runs"].as_array().unwrap().len()
 }
 
@@ -53,7 +70,10 @@ async fn wait_all(api: &Api, flow: &str, status: &str, n: usize, secs: u64) {
         if c >= n {
             return;
         }
-        assert!(Instant::now() < deadline, "only {c} of {n} runs reached {status} in {secs}s");
+        assert!(
+            Instant::now() < deadline,
+            "only {c} of {n} runs reached {status} in {secs}s"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -67,11 +87,31 @@ async fn assert_exactly_once(url: &str, runs: usize, nodes_per_run: usize) {
         .query_all_raw(q("SELECT run_id, node_id, visit, COUNT(*) AS n FROM run_steps WHERE status = 'completed' GROUP BY run_id, node_id, visit HAVING COUNT(*) > 1"))
         .await
         .unwrap();
-    assert!(dupes.is_empty(), "{} node activations were journaled as completed more than once", dupes.len());
-    let row = db.query_one_raw(q("SELECT COUNT(*) AS n FROM run_steps WHERE status = 'completed'")).await.unwrap().unwrap();
+    assert!(
+        dupes.is_empty(),
+        "{} node activations were journaled as completed more than once",
+        dupes.len()
+    );
+    let row = db
+        .query_one_raw(q(
+            "SELECT COUNT(*) AS n FROM run_steps WHERE status = 'completed'",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
     let completed: i64 = row.try_get("", "n").unwrap();
-    assert_eq!(completed as usize, runs * nodes_per_run, "every node of every run completed once");
-    let row = db.query_one_raw(q("SELECT COUNT(*) AS n FROM runs WHERE status = 'succeeded'")).await.unwrap().unwrap();
+    assert_eq!(
+        completed as usize,
+        runs * nodes_per_run,
+        "every node of every run completed once"
+    );
+    let row = db
+        .query_one_raw(q(
+            "SELECT COUNT(*) AS n FROM runs WHERE status = 'succeeded'",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
     let succeeded: i64 = row.try_get("", "n").unwrap();
     assert_eq!(succeeded as usize, runs);
 }
@@ -89,9 +129,15 @@ async fn crash_resumes_every_run(pg: Option<&PgDb>) {
     assert_eq!(runs.len(), 200);
     wait_all(&api, &flow, "waiting", 200, 30).await;
     let parked_in = started.elapsed();
-    assert!(count(&api, &flow, "succeeded").await == 0, "runs finished before the crash; the test would prove nothing");
+    assert!(
+        count(&api, &flow, "succeeded").await == 0,
+        "runs finished before the crash; the test would prove nothing"
+    );
     server.kill9();
-    assert!(parked_in < Duration::from_secs(2), "parking 200 runs took {parked_in:?}, longer than the wait");
+    assert!(
+        parked_in < Duration::from_secs(2),
+        "parking 200 runs took {parked_in:?}, longer than the wait"
+    );
 
     let server = Proc::start(&dir.0, url.as_deref()).await;
     let api = Api::new(&server.base, &api.token);
@@ -100,7 +146,10 @@ async fn crash_resumes_every_run(pg: Option<&PgDb>) {
     assert_eq!(sample["status"], "succeeded", "{sample}");
     let db_url = match &url {
         Some(u) => u.clone(),
-        None => format!("sqlite://{}?mode=ro", dir.0.join("trellis.sqlite").display()),
+        None => format!(
+            "sqlite://{}?mode=ro",
+            dir.0.join("trellis.sqlite").display()
+        ),
     };
     drop(server);
     assert_exactly_once(&db_url, 200, 5).await;
@@ -134,20 +183,30 @@ async fn two_processes_share_one_database() {
     let a = Proc::start(&dir_a.0, Some(&pg.url)).await;
     let b = Proc::start(&dir_b.0, Some(&pg.url)).await;
     let token = a.token();
-    assert!(!dir_b.0.join("admin-token").exists(), "the second process must not bootstrap again");
+    assert!(
+        !dir_b.0.join("admin-token").exists(),
+        "the second process must not bootstrap again"
+    );
     let apis = [Api::new(&a.base, &token), Api::new(&b.base, &token)];
     let flow = create_published(&apis[0], &waiting_flow("0s")).await;
     let runs = start_runs(&apis, &flow, 1000).await;
     assert_eq!(runs.len(), 1000);
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let v = apis[1].get(&format!("/api/v1/runs?flow={flow}&status=succeeded&limit=500")).await;
+        let v = apis[1]
+            .get(&format!(
+                "/api/v1/runs?flow={flow}&status=succeeded&limit=500"
+            ))
+            .await;
         let page = v["runs"].as_array().unwrap().len();
         if page == 500 {
             // More than one page: count in the database instead of paging through.
             let db = Database::connect(&pg.url).await.unwrap();
             let row = db
-                .query_one_raw(Statement::from_string(db.get_database_backend(), "SELECT COUNT(*) AS n FROM runs WHERE status = 'succeeded'".to_owned()))
+                .query_one_raw(Statement::from_string(
+                    db.get_database_backend(),
+                    "SELECT COUNT(*) AS n FROM runs WHERE status = 'succeeded'".to_owned(),
+                ))
                 .await
                 .unwrap()
                 .unwrap();
@@ -155,12 +214,23 @@ async fn two_processes_share_one_database() {
                 break;
             }
         }
-        assert!(Instant::now() < deadline, "1000 runs did not finish in time");
+        assert!(
+            Instant::now() < deadline,
+            "1000 runs did not finish in time"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     for (name, p) in [("a", &a), ("b", &b)] {
-        let text = reqwest::get(format!("{}/metrics", p.base)).await.unwrap().text().await.unwrap();
-        assert!(metric(&text, "trellis_segments_total") > 0.0, "process {name} advanced no run:\n{text}");
+        let text = reqwest::get(format!("{}/metrics", p.base))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            metric(&text, "trellis_segments_total") > 0.0,
+            "process {name} advanced no run:\n{text}"
+        );
     }
     drop((a, b));
     assert_exactly_once(&pg.url, 1000, 5).await;

@@ -30,7 +30,10 @@ fn main() -> ExitCode {
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_owned()
 }
 
 fn cargo() -> Command {
@@ -49,7 +52,9 @@ fn status(mut cmd: Command, what: &str) -> anyhow::Result<()> {
 
 /// Installs the WebAssembly targets the studio and connectors build for, when missing.
 fn ensure_targets() -> anyhow::Result<()> {
-    let out = Command::new("rustup").args(["target", "list", "--installed"]).output();
+    let out = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output();
     let installed = match out {
         Ok(o) => String::from_utf8_lossy(&o.stdout).into_owned(),
         Err(_) => {
@@ -57,7 +62,10 @@ fn ensure_targets() -> anyhow::Result<()> {
             return Ok(());
         }
     };
-    let missing: Vec<&str> = ["wasm32-unknown-unknown", "wasm32-wasip2"].into_iter().filter(|t| !installed.contains(t)).collect();
+    let missing: Vec<&str> = ["wasm32-unknown-unknown", "wasm32-wasip2"]
+        .into_iter()
+        .filter(|t| !installed.contains(t))
+        .collect();
     if !missing.is_empty() {
         let mut c = Command::new("rustup");
         c.args(["target", "add"]).args(&missing);
@@ -69,16 +77,31 @@ fn ensure_targets() -> anyhow::Result<()> {
 fn run(args: &[String]) -> anyhow::Result<()> {
     ensure_targets()?;
     let mut build = cargo();
-    build.args(["build", "--release", "-p", "trellis-server", "--bin", "trellis"]);
+    build.args([
+        "build",
+        "--release",
+        "-p",
+        "trellis-server",
+        "--bin",
+        "trellis",
+    ]);
     status(build, "building trellis")?;
     let bin = target_dir().join("release").join("trellis");
     let data_dir = root().join("trellis-data");
-    println!("Starting Trellis on http://127.0.0.1:8080 (data in {}).", data_dir.display());
-    println!("The admin token is printed on first start and kept in {}.", data_dir.join("admin-token").display());
+    println!(
+        "Starting Trellis on http://127.0.0.1:8080 (data in {}).",
+        data_dir.display()
+    );
+    println!(
+        "The admin token is printed on first start and kept in {}.",
+        data_dir.join("admin-token").display()
+    );
     let mut serve = Command::new(bin);
     serve.current_dir(root()).arg("serve");
     if args.is_empty() {
-        serve.args(["--addr", "127.0.0.1:8080", "--data-dir"]).arg(&data_dir);
+        serve
+            .args(["--addr", "127.0.0.1:8080", "--data-dir"])
+            .arg(&data_dir);
     } else {
         serve.args(args);
     }
@@ -86,20 +109,31 @@ fn run(args: &[String]) -> anyhow::Result<()> {
 }
 
 fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"))
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
 }
 
 fn postgres_url() -> String {
-    std::env::var("TRELLIS_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    std::env::var("TRELLIS_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 /// Starts the local PostgreSQL cluster when it is not accepting connections.
 fn ensure_postgres() -> anyhow::Result<()> {
-    let ready = || Command::new("pg_isready").args(["-h", "127.0.0.1", "-p", "5432"]).output().map(|o| o.status.success());
+    let ready = || {
+        Command::new("pg_isready")
+            .args(["-h", "127.0.0.1", "-p", "5432"])
+            .output()
+            .map(|o| o.status.success())
+    };
     match ready() {
         Ok(true) => return Ok(()),
         Ok(false) => {}
-        Err(_) => bail!("pg_isready not found: the tests need PostgreSQL (Debian: apt-get install postgresql) at {}", postgres_url()),
+        Err(_) => bail!(
+            "pg_isready not found: the tests need PostgreSQL (Debian: apt-get install postgresql) at {}",
+            postgres_url()
+        ),
     }
     let versions: Vec<String> = std::fs::read_dir("/etc/postgresql")
         .context("PostgreSQL is down and /etc/postgresql is missing: install PostgreSQL (apt-get install postgresql)")?
@@ -107,7 +141,9 @@ fn ensure_postgres() -> anyhow::Result<()> {
         .collect();
     for v in versions {
         eprintln!("xtask: starting PostgreSQL {v}");
-        let _ = Command::new("pg_ctlcluster").args(["--skip-systemctl-redirect", &v, "main", "start"]).status();
+        let _ = Command::new("pg_ctlcluster")
+            .args(["--skip-systemctl-redirect", &v, "main", "start"])
+            .status();
     }
     for _ in 0..50 {
         if ready().unwrap_or(false) {
@@ -121,10 +157,17 @@ fn ensure_postgres() -> anyhow::Result<()> {
 /// Drops databases left by tests that died before cleaning up.
 fn sweep_test_databases() {
     let sql = "SELECT 'DROP DATABASE IF EXISTS ' || datname || ' WITH (FORCE);' FROM pg_database WHERE datname LIKE 'trellis_t_%'";
-    let out = Command::new("psql").args([postgres_url().as_str(), "-Atc", sql]).output();
+    let out = Command::new("psql")
+        .args([postgres_url().as_str(), "-Atc", sql])
+        .output();
     if let Ok(o) = out {
-        for stmt in String::from_utf8_lossy(&o.stdout).lines().filter(|l| !l.is_empty()) {
-            let _ = Command::new("psql").args([postgres_url().as_str(), "-qc", stmt]).output();
+        for stmt in String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter(|l| !l.is_empty())
+        {
+            let _ = Command::new("psql")
+                .args([postgres_url().as_str(), "-qc", stmt])
+                .output();
         }
     }
 }
@@ -143,9 +186,21 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
 
 fn bench(extra: &[String]) -> anyhow::Result<()> {
     let mut b = cargo();
-    b.args(["build", "--release", "-p", "trellis-server", "-p", "trellis-e2e", "--bin", "trellis", "--bin", "trellis-bench"]);
+    b.args([
+        "build",
+        "--release",
+        "-p",
+        "trellis-server",
+        "-p",
+        "trellis-e2e",
+        "--bin",
+        "trellis",
+        "--bin",
+        "trellis-bench",
+    ]);
     status(b, "building the benchmark")?;
     let mut run = Command::new(target_dir().join("release").join("trellis-bench"));
-    run.args(extra).env("TRELLIS_BIN", target_dir().join("release").join("trellis"));
+    run.args(extra)
+        .env("TRELLIS_BIN", target_dir().join("release").join("trellis"));
     status(run, "trellis-bench")
 }

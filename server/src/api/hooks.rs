@@ -142,38 +142,10 @@ fn header_map(headers: &HeaderMap) -> Value {
 }
 
 fn query_map(query: Option<&str>) -> Value {
-    let mut out = Map::new();
-    for pair in query
-        .unwrap_or_default()
-        .split('&')
-        .filter(|p| !p.is_empty())
-    {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        out.insert(decode(k), Value::String(decode(v)));
-    }
-    Value::Object(out)
-}
-
-fn decode(s: &str) -> String {
-    let s = s.replace('+', " ");
-    percent_decode(&s)
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len() + 0
-            && let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16)
-        {
-            out.push(b);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    let pairs = form_urlencoded::parse(query.unwrap_or_default().as_bytes());
+    Value::Object(
+        pairs
+            .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
+            .collect(),
+    )
 }

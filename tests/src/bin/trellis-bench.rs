@@ -49,7 +49,12 @@ struct Args {
 }
 
 fn parse_args() -> Args {
-    let mut a = Args { seconds: 10, clients: 16, postgres: false, database_url: None };
+    let mut a = Args {
+        seconds: 10,
+        clients: 16,
+        postgres: false,
+        database_url: None,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -67,18 +72,40 @@ fn parse_args() -> Args {
 async fn main() {
     let args = parse_args();
     let dir = TempDir::new();
-    let pg = if args.postgres && args.database_url.is_none() { Some(PgDb::create().await) } else { None };
-    let url = args.database_url.clone().or_else(|| pg.as_ref().map(|p| p.url.clone()));
+    let pg = if args.postgres && args.database_url.is_none() {
+        Some(PgDb::create().await)
+    } else {
+        None
+    };
+    let url = args
+        .database_url
+        .clone()
+        .or_else(|| pg.as_ref().map(|p| p.url.clone()));
     let server = Proc::start(&dir.0, url.as_deref()).await;
     let api = Api::new(&server.base, &server.token());
     let created = api.post("/api/v1/flows", &reference_flow()).await;
     let id = created["id"].as_str().unwrap();
-    api.post(&format!("/api/v1/flows/{id}/publish"), &json!({"version": 1})).await;
+    api.post(
+        &format!("/api/v1/flows/{id}/publish"),
+        &json!({"version": 1}),
+    )
+    .await;
     let hook_url = format!("{}/hooks/lead", server.base);
 
     // Check the answer once.
-    let client = reqwest::Client::builder().pool_max_idle_per_host(args.clients).build().unwrap();
-    let r: Value = client.post(&hook_url).json(&track_body(1)).send().await.unwrap().json().await.unwrap();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.clients)
+        .build()
+        .unwrap();
+    let r: Value = client
+        .post(&hook_url)
+        .json(&track_body(1))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     println!("sample answer: {r}");
 
     let warmup = Duration::from_secs(2);
@@ -88,7 +115,12 @@ async fn main() {
     let end = start + warmup + Duration::from_secs(args.seconds);
     let mut tasks = Vec::new();
     for _ in 0..args.clients {
-        let (client, url, counter, errors) = (client.clone(), hook_url.clone(), counter.clone(), errors.clone());
+        let (client, url, counter, errors) = (
+            client.clone(),
+            hook_url.clone(),
+            counter.clone(),
+            errors.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut measured = 0u64;
@@ -99,7 +131,11 @@ async fn main() {
                     Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
                     Ok(r) => {
                         if errors.load(Ordering::Relaxed) == 0 {
-                            eprintln!("first error: {} {}", r.status(), r.text().await.unwrap_or_default());
+                            eprintln!(
+                                "first error: {} {}",
+                                r.status(),
+                                r.text().await.unwrap_or_default()
+                            );
                         }
                         false
                     }
@@ -131,37 +167,71 @@ async fn main() {
     all.sort();
     let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
     let rps = measured as f64 / args.seconds as f64;
-    let backend = if url.is_some() { "PostgreSQL" } else { "SQLite" };
-    println!("backend: {backend}, clients: {}, measured: {}s after {}s warm-up", args.clients, args.seconds, warmup.as_secs());
-    println!("requests: {measured}, errors: {}", errors.load(Ordering::Relaxed));
+    let backend = if url.is_some() {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
+    println!(
+        "backend: {backend}, clients: {}, measured: {}s after {}s warm-up",
+        args.clients,
+        args.seconds,
+        warmup.as_secs()
+    );
+    println!(
+        "requests: {measured}, errors: {}",
+        errors.load(Ordering::Relaxed)
+    );
     println!("throughput: {rps:.0} runs/s");
-    println!("latency: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        ms(pct(0.50)), ms(pct(0.90)), ms(pct(0.99)), ms(*all.last().unwrap()));
+    println!(
+        "latency: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        ms(pct(0.50)),
+        ms(pct(0.90)),
+        ms(pct(0.99)),
+        ms(*all.last().unwrap())
+    );
 
     // Every run is in the database with its journal.
     let total_sent = counter.load(Ordering::Relaxed) - 2 + 1;
     let db_url = match &url {
         Some(u) => u.clone(),
-        None => format!("sqlite://{}?mode=ro", dir.0.join("trellis.sqlite").display()),
+        None => format!(
+            "sqlite://{}?mode=ro",
+            dir.0.join("trellis.sqlite").display()
+        ),
     };
-    let metrics = reqwest::get(format!("{}/metrics", server.base)).await.unwrap().text().await.unwrap();
+    let metrics = reqwest::get(format!("{}/metrics", server.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     for line in metrics.lines().filter(|l| l.starts_with("trellis_commit")) {
         println!("server metric: {line}");
     }
     if errors.load(Ordering::Relaxed) > 0 {
         let log = server.log_text();
         let tail: Vec<&str> = log.lines().rev().take(20).collect();
-        eprintln!("server log (last lines, newest first):\n{}", tail.join("\n"));
+        eprintln!(
+            "server log (last lines, newest first):\n{}",
+            tail.join("\n")
+        );
     }
     drop(server);
     let db = Database::connect(&db_url).await.unwrap();
     let row = db
-        .query_one_raw(Statement::from_string(db.get_database_backend(), "SELECT COUNT(*) AS n FROM runs WHERE status = 'succeeded'".to_owned()))
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT COUNT(*) AS n FROM runs WHERE status = 'succeeded'".to_owned(),
+        ))
         .await
         .unwrap()
         .unwrap();
     let recorded: i64 = row.try_get("", "n").unwrap();
-    println!("runs recorded as succeeded: {recorded} (requests answered 2xx: {})", total_sent - errors.load(Ordering::Relaxed));
+    println!(
+        "runs recorded as succeeded: {recorded} (requests answered 2xx: {})",
+        total_sent - errors.load(Ordering::Relaxed)
+    );
     if let Some(p) = pg {
         p.drop_db().await;
     }

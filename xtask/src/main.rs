@@ -181,7 +181,47 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
     status(build, "building trellis")?;
     let mut t = cargo();
     t.args(["test", "--workspace"]).args(extra);
-    status(t, "cargo test")
+    run_tests(t)
+}
+
+/// Runs `cargo test`, passing its output through, and closes with one summary line
+/// (`tests: N passed, N failed`) over every test binary.
+fn run_tests(mut cmd: Command) -> anyhow::Result<()> {
+    use std::io::{BufRead as _, BufReader};
+    cmd.stdout(std::process::Stdio::piped());
+    let mut child = cmd.spawn().context("starting cargo test")?;
+    let stdout = child.stdout.take().context("cargo test stdout")?;
+    let (mut passed, mut failed, mut ignored) = (0u64, 0u64, 0u64);
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            let count = |word: &str| -> u64 {
+                rest.split(';')
+                    .find_map(|part| {
+                        part.trim()
+                            .trim_start_matches("ok. ")
+                            .trim_start_matches("FAILED. ")
+                            .strip_suffix(word)
+                    })
+                    .and_then(|n| n.trim().parse().ok())
+                    .unwrap_or(0)
+            };
+            passed += count(" passed");
+            failed += count(" failed");
+            ignored += count(" ignored");
+        }
+    }
+    let s = child.wait()?;
+    println!();
+    println!("tests: {passed} passed, {failed} failed, {ignored} skipped");
+    if !s.success() {
+        bail!("cargo test failed ({s})");
+    }
+    if passed == 0 {
+        bail!("no test ran");
+    }
+    Ok(())
 }
 
 fn bench(extra: &[String]) -> anyhow::Result<()> {

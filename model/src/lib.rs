@@ -12,6 +12,7 @@ pub mod edit;
 pub mod expr;
 pub mod flow;
 pub mod node_types;
+pub mod schedule;
 pub mod validate;
 
 pub use diff::{FlowDiff, diff};

@@ -100,9 +100,12 @@ pub struct TriggerConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1))]
     pub event: Option<String>,
-    /// Cron expression for `kind: schedule`.
+    /// Cron expression for `kind: schedule`: 5 fields, or 6 with seconds first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cron: Option<String>,
+    /// IANA time zone of `cron` (default `Asia/Shanghai`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
 }
 
 /// `branch`: `true` or `false` by a CEL condition.

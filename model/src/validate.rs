@@ -261,12 +261,20 @@ fn check_trigger(node: &crate::flow::Node, i: usize, out: &mut Vec<Diagnostic>) 
         TriggerKind::Event => need("event", c.event.is_some(), "event"),
         TriggerKind::Schedule => {
             need("cron", c.cron.is_some(), "schedule");
-            if let Some(cron) = &c.cron {
-                let fields = cron.split_whitespace().count();
-                if !(5..=6).contains(&fields) {
-                    out.push(Diagnostic::error("invalid_config", format!("/nodes/{i}/config/cron"), id,
-                        format!("trigger: cron {cron:?} has {fields} fields; expected 5 (min hour day month weekday) or 6")));
-                }
+            if let Some(cron) = &c.cron
+                && let Err(message) = crate::schedule::Schedule::parse(cron, c.timezone.as_deref())
+            {
+                let field = if message.contains("time zone") {
+                    "timezone"
+                } else {
+                    "cron"
+                };
+                out.push(Diagnostic::error(
+                    "invalid_config",
+                    format!("/nodes/{i}/config/{field}"),
+                    id,
+                    format!("trigger: {message}"),
+                ));
             }
         }
         TriggerKind::Manual => {}

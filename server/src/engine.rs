@@ -21,10 +21,14 @@ use sea_orm::{
 };
 use serde_json::{Value, json};
 use tokio::sync::Notify;
+use trellis_model::node_types::TriggerConfig;
+use trellis_model::schedule::Schedule;
 use trellis_model::{Expr, FlowDoc};
 use trellis_runtime::{CompiledFlow, Executor, Next, Response, RunState, StepRecord};
 
-use crate::db::entities::{flow, flow_trigger, flow_version, run, run_step, subscription};
+use crate::db::entities::{
+    flow, flow_trigger, flow_version, run, run_step, schedule_fire, subscription,
+};
 
 /// How long a claim lasts before another worker may take the run over.
 pub const LEASE: Duration = Duration::from_secs(30);
@@ -510,6 +514,116 @@ impl Engine {
                 }
             }
         });
+    }
+
+    /// The scheduler: once a second, starts runs of published flows whose schedule
+    /// trigger fired since the last tick. Fires while no server ran are not replayed.
+    pub fn spawn_scheduler(self: &Arc<Self>, shutdown: tokio::sync::watch::Receiver<bool>) {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let mut shutdown = shutdown;
+            let mut last = Utc::now();
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = shutdown.changed() => {}
+                }
+                if *shutdown.borrow() {
+                    break;
+                }
+                let now = Utc::now();
+                match engine.fire_schedules(last, now).await {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!(runs = n, "scheduled runs started");
+                        engine.wake.notify_waiters();
+                    }
+                    Err(e) => tracing::warn!(error = %format!("{e:#}"), "firing schedules failed"),
+                }
+                last = now;
+            }
+        });
+    }
+
+    /// Starts one run per schedule fire in `(after, until]`. A fire is recorded in
+    /// `schedule_fires` in the run's transaction, so it starts exactly one run even when
+    /// several processes tick at once. Returns how many runs this call started.
+    pub async fn fire_schedules(
+        &self,
+        after: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> anyhow::Result<usize> {
+        let triggers = flow_trigger::Entity::find()
+            .filter(flow_trigger::Column::Kind.eq("schedule"))
+            .all(&self.db)
+            .await?;
+        let mut started = 0;
+        for t in triggers {
+            let Some(f) = flow::Entity::find_by_id(t.flow_id.clone())
+                .one(&self.db)
+                .await?
+            else {
+                continue;
+            };
+            let Some(version) = f.published_version else {
+                continue;
+            };
+            let compiled = self.compiled(&f.id, version).await?;
+            let Some(trigger) = compiled.doc().trigger() else {
+                continue;
+            };
+            let Ok(config) = serde_json::from_value::<TriggerConfig>(trigger.config.clone()) else {
+                continue;
+            };
+            let Some(cron) = config.cron.as_deref() else {
+                continue;
+            };
+            let schedule = match Schedule::parse(cron, config.timezone.as_deref()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(flow = %f.id, error = %e, "published schedule does not parse");
+                    continue;
+                }
+            };
+            for fire in schedule.fires_between(after, until, 10) {
+                let txn = self.db.begin().await?;
+                let trigger_json = json!({ "scheduled_at": fire, "cron": cron });
+                let run_id = self
+                    .enqueue(
+                        &txn,
+                        &f.workspace_id,
+                        &f.id,
+                        version,
+                        trigger.id.as_str(),
+                        trigger_json,
+                    )
+                    .await?;
+                let inserted = schedule_fire::Entity::insert(schedule_fire::ActiveModel {
+                    workspace_id: Set(f.workspace_id.clone()),
+                    flow_id: Set(f.id.clone()),
+                    fire_at: Set(now_ms(fire)),
+                    run_id: Set(run_id),
+                })
+                .on_conflict(
+                    sea_orm::sea_query::OnConflict::columns([
+                        schedule_fire::Column::FlowId,
+                        schedule_fire::Column::FireAt,
+                    ])
+                    .do_nothing()
+                    .to_owned(),
+                )
+                .exec_without_returning(&txn)
+                .await?;
+                if inserted == 1 {
+                    txn.commit().await?;
+                    started += 1;
+                } else {
+                    // Another process fired it first.
+                    txn.rollback().await?;
+                }
+            }
+        }
+        Ok(started)
     }
 
     /// Delivers an event to the runs waiting for it (inside the caller's transaction).

@@ -142,6 +142,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     };
     let (tx, rx) = tokio::sync::watch::channel(false);
     engine.spawn_workers(config.workers.max(1), rx.clone());
+    engine.spawn_scheduler(rx.clone());
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .with_context(|| format!("binding {}", config.addr))?;

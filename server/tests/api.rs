@@ -701,3 +701,50 @@ async fn set_vars_keep_document_order(backend: Backend) {
     s.finish().await;
 }
 both!(set_vars_keep_document_order);
+
+/// A published schedule trigger starts runs on time, and a fire starts exactly one run
+/// however often it is evaluated (as when several processes tick together).
+async fn schedules_start_runs_once(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let id = s.create_flow(json!({"schema": 1, "name": "every second", "nodes": [
+        {"id": "tick", "type": "trigger", "config": {"kind": "schedule", "cron": "* * * * * *", "timezone": "UTC"}},
+        {"id": "s", "type": "set", "config": {"vars": {"at": "trigger.scheduled_at"}}}],
+        "edges": [{"from": "tick", "to": "s"}]}), true).await;
+    let mut runs = Vec::new();
+    for _ in 0..100 {
+        runs = s
+            .get(&format!("/api/v1/runs?flow={id}&status=succeeded"))
+            .await["runs"]
+            .as_array()
+            .unwrap()
+            .clone();
+        if runs.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        runs.len() >= 2,
+        "the schedule started {} runs in 10 s",
+        runs.len()
+    );
+    let run = s
+        .get(&format!("/api/v1/runs/{}", runs[0]["id"].as_str().unwrap()))
+        .await;
+    assert!(run["vars"]["at"].is_string(), "{run}");
+
+    let engine = s.engine();
+    let now = chrono::Utc::now();
+    let window = (
+        now + chrono::Duration::hours(1),
+        now + chrono::Duration::hours(1) + chrono::Duration::seconds(3),
+    );
+    assert_eq!(engine.fire_schedules(window.0, window.1).await.unwrap(), 3);
+    assert_eq!(
+        engine.fire_schedules(window.0, window.1).await.unwrap(),
+        0,
+        "a fire starts one run only"
+    );
+    s.finish().await;
+}
+both!(schedules_start_runs_once);

@@ -209,3 +209,19 @@ pub mod audit {
     }
     no_relations!();
 }
+
+pub mod schedule_fire {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "schedule_fires")]
+    pub struct Model {
+        pub workspace_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub flow_id: String,
+        /// Epoch milliseconds of the fire time.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub fire_at: i64,
+        pub run_id: String,
+    }
+    no_relations!();
+}

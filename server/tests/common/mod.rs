@@ -111,6 +111,10 @@ impl TestServer {
         }
     }
 
+    pub fn engine(&self) -> std::sync::Arc<trellis_server::engine::Engine> {
+        self.running.as_ref().expect("running").state.engine.clone()
+    }
+
     /// Stops the server and drops its PostgreSQL database.
     pub async fn finish(mut self) {
         if let Some(r) = self.running.take() {

@@ -389,9 +389,6 @@ impl Engine {
                 Utc::now(),
             )
         };
-        for r in &records {
-            tracing::debug!(node = %r.node, status = r.status.as_str(), attempt = r.attempt, "step");
-        }
         self.commit(&claimed, &state, &records, &next).await
     }
 
@@ -772,7 +769,16 @@ pub fn execute_segment(
     let mut records = Vec::new();
     let mut rng = rand::rng();
     for _ in 0..SEGMENT_STEPS {
-        let (record, next) = ex.step(state, now, rng.random::<f64>());
+        let node = state
+            .queue
+            .front()
+            .map(|a| a.node.clone())
+            .unwrap_or_default();
+        let span = tracing::debug_span!("step", run = run_id, node = %node);
+        let (record, next) = span.in_scope(|| ex.step(state, now, rng.random::<f64>()));
+        if let Some(r) = &record {
+            tracing::debug!(parent: &span, status = r.status.as_str(), attempt = r.attempt, error = r.error.as_deref(), "step done");
+        }
         records.extend(record);
         if next != Next::Continue {
             return (records, next);

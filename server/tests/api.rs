@@ -94,6 +94,20 @@ async fn walkthrough(backend: Backend) {
     let v1 = s.get(&format!("/api/v1/flows/{id}/versions/1")).await;
     assert_eq!(v3["hash"], v1["hash"], "same content, same hash");
     assert_eq!(v3["message"], "rollback to version 1");
+    let audit = s.get(&format!("/api/v1/audit?target={id}")).await;
+    let actions: Vec<&str> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        ["flow.rollback", "flow.publish", "flow.save", "flow.create"],
+        "{audit}"
+    );
+    assert_eq!(audit["entries"][0]["actor"], "admin");
+    assert_eq!(audit["entries"][0]["detail"]["to"], json!(1));
     s.finish().await;
 }
 both!(walkthrough);

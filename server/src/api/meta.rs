@@ -47,3 +47,48 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         state.metrics.render(),
     )
 }
+
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+pub struct AuditQuery {
+    /// Only entries about this target (a flow id, a token id).
+    pub target: Option<String>,
+    /// Page size, 1–500 (default 100).
+    pub limit: Option<u64>,
+}
+
+/// Who created, saved, published, rolled back what, and token changes; newest first.
+#[utoipa::path(get, path = "/api/v1/audit", tag = "meta", params(AuditQuery),
+    responses((status = 200, description = "`{entries: [...]}`", body = Object)))]
+pub async fn audit_log(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<axum::extract::Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+
+    use crate::db::entities::audit;
+    let axum::extract::Query(q) =
+        query.map_err(|e| crate::error::ApiError::invalid("", e.to_string()))?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(crate::error::ApiError::invalid(
+            "/limit",
+            "limit must be between 1 and 500",
+        ));
+    }
+    let mut find =
+        audit::Entity::find().filter(audit::Column::WorkspaceId.eq(caller.workspace_id.as_str()));
+    if let Some(t) = &q.target {
+        find = find.filter(audit::Column::Target.eq(t.as_str()));
+    }
+    let rows = find
+        .order_by_desc(audit::Column::Id)
+        .limit(limit)
+        .all(&state.db)
+        .await?;
+    let entries: Vec<Value> = rows
+        .into_iter()
+        .map(|a| json!({ "id": a.id, "actor": a.actor, "action": a.action, "target": a.target, "detail": a.detail, "at": a.at }))
+        .collect();
+    Ok(Json(json!({ "entries": entries })))
+}

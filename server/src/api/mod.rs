@@ -72,6 +72,7 @@ pub fn openapi_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(tokens::revoke_token))
         .routes(routes!(meta::node_types))
         .routes(routes!(meta::flow_schema))
+        .routes(routes!(meta::audit_log))
         .split_for_parts()
 }
 

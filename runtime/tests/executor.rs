@@ -6,6 +6,9 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::{Value, json};
 use trellis_runtime::{CompiledFlow, Executor, Next, RunState};
 
+/// The reference lead-scoring flow, shared with the benchmarks.
+const REFERENCE: &str = include_str!("../../templates/flows/reference-lead-scoring.json");
+
 fn flow(v: Value) -> std::sync::Arc<CompiledFlow> {
     CompiledFlow::compile(serde_json::from_value(v).unwrap()).unwrap()
 }
@@ -30,25 +33,7 @@ fn drive(ex: &Executor<'_>, state: &mut RunState, now: DateTime<Utc>) -> (Vec<St
 
 #[test]
 fn reference_flow_scores_and_responds() {
-    let f = flow(json!({
-        "schema": 1, "name": "lead",
-        "nodes": [
-            {"id": "hook", "type": "trigger", "config": {"kind": "webhook", "path": "lead"}},
-            {"id": "score", "type": "set", "config": {"vars": {
-                "industry_match": "trigger.body.properties.industry in ['ev-parts', 'battery'] ? 1.0 : 0.0",
-                "score": "0.33 * vars.industry_match + 0.25 * min(double(trigger.body.properties.visits_7d) / 10.0, 1.0) + 0.22 * (trigger.body.event == 'whitepaper_download' ? 1.0 : 0.0) + 0.20 * min(double(trigger.body.properties.dwell_s) / 120.0, 1.0)"
-            }}},
-            {"id": "tier", "type": "switch", "config": {"cases": [
-                {"port": "hot", "when": "vars.score >= 0.7"}, {"port": "warm", "when": "vars.score >= 0.4"}]}},
-            {"id": "msg", "type": "set", "config": {"vars": {"message": "{'touser': trigger.body.userId, 'msgtype': 'text', 'text': {'content': 'hot lead ' + trigger.body.userId}}"}}},
-            {"id": "reply", "type": "respond", "config": {"body": "{'lead': trigger.body.userId, 'score': round(vars.score, 4), 'tier': steps.tier.output.port}"}}
-        ],
-        "edges": [
-            {"from": "hook", "to": "score"}, {"from": "score", "to": "tier"},
-            {"from": "tier", "port": "hot", "to": "msg"}, {"from": "msg", "to": "reply"},
-            {"from": "tier", "port": "warm", "to": "reply"}, {"from": "tier", "port": "default", "to": "reply"}
-        ]
-    }));
+    let f = flow(serde_json::from_str(REFERENCE).unwrap());
     let trigger = json!({"body": {"userId": "u1", "event": "whitepaper_download", "properties": {"industry": "battery", "visits_7d": 4, "dwell_s": 60}}});
     let ex = Executor {
         flow: &f,
@@ -65,7 +50,7 @@ fn reference_flow_scores_and_responds() {
             "hook:completed#1",
             "score:completed#1",
             "tier:completed#1",
-            "msg:completed#1",
+            "message:completed#1",
             "reply:completed#1"
         ]
     );
@@ -75,8 +60,8 @@ fn reference_flow_scores_and_responds() {
         json!({"lead": "u1", "score": 0.75, "tier": "hot"})
     );
     assert_eq!(
-        state.vars["message"]["text"]["content"],
-        json!("hot lead u1")
+        state.vars["wecom"]["text"]["content"],
+        json!("高意向线索 u1 评分 0.75")
     );
 }
 

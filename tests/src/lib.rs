@@ -79,6 +79,22 @@ impl PgDb {
     }
 }
 
+/// `SELECT COUNT(*) AS n …` on the database at `url`.
+pub async fn count_rows(url: &str, sql: &str) -> i64 {
+    let db = Database::connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("connecting to {url}: {e}"));
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            sql.to_owned(),
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .expect("a count row");
+    row.try_get("", "n").expect("column n")
+}
+
 /// A `trellis serve` child process.
 #[derive(Debug)]
 pub struct Proc {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt as _;
 use sea_orm::{ConnectionTrait, Database, Statement};
 use serde_json::{Value, json};
-use trellis_e2e::{Api, PgDb, Proc, TempDir};
+use trellis_e2e::{Api, PgDb, Proc, TempDir, count_rows};
 
 /// trigger → set → wait `wait` → set → respond.
 fn waiting_flow(wait: &str) -> Value {
@@ -92,27 +92,21 @@ async fn assert_exactly_once(url: &str, runs: usize, nodes_per_run: usize) {
         "{} node activations were journaled as completed more than once",
         dupes.len()
     );
-    let row = db
-        .query_one_raw(q(
-            "SELECT COUNT(*) AS n FROM run_steps WHERE status = 'completed'",
-        ))
-        .await
-        .unwrap()
-        .unwrap();
-    let completed: i64 = row.try_get("", "n").unwrap();
+    let completed = count_rows(
+        url,
+        "SELECT COUNT(*) AS n FROM run_steps WHERE status = 'completed'",
+    )
+    .await;
     assert_eq!(
         completed as usize,
         runs * nodes_per_run,
         "every node of every run completed once"
     );
-    let row = db
-        .query_one_raw(q(
-            "SELECT COUNT(*) AS n FROM runs WHERE status = 'succeeded'",
-        ))
-        .await
-        .unwrap()
-        .unwrap();
-    let succeeded: i64 = row.try_get("", "n").unwrap();
+    let succeeded = count_rows(
+        url,
+        "SELECT COUNT(*) AS n FROM runs WHERE status = 'succeeded'",
+    )
+    .await;
     assert_eq!(succeeded as usize, runs);
 }
 
@@ -199,20 +193,16 @@ async fn two_processes_share_one_database() {
             ))
             .await;
         let page = v["runs"].as_array().unwrap().len();
-        if page == 500 {
-            // More than one page: count in the database instead of paging through.
-            let db = Database::connect(&pg.url).await.unwrap();
-            let row = db
-                .query_one_raw(Statement::from_string(
-                    db.get_database_backend(),
-                    "SELECT COUNT(*) AS n FROM runs WHERE status = 'succeeded'".to_owned(),
-                ))
-                .await
-                .unwrap()
-                .unwrap();
-            if row.try_get::<i64>("", "n").unwrap() == 1000 {
-                break;
-            }
+        // More than one page: count in the database instead of paging through.
+        if page == 500
+            && count_rows(
+                &pg.url,
+                "SELECT COUNT(*) AS n FROM runs WHERE status = 'succeeded'",
+            )
+            .await
+                == 1000
+        {
+            break;
         }
         assert!(
             Instant::now() < deadline,

@@ -382,6 +382,23 @@ async fn set_published<C: ConnectionTrait>(
     Ok(())
 }
 
+/// The flow and one of its versions, named by a request's `/version`.
+async fn flow_and_version<C: ConnectionTrait>(
+    conn: &C,
+    caller: &Caller,
+    id: &str,
+    version: i32,
+) -> ApiResult<(flow::Model, flow_version::Model)> {
+    let f = find_flow(conn, caller, id).await?;
+    let v = find_version(conn, id, version)
+        .await
+        .map_err(|e| ApiError {
+            pointer: Some("/version".into()),
+            ..e
+        })?;
+    Ok((f, v))
+}
+
 /// Publishes a version: new runs start on it; running ones stay on theirs.
 #[utoipa::path(post, path = "/api/v1/flows/{id}/publish", tag = "flows", params(("id" = String, Path)), request_body = VersionRef,
     responses((status = 200, description = "`{published_version}`", body = Object), (status = 409, description = "webhook path taken")))]
@@ -393,13 +410,7 @@ pub async fn publish(
 ) -> ApiResult<Json<Value>> {
     caller.require(Role::Builder)?;
     let txn = state.db.begin().await?;
-    let f = find_flow(&txn, &caller, &id).await?;
-    let v = find_version(&txn, &id, body.version)
-        .await
-        .map_err(|e| ApiError {
-            pointer: Some("/version".into()),
-            ..e
-        })?;
+    let (f, v) = flow_and_version(&txn, &caller, &id, body.version).await?;
     set_published(&txn, &caller, &f, v.number, &v.doc_value()).await?;
     audit(
         &txn,
@@ -425,13 +436,7 @@ pub async fn rollback(
 ) -> ApiResult<Json<Value>> {
     caller.require(Role::Builder)?;
     let txn = state.db.begin().await?;
-    let f = find_flow(&txn, &caller, &id).await?;
-    let old = find_version(&txn, &id, body.version)
-        .await
-        .map_err(|e| ApiError {
-            pointer: Some("/version".into()),
-            ..e
-        })?;
+    let (f, old) = flow_and_version(&txn, &caller, &id, body.version).await?;
     let next = f.latest_version + 1;
     let updated = flow::Entity::update_many()
         .col_expr(flow::Column::LatestVersion, SqlExpr::value(next))

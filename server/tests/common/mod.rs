@@ -6,8 +6,8 @@
 use std::net::SocketAddr;
 
 use reqwest::{Method, StatusCode};
-use sea_orm::{ConnectionTrait, Database};
 use serde_json::{Value, json};
+use trellis_e2e::{PgDb, TempDir};
 use trellis_server::db::DbLocation;
 use trellis_server::{Config, Running};
 
@@ -17,74 +17,24 @@ pub enum Backend {
     Postgres,
 }
 
-/// Admin URL of the PostgreSQL server tests create their databases on.
-pub fn postgres_admin_url() -> String {
-    std::env::var("TRELLIS_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-/// Creates an empty database and returns its URL. Fails loudly when PostgreSQL is down.
-pub async fn fresh_postgres() -> (String, String) {
-    let admin = postgres_admin_url();
-    let conn = Database::connect(&admin).await.unwrap_or_else(|e| {
-        panic!("PostgreSQL is required for this test and is not reachable at {admin}: {e}. Start it (`pg_ctlcluster 15 main start`) or set TRELLIS_TEST_POSTGRES_URL")
-    });
-    let name = format!("trellis_t_{}", uuid::Uuid::new_v4().simple());
-    conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
-        .await
-        .expect("create test database");
-    let base = admin
-        .rsplit_once('/')
-        .map(|(b, _)| b.to_owned())
-        .expect("admin url has a database");
-    (format!("{base}/{name}"), name)
-}
-
-pub async fn drop_postgres(name: &str) {
-    if let Ok(conn) = Database::connect(&postgres_admin_url()).await {
-        let _ = conn
-            .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .await;
-    }
-}
-
 pub struct TestServer {
     pub backend: Backend,
     pub base: String,
     pub token: String,
     pub client: reqwest::Client,
     running: Option<Running>,
-    _dir: tempdir::TempDir,
-    pg: Option<String>,
-}
-
-pub mod tempdir {
-    /// A directory removed on drop.
-    #[derive(Debug)]
-    pub struct TempDir(pub std::path::PathBuf);
-    impl TempDir {
-        pub fn new() -> Self {
-            let p = std::env::temp_dir()
-                .join(format!("trellis-test-{}", uuid::Uuid::new_v4().simple()));
-            std::fs::create_dir_all(&p).expect("temp dir");
-            TempDir(p)
-        }
-    }
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    _dir: TempDir,
+    pg: Option<PgDb>,
 }
 
 impl TestServer {
     pub async fn start(backend: Backend) -> TestServer {
-        let dir = tempdir::TempDir::new();
+        let dir = TempDir::new();
         let (db, pg) = match backend {
             Backend::Sqlite => (DbLocation::Sqlite(dir.0.join("trellis.sqlite")), None),
             Backend::Postgres => {
-                let (url, name) = fresh_postgres().await;
-                (DbLocation::Url(url), Some(name))
+                let pg = PgDb::create().await;
+                (DbLocation::Url(pg.url.clone()), Some(pg))
             }
         };
         let addr: SocketAddr = "127.0.0.1:0".parse().expect("addr");
@@ -120,8 +70,8 @@ impl TestServer {
         if let Some(r) = self.running.take() {
             r.stop().await.expect("server stops cleanly");
         }
-        if let Some(name) = self.pg.take() {
-            drop_postgres(&name).await;
+        if let Some(pg) = self.pg.take() {
+            pg.drop_db().await;
         }
     }
 

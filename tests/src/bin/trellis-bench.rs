@@ -13,23 +13,13 @@ use sea_orm::{ConnectionTrait, Database, Statement};
 use serde_json::{Value, json};
 use trellis_e2e::{Api, PgDb, Proc, TempDir};
 
-/// The reference flow of the foundation issue: webhook → score → tier → message → respond.
+/// The reference flow of the foundation issue (`templates/flows/reference-lead-scoring.json`):
+/// webhook → score → tier → WeCom-style message on hot → respond.
 pub fn reference_flow() -> Value {
-    json!({"schema": 1, "name": "reference lead scoring", "nodes": [
-        {"id": "hook", "type": "trigger", "config": {"kind": "webhook", "path": "lead"}},
-        {"id": "score", "type": "set", "config": {"vars": {
-            "industry_match": "trigger.body.properties.industry in ['ev-parts', 'battery'] ? 1.0 : 0.0",
-            "score": "0.33 * vars.industry_match + 0.25 * min(double(trigger.body.properties.visits_7d) / 10.0, 1.0) + 0.22 * (trigger.body.event == 'whitepaper_download' ? 1.0 : 0.0) + 0.20 * min(double(trigger.body.properties.dwell_s) / 120.0, 1.0)"
-        }}},
-        {"id": "tier", "type": "switch", "config": {"cases": [
-            {"port": "hot", "when": "vars.score >= 0.7"}, {"port": "warm", "when": "vars.score >= 0.4"}]}},
-        {"id": "message", "type": "set", "config": {"vars": {
-            "wecom": "{'touser': trigger.body.userId, 'msgtype': 'text', 'text': {'content': '高意向线索 ' + trigger.body.userId + ' 评分 ' + string(round(vars.score, 2))}}"}}},
-        {"id": "reply", "type": "respond", "config": {"body": "{'lead': trigger.body.userId, 'score': round(vars.score, 4), 'tier': steps.tier.output.port}"}}],
-        "edges": [
-            {"from": "hook", "to": "score"}, {"from": "score", "to": "tier"},
-            {"from": "tier", "port": "hot", "to": "message"}, {"from": "message", "to": "reply"},
-            {"from": "tier", "port": "warm", "to": "reply"}, {"from": "tier", "port": "default", "to": "reply"}]})
+    serde_json::from_str(include_str!(
+        "../../../templates/flows/reference-lead-scoring.json"
+    ))
+    .expect("reference flow")
 }
 
 fn track_body(i: u64) -> Value {

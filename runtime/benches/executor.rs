@@ -29,12 +29,7 @@ fn chain(n: usize) -> Value {
 }
 
 fn run_to_end(flow: &CompiledFlow, trigger: &Value) -> usize {
-    let ex = Executor {
-        flow,
-        run_id: "bench",
-        trigger,
-        lead: None,
-    };
+    let ex = Executor::new(flow, "bench", trigger);
     let mut state = RunState::start(flow.trigger_id().unwrap_or("t"));
     let now = Utc::now();
     let mut steps = 0;

@@ -170,7 +170,17 @@ enum Outcome {
     },
 }
 
-impl Executor<'_> {
+impl<'a> Executor<'a> {
+    /// An executor for a run that concerns no lead.
+    pub fn new(flow: &'a CompiledFlow, run_id: &'a str, trigger: &'a Value) -> Self {
+        Executor {
+            flow,
+            run_id,
+            trigger,
+            lead: None,
+        }
+    }
+
     /// The CEL scope for the current state.
     pub fn scope(&self, state: &RunState) -> Scope {
         let mut steps = Map::new();

@@ -35,12 +35,7 @@ fn drive(ex: &Executor<'_>, state: &mut RunState, now: DateTime<Utc>) -> (Vec<St
 fn reference_flow_scores_and_responds() {
     let f = flow(serde_json::from_str(REFERENCE).unwrap());
     let trigger = json!({"body": {"userId": "u1", "event": "whitepaper_download", "properties": {"industry": "battery", "visits_7d": 4, "dwell_s": 60}}});
-    let ex = Executor {
-        flow: &f,
-        run_id: "r1",
-        trigger: &trigger,
-        lead: None,
-    };
+    let ex = Executor::new(&f, "r1", &trigger);
     let mut state = RunState::start("hook");
     let (journal, next) = drive(&ex, &mut state, t0());
     assert_eq!(next, Next::Succeeded);
@@ -73,12 +68,7 @@ fn wait_parks_until_due_then_continues() {
         {"id": "r", "type": "respond", "config": {"body": "'done'"}}],
         "edges": [{"from": "t", "to": "w"}, {"from": "w", "to": "r"}]}));
     let trigger = json!({"input": {}});
-    let ex = Executor {
-        flow: &f,
-        run_id: "r",
-        trigger: &trigger,
-        lead: None,
-    };
+    let ex = Executor::new(&f, "r", &trigger);
     let mut state = RunState::start("t");
     let (journal, next) = drive(&ex, &mut state, t0());
     assert_eq!(journal, ["t:completed#1", "w:waiting#1"]);
@@ -115,12 +105,7 @@ fn wait_for_event_resumes_on_event_or_times_out() {
         {"id": "no", "type": "set", "config": {"vars": {"booked": "false"}}}],
         "edges": [{"from": "t", "to": "w"}, {"from": "w", "port": "event", "to": "yes"}, {"from": "w", "port": "timeout", "to": "no"}]}));
     let trigger = json!({"input": {"lead": "l1"}});
-    let ex = Executor {
-        flow: &f,
-        run_id: "r",
-        trigger: &trigger,
-        lead: None,
-    };
+    let ex = Executor::new(&f, "r", &trigger);
 
     let mut state = RunState::start("t");
     let (_, next) = drive(&ex, &mut state, t0());
@@ -156,12 +141,7 @@ fn retries_then_routes_to_the_error_port() {
         {"id": "handler", "type": "set", "config": {"vars": {"handled": "steps.bad.output.error != ''"}}}],
         "edges": [{"from": "t", "to": "bad"}, {"from": "bad", "port": "error", "to": "handler"}]}));
     let trigger = json!({"input": {}});
-    let ex = Executor {
-        flow: &f,
-        run_id: "r",
-        trigger: &trigger,
-        lead: None,
-    };
+    let ex = Executor::new(&f, "r", &trigger);
     let mut state = RunState::start("t");
     let (journal, next) = drive(&ex, &mut state, t0());
     assert_eq!(journal, ["t:completed#1", "bad:retrying#1"]);
@@ -187,12 +167,7 @@ fn failure_without_handler_fails_the_run() {
         {"id": "stop", "type": "fail", "config": {"message": "lead {{trigger.input.lead}} rejected"}}],
         "edges": [{"from": "t", "to": "stop"}]}));
     let trigger = json!({"input": {"lead": "l9"}});
-    let ex = Executor {
-        flow: &f,
-        run_id: "r",
-        trigger: &trigger,
-        lead: None,
-    };
+    let ex = Executor::new(&f, "r", &trigger);
     let mut state = RunState::start("t");
     let (journal, next) = drive(&ex, &mut state, t0());
     assert_eq!(journal, ["t:completed#1", "stop:failed#1"]);

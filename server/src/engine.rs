@@ -651,12 +651,7 @@ impl Engine {
             let mut state: RunState = serde_json::from_value(r.state.clone())?;
             if let Some(matcher) = &sub.matcher {
                 let compiled = self.compiled_on(conn, &r.flow_id, r.version).await?;
-                let ex = Executor {
-                    flow: &compiled,
-                    run_id: &r.id,
-                    trigger: &r.trigger,
-                    lead: None,
-                };
+                let ex = Executor::new(&compiled, &r.id, &r.trigger);
                 let scope = ex.scope(&state).with("event", event.clone());
                 let matched = Expr::compile(matcher)
                     .ok()
@@ -760,12 +755,7 @@ pub fn execute_segment(
     state: &mut RunState,
     now: DateTime<Utc>,
 ) -> (Vec<StepRecord>, Next) {
-    let ex = Executor {
-        flow: compiled,
-        run_id,
-        trigger,
-        lead: None,
-    };
+    let ex = Executor::new(compiled, run_id, trigger);
     let mut records = Vec::new();
     let mut rng = rand::rng();
     for _ in 0..SEGMENT_STEPS {

@@ -26,6 +26,8 @@ pub struct AppState {
     pub db: DatabaseConnection,
     pub engine: Arc<Engine>,
     pub metrics: PrometheusHandle,
+    /// The built studio (`cargo xtask studio`), served at `/`.
+    pub studio_dir: Option<Arc<PathBuf>>,
 }
 
 /// Server settings.
@@ -36,6 +38,8 @@ pub struct Config {
     pub db: db::DbLocation,
     /// Worker tasks advancing runs concurrently in this process.
     pub workers: usize,
+    /// The built studio; `None` serves no UI.
+    pub studio_dir: Option<PathBuf>,
 }
 
 /// The Prometheus recorder, installed once per process.
@@ -135,10 +139,21 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             tracing::info!(released, "resuming runs interrupted by the last shutdown");
         }
     }
+    let studio_dir = config.studio_dir.clone().map(Arc::new);
+    match &studio_dir {
+        Some(dir) if dir.join("index.html").exists() => {
+            tracing::info!(dir = %dir.display(), "serving the studio")
+        }
+        Some(dir) => {
+            tracing::warn!(dir = %dir.display(), "the studio is not built there; run `cargo xtask studio`")
+        }
+        None => {}
+    }
     let state = AppState {
         db,
         engine: engine.clone(),
         metrics: metrics_handle(),
+        studio_dir,
     };
     let (tx, rx) = tokio::sync::watch::channel(false);
     engine.spawn_workers(config.workers.max(1), rx.clone());

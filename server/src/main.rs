@@ -35,6 +35,9 @@ enum Command {
         /// Worker tasks advancing runs concurrently.
         #[arg(long, default_value_t = 8, env = "TRELLIS_WORKERS")]
         workers: usize,
+        /// The built studio (`cargo xtask studio` writes studio/dist).
+        #[arg(long, default_value = "studio/dist", env = "TRELLIS_STUDIO_DIR")]
+        studio_dir: PathBuf,
     },
     /// Run pending database migrations and exit.
     Migrate {
@@ -56,12 +59,14 @@ async fn main() -> anyhow::Result<()> {
             addr,
             data_dir,
             workers,
+            studio_dir,
         } => {
             let config = Config {
                 addr,
                 db: db::DbLocation::from_env(&data_dir),
                 data_dir,
                 workers,
+                studio_dir: Some(studio_dir),
             };
             let running = trellis_server::start(config).await?;
             println!("Trellis is listening on http://{}", running.addr);

@@ -27,6 +27,14 @@ pub fn trellis_bin() -> PathBuf {
     bin
 }
 
+/// The built studio: `$TRELLIS_STUDIO_DIR`, else `studio/dist` in the workspace.
+pub fn studio_dir() -> PathBuf {
+    match std::env::var_os("TRELLIS_STUDIO_DIR") {
+        Some(p) => p.into(),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../studio/dist"),
+    }
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .expect("bind")
@@ -112,6 +120,7 @@ impl Proc {
         let log = data_dir.join(format!("server-{port}.log"));
         let out = std::fs::File::create(&log).unwrap();
         let mut cmd = Command::new(trellis_bin());
+        cmd.env("TRELLIS_STUDIO_DIR", studio_dir());
         cmd.args([
             "serve",
             "--addr",

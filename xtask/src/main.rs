@@ -1,7 +1,9 @@
 //! `cargo xtask <command>`: the project's two front doors and its chores.
 //!
-//! - `run [ARGS…]`: install what is missing, build, start the server (SQLite by default).
-//! - `test`: start PostgreSQL if it is down, then build and run every test.
+//! - `run [ARGS…]`: install what is missing, build the studio and the server, start it
+//!   (SQLite by default).
+//! - `test`: build the studio, start PostgreSQL if it is down, then build and run every
+//!   test (browser tests included).
 //! - `bench`: the webhook load benchmark against a release server.
 
 use std::path::{Path, PathBuf};
@@ -15,8 +17,11 @@ fn main() -> ExitCode {
         Some("run") => run(&args[1..]),
         Some("test") => test(&args[1..]),
         Some("bench") => bench(&args[1..]),
+        Some("studio") => build_studio().map(|_| ()),
         _ => {
-            eprintln!("usage: cargo xtask <run [serve args…] | test [cargo test args…] | bench>");
+            eprintln!(
+                "usage: cargo xtask <run [serve args…] | test [cargo test args…] | bench | studio>"
+            );
             return ExitCode::from(2);
         }
     };
@@ -74,8 +79,52 @@ fn ensure_targets() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run(args: &[String]) -> anyhow::Result<()> {
+/// Builds the studio: the wasm32 crate in the `wasm-release` profile, then wasm-bindgen
+/// (`--target web`) and the static files into `studio/dist`, which `trellis serve` serves.
+fn build_studio() -> anyhow::Result<PathBuf> {
     ensure_targets()?;
+    let mut build = cargo();
+    build.args([
+        "build",
+        "-p",
+        "trellis-studio",
+        "--target",
+        "wasm32-unknown-unknown",
+        "--profile",
+        "wasm-release",
+    ]);
+    status(build, "building the studio")?;
+    let wasm = target_dir()
+        .join("wasm32-unknown-unknown")
+        .join("wasm-release")
+        .join("trellis_studio.wasm");
+    let out = root().join("studio").join("dist");
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    wasm_bindgen_cli_support::Bindgen::new()
+        .input_path(&wasm)
+        .web(true)?
+        .typescript(false)
+        .generate(&out)
+        .with_context(|| format!("wasm-bindgen on {}", wasm.display()))?;
+    for file in ["index.html", "studio.css"] {
+        std::fs::copy(root().join("studio").join(file), out.join(file))
+            .with_context(|| format!("copying {file}"))?;
+    }
+    let bytes = std::fs::read(out.join("trellis_studio_bg.wasm"))?;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    std::io::Write::write_all(&mut gz, &bytes)?;
+    let gzipped = gz.finish()?.len();
+    println!(
+        "studio: {} ({} KB wasm, {} KB gzipped)",
+        out.display(),
+        bytes.len() / 1024,
+        gzipped / 1024
+    );
+    Ok(out)
+}
+
+fn run(args: &[String]) -> anyhow::Result<()> {
+    let studio = build_studio()?;
     let mut build = cargo();
     build.args([
         "build",
@@ -97,7 +146,10 @@ fn run(args: &[String]) -> anyhow::Result<()> {
         data_dir.join("admin-token").display()
     );
     let mut serve = Command::new(bin);
-    serve.current_dir(root()).arg("serve");
+    serve
+        .current_dir(root())
+        .arg("serve")
+        .env("TRELLIS_STUDIO_DIR", &studio);
     if args.is_empty() {
         serve
             .args(["--addr", "127.0.0.1:8080", "--data-dir"])
@@ -172,15 +224,44 @@ fn sweep_test_databases() {
     }
 }
 
+/// Installs Debian's Chromium and chromedriver for the browser tests when they are missing
+/// and this is a Debian machine we may administer; otherwise the tests say what to install.
+fn ensure_browser() {
+    let present = |p: &str| Path::new(p).exists();
+    if present("/usr/bin/chromium") && present("/usr/bin/chromedriver") {
+        return;
+    }
+    let root_user = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0"))
+        .unwrap_or(false);
+    if !root_user || !present("/usr/bin/apt-get") {
+        eprintln!(
+            "xtask: the browser tests need Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)"
+        );
+        return;
+    }
+    eprintln!("xtask: installing chromium and chromium-driver for the browser tests");
+    let _ = Command::new("apt-get").args(["update", "-qq"]).status();
+    let _ = Command::new("apt-get")
+        .args(["install", "-y", "-qq", "chromium", "chromium-driver"])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status();
+}
+
 fn test(extra: &[String]) -> anyhow::Result<()> {
-    ensure_targets()?;
+    let studio = build_studio()?;
     ensure_postgres()?;
+    ensure_browser();
     sweep_test_databases();
     let mut build = cargo();
     build.args(["build", "-p", "trellis-server", "--bin", "trellis"]);
     status(build, "building trellis")?;
     let mut t = cargo();
-    t.args(["test", "--workspace"]).args(extra);
+    t.args(["test", "--workspace"])
+        .args(extra)
+        .env("TRELLIS_STUDIO_DIR", &studio);
     run_tests(t)
 }
 

@@ -92,3 +92,40 @@ pub async fn audit_log(
         .collect();
     Ok(Json(json!({ "entries": entries })))
 }
+
+/// Unmatched routes: API and hook paths answer a 404 problem; anything else is the
+/// studio (its files, or `index.html` for its client-side routes).
+pub async fn fallback(
+    State(state): State<AppState>,
+    req: axum::extract::Request,
+) -> axum::response::Response {
+    use tower::ServiceExt as _;
+    let path = req.uri().path();
+    let api = path.starts_with("/api/")
+        || path.starts_with("/hooks/")
+        || path == "/api"
+        || path == "/hooks";
+    let Some(dir) = state.studio_dir.as_ref().filter(|_| !api) else {
+        return crate::error::ApiError::not_found(format!("no route {path}")).into_response();
+    };
+    if !dir.join("index.html").exists() {
+        return crate::error::ApiError::not_found(format!(
+            "the studio is not built in {}; run `cargo xtask run` (or `cargo xtask studio`)",
+            dir.display()
+        ))
+        .into_response();
+    }
+    let service = tower_http::services::ServeDir::new(dir.as_ref())
+        .fallback(tower_http::services::ServeFile::new(dir.join("index.html")));
+    match service.oneshot(req).await {
+        Ok(mut response) => {
+            // File names carry no content hash, so browsers revalidate (Last-Modified).
+            response.headers_mut().insert(
+                header::CACHE_CONTROL,
+                axum::http::HeaderValue::from_static("no-cache"),
+            );
+            response.map(axum::body::Body::new)
+        }
+        Err(e) => crate::error::ApiError::internal(e).into_response(),
+    }
+}

@@ -86,7 +86,7 @@ pub fn router(state: AppState) -> Router {
     .route("/hooks/{*path}", post(hooks::hook))
     .route("/healthz", get(meta::healthz))
     .route("/metrics", get(meta::metrics))
-    .fallback(|| async { ApiError::not_found("no such route") })
+    .fallback(meta::fallback)
     .method_not_allowed_fallback(|| async {
         ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,

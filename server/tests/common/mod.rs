@@ -43,6 +43,7 @@ impl TestServer {
             data_dir: dir.0.clone(),
             db,
             workers: 4,
+            studio_dir: None,
         })
         .await
         .expect("server starts");

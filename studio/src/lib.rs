@@ -1,0 +1,206 @@
+//! Trellis studio: the browser app business users build flows in. Compiled to
+//! `wasm32-unknown-unknown`, served by `trellis serve` at `/`, talking to the server over
+//! HTTP only.
+//!
+//! This first slice: sign-in with an API token (kept in session storage), the flow list,
+//! and the Chinese/English switch.
+
+mod api;
+mod i18n;
+
+use leptos::prelude::*;
+use wasm_bindgen::prelude::wasm_bindgen;
+
+use crate::api::{ApiError, FlowSummary};
+use crate::i18n::{Lang, Text, tr};
+
+const TOKEN_KEY: &str = "trellis.token";
+const LANG_KEY: &str = "trellis.lang";
+
+/// Entry point called by the generated JS glue.
+#[wasm_bindgen(start)]
+pub fn start() {
+    console_error_panic_hook::set_once();
+    leptos::mount::mount_to_body(App);
+}
+
+fn session_storage() -> Option<web_sys::Storage> {
+    web_sys::window().and_then(|w| w.session_storage().ok().flatten())
+}
+
+fn local_storage() -> Option<web_sys::Storage> {
+    web_sys::window().and_then(|w| w.local_storage().ok().flatten())
+}
+
+/// Shared state: who is signed in and in which language the studio speaks.
+#[derive(Clone, Copy, Debug)]
+pub struct Session {
+    pub token: RwSignal<Option<String>>,
+    pub lang: RwSignal<Lang>,
+}
+
+impl Session {
+    fn t(&self, text: Text) -> &'static str {
+        tr(self.lang.get(), text)
+    }
+
+    fn sign_out(&self) {
+        if let Some(s) = session_storage() {
+            let _ = s.remove_item(TOKEN_KEY);
+        }
+        self.token.set(None);
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    let token = session_storage().and_then(|s| s.get_item(TOKEN_KEY).ok().flatten());
+    let lang = local_storage()
+        .and_then(|s| s.get_item(LANG_KEY).ok().flatten())
+        .and_then(|l| Lang::parse(&l))
+        .unwrap_or(Lang::Zh);
+    let session = Session {
+        token: RwSignal::new(token),
+        lang: RwSignal::new(lang),
+    };
+    provide_context(session);
+    Effect::new(move |_| {
+        let lang = session.lang.get();
+        if let Some(s) = local_storage() {
+            let _ = s.set_item(LANG_KEY, lang.code());
+        }
+        if let Some(doc) = web_sys::window().and_then(|w| w.document())
+            && let Some(root) = doc.document_element()
+        {
+            let _ = root.set_attribute("lang", lang.html_code());
+        }
+    });
+    view! {
+        <TopBar />
+        <main>
+            <Show when=move || session.token.get().is_some() fallback=|| view! { <SignIn /> }>
+                <FlowList />
+            </Show>
+        </main>
+    }
+}
+
+#[component]
+fn TopBar() -> impl IntoView {
+    let session = expect_context::<Session>();
+    let toggle = move |_| session.lang.update(|l| *l = l.other());
+    view! {
+        <header class="top">
+            <h1 data-testid="app-title">{move || session.t(Text::AppTitle)}</h1>
+            <button data-testid="lang-toggle" on:click=toggle>{move || session.t(Text::SwitchLanguage)}</button>
+            <Show when=move || session.token.get().is_some()>
+                <button data-testid="sign-out" on:click=move |_| session.sign_out()>{move || session.t(Text::SignOut)}</button>
+            </Show>
+        </header>
+    }
+}
+
+#[component]
+fn SignIn() -> impl IntoView {
+    let session = expect_context::<Session>();
+    let input = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<Text>);
+    let busy = RwSignal::new(false);
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let token = input.get_untracked().trim().to_owned();
+        if token.is_empty() {
+            error.set(Some(Text::TokenRequired));
+            return;
+        }
+        busy.set(true);
+        leptos::task::spawn_local(async move {
+            match api::list_flows(&token).await {
+                Ok(_) => {
+                    if let Some(s) = session_storage() {
+                        let _ = s.set_item(TOKEN_KEY, &token);
+                    }
+                    error.set(None);
+                    session.token.set(Some(token));
+                }
+                Err(ApiError::Unauthorized) => error.set(Some(Text::TokenRejected)),
+                Err(ApiError::Other(_)) => error.set(Some(Text::ServerUnreachable)),
+            }
+            busy.set(false);
+        });
+    };
+    view! {
+        <div class="card signin" data-testid="sign-in-page">
+            <h2>{move || session.t(Text::SignInTitle)}</h2>
+            <p class="hint">{move || session.t(Text::SignInHint)}</p>
+            <form on:submit=submit>
+                <label for="token">{move || session.t(Text::TokenLabel)}</label>
+                <input id="token" type="password" data-testid="token-input" autocomplete="off"
+                    prop:value=move || input.get() on:input=move |ev| input.set(event_target_value(&ev)) />
+                <p></p>
+                <button class="primary" type="submit" data-testid="sign-in" disabled=move || busy.get()>
+                    {move || session.t(Text::SignIn)}
+                </button>
+                {move || error.get().map(|e| view! { <p class="error" data-testid="sign-in-error">{session.t(e)}</p> })}
+            </form>
+        </div>
+    }
+}
+
+#[component]
+fn FlowList() -> impl IntoView {
+    let session = expect_context::<Session>();
+    let flows = LocalResource::new(move || {
+        let token = session.token.get().unwrap_or_default();
+        async move { api::list_flows(&token).await }
+    });
+    view! {
+        <div class="card" data-testid="flow-list">
+            <h2>{move || session.t(Text::Flows)}</h2>
+            <Transition fallback=move || view! { <p class="hint">{session.t(Text::Loading)}</p> }>
+                {move || flows.get().map(|result| match result {
+                    Ok(list) => flow_table(session, list).into_any(),
+                    Err(ApiError::Unauthorized) => {
+                        session.sign_out();
+                        view! { <p /> }.into_any()
+                    }
+                    Err(ApiError::Other(message)) => view! { <p class="error" data-testid="flow-list-error">{message}</p> }.into_any(),
+                })}
+            </Transition>
+        </div>
+    }
+}
+
+fn flow_table(session: Session, list: Vec<FlowSummary>) -> impl IntoView {
+    if list.is_empty() {
+        return view! { <p class="empty" data-testid="flow-list-empty">{move || session.t(Text::NoFlows)}</p> }.into_any();
+    }
+    view! {
+        <table>
+            <thead><tr>
+                <th>{move || session.t(Text::Name)}</th>
+                <th>{move || session.t(Text::Published)}</th>
+                <th>{move || session.t(Text::Latest)}</th>
+                <th>{move || session.t(Text::LastRun)}</th>
+            </tr></thead>
+            <tbody>
+                <For each=move || list.clone() key=|f| f.id.clone() let:flow>
+                    <tr data-testid="flow-row" data-flow-id=flow.id.clone()>
+                        <td data-testid="flow-name">{flow.name.clone()}</td>
+                        <td>{flow.published_version.map(|v| format!("v{v}")).unwrap_or_else(|| "—".into())}</td>
+                        <td>{format!("v{}", flow.latest_version)}</td>
+                        <td>{match flow.last_run.clone() {
+                            Some(run) => {
+                                let class = format!("status {}", run.status);
+                                let status = run.status.clone();
+                                view! { <span class=class data-testid="last-run-status">{move || i18n::status(session.lang.get(), &status)}</span> }.into_any()
+                            }
+                            None => view! { <span class="hint">{move || session.t(Text::NeverRun)}</span> }.into_any(),
+                        }}</td>
+                    </tr>
+                </For>
+            </tbody>
+        </table>
+    }
+    .into_any()
+}

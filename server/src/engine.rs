@@ -31,7 +31,7 @@ use crate::db::entities::{
 };
 
 /// How long a claim lasts before another worker may take the run over.
-pub const LEASE: Duration = Duration::from_secs(30);
+pub const LEASE: Duration = Duration::from_secs(10);
 /// Steps one segment may take before it is committed and requeued (loops through
 /// zero-length waits cannot starve other runs).
 pub const SEGMENT_STEPS: usize = 500;

@@ -60,3 +60,115 @@ pub async fn list_flows(token: &str) -> Result<Vec<FlowSummary>, ApiError> {
         }
     }
 }
+
+/// A flow as the editor loads it.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+pub struct FlowDetail {
+    pub id: String,
+    pub name: String,
+    pub latest_version: i64,
+    pub published_version: Option<i64>,
+    pub doc: serde_json::Value,
+}
+
+/// What a save can answer besides success.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SaveError {
+    /// 409: someone saved `current` meanwhile.
+    Conflict {
+        current: i64,
+    },
+    /// 422: the flow is invalid (the message says why).
+    Invalid(String),
+    Other(ApiError),
+}
+
+fn auth(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+async fn problem_detail(response: gloo_net::http::Response) -> String {
+    let status = response.status();
+    let detail = response
+        .json::<Problem>()
+        .await
+        .map(|p| p.detail)
+        .unwrap_or_default();
+    format!("{status}: {detail}")
+}
+
+pub async fn get_flow(token: &str, id: &str) -> Result<FlowDetail, ApiError> {
+    let response = Request::get(&format!("/api/v1/flows/{id}"))
+        .header("Authorization", &auth(token))
+        .send()
+        .await
+        .map_err(|e| ApiError::Other(e.to_string()))?;
+    match response.status() {
+        200 => response
+            .json()
+            .await
+            .map_err(|e| ApiError::Other(e.to_string())),
+        401 => Err(ApiError::Unauthorized),
+        _ => Err(ApiError::Other(problem_detail(response).await)),
+    }
+}
+
+/// Creates a flow; returns its id.
+pub async fn create_flow(token: &str, doc: &serde_json::Value) -> Result<String, ApiError> {
+    let response = Request::post("/api/v1/flows")
+        .header("Authorization", &auth(token))
+        .json(doc)
+        .map_err(|e| ApiError::Other(e.to_string()))?
+        .send()
+        .await
+        .map_err(|e| ApiError::Other(e.to_string()))?;
+    match response.status() {
+        201 => {
+            let v: serde_json::Value = response
+                .json()
+                .await
+                .map_err(|e| ApiError::Other(e.to_string()))?;
+            Ok(v["id"].as_str().unwrap_or_default().to_owned())
+        }
+        401 => Err(ApiError::Unauthorized),
+        _ => Err(ApiError::Other(problem_detail(response).await)),
+    }
+}
+
+/// Saves a new version based on `base_version`; returns the new version number.
+pub async fn save_flow(
+    token: &str,
+    id: &str,
+    base_version: i64,
+    doc: &serde_json::Value,
+    message: &str,
+) -> Result<i64, SaveError> {
+    let body = serde_json::json!({ "base_version": base_version, "doc": doc, "message": message });
+    let response = Request::put(&format!("/api/v1/flows/{id}"))
+        .header("Authorization", &auth(token))
+        .json(&body)
+        .map_err(|e| SaveError::Other(ApiError::Other(e.to_string())))?
+        .send()
+        .await
+        .map_err(|e| SaveError::Other(ApiError::Other(e.to_string())))?;
+    match response.status() {
+        200 => {
+            let v: serde_json::Value = response
+                .json()
+                .await
+                .map_err(|e| SaveError::Other(ApiError::Other(e.to_string())))?;
+            Ok(v["version"].as_i64().unwrap_or(base_version + 1))
+        }
+        409 => {
+            let v: serde_json::Value = response.json().await.unwrap_or_default();
+            Err(SaveError::Conflict {
+                current: v["current_version"].as_i64().unwrap_or(0),
+            })
+        }
+        422 => Err(SaveError::Invalid(problem_detail(response).await)),
+        401 => Err(SaveError::Other(ApiError::Unauthorized)),
+        _ => Err(SaveError::Other(ApiError::Other(
+            problem_detail(response).await,
+        ))),
+    }
+}

@@ -6,6 +6,7 @@
 //! and the Chinese/English switch.
 
 mod api;
+mod editor;
 mod i18n;
 
 use leptos::prelude::*;
@@ -32,11 +33,26 @@ fn local_storage() -> Option<web_sys::Storage> {
     web_sys::window().and_then(|w| w.local_storage().ok().flatten())
 }
 
-/// Shared state: who is signed in and in which language the studio speaks.
+/// Shared state: who is signed in, in which language the studio speaks, and which flow
+/// is open (mirrored in the URL as `#/flows/<id>`).
 #[derive(Clone, Copy, Debug)]
 pub struct Session {
     pub token: RwSignal<Option<String>>,
     pub lang: RwSignal<Lang>,
+    pub open_flow: RwSignal<Option<String>>,
+}
+
+fn hash_flow() -> Option<String> {
+    let hash = web_sys::window()?.location().hash().ok()?;
+    hash.strip_prefix("#/flows/")
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned)
+}
+
+fn set_hash(flow: Option<&str>) {
+    if let Some(location) = web_sys::window().map(|w| w.location()) {
+        let _ = location.set_hash(&flow.map(|id| format!("/flows/{id}")).unwrap_or_default());
+    }
 }
 
 impl Session {
@@ -62,6 +78,7 @@ pub fn App() -> impl IntoView {
     let session = Session {
         token: RwSignal::new(token),
         lang: RwSignal::new(lang),
+        open_flow: RwSignal::new(hash_flow()),
     };
     provide_context(session);
     Effect::new(move |_| {
@@ -79,7 +96,15 @@ pub fn App() -> impl IntoView {
         <TopBar />
         <main>
             <Show when=move || session.token.get().is_some() fallback=|| view! { <SignIn /> }>
-                <FlowList />
+                {move || match session.open_flow.get() {
+                    Some(id) => view! {
+                        <editor::FlowEditor flow_id=id on_close=Callback::new(move |_| {
+                            set_hash(None);
+                            session.open_flow.set(None);
+                        }) />
+                    }.into_any(),
+                    None => view! { <FlowList /> }.into_any(),
+                }}
             </Show>
         </main>
     }
@@ -154,9 +179,22 @@ fn FlowList() -> impl IntoView {
         let token = session.token.get().unwrap_or_default();
         async move { api::list_flows(&token).await }
     });
+    let new_flow = move |_| {
+        let token = session.token.get_untracked().unwrap_or_default();
+        let name = session.t(Text::NewFlowName).to_owned();
+        leptos::task::spawn_local(async move {
+            let doc = serde_json::json!({"schema": 1, "name": name, "nodes": [
+                {"id": "start", "type": "trigger", "config": {"kind": "manual"}, "position": [40, 40]}], "edges": []});
+            if let Ok(id) = api::create_flow(&token, &doc).await {
+                set_hash(Some(&id));
+                session.open_flow.set(Some(id));
+            }
+        });
+    };
     view! {
         <div class="card" data-testid="flow-list">
             <h2>{move || session.t(Text::Flows)}</h2>
+            <p><button class="primary" data-testid="new-flow" on:click=new_flow>{move || session.t(Text::NewFlow)}</button></p>
             <Transition fallback=move || view! { <p class="hint">{session.t(Text::Loading)}</p> }>
                 {move || flows.get().map(|result| match result {
                     Ok(list) => flow_table(session, list).into_any(),
@@ -186,7 +224,12 @@ fn flow_table(session: Session, list: Vec<FlowSummary>) -> impl IntoView {
             <tbody>
                 <For each=move || list.clone() key=|f| f.id.clone() let:flow>
                     <tr data-testid="flow-row" data-flow-id=flow.id.clone()>
-                        <td data-testid="flow-name">{flow.name.clone()}</td>
+                        <td data-testid="flow-name">
+                            <a href=format!("#/flows/{}", flow.id) data-testid="open-flow" on:click={
+                                let id = flow.id.clone();
+                                move |_| session.open_flow.set(Some(id.clone()))
+                            }>{flow.name.clone()}</a>
+                        </td>
                         <td>{flow.published_version.map(|v| format!("v{v}")).unwrap_or_else(|| "—".into())}</td>
                         <td>{format!("v{}", flow.latest_version)}</td>
                         <td>{match flow.last_run.clone() {

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 use trellis_e2e::{Api, Proc, TempDir, free_port, studio_dir};
@@ -205,6 +206,202 @@ async fn sign_in_then_flow_list_in_chinese_and_english() {
         // Sign out returns to sign-in.
         click(&c, "sign-out").await?;
         text(&c, "sign-in-page").await?;
+        Ok(())
+    })
+    .await;
+}
+
+async fn find(c: &Client, testid: &str) -> Result<fantoccini::elements::Element, String> {
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(&format!("[data-testid='{testid}']")))
+        .await
+        .map_err(|e| format!("no [data-testid={testid}]: {e}"))
+}
+
+async fn gone(c: &Client, testid: &str) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !c
+        .find_all(Locator::Css(&format!("[data-testid='{testid}']")))
+        .await
+        .map_err(|e| e.to_string())?
+        .is_empty()
+    {
+        if Instant::now() > deadline {
+            return Err(format!("[data-testid={testid}] is still there"));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+/// Presses on `from`, moves (in steps, as a hand would) onto `to`, releases.
+async fn drag_onto(c: &Client, from: &str, to: &str) -> Result<(), String> {
+    let a = find(c, from).await?;
+    let b = find(c, to).await?;
+    let mouse = MouseActions::new("mouse".into())
+        .then(PointerAction::MoveToElement {
+            element: a,
+            duration: None,
+            x: 0.0,
+            y: 0.0,
+        })
+        .then(PointerAction::Down {
+            button: MOUSE_BUTTON_LEFT,
+        })
+        .then(PointerAction::MoveBy {
+            duration: Some(Duration::from_millis(50)),
+            x: 5.0,
+            y: 5.0,
+        })
+        .then(PointerAction::MoveToElement {
+            element: b,
+            duration: Some(Duration::from_millis(150)),
+            x: 0.0,
+            y: 0.0,
+        })
+        .then(PointerAction::Up {
+            button: MOUSE_BUTTON_LEFT,
+        });
+    c.perform_actions(mouse)
+        .await
+        .map_err(|e| format!("drag {from} onto {to}: {e}"))
+}
+
+/// Drags `testid` by (dx, dy) pixels.
+async fn drag_by(c: &Client, testid: &str, dx: f64, dy: f64) -> Result<(), String> {
+    let a = find(c, testid).await?;
+    let press = MouseActions::new("mouse".into())
+        .then(PointerAction::MoveToElement {
+            element: a,
+            duration: None,
+            x: 0.0,
+            y: -10.0,
+        })
+        .then(PointerAction::Down {
+            button: MOUSE_BUTTON_LEFT,
+        });
+    c.perform_actions(press)
+        .await
+        .map_err(|e| format!("press {testid}: {e}"))?;
+    let dragging = find(c, "canvas")
+        .await?
+        .attr("data-dragging")
+        .await
+        .map_err(|e| e.to_string())?;
+    if dragging.as_deref() != Some("true") {
+        return Err(format!(
+            "pressing {testid} did not start a drag (data-dragging={dragging:?})"
+        ));
+    }
+    let release = MouseActions::new("mouse".into())
+        .then(PointerAction::MoveBy {
+            duration: Some(Duration::from_millis(100)),
+            x: dx / 2.0,
+            y: dy / 2.0,
+        })
+        .then(PointerAction::MoveBy {
+            duration: Some(Duration::from_millis(100)),
+            x: dx / 2.0,
+            y: dy / 2.0,
+        })
+        .then(PointerAction::Up {
+            button: MOUSE_BUTTON_LEFT,
+        });
+    c.perform_actions(release)
+        .await
+        .map_err(|e| format!("drag {testid}: {e}"))
+}
+
+async fn sign_in(c: &Client, api: &Api) -> Result<(), String> {
+    c.goto(&api.base).await.map_err(|e| e.to_string())?;
+    find(c, "token-input").await?;
+    type_into(c, "token-input", &api.token).await?;
+    click(c, "sign-in").await?;
+    find(c, "flow-list").await.map(|_| ())
+}
+
+async fn style_of(c: &Client, testid: &str) -> Result<String, String> {
+    find(c, testid)
+        .await?
+        .attr("style")
+        .await
+        .map_err(|e| e.to_string())
+        .map(Option::unwrap_or_default)
+}
+
+/// Build a flow by dragging and clicking: palette → canvas, connect ports (an invalid
+/// connection is refused), undo/redo, move a node, save as version 2, then a concurrent
+/// save from the API makes the studio's next save a conflict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edit_connect_undo_save_and_conflict() {
+    with_browser("edit_connect_undo_save_and_conflict", |c, api| async move {
+        let doc = json!({"schema": 1, "name": "编辑器测试", "nodes": [
+            {"id": "start", "type": "trigger", "config": {"kind": "manual"}, "position": [40, 40]}], "edges": []});
+        let id = api.post("/api/v1/flows", &doc).await["id"].as_str().unwrap().to_owned();
+        sign_in(&c, &api).await?;
+        click(&c, "open-flow").await?;
+        expect_text(&c, "flow-title", "编辑器测试").await?;
+        expect_text(&c, "version", "v1").await?;
+
+        // Add a branch and a respond node from the palette.
+        click(&c, "palette-branch").await?;
+        click(&c, "palette-respond").await?;
+        find(&c, "node-branch_1").await?;
+        find(&c, "node-respond_1").await?;
+        expect_text(&c, "dirty", "有未保存的修改").await?;
+
+        // Connect trigger → branch, branch(true) → respond.
+        drag_onto(&c, "out-start-out", "in-branch_1").await?;
+        find(&c, "edge-start-out-branch_1").await?;
+        drag_onto(&c, "out-branch_1-true", "in-respond_1").await?;
+        find(&c, "edge-branch_1-true-respond_1").await?;
+        // A branch into itself is refused.
+        drag_onto(&c, "out-branch_1-false", "in-branch_1").await?;
+        expect_text(&c, "notice", "不能这样连接").await?;
+        gone(&c, "edge-branch_1-false-branch_1").await?;
+        find(&c, "no-problems").await?;
+
+        // Undo removes the last connection, redo restores it.
+        click(&c, "undo").await?;
+        gone(&c, "edge-branch_1-true-respond_1").await?;
+        click(&c, "redo").await?;
+        find(&c, "edge-branch_1-true-respond_1").await?;
+
+        // Move the respond node.
+        let before = style_of(&c, "node-respond_1").await?;
+        drag_by(&c, "node-respond_1", -120.0, 160.0).await?;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while style_of(&c, "node-respond_1").await? == before {
+            if Instant::now() > deadline {
+                return Err(format!("the node did not move: {before}"));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+
+        // Save: version 2 on the server, with the edges drawn here.
+        type_into(&c, "save-message", "连接节点").await?;
+        click(&c, "save").await?;
+        expect_text(&c, "version", "v2").await?;
+        let stored = api.get(&format!("/api/v1/flows/{id}/versions/2")).await;
+        if stored["message"] != "连接节点" || stored["doc"]["edges"].as_array().map(Vec::len) != Some(2) {
+            return Err(format!("version 2 is not what the studio saved: {stored}"));
+        }
+
+        // Someone saves version 3 from the API; the studio's save on base 2 conflicts.
+        let mut other = stored["doc"].clone();
+        other["name"] = json!("别人改的");
+        api.send(reqwest::Method::PUT, &format!("/api/v1/flows/{id}"), Some(&json!({"base_version": 2, "doc": other}))).await;
+        click(&c, "palette-note").await?;
+        click(&c, "save").await?;
+        let conflict = text(&c, "conflict").await?;
+        if !conflict.contains('3') {
+            return Err(format!("conflict banner: {conflict:?}"));
+        }
+        let latest = api.get(&format!("/api/v1/flows/{id}")).await;
+        if latest["latest_version"] != 3 || latest["doc"]["name"] != "别人改的" {
+            return Err(format!("the other save was overwritten: {latest}"));
+        }
         Ok(())
     })
     .await;

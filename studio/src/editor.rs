@@ -1,0 +1,576 @@
+//! The flow editor: canvas (drag to move, drag a port to connect), palette, undo/redo
+//! built on the model's invertible edits, live validation, save with the base version.
+
+use leptos::html::Div;
+use leptos::prelude::*;
+use trellis_model::node_types::{NodeTypeSpec, builtin_node_types, node_type};
+use trellis_model::{Diagnostic, Edge, Edit, FlowDoc, Node, NodeId, Severity, validate};
+
+use crate::Session;
+use crate::api::{self, SaveError};
+use crate::i18n::Text;
+
+pub const NODE_WIDTH: f64 = 168.0;
+const HEADER: f64 = 26.0;
+const PORT_GAP: f64 = 18.0;
+const GRID: f64 = 8.0;
+
+/// Height of a node box with `ports` output ports.
+fn node_height(ports: usize) -> f64 {
+    HEADER + 16.0 + PORT_GAP * ports.max(1) as f64
+}
+
+fn snap(v: f64) -> f64 {
+    (v / GRID).round() * GRID
+}
+
+/// Output ports shown on the canvas (the `error` port only where it is wired).
+fn visible_ports(doc: &FlowDoc, node: &Node) -> Vec<String> {
+    let Some(spec) = node_type(&node.node_type) else {
+        return vec!["out".into()];
+    };
+    spec.output_ports(&node.config)
+        .into_iter()
+        .filter(|p| {
+            p != "error"
+                || doc
+                    .edges
+                    .iter()
+                    .any(|e| e.from == node.id && e.port() == "error")
+        })
+        .collect()
+}
+
+fn out_port_xy(node: &Node, index: usize) -> (f64, f64) {
+    (
+        node.position[0] + NODE_WIDTH,
+        node.position[1] + HEADER + 8.0 + PORT_GAP * index as f64 + PORT_GAP / 2.0,
+    )
+}
+
+fn in_port_xy(node: &Node) -> (f64, f64) {
+    (
+        node.position[0],
+        node.position[1] + HEADER + 8.0 + PORT_GAP / 2.0,
+    )
+}
+
+fn curve((x1, y1): (f64, f64), (x2, y2): (f64, f64)) -> String {
+    let dx = ((x2 - x1).abs() / 2.0).max(40.0);
+    format!(
+        "M {x1} {y1} C {} {y1}, {} {y2}, {x2} {y2}",
+        x1 + dx,
+        x2 - dx
+    )
+}
+
+/// Why `edge` may not be added to `doc`, if it may not.
+pub fn connection_problem(doc: &FlowDoc, edge: &Edge) -> Option<&'static str> {
+    let to = doc.node(edge.to.as_str())?;
+    if edge.from == edge.to {
+        return Some("self");
+    }
+    if to.node_type == "trigger" {
+        return Some("into_trigger");
+    }
+    if doc.edges.contains(edge) {
+        return Some("duplicate");
+    }
+    None
+}
+
+#[derive(Clone, Debug, PartialEq)]
+struct Drag {
+    id: NodeId,
+    from: [f64; 2],
+    grab: (f64, f64),
+    at: [f64; 2],
+}
+
+#[derive(Clone, Debug, PartialEq)]
+struct Wire {
+    from: NodeId,
+    port: String,
+    start: (f64, f64),
+    at: (f64, f64),
+    over: Option<NodeId>,
+}
+
+/// Editor state; `Copy` so event handlers can share it.
+#[derive(Clone, Copy, Debug)]
+pub struct Editor {
+    pub doc: RwSignal<FlowDoc>,
+    undo: RwSignal<Vec<Edit>>,
+    redo: RwSignal<Vec<Edit>>,
+    pub dirty: RwSignal<bool>,
+    selected: RwSignal<Option<NodeId>>,
+    drag: RwSignal<Option<Drag>>,
+    wire: RwSignal<Option<Wire>>,
+    notice: RwSignal<Option<String>>,
+}
+
+impl Editor {
+    fn new(doc: FlowDoc) -> Self {
+        Editor {
+            doc: RwSignal::new(doc),
+            undo: RwSignal::new(Vec::new()),
+            redo: RwSignal::new(Vec::new()),
+            dirty: RwSignal::new(false),
+            selected: RwSignal::new(None),
+            drag: RwSignal::new(None),
+            wire: RwSignal::new(None),
+            notice: RwSignal::new(None),
+        }
+    }
+
+    /// Applies an edit and records it for undo.
+    pub fn apply(&self, edit: Edit) {
+        let mut ok = false;
+        self.doc.update(|d| ok = edit.apply(d).is_ok());
+        if ok {
+            self.undo.update(|u| u.push(edit));
+            self.redo.update(Vec::clear);
+            self.dirty.set(true);
+        }
+    }
+
+    pub fn undo(&self) {
+        if let Some(edit) = self.undo.try_update(Vec::pop).flatten() {
+            self.doc.update(|d| {
+                let _ = edit.inverse().apply(d);
+            });
+            self.redo.update(|r| r.push(edit));
+            self.dirty.set(true);
+        }
+    }
+
+    pub fn redo(&self) {
+        if let Some(edit) = self.redo.try_update(Vec::pop).flatten() {
+            self.doc.update(|d| {
+                let _ = edit.apply(d);
+            });
+            self.undo.update(|u| u.push(edit));
+            self.dirty.set(true);
+        }
+    }
+
+    fn add_node(&self, spec: &NodeTypeSpec) {
+        let doc = self.doc.get_untracked();
+        let mut n = 1;
+        let id = loop {
+            let candidate = format!("{}_{n}", spec.name);
+            if doc.node(&candidate).is_none() {
+                break candidate;
+            }
+            n += 1;
+        };
+        let count = doc.nodes.len() as f64;
+        let config = default_config(spec.name);
+        let node: Node = match serde_json::from_value(serde_json::json!({
+            "id": id, "type": spec.name, "config": config,
+            "position": [snap(40.0 + 200.0 * (count % 5.0)), snap(40.0 + 110.0 * (count / 5.0).floor())]
+        })) {
+            Ok(n) => n,
+            Err(_) => return,
+        };
+        let index = doc.nodes.len();
+        self.selected.set(Some(node.id.clone()));
+        self.apply(Edit::AddNode {
+            node: Box::new(node),
+            index,
+        });
+    }
+
+    fn delete_selected(&self) {
+        let Some(id) = self.selected.get_untracked() else {
+            return;
+        };
+        let doc = self.doc.get_untracked();
+        if let Ok(edit) = Edit::remove_node(&doc, id.as_str()) {
+            self.selected.set(None);
+            self.apply(edit);
+        }
+    }
+}
+
+/// A starting config for a node dragged in from the palette.
+fn default_config(node_type: &str) -> serde_json::Value {
+    use serde_json::json;
+    match node_type {
+        "trigger" => json!({"kind": "manual"}),
+        "branch" => json!({"when": "true"}),
+        "switch" => json!({"cases": [{"port": "a", "when": "true"}]}),
+        "set" => json!({"vars": {}}),
+        "wait" => json!({"duration": "1h"}),
+        "wait_for_event" => json!({"event": "demo_booked", "timeout": "7d"}),
+        "respond" => json!({"body": "{'ok': true}"}),
+        "fail" => json!({"message": "failed"}),
+        _ => json!({"text": ""}),
+    }
+}
+
+fn pointer_xy(canvas: &NodeRef<Div>, ev: &web_sys::PointerEvent) -> (f64, f64) {
+    match canvas.get_untracked() {
+        Some(el) => {
+            let rect = el.get_bounding_client_rect();
+            (
+                ev.client_x() as f64 - rect.left() + el.scroll_left() as f64,
+                ev.client_y() as f64 - rect.top() + el.scroll_top() as f64,
+            )
+        }
+        None => (ev.client_x() as f64, ev.client_y() as f64),
+    }
+}
+
+/// The in-port's node id under a pointer event, if any.
+fn in_port_under(ev: &web_sys::PointerEvent) -> Option<NodeId> {
+    let doc = web_sys::window()?.document()?;
+    let el = doc.element_from_point(ev.client_x() as f32, ev.client_y() as f32)?;
+    let target = el.closest("[data-in-node]").ok()??;
+    NodeId::new(target.get_attribute("data-in-node")?).ok()
+}
+
+#[component]
+pub fn FlowEditor(flow_id: String, on_close: Callback<()>) -> impl IntoView {
+    let session = expect_context::<Session>();
+    let id = StoredValue::new(flow_id);
+    let loaded = LocalResource::new(move || {
+        let token = session.token.get_untracked().unwrap_or_default();
+        let id = id.get_value();
+        async move { api::get_flow(&token, &id).await }
+    });
+    view! {
+        <Transition fallback=move || view! { <p class="hint">{session.t(Text::Loading)}</p> }>
+            {move || loaded.get().map(|result| match result {
+                Ok(flow) => match serde_json::from_value::<FlowDoc>(flow.doc.clone()) {
+                    Ok(doc) => view! { <EditorView flow_id=id.get_value() doc=doc base_version=flow.latest_version on_close=on_close /> }.into_any(),
+                    Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
+                },
+                Err(e) => view! { <p class="error" data-testid="editor-error">{format!("{e:?}")}</p> }.into_any(),
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn EditorView(
+    flow_id: String,
+    doc: FlowDoc,
+    base_version: i64,
+    on_close: Callback<()>,
+) -> impl IntoView {
+    let session = expect_context::<Session>();
+    let ed = Editor::new(doc);
+    let base = RwSignal::new(base_version);
+    let flow_id = StoredValue::new(flow_id);
+    let canvas = NodeRef::<Div>::new();
+    let message = RwSignal::new(String::new());
+    let conflict = RwSignal::new(None::<i64>);
+    let saved = RwSignal::new(None::<i64>);
+    let diagnostics = Memo::new(move |_| ed.doc.with(validate));
+
+    // Keyboard: undo/redo, delete.
+    let keys = window_event_listener(leptos::ev::keydown, move |ev| {
+        let target_is_input = ev
+            .target()
+            .and_then(|t| wasm_bindgen::JsCast::dyn_into::<web_sys::Element>(t).ok())
+            .is_some_and(|el| matches!(el.tag_name().as_str(), "INPUT" | "TEXTAREA" | "SELECT"));
+        if target_is_input {
+            return;
+        }
+        let ctrl = ev.ctrl_key() || ev.meta_key();
+        match ev.key().as_str() {
+            "z" | "Z" if ctrl && ev.shift_key() => ed.redo(),
+            "z" if ctrl => ed.undo(),
+            "y" if ctrl => ed.redo(),
+            "Delete" | "Backspace" => ed.delete_selected(),
+            _ => return,
+        }
+        ev.prevent_default();
+    });
+    // A release outside the canvas cancels the gesture (the node stays where it was).
+    let release = window_event_listener(leptos::ev::pointerup, move |_| {
+        ed.drag.set(None);
+        ed.wire.set(None);
+    });
+    on_cleanup(move || {
+        keys.remove();
+        release.remove();
+    });
+
+    let on_move = move |ev: web_sys::PointerEvent| {
+        let (x, y) = pointer_xy(&canvas, &ev);
+        if let Some(mut d) = ed.drag.get_untracked() {
+            d.at = [snap(x - d.grab.0).max(0.0), snap(y - d.grab.1).max(0.0)];
+            ed.drag.set(Some(d));
+        }
+        if let Some(mut w) = ed.wire.get_untracked() {
+            w.at = (x, y);
+            w.over = in_port_under(&ev);
+            ed.wire.set(Some(w));
+        }
+    };
+    let on_up = move |ev: web_sys::PointerEvent| {
+        if let Some(d) = ed.drag.get_untracked() {
+            ed.drag.set(None);
+            // Where the pointer was released decides, whatever moves were seen on the way.
+            let (x, y) = pointer_xy(&canvas, &ev);
+            let to = [snap(x - d.grab.0).max(0.0), snap(y - d.grab.1).max(0.0)];
+            if to != d.from {
+                ed.apply(Edit::MoveNode {
+                    id: d.id,
+                    from: d.from,
+                    to,
+                });
+            }
+        }
+        if let Some(w) = ed.wire.get_untracked() {
+            ed.wire.set(None);
+            if let Some(to) = in_port_under(&ev) {
+                let port = (w.port != "out").then_some(w.port.clone());
+                let edge = Edge {
+                    from: w.from,
+                    port,
+                    to,
+                };
+                let problem = ed.doc.with_untracked(|d| connection_problem(d, &edge));
+                match problem {
+                    None => ed.apply(Edit::Connect { edge, index: None }),
+                    Some(_) => ed
+                        .notice
+                        .set(Some(session.t(Text::ConnectionRefused).to_owned())),
+                }
+            }
+        }
+    };
+
+    let save = move |_| {
+        let token = session.token.get_untracked().unwrap_or_default();
+        let doc = serde_json::to_value(ed.doc.get_untracked()).unwrap_or_default();
+        let msg = message.get_untracked();
+        let base_version = base.get_untracked();
+        let id = flow_id.get_value();
+        leptos::task::spawn_local(async move {
+            match api::save_flow(&token, &id, base_version, &doc, &msg).await {
+                Ok(version) => {
+                    base.set(version);
+                    saved.set(Some(version));
+                    conflict.set(None);
+                    ed.dirty.set(false);
+                    message.set(String::new());
+                }
+                Err(SaveError::Conflict { current }) => conflict.set(Some(current)),
+                Err(SaveError::Invalid(m)) => ed.notice.set(Some(m)),
+                Err(SaveError::Other(e)) => ed.notice.set(Some(format!("{e:?}"))),
+            }
+        });
+    };
+
+    view! {
+           <div class="editor" data-testid="editor">
+               <div class="toolbar">
+                   <button data-testid="back" on:click=move |_| on_close.run(())>{move || session.t(Text::BackToList)}</button>
+                   <strong data-testid="flow-title">{move || ed.doc.with(|d| d.name.clone())}</strong>
+                   <span class="hint" data-testid="version">{move || format!("v{}", base.get())}</span>
+                   <span class="dirty" data-testid="dirty" data-dirty=move || ed.dirty.get().to_string()>
+                       {move || if ed.dirty.get() { session.t(Text::Unsaved) } else { "" }}
+                   </span>
+                   <span class="spacer"></span>
+    <button data-testid="delete-node" disabled=move || ed.selected.get().is_none() on:click=move |_| ed.delete_selected()>{move || session.t(Text::DeleteNode)}</button>
+                   <button data-testid="undo" disabled=move || ed.undo.with(Vec::is_empty) on:click=move |_| ed.undo()>{move || session.t(Text::Undo)}</button>
+                   <button data-testid="redo" disabled=move || ed.redo.with(Vec::is_empty) on:click=move |_| ed.redo()>{move || session.t(Text::Redo)}</button>
+                   <input type="text" data-testid="save-message" placeholder=move || session.t(Text::SaveMessage)
+                       prop:value=move || message.get() on:input=move |ev| message.set(event_target_value(&ev)) />
+                   <button class="primary" data-testid="save" on:click=save>{move || session.t(Text::Save)}</button>
+               </div>
+               {move || conflict.get().map(|current| view! {
+                   <div class="banner error" data-testid="conflict">
+                       {format!("{} {current} ", session.t(Text::Conflict))}
+                       <button data-testid="reload" on:click=move |_| {
+                           if let Some(w) = web_sys::window() { let _ = w.location().reload(); }
+                       }>{session.t(Text::Reload)}</button>
+                   </div>
+               })}
+               {move || saved.get().filter(|_| !ed.dirty.get()).map(|v| view! {
+                   <div class="banner ok" data-testid="saved">{format!("{} v{v}", session.t(Text::Saved))}</div>
+               })}
+               {move || ed.notice.get().map(|m| view! {
+                   <div class="banner error" data-testid="notice" on:click=move |_| ed.notice.set(None)>{m}</div>
+               })}
+               <div class="workspace">
+                   <Palette ed=ed />
+                   <div class="canvas" node_ref=canvas data-testid="canvas" data-dragging=move || ed.drag.with(Option::is_some).to_string()
+                       on:pointermove=on_move on:pointerup=on_up
+                       on:pointerdown=move |_| ed.selected.set(None)>
+                       <svg class="edges" width="4000" height="3000">
+                           {move || {
+                               let doc = ed.doc.get();
+                               let drag = ed.drag.get();
+                               let pos = |n: &Node| -> Node {
+                                   let mut n = n.clone();
+                                   if let Some(d) = &drag && d.id == n.id { n.position = d.at; }
+                                   n
+                               };
+                               doc.edges.iter().filter_map(|e| {
+                                   let from = pos(doc.node(e.from.as_str())?);
+                                   let to = pos(doc.node(e.to.as_str())?);
+                                   let i = visible_ports(&doc, &from).iter().position(|p| p == e.port()).unwrap_or(0);
+                                   let testid = format!("edge-{}-{}-{}", e.from, e.port(), e.to);
+                                   Some(view! { <path class="edge" data-testid=testid d=curve(out_port_xy(&from, i), in_port_xy(&to)) /> })
+                               }).collect_view()
+                           }}
+                           {move || ed.wire.get().map(|w| {
+                               let bad = w.over.as_ref().is_some_and(|to| {
+                                   let port = (w.port != "out").then_some(w.port.clone());
+                                   ed.doc.with(|d| connection_problem(d, &Edge { from: w.from.clone(), port, to: to.clone() }).is_some())
+                               });
+                               view! { <path class=if bad { "wire invalid" } else { "wire" } data-testid="wire" data-invalid=bad.to_string() d=curve(w.start, w.at) /> }
+                           })}
+                       </svg>
+                       {move || {
+                           // Not reading `drag` here: re-creating the node under the pointer
+                           // mid-drag would end the gesture. Each box follows the drag itself.
+                           let doc = ed.doc.get();
+                           let diags = diagnostics.get();
+                           doc.nodes.iter().map(|n| {
+                               let node = n.clone();
+                               let errors: Vec<Diagnostic> = diags.iter().filter(|d| d.severity == Severity::Error && d.node.as_deref() == Some(node.id.as_str())).cloned().collect();
+                               let ports = visible_ports(&doc, &node);
+                               view! { <NodeBox ed=ed node=node ports=ports errors=errors canvas=canvas /> }
+                           }).collect_view()
+                       }}
+                   </div>
+                   <ProblemsPanel ed=ed diagnostics=diagnostics />
+               </div>
+           </div>
+       }
+}
+
+#[component]
+fn Palette(ed: Editor) -> impl IntoView {
+    let session = expect_context::<Session>();
+    view! {
+        <div class="palette" data-testid="palette">
+            <h3>{move || session.t(Text::Palette)}</h3>
+            {builtin_node_types().iter().map(|spec| {
+                let testid = format!("palette-{}", spec.name);
+                view! {
+                    <button class="palette-item" data-testid=testid on:click=move |_| ed.add_node(spec)>
+                        {move || spec.title.get(session.lang.get().code()).copied().unwrap_or(spec.name)}
+                    </button>
+                }
+            }).collect_view()}
+        </div>
+    }
+}
+
+#[component]
+fn NodeBox(
+    ed: Editor,
+    node: Node,
+    ports: Vec<String>,
+    errors: Vec<Diagnostic>,
+    canvas: NodeRef<Div>,
+) -> impl IntoView {
+    let session = expect_context::<Session>();
+    let id = node.id.clone();
+    let height = node_height(ports.len());
+    let style = {
+        let id = id.clone();
+        let at = node.position;
+        move || {
+            let [x, y] = ed
+                .drag
+                .with(|d| d.as_ref().filter(|d| d.id == id).map(|d| d.at))
+                .unwrap_or(at);
+            format!("left:{x}px;top:{y}px;width:{NODE_WIDTH}px;height:{height}px")
+        }
+    };
+    let title = node_type(&node.node_type).map(|s| {
+        (
+            s.title.get("zh").copied().unwrap_or(s.name),
+            s.title.get("en").copied().unwrap_or(s.name),
+        )
+    });
+    let node_type_name = node.node_type.clone();
+    let selected = {
+        let id = id.clone();
+        move || ed.selected.get().as_ref() == Some(&id)
+    };
+    let has_errors = !errors.is_empty();
+    let error_text = errors
+        .iter()
+        .map(|d| d.message.clone())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let start_drag = {
+        let node = node.clone();
+        move |ev: web_sys::PointerEvent| {
+            ev.stop_propagation();
+            let (x, y) = pointer_xy(&canvas, &ev);
+            ed.selected.set(Some(node.id.clone()));
+            ed.drag.set(Some(Drag {
+                id: node.id.clone(),
+                from: node.position,
+                grab: (x - node.position[0], y - node.position[1]),
+                at: node.position,
+            }));
+        }
+    };
+    let label = node.label.clone().unwrap_or_else(|| node.id.to_string());
+    view! {
+        <div class="node" class:selected=selected class:has-errors=has_errors data-testid=format!("node-{id}") data-node-id=id.to_string()
+            title=error_text style=style on:pointerdown=start_drag>
+            <div class="node-title">{move || match &title {
+                Some((zh, en)) => if session.lang.get() == crate::i18n::Lang::Zh { zh.to_string() } else { en.to_string() },
+                None => node_type_name.clone(),
+            }}</div>
+            <div class="node-label">{label}</div>
+            {(node.node_type != "trigger").then(|| view! {
+                <div class="port in" data-in-node=id.to_string() data-testid=format!("in-{id}")
+                    style=format!("top:{}px", HEADER + 8.0 + PORT_GAP / 2.0 - 6.0)></div>
+            })}
+            {ports.into_iter().enumerate().map(|(i, port)| {
+                let top = HEADER + 8.0 + PORT_GAP * i as f64 + PORT_GAP / 2.0 - 6.0;
+                let n = node.clone();
+                let p = port.clone();
+                let start_wire = move |ev: web_sys::PointerEvent| {
+                    ev.stop_propagation();
+                    let start = out_port_xy(&n, i);
+                    ed.wire.set(Some(Wire { from: n.id.clone(), port: p.clone(), start, at: pointer_xy(&canvas, &ev), over: None }));
+                };
+                view! {
+                    <div class="port-label" style=format!("top:{}px", top - 3.0)>{port.clone()}</div>
+                    <div class="port out" data-testid=format!("out-{id}-{port}") style=format!("top:{top}px") on:pointerdown=start_wire></div>
+                }
+            }).collect_view()}
+        </div>
+    }
+}
+
+#[component]
+fn ProblemsPanel(ed: Editor, diagnostics: Memo<Vec<Diagnostic>>) -> impl IntoView {
+    let session = expect_context::<Session>();
+    view! {
+        <div class="problems" data-testid="problems">
+            <h3>{move || session.t(Text::Problems)}</h3>
+            {move || {
+                let list = diagnostics.get();
+                if list.is_empty() {
+                    return view! { <p class="hint" data-testid="no-problems">{session.t(Text::NoProblems)}</p> }.into_any();
+                }
+                list.into_iter().map(|d| {
+                    let node = d.node.clone();
+                    let class = if d.severity == Severity::Error { "problem error" } else { "problem warning" };
+                    view! {
+                        <div class=class data-testid="problem" data-code=d.code on:click=move |_| {
+                            if let Some(n) = node.clone().and_then(|n| NodeId::new(n).ok()) { ed.selected.set(Some(n)); }
+                        }>
+                            <code>{d.pointer.clone()}</code>" "{d.message.clone()}
+                        </div>
+                    }
+                }).collect_view().into_any()
+            }}
+        </div>
+    }
+}

@@ -103,7 +103,7 @@ pub struct Editor {
     undo: RwSignal<Vec<Edit>>,
     redo: RwSignal<Vec<Edit>>,
     pub dirty: RwSignal<bool>,
-    selected: RwSignal<Option<NodeId>>,
+    pub selected: RwSignal<Option<NodeId>>,
     drag: RwSignal<Option<Drag>>,
     wire: RwSignal<Option<Wire>>,
     notice: RwSignal<Option<String>>,
@@ -440,7 +440,10 @@ fn EditorView(
                            }).collect_view()
                        }}
                    </div>
-                   <ProblemsPanel ed=ed diagnostics=diagnostics />
+                   <div class="side">
+                    <crate::inspector::Inspector ed=ed />
+                    <ProblemsPanel ed=ed diagnostics=diagnostics />
+                </div>
                </div>
            </div>
        }

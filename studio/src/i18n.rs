@@ -72,6 +72,9 @@ pub enum Text {
     NoProblems,
     ConnectionRefused,
     DeleteNode,
+    Inspector,
+    SelectANode,
+    Label,
 }
 
 /// The text in `lang`.
@@ -150,6 +153,12 @@ pub fn tr(lang: Lang, text: Text) -> &'static str {
         (Lang::En, ConnectionRefused) => "That connection is not allowed",
         (Lang::Zh, DeleteNode) => "删除节点",
         (Lang::En, DeleteNode) => "Delete node",
+        (Lang::Zh, Inspector) => "节点设置",
+        (Lang::En, Inspector) => "Node settings",
+        (Lang::Zh, SelectANode) => "选择一个节点以编辑其设置。",
+        (Lang::En, SelectANode) => "Select a node to edit its settings.",
+        (Lang::Zh, Label) => "显示名称",
+        (Lang::En, Label) => "Label",
     }
 }
 

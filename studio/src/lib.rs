@@ -8,6 +8,7 @@
 mod api;
 mod editor;
 mod i18n;
+mod inspector;
 
 use leptos::prelude::*;
 use wasm_bindgen::prelude::wasm_bindgen;

@@ -406,3 +406,47 @@ async fn edit_connect_undo_save_and_conflict() {
     })
     .await;
 }
+
+/// The inspector's form comes from the node type's schema; a CEL field is checked as you
+/// type (the error shows with its position, then clears) and the change is saved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inspector_checks_cel_as_you_type() {
+    with_browser("inspector_checks_cel_as_you_type", |c, api| async move {
+        let doc = json!({"schema": 1, "name": "条件测试", "nodes": [
+            {"id": "start", "type": "trigger", "config": {"kind": "manual"}, "position": [40, 40]},
+            {"id": "hot", "type": "branch", "config": {"when": "true"}, "position": [260, 40]}],
+            "edges": [{"from": "start", "to": "hot"}]});
+        let id = api.post("/api/v1/flows", &doc).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        sign_in(&c, &api).await?;
+        click(&c, "open-flow").await?;
+        click(&c, "node-hot").await?;
+        find(&c, "inspector-hot").await?;
+        type_into(&c, "field-when", "trigger.input.score >= ").await?;
+        let error = text(&c, "error-when").await?;
+        if !error.starts_with("1:") {
+            return Err(format!(
+                "the CEL error should start with its position: {error:?}"
+            ));
+        }
+        type_into(&c, "field-when", "trigger.input.score >= 70.0").await?;
+        gone(&c, "error-when").await?;
+        // Leaving the field commits the change as an edit; then save.
+        find(&c, "field-when")
+            .await?
+            .send_keys("\u{e004}")
+            .await
+            .map_err(|e| e.to_string())?;
+        expect_text(&c, "dirty", "有未保存的修改").await?;
+        click(&c, "save").await?;
+        expect_text(&c, "version", "v2").await?;
+        let saved = api.get(&format!("/api/v1/flows/{id}/versions/2")).await;
+        if saved["doc"]["nodes"][1]["config"]["when"] != "trigger.input.score >= 70.0" {
+            return Err(format!("saved config: {}", saved["doc"]["nodes"][1]));
+        }
+        Ok(())
+    })
+    .await;
+}

@@ -1,0 +1,291 @@
+//! The node inspector: a form generated from the node type's JSON Schema. Plain fields
+//! (text, number, boolean, enum) get inputs, CEL fields are checked as you type (with the
+//! error position), nested objects and arrays are edited as JSON. Every change is an edit,
+//! so it can be undone.
+
+use leptos::prelude::*;
+use serde_json::{Map, Value};
+use trellis_model::node_types::node_type;
+use trellis_model::{Edit, Expr, Node, NodeId};
+
+use crate::Session;
+use crate::editor::Editor;
+use crate::i18n::Text;
+
+/// How a config property is edited.
+#[derive(Clone, Debug, PartialEq)]
+enum Field {
+    Text,
+    Cel,
+    Number { integer: bool },
+    Bool,
+    Choice(Vec<String>),
+    Json,
+}
+
+/// Resolves `$ref: #/$defs/X` against the root schema.
+fn resolve<'a>(root: &'a Value, schema: &'a Value) -> &'a Value {
+    match schema
+        .get("$ref")
+        .and_then(Value::as_str)
+        .and_then(|r| r.strip_prefix("#/$defs/"))
+    {
+        Some(name) => root.pointer(&format!("/$defs/{name}")).unwrap_or(schema),
+        None => schema,
+    }
+}
+
+fn field_of(root: &Value, schema: &Value) -> Field {
+    let schema = resolve(root, schema);
+    if let Some(values) = schema.get("enum").and_then(Value::as_array) {
+        return Field::Choice(
+            values
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect(),
+        );
+    }
+    let ty = match schema.get("type") {
+        Some(Value::String(t)) => t.clone(),
+        Some(Value::Array(ts)) => ts
+            .iter()
+            .filter_map(Value::as_str)
+            .find(|t| *t != "null")
+            .unwrap_or("string")
+            .to_owned(),
+        _ => "object".to_owned(),
+    };
+    match ty.as_str() {
+        "string" if schema.get("format").and_then(Value::as_str) == Some("cel") => Field::Cel,
+        "string" => Field::Text,
+        "integer" => Field::Number { integer: true },
+        "number" => Field::Number { integer: false },
+        "boolean" => Field::Bool,
+        _ => Field::Json,
+    }
+}
+
+/// The form's fields: (property, how to edit it, required?).
+fn fields(node: &Node) -> Vec<(String, Field, bool)> {
+    let Some(spec) = node_type(&node.node_type) else {
+        return Vec::new();
+    };
+    let root = &spec.config_schema;
+    let required: Vec<&str> = root
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    root.get("properties")
+        .and_then(Value::as_object)
+        .map(|props| {
+            props
+                .iter()
+                .map(|(name, s)| {
+                    (
+                        name.clone(),
+                        field_of(root, s),
+                        required.contains(&name.as_str()),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The CEL error for `source`, with its position, in the studio's words.
+fn cel_error(source: &str) -> Option<String> {
+    match Expr::compile(source) {
+        Ok(_) => None,
+        Err(e) => Some(match e.position {
+            Some(p) => format!("{}:{} {}", p.line, p.column, e.message),
+            None => e.message,
+        }),
+    }
+}
+
+fn set_config_value(ed: Editor, id: &NodeId, name: &str, value: Option<Value>) {
+    let Some(node) = ed.doc.with_untracked(|d| d.node(id.as_str()).cloned()) else {
+        return;
+    };
+    let mut after = node.config.clone();
+    if !after.is_object() {
+        after = Value::Object(Map::new());
+    }
+    if let Some(obj) = after.as_object_mut() {
+        match value {
+            Some(v) => {
+                obj.insert(name.to_owned(), v);
+            }
+            None => {
+                obj.remove(name);
+            }
+        }
+    }
+    if after != node.config {
+        ed.apply(Edit::SetConfig {
+            id: id.clone(),
+            before: node.config,
+            after,
+        });
+    }
+}
+
+#[component]
+pub fn Inspector(ed: Editor) -> impl IntoView {
+    let session = expect_context::<Session>();
+    view! {
+        <div class="inspector" data-testid="inspector">
+            <h3>{move || session.t(Text::Inspector)}</h3>
+            {move || {
+                let Some(id) = ed.selected.get() else {
+                    return view! { <p class="hint">{session.t(Text::SelectANode)}</p> }.into_any();
+                };
+                // Rebuild the form when another node is selected, not on every keystroke.
+                let Some(node) = ed.doc.with_untracked(|d| d.node(id.as_str()).cloned()) else {
+                    return view! { <p class="hint">{session.t(Text::SelectANode)}</p> }.into_any();
+                };
+                view! { <NodeForm ed=ed node=node /> }.into_any()
+            }}
+        </div>
+    }
+}
+
+#[component]
+fn NodeForm(ed: Editor, node: Node) -> impl IntoView {
+    let session = expect_context::<Session>();
+    let id = node.id.clone();
+    let label = RwSignal::new(node.label.clone().unwrap_or_default());
+    let commit_label = {
+        let id = id.clone();
+        move |_| {
+            let Some(before) = ed.doc.with_untracked(|d| d.node(id.as_str()).cloned()) else {
+                return;
+            };
+            let mut after = before.clone();
+            let text = label.get_untracked().trim().to_owned();
+            after.label = (!text.is_empty()).then_some(text);
+            if after != before {
+                ed.apply(Edit::ReplaceNode {
+                    before: Box::new(before),
+                    after: Box::new(after),
+                });
+            }
+        }
+    };
+    let rows = fields(&node)
+        .into_iter()
+        .map(|(name, field, required)| {
+            let current = node.config.get(&name).cloned();
+            view! { <FieldRow ed=ed id=id.clone() name=name field=field required=required current=current /> }
+        })
+        .collect_view();
+    view! {
+        <div class="node-form" data-testid=format!("inspector-{}", node.id)>
+            <div class="hint">{format!("{} · {}", node.node_type, node.id)}</div>
+            <label>{move || session.t(Text::Label)}</label>
+            <input type="text" data-testid="label-input" prop:value=move || label.get()
+                on:input=move |ev| label.set(event_target_value(&ev)) on:change=commit_label />
+            {rows}
+        </div>
+    }
+}
+
+#[component]
+fn FieldRow(
+    ed: Editor,
+    id: NodeId,
+    name: String,
+    field: Field,
+    required: bool,
+    current: Option<Value>,
+) -> impl IntoView {
+    let testid = format!("field-{name}");
+    let title = if required {
+        format!("{name} *")
+    } else {
+        name.clone()
+    };
+    let text = match (&field, &current) {
+        (Field::Json, Some(v)) => serde_json::to_string_pretty(v).unwrap_or_default(),
+        (_, Some(Value::String(s))) => s.clone(),
+        (_, Some(Value::Null)) | (_, None) => String::new(),
+        (_, Some(v)) => v.to_string(),
+    };
+    let value = RwSignal::new(text);
+    let error = RwSignal::new(None::<String>);
+    let name = StoredValue::new(name);
+    let id = StoredValue::new(id);
+    let field = StoredValue::new(field);
+    // As you type: check; on change (blur, Enter): commit as an edit.
+    let check = move |text: &str| -> Result<Option<Value>, String> {
+        if text.trim().is_empty() {
+            return Ok(None);
+        }
+        match field.get_value() {
+            Field::Cel => cel_error(text).map_or(Ok(Some(Value::String(text.to_owned()))), Err),
+            Field::Text | Field::Choice(_) => Ok(Some(Value::String(text.to_owned()))),
+            Field::Number { integer: true } => text
+                .trim()
+                .parse::<i64>()
+                .map(|n| Some(Value::from(n)))
+                .map_err(|e| e.to_string()),
+            Field::Number { integer: false } => text
+                .trim()
+                .parse::<f64>()
+                .map(|n| Some(Value::from(n)))
+                .map_err(|e| e.to_string()),
+            Field::Bool => Ok(Some(Value::Bool(text == "true"))),
+            Field::Json => serde_json::from_str::<Value>(text)
+                .map(Some)
+                .map_err(|e| e.to_string()),
+        }
+    };
+    let on_input = move |ev: leptos::ev::Event| {
+        let text = event_target_value(&ev);
+        error.set(check(&text).err());
+        value.set(text);
+    };
+    let on_change = move |_| {
+        let text = value.get_untracked();
+        if let Ok(v) = check(&text) {
+            set_config_value(ed, &id.get_value(), &name.get_value(), v);
+        }
+    };
+    let input = match field.get_value() {
+        Field::Choice(options) => view! {
+            <select data-testid=testid.clone() prop:value=move || value.get()
+                on:change=move |ev| {
+                    let text = event_target_value(&ev);
+                    value.set(text.clone());
+                    set_config_value(ed, &id.get_value(), &name.get_value(), (!text.is_empty()).then_some(Value::String(text)));
+                }>
+                <option value="">"—"</option>
+                {options.into_iter().map(|o| view! { <option value=o.clone()>{o.clone()}</option> }).collect_view()}
+            </select>
+        }.into_any(),
+        Field::Bool => view! {
+            <input type="checkbox" data-testid=testid.clone() prop:checked=move || value.get() == "true"
+                on:change=move |ev| {
+                    let on = event_target_checked(&ev);
+                    value.set(on.to_string());
+                    set_config_value(ed, &id.get_value(), &name.get_value(), Some(Value::Bool(on)));
+                } />
+        }.into_any(),
+        Field::Json => view! {
+            <textarea data-testid=testid.clone() rows="5" prop:value=move || value.get() on:input=on_input on:change=on_change></textarea>
+        }.into_any(),
+        Field::Cel | Field::Text | Field::Number { .. } => view! {
+            <input type="text" data-testid=testid.clone() class:cel=matches!(field.get_value(), Field::Cel)
+                prop:value=move || value.get() on:input=on_input on:change=on_change />
+        }.into_any(),
+    };
+    view! {
+        <div class="field">
+            <label>{title}</label>
+            {input}
+            {move || error.get().map(|e| view! { <div class="field-error" data-testid=format!("error-{}", name.get_value())>{e}</div> })}
+        </div>
+    }
+}

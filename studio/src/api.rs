@@ -172,3 +172,50 @@ pub async fn save_flow(
         ))),
     }
 }
+
+async fn send_json(
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<&serde_json::Value>,
+) -> Result<serde_json::Value, ApiError> {
+    let builder = match method {
+        "POST" => Request::post(path),
+        _ => Request::get(path),
+    }
+    .header("Authorization", &auth(token));
+    let request = match body {
+        Some(b) => builder
+            .json(b)
+            .map_err(|e| ApiError::Other(e.to_string()))?,
+        None => builder
+            .build()
+            .map_err(|e| ApiError::Other(e.to_string()))?,
+    };
+    let response = request
+        .send()
+        .await
+        .map_err(|e| ApiError::Other(e.to_string()))?;
+    match response.status() {
+        200..=299 => response
+            .json()
+            .await
+            .map_err(|e| ApiError::Other(e.to_string())),
+        401 => Err(ApiError::Unauthorized),
+        _ => Err(ApiError::Other(problem_detail(response).await)),
+    }
+}
+
+/// `GET` a JSON document from the API.
+pub async fn get_json(token: &str, path: &str) -> Result<serde_json::Value, ApiError> {
+    send_json("GET", path, token, None).await
+}
+
+/// `POST` a JSON body to the API.
+pub async fn post_json(
+    token: &str,
+    path: &str,
+    body: &serde_json::Value,
+) -> Result<serde_json::Value, ApiError> {
+    send_json("POST", path, token, Some(body)).await
+}

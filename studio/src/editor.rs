@@ -106,7 +106,9 @@ pub struct Editor {
     pub selected: RwSignal<Option<NodeId>>,
     drag: RwSignal<Option<Drag>>,
     wire: RwSignal<Option<Wire>>,
-    notice: RwSignal<Option<String>>,
+    pub notice: RwSignal<Option<String>>,
+    /// Node marks on the canvas: diff (`added`, `changed`) or run step status.
+    pub marks: RwSignal<std::collections::HashMap<String, &'static str>>,
 }
 
 impl Editor {
@@ -120,6 +122,7 @@ impl Editor {
             drag: RwSignal::new(None),
             wire: RwSignal::new(None),
             notice: RwSignal::new(None),
+            marks: RwSignal::new(Default::default()),
         }
     }
 
@@ -243,7 +246,8 @@ pub fn FlowEditor(flow_id: String, on_close: Callback<()>) -> impl IntoView {
         <Transition fallback=move || view! { <p class="hint">{session.t(Text::Loading)}</p> }>
             {move || loaded.get().map(|result| match result {
                 Ok(flow) => match serde_json::from_value::<FlowDoc>(flow.doc.clone()) {
-                    Ok(doc) => view! { <EditorView flow_id=id.get_value() doc=doc base_version=flow.latest_version on_close=on_close /> }.into_any(),
+                    Ok(doc) => view! { <EditorView flow_id=id.get_value() doc=doc base_version=flow.latest_version on_close=on_close
+                        reload=Callback::new(move |_| loaded.refetch()) /> }.into_any(),
                     Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
                 },
                 Err(e) => view! { <p class="error" data-testid="editor-error">{format!("{e:?}")}</p> }.into_any(),
@@ -258,6 +262,7 @@ fn EditorView(
     doc: FlowDoc,
     base_version: i64,
     on_close: Callback<()>,
+    reload: Callback<()>,
 ) -> impl IntoView {
     let session = expect_context::<Session>();
     let ed = Editor::new(doc);
@@ -442,6 +447,7 @@ fn EditorView(
                    </div>
                    <div class="side">
                     <crate::inspector::Inspector ed=ed />
+                    <crate::history::HistoryPanel ed=ed flow_id=flow_id.get_value() base=base reload=reload />
                     <ProblemsPanel ed=ed diagnostics=diagnostics />
                 </div>
                </div>
@@ -501,6 +507,10 @@ fn NodeBox(
         move || ed.selected.get().as_ref() == Some(&id)
     };
     let has_errors = !errors.is_empty();
+    let mark = {
+        let id = id.to_string();
+        move || ed.marks.with(|m| m.get(&id).copied().unwrap_or(""))
+    };
     let error_text = errors
         .iter()
         .map(|d| d.message.clone())
@@ -523,6 +533,7 @@ fn NodeBox(
     let label = node.label.clone().unwrap_or_else(|| node.id.to_string());
     view! {
         <div class="node" class:selected=selected class:has-errors=has_errors data-testid=format!("node-{id}") data-node-id=id.to_string()
+            data-mark=mark
             title=error_text style=style on:pointerdown=start_drag>
             <div class="node-title">{move || match &title {
                 Some((zh, en)) => if session.lang.get() == crate::i18n::Lang::Zh { zh.to_string() } else { en.to_string() },

@@ -75,6 +75,12 @@ pub enum Text {
     Inspector,
     SelectANode,
     Label,
+    Run,
+    Versions,
+    Compare,
+    Publish,
+    Rollback,
+    PublishedBadge,
 }
 
 /// The text in `lang`.
@@ -159,6 +165,18 @@ pub fn tr(lang: Lang, text: Text) -> &'static str {
         (Lang::En, SelectANode) => "Select a node to edit its settings.",
         (Lang::Zh, Label) => "显示名称",
         (Lang::En, Label) => "Label",
+        (Lang::Zh, Run) => "运行",
+        (Lang::En, Run) => "Run",
+        (Lang::Zh, Versions) => "版本",
+        (Lang::En, Versions) => "Versions",
+        (Lang::Zh, Compare) => "与当前对比",
+        (Lang::En, Compare) => "Compare",
+        (Lang::Zh, Publish) => "发布",
+        (Lang::En, Publish) => "Publish",
+        (Lang::Zh, Rollback) => "回滚到此版本",
+        (Lang::En, Rollback) => "Roll back to this",
+        (Lang::Zh, PublishedBadge) => "已发布",
+        (Lang::En, PublishedBadge) => "published",
     }
 }
 

@@ -7,6 +7,7 @@
 
 mod api;
 mod editor;
+mod history;
 mod i18n;
 mod inspector;
 

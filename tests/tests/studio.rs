@@ -106,6 +106,13 @@ where
             server.log_text()
         );
     }
+    if std::env::var_os("TRELLIS_SCREENSHOTS").is_some() {
+        // For looking at the studio as a person would: a picture of the final state.
+        std::fs::create_dir_all(screenshot_dir()).ok();
+        if let Ok(png) = client.screenshot().await {
+            std::fs::write(screenshot_dir().join(format!("{name}.png")), png).ok();
+        }
+    }
     client.close().await.expect("close the browser");
 }
 
@@ -448,5 +455,84 @@ async fn inspector_checks_cel_as_you_type() {
         }
         Ok(())
     })
+    .await;
+}
+
+/// Versions and runs from the editor: diff v1↔v2 marks the changed node, a manual run
+/// colours each node by its step status, publish and roll back (confirmed) work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_diff_rollback_and_run_status() {
+    with_browser(
+        "versions_diff_rollback_and_run_status",
+        |c, api| async move {
+            let v1 = json!({"schema": 1, "name": "版本测试", "nodes": [
+            {"id": "start", "type": "trigger", "config": {"kind": "manual"}, "position": [40, 40]},
+            {"id": "calc", "type": "set", "config": {"vars": {"x": "1"}}, "position": [260, 40]}],
+            "edges": [{"from": "start", "to": "calc"}]});
+            let id = api.post("/api/v1/flows", &v1).await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            let mut v2 = v1.clone();
+            v2["nodes"][1]["config"]["vars"]["x"] = json!("2");
+            api.send(
+                reqwest::Method::PUT,
+                &format!("/api/v1/flows/{id}"),
+                Some(&json!({"base_version": 1, "doc": v2, "message": "x = 2"})),
+            )
+            .await;
+            sign_in(&c, &api).await?;
+            click(&c, "open-flow").await?;
+            expect_text(&c, "version", "v2").await?;
+
+            // Diff v1 → v2 marks the changed node.
+            click(&c, "compare-1").await?;
+            let summary = text(&c, "diff-summary").await?;
+            if !summary.contains("calc") {
+                return Err(format!("diff summary: {summary:?}"));
+            }
+            let mark = find(&c, "node-calc")
+                .await?
+                .attr("data-mark")
+                .await
+                .map_err(|e| e.to_string())?;
+            if mark.as_deref() != Some("changed") {
+                return Err(format!("node calc mark: {mark:?}"));
+            }
+
+            // A manual run colours the nodes by step status.
+            click(&c, "run-flow").await?;
+            expect_text(&c, "run-status", "成功").await?;
+            for node in ["node-start", "node-calc"] {
+                let mark = find(&c, node)
+                    .await?
+                    .attr("data-mark")
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if mark.as_deref() != Some("completed") {
+                    return Err(format!("{node} mark after the run: {mark:?}"));
+                }
+            }
+
+            // Publish v2 (confirmed), then roll back to v1: v3 is published with v1's content.
+            click(&c, "publish-2").await?;
+            c.accept_alert()
+                .await
+                .map_err(|e| format!("confirm publish: {e}"))?;
+            find(&c, "published-2").await?;
+            click(&c, "rollback-1").await?;
+            c.accept_alert()
+                .await
+                .map_err(|e| format!("confirm rollback: {e}"))?;
+            expect_text(&c, "version", "v3").await?;
+            let flow = api.get(&format!("/api/v1/flows/{id}")).await;
+            if flow["published_version"] != 3
+                || flow["doc"]["nodes"][1]["config"]["vars"]["x"] != "1"
+            {
+                return Err(format!("after rollback: {flow}"));
+            }
+            Ok(())
+        },
+    )
     .await;
 }

@@ -1,0 +1,201 @@
+//! Versions (list, diff highlighted on the canvas, publish, roll back) and runs (start a
+//! manual run, see each node's step status on the canvas).
+
+use std::collections::HashMap;
+
+use leptos::prelude::*;
+use serde_json::{Value, json};
+
+use crate::Session;
+use crate::api;
+use crate::editor::Editor;
+use crate::i18n::Text;
+
+fn confirm(message: &str) -> bool {
+    web_sys::window()
+        .and_then(|w| w.confirm_with_message(message).ok())
+        .unwrap_or(false)
+}
+
+/// Node marks from a diff: added / changed.
+fn diff_marks(diff: &Value) -> HashMap<String, &'static str> {
+    let mut marks = HashMap::new();
+    let ids = |key: &str| diff[key].as_array().cloned().unwrap_or_default();
+    for id in ids("nodes_added") {
+        if let Some(id) = id.as_str() {
+            marks.insert(id.to_owned(), "added");
+        }
+    }
+    for change in ids("nodes_changed") {
+        if let Some(id) = change["id"].as_str() {
+            marks.insert(id.to_owned(), "changed");
+        }
+    }
+    marks
+}
+
+/// Node marks from a run: the last step status of each node.
+fn run_marks(run: &Value) -> HashMap<String, &'static str> {
+    let mut marks = HashMap::new();
+    for step in run["steps"].as_array().cloned().unwrap_or_default() {
+        let (Some(node), Some(status)) = (step["node"].as_str(), step["status"].as_str()) else {
+            continue;
+        };
+        let mark = match status {
+            "completed" => "completed",
+            "failed" => "failed",
+            "waiting" => "waiting",
+            _ => "retrying",
+        };
+        marks.insert(node.to_owned(), mark);
+    }
+    marks
+}
+
+#[component]
+pub fn HistoryPanel(
+    ed: Editor,
+    flow_id: String,
+    base: RwSignal<i64>,
+    reload: Callback<()>,
+) -> impl IntoView {
+    let session = expect_context::<Session>();
+    let flow_id = StoredValue::new(flow_id);
+    let token = move || session.token.get_untracked().unwrap_or_default();
+    let refresh = RwSignal::new(0u32);
+    let versions = LocalResource::new(move || {
+        refresh.track();
+        base.track();
+        let (token, id) = (token(), flow_id.get_value());
+        async move { api::get_json(&token, &format!("/api/v1/flows/{id}/versions")).await }
+    });
+    let diff_text = RwSignal::new(None::<String>);
+    let run_status = RwSignal::new(None::<String>);
+    let input = RwSignal::new("{}".to_owned());
+
+    let compare = move |n: i64| {
+        let (token, id, to) = (token(), flow_id.get_value(), base.get_untracked());
+        leptos::task::spawn_local(async move {
+            match api::get_json(&token, &format!("/api/v1/flows/{id}/diff?from={n}&to={to}")).await
+            {
+                Ok(d) => {
+                    ed.marks.set(diff_marks(&d));
+                    let removed = d["nodes_removed"].as_array().map(|a| a.len()).unwrap_or(0);
+                    let changed: Vec<String> = d["nodes_changed"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|c| {
+                            format!("{} {}", c["id"].as_str().unwrap_or(""), c["config_paths"])
+                        })
+                        .collect();
+                    diff_text.set(Some(format!(
+                        "v{n} → v{to}: +{} −{removed} ~{} {}",
+                        d["nodes_added"].as_array().map(|a| a.len()).unwrap_or(0),
+                        changed.len(),
+                        changed.join("; ")
+                    )));
+                }
+                Err(e) => diff_text.set(Some(format!("{e:?}"))),
+            }
+        });
+    };
+    let act = move |action: &'static str, n: i64| {
+        let question = match action {
+            "publish" => format!("{} v{n}?", session.t(Text::Publish)),
+            _ => format!("{} v{n}?", session.t(Text::Rollback)),
+        };
+        if !confirm(&question) {
+            return;
+        }
+        let (token, id) = (token(), flow_id.get_value());
+        leptos::task::spawn_local(async move {
+            match api::post_json(
+                &token,
+                &format!("/api/v1/flows/{id}/{action}"),
+                &json!({ "version": n }),
+            )
+            .await
+            {
+                Ok(_) if action == "rollback" => reload.run(()),
+                Ok(_) => refresh.update(|r| *r += 1),
+                Err(e) => ed.notice.set(Some(format!("{e:?}"))),
+            }
+        });
+    };
+    let start_run = move |_| {
+        let body = match serde_json::from_str::<Value>(&input.get_untracked()) {
+            Ok(v) => json!({ "input": v, "version": base.get_untracked() }),
+            Err(e) => {
+                run_status.set(Some(format!("input: {e}")));
+                return;
+            }
+        };
+        let (token, id) = (token(), flow_id.get_value());
+        leptos::task::spawn_local(async move {
+            let started =
+                match api::post_json(&token, &format!("/api/v1/flows/{id}/runs"), &body).await {
+                    Ok(v) => v,
+                    Err(e) => {
+                        run_status.set(Some(format!("{e:?}")));
+                        return;
+                    }
+                };
+            let run_id = started["run_id"].as_str().unwrap_or_default().to_owned();
+            // Live refresh while the run is active.
+            for _ in 0..120 {
+                if let Ok(run) = api::get_json(&token, &format!("/api/v1/runs/{run_id}")).await {
+                    ed.marks.set(run_marks(&run));
+                    let status = run["status"].as_str().unwrap_or("").to_owned();
+                    run_status.set(Some(status.clone()));
+                    if matches!(status.as_str(), "succeeded" | "failed" | "cancelled") {
+                        break;
+                    }
+                }
+                gloo_timers_sleep(500).await;
+            }
+        });
+    };
+
+    view! {
+        <div class="history" data-testid="history">
+            <h3>{move || session.t(Text::Run)}</h3>
+            <textarea rows="2" data-testid="run-input" prop:value=move || input.get() on:input=move |ev| input.set(event_target_value(&ev))></textarea>
+            <button data-testid="run-flow" on:click=start_run>{move || session.t(Text::Run)}</button>
+            {move || run_status.get().map(|s| view! { <span class="status" data-testid="run-status">{crate::i18n::status(session.lang.get(), &s)}</span> })}
+            <h3>{move || session.t(Text::Versions)}</h3>
+            {move || diff_text.get().map(|t| view! { <div class="diff" data-testid="diff-summary">{t}</div> })}
+            <Transition fallback=|| ()>
+                {move || versions.get().map(|r| match r {
+                    Ok(v) => v["versions"].as_array().cloned().unwrap_or_default().into_iter().map(|ver| {
+                        let n = ver["number"].as_i64().unwrap_or(0);
+                        let published = ver["published"].as_bool().unwrap_or(false);
+                        view! {
+                            <div class="version-row" data-testid=format!("version-{n}")>
+                                <strong>{format!("v{n}")}</strong>
+                                {published.then(|| view! { <span class="badge" data-testid=format!("published-{n}")>{session.t(Text::PublishedBadge)}</span> })}
+                                <span class="hint">{format!(" {} · {}", ver["author"].as_str().unwrap_or(""), ver["message"].as_str().unwrap_or(""))}</span>
+                                <div>
+                                    <button data-testid=format!("compare-{n}") on:click=move |_| compare(n)>{session.t(Text::Compare)}</button>
+                                    <button data-testid=format!("publish-{n}") on:click=move |_| act("publish", n)>{session.t(Text::Publish)}</button>
+                                    <button data-testid=format!("rollback-{n}") on:click=move |_| act("rollback", n)>{session.t(Text::Rollback)}</button>
+                                </div>
+                            </div>
+                        }
+                    }).collect_view().into_any(),
+                    Err(e) => view! { <p class="error">{format!("{e:?}")}</p> }.into_any(),
+                })}
+            </Transition>
+        </div>
+    }
+}
+
+async fn gloo_timers_sleep(ms: i32) {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        if let Some(w) = web_sys::window() {
+            let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+        }
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+}

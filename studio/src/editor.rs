@@ -107,6 +107,8 @@ pub struct Editor {
     drag: RwSignal<Option<Drag>>,
     wire: RwSignal<Option<Wire>>,
     pub notice: RwSignal<Option<String>>,
+    /// A node type being dragged from the palette.
+    palette_drag: RwSignal<Option<&'static str>>,
     /// Node marks on the canvas: diff (`added`, `changed`) or run step status.
     pub marks: RwSignal<std::collections::HashMap<String, &'static str>>,
 }
@@ -122,6 +124,7 @@ impl Editor {
             drag: RwSignal::new(None),
             wire: RwSignal::new(None),
             notice: RwSignal::new(None),
+            palette_drag: RwSignal::new(None),
             marks: RwSignal::new(Default::default()),
         }
     }
@@ -157,7 +160,8 @@ impl Editor {
         }
     }
 
-    fn add_node(&self, spec: &NodeTypeSpec) {
+    /// Adds a node of `spec`'s type at `at` (a free grid spot when `None`).
+    fn add_node(&self, spec: &NodeTypeSpec, at: Option<[f64; 2]>) {
         let doc = self.doc.get_untracked();
         let mut n = 1;
         let id = loop {
@@ -171,7 +175,7 @@ impl Editor {
         let config = default_config(spec.name);
         let node: Node = match serde_json::from_value(serde_json::json!({
             "id": id, "type": spec.name, "config": config,
-            "position": [snap(40.0 + 200.0 * (count % 5.0)), snap(40.0 + 110.0 * (count / 5.0).floor())]
+            "position": at.unwrap_or([snap(40.0 + 200.0 * (count % 5.0)), snap(40.0 + 110.0 * (count / 5.0).floor())])
         })) {
             Ok(n) => n,
             Err(_) => return,
@@ -294,13 +298,40 @@ fn EditorView(
         ev.prevent_default();
     });
     // A release outside the canvas cancels the gesture (the node stays where it was).
-    let release = window_event_listener(leptos::ev::pointerup, move |_| {
+    let release = window_event_listener(leptos::ev::pointerup, move |ev| {
         ed.drag.set(None);
         ed.wire.set(None);
+        // A palette item dropped on the canvas becomes a node where it was dropped.
+        if let Some(name) = ed.palette_drag.get_untracked() {
+            ed.palette_drag.set(None);
+            let over_canvas = web_sys::window()
+                .and_then(|w| w.document())
+                .and_then(|d| d.element_from_point(ev.client_x() as f32, ev.client_y() as f32))
+                .and_then(|el| el.closest("[data-testid='canvas']").ok().flatten())
+                .is_some();
+            if over_canvas && let Some(spec) = node_type(name) {
+                let (x, y) = pointer_xy(&canvas, &ev);
+                ed.add_node(
+                    spec,
+                    Some([
+                        snap(x - NODE_WIDTH / 2.0).max(0.0),
+                        snap(y - HEADER / 2.0).max(0.0),
+                    ]),
+                );
+            }
+        }
+    });
+    // Leaving the page with unsaved work asks first.
+    let unload = window_event_listener(leptos::ev::beforeunload, move |ev| {
+        if ed.dirty.get_untracked() {
+            ev.prevent_default();
+            ev.set_return_value("unsaved");
+        }
     });
     on_cleanup(move || {
         keys.remove();
         release.remove();
+        unload.remove();
     });
 
     let on_move = move |ev: web_sys::PointerEvent| {
@@ -374,7 +405,11 @@ fn EditorView(
     view! {
            <div class="editor" data-testid="editor">
                <div class="toolbar">
-                   <button data-testid="back" on:click=move |_| on_close.run(())>{move || session.t(Text::BackToList)}</button>
+                   <button data-testid="back" on:click=move |_| {
+                    if !ed.dirty.get_untracked() || crate::history::confirm(session.t(Text::DiscardChanges)) {
+                        on_close.run(());
+                    }
+                }>{move || session.t(Text::BackToList)}</button>
                    <strong data-testid="flow-title">{move || ed.doc.with(|d| d.name.clone())}</strong>
                    <span class="hint" data-testid="version">{move || format!("v{}", base.get())}</span>
                    <span class="dirty" data-testid="dirty" data-dirty=move || ed.dirty.get().to_string()>
@@ -464,7 +499,8 @@ fn Palette(ed: Editor) -> impl IntoView {
             {builtin_node_types().iter().map(|spec| {
                 let testid = format!("palette-{}", spec.name);
                 view! {
-                    <button class="palette-item" data-testid=testid on:click=move |_| ed.add_node(spec)>
+                    <button class="palette-item" data-testid=testid on:click=move |_| ed.add_node(spec, None)
+                        on:pointerdown=move |_| ed.palette_drag.set(Some(spec.name))>
                         {move || spec.title.get(session.lang.get().code()).copied().unwrap_or(spec.name)}
                     </button>
                 }

@@ -11,7 +11,8 @@ use crate::api;
 use crate::editor::Editor;
 use crate::i18n::Text;
 
-fn confirm(message: &str) -> bool {
+/// Asks the user to confirm (the browser's own dialog).
+pub fn confirm(message: &str) -> bool {
     web_sys::window()
         .and_then(|w| w.confirm_with_message(message).ok())
         .unwrap_or(false)

@@ -81,6 +81,7 @@ pub enum Text {
     Publish,
     Rollback,
     PublishedBadge,
+    DiscardChanges,
 }
 
 /// The text in `lang`.
@@ -175,6 +176,8 @@ pub fn tr(lang: Lang, text: Text) -> &'static str {
         (Lang::En, Publish) => "Publish",
         (Lang::Zh, Rollback) => "回滚到此版本",
         (Lang::En, Rollback) => "Roll back to this",
+        (Lang::Zh, DiscardChanges) => "有未保存的修改，确定放弃吗？",
+        (Lang::En, DiscardChanges) => "Discard unsaved changes?",
         (Lang::Zh, PublishedBadge) => "已发布",
         (Lang::En, PublishedBadge) => "published",
     }

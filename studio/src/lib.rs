@@ -83,6 +83,14 @@ pub fn App() -> impl IntoView {
         open_flow: RwSignal::new(hash_flow()),
     };
     provide_context(session);
+    // Back/forward and typed URLs: the hash names the open flow.
+    let nav = window_event_listener(leptos::ev::hashchange, move |_| {
+        let flow = hash_flow();
+        if session.open_flow.get_untracked() != flow {
+            session.open_flow.set(flow);
+        }
+    });
+    on_cleanup(move || nav.remove());
     Effect::new(move |_| {
         let lang = session.lang.get();
         if let Some(s) = local_storage() {

@@ -259,3 +259,75 @@ impl Api {
         v
     }
 }
+
+/// Headless Chromium through chromedriver (WebDriver), for browser tests and benchmarks.
+pub mod browser {
+    use std::path::Path;
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use fantoccini::{Client, ClientBuilder};
+    use serde_json::json;
+
+    use crate::free_port;
+
+    const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+    const CHROMIUM: &str = "/usr/bin/chromium";
+
+    /// chromedriver on a free port, killed on drop.
+    #[derive(Debug)]
+    pub struct Driver {
+        child: Child,
+        url: String,
+    }
+
+    impl Driver {
+        pub async fn start() -> Driver {
+            for tool in [CHROMEDRIVER, CHROMIUM] {
+                assert!(
+                    Path::new(tool).exists(),
+                    "{tool} is missing: install Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)"
+                );
+            }
+            let port = free_port();
+            let child = Command::new(CHROMEDRIVER)
+                .arg(format!("--port={port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn chromedriver");
+            let url = format!("http://127.0.0.1:{port}");
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while reqwest::get(format!("{url}/status")).await.is_err() {
+                assert!(Instant::now() < deadline, "chromedriver did not start");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Driver { child, url }
+        }
+
+        pub async fn browser(&self, profile: &Path) -> Client {
+            let mut caps = serde_json::Map::new();
+            caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": CHROMIUM,
+                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+                         "--window-size=1280,800", format!("--user-data-dir={}", profile.display())]
+            }),
+        );
+            ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+                .capabilities(caps)
+                .connect(&self.url)
+                .await
+                .expect("WebDriver session")
+        }
+    }
+
+    impl Drop for Driver {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

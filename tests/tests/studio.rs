@@ -4,72 +4,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
 use serde_json::json;
-use trellis_e2e::{Api, Proc, TempDir, free_port, studio_dir};
-
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-const CHROMIUM: &str = "/usr/bin/chromium";
-
-/// chromedriver on a free port, killed on drop.
-struct Driver {
-    child: Child,
-    url: String,
-}
-
-impl Driver {
-    async fn start() -> Driver {
-        for tool in [CHROMEDRIVER, CHROMIUM] {
-            assert!(
-                Path::new(tool).exists(),
-                "{tool} is missing: install Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)"
-            );
-        }
-        let port = free_port();
-        let child = Command::new(CHROMEDRIVER)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn chromedriver");
-        let url = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while reqwest::get(format!("{url}/status")).await.is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not start");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Driver { child, url }
-    }
-
-    async fn browser(&self, profile: &Path) -> Client {
-        let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".into(),
-            json!({
-                "binary": CHROMIUM,
-                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-                         "--window-size=1280,800", format!("--user-data-dir={}", profile.display())]
-            }),
-        );
-        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(caps)
-            .connect(&self.url)
-            .await
-            .expect("WebDriver session")
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use trellis_e2e::browser::Driver;
+use trellis_e2e::{Api, Proc, TempDir, studio_dir};
 
 fn screenshot_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("screenshots")
@@ -351,8 +292,8 @@ async fn edit_connect_undo_save_and_conflict() {
         expect_text(&c, "flow-title", "编辑器测试").await?;
         expect_text(&c, "version", "v1").await?;
 
-        // Add a branch and a respond node from the palette.
-        click(&c, "palette-branch").await?;
+        // Drag a branch from the palette onto the canvas; add a respond node by clicking.
+        drag_onto(&c, "palette-branch", "canvas").await?;
         click(&c, "palette-respond").await?;
         find(&c, "node-branch_1").await?;
         find(&c, "node-respond_1").await?;

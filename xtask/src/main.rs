@@ -5,6 +5,8 @@
 //! - `test`: build the studio, start PostgreSQL if it is down, then build and run every
 //!   test (browser tests included).
 //! - `bench`: the webhook load benchmark against a release server.
+//! - `bench-studio`: studio frame times on a 300-node flow in headless Chromium.
+//! - `studio`: build the studio into `studio/dist`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -18,6 +20,7 @@ fn main() -> ExitCode {
         Some("test") => test(&args[1..]),
         Some("bench") => bench(&args[1..]),
         Some("studio") => build_studio().map(|_| ()),
+        Some("bench-studio") => bench_studio(),
         _ => {
             eprintln!(
                 "usage: cargo xtask <run [serve args…] | test [cargo test args…] | bench | studio>"
@@ -303,6 +306,30 @@ fn run_tests(mut cmd: Command) -> anyhow::Result<()> {
         bail!("no test ran");
     }
     Ok(())
+}
+
+/// Studio frame times on a 300-node flow in headless Chromium.
+fn bench_studio() -> anyhow::Result<()> {
+    let studio = build_studio()?;
+    ensure_browser();
+    let mut b = cargo();
+    b.args([
+        "build",
+        "--release",
+        "-p",
+        "trellis-server",
+        "-p",
+        "trellis-e2e",
+        "--bin",
+        "trellis",
+        "--bin",
+        "studio-bench",
+    ]);
+    status(b, "building the studio benchmark")?;
+    let mut run = Command::new(target_dir().join("release").join("studio-bench"));
+    run.env("TRELLIS_BIN", target_dir().join("release").join("trellis"))
+        .env("TRELLIS_STUDIO_DIR", studio);
+    status(run, "studio-bench")
 }
 
 fn bench(extra: &[String]) -> anyhow::Result<()> {

@@ -261,6 +261,14 @@ async fn drag_by(c: &Client, testid: &str, dx: f64, dy: f64) -> Result<(), Strin
         .map_err(|e| format!("drag {testid}: {e}"))
 }
 
+async fn attr(c: &Client, testid: &str, name: &str) -> Result<Option<String>, String> {
+    find(c, testid)
+        .await?
+        .attr(name)
+        .await
+        .map_err(|e| e.to_string())
+}
+
 async fn sign_in(c: &Client, api: &Api) -> Result<(), String> {
     c.goto(&api.base).await.map_err(|e| e.to_string())?;
     find(c, "token-input").await?;
@@ -432,11 +440,7 @@ async fn versions_diff_rollback_and_run_status() {
             if !summary.contains("calc") {
                 return Err(format!("diff summary: {summary:?}"));
             }
-            let mark = find(&c, "node-calc")
-                .await?
-                .attr("data-mark")
-                .await
-                .map_err(|e| e.to_string())?;
+            let mark = attr(&c, "node-calc", "data-mark").await?;
             if mark.as_deref() != Some("changed") {
                 return Err(format!("node calc mark: {mark:?}"));
             }
@@ -445,11 +449,7 @@ async fn versions_diff_rollback_and_run_status() {
             click(&c, "run-flow").await?;
             expect_text(&c, "run-status", "成功").await?;
             for node in ["node-start", "node-calc"] {
-                let mark = find(&c, node)
-                    .await?
-                    .attr("data-mark")
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let mark = attr(&c, node, "data-mark").await?;
                 if mark.as_deref() != Some("completed") {
                     return Err(format!("{node} mark after the run: {mark:?}"));
                 }

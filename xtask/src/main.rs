@@ -312,27 +312,16 @@ fn run_tests(mut cmd: Command) -> anyhow::Result<()> {
 fn bench_studio() -> anyhow::Result<()> {
     let studio = build_studio()?;
     ensure_browser();
-    let mut b = cargo();
-    b.args([
-        "build",
-        "--release",
-        "-p",
-        "trellis-server",
-        "-p",
-        "trellis-e2e",
-        "--bin",
-        "trellis",
-        "--bin",
-        "studio-bench",
-    ]);
-    status(b, "building the studio benchmark")?;
-    let mut run = Command::new(target_dir().join("release").join("studio-bench"));
-    run.env("TRELLIS_BIN", target_dir().join("release").join("trellis"))
-        .env("TRELLIS_STUDIO_DIR", studio);
-    status(run, "studio-bench")
+    run_release_bin("studio-bench", &[], &[("TRELLIS_STUDIO_DIR", studio)])
 }
 
 fn bench(extra: &[String]) -> anyhow::Result<()> {
+    run_release_bin("trellis-bench", extra, &[])
+}
+
+/// Builds the release server and the tool `bin` (from `trellis-e2e`), then runs the tool
+/// with `TRELLIS_BIN` pointing at that server.
+fn run_release_bin(bin: &str, args: &[String], env: &[(&str, PathBuf)]) -> anyhow::Result<()> {
     let mut b = cargo();
     b.args([
         "build",
@@ -344,11 +333,14 @@ fn bench(extra: &[String]) -> anyhow::Result<()> {
         "--bin",
         "trellis",
         "--bin",
-        "trellis-bench",
+        bin,
     ]);
-    status(b, "building the benchmark")?;
-    let mut run = Command::new(target_dir().join("release").join("trellis-bench"));
-    run.args(extra)
-        .env("TRELLIS_BIN", target_dir().join("release").join("trellis"));
-    status(run, "trellis-bench")
+    status(b, &format!("building {bin}"))?;
+    let release = target_dir().join("release");
+    let mut run = Command::new(release.join(bin));
+    run.args(args).env("TRELLIS_BIN", release.join("trellis"));
+    for (k, v) in env {
+        run.env(k, v);
+    }
+    status(run, bin)
 }

@@ -406,14 +406,14 @@ fn EditorView(
            <div class="editor" data-testid="editor">
                <div class="toolbar">
                    <button data-testid="back" on:click=move |_| {
-                    if !ed.dirty.get_untracked() || crate::history::confirm(session.t(Text::DiscardChanges)) {
+                    if !ed.dirty.get_untracked() || crate::history::confirm(&session.t(Text::DiscardChanges)) {
                         on_close.run(());
                     }
                 }>{move || session.t(Text::BackToList)}</button>
                    <strong data-testid="flow-title">{move || ed.doc.with(|d| d.name.clone())}</strong>
                    <span class="hint" data-testid="version">{move || format!("v{}", base.get())}</span>
                    <span class="dirty" data-testid="dirty" data-dirty=move || ed.dirty.get().to_string()>
-                       {move || if ed.dirty.get() { session.t(Text::Unsaved) } else { "" }}
+                       {move || if ed.dirty.get() { session.t(Text::Unsaved) } else { String::new() }}
                    </span>
                    <span class="spacer"></span>
     <button data-testid="delete-node" disabled=move || ed.selected.get().is_none() on:click=move |_| ed.delete_selected()>{move || session.t(Text::DeleteNode)}</button>

@@ -58,7 +58,7 @@ fn set_hash(flow: Option<&str>) {
 }
 
 impl Session {
-    fn t(&self, text: Text) -> &'static str {
+    fn t(&self, text: Text) -> String {
         tr(self.lang.get(), text)
     }
 

@@ -11,6 +11,7 @@ pub mod duration;
 pub mod edit;
 pub mod expr;
 pub mod flow;
+pub mod layout;
 pub mod node_types;
 pub mod schedule;
 pub mod validate;

@@ -109,6 +109,10 @@ pub struct Editor {
     pub notice: RwSignal<Option<String>>,
     /// A node type being dragged from the palette.
     palette_drag: RwSignal<Option<&'static str>>,
+    /// Canvas scale (1 = 100 %).
+    pub zoom: RwSignal<f64>,
+    /// The keyboard-shortcut overlay.
+    help: RwSignal<bool>,
     /// Node marks on the canvas: diff (`added`, `changed`) or run step status.
     pub marks: RwSignal<std::collections::HashMap<String, &'static str>>,
 }
@@ -125,6 +129,8 @@ impl Editor {
             wire: RwSignal::new(None),
             notice: RwSignal::new(None),
             palette_drag: RwSignal::new(None),
+            zoom: RwSignal::new(1.0),
+            help: RwSignal::new(false),
             marks: RwSignal::new(Default::default()),
         }
     }
@@ -216,17 +222,39 @@ fn default_config(node_type: &str) -> serde_json::Value {
     }
 }
 
-fn pointer_xy(canvas: &NodeRef<Div>, ev: &web_sys::PointerEvent) -> (f64, f64) {
+/// The pointer in flow coordinates (canvas scroll and zoom undone).
+fn pointer_xy(canvas: &NodeRef<Div>, ev: &web_sys::PointerEvent, zoom: f64) -> (f64, f64) {
     match canvas.get_untracked() {
         Some(el) => {
             let rect = el.get_bounding_client_rect();
             (
-                ev.client_x() as f64 - rect.left() + el.scroll_left() as f64,
-                ev.client_y() as f64 - rect.top() + el.scroll_top() as f64,
+                (ev.client_x() as f64 - rect.left() + el.scroll_left() as f64) / zoom,
+                (ev.client_y() as f64 - rect.top() + el.scroll_top() as f64) / zoom,
             )
         }
-        None => (ev.client_x() as f64, ev.client_y() as f64),
+        None => (ev.client_x() as f64 / zoom, ev.client_y() as f64 / zoom),
     }
+}
+
+/// Zoom that shows every node in the canvas (at most 100 %).
+fn fit_zoom(doc: &FlowDoc, canvas: &NodeRef<Div>) -> f64 {
+    let Some(el) = canvas.get_untracked() else {
+        return 1.0;
+    };
+    let (w, h) = (el.client_width() as f64, el.client_height() as f64);
+    let max_x = doc
+        .nodes
+        .iter()
+        .map(|n| n.position[0] + NODE_WIDTH)
+        .fold(0.0, f64::max)
+        + 40.0;
+    let max_y = doc
+        .nodes
+        .iter()
+        .map(|n| n.position[1] + node_height(3))
+        .fold(0.0, f64::max)
+        + 40.0;
+    (w / max_x).min(h / max_y).clamp(0.2, 1.0)
 }
 
 /// The in-port's node id under a pointer event, if any.
@@ -293,6 +321,8 @@ fn EditorView(
             "z" if ctrl => ed.undo(),
             "y" if ctrl => ed.redo(),
             "Delete" | "Backspace" => ed.delete_selected(),
+            "?" => ed.help.update(|h| *h = !*h),
+            "Escape" => ed.help.set(false),
             _ => return,
         }
         ev.prevent_default();
@@ -310,7 +340,7 @@ fn EditorView(
                 .and_then(|el| el.closest("[data-testid='canvas']").ok().flatten())
                 .is_some();
             if over_canvas && let Some(spec) = node_type(name) {
-                let (x, y) = pointer_xy(&canvas, &ev);
+                let (x, y) = pointer_xy(&canvas, &ev, ed.zoom.get_untracked());
                 ed.add_node(
                     spec,
                     Some([
@@ -335,7 +365,7 @@ fn EditorView(
     });
 
     let on_move = move |ev: web_sys::PointerEvent| {
-        let (x, y) = pointer_xy(&canvas, &ev);
+        let (x, y) = pointer_xy(&canvas, &ev, ed.zoom.get_untracked());
         if let Some(mut d) = ed.drag.get_untracked() {
             d.at = [snap(x - d.grab.0).max(0.0), snap(y - d.grab.1).max(0.0)];
             ed.drag.set(Some(d));
@@ -350,7 +380,7 @@ fn EditorView(
         if let Some(d) = ed.drag.get_untracked() {
             ed.drag.set(None);
             // Where the pointer was released decides, whatever moves were seen on the way.
-            let (x, y) = pointer_xy(&canvas, &ev);
+            let (x, y) = pointer_xy(&canvas, &ev, ed.zoom.get_untracked());
             let to = [snap(x - d.grab.0).max(0.0), snap(y - d.grab.1).max(0.0)];
             if to != d.from {
                 ed.apply(Edit::MoveNode {
@@ -416,6 +446,20 @@ fn EditorView(
                        {move || if ed.dirty.get() { session.t(Text::Unsaved) } else { String::new() }}
                    </span>
                    <span class="spacer"></span>
+                   <button data-testid="zoom-out" on:click=move |_| ed.zoom.update(|z| *z = (*z / 1.25).max(0.2))>"−"</button>
+                   <span class="hint" data-testid="zoom">{move || format!("{:.0}%", ed.zoom.get() * 100.0)}</span>
+                   <button data-testid="zoom-in" on:click=move |_| ed.zoom.update(|z| *z = (*z * 1.25).min(2.0))>"+"</button>
+                   <button data-testid="zoom-fit" on:click=move |_| {
+                       let z = ed.doc.with_untracked(|d| fit_zoom(d, &canvas));
+                       ed.zoom.set(z);
+                   }>{move || session.t(Text::FitView)}</button>
+                   <button data-testid="auto-layout" on:click=move |_| {
+                       let edit = ed.doc.with_untracked(trellis_model::layout::layout_edit);
+                       if !matches!(&edit, Edit::Batch { edits } if edits.is_empty()) {
+                           ed.apply(edit);
+                       }
+                   }>{move || session.t(Text::AutoLayout)}</button>
+                   <button data-testid="help-toggle" on:click=move |_| ed.help.update(|h| *h = !*h)>"?"</button>
     <button data-testid="delete-node" disabled=move || ed.selected.get().is_none() on:click=move |_| ed.delete_selected()>{move || session.t(Text::DeleteNode)}</button>
                    <button data-testid="undo" disabled=move || ed.undo.with(Vec::is_empty) on:click=move |_| ed.undo()>{move || session.t(Text::Undo)}</button>
                    <button data-testid="redo" disabled=move || ed.redo.with(Vec::is_empty) on:click=move |_| ed.redo()>{move || session.t(Text::Redo)}</button>
@@ -423,7 +467,18 @@ fn EditorView(
                        prop:value=move || message.get() on:input=move |ev| message.set(event_target_value(&ev)) />
                    <button class="primary" data-testid="save" on:click=save>{move || session.t(Text::Save)}</button>
                </div>
-               {move || conflict.get().map(|current| view! {
+               {move || ed.help.get().then(|| view! {
+                <div class="help" data-testid="help" on:click=move |_| ed.help.set(false)>
+                    <h3>{session.t(Text::Shortcuts)}</h3>
+                    <table>
+                        <tr><td><kbd>"Ctrl+Z"</kbd></td><td>{session.t(Text::Undo)}</td></tr>
+                        <tr><td><kbd>"Ctrl+Shift+Z"</kbd>" / "<kbd>"Ctrl+Y"</kbd></td><td>{session.t(Text::Redo)}</td></tr>
+                        <tr><td><kbd>"Delete"</kbd></td><td>{session.t(Text::DeleteNode)}</td></tr>
+                        <tr><td><kbd>"?"</kbd></td><td>{session.t(Text::Shortcuts)}</td></tr>
+                    </table>
+                </div>
+            })}
+            {move || conflict.get().map(|current| view! {
                    <div class="banner error" data-testid="conflict">
                        {format!("{} {current} ", session.t(Text::Conflict))}
                        <button data-testid="reload" on:click=move |_| {
@@ -442,6 +497,7 @@ fn EditorView(
                    <div class="canvas" node_ref=canvas data-testid="canvas" data-dragging=move || ed.drag.with(Option::is_some).to_string()
                        on:pointermove=on_move on:pointerup=on_up
                        on:pointerdown=move |_| ed.selected.set(None)>
+                       <div class="stage" data-testid="stage" style=move || format!("transform: scale({}); transform-origin: 0 0", ed.zoom.get())>
                        <svg class="edges" width="4000" height="3000">
                            {move || {
                                let doc = ed.doc.get();
@@ -479,6 +535,7 @@ fn EditorView(
                                view! { <NodeBox ed=ed node=node ports=ports errors=errors canvas=canvas /> }
                            }).collect_view()
                        }}
+                       </div>
                    </div>
                    <div class="side">
                     <crate::inspector::Inspector ed=ed />
@@ -556,7 +613,7 @@ fn NodeBox(
         let node = node.clone();
         move |ev: web_sys::PointerEvent| {
             ev.stop_propagation();
-            let (x, y) = pointer_xy(&canvas, &ev);
+            let (x, y) = pointer_xy(&canvas, &ev, ed.zoom.get_untracked());
             ed.selected.set(Some(node.id.clone()));
             ed.drag.set(Some(Drag {
                 id: node.id.clone(),
@@ -587,7 +644,7 @@ fn NodeBox(
                 let start_wire = move |ev: web_sys::PointerEvent| {
                     ev.stop_propagation();
                     let start = out_port_xy(&n, i);
-                    ed.wire.set(Some(Wire { from: n.id.clone(), port: p.clone(), start, at: pointer_xy(&canvas, &ev), over: None }));
+                    ed.wire.set(Some(Wire { from: n.id.clone(), port: p.clone(), start, at: pointer_xy(&canvas, &ev, ed.zoom.get_untracked()), over: None }));
                 };
                 view! {
                     <div class="port-label" style=format!("top:{}px", top - 3.0)>{port.clone()}</div>

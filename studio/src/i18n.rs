@@ -89,6 +89,9 @@ pub enum Text {
     StatusSucceeded,
     StatusFailed,
     StatusCancelled,
+    FitView,
+    AutoLayout,
+    Shortcuts,
 }
 
 // The translations, checked at compile time by leptos_i18n: every key exists in every
@@ -148,6 +151,9 @@ leptos_i18n::declare_locales! {
         status_succeeded: "成功",
         status_failed: "失败",
         status_cancelled: "已取消",
+        fit_view: "适应画布",
+        auto_layout: "自动排列",
+        shortcuts: "快捷键",
     },
     en: {
         app_title: "Trellis Studio",
@@ -200,6 +206,9 @@ leptos_i18n::declare_locales! {
         status_succeeded: "succeeded",
         status_failed: "failed",
         status_cancelled: "cancelled",
+        fit_view: "Fit",
+        auto_layout: "Arrange",
+        shortcuts: "Keyboard shortcuts",
     },
 }
 
@@ -209,6 +218,12 @@ use self::i18n::Locale;
 pub fn tr(lang: Lang, text: Text) -> String {
     use Text::*;
     match (lang, text) {
+        (Lang::Zh, FitView) => i18n::td_string!(Locale::zh, fit_view).to_string(),
+        (Lang::En, FitView) => i18n::td_string!(Locale::en, fit_view).to_string(),
+        (Lang::Zh, AutoLayout) => i18n::td_string!(Locale::zh, auto_layout).to_string(),
+        (Lang::En, AutoLayout) => i18n::td_string!(Locale::en, auto_layout).to_string(),
+        (Lang::Zh, Shortcuts) => i18n::td_string!(Locale::zh, shortcuts).to_string(),
+        (Lang::En, Shortcuts) => i18n::td_string!(Locale::en, shortcuts).to_string(),
         (Lang::Zh, StatusQueued) => i18n::td_string!(Locale::zh, status_queued).to_string(),
         (Lang::En, StatusQueued) => i18n::td_string!(Locale::en, status_queued).to_string(),
         (Lang::Zh, StatusRunning) => i18n::td_string!(Locale::zh, status_running).to_string(),

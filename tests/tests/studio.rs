@@ -477,3 +477,56 @@ async fn versions_diff_rollback_and_run_status() {
     )
     .await;
 }
+
+/// Arrange lays nodes out left to right (undoably), zoom scales the canvas, `?` shows the
+/// keyboard shortcuts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arrange_zoom_and_shortcut_help() {
+    with_browser("arrange_zoom_and_shortcut_help", |c, api| async move {
+        let doc = json!({"schema": 1, "name": "布局测试", "nodes": [
+            {"id": "start", "type": "trigger", "config": {"kind": "manual"}, "position": [600, 300]},
+            {"id": "next", "type": "note", "config": {"text": ""}, "position": [40, 40]}],
+            "edges": [{"from": "start", "to": "next"}]});
+        api.post("/api/v1/flows", &doc).await;
+        sign_in(&c, &api).await?;
+        click(&c, "open-flow").await?;
+        find(&c, "node-next").await?;
+        click(&c, "auto-layout").await?;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let (start, next) = (attr(&c, "node-start", "style").await?, attr(&c, "node-next", "style").await?);
+            let (start, next) = (start.unwrap_or_default(), next.unwrap_or_default());
+            if start.starts_with("left:40px;top:40px") && next.starts_with("left:260px;top:40px") {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(format!("not arranged: start {start:?}, next {next:?}"));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        click(&c, "undo").await?;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !attr(&c, "node-start", "style").await?.unwrap_or_default().starts_with("left:600px") {
+            if Instant::now() > deadline {
+                return Err("undo did not restore the layout".into());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        click(&c, "zoom-out").await?;
+        expect_text(&c, "zoom", "80%").await?;
+        let stage = attr(&c, "stage", "style").await?.unwrap_or_default();
+        if !stage.contains("scale(0.8)") {
+            return Err(format!("stage style: {stage:?}"));
+        }
+        click(&c, "zoom-in").await?;
+        expect_text(&c, "zoom", "100%").await?;
+        find(&c, "canvas").await?.click().await.map_err(|e| e.to_string())?;
+        c.active_element().await.map_err(|e| e.to_string())?.send_keys("?").await.map_err(|e| e.to_string())?;
+        let help = text(&c, "help").await?;
+        if !help.contains("快捷键") {
+            return Err(format!("help overlay: {help:?}"));
+        }
+        Ok(())
+    })
+    .await;
+}

@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261128_000001_init;
 mod m20261128_000002_schedule_fires;
+mod m20261128_000003_flow_deleted_at;
 
 #[derive(Debug)]
 pub struct Migrator;
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261128_000001_init::Migration),
             Box::new(m20261128_000002_schedule_fires::Migration),
+            Box::new(m20261128_000003_flow_deleted_at::Migration),
         ]
     }
 }

@@ -738,6 +738,7 @@ impl Engine {
             if let Some(f) = flow::Entity::find_by_id(t.flow_id.clone())
                 .one(conn)
                 .await?
+                && f.deleted_at.is_none()
                 && let Some(v) = f.published_version
             {
                 out.push((f.id, v));

@@ -762,3 +762,58 @@ async fn schedules_start_runs_once(backend: Backend) {
     s.finish().await;
 }
 both!(schedules_start_runs_once);
+
+/// Deleting a flow archives it: gone from the list and from webhook routing, its runs kept.
+async fn delete_archives_a_flow(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let id = s.create_flow(json!({"schema": 1, "name": "to delete", "nodes": [
+        {"id": "in", "type": "trigger", "config": {"kind": "webhook", "path": "gone"}},
+        {"id": "r", "type": "respond", "config": {"body": "'ok'"}}], "edges": [{"from": "in", "to": "r"}]}), true).await;
+    let r = s
+        .client
+        .post(format!("{}/hooks/gone", s.base))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let run_id = r.headers()["x-trellis-run"].to_str().unwrap().to_owned();
+    let viewer = s.token_with("viewer").await;
+    let (st, _) = s
+        .call_as(
+            Some(&viewer),
+            Method::DELETE,
+            &format!("/api/v1/flows/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, _) = s
+        .call(Method::DELETE, &format!("/api/v1/flows/{id}"), None)
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    assert_eq!(s.get("/api/v1/flows").await["flows"], json!([]));
+    let (st, _) = s
+        .call(Method::GET, &format!("/api/v1/flows/{id}"), None)
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let r = s
+        .client
+        .post(format!("{}/hooks/gone", s.base))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        s.get(&format!("/api/v1/runs/{run_id}")).await["status"],
+        "succeeded",
+        "runs are kept"
+    );
+    let (st, _) = s
+        .call(Method::DELETE, &format!("/api/v1/flows/{id}"), None)
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    s.finish().await;
+}
+both!(delete_archives_a_flow);

@@ -219,3 +219,17 @@ pub async fn post_json(
 ) -> Result<serde_json::Value, ApiError> {
     send_json("POST", path, token, Some(body)).await
 }
+
+/// `DELETE` a resource.
+pub async fn delete(token: &str, path: &str) -> Result<(), ApiError> {
+    let response = Request::delete(path)
+        .header("Authorization", &auth(token))
+        .send()
+        .await
+        .map_err(|e| ApiError::Other(e.to_string()))?;
+    match response.status() {
+        200..=299 => Ok(()),
+        401 => Err(ApiError::Unauthorized),
+        _ => Err(ApiError::Other(problem_detail(response).await)),
+    }
+}

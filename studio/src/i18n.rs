@@ -92,6 +92,14 @@ pub enum Text {
     FitView,
     AutoLayout,
     Shortcuts,
+    Rename,
+    RenamePrompt,
+    Duplicate,
+    CopySuffix,
+    Export,
+    Import,
+    Delete,
+    DeleteFlow,
 }
 
 // The translations, checked at compile time by leptos_i18n: every key exists in every
@@ -154,6 +162,14 @@ leptos_i18n::declare_locales! {
         fit_view: "适应画布",
         auto_layout: "自动排列",
         shortcuts: "快捷键",
+        rename: "重命名",
+        rename_prompt: "新的流程名称",
+        duplicate: "复制",
+        copy_suffix: "（副本）",
+        export: "导出",
+        import: "导入 JSON",
+        delete: "删除",
+        delete_flow: "删除流程",
     },
     en: {
         app_title: "Trellis Studio",
@@ -209,6 +225,14 @@ leptos_i18n::declare_locales! {
         fit_view: "Fit",
         auto_layout: "Arrange",
         shortcuts: "Keyboard shortcuts",
+        rename: "Rename",
+        rename_prompt: "New flow name",
+        duplicate: "Duplicate",
+        copy_suffix: " (copy)",
+        export: "Export",
+        import: "Import JSON",
+        delete: "Delete",
+        delete_flow: "Delete flow",
     },
 }
 
@@ -218,6 +242,22 @@ use self::i18n::Locale;
 pub fn tr(lang: Lang, text: Text) -> String {
     use Text::*;
     match (lang, text) {
+        (Lang::Zh, Rename) => i18n::td_string!(Locale::zh, rename).to_string(),
+        (Lang::En, Rename) => i18n::td_string!(Locale::en, rename).to_string(),
+        (Lang::Zh, RenamePrompt) => i18n::td_string!(Locale::zh, rename_prompt).to_string(),
+        (Lang::En, RenamePrompt) => i18n::td_string!(Locale::en, rename_prompt).to_string(),
+        (Lang::Zh, Duplicate) => i18n::td_string!(Locale::zh, duplicate).to_string(),
+        (Lang::En, Duplicate) => i18n::td_string!(Locale::en, duplicate).to_string(),
+        (Lang::Zh, CopySuffix) => i18n::td_string!(Locale::zh, copy_suffix).to_string(),
+        (Lang::En, CopySuffix) => i18n::td_string!(Locale::en, copy_suffix).to_string(),
+        (Lang::Zh, Export) => i18n::td_string!(Locale::zh, export).to_string(),
+        (Lang::En, Export) => i18n::td_string!(Locale::en, export).to_string(),
+        (Lang::Zh, Import) => i18n::td_string!(Locale::zh, import).to_string(),
+        (Lang::En, Import) => i18n::td_string!(Locale::en, import).to_string(),
+        (Lang::Zh, Delete) => i18n::td_string!(Locale::zh, delete).to_string(),
+        (Lang::En, Delete) => i18n::td_string!(Locale::en, delete).to_string(),
+        (Lang::Zh, DeleteFlow) => i18n::td_string!(Locale::zh, delete_flow).to_string(),
+        (Lang::En, DeleteFlow) => i18n::td_string!(Locale::en, delete_flow).to_string(),
         (Lang::Zh, FitView) => i18n::td_string!(Locale::zh, fit_view).to_string(),
         (Lang::En, FitView) => i18n::td_string!(Locale::en, fit_view).to_string(),
         (Lang::Zh, AutoLayout) => i18n::td_string!(Locale::zh, auto_layout).to_string(),

@@ -7,6 +7,7 @@
 
 mod api;
 mod editor;
+mod flows;
 mod history;
 mod i18n;
 mod inspector;
@@ -201,10 +202,36 @@ fn FlowList() -> impl IntoView {
             }
         });
     };
+    let error = RwSignal::new(None::<String>);
+    let refresh = Callback::new(move |_| flows.refetch());
+    let import = move |ev: leptos::ev::Event| {
+        let input: Option<web_sys::HtmlInputElement> = ev
+            .target()
+            .and_then(|t| wasm_bindgen::JsCast::dyn_into(t).ok());
+        let Some(file) = input
+            .as_ref()
+            .and_then(|i| i.files())
+            .and_then(|f| f.get(0))
+        else {
+            return;
+        };
+        if let Some(i) = input {
+            i.set_value("");
+        }
+        flows::act(error, refresh, flows::import(session, file));
+    };
+    provide_context(FlowActions { error, refresh });
     view! {
         <div class="card" data-testid="flow-list">
             <h2>{move || session.t(Text::Flows)}</h2>
-            <p><button class="primary" data-testid="new-flow" on:click=new_flow>{move || session.t(Text::NewFlow)}</button></p>
+            <p>
+                <button class="primary" data-testid="new-flow" on:click=new_flow>{move || session.t(Text::NewFlow)}</button>
+                " "
+                <label class="file-button">{move || session.t(Text::Import)}
+                    <input type="file" accept="application/json,.json" data-testid="import-file" on:change=import />
+                </label>
+            </p>
+            {move || error.get().map(|e| view! { <p class="error" data-testid="flow-action-error">{e}</p> })}
             <Transition fallback=move || view! { <p class="hint">{session.t(Text::Loading)}</p> }>
                 {move || flows.get().map(|result| match result {
                     Ok(list) => flow_table(session, list).into_any(),
@@ -219,7 +246,15 @@ fn FlowList() -> impl IntoView {
     }
 }
 
+/// Where flow-row actions report and how they refresh the list.
+#[derive(Clone, Copy, Debug)]
+struct FlowActions {
+    error: RwSignal<Option<String>>,
+    refresh: Callback<()>,
+}
+
 fn flow_table(session: Session, list: Vec<FlowSummary>) -> impl IntoView {
+    let actions = expect_context::<FlowActions>();
     if list.is_empty() {
         return view! { <p class="empty" data-testid="flow-list-empty">{move || session.t(Text::NoFlows)}</p> }.into_any();
     }
@@ -230,6 +265,7 @@ fn flow_table(session: Session, list: Vec<FlowSummary>) -> impl IntoView {
                 <th>{move || session.t(Text::Published)}</th>
                 <th>{move || session.t(Text::Latest)}</th>
                 <th>{move || session.t(Text::LastRun)}</th>
+                <th></th>
             </tr></thead>
             <tbody>
                 <For each=move || list.clone() key=|f| f.id.clone() let:flow>
@@ -250,6 +286,16 @@ fn flow_table(session: Session, list: Vec<FlowSummary>) -> impl IntoView {
                             }
                             None => view! { <span class="hint">{move || session.t(Text::NeverRun)}</span> }.into_any(),
                         }}</td>
+                    <td class="row-actions">{
+                            let (id, name) = (flow.id.clone(), flow.name.clone());
+                            let (a, b, c, d) = (id.clone(), id.clone(), id.clone(), id.clone());
+                            view! {
+                                <button data-testid=format!("rename-{id}") on:click=move |_| flows::act(actions.error, actions.refresh, flows::rename(session, a.clone()))>{move || session.t(Text::Rename)}</button>
+                                <button data-testid=format!("duplicate-{id}") on:click=move |_| flows::act(actions.error, actions.refresh, flows::duplicate(session, b.clone()))>{move || session.t(Text::Duplicate)}</button>
+                                <button data-testid=format!("export-{id}") on:click=move |_| flows::act(actions.error, actions.refresh, flows::export(session, c.clone()))>{move || session.t(Text::Export)}</button>
+                                <button data-testid=format!("delete-{id}") on:click=move |_| flows::act(actions.error, actions.refresh, flows::delete(session, d.clone(), name.clone()))>{move || session.t(Text::Delete)}</button>
+                            }
+                        }</td>
                     </tr>
                 </For>
             </tbody>

@@ -269,6 +269,18 @@ async fn attr(c: &Client, testid: &str, name: &str) -> Result<Option<String>, St
         .map_err(|e| e.to_string())
 }
 
+/// Waits until the page shows a dialog (it may open after a fetch).
+async fn wait_alert(c: &Client) -> Result<String, String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match c.get_alert_text().await {
+            Ok(text) => return Ok(text),
+            Err(e) if Instant::now() > deadline => return Err(format!("no dialog appeared: {e}")),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
 async fn sign_in(c: &Client, api: &Api) -> Result<(), String> {
     c.goto(&api.base).await.map_err(|e| e.to_string())?;
     find(c, "token-input").await?;
@@ -526,6 +538,83 @@ async fn arrange_zoom_and_shortcut_help() {
         if !help.contains("快捷键") {
             return Err(format!("help overlay: {help:?}"));
         }
+        Ok(())
+    })
+    .await;
+}
+
+/// Flow list actions: import a JSON file, duplicate, rename (prompt), delete (confirm).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_duplicate_rename_delete() {
+    with_browser("import_duplicate_rename_delete", |c, api| async move {
+        let dir = TempDir::new();
+        let file = dir.0.join("flow.json");
+        let doc = json!({"schema": 1, "name": "导入的流程", "nodes": [
+            {"id": "start", "type": "trigger", "config": {"kind": "manual"}}], "edges": []});
+        std::fs::write(&file, doc.to_string()).map_err(|e| e.to_string())?;
+        sign_in(&c, &api).await?;
+        find(&c, "flow-list-empty").await?;
+        find(&c, "import-file")
+            .await?
+            .send_keys(&file.display().to_string())
+            .await
+            .map_err(|e| format!("choose file: {e}"))?;
+        expect_text(&c, "flow-name", "导入的流程").await?;
+        let flows = api.get("/api/v1/flows").await;
+        let id = flows["flows"][0]["id"]
+            .as_str()
+            .ok_or("imported flow missing")?
+            .to_owned();
+
+        click(&c, &format!("duplicate-{id}")).await?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while api.get("/api/v1/flows").await["flows"]
+            .as_array()
+            .map(Vec::len)
+            != Some(2)
+        {
+            if Instant::now() > deadline {
+                return Err("duplicate did not create a second flow".into());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+
+        click(&c, &format!("rename-{id}")).await?;
+        wait_alert(&c).await?;
+        c.send_alert_text("线索培育 2026")
+            .await
+            .map_err(|e| format!("prompt: {e}"))?;
+        c.accept_alert().await.map_err(|e| e.to_string())?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while api.get(&format!("/api/v1/flows/{id}")).await["name"] != "线索培育 2026" {
+            if Instant::now() > deadline {
+                return Err("rename did not save a new version".into());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+
+        click(&c, &format!("delete-{id}")).await?;
+        c.accept_alert()
+            .await
+            .map_err(|e| format!("confirm delete: {e}"))?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let names: Vec<String> = api.get("/api/v1/flows").await["flows"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|f| f["name"].as_str().map(str::to_owned))
+                .collect();
+            if names == ["导入的流程（副本）"] {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(format!("after delete the flows are {names:?}"));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        gone(&c, &format!("delete-{id}")).await?;
         Ok(())
     })
     .await;

@@ -59,6 +59,7 @@ async fn find_flow<C: ConnectionTrait>(
 ) -> ApiResult<flow::Model> {
     flow::Entity::find_by_id(id.to_owned())
         .filter(flow::Column::WorkspaceId.eq(caller.workspace_id.as_str()))
+        .filter(flow::Column::DeletedAt.is_null())
         .one(conn)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("flow {id:?} does not exist")))
@@ -119,6 +120,7 @@ pub async fn create_flow(
         published_version: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
+        deleted_at: Set(None),
     })
     .exec_without_returning(&txn)
     .await?;
@@ -133,6 +135,7 @@ pub async fn create_flow(
 pub async fn list_flows(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
     let flows = flow::Entity::find()
         .filter(flow::Column::WorkspaceId.eq(caller.workspace_id.as_str()))
+        .filter(flow::Column::DeletedAt.is_null())
         .order_by_desc(flow::Column::UpdatedAt)
         .all(&state.db)
         .await?;
@@ -483,4 +486,30 @@ pub async fn rollback(
     Ok(Json(
         json!({ "version": next, "published_version": next, "restored": old.number }),
     ))
+}
+
+/// Deletes (archives) a flow: it leaves lists and stops receiving webhooks, events and
+/// schedules; its versions, runs and audit trail are kept.
+#[utoipa::path(delete, path = "/api/v1/flows/{id}", tag = "flows", params(("id" = String, Path)),
+    responses((status = 204, description = "deleted"), (status = 404, description = "no such flow")))]
+pub async fn delete_flow(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    caller.require(Role::Builder)?;
+    let txn = state.db.begin().await?;
+    let f = find_flow(&txn, &caller, &id).await?;
+    flow::Entity::update_many()
+        .col_expr(flow::Column::DeletedAt, SqlExpr::value(Some(Utc::now())))
+        .filter(flow::Column::Id.eq(id.as_str()))
+        .exec(&txn)
+        .await?;
+    flow_trigger::Entity::delete_by_id(id.clone())
+        .exec(&txn)
+        .await?;
+    audit(&txn, &caller, "flow.delete", &id, json!({ "name": f.name })).await?;
+    txn.commit().await?;
+    state.engine.clear_routes();
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -56,7 +56,11 @@ impl utoipa::Modify for BearerAuth {
 pub fn openapi_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(flows::create_flow, flows::list_flows))
-        .routes(routes!(flows::get_flow, flows::save_flow))
+        .routes(routes!(
+            flows::get_flow,
+            flows::save_flow,
+            flows::delete_flow
+        ))
         .routes(routes!(flows::validate_flow))
         .routes(routes!(flows::list_versions))
         .routes(routes!(flows::get_version))

@@ -47,6 +47,7 @@ pub async fn start_run(
     };
     let f = flow::Entity::find_by_id(id.clone())
         .filter(flow::Column::WorkspaceId.eq(caller.workspace_id.as_str()))
+        .filter(flow::Column::DeletedAt.is_null())
         .one(&state.db)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("flow {id:?} does not exist")))?;

@@ -51,6 +51,8 @@ pub mod flow {
         pub published_version: Option<i32>,
         pub created_at: DateTimeUtc,
         pub updated_at: DateTimeUtc,
+        /// Set when the flow is deleted (archived); hidden from lists and routes.
+        pub deleted_at: Option<DateTimeUtc>,
     }
     no_relations!();
 }

@@ -1,0 +1,110 @@
+//! Flow list actions: rename, duplicate, delete (confirmed), export and import as JSON.
+
+use leptos::prelude::*;
+use serde_json::Value;
+use wasm_bindgen::JsCast;
+
+use crate::Session;
+use crate::api::{self, ApiError};
+use crate::i18n::Text;
+
+fn prompt(message: &str, default: &str) -> Option<String> {
+    web_sys::window()?
+        .prompt_with_message_and_default(message, default)
+        .ok()
+        .flatten()
+}
+
+/// Runs an action that changes the list, then refreshes it (or reports the error).
+pub fn act<F>(error: RwSignal<Option<String>>, refresh: Callback<()>, fut: F)
+where
+    F: std::future::Future<Output = Result<(), ApiError>> + 'static,
+{
+    leptos::task::spawn_local(async move {
+        match fut.await {
+            Ok(()) => {
+                error.set(None);
+                refresh.run(());
+            }
+            Err(e) => error.set(Some(format!("{e:?}"))),
+        }
+    });
+}
+
+pub async fn rename(session: Session, id: String) -> Result<(), ApiError> {
+    let token = session.token.get_untracked().unwrap_or_default();
+    let flow = api::get_flow(&token, &id).await?;
+    let Some(name) =
+        prompt(&session.t(Text::RenamePrompt), &flow.name).filter(|n| !n.trim().is_empty())
+    else {
+        return Ok(());
+    };
+    let mut doc = flow.doc.clone();
+    doc["name"] = Value::String(name.trim().to_owned());
+    api::save_flow(
+        &token,
+        &id,
+        flow.latest_version,
+        &doc,
+        &session.t(Text::Rename),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| match e {
+        api::SaveError::Other(e) => e,
+        other => ApiError::Other(format!("{other:?}")),
+    })
+}
+
+pub async fn duplicate(session: Session, id: String) -> Result<(), ApiError> {
+    let token = session.token.get_untracked().unwrap_or_default();
+    let flow = api::get_flow(&token, &id).await?;
+    let mut doc = flow.doc.clone();
+    doc["name"] = Value::String(format!("{}{}", flow.name, session.t(Text::CopySuffix)));
+    api::create_flow(&token, &doc).await.map(|_| ())
+}
+
+pub async fn delete(session: Session, id: String, name: String) -> Result<(), ApiError> {
+    let question = format!("{} “{name}”?", session.t(Text::DeleteFlow));
+    if !crate::history::confirm(&question) {
+        return Ok(());
+    }
+    let token = session.token.get_untracked().unwrap_or_default();
+    api::delete(&token, &format!("/api/v1/flows/{id}")).await
+}
+
+/// Downloads the flow's latest document as `<name>.json`.
+pub async fn export(session: Session, id: String) -> Result<(), ApiError> {
+    let token = session.token.get_untracked().unwrap_or_default();
+    let flow = api::get_flow(&token, &id).await?;
+    let text = serde_json::to_string_pretty(&flow.doc).unwrap_or_default();
+    let fail = |_| ApiError::Other("the browser refused the download".into());
+    let parts = js_sys::Array::of1(&wasm_bindgen::JsValue::from_str(&text));
+    let options = web_sys::BlobPropertyBag::new();
+    options.set_type("application/json");
+    let blob = web_sys::Blob::new_with_str_sequence_and_options(&parts, &options).map_err(fail)?;
+    let url = web_sys::Url::create_object_url_with_blob(&blob).map_err(fail)?;
+    let document = web_sys::window()
+        .and_then(|w| w.document())
+        .ok_or(ApiError::Other("no document".into()))?;
+    let a: web_sys::HtmlAnchorElement =
+        document.create_element("a").map_err(fail)?.unchecked_into();
+    a.set_href(&url);
+    a.set_download(&format!("{}.json", flow.name));
+    a.click();
+    let _ = web_sys::Url::revoke_object_url(&url);
+    Ok(())
+}
+
+/// Creates a flow from a chosen `.json` file (validated by the server like any save).
+pub async fn import(session: Session, file: web_sys::File) -> Result<(), ApiError> {
+    let token = session.token.get_untracked().unwrap_or_default();
+    let text = wasm_bindgen_futures::JsFuture::from(file.text())
+        .await
+        .ok()
+        .and_then(|v| v.as_string())
+        .ok_or(ApiError::Other("the file could not be read".into()))?;
+    let doc: Value = serde_json::from_str(&text)
+        .map_err(|e| ApiError::Other(format!("{}: {e}", file.name())))?;
+    api::create_flow(&token, &doc).await.map(|_| ())
+}

@@ -73,6 +73,24 @@ pub fn HistoryPanel(
     let diff_text = RwSignal::new(None::<String>);
     let run_status = RwSignal::new(None::<String>);
     let input = RwSignal::new("{}".to_owned());
+    let current_run = RwSignal::new(None::<Value>);
+    let open_step = RwSignal::new(None::<i64>);
+    let runs_refresh = RwSignal::new(0u32);
+    let runs = LocalResource::new(move || {
+        runs_refresh.track();
+        let (token, id) = (token(), flow_id.get_value());
+        async move { api::get_json(&token, &format!("/api/v1/runs?flow={id}&limit=10")).await }
+    });
+    let show_run = move |run_id: String| {
+        let token = token();
+        leptos::task::spawn_local(async move {
+            if let Ok(run) = api::get_json(&token, &format!("/api/v1/runs/{run_id}")).await {
+                ed.marks.set(run_marks(&run));
+                open_step.set(None);
+                current_run.set(Some(run));
+            }
+        });
+    };
 
     let compare = move |n: i64| {
         let (token, id, to) = (token(), flow_id.get_value(), base.get_untracked());
@@ -150,7 +168,9 @@ pub fn HistoryPanel(
                     ed.marks.set(run_marks(&run));
                     let status = run["status"].as_str().unwrap_or("").to_owned();
                     run_status.set(Some(status.clone()));
+                    current_run.set(Some(run));
                     if matches!(status.as_str(), "succeeded" | "failed" | "cancelled") {
+                        runs_refresh.update(|r| *r += 1);
                         break;
                     }
                 }
@@ -165,6 +185,52 @@ pub fn HistoryPanel(
             <textarea rows="2" data-testid="run-input" prop:value=move || input.get() on:input=move |ev| input.set(event_target_value(&ev))></textarea>
             <button data-testid="run-flow" on:click=start_run>{move || session.t(Text::Run)}</button>
             {move || run_status.get().map(|s| view! { <span class="status" data-testid="run-status">{crate::i18n::status(session.lang.get(), &s)}</span> })}
+            {move || current_run.get().map(|run| {
+                let steps = run["steps"].as_array().cloned().unwrap_or_default();
+                view! {
+                    <div class="run-steps" data-testid="run-steps">
+                        <div class="hint">{format!("{} · v{}", run["id"].as_str().unwrap_or(""), run["version"])}</div>
+                        {run["error"].as_str().map(|e| view! { <div class="field-error" data-testid="run-error">{e.to_owned()}</div> })}
+                        <table>
+                            {steps.into_iter().map(|step| {
+                                let seq = step["seq"].as_i64().unwrap_or(0);
+                                let status = step["status"].as_str().unwrap_or("").to_owned();
+                                let detail = step.clone();
+                                view! {
+                                    <tr class="step" data-testid=format!("step-{seq}") on:click=move |_| open_step.set(Some(seq))>
+                                        <td>{step["node"].as_str().unwrap_or("").to_owned()}</td>
+                                        <td>{crate::i18n::step_status(session.lang.get_untracked(), &status)}</td>
+                                        <td>{format!("#{}", step["attempt"])}</td>
+                                        <td>{format!("{} ms", step["duration_ms"])}</td>
+                                    </tr>
+                                    {move || (open_step.get() == Some(seq)).then(|| view! {
+                                        <tr><td colspan="4"><pre class="step-detail" data-testid="step-detail">{
+                                            serde_json::to_string_pretty(&json!({"input": detail["input"], "output": detail["output"], "error": detail["error"]})).unwrap_or_default()
+                                        }</pre></td></tr>
+                                    })}
+                                }
+                            }).collect_view()}
+                        </table>
+                    </div>
+                }
+            })}
+            <h3>{move || session.t(Text::RecentRuns)}</h3>
+            <Transition fallback=|| ()>
+                {move || runs.get().map(|r| match r {
+                    Ok(v) => v["runs"].as_array().cloned().unwrap_or_default().into_iter().map(|run| {
+                        let id = run["id"].as_str().unwrap_or("").to_owned();
+                        let status = run["status"].as_str().unwrap_or("").to_owned();
+                        let open = id.clone();
+                        view! {
+                            <div class="run-row" data-testid=format!("run-row-{id}") on:click=move |_| show_run(open.clone())>
+                                <span class=format!("status {status}")>{crate::i18n::status(session.lang.get_untracked(), &status)}</span>
+                                <span class="hint">{format!(" v{} · {}", run["version"], run["created_at"].as_str().unwrap_or("").get(..19).unwrap_or(""))}</span>
+                            </div>
+                        }
+                    }).collect_view().into_any(),
+                    Err(e) => view! { <p class="error">{format!("{e:?}")}</p> }.into_any(),
+                })}
+            </Transition>
             <h3>{move || session.t(Text::Versions)}</h3>
             {move || diff_text.get().map(|t| view! { <div class="diff" data-testid="diff-summary">{t}</div> })}
             <Transition fallback=|| ()>

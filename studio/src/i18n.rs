@@ -100,6 +100,11 @@ pub enum Text {
     Import,
     Delete,
     DeleteFlow,
+    RecentRuns,
+    StepCompleted,
+    StepRetrying,
+    StepFailed,
+    StepWaiting,
 }
 
 // The translations, checked at compile time by leptos_i18n: every key exists in every
@@ -170,6 +175,11 @@ leptos_i18n::declare_locales! {
         import: "导入 JSON",
         delete: "删除",
         delete_flow: "删除流程",
+        recent_runs: "最近运行",
+        step_completed: "完成",
+        step_retrying: "重试中",
+        step_failed: "失败",
+        step_waiting: "等待",
     },
     en: {
         app_title: "Trellis Studio",
@@ -233,6 +243,11 @@ leptos_i18n::declare_locales! {
         import: "Import JSON",
         delete: "Delete",
         delete_flow: "Delete flow",
+        recent_runs: "Recent runs",
+        step_completed: "completed",
+        step_retrying: "retrying",
+        step_failed: "failed",
+        step_waiting: "waiting",
     },
 }
 
@@ -242,6 +257,16 @@ use self::i18n::Locale;
 pub fn tr(lang: Lang, text: Text) -> String {
     use Text::*;
     match (lang, text) {
+        (Lang::Zh, RecentRuns) => i18n::td_string!(Locale::zh, recent_runs).to_string(),
+        (Lang::En, RecentRuns) => i18n::td_string!(Locale::en, recent_runs).to_string(),
+        (Lang::Zh, StepCompleted) => i18n::td_string!(Locale::zh, step_completed).to_string(),
+        (Lang::En, StepCompleted) => i18n::td_string!(Locale::en, step_completed).to_string(),
+        (Lang::Zh, StepRetrying) => i18n::td_string!(Locale::zh, step_retrying).to_string(),
+        (Lang::En, StepRetrying) => i18n::td_string!(Locale::en, step_retrying).to_string(),
+        (Lang::Zh, StepFailed) => i18n::td_string!(Locale::zh, step_failed).to_string(),
+        (Lang::En, StepFailed) => i18n::td_string!(Locale::en, step_failed).to_string(),
+        (Lang::Zh, StepWaiting) => i18n::td_string!(Locale::zh, step_waiting).to_string(),
+        (Lang::En, StepWaiting) => i18n::td_string!(Locale::en, step_waiting).to_string(),
         (Lang::Zh, Rename) => i18n::td_string!(Locale::zh, rename).to_string(),
         (Lang::En, Rename) => i18n::td_string!(Locale::en, rename).to_string(),
         (Lang::Zh, RenamePrompt) => i18n::td_string!(Locale::zh, rename_prompt).to_string(),
@@ -384,6 +409,18 @@ pub fn status(lang: Lang, status: &str) -> String {
         "succeeded" => Text::StatusSucceeded,
         "failed" => Text::StatusFailed,
         "cancelled" => Text::StatusCancelled,
+        other => return other.to_owned(),
+    };
+    tr(lang, text)
+}
+
+/// A journal step status in `lang`.
+pub fn step_status(lang: Lang, status: &str) -> String {
+    let text = match status {
+        "completed" => Text::StepCompleted,
+        "retrying" => Text::StepRetrying,
+        "failed" => Text::StepFailed,
+        "waiting" => Text::StepWaiting,
         other => return other.to_owned(),
     };
     tr(lang, text)

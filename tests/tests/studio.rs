@@ -57,24 +57,30 @@ where
     client.close().await.expect("close the browser");
 }
 
+/// Whether a WebDriver error is the element having been re-rendered under us.
+fn is_stale(e: &fantoccini::error::CmdError) -> bool {
+    e.to_string().contains("stale element")
+}
+
 async fn text(c: &Client, testid: &str) -> Result<String, String> {
-    let el = c
-        .wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css(&format!("[data-testid='{testid}']")))
-        .await
-        .map_err(|e| format!("no [data-testid={testid}]: {e}"))?;
-    el.text().await.map_err(|e| e.to_string())
+    // The studio re-renders reactively: a found element may be replaced before it is read.
+    for _ in 0..5 {
+        match find(c, testid).await?.text().await {
+            Err(e) if is_stale(&e) => continue,
+            other => return other.map_err(|e| e.to_string()),
+        }
+    }
+    Err(format!("[data-testid={testid}] kept being replaced"))
 }
 
 async fn click(c: &Client, testid: &str) -> Result<(), String> {
-    let el = c
-        .wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css(&format!("[data-testid='{testid}']")))
-        .await
-        .map_err(|e| format!("no [data-testid={testid}]: {e}"))?;
-    el.click().await.map_err(|e| format!("click {testid}: {e}"))
+    for _ in 0..5 {
+        match find(c, testid).await?.click().await {
+            Err(e) if is_stale(&e) => continue,
+            other => return other.map_err(|e| format!("click {testid}: {e}")),
+        }
+    }
+    Err(format!("[data-testid={testid}] kept being replaced"))
 }
 
 async fn type_into(c: &Client, testid: &str, value: &str) -> Result<(), String> {
@@ -262,11 +268,13 @@ async fn drag_by(c: &Client, testid: &str, dx: f64, dy: f64) -> Result<(), Strin
 }
 
 async fn attr(c: &Client, testid: &str, name: &str) -> Result<Option<String>, String> {
-    find(c, testid)
-        .await?
-        .attr(name)
-        .await
-        .map_err(|e| e.to_string())
+    for _ in 0..5 {
+        match find(c, testid).await?.attr(name).await {
+            Err(e) if is_stale(&e) => continue,
+            other => return other.map_err(|e| e.to_string()),
+        }
+    }
+    Err(format!("[data-testid={testid}] kept being replaced"))
 }
 
 /// Waits until the page shows a dialog (it may open after a fetch).
@@ -466,6 +474,16 @@ async fn versions_diff_rollback_and_run_status() {
                     return Err(format!("{node} mark after the run: {mark:?}"));
                 }
             }
+
+            // The run's journal: one row per step; a row opens its input and output.
+            click(&c, "step-1").await?;
+            let detail = text(&c, "step-detail").await?;
+            if !detail.contains("\"x\": \"2\"") && !detail.contains("\"x\": 2") {
+                return Err(format!("step detail of calc: {detail:?}"));
+            }
+            let runs = api.get(&format!("/api/v1/runs?flow={id}")).await;
+            let run_id = runs["runs"][0]["id"].as_str().ok_or("no run")?.to_owned();
+            find(&c, &format!("run-row-{run_id}")).await?;
 
             // Publish v2 (confirmed), then roll back to v1: v3 is published with v1's content.
             click(&c, "publish-2").await?;

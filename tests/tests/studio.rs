@@ -222,6 +222,39 @@ async fn drag_onto(c: &Client, from: &str, to: &str) -> Result<(), String> {
         .map_err(|e| format!("drag {from} onto {to}: {e}"))
 }
 
+/// Presses on `from` and releases at (`dx`, `dy`) from the centre of `to`.
+async fn drag_onto_at(c: &Client, from: &str, to: &str, dx: f64, dy: f64) -> Result<(), String> {
+    let a = find(c, from).await?;
+    let b = find(c, to).await?;
+    let mouse = MouseActions::new("mouse".into())
+        .then(PointerAction::MoveToElement {
+            element: a,
+            duration: None,
+            x: 0.0,
+            y: 0.0,
+        })
+        .then(PointerAction::Down {
+            button: MOUSE_BUTTON_LEFT,
+        })
+        .then(PointerAction::MoveBy {
+            duration: Some(Duration::from_millis(50)),
+            x: 5.0,
+            y: 5.0,
+        })
+        .then(PointerAction::MoveToElement {
+            element: b,
+            duration: Some(Duration::from_millis(150)),
+            x: dx,
+            y: dy,
+        })
+        .then(PointerAction::Up {
+            button: MOUSE_BUTTON_LEFT,
+        });
+    c.perform_actions(mouse)
+        .await
+        .map_err(|e| format!("drag {from} onto {to}: {e}"))
+}
+
 /// Drags `testid` by (dx, dy) pixels.
 async fn drag_by(c: &Client, testid: &str, dx: f64, dy: f64) -> Result<(), String> {
     let a = find(c, testid).await?;
@@ -306,30 +339,42 @@ async fn style_of(c: &Client, testid: &str) -> Result<String, String> {
         .map(Option::unwrap_or_default)
 }
 
-/// Build a flow by dragging and clicking: palette → canvas, connect ports (an invalid
-/// connection is refused), undo/redo, move a node, save as version 2, then a concurrent
-/// save from the API makes the studio's next save a conflict.
+/// Build a flow by dragging a trigger, a branch and a respond node from the palette and
+/// connecting them (an invalid connection is refused), undo/redo, move a node, save as
+/// version 2, then a concurrent save from the API makes the studio's next save a conflict.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edit_connect_undo_save_and_conflict() {
     with_browser("edit_connect_undo_save_and_conflict", |c, api| async move {
-        let doc = json!({"schema": 1, "name": "编辑器测试", "nodes": [
-            {"id": "start", "type": "trigger", "config": {"kind": "manual"}, "position": [40, 40]}], "edges": []});
-        let id = api.post("/api/v1/flows", &doc).await["id"].as_str().unwrap().to_owned();
+        // A new flow from the list starts with a trigger; replace it by one from the palette.
         sign_in(&c, &api).await?;
-        click(&c, "open-flow").await?;
-        expect_text(&c, "flow-title", "编辑器测试").await?;
+        click(&c, "new-flow").await?;
+        expect_text(&c, "flow-title", "新流程").await?;
         expect_text(&c, "version", "v1").await?;
+        let id = api.get("/api/v1/flows").await["flows"][0]["id"]
+            .as_str()
+            .ok_or("no flow")?
+            .to_owned();
+        click(&c, "node-start").await?;
+        c.active_element()
+            .await
+            .map_err(|e| e.to_string())?
+            .send_keys("\u{e017}")
+            .await
+            .map_err(|e| e.to_string())?;
+        gone(&c, "node-start").await?;
 
-        // Drag a branch from the palette onto the canvas; add a respond node by clicking.
-        drag_onto(&c, "palette-branch", "canvas").await?;
-        click(&c, "palette-respond").await?;
+        // Drag a trigger, a branch and a respond node from the palette onto the canvas.
+        drag_onto_at(&c, "palette-trigger", "canvas", -220.0, -150.0).await?;
+        drag_onto_at(&c, "palette-branch", "canvas", 0.0, -150.0).await?;
+        drag_onto_at(&c, "palette-respond", "canvas", 120.0, -30.0).await?;
+        find(&c, "node-trigger_1").await?;
         find(&c, "node-branch_1").await?;
         find(&c, "node-respond_1").await?;
         expect_text(&c, "dirty", "有未保存的修改").await?;
 
         // Connect trigger → branch, branch(true) → respond.
-        drag_onto(&c, "out-start-out", "in-branch_1").await?;
-        find(&c, "edge-start-out-branch_1").await?;
+        drag_onto(&c, "out-trigger_1-out", "in-branch_1").await?;
+        find(&c, "edge-trigger_1-out-branch_1").await?;
         drag_onto(&c, "out-branch_1-true", "in-respond_1").await?;
         find(&c, "edge-branch_1-true-respond_1").await?;
         // A branch into itself is refused.
@@ -346,7 +391,7 @@ async fn edit_connect_undo_save_and_conflict() {
 
         // Move the respond node.
         let before = style_of(&c, "node-respond_1").await?;
-        drag_by(&c, "node-respond_1", -120.0, 160.0).await?;
+        drag_by(&c, "node-respond_1", -60.0, 100.0).await?;
         let deadline = Instant::now() + Duration::from_secs(5);
         while style_of(&c, "node-respond_1").await? == before {
             if Instant::now() > deadline {
@@ -360,14 +405,21 @@ async fn edit_connect_undo_save_and_conflict() {
         click(&c, "save").await?;
         expect_text(&c, "version", "v2").await?;
         let stored = api.get(&format!("/api/v1/flows/{id}/versions/2")).await;
-        if stored["message"] != "连接节点" || stored["doc"]["edges"].as_array().map(Vec::len) != Some(2) {
+        if stored["message"] != "连接节点"
+            || stored["doc"]["edges"].as_array().map(Vec::len) != Some(2)
+        {
             return Err(format!("version 2 is not what the studio saved: {stored}"));
         }
 
         // Someone saves version 3 from the API; the studio's save on base 2 conflicts.
         let mut other = stored["doc"].clone();
         other["name"] = json!("别人改的");
-        api.send(reqwest::Method::PUT, &format!("/api/v1/flows/{id}"), Some(&json!({"base_version": 2, "doc": other}))).await;
+        api.send(
+            reqwest::Method::PUT,
+            &format!("/api/v1/flows/{id}"),
+            Some(&json!({"base_version": 2, "doc": other})),
+        )
+        .await;
         click(&c, "palette-note").await?;
         click(&c, "save").await?;
         let conflict = text(&c, "conflict").await?;

@@ -113,6 +113,8 @@ pub struct Editor {
     pub zoom: RwSignal<f64>,
     /// The keyboard-shortcut overlay.
     help: RwSignal<bool>,
+    /// An older version shown read-only instead of the working document.
+    pub viewing: RwSignal<Option<(i64, FlowDoc)>>,
     /// Node marks on the canvas: diff (`added`, `changed`) or run step status.
     pub marks: RwSignal<std::collections::HashMap<String, &'static str>>,
 }
@@ -131,12 +133,27 @@ impl Editor {
             palette_drag: RwSignal::new(None),
             zoom: RwSignal::new(1.0),
             help: RwSignal::new(false),
+            viewing: RwSignal::new(None),
             marks: RwSignal::new(Default::default()),
         }
     }
 
     /// Applies an edit and records it for undo.
+    /// What the canvas shows: a version being viewed, else the working document.
+    pub fn shown(&self) -> FlowDoc {
+        self.viewing
+            .with(|v| v.as_ref().map(|(_, d)| d.clone()))
+            .unwrap_or_else(|| self.doc.get())
+    }
+
+    pub fn read_only(&self) -> bool {
+        self.viewing.with_untracked(Option::is_some)
+    }
+
     pub fn apply(&self, edit: Edit) {
+        if self.read_only() {
+            return;
+        }
         let mut ok = false;
         self.doc.update(|d| ok = edit.apply(d).is_ok());
         if ok {
@@ -147,6 +164,9 @@ impl Editor {
     }
 
     pub fn undo(&self) {
+        if self.read_only() {
+            return;
+        }
         if let Some(edit) = self.undo.try_update(Vec::pop).flatten() {
             self.doc.update(|d| {
                 let _ = edit.inverse().apply(d);
@@ -157,6 +177,9 @@ impl Editor {
     }
 
     pub fn redo(&self) {
+        if self.read_only() {
+            return;
+        }
         if let Some(edit) = self.redo.try_update(Vec::pop).flatten() {
             self.doc.update(|d| {
                 let _ = edit.apply(d);
@@ -168,6 +191,9 @@ impl Editor {
 
     /// Adds a node of `spec`'s type at `at` (a free grid spot when `None`).
     fn add_node(&self, spec: &NodeTypeSpec, at: Option<[f64; 2]>) {
+        if self.read_only() {
+            return;
+        }
         let doc = self.doc.get_untracked();
         let mut n = 1;
         let id = loop {
@@ -465,7 +491,7 @@ fn EditorView(
                    <button data-testid="redo" disabled=move || ed.redo.with(Vec::is_empty) on:click=move |_| ed.redo()>{move || session.t(Text::Redo)}</button>
                    <input type="text" data-testid="save-message" placeholder=move || session.t(Text::SaveMessage)
                        prop:value=move || message.get() on:input=move |ev| message.set(event_target_value(&ev)) />
-                   <button class="primary" data-testid="save" on:click=save>{move || session.t(Text::Save)}</button>
+                   <button class="primary" data-testid="save" disabled=move || ed.viewing.with(Option::is_some) on:click=save>{move || session.t(Text::Save)}</button>
                </div>
                {move || ed.help.get().then(|| view! {
                 <div class="help" data-testid="help" on:click=move |_| ed.help.set(false)>
@@ -476,6 +502,14 @@ fn EditorView(
                         <tr><td><kbd>"Delete"</kbd></td><td>{session.t(Text::DeleteNode)}</td></tr>
                         <tr><td><kbd>"?"</kbd></td><td>{session.t(Text::Shortcuts)}</td></tr>
                     </table>
+                </div>
+            })}
+            {move || ed.viewing.get().map(|(n, _)| view! {
+                <div class="banner info" data-testid="read-only">
+                    {format!("{} v{n} ", session.t(Text::ReadOnlyVersion))}
+                    <button data-testid="back-to-latest" on:click=move |_| { ed.viewing.set(None); ed.marks.set(Default::default()); }>
+                        {session.t(Text::BackToLatest)}
+                    </button>
                 </div>
             })}
             {move || conflict.get().map(|current| view! {
@@ -500,7 +534,7 @@ fn EditorView(
                        <div class="stage" data-testid="stage" style=move || format!("transform: scale({}); transform-origin: 0 0", ed.zoom.get())>
                        <svg class="edges" width="4000" height="3000">
                            {move || {
-                               let doc = ed.doc.get();
+                               let doc = ed.shown();
                                let drag = ed.drag.get();
                                let pos = |n: &Node| -> Node {
                                    let mut n = n.clone();
@@ -526,7 +560,7 @@ fn EditorView(
                        {move || {
                            // Not reading `drag` here: re-creating the node under the pointer
                            // mid-drag would end the gesture. Each box follows the drag itself.
-                           let doc = ed.doc.get();
+                           let doc = ed.shown();
                            let diags = diagnostics.get();
                            doc.nodes.iter().map(|n| {
                                let node = n.clone();
@@ -613,6 +647,10 @@ fn NodeBox(
         let node = node.clone();
         move |ev: web_sys::PointerEvent| {
             ev.stop_propagation();
+            if ed.read_only() {
+                ed.selected.set(Some(node.id.clone()));
+                return;
+            }
             let (x, y) = pointer_xy(&canvas, &ev, ed.zoom.get_untracked());
             ed.selected.set(Some(node.id.clone()));
             ed.drag.set(Some(Drag {
@@ -643,6 +681,9 @@ fn NodeBox(
                 let p = port.clone();
                 let start_wire = move |ev: web_sys::PointerEvent| {
                     ev.stop_propagation();
+                    if ed.read_only() {
+                        return;
+                    }
                     let start = out_port_xy(&n, i);
                     ed.wire.set(Some(Wire { from: n.id.clone(), port: p.clone(), start, at: pointer_xy(&canvas, &ev, ed.zoom.get_untracked()), over: None }));
                 };

@@ -18,6 +18,20 @@ pub fn confirm(message: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// Shows version `n` read-only on the canvas.
+async fn show_version(token: &str, flow_id: &str, n: i64, ed: Editor) {
+    match api::get_json(token, &format!("/api/v1/flows/{flow_id}/versions/{n}")).await {
+        Ok(v) => match serde_json::from_value::<trellis_model::FlowDoc>(v["doc"].clone()) {
+            Ok(doc) => {
+                ed.marks.set(Default::default());
+                ed.viewing.set(Some((n, doc)));
+            }
+            Err(e) => ed.notice.set(Some(e.to_string())),
+        },
+        Err(e) => ed.notice.set(Some(format!("{e:?}"))),
+    }
+}
+
 /// Node marks from a diff: added / changed.
 fn diff_marks(diff: &Value) -> HashMap<String, &'static str> {
     let mut marks = HashMap::new();
@@ -83,8 +97,16 @@ pub fn HistoryPanel(
     });
     let show_run = move |run_id: String| {
         let token = token();
+        let id = flow_id.get_value();
         leptos::task::spawn_local(async move {
             if let Ok(run) = api::get_json(&token, &format!("/api/v1/runs/{run_id}")).await {
+                // A run is shown on the canvas of the version it is pinned to.
+                let version = run["version"].as_i64().unwrap_or(0);
+                if version != base.get_untracked() {
+                    show_version(&token, &id, version, ed).await;
+                } else {
+                    ed.viewing.set(None);
+                }
                 ed.marks.set(run_marks(&run));
                 open_step.set(None);
                 current_run.set(Some(run));
@@ -244,6 +266,10 @@ pub fn HistoryPanel(
                                 {published.then(|| view! { <span class="badge" data-testid=format!("published-{n}")>{session.t(Text::PublishedBadge)}</span> })}
                                 <span class="hint">{format!(" {} · {}", ver["author"].as_str().unwrap_or(""), ver["message"].as_str().unwrap_or(""))}</span>
                                 <div>
+                                    <button data-testid=format!("view-{n}") on:click=move |_| {
+                                        let (token, id) = (token(), flow_id.get_value());
+                                        leptos::task::spawn_local(async move { show_version(&token, &id, n, ed).await });
+                                    }>{session.t(Text::View)}</button>
                                     <button data-testid=format!("compare-{n}") on:click=move |_| compare(n)>{session.t(Text::Compare)}</button>
                                     <button data-testid=format!("publish-{n}") on:click=move |_| act("publish", n)>{session.t(Text::Publish)}</button>
                                     <button data-testid=format!("rollback-{n}") on:click=move |_| act("rollback", n)>{session.t(Text::Rollback)}</button>

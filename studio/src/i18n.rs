@@ -105,6 +105,9 @@ pub enum Text {
     StepRetrying,
     StepFailed,
     StepWaiting,
+    View,
+    ReadOnlyVersion,
+    BackToLatest,
 }
 
 // The translations, checked at compile time by leptos_i18n: every key exists in every
@@ -180,6 +183,9 @@ leptos_i18n::declare_locales! {
         step_retrying: "重试中",
         step_failed: "失败",
         step_waiting: "等待",
+        view: "查看",
+        read_only_version: "只读查看：版本",
+        back_to_latest: "回到当前版本",
     },
     en: {
         app_title: "Trellis Studio",
@@ -248,6 +254,9 @@ leptos_i18n::declare_locales! {
         step_retrying: "retrying",
         step_failed: "failed",
         step_waiting: "waiting",
+        view: "View",
+        read_only_version: "Read-only: version",
+        back_to_latest: "Back to the current version",
     },
 }
 
@@ -257,6 +266,12 @@ use self::i18n::Locale;
 pub fn tr(lang: Lang, text: Text) -> String {
     use Text::*;
     match (lang, text) {
+        (Lang::Zh, View) => i18n::td_string!(Locale::zh, view).to_string(),
+        (Lang::En, View) => i18n::td_string!(Locale::en, view).to_string(),
+        (Lang::Zh, ReadOnlyVersion) => i18n::td_string!(Locale::zh, read_only_version).to_string(),
+        (Lang::En, ReadOnlyVersion) => i18n::td_string!(Locale::en, read_only_version).to_string(),
+        (Lang::Zh, BackToLatest) => i18n::td_string!(Locale::zh, back_to_latest).to_string(),
+        (Lang::En, BackToLatest) => i18n::td_string!(Locale::en, back_to_latest).to_string(),
         (Lang::Zh, RecentRuns) => i18n::td_string!(Locale::zh, recent_runs).to_string(),
         (Lang::En, RecentRuns) => i18n::td_string!(Locale::en, recent_runs).to_string(),
         (Lang::Zh, StepCompleted) => i18n::td_string!(Locale::zh, step_completed).to_string(),

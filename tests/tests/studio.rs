@@ -537,6 +537,21 @@ async fn versions_diff_rollback_and_run_status() {
             let run_id = runs["runs"][0]["id"].as_str().ok_or("no run")?.to_owned();
             find(&c, &format!("run-row-{run_id}")).await?;
 
+            // Any version opens read-only: nothing can be added or saved until going back.
+            click(&c, "view-1").await?;
+            let banner = text(&c, "read-only").await?;
+            if !banner.contains("v1") {
+                return Err(format!("read-only banner: {banner:?}"));
+            }
+            click(&c, "palette-set").await?;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            gone(&c, "node-set_1").await?;
+            if attr(&c, "save", "disabled").await?.is_none() {
+                return Err("save is enabled while viewing an old version".into());
+            }
+            click(&c, "back-to-latest").await?;
+            gone(&c, "read-only").await?;
+
             // Publish v2 (confirmed), then roll back to v1: v3 is published with v1's content.
             click(&c, "publish-2").await?;
             c.accept_alert()

@@ -113,6 +113,11 @@ pub struct Editor {
     pub zoom: RwSignal<f64>,
     /// The keyboard-shortcut overlay.
     help: RwSignal<bool>,
+    /// All selected nodes (shift/ctrl-click, box select); `selected` is the one the
+    /// inspector shows.
+    pub picked: RwSignal<std::collections::BTreeSet<NodeId>>,
+    /// Box selection in progress: (start, current) in flow coordinates.
+    rubber: RwSignal<Option<((f64, f64), (f64, f64))>>,
     /// An older version shown read-only instead of the working document.
     pub viewing: RwSignal<Option<(i64, FlowDoc)>>,
     /// Node marks on the canvas: diff (`added`, `changed`) or run step status.
@@ -134,6 +139,8 @@ impl Editor {
             zoom: RwSignal::new(1.0),
             help: RwSignal::new(false),
             viewing: RwSignal::new(None),
+            picked: RwSignal::new(Default::default()),
+            rubber: RwSignal::new(None),
             marks: RwSignal::new(Default::default()),
         }
     }
@@ -221,13 +228,44 @@ impl Editor {
     }
 
     fn delete_selected(&self) {
-        let Some(id) = self.selected.get_untracked() else {
+        let mut ids: Vec<NodeId> = self.picked.get_untracked().into_iter().collect();
+        if let Some(id) = self.selected.get_untracked()
+            && !ids.contains(&id)
+        {
+            ids.push(id);
+        }
+        if ids.is_empty() {
             return;
-        };
-        let doc = self.doc.get_untracked();
-        if let Ok(edit) = Edit::remove_node(&doc, id.as_str()) {
-            self.selected.set(None);
-            self.apply(edit);
+        }
+        // One undoable batch: each removal is computed on the document the previous left.
+        let mut scratch = self.doc.get_untracked();
+        let mut edits = Vec::new();
+        for id in ids {
+            if let Ok(edit) = Edit::remove_node(&scratch, id.as_str())
+                && edit.apply(&mut scratch).is_ok()
+            {
+                edits.push(edit);
+            }
+        }
+        self.selected.set(None);
+        self.picked.set(Default::default());
+        self.apply(Edit::Batch { edits });
+    }
+
+    /// Selects `id`; with `toggle` (shift/ctrl) adds it to or removes it from the selection.
+    fn pick(&self, id: &NodeId, toggle: bool) {
+        if toggle {
+            let mut added = false;
+            self.picked.update(|p| {
+                if !p.remove(id) {
+                    p.insert(id.clone());
+                    added = true;
+                }
+            });
+            self.selected.set(added.then(|| id.clone()));
+        } else {
+            self.picked.set(std::iter::once(id.clone()).collect());
+            self.selected.set(Some(id.clone()));
         }
     }
 }
@@ -357,6 +395,7 @@ fn EditorView(
     let release = window_event_listener(leptos::ev::pointerup, move |ev| {
         ed.drag.set(None);
         ed.wire.set(None);
+        ed.rubber.set(None);
         // A palette item dropped on the canvas becomes a node where it was dropped.
         if let Some(name) = ed.palette_drag.get_untracked() {
             ed.palette_drag.set(None);
@@ -396,6 +435,9 @@ fn EditorView(
             d.at = [snap(x - d.grab.0).max(0.0), snap(y - d.grab.1).max(0.0)];
             ed.drag.set(Some(d));
         }
+        if let Some((start, _)) = ed.rubber.get_untracked() {
+            ed.rubber.set(Some((start, (x, y))));
+        }
         if let Some(mut w) = ed.wire.get_untracked() {
             w.at = (x, y);
             w.over = in_port_under(&ev);
@@ -403,6 +445,26 @@ fn EditorView(
         }
     };
     let on_up = move |ev: web_sys::PointerEvent| {
+        if let Some((start, _)) = ed.rubber.get_untracked() {
+            ed.rubber.set(None);
+            let end = pointer_xy(&canvas, &ev, ed.zoom.get_untracked());
+            let (x0, x1) = (start.0.min(end.0), start.0.max(end.0));
+            let (y0, y1) = (start.1.min(end.1), start.1.max(end.1));
+            if x1 - x0 > 4.0 || y1 - y0 > 4.0 {
+                let inside: std::collections::BTreeSet<NodeId> = ed
+                    .shown()
+                    .nodes
+                    .iter()
+                    .filter(|n| {
+                        let (nx, ny) = (n.position[0], n.position[1]);
+                        nx < x1 && nx + NODE_WIDTH > x0 && ny < y1 && ny + node_height(1) > y0
+                    })
+                    .map(|n| n.id.clone())
+                    .collect();
+                ed.selected.set(inside.iter().next().cloned());
+                ed.picked.set(inside);
+            }
+        }
         if let Some(d) = ed.drag.get_untracked() {
             ed.drag.set(None);
             // Where the pointer was released decides, whatever moves were seen on the way.
@@ -486,7 +548,7 @@ fn EditorView(
                        }
                    }>{move || session.t(Text::AutoLayout)}</button>
                    <button data-testid="help-toggle" on:click=move |_| ed.help.update(|h| *h = !*h)>"?"</button>
-    <button data-testid="delete-node" disabled=move || ed.selected.get().is_none() on:click=move |_| ed.delete_selected()>{move || session.t(Text::DeleteNode)}</button>
+    <button data-testid="delete-node" disabled=move || ed.selected.get().is_none() && ed.picked.with(|p| p.is_empty()) on:click=move |_| ed.delete_selected()>{move || session.t(Text::DeleteNode)}</button>
                    <button data-testid="undo" disabled=move || ed.undo.with(Vec::is_empty) on:click=move |_| ed.undo()>{move || session.t(Text::Undo)}</button>
                    <button data-testid="redo" disabled=move || ed.redo.with(Vec::is_empty) on:click=move |_| ed.redo()>{move || session.t(Text::Redo)}</button>
                    <input type="text" data-testid="save-message" placeholder=move || session.t(Text::SaveMessage)
@@ -530,7 +592,12 @@ fn EditorView(
                    <Palette ed=ed />
                    <div class="canvas" node_ref=canvas data-testid="canvas" data-dragging=move || ed.drag.with(Option::is_some).to_string()
                        on:pointermove=on_move on:pointerup=on_up
-                       on:pointerdown=move |_| ed.selected.set(None)>
+                       on:pointerdown=move |ev: web_sys::PointerEvent| {
+                           ed.selected.set(None);
+                           ed.picked.set(Default::default());
+                           let p = pointer_xy(&canvas, &ev, ed.zoom.get_untracked());
+                           ed.rubber.set(Some((p, p)));
+                       }>
                        <div class="stage" data-testid="stage" style=move || format!("transform: scale({}); transform-origin: 0 0", ed.zoom.get())>
                        <svg class="edges" width="4000" height="3000">
                            {move || {
@@ -557,6 +624,10 @@ fn EditorView(
                                view! { <path class=if bad { "wire invalid" } else { "wire" } data-testid="wire" data-invalid=bad.to_string() d=curve(w.start, w.at) /> }
                            })}
                        </svg>
+                       {move || ed.rubber.get().map(|((x0, y0), (x1, y1))| view! {
+                           <div class="rubber" data-testid="rubber" style=format!("left:{}px;top:{}px;width:{}px;height:{}px",
+                               x0.min(x1), y0.min(y1), (x1 - x0).abs(), (y1 - y0).abs())></div>
+                       })}
                        {move || {
                            // Not reading `drag` here: re-creating the node under the pointer
                            // mid-drag would end the gesture. Each box follows the drag itself.
@@ -631,7 +702,7 @@ fn NodeBox(
     let node_type_name = node.node_type.clone();
     let selected = {
         let id = id.clone();
-        move || ed.selected.get().as_ref() == Some(&id)
+        move || ed.selected.get().as_ref() == Some(&id) || ed.picked.with(|p| p.contains(&id))
     };
     let has_errors = !errors.is_empty();
     let mark = {
@@ -647,12 +718,12 @@ fn NodeBox(
         let node = node.clone();
         move |ev: web_sys::PointerEvent| {
             ev.stop_propagation();
-            if ed.read_only() {
-                ed.selected.set(Some(node.id.clone()));
+            let toggle = ev.shift_key() || ev.ctrl_key() || ev.meta_key();
+            ed.pick(&node.id, toggle);
+            if ed.read_only() || toggle {
                 return;
             }
             let (x, y) = pointer_xy(&canvas, &ev, ed.zoom.get_untracked());
-            ed.selected.set(Some(node.id.clone()));
             ed.drag.set(Some(Drag {
                 id: node.id.clone(),
                 from: node.position,

@@ -704,3 +704,54 @@ async fn import_duplicate_rename_delete() {
     })
     .await;
 }
+
+/// Box select picks several nodes; Delete removes them all in one undoable step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn box_select_and_delete_together() {
+    with_browser("box_select_and_delete_together", |c, api| async move {
+        let doc = json!({"schema": 1, "name": "框选测试", "nodes": [
+            {"id": "start", "type": "trigger", "config": {"kind": "manual"}, "position": [40, 40]},
+            {"id": "a", "type": "note", "config": {"text": ""}, "position": [40, 240]},
+            {"id": "b", "type": "note", "config": {"text": ""}, "position": [240, 240]}],
+            "edges": [{"from": "start", "to": "a"}]});
+        api.post("/api/v1/flows", &doc).await;
+        sign_in(&c, &api).await?;
+        click(&c, "open-flow").await?;
+        find(&c, "node-b").await?;
+        // Drag a box from the empty area above-left of `a` to below-right of `b`.
+        let a = find(&c, "node-a").await?;
+        let b = find(&c, "node-b").await?;
+        let mouse = MouseActions::new("mouse".into())
+            .then(PointerAction::MoveToElement {
+                element: a,
+                duration: None,
+                x: -100.0,
+                y: -50.0,
+            })
+            .then(PointerAction::Down {
+                button: MOUSE_BUTTON_LEFT,
+            })
+            .then(PointerAction::MoveToElement {
+                element: b,
+                duration: Some(Duration::from_millis(200)),
+                x: 100.0,
+                y: 50.0,
+            })
+            .then(PointerAction::Up {
+                button: MOUSE_BUTTON_LEFT,
+            });
+        c.perform_actions(mouse)
+            .await
+            .map_err(|e| format!("box select: {e}"))?;
+        click(&c, "delete-node").await?;
+        gone(&c, "node-a").await?;
+        gone(&c, "node-b").await?;
+        find(&c, "node-start").await?;
+        click(&c, "undo").await?;
+        find(&c, "node-a").await?;
+        find(&c, "node-b").await?;
+        find(&c, "edge-start-out-a").await?;
+        Ok(())
+    })
+    .await;
+}

@@ -96,6 +96,9 @@ struct Wire {
     over: Option<NodeId>,
 }
 
+/// A selection box: where the pointer went down and where it is, in flow coordinates.
+type BoxSpan = ((f64, f64), (f64, f64));
+
 /// Editor state; `Copy` so event handlers can share it.
 #[derive(Clone, Copy, Debug)]
 pub struct Editor {
@@ -117,7 +120,7 @@ pub struct Editor {
     /// inspector shows.
     pub picked: RwSignal<std::collections::BTreeSet<NodeId>>,
     /// Box selection in progress: (start, current) in flow coordinates.
-    rubber: RwSignal<Option<((f64, f64), (f64, f64))>>,
+    rubber: RwSignal<Option<BoxSpan>>,
     /// An older version shown read-only instead of the working document.
     pub viewing: RwSignal<Option<(i64, FlowDoc)>>,
     /// Node marks on the canvas: diff (`added`, `changed`) or run step status.

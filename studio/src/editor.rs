@@ -85,6 +85,22 @@ struct Drag {
     from: [f64; 2],
     grab: (f64, f64),
     at: [f64; 2],
+    /// The rest of the selection, moving by the same offset.
+    others: Vec<(NodeId, [f64; 2])>,
+}
+
+impl Drag {
+    /// Where `id` is while this drag lasts, if it moves with it.
+    fn position_of(&self, id: &NodeId) -> Option<[f64; 2]> {
+        let (dx, dy) = (self.at[0] - self.from[0], self.at[1] - self.from[1]);
+        if &self.id == id {
+            return Some(self.at);
+        }
+        self.others
+            .iter()
+            .find(|(o, _)| o == id)
+            .map(|(_, p)| [(p[0] + dx).max(0.0), (p[1] + dy).max(0.0)])
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -95,6 +111,9 @@ struct Wire {
     at: (f64, f64),
     over: Option<NodeId>,
 }
+
+/// Copied nodes and the edges between them.
+pub type Copied = (Vec<Node>, Vec<Edge>);
 
 /// A selection box: where the pointer went down and where it is, in flow coordinates.
 type BoxSpan = ((f64, f64), (f64, f64));
@@ -255,6 +274,88 @@ impl Editor {
         self.apply(Edit::Batch { edits });
     }
 
+    /// The selected nodes and the edges between them.
+    fn copy_selection(&self) -> Option<Copied> {
+        let mut ids = self.picked.get_untracked();
+        if let Some(id) = self.selected.get_untracked() {
+            ids.insert(id);
+        }
+        if ids.is_empty() {
+            return None;
+        }
+        let doc = self.doc.get_untracked();
+        let nodes: Vec<Node> = doc
+            .nodes
+            .iter()
+            .filter(|n| ids.contains(&n.id))
+            .cloned()
+            .collect();
+        let edges = doc
+            .edges
+            .iter()
+            .filter(|e| ids.contains(&e.from) && ids.contains(&e.to))
+            .cloned()
+            .collect();
+        Some((nodes, edges))
+    }
+
+    /// Pastes copied nodes (new ids where taken, shifted 40 px) as one undoable edit and
+    /// selects them. Works across flows: the clipboard lives in the session.
+    fn paste(&self, (nodes, edges): Copied) {
+        let mut doc = self.doc.get_untracked();
+        let mut renamed = std::collections::HashMap::new();
+        let mut edits = Vec::new();
+        for node in nodes {
+            let base = node.id.to_string();
+            let mut candidate = base.clone();
+            let mut n = 1;
+            while doc.node(&candidate).is_some() {
+                candidate = format!(
+                    "{base}_copy{}",
+                    if n == 1 { String::new() } else { n.to_string() }
+                );
+                n += 1;
+            }
+            let Ok(id) = NodeId::new(candidate) else {
+                continue;
+            };
+            renamed.insert(node.id.clone(), id.clone());
+            let pasted = Node {
+                id,
+                position: [node.position[0] + 40.0, node.position[1] + 40.0],
+                ..node
+            };
+            let edit = Edit::AddNode {
+                node: Box::new(pasted),
+                index: doc.nodes.len(),
+            };
+            if edit.apply(&mut doc).is_ok() {
+                edits.push(edit);
+            }
+        }
+        for e in edges {
+            if let (Some(from), Some(to)) = (renamed.get(&e.from), renamed.get(&e.to)) {
+                let edit = Edit::Connect {
+                    edge: Edge {
+                        from: from.clone(),
+                        port: e.port.clone(),
+                        to: to.clone(),
+                    },
+                    index: None,
+                };
+                if edit.apply(&mut doc).is_ok() {
+                    edits.push(edit);
+                }
+            }
+        }
+        if edits.is_empty() {
+            return;
+        }
+        self.picked.set(renamed.values().cloned().collect());
+        self.selected.set(renamed.values().next().cloned());
+        self.apply(Edit::Batch { edits });
+    }
+
     /// Selects `id`; with `toggle` (shift/ctrl) adds it to or removes it from the selection.
     fn pick(&self, id: &NodeId, toggle: bool) {
         if toggle {
@@ -267,7 +368,10 @@ impl Editor {
             });
             self.selected.set(added.then(|| id.clone()));
         } else {
-            self.picked.set(std::iter::once(id.clone()).collect());
+            // Pressing on a node of the selection keeps it (to drag it all together).
+            if !self.picked.with_untracked(|p| p.contains(id)) {
+                self.picked.set(std::iter::once(id.clone()).collect());
+            }
             self.selected.set(Some(id.clone()));
         }
     }
@@ -388,6 +492,16 @@ fn EditorView(
             "z" if ctrl => ed.undo(),
             "y" if ctrl => ed.redo(),
             "Delete" | "Backspace" => ed.delete_selected(),
+            "c" if ctrl => {
+                if let Some(copied) = ed.copy_selection() {
+                    session.clipboard.set(Some(copied));
+                }
+            }
+            "v" if ctrl => {
+                if let Some(copied) = session.clipboard.get_untracked() {
+                    ed.paste(copied);
+                }
+            }
             "?" => ed.help.update(|h| *h = !*h),
             "Escape" => ed.help.set(false),
             _ => return,
@@ -474,10 +588,29 @@ fn EditorView(
             let (x, y) = pointer_xy(&canvas, &ev, ed.zoom.get_untracked());
             let to = [snap(x - d.grab.0).max(0.0), snap(y - d.grab.1).max(0.0)];
             if to != d.from {
-                ed.apply(Edit::MoveNode {
-                    id: d.id,
+                // The whole selection moves as one undoable edit.
+                let moved = Drag {
+                    at: to,
+                    ..d.clone()
+                };
+                let mut edits = vec![Edit::MoveNode {
+                    id: d.id.clone(),
                     from: d.from,
                     to,
+                }];
+                for (id, from) in &d.others {
+                    if let Some(to) = moved.position_of(id) {
+                        edits.push(Edit::MoveNode {
+                            id: id.clone(),
+                            from: *from,
+                            to,
+                        });
+                    }
+                }
+                ed.apply(if edits.len() == 1 {
+                    edits.remove(0)
+                } else {
+                    Edit::Batch { edits }
                 });
             }
         }
@@ -608,7 +741,7 @@ fn EditorView(
                                let drag = ed.drag.get();
                                let pos = |n: &Node| -> Node {
                                    let mut n = n.clone();
-                                   if let Some(d) = &drag && d.id == n.id { n.position = d.at; }
+                                   if let Some(p) = drag.as_ref().and_then(|d| d.position_of(&n.id)) { n.position = p; }
                                    n
                                };
                                doc.edges.iter().filter_map(|e| {
@@ -691,7 +824,7 @@ fn NodeBox(
         move || {
             let [x, y] = ed
                 .drag
-                .with(|d| d.as_ref().filter(|d| d.id == id).map(|d| d.at))
+                .with(|d| d.as_ref().and_then(|d| d.position_of(&id)))
                 .unwrap_or(at);
             format!("left:{x}px;top:{y}px;width:{NODE_WIDTH}px;height:{height}px")
         }
@@ -727,11 +860,20 @@ fn NodeBox(
                 return;
             }
             let (x, y) = pointer_xy(&canvas, &ev, ed.zoom.get_untracked());
+            let others = ed.doc.with_untracked(|d| {
+                ed.picked.with_untracked(|p| {
+                    p.iter()
+                        .filter(|o| **o != node.id)
+                        .filter_map(|o| d.node(o.as_str()).map(|n| (o.clone(), n.position)))
+                        .collect()
+                })
+            });
             ed.drag.set(Some(Drag {
                 id: node.id.clone(),
                 from: node.position,
                 grab: (x - node.position[0], y - node.position[1]),
                 at: node.position,
+                others,
             }));
         }
     };

@@ -43,6 +43,8 @@ pub struct Session {
     pub token: RwSignal<Option<String>>,
     pub lang: RwSignal<Lang>,
     pub open_flow: RwSignal<Option<String>>,
+    /// Nodes and edges copied with Ctrl-C, pasted with Ctrl-V into any flow.
+    pub clipboard: RwSignal<Option<editor::Copied>>,
 }
 
 fn hash_flow() -> Option<String> {
@@ -82,6 +84,7 @@ pub fn App() -> impl IntoView {
         token: RwSignal::new(token),
         lang: RwSignal::new(lang),
         open_flow: RwSignal::new(hash_flow()),
+        clipboard: RwSignal::new(None),
     };
     provide_context(session);
     // Back/forward and typed URLs: the hash names the open flow.

@@ -322,6 +322,34 @@ async fn wait_alert(c: &Client) -> Result<String, String> {
     }
 }
 
+/// Clicks with Shift held (adds to the selection).
+async fn shift_click(c: &Client, testid: &str) -> Result<(), String> {
+    use fantoccini::actions::{KeyAction, KeyActions};
+    let el = find(c, testid).await?;
+    let keys = KeyActions::new("keys".into())
+        .then(KeyAction::Down { value: '\u{e008}' })
+        .then(KeyAction::Pause {
+            duration: Duration::from_millis(200),
+        })
+        .then(KeyAction::Up { value: '\u{e008}' });
+    let mouse = MouseActions::new("mouse".into())
+        .then(PointerAction::MoveToElement {
+            element: el,
+            duration: None,
+            x: 0.0,
+            y: -10.0,
+        })
+        .then(PointerAction::Down {
+            button: MOUSE_BUTTON_LEFT,
+        })
+        .then(PointerAction::Up {
+            button: MOUSE_BUTTON_LEFT,
+        });
+    c.perform_actions(fantoccini::actions::Actions::from(keys).and(mouse))
+        .await
+        .map_err(|e| format!("shift-click {testid}: {e}"))
+}
+
 async fn sign_in(c: &Client, api: &Api) -> Result<(), String> {
     c.goto(&api.base).await.map_err(|e| e.to_string())?;
     find(c, "token-input").await?;
@@ -705,7 +733,8 @@ async fn import_duplicate_rename_delete() {
     .await;
 }
 
-/// Box select picks several nodes; Delete removes them all in one undoable step.
+/// Box select picks several nodes; Delete removes them all in one undoable step; copy and
+/// paste a selection; a selection drags together.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn box_select_and_delete_together() {
     with_browser("box_select_and_delete_together", |c, api| async move {
@@ -751,6 +780,33 @@ async fn box_select_and_delete_together() {
         find(&c, "node-a").await?;
         find(&c, "node-b").await?;
         find(&c, "edge-start-out-a").await?;
+
+        // Copy the trigger and `a` (Ctrl-C), paste (Ctrl-V): copies with new ids and their edge.
+        click(&c, "node-start").await?;
+        shift_click(&c, "node-a").await?;
+        let body = c
+            .find(Locator::Css("body"))
+            .await
+            .map_err(|e| e.to_string())?;
+        body.send_keys("\u{e009}c\u{e000}")
+            .await
+            .map_err(|e| format!("ctrl-c: {e}"))?;
+        body.send_keys("\u{e009}v\u{e000}")
+            .await
+            .map_err(|e| format!("ctrl-v: {e}"))?;
+        find(&c, "node-start_copy").await?;
+        find(&c, "node-a_copy").await?;
+        find(&c, "edge-start_copy-out-a_copy").await?;
+        // The pasted pair is selected: dragging one moves both.
+        let before = attr(&c, "node-a_copy", "style").await?;
+        drag_by(&c, "node-start_copy", 120.0, 0.0).await?;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while attr(&c, "node-a_copy", "style").await? == before {
+            if Instant::now() > deadline {
+                return Err("the selection did not move together".into());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         Ok(())
     })
     .await;

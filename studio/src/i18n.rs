@@ -108,6 +108,10 @@ pub enum Text {
     View,
     ReadOnlyVersion,
     BackToLatest,
+    Timeout,
+    RetryAttempts,
+    RetryBackoff,
+    AttemptsRange,
 }
 
 // The translations, checked at compile time by leptos_i18n: every key exists in every
@@ -186,6 +190,10 @@ leptos_i18n::declare_locales! {
         view: "查看",
         read_only_version: "只读查看：版本",
         back_to_latest: "回到当前版本",
+        timeout: "超时（如 30s）",
+        retry_attempts: "最多尝试次数",
+        retry_backoff: "首次重试间隔",
+        attempts_range: "尝试次数须在 1 到 20 之间",
     },
     en: {
         app_title: "Trellis Studio",
@@ -257,6 +265,10 @@ leptos_i18n::declare_locales! {
         view: "View",
         read_only_version: "Read-only: version",
         back_to_latest: "Back to the current version",
+        timeout: "Timeout (e.g. 30s)",
+        retry_attempts: "Max attempts",
+        retry_backoff: "First retry delay",
+        attempts_range: "Attempts must be between 1 and 20",
     },
 }
 
@@ -266,6 +278,14 @@ use self::i18n::Locale;
 pub fn tr(lang: Lang, text: Text) -> String {
     use Text::*;
     match (lang, text) {
+        (Lang::Zh, Timeout) => i18n::td_string!(Locale::zh, timeout).to_string(),
+        (Lang::En, Timeout) => i18n::td_string!(Locale::en, timeout).to_string(),
+        (Lang::Zh, RetryAttempts) => i18n::td_string!(Locale::zh, retry_attempts).to_string(),
+        (Lang::En, RetryAttempts) => i18n::td_string!(Locale::en, retry_attempts).to_string(),
+        (Lang::Zh, RetryBackoff) => i18n::td_string!(Locale::zh, retry_backoff).to_string(),
+        (Lang::En, RetryBackoff) => i18n::td_string!(Locale::en, retry_backoff).to_string(),
+        (Lang::Zh, AttemptsRange) => i18n::td_string!(Locale::zh, attempts_range).to_string(),
+        (Lang::En, AttemptsRange) => i18n::td_string!(Locale::en, attempts_range).to_string(),
         (Lang::Zh, View) => i18n::td_string!(Locale::zh, view).to_string(),
         (Lang::En, View) => i18n::td_string!(Locale::en, view).to_string(),
         (Lang::Zh, ReadOnlyVersion) => i18n::td_string!(Locale::zh, read_only_version).to_string(),

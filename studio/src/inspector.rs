@@ -188,6 +188,103 @@ fn NodeForm(ed: Editor, node: Node) -> impl IntoView {
             <input type="text" data-testid="label-input" prop:value=move || label.get()
                 on:input=move |ev| label.set(event_target_value(&ev)) on:change=commit_label />
             {rows}
+            <ExecutionFields ed=ed node=node.clone() />
+        </div>
+    }
+}
+
+/// Replaces node `id` with `change` applied, as one undoable edit.
+fn change_node(ed: Editor, id: &NodeId, change: impl FnOnce(&mut Node)) {
+    let Some(before) = ed.doc.with_untracked(|d| d.node(id.as_str()).cloned()) else {
+        return;
+    };
+    let mut after = before.clone();
+    change(&mut after);
+    if after != before {
+        ed.apply(Edit::ReplaceNode {
+            before: Box::new(before),
+            after: Box::new(after),
+        });
+    }
+}
+
+/// Per-node execution policy: timeout and retries.
+#[component]
+fn ExecutionFields(ed: Editor, node: Node) -> impl IntoView {
+    let session = expect_context::<Session>();
+    let id = StoredValue::new(node.id.clone());
+    let timeout = RwSignal::new(node.timeout.clone().unwrap_or_default());
+    let attempts = RwSignal::new(
+        node.retry
+            .as_ref()
+            .map(|r| r.max_attempts.to_string())
+            .unwrap_or_default(),
+    );
+    let backoff = RwSignal::new(
+        node.retry
+            .as_ref()
+            .map(|r| r.backoff.clone())
+            .unwrap_or_else(|| "1s".into()),
+    );
+    let error = RwSignal::new(None::<String>);
+    let existing = StoredValue::new(node.retry.clone());
+    let commit = move |_: leptos::ev::Event| {
+        let t = timeout.get_untracked().trim().to_owned();
+        if !t.is_empty()
+            && let Err(e) = trellis_model::duration::parse_duration(&t)
+        {
+            error.set(Some(e));
+            return;
+        }
+        let a = attempts.get_untracked().trim().to_owned();
+        let retry = if a.is_empty() {
+            None
+        } else {
+            match a.parse::<u32>() {
+                Ok(n) if (1..=20).contains(&n) => {
+                    let b = backoff.get_untracked().trim().to_owned();
+                    if let Err(e) = trellis_model::duration::parse_duration(&b) {
+                        error.set(Some(e));
+                        return;
+                    }
+                    let mut policy =
+                        existing
+                            .get_value()
+                            .unwrap_or_else(|| trellis_model::RetryPolicy {
+                                max_attempts: n,
+                                backoff: b.clone(),
+                                max_backoff: "5m".into(),
+                                multiplier: 2.0,
+                                jitter: true,
+                            });
+                    policy.max_attempts = n;
+                    policy.backoff = b;
+                    Some(policy)
+                }
+                _ => {
+                    error.set(Some(session.t(Text::AttemptsRange)));
+                    return;
+                }
+            }
+        };
+        error.set(None);
+        change_node(ed, &id.get_value(), |n| {
+            n.timeout = (!t.is_empty()).then_some(t);
+            n.retry = retry;
+        });
+    };
+    view! {
+        <div class="execution">
+            <label>{move || session.t(Text::Timeout)}</label>
+            <input type="text" data-testid="timeout-input" placeholder="30s" prop:value=move || timeout.get()
+                on:input=move |ev| timeout.set(event_target_value(&ev)) on:change=commit />
+            <label>{move || session.t(Text::RetryAttempts)}</label>
+            <input type="text" data-testid="retry-attempts" placeholder="1" prop:value=move || attempts.get()
+                on:input=move |ev| attempts.set(event_target_value(&ev)) on:change=commit />
+            <label>{move || session.t(Text::RetryBackoff)}</label>
+            <input type="text" data-testid="retry-backoff" prop:value=move || backoff.get()
+                on:input=move |ev| backoff.set(event_target_value(&ev)) on:change=commit />
+            {move || error.get().map(|e| view! { <div class="field-error" data-testid="execution-error">{e}</div> })}
         </div>
     }
 }

@@ -496,9 +496,35 @@ async fn inspector_checks_cel_as_you_type() {
             .await
             .map_err(|e| e.to_string())?;
         expect_text(&c, "dirty", "有未保存的修改").await?;
+        // Execution policy: a bad timeout is refused, then a timeout and retries are set.
+        let tab = "\u{e004}";
+        type_into(&c, "timeout-input", "soon").await?;
+        find(&c, "timeout-input")
+            .await?
+            .send_keys(tab)
+            .await
+            .map_err(|e| e.to_string())?;
+        text(&c, "execution-error").await?;
+        type_into(&c, "timeout-input", "30s").await?;
+        find(&c, "timeout-input")
+            .await?
+            .send_keys(tab)
+            .await
+            .map_err(|e| e.to_string())?;
+        type_into(&c, "retry-attempts", "3").await?;
+        find(&c, "retry-attempts")
+            .await?
+            .send_keys(tab)
+            .await
+            .map_err(|e| e.to_string())?;
+        gone(&c, "execution-error").await?;
         click(&c, "save").await?;
         expect_text(&c, "version", "v2").await?;
         let saved = api.get(&format!("/api/v1/flows/{id}/versions/2")).await;
+        let hot = &saved["doc"]["nodes"][1];
+        if hot["timeout"] != "30s" || hot["retry"]["max_attempts"] != 3 {
+            return Err(format!("execution policy not saved: {hot}"));
+        }
         if saved["doc"]["nodes"][1]["config"]["when"] != "trigger.input.score >= 70.0" {
             return Err(format!("saved config: {}", saved["doc"]["nodes"][1]));
         }

@@ -726,6 +726,7 @@ fn EditorView(
                })}
                <div class="workspace">
                    <Palette ed=ed />
+                   <div class="canvas-wrap">
                    <div class="canvas" node_ref=canvas data-testid="canvas" data-dragging=move || ed.drag.with(Option::is_some).to_string()
                        on:pointermove=on_move on:pointerup=on_up
                        on:pointerdown=move |ev: web_sys::PointerEvent| {
@@ -777,6 +778,8 @@ fn EditorView(
                            }).collect_view()
                        }}
                        </div>
+                   </div>
+                   <Minimap ed=ed canvas=canvas />
                    </div>
                    <div class="side">
                     <crate::inspector::Inspector ed=ed />
@@ -936,5 +939,62 @@ fn ProblemsPanel(ed: Editor, diagnostics: Memo<Vec<Diagnostic>>) -> impl IntoVie
                 }).collect_view().into_any()
             }}
         </div>
+    }
+}
+
+/// The whole flow in miniature with the visible part framed; a click scrolls there.
+#[component]
+fn Minimap(ed: Editor, canvas: NodeRef<Div>) -> impl IntoView {
+    const W: f64 = 160.0;
+    const H: f64 = 100.0;
+    // The flow's extent (at least one screen) decides the scale.
+    let extent = move || {
+        let doc = ed.shown();
+        let max_x = doc
+            .nodes
+            .iter()
+            .map(|n| n.position[0] + NODE_WIDTH)
+            .fold(800.0, f64::max);
+        let max_y = doc
+            .nodes
+            .iter()
+            .map(|n| n.position[1] + node_height(2))
+            .fold(500.0, f64::max);
+        (W / max_x).min(H / max_y)
+    };
+    let scroll_tick = RwSignal::new(0u32);
+    let on_click = move |ev: web_sys::MouseEvent| {
+        let k = extent();
+        let Some(el) = canvas.get_untracked() else {
+            return;
+        };
+        let zoom = ed.zoom.get_untracked();
+        let (x, y) = (
+            ev.offset_x() as f64 / k * zoom,
+            ev.offset_y() as f64 / k * zoom,
+        );
+        el.set_scroll_left((x - el.client_width() as f64 / 2.0).max(0.0) as i32);
+        el.set_scroll_top((y - el.client_height() as f64 / 2.0).max(0.0) as i32);
+        scroll_tick.update(|t| *t += 1);
+    };
+    view! {
+        <svg class="minimap" data-testid="minimap" width=W height=H on:click=on_click>
+            {move || {
+                let k = extent();
+                ed.shown().nodes.iter().map(|n| view! {
+                    <rect class="mini-node" data-testid=format!("mini-{}", n.id) x=n.position[0] * k y=n.position[1] * k
+                        width=NODE_WIDTH * k height=node_height(1) * k />
+                }).collect_view()
+            }}
+            {move || {
+                scroll_tick.track();
+                let k = extent();
+                let zoom = ed.zoom.get();
+                canvas.get().map(|el| view! {
+                    <rect class="mini-view" x=el.scroll_left() as f64 / zoom * k y=el.scroll_top() as f64 / zoom * k
+                        width=el.client_width() as f64 / zoom * k height=el.client_height() as f64 / zoom * k />
+                })
+            }}
+        </svg>
     }
 }

@@ -837,3 +837,34 @@ async fn box_select_and_delete_together() {
     })
     .await;
 }
+
+/// The minimap shows every node; a click on it scrolls the canvas there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn minimap_shows_and_navigates() {
+    with_browser("minimap_shows_and_navigates", |c, api| async move {
+        let doc = json!({"schema": 1, "name": "小地图", "nodes": [
+            {"id": "start", "type": "trigger", "config": {"kind": "manual"}, "position": [40, 40]},
+            {"id": "far", "type": "note", "config": {"text": ""}, "position": [2000, 1200]}],
+            "edges": [{"from": "start", "to": "far"}]});
+        api.post("/api/v1/flows", &doc).await;
+        sign_in(&c, &api).await?;
+        click(&c, "open-flow").await?;
+        find(&c, "mini-start").await?;
+        find(&c, "mini-far").await?;
+        let minimap = find(&c, "minimap").await?;
+        let mouse = MouseActions::new("mouse".into())
+            .then(PointerAction::MoveToElement { element: minimap, duration: None, x: 60.0, y: 35.0 })
+            .then(PointerAction::Down { button: MOUSE_BUTTON_LEFT })
+            .then(PointerAction::Up { button: MOUSE_BUTTON_LEFT });
+        c.perform_actions(mouse).await.map_err(|e| format!("click minimap: {e}"))?;
+        let scrolled = c
+            .execute("const el = document.querySelector(\"[data-testid='canvas']\"); return el.scrollLeft + el.scrollTop;", vec![])
+            .await
+            .map_err(|e| e.to_string())?;
+        if scrolled.as_f64().unwrap_or(0.0) <= 0.0 {
+            return Err(format!("the canvas did not scroll: {scrolled}"));
+        }
+        Ok(())
+    })
+    .await;
+}

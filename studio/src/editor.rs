@@ -453,6 +453,10 @@ pub fn FlowEditor(flow_id: String, on_close: Callback<()>) -> impl IntoView {
                         reload=Callback::new(move |_| loaded.refetch()) /> }.into_any(),
                     Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
                 },
+                Err(api::ApiError::Unauthorized) => {
+                    session.sign_out();
+                    view! { <p /> }.into_any()
+                }
                 Err(e) => view! { <p class="error" data-testid="editor-error">{format!("{e:?}")}</p> }.into_any(),
             })}
         </Transition>
@@ -651,6 +655,7 @@ fn EditorView(
                 }
                 Err(SaveError::Conflict { current }) => conflict.set(Some(current)),
                 Err(SaveError::Invalid(m)) => ed.notice.set(Some(m)),
+                Err(SaveError::Other(api::ApiError::Unauthorized)) => session.sign_out(),
                 Err(SaveError::Other(e)) => ed.notice.set(Some(format!("{e:?}"))),
             }
         });
@@ -794,16 +799,53 @@ fn EditorView(
 #[component]
 fn Palette(ed: Editor) -> impl IntoView {
     let session = expect_context::<Session>();
+    let query = RwSignal::new(String::new());
+    // Categories in palette order, each with its node types.
+    let mut categories: Vec<&'static str> = Vec::new();
+    for spec in builtin_node_types() {
+        if !categories.contains(&spec.category) {
+            categories.push(spec.category);
+        }
+    }
+    let matches = move |spec: &NodeTypeSpec| {
+        let q = query.get().trim().to_lowercase();
+        q.is_empty()
+            || spec.name.contains(&q)
+            || spec.title.values().any(|t| t.to_lowercase().contains(&q))
+            || spec
+                .description
+                .values()
+                .any(|t| t.to_lowercase().contains(&q))
+    };
     view! {
         <div class="palette" data-testid="palette">
             <h3>{move || session.t(Text::Palette)}</h3>
-            {builtin_node_types().iter().map(|spec| {
-                let testid = format!("palette-{}", spec.name);
+            <input type="text" class="palette-search" data-testid="palette-search" placeholder=move || session.t(Text::SearchNodes)
+                prop:value=move || query.get() on:input=move |ev| query.set(event_target_value(&ev)) />
+            {categories.into_iter().map(|category| {
+                let specs: Vec<&'static NodeTypeSpec> = builtin_node_types().iter().filter(|s| s.category == category).collect();
+                let shown = {
+                    let specs = specs.clone();
+                    move || specs.iter().any(|s| matches(s))
+                };
                 view! {
-                    <button class="palette-item" data-testid=testid on:click=move |_| ed.add_node(spec, None)
-                        on:pointerdown=move |_| ed.palette_drag.set(Some(spec.name))>
-                        {move || spec.title.get(session.lang.get().code()).copied().unwrap_or(spec.name)}
-                    </button>
+                    <Show when=shown.clone()>
+                        <div class="palette-category" data-testid=format!("category-{category}")>
+                            {move || crate::i18n::category(session.lang.get(), category)}
+                        </div>
+                    </Show>
+                    {specs.into_iter().map(|spec| {
+                        let testid = format!("palette-{}", spec.name);
+                        view! {
+                            <Show when=move || matches(spec)>
+                                <button class="palette-item" data-testid=testid.clone() on:click=move |_| ed.add_node(spec, None)
+                                    on:pointerdown=move |_| ed.palette_drag.set(Some(spec.name))
+                                    title=move || spec.description.get(session.lang.get().code()).copied().unwrap_or("")>
+                                    {move || spec.title.get(session.lang.get().code()).copied().unwrap_or(spec.name)}
+                                </button>
+                            </Show>
+                        }
+                    }).collect_view()}
                 }
             }).collect_view()}
         </div>

@@ -112,6 +112,13 @@ pub enum Text {
     RetryAttempts,
     RetryBackoff,
     AttemptsRange,
+    SearchNodes,
+    CategoryTrigger,
+    CategoryLogic,
+    CategoryData,
+    CategoryTiming,
+    CategoryIo,
+    CategoryMisc,
 }
 
 // The translations, checked at compile time by leptos_i18n: every key exists in every
@@ -194,6 +201,13 @@ leptos_i18n::declare_locales! {
         retry_attempts: "最多尝试次数",
         retry_backoff: "首次重试间隔",
         attempts_range: "尝试次数须在 1 到 20 之间",
+        search_nodes: "搜索节点",
+        category_trigger: "触发",
+        category_logic: "逻辑",
+        category_data: "数据",
+        category_timing: "时间",
+        category_io: "输入输出",
+        category_misc: "其他",
     },
     en: {
         app_title: "Trellis Studio",
@@ -269,6 +283,13 @@ leptos_i18n::declare_locales! {
         retry_attempts: "Max attempts",
         retry_backoff: "First retry delay",
         attempts_range: "Attempts must be between 1 and 20",
+        search_nodes: "Search nodes",
+        category_trigger: "Triggers",
+        category_logic: "Logic",
+        category_data: "Data",
+        category_timing: "Timing",
+        category_io: "Input/output",
+        category_misc: "Other",
     },
 }
 
@@ -278,6 +299,20 @@ use self::i18n::Locale;
 pub fn tr(lang: Lang, text: Text) -> String {
     use Text::*;
     match (lang, text) {
+        (Lang::Zh, SearchNodes) => i18n::td_string!(Locale::zh, search_nodes).to_string(),
+        (Lang::En, SearchNodes) => i18n::td_string!(Locale::en, search_nodes).to_string(),
+        (Lang::Zh, CategoryTrigger) => i18n::td_string!(Locale::zh, category_trigger).to_string(),
+        (Lang::En, CategoryTrigger) => i18n::td_string!(Locale::en, category_trigger).to_string(),
+        (Lang::Zh, CategoryLogic) => i18n::td_string!(Locale::zh, category_logic).to_string(),
+        (Lang::En, CategoryLogic) => i18n::td_string!(Locale::en, category_logic).to_string(),
+        (Lang::Zh, CategoryData) => i18n::td_string!(Locale::zh, category_data).to_string(),
+        (Lang::En, CategoryData) => i18n::td_string!(Locale::en, category_data).to_string(),
+        (Lang::Zh, CategoryTiming) => i18n::td_string!(Locale::zh, category_timing).to_string(),
+        (Lang::En, CategoryTiming) => i18n::td_string!(Locale::en, category_timing).to_string(),
+        (Lang::Zh, CategoryIo) => i18n::td_string!(Locale::zh, category_io).to_string(),
+        (Lang::En, CategoryIo) => i18n::td_string!(Locale::en, category_io).to_string(),
+        (Lang::Zh, CategoryMisc) => i18n::td_string!(Locale::zh, category_misc).to_string(),
+        (Lang::En, CategoryMisc) => i18n::td_string!(Locale::en, category_misc).to_string(),
         (Lang::Zh, Timeout) => i18n::td_string!(Locale::zh, timeout).to_string(),
         (Lang::En, Timeout) => i18n::td_string!(Locale::en, timeout).to_string(),
         (Lang::Zh, RetryAttempts) => i18n::td_string!(Locale::zh, retry_attempts).to_string(),
@@ -457,6 +492,19 @@ pub fn step_status(lang: Lang, status: &str) -> String {
         "failed" => Text::StepFailed,
         "waiting" => Text::StepWaiting,
         other => return other.to_owned(),
+    };
+    tr(lang, text)
+}
+
+/// A node-type category of the palette in `lang`.
+pub fn category(lang: Lang, category: &str) -> String {
+    let text = match category {
+        "trigger" => Text::CategoryTrigger,
+        "logic" => Text::CategoryLogic,
+        "data" => Text::CategoryData,
+        "timing" => Text::CategoryTiming,
+        "io" => Text::CategoryIo,
+        _ => Text::CategoryMisc,
     };
     tr(lang, text)
 }

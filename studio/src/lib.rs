@@ -61,11 +61,11 @@ fn set_hash(flow: Option<&str>) {
 }
 
 impl Session {
-    fn t(&self, text: Text) -> String {
+    pub fn t(&self, text: Text) -> String {
         tr(self.lang.get(), text)
     }
 
-    fn sign_out(&self) {
+    pub fn sign_out(&self) {
         if let Some(s) = session_storage() {
             let _ = s.remove_item(TOKEN_KEY);
         }

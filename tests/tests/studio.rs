@@ -629,8 +629,8 @@ async fn versions_diff_rollback_and_run_status() {
     .await;
 }
 
-/// Arrange lays nodes out left to right (undoably), zoom scales the canvas, `?` shows the
-/// keyboard shortcuts.
+/// The palette searches and groups node types; arrange lays nodes out left to right
+/// (undoably), zoom scales the canvas, `?` shows the keyboard shortcuts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn arrange_zoom_and_shortcut_help() {
     with_browser("arrange_zoom_and_shortcut_help", |c, api| async move {
@@ -642,6 +642,16 @@ async fn arrange_zoom_and_shortcut_help() {
         sign_in(&c, &api).await?;
         click(&c, "open-flow").await?;
         find(&c, "node-next").await?;
+        // The palette is grouped by category and searchable (in the UI language).
+        find(&c, "category-logic").await?;
+        type_into(&c, "palette-search", "分支").await?;
+        find(&c, "palette-branch").await?;
+        find(&c, "palette-switch").await?;
+        gone(&c, "palette-respond").await?;
+        gone(&c, "category-timing").await?;
+        // Erase the query as a user would (select all, backspace).
+        find(&c, "palette-search").await?.send_keys("\u{e009}a\u{e000}\u{e003}").await.map_err(|e| e.to_string())?;
+        find(&c, "palette-respond").await?;
         click(&c, "auto-layout").await?;
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {

@@ -61,6 +61,11 @@ async fn walkthrough(backend: Backend) {
         .map(|s| s["node"].as_str().unwrap())
         .collect();
     assert_eq!(nodes, ["start", "calc", "reply"]);
+    let listed = s.get("/api/v1/flows").await;
+    assert_eq!(
+        listed["flows"][0]["last_run"]["id"], started["run_id"],
+        "{listed}"
+    );
 
     let (st, rb) = s
         .post(

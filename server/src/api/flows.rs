@@ -5,7 +5,9 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use chrono::Utc;
-use sea_orm::sea_query::{Expr as SqlExpr, OnConflict};
+use std::collections::HashMap;
+
+use sea_orm::sea_query::{Expr as SqlExpr, Func, OnConflict, Query as SqlQuery};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
     QueryOrder, TransactionTrait,
@@ -139,19 +141,32 @@ pub async fn list_flows(State(state): State<AppState>, caller: Caller) -> ApiRes
         .order_by_desc(flow::Column::UpdatedAt)
         .all(&state.db)
         .await?;
-    let mut out = Vec::with_capacity(flows.len());
-    for f in flows {
-        let last = run::Entity::find()
-            .filter(run::Column::FlowId.eq(f.id.as_str()))
-            .order_by_desc(run::Column::Id)
-            .one(&state.db)
-            .await?;
-        out.push(json!({
-            "id": f.id, "name": f.name, "latest_version": f.latest_version, "published_version": f.published_version,
-            "created_at": f.created_at, "updated_at": f.updated_at,
-            "last_run": last.map(|r| json!({ "id": r.id, "status": r.status, "created_at": r.created_at })),
-        }));
-    }
+    // The last run of every flow in one query (run ids are time-ordered UUIDv7s), not one
+    // query per flow.
+    let latest_ids = SqlQuery::select()
+        .expr(Func::max(SqlExpr::col(run::Column::Id)))
+        .from(run::Entity)
+        .and_where(run::Column::WorkspaceId.eq(caller.workspace_id.as_str()))
+        .group_by_col(run::Column::FlowId)
+        .to_owned();
+    let last_runs: HashMap<String, run::Model> = run::Entity::find()
+        .filter(run::Column::Id.in_subquery(latest_ids))
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .map(|r| (r.flow_id.clone(), r))
+        .collect();
+    let out: Vec<Value> = flows
+        .into_iter()
+        .map(|f| {
+            let last = last_runs.get(&f.id);
+            json!({
+                "id": f.id, "name": f.name, "latest_version": f.latest_version, "published_version": f.published_version,
+                "created_at": f.created_at, "updated_at": f.updated_at,
+                "last_run": last.map(|r| json!({ "id": r.id, "status": r.status, "created_at": r.created_at })),
+            })
+        })
+        .collect();
     Ok(Json(json!({ "flows": out })))
 }
 

@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261128_000001_init;
 mod m20261128_000002_schedule_fires;
 mod m20261128_000003_flow_deleted_at;
+mod m20261128_000004_connectors;
 
 #[derive(Debug)]
 pub struct Migrator;
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000001_init::Migration),
             Box::new(m20261128_000002_schedule_fires::Migration),
             Box::new(m20261128_000003_flow_deleted_at::Migration),
+            Box::new(m20261128_000004_connectors::Migration),
         ]
     }
 }

@@ -293,9 +293,26 @@ fn position_of(source: &str, byte_offset: usize) -> Position {
     Position { line, column }
 }
 
+/// The expression of a string that is exactly one `{{ expr }}`, which renders to the
+/// expression's JSON value rather than to text.
+fn whole_expression(s: &str) -> Option<&str> {
+    let inner = s.trim().strip_prefix("{{")?.strip_suffix("}}")?;
+    (!inner.contains("{{") && !inner.contains("}}")).then_some(inner.trim())
+}
+
 /// Renders every string inside `value` that contains `{{`, leaving other values as they are.
+/// A string that is one whole `{{ expr }}` becomes the expression's value (a number stays a
+/// number, an object an object).
 pub fn render_json(value: &Value, scope: &Scope) -> Result<Value, EvalError> {
     Ok(match value {
+        Value::String(s) if whole_expression(s).is_some() => {
+            let source = whole_expression(s).unwrap_or_default();
+            let expr = Expr::compile(source).map_err(|e| EvalError {
+                expression: s.clone(),
+                message: e.message,
+            })?;
+            expr.eval(scope)?
+        }
         Value::String(s) if s.contains("{{") => {
             let template = Template::parse(s).map_err(|e| EvalError {
                 expression: s.clone(),

@@ -119,6 +119,10 @@ pub struct Node {
     /// For `connector` nodes: the operation to call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operation: Option<String>,
+    /// For `connector` nodes: the operation's input, with `{{ }}` templates rendered per
+    /// run (a string that is one whole `{{ expr }}` becomes the expression's JSON value).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<Value>,
 }
 
 fn empty_object() -> Value {

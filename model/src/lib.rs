@@ -6,6 +6,7 @@
 //! validates, diffs and undoes with exactly the code the server runs.
 
 pub mod canonical;
+pub mod connectors;
 pub mod diff;
 pub mod duration;
 pub mod edit;
@@ -16,9 +17,12 @@ pub mod node_types;
 pub mod schedule;
 pub mod validate;
 
+pub use connectors::{Catalog, ConnectorEntry, ConnectorOperation};
 pub use diff::{FlowDiff, diff};
 pub use edit::{Edit, EditError};
 pub use expr::{EvalError, Expr, ExprError, Scope, Template};
 pub use flow::{Edge, FlowDoc, Node, NodeId, RetryPolicy};
 pub use node_types::{NodeTypeSpec, builtin_node_types, node_type};
-pub use validate::{Diagnostic, Severity, validate, validate_value};
+pub use validate::{
+    Diagnostic, Severity, validate, validate_value, validate_value_with, validate_with,
+};

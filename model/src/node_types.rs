@@ -261,6 +261,10 @@ pub fn expr_sites(node_type: &str, config: &Value) -> Vec<ExprSite> {
     }
 }
 
+/// A connector node's config: whatever its operation's schema says (checked against the
+/// connector catalog, not here).
+pub type ConnectorNodeConfig = BTreeMap<String, Value>;
+
 fn parse<T: serde::de::DeserializeOwned>(config: &Value) -> Option<T> {
     serde_json::from_value(config.clone()).ok()
 }
@@ -406,6 +410,18 @@ static BUILTINS: LazyLock<Vec<NodeTypeSpec>> = LazyLock::new(|| {
             Ports::Fixed(&[]),
             false,
             true,
+        ),
+        spec::<ConnectorNodeConfig>(
+            "connector",
+            "connector",
+            ("连接器", "Connector"),
+            (
+                "调用连接器插件的一个操作；配置由该操作的 Schema 校验",
+                "Calls one operation of a connector plugin; its schema checks the config",
+            ),
+            Ports::Fixed(OUT),
+            false,
+            false,
         ),
         spec::<NoteConfig>(
             "note",

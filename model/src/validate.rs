@@ -7,6 +7,7 @@ use std::sync::LazyLock;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::connectors::Catalog;
 use crate::duration::parse_duration;
 use crate::expr::{Expr, Position, Template};
 use crate::flow::FlowDoc;
@@ -69,6 +70,11 @@ static DOC_VALIDATOR: LazyLock<Option<jsonschema::Validator>> = LazyLock::new(||
 /// Validates a document given as raw JSON: its shape first, then the graph rules.
 /// Returns the parsed document when the shape is right.
 pub fn validate_value(value: &Value) -> (Option<FlowDoc>, Vec<Diagnostic>) {
+    validate_value_with(value, &Catalog::default())
+}
+
+/// [`validate_value`] with connector nodes checked against `catalog`.
+pub fn validate_value_with(value: &Value, catalog: &Catalog) -> (Option<FlowDoc>, Vec<Diagnostic>) {
     let mut diagnostics = Vec::new();
     if let Some(validator) = DOC_VALIDATOR.as_ref() {
         for error in validator.iter_errors(value) {
@@ -87,7 +93,7 @@ pub fn validate_value(value: &Value) -> (Option<FlowDoc>, Vec<Diagnostic>) {
     }
     match serde_json::from_value::<FlowDoc>(value.clone()) {
         Ok(doc) => {
-            let diagnostics = validate(&doc);
+            let diagnostics = validate_with(&doc, catalog);
             (Some(doc), diagnostics)
         }
         Err(e) => (
@@ -107,8 +113,14 @@ fn node_id_at(value: &Value, pointer: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Validates a parsed document against the graph rules.
+/// Validates a parsed document against the graph rules, knowing no connectors.
 pub fn validate(doc: &FlowDoc) -> Vec<Diagnostic> {
+    validate_with(doc, &Catalog::default())
+}
+
+/// Validates a parsed document against the graph rules; connector nodes must name an
+/// operation of a connector in `catalog`, with a config its schema accepts.
+pub fn validate_with(doc: &FlowDoc, catalog: &Catalog) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     let mut seen = HashMap::new();
     let mut triggers = Vec::new();
@@ -126,6 +138,9 @@ pub fn validate(doc: &FlowDoc) -> Vec<Diagnostic> {
             triggers.push(i);
         }
         check_node(doc, i, &mut out);
+        if node.node_type == "connector" {
+            check_connector(node, i, catalog, &mut out);
+        }
     }
     match triggers.as_slice() {
         [] => out.push(Diagnostic::error(
@@ -237,6 +252,113 @@ fn check_node(doc: &FlowDoc, i: usize, out: &mut Vec<Diagnostic>) {
             }
         }
         "trigger" => check_trigger(node, i, out),
+        _ => {}
+    }
+}
+
+fn check_connector(
+    node: &crate::flow::Node,
+    i: usize,
+    catalog: &Catalog,
+    out: &mut Vec<Diagnostic>,
+) {
+    let id = Some(node.id.as_str());
+    let Some(reference) = node.connector.as_deref() else {
+        out.push(Diagnostic::error(
+            "invalid_config",
+            format!("/nodes/{i}/connector"),
+            id,
+            "connector: set `connector` to `name@major`",
+        ));
+        return;
+    };
+    let Some(entry) = catalog.get(reference) else {
+        let known: Vec<String> = catalog.entries().map(|e| e.reference()).collect();
+        out.push(Diagnostic::error(
+            "unknown_connector",
+            format!("/nodes/{i}/connector"),
+            id,
+            format!(
+                "no enabled connector {reference:?}; available: {}",
+                if known.is_empty() {
+                    "none".to_owned()
+                } else {
+                    known.join(", ")
+                }
+            ),
+        ));
+        return;
+    };
+    let Some(operation) = node.operation.as_deref() else {
+        out.push(Diagnostic::error(
+            "invalid_config",
+            format!("/nodes/{i}/operation"),
+            id,
+            "connector: set `operation`",
+        ));
+        return;
+    };
+    if entry.operation(operation).is_none() {
+        let known: Vec<&str> = entry.operations.iter().map(|o| o.name.as_str()).collect();
+        out.push(Diagnostic::error(
+            "unknown_operation",
+            format!("/nodes/{i}/operation"),
+            id,
+            format!(
+                "{reference} has no operation {operation:?}; it has: {}",
+                known.join(", ")
+            ),
+        ));
+        return;
+    }
+    for (pointer, message) in catalog.check_config(reference, operation, &node.config) {
+        out.push(Diagnostic::error(
+            "invalid_config",
+            format!("/nodes/{i}/config{pointer}"),
+            id,
+            format!("{reference} {operation}: {message}"),
+        ));
+    }
+    let mut templates = Vec::new();
+    template_sites(&node.config, String::new(), &mut templates);
+    let config_sites = templates.len();
+    if let Some(input) = &node.input {
+        template_sites(input, String::new(), &mut templates);
+    }
+    for (k, (pointer, source)) in templates.into_iter().enumerate() {
+        if let Err(e) = Template::parse(&source) {
+            let field = if k < config_sites { "config" } else { "input" };
+            out.push(Diagnostic {
+                position: e.position.clone(),
+                ..Diagnostic::error(
+                    "invalid_expression",
+                    format!("/nodes/{i}/{field}{pointer}"),
+                    id,
+                    format!("invalid template: {}", e.message),
+                )
+            });
+        }
+    }
+}
+
+/// Strings holding `{{` anywhere in `value`, with their pointers.
+fn template_sites(value: &Value, pointer: String, out: &mut Vec<(String, String)>) {
+    match value {
+        Value::String(s) if s.contains("{{") => out.push((pointer, s.clone())),
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                template_sites(v, format!("{pointer}/{i}"), out);
+            }
+        }
+        Value::Object(map) => {
+            for (k, v) in map {
+                template_sites(
+                    v,
+                    format!("{pointer}/{}", node_types::escape_pointer(k)),
+                    out,
+                );
+            }
+        }
         _ => {}
     }
 }

@@ -14,8 +14,11 @@ use trellis_model::node_types::{
 };
 use trellis_model::{Expr, FlowDoc, Node, Scope, Template};
 
+use crate::connector::ConnectorError;
 use crate::retry;
-use crate::state::{Activation, Response, RunState, Subscription};
+use crate::state::{
+    Activation, CallRequest, CallResult, PendingCall, Response, RunState, Subscription,
+};
 
 /// Status of one journal record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,6 +73,10 @@ pub enum Next {
         until: DateTime<Utc>,
         subscription: Option<Subscription>,
     },
+    /// Call a connector, then [`RunState::complete_call`] and step again. When the
+    /// operation has side effects, commit the state first: after a crash the call is
+    /// issued again with the same idempotency key.
+    Call(CallRequest),
     Succeeded,
     Failed {
         error: String,
@@ -168,6 +175,11 @@ enum Outcome {
         input: Value,
         final_: bool,
     },
+    Call(CallRequest),
+    CallFailed {
+        error: ConnectorError,
+        input: Value,
+    },
 }
 
 impl<'a> Executor<'a> {
@@ -222,7 +234,29 @@ impl<'a> Executor<'a> {
             let error = format!("node {:?} is not in this flow version", head.node);
             return (None, Next::Failed { error });
         };
-        let outcome = self.execute(node, &head, state, now);
+        let mut outcome = self.execute(node, &head, state, now);
+        if let Outcome::Call(request) = outcome {
+            if let Some(front) = state.queue.front_mut() {
+                front.call = Some(PendingCall {
+                    request: request.clone(),
+                    started_at: now,
+                    result: None,
+                });
+            }
+            return (None, Next::Call(request));
+        }
+        let started_at = head.call.as_ref().map_or(now, |c| c.started_at);
+        let mut retry_after = None;
+        let mut error_detail = None;
+        if let Outcome::CallFailed { error, input, .. } = outcome {
+            retry_after = error.retry_after();
+            error_detail = serde_json::to_value(&error).ok();
+            outcome = Outcome::Fail {
+                final_: !error.retryable(),
+                error: error.to_string(),
+                input,
+            };
+        }
         let seq = state.seq;
         state.seq += 1;
         let mut record = StepRecord {
@@ -235,7 +269,7 @@ impl<'a> Executor<'a> {
             input: Value::Null,
             output: Value::Null,
             error: None,
-            started_at: now,
+            started_at,
             finished_at: now,
             idempotency_key: format!(
                 "{}/{}/{}/{}",
@@ -243,6 +277,10 @@ impl<'a> Executor<'a> {
             ),
         };
         let next = match outcome {
+            // Both were turned into other outcomes above.
+            Outcome::Call(_) | Outcome::CallFailed { .. } => Next::Failed {
+                error: format!("node {}: internal: unexpected call outcome", head.node),
+            },
             Outcome::Done {
                 port,
                 output,
@@ -292,10 +330,14 @@ impl<'a> Executor<'a> {
             } => {
                 record.input = input;
                 record.error = Some(error.clone());
+                if let Some(detail) = &error_detail {
+                    record.output = json!({ "error": detail });
+                }
                 let delay = if final_ {
                     None
                 } else {
                     retry::delay(node.retry.as_ref(), head.attempt + 1, jitter)
+                        .map(|d| retry_after.map_or(d, |r| d.max(r)))
                 };
                 match delay {
                     Some(d) => {
@@ -305,6 +347,7 @@ impl<'a> Executor<'a> {
                         if let Some(front) = state.queue.front_mut() {
                             front.attempt += 1;
                             front.not_before = Some(at);
+                            front.call = None;
                         }
                         Next::Park {
                             until: at,
@@ -320,13 +363,18 @@ impl<'a> Executor<'a> {
                             .successors(&head.node, ERROR_PORT)
                             .map(|t| t.to_string())
                             .collect();
-                        if handlers.is_empty() || final_ {
+                        // A `fail` node (final, no typed detail) ends the run; a connector's
+                        // typed error goes to the error port when one is connected.
+                        if handlers.is_empty() || (final_ && error_detail.is_none()) {
                             state.queue.clear();
                             Next::Failed {
                                 error: format!("node {}: {error}", head.node),
                             }
                         } else {
-                            let out = json!({ "error": error, "node": head.node });
+                            let mut out = json!({ "error": error, "node": head.node });
+                            if let Some(detail) = error_detail {
+                                out["detail"] = detail;
+                            }
                             record.output = out.clone();
                             state.steps.insert(head.node.clone(), out);
                             for t in handlers {
@@ -550,9 +598,10 @@ impl<'a> Executor<'a> {
                     final_: true,
                 }
             }
+            "connector" => self.connector(node, head, state),
             other => {
-                // Connector and future node types: render the config's templates so the
-                // journal shows what would be sent, then fail clearly.
+                // Future node types: render the config's templates so the journal shows
+                // what would be sent, then fail clearly.
                 let input = render_json(config, &self.scope(state)).unwrap_or(Value::Null);
                 Outcome::Fail {
                     error: format!("node type {other:?} cannot run on this server"),
@@ -561,6 +610,87 @@ impl<'a> Executor<'a> {
                 }
             }
         }
+    }
+}
+
+impl Executor<'_> {
+    /// A connector node: first visit renders the call; once the host delivered the result,
+    /// the node completes or fails with the connector's typed error.
+    fn connector(&self, node: &Node, head: &Activation, state: &RunState) -> Outcome {
+        let journal_input = |r: &CallRequest| {
+            json!({
+                "connector": r.connector,
+                "operation": r.operation,
+                "config": r.config,
+                "input": r.input,
+            })
+        };
+        if let Some(call) = &head.call {
+            return match &call.result {
+                Some(CallResult::Ok { output, version }) => {
+                    let mut input = journal_input(&call.request);
+                    input["version"] = json!(version);
+                    Outcome::Done {
+                        port: vec![DEFAULT_PORT.to_owned()],
+                        output: output.clone(),
+                        input,
+                    }
+                }
+                Some(CallResult::Err { error, version }) => {
+                    let mut input = journal_input(&call.request);
+                    if let Some(v) = version {
+                        input["version"] = json!(v);
+                    }
+                    Outcome::CallFailed {
+                        error: error.clone(),
+                        input,
+                    }
+                }
+                // Issued before a restart with no result recorded: issue it again, same key.
+                None => Outcome::Call(call.request.clone()),
+            };
+        }
+        let (Some(connector), Some(operation)) = (&node.connector, &node.operation) else {
+            return Outcome::Fail {
+                error: bad_config(node.id.as_str()),
+                input: Value::Null,
+                final_: true,
+            };
+        };
+        let scope = self.scope(state);
+        let rendered = render_json(&node.config, &scope).and_then(|config| {
+            let input = match &node.input {
+                Some(i) => render_json(i, &scope)?,
+                None => json!({}),
+            };
+            Ok((config, input))
+        });
+        let (config, input) = match rendered {
+            Ok(r) => r,
+            Err(e) => {
+                return Outcome::Fail {
+                    error: e.to_string(),
+                    input: Value::Null,
+                    final_: false,
+                };
+            }
+        };
+        Outcome::Call(CallRequest {
+            node: node.id.to_string(),
+            connector: connector.clone(),
+            operation: operation.clone(),
+            config,
+            input,
+            idempotency_key: format!(
+                "{}/{}/{}/{}",
+                self.run_id, head.node, head.visit, head.attempt
+            ),
+            timeout_ms: node
+                .timeout
+                .as_deref()
+                .and_then(|t| parse_duration(t).ok())
+                .map(|d| d.as_millis() as u64),
+        })
     }
 }
 

@@ -6,9 +6,12 @@
 //! through its `now` argument, so the server decides what is durable and when, and crash
 //! recovery is just "load the last committed state and call `step` again".
 
+pub mod connector;
 pub mod executor;
 pub mod retry;
 pub mod state;
 
 pub use executor::{CompiledFlow, Executor, Next, StepRecord, StepStatus};
-pub use state::{Activation, Response, RunState, Subscription};
+pub use state::{
+    Activation, CallRequest, CallResult, PendingCall, Response, RunState, Subscription,
+};

@@ -6,6 +6,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::connector::ConnectorError;
+
 /// One pending execution of a node.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Activation {
@@ -25,6 +27,51 @@ pub struct Activation {
     /// Earliest time a retry may start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_before: Option<DateTime<Utc>>,
+    /// For connector nodes: the call issued for this attempt, and its result once known.
+    /// A call without a result after a restart may have been in flight: it is issued again
+    /// with the same idempotency key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call: Option<PendingCall>,
+}
+
+/// A connector call of the head activation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PendingCall {
+    pub request: CallRequest,
+    pub started_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<CallResult>,
+}
+
+/// What the executor asks the host to call.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CallRequest {
+    pub node: String,
+    /// `name@major`.
+    pub connector: String,
+    pub operation: String,
+    pub config: Value,
+    pub input: Value,
+    pub idempotency_key: String,
+    /// The node's per-attempt `timeout`, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+}
+
+/// How a call ended.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallResult {
+    Ok {
+        output: Value,
+        /// The exact connector version that ran (`name@x.y.z`).
+        version: String,
+    },
+    Err {
+        error: ConnectorError,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version: Option<String>,
+    },
 }
 
 fn one() -> u32 {
@@ -40,6 +87,7 @@ impl Activation {
             due: None,
             event: None,
             not_before: None,
+            call: None,
         }
     }
 }
@@ -80,6 +128,10 @@ pub struct RunState {
     pub seq: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response: Option<Response>,
+    /// The exact connector version each `name@major` resolved to on its first call: the
+    /// run keeps using it even if a newer one is enabled meanwhile.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub connectors: BTreeMap<String, String>,
 }
 
 impl RunState {
@@ -96,6 +148,17 @@ impl RunState {
         let activation = Activation::new(node, *visit);
         *visit += 1;
         self.queue.push_back(activation);
+    }
+
+    /// Records the result of the head activation's pending call; false if there is none.
+    pub fn complete_call(&mut self, result: CallResult) -> bool {
+        match self.queue.front_mut().and_then(|h| h.call.as_mut()) {
+            Some(call) if call.result.is_none() => {
+                call.result = Some(result);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Delivers `event` to the head activation when it waits for it; true if delivered.

@@ -24,8 +24,10 @@ use tokio::sync::Notify;
 use trellis_model::node_types::TriggerConfig;
 use trellis_model::schedule::Schedule;
 use trellis_model::{Expr, FlowDoc};
-use trellis_runtime::{CompiledFlow, Executor, Next, Response, RunState, StepRecord};
+use trellis_runtime::connector::ConnectorError;
+use trellis_runtime::{CallResult, CompiledFlow, Executor, Next, Response, RunState, StepRecord};
 
+use crate::connectors::Registry;
 use crate::db::entities::{
     flow, flow_trigger, flow_version, run, run_step, schedule_fire, subscription,
 };
@@ -37,6 +39,8 @@ pub const LEASE: Duration = Duration::from_secs(10);
 pub const SEGMENT_STEPS: usize = 500;
 /// Steps one run may take in all.
 pub const RUN_STEPS: u64 = 100_000;
+/// Connector calls one claim may make before the run is requeued behind others.
+pub const CALLS_PER_CLAIM: usize = 50;
 
 pub mod status {
     pub const QUEUED: &str = "queued";
@@ -67,6 +71,8 @@ pub struct Engine {
     writer: tokio::sync::mpsc::UnboundedSender<NewRun>,
     /// Trigger routes (webhook path → published flow), cached for [`ROUTE_TTL`].
     routes: RwLock<RouteCache>,
+    /// Connector plugins; `None` runs no connector nodes (they fail with a clear error).
+    pub registry: Option<Arc<Registry>>,
 }
 
 /// (workspace, trigger kind, key) → when looked up, and the published (flow, version)s.
@@ -171,7 +177,7 @@ pub struct SegmentResult {
 
 impl Engine {
     /// Creates the engine and its run writer; call inside a Tokio runtime.
-    pub fn new(db: DatabaseConnection) -> Arc<Engine> {
+    pub fn new(db: DatabaseConnection, registry: Option<Arc<Registry>>) -> Arc<Engine> {
         let (writer, rx) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(run_writer(db.clone(), rx));
         Arc::new(Engine {
@@ -181,6 +187,7 @@ impl Engine {
             owner: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
             flows: RwLock::new(HashMap::new()),
             wake: Notify::new(),
+            registry,
         })
     }
 
@@ -373,23 +380,136 @@ impl Engine {
         };
         let mut state: RunState =
             serde_json::from_value(claimed.state.clone()).context("stored run state")?;
-        let (records, next) = if state.seq >= RUN_STEPS {
-            (
-                Vec::new(),
-                Next::Failed {
+        let mut claimed = claimed;
+        let mut records = Vec::new();
+        let mut calls = 0;
+        let next = loop {
+            if state.seq >= RUN_STEPS {
+                break Next::Failed {
                     error: format!("the run exceeded {RUN_STEPS} steps"),
-                },
-            )
-        } else {
-            execute_segment(
+                };
+            }
+            let (segment, next) = execute_segment(
                 &compiled,
                 &claimed.id,
                 &claimed.trigger,
                 &mut state,
                 Utc::now(),
-            )
+            );
+            records.extend(segment);
+            let Next::Call(request) = next else {
+                break next;
+            };
+            if calls == CALLS_PER_CLAIM {
+                // Let other runs have the worker; the pending call is issued next claim.
+                break Next::Continue;
+            }
+            calls += 1;
+            let Some(registry) = &self.registry else {
+                state.complete_call(CallResult::Err {
+                    error: ConnectorError::NotFound {
+                        message: "this server runs no connectors".into(),
+                    },
+                    version: None,
+                });
+                continue;
+            };
+            let workspace = claimed.workspace_id.clone();
+            let pinned = state.connectors.get(&request.connector).cloned();
+            let side_effects = registry
+                .side_effects(&workspace, &request, pinned.as_deref())
+                .await;
+            if side_effects {
+                // Durable before the call: after a crash the call is issued again with the
+                // same idempotency key, never forgotten.
+                let hold = self.call_lease(registry, &workspace, &request).await;
+                match self.checkpoint(&claimed, &state, &records, hold).await? {
+                    Some(rev) => {
+                        claimed.state_rev = rev;
+                        records.clear();
+                    }
+                    None => return Ok(false),
+                }
+            }
+            let (result, version) = registry
+                .call(&workspace, &claimed.id, &request, pinned.as_deref())
+                .await;
+            if let Some(v) = version {
+                state
+                    .connectors
+                    .entry(request.connector.clone())
+                    .or_insert(v);
+            }
+            state.complete_call(result);
+            if side_effects {
+                // Durable after the call: a completed call is not made again.
+                match self.checkpoint(&claimed, &state, &records, LEASE).await? {
+                    Some(rev) => {
+                        claimed.state_rev = rev;
+                        records.clear();
+                    }
+                    None => return Ok(false),
+                }
+            }
         };
         self.commit(&claimed, &state, &records, &next).await
+    }
+
+    /// How long to hold a claim across a call: its deadline plus the usual lease.
+    async fn call_lease(
+        &self,
+        registry: &Registry,
+        workspace: &str,
+        request: &trellis_runtime::CallRequest,
+    ) -> Duration {
+        let name = request
+            .connector
+            .rsplit_once('@')
+            .map_or(request.connector.as_str(), |(n, _)| n);
+        let limit = registry
+            .limits(workspace, name)
+            .await
+            .map(|l| l.timeout_ms)
+            .unwrap_or(10_000);
+        let timeout = request.timeout_ms.map_or(limit, |t| t.min(limit));
+        LEASE + Duration::from_millis(timeout)
+    }
+
+    /// Commits the state and journal so far while keeping the claim (for `hold` more).
+    /// Returns the new `state_rev`, or `None` when the run moved on meanwhile.
+    async fn checkpoint(
+        &self,
+        claimed: &run::Model,
+        state: &RunState,
+        records: &[StepRecord],
+        hold: Duration,
+    ) -> anyhow::Result<Option<i64>> {
+        let now = Utc::now();
+        let txn = self.db.begin().await?;
+        let updated = run::Entity::update_many()
+            .col_expr(
+                run::Column::State,
+                SqlExpr::value(serde_json::to_value(state)?),
+            )
+            .col_expr(run::Column::StateRev, SqlExpr::value(claimed.state_rev + 1))
+            .col_expr(
+                run::Column::LeaseUntil,
+                SqlExpr::value(now_ms(now) + hold.as_millis() as i64),
+            )
+            .col_expr(run::Column::UpdatedAt, SqlExpr::value(now))
+            .filter(run::Column::Id.eq(claimed.id.as_str()))
+            .filter(run::Column::StateRev.eq(claimed.state_rev))
+            .filter(run::Column::Status.eq(status::RUNNING))
+            .exec(&txn)
+            .await?;
+        if updated.rows_affected != 1 {
+            txn.rollback().await?;
+            tracing::info!(run = %claimed.id, "run moved on while executing; checkpoint discarded");
+            return Ok(None);
+        }
+        insert_steps(&txn, &claimed.workspace_id, &claimed.id, records).await?;
+        txn.commit().await?;
+        Ok(Some(claimed.state_rev + 1))
     }
 
     async fn commit(
@@ -788,7 +908,8 @@ struct Outcome {
 
 fn outcome_of(next: &Next, now: DateTime<Utc>) -> Outcome {
     match next {
-        Next::Continue => Outcome {
+        // A call is made by a worker: the run is due now.
+        Next::Continue | Next::Call(_) => Outcome {
             status: status::QUEUED,
             wake_at: Some(now_ms(now)),
             error: None,

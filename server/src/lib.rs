@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod connectors;
 pub mod db;
 pub mod engine;
 pub mod error;
@@ -30,6 +31,29 @@ pub struct AppState {
     pub studio_dir: Option<Arc<PathBuf>>,
 }
 
+impl AppState {
+    /// The connector operations flows in `workspace` can use.
+    pub async fn catalog(&self, workspace: &str) -> error::ApiResult<trellis_model::Catalog> {
+        match &self.engine.registry {
+            Some(r) => r
+                .catalog(workspace)
+                .await
+                .map_err(error::ApiError::internal),
+            None => Ok(trellis_model::Catalog::default()),
+        }
+    }
+
+    pub fn registry(&self) -> error::ApiResult<&Arc<connectors::Registry>> {
+        self.engine.registry.as_ref().ok_or_else(|| {
+            error::ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "service unavailable",
+                "this server runs no connector host",
+            )
+        })
+    }
+}
+
 /// Server settings.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -40,6 +64,34 @@ pub struct Config {
     pub workers: usize,
     /// The built studio; `None` serves no UI.
     pub studio_dir: Option<PathBuf>,
+    /// Connector components (`*.wasm`) published into the `default` workspace at start.
+    pub connectors_dir: Option<PathBuf>,
+}
+
+/// Publishes every `*.wasm` in `dir` into the `default` workspace (a version already there
+/// with the same content is left as it is).
+async fn register_connectors(registry: &connectors::Registry, dir: &Path) -> anyhow::Result<()> {
+    let entries = std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
+        .collect();
+    files.sort();
+    for file in files {
+        let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+        match registry.publish("default", "startup", bytes).await {
+            Ok(p) => tracing::info!(
+                connector = %p.manifest.name,
+                version = %p.manifest.version,
+                new = p.created,
+                "connector registered"
+            ),
+            Err(e) => {
+                tracing::warn!(file = %file.display(), error = %e, "connector not registered")
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The Prometheus recorder, installed once per process.
@@ -86,7 +138,7 @@ pub async fn bootstrap(db: &DatabaseConnection, data_dir: &Path) -> anyhow::Resu
     Ok(Some(token))
 }
 
-fn write_secret_file(path: &Path, content: &str) -> anyhow::Result<()> {
+pub(crate) fn write_secret_file(path: &Path, content: &str) -> anyhow::Result<()> {
     use std::io::Write as _;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
@@ -132,7 +184,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             config.data_dir.join("admin-token").display()
         );
     }
-    let engine = Engine::new(db.clone());
+    let registry = connectors::Registry::new(db.clone(), &config.data_dir)?;
+    let engine = Engine::new(db.clone(), Some(registry.clone()));
+    if let Some(dir) = &config.connectors_dir {
+        register_connectors(&registry, dir).await?;
+    }
     if !db::is_postgres(&db) {
         let released = engine.release_all_claims().await?;
         if released > 0 {

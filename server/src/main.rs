@@ -38,6 +38,9 @@ enum Command {
         /// The built studio (`cargo xtask studio` writes studio/dist).
         #[arg(long, default_value = "studio/dist", env = "TRELLIS_STUDIO_DIR")]
         studio_dir: PathBuf,
+        /// Connector components (`*.wasm`) to publish into the `default` workspace at start.
+        #[arg(long, env = "TRELLIS_CONNECTORS_DIR")]
+        connectors_dir: Option<PathBuf>,
     },
     /// Run pending database migrations and exit.
     Migrate {
@@ -60,6 +63,7 @@ async fn main() -> anyhow::Result<()> {
             data_dir,
             workers,
             studio_dir,
+            connectors_dir,
         } => {
             let config = Config {
                 addr,
@@ -67,6 +71,7 @@ async fn main() -> anyhow::Result<()> {
                 data_dir,
                 workers,
                 studio_dir: Some(studio_dir),
+                connectors_dir,
             };
             let running = trellis_server::start(config).await?;
             println!("Trellis is listening on http://{}", running.addr);

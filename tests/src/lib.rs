@@ -27,6 +27,28 @@ pub fn trellis_bin() -> PathBuf {
     bin
 }
 
+/// A connector component built by `cargo xtask connectors` (which `cargo xtask test` runs):
+/// `$TRELLIS_CONNECTORS_DIR/<crate>.wasm`, else under this build's target directory.
+pub fn connector_wasm(crate_name: &str) -> PathBuf {
+    let file = format!("{}.wasm", crate_name.replace('-', "_"));
+    let dir = match std::env::var_os("TRELLIS_CONNECTORS_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => {
+            let exe = std::env::current_exe().expect("current exe");
+            // target/debug/deps/<test> -> target/wasm32-wasip2/release
+            let target = exe.ancestors().nth(3).expect("target dir").to_path_buf();
+            target.join("wasm32-wasip2/release")
+        }
+    };
+    let path = dir.join(&file);
+    assert!(
+        path.exists(),
+        "connector component {} is not built: run `cargo xtask connectors` (`cargo xtask test` does)",
+        path.display()
+    );
+    path
+}
+
 /// The built studio: `$TRELLIS_STUDIO_DIR`, else `studio/dist` in the workspace.
 pub fn studio_dir() -> PathBuf {
     match std::env::var_os("TRELLIS_STUDIO_DIR") {
@@ -329,5 +351,81 @@ pub mod browser {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+    }
+}
+
+/// A local stand-in for a remote JSON API: answers every request with
+/// `{"ok": true, "path", "body"}` and counts each `Idempotency-Key`, applying an effect once
+/// per key (as a real API that deduplicates would).
+pub mod mock_api {
+    use std::collections::HashMap;
+    use std::net::SocketAddr;
+    use std::sync::{Arc, Mutex};
+
+    use axum::extract::{Request, State};
+    use axum::http::HeaderMap;
+    use serde_json::{Value, json};
+
+    #[derive(Debug, Default)]
+    pub struct Seen {
+        /// Requests per idempotency key (every attempt).
+        pub requests: HashMap<String, u32>,
+        /// Effects applied per key (at most one per key).
+        pub effects: HashMap<String, u32>,
+        /// Every request's headers, lowercased names.
+        pub headers: Vec<Vec<(String, String)>>,
+    }
+
+    #[derive(Clone, Debug, Default)]
+    pub struct MockApi {
+        pub addr: Option<SocketAddr>,
+        pub seen: Arc<Mutex<Seen>>,
+    }
+
+    impl MockApi {
+        /// Starts the mock on a free loopback port, in the current tokio runtime.
+        pub async fn start() -> MockApi {
+            let seen = Arc::new(Mutex::new(Seen::default()));
+            let app = axum::Router::new()
+                .fallback(handle)
+                .with_state(seen.clone());
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            });
+            MockApi {
+                addr: Some(addr),
+                seen,
+            }
+        }
+
+        pub fn url(&self, path: &str) -> String {
+            format!("http://{}{path}", self.addr.unwrap())
+        }
+    }
+
+    async fn handle(
+        State(seen): State<Arc<Mutex<Seen>>>,
+        headers: HeaderMap,
+        req: Request,
+    ) -> axum::Json<Value> {
+        let path = req.uri().path().to_owned();
+        let body = axum::body::to_bytes(req.into_body(), 1 << 20)
+            .await
+            .unwrap_or_default();
+        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let mut s = seen.lock().unwrap();
+        s.headers.push(
+            headers
+                .iter()
+                .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+                .collect(),
+        );
+        if let Some(key) = headers.get("idempotency-key").and_then(|v| v.to_str().ok()) {
+            *s.requests.entry(key.to_owned()).or_default() += 1;
+            s.effects.entry(key.to_owned()).or_insert(1);
+        }
+        axum::Json(json!({ "ok": true, "path": path, "body": body }))
     }
 }

@@ -7,6 +7,8 @@
 //! - `bench`: the webhook load benchmark against a release server.
 //! - `bench-studio`: studio frame times on a 300-node flow in headless Chromium.
 //! - `studio`: build the studio into `studio/dist`.
+//! - `connectors`: build the connector components in `connectors/` (and the sandbox tests'
+//!   adversarial one) for `wasm32-wasip2`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -20,10 +22,11 @@ fn main() -> ExitCode {
         Some("test") => test(&args[1..]),
         Some("bench") => bench(&args[1..]),
         Some("studio") => build_studio().map(|_| ()),
+        Some("connectors") => build_connectors().map(|_| ()),
         Some("bench-studio") => bench_studio(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <run [serve args…] | test [cargo test args…] | bench | studio>"
+                "usage: cargo xtask <run [serve args…] | test [cargo test args…] | bench | studio | connectors>"
             );
             return ExitCode::from(2);
         }
@@ -128,8 +131,29 @@ fn build_studio() -> anyhow::Result<PathBuf> {
     Ok(out)
 }
 
+/// Builds every component in the `connectors/` workspace (release, `wasm32-wasip2`) and
+/// returns the directory holding the `.wasm` files.
+fn build_connectors() -> anyhow::Result<PathBuf> {
+    ensure_targets()?;
+    let mut build = cargo();
+    build.args([
+        "build",
+        "--release",
+        "--target",
+        "wasm32-wasip2",
+        "--locked",
+        "--manifest-path",
+    ]);
+    build
+        .arg(root().join("connectors").join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", target_dir());
+    status(build, "building the connectors")?;
+    Ok(target_dir().join("wasm32-wasip2").join("release"))
+}
+
 fn run(args: &[String]) -> anyhow::Result<()> {
     let studio = build_studio()?;
+    let connectors = build_connectors()?;
     let mut build = cargo();
     build.args([
         "build",
@@ -154,7 +178,8 @@ fn run(args: &[String]) -> anyhow::Result<()> {
     serve
         .current_dir(root())
         .arg("serve")
-        .env("TRELLIS_STUDIO_DIR", &studio);
+        .env("TRELLIS_STUDIO_DIR", &studio)
+        .env("TRELLIS_CONNECTORS_DIR", &connectors);
     if args.is_empty() {
         serve
             .args(["--addr", "127.0.0.1:8080", "--data-dir"])
@@ -257,6 +282,7 @@ fn ensure_browser() {
 
 fn test(extra: &[String]) -> anyhow::Result<()> {
     let studio = build_studio()?;
+    let connectors = build_connectors()?;
     ensure_postgres()?;
     ensure_browser();
     sweep_test_databases();
@@ -266,7 +292,8 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
     let mut t = cargo();
     t.args(["test", "--workspace"])
         .args(extra)
-        .env("TRELLIS_STUDIO_DIR", &studio);
+        .env("TRELLIS_STUDIO_DIR", &studio)
+        .env("TRELLIS_CONNECTORS_DIR", &connectors);
     run_tests(t)
 }
 

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use trellis_model::canonical::content_hash;
 use trellis_model::node_types::{TriggerConfig, TriggerKind};
 use trellis_model::validate::is_valid;
-use trellis_model::{FlowDoc, diff, validate_value};
+use trellis_model::{Catalog, FlowDoc, diff, validate_value_with};
 use utoipa::{IntoParams, ToSchema};
 
 use super::audit;
@@ -28,8 +28,8 @@ use crate::engine::status;
 use crate::error::{ApiError, ApiJson, ApiResult};
 
 /// Validates a document, answering 422 with every diagnostic when it has errors.
-fn checked(doc: &Value) -> ApiResult<FlowDoc> {
-    let (parsed, diagnostics) = validate_value(doc);
+fn checked(doc: &Value, catalog: &Catalog) -> ApiResult<FlowDoc> {
+    let (parsed, diagnostics) = validate_value_with(doc, catalog);
     match parsed {
         Some(flow) if is_valid(&diagnostics) => Ok(flow),
         _ => {
@@ -110,7 +110,8 @@ pub async fn create_flow(
     ApiJson(doc): ApiJson<Value>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     caller.require(Role::Builder)?;
-    let parsed = checked(&doc)?;
+    let catalog = state.catalog(&caller.workspace_id).await?;
+    let parsed = checked(&doc, &catalog)?;
     let id = uuid::Uuid::now_v7().to_string();
     let now = Utc::now();
     let txn = state.db.begin().await?;
@@ -208,7 +209,8 @@ pub async fn save_flow(
     ApiJson(body): ApiJson<SaveFlow>,
 ) -> ApiResult<Json<Value>> {
     caller.require(Role::Builder)?;
-    let parsed = checked(&body.doc).map_err(|mut e| {
+    let catalog = state.catalog(&caller.workspace_id).await?;
+    let parsed = checked(&body.doc, &catalog).map_err(|mut e| {
         e.pointer = e.pointer.map(|p| format!("/doc{p}"));
         e
     })?;
@@ -248,9 +250,13 @@ fn stale(f: &flow::Model, base: i32) -> ApiError {
 /// Validates a document without saving it.
 #[utoipa::path(post, path = "/api/v1/flows/validate", tag = "flows", request_body = Object,
     responses((status = 200, description = "`{valid, diagnostics}`", body = Object)))]
-pub async fn validate_flow(caller: Caller, ApiJson(doc): ApiJson<Value>) -> ApiResult<Json<Value>> {
-    let _ = caller;
-    let (_, diagnostics) = validate_value(&doc);
+pub async fn validate_flow(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(doc): ApiJson<Value>,
+) -> ApiResult<Json<Value>> {
+    let catalog = state.catalog(&caller.workspace_id).await?;
+    let (_, diagnostics) = validate_value_with(&doc, &catalog);
     Ok(Json(
         json!({ "valid": is_valid(&diagnostics), "diagnostics": diagnostics }),
     ))

@@ -16,8 +16,16 @@ use crate::error::ApiResult;
 
 /// Every node type with its config JSON Schema and output ports.
 #[utoipa::path(get, path = "/api/v1/node-types", tag = "meta", responses((status = 200, description = "node types", body = Object)))]
-pub async fn node_types(_caller: Caller) -> Json<Value> {
-    Json(json!({ "node_types": builtin_node_types() }))
+pub async fn node_types(
+    axum::extract::State(state): axum::extract::State<crate::AppState>,
+    caller: Caller,
+) -> crate::error::ApiResult<Json<Value>> {
+    let catalog = state.catalog(&caller.workspace_id).await?;
+    let connectors: Vec<&trellis_model::ConnectorEntry> = catalog.entries().collect();
+    Ok(Json(json!({
+        "node_types": builtin_node_types(),
+        "connectors": connectors,
+    })))
 }
 
 /// The JSON Schema of flow documents.

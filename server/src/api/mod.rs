@@ -1,6 +1,7 @@
 //! The HTTP API under `/api/v1`, webhooks under `/hooks`, health and metrics. Every
 //! error answers as `application/problem+json`.
 
+mod connectors;
 mod events;
 mod flows;
 mod hooks;
@@ -29,12 +30,15 @@ use crate::error::{ApiError, ApiResult};
 #[openapi(
     info(title = "Trellis API", description = "Flows, versions, runs and events. Every error is an RFC 9457 problem body."),
     modifiers(&BearerAuth),
+    // Routed by hand (its body limit is larger than the API's), documented here.
+    paths(connectors::publish),
     security(("bearer" = [])),
     tags(
         (name = "flows", description = "Flow documents, versions, diff, publish and rollback"),
         (name = "runs", description = "Runs and their step journal"),
         (name = "events", description = "Events that start and resume runs"),
         (name = "tokens", description = "API tokens (admin)"),
+        (name = "connectors", description = "Connector plugins: publish, versions, grants, secrets, limits"),
         (name = "meta", description = "Node types, schemas, health")
     )
 )]
@@ -74,6 +78,12 @@ pub fn openapi_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(events::post_event))
         .routes(routes!(tokens::create_token, tokens::list_tokens))
         .routes(routes!(tokens::revoke_token))
+        .routes(routes!(connectors::list))
+        .routes(routes!(connectors::get))
+        .routes(routes!(connectors::patch_version))
+        .routes(routes!(connectors::get_grants, connectors::put_grants))
+        .routes(routes!(connectors::put_secret, connectors::delete_secret))
+        .routes(routes!(connectors::put_limits))
         .routes(routes!(meta::node_types))
         .routes(routes!(meta::flow_schema))
         .routes(routes!(meta::audit_log))
@@ -86,6 +96,12 @@ pub fn router(state: AppState) -> Router {
     api.route(
         "/api/v1/openapi.json",
         get(move || meta::openapi(openapi.clone())),
+    )
+    .route(
+        "/api/v1/connectors",
+        post(connectors::publish).layer(axum::extract::DefaultBodyLimit::max(
+            connectors::MAX_COMPONENT_BYTES,
+        )),
     )
     .route("/hooks/{*path}", post(hooks::hook))
     .route("/healthz", get(meta::healthz))

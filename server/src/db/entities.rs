@@ -227,3 +227,106 @@ pub mod schedule_fire {
     }
     no_relations!();
 }
+
+pub mod connector_blob {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "connector_blobs")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub sha256: String,
+        pub bytes: Vec<u8>,
+        pub created_at: DateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod connector {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "connectors")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub workspace_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub name: String,
+        pub limits: Option<Json>,
+        pub created_at: DateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod connector_version {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "connector_versions")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub workspace_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub name: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub version: String,
+        pub major: i64,
+        pub sha256: String,
+        pub manifest: String,
+        pub enabled: bool,
+        pub created_by: String,
+        pub created_at: DateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod connector_grant {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "connector_grants")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub workspace_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub name: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub kind: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub value: String,
+        pub granted_by: String,
+        pub granted_at: DateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod connector_secret {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "connector_secrets")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub workspace_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub name: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub secret: String,
+        pub nonce: Vec<u8>,
+        pub ciphertext: Vec<u8>,
+        pub updated_at: DateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod connector_kv {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "connector_kv")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub workspace_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub connector: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub key: String,
+        pub value: Vec<u8>,
+        pub expires_at: Option<i64>,
+    }
+    no_relations!();
+}

@@ -44,6 +44,7 @@ impl TestServer {
             db,
             workers: 4,
             studio_dir: None,
+            connectors_dir: None,
         })
         .await
         .expect("server starts");
@@ -131,6 +132,25 @@ impl TestServer {
 
     pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
         self.call(Method::POST, path, Some(body)).await
+    }
+
+    /// Publishes a connector component (`POST /api/v1/connectors`).
+    pub async fn publish_connector(&self, bytes: Vec<u8>) -> (StatusCode, Value) {
+        let resp = self
+            .client
+            .post(format!("{}/api/v1/connectors", self.base))
+            .bearer_auth(&self.token)
+            .header("content-type", "application/wasm")
+            .body(bytes)
+            .send()
+            .await
+            .expect("request");
+        let status = resp.status();
+        let text = resp.text().await.expect("body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     /// Creates a token with `role` and returns it.

@@ -1,0 +1,79 @@
+//! A connector that misbehaves on purpose, one operation per way a plugin can go wrong.
+//! The host's sandbox tests call each and expect a typed failure within its limit, while
+//! the server keeps serving.
+
+use serde::Deserialize;
+use trellis_connector_sdk::{
+    Call, Connector, Error, JsonSchema, Manifest, Operation, Value, http, json, secrets,
+};
+
+#[derive(Deserialize, JsonSchema)]
+struct Nothing {}
+
+#[derive(Deserialize, JsonSchema)]
+struct Echo {
+    #[serde(default)]
+    value: Value,
+}
+
+struct Adversarial;
+
+impl Connector for Adversarial {
+    fn manifest() -> Manifest {
+        let op = |name: &str| Operation::new::<Nothing, Value, Value>(name, name, name);
+        Manifest::new("adversarial", env!("CARGO_PKG_VERSION"))
+            .display("沙箱测试", "Sandbox test")
+            .host("127.0.0.1")
+            .secret("declared")
+            .kv()
+            .operation(Operation::new::<Nothing, Echo, Value>(
+                "echo", "回显", "Echo",
+            ))
+            .operation(op("spin"))
+            .operation(op("memory_bomb"))
+            .operation(op("huge_output"))
+            .operation(op("undeclared_host"))
+            .operation(op("undeclared_secret"))
+            .operation(op("panic"))
+            .operation(op("kv_roundtrip"))
+    }
+
+    fn invoke(call: Call) -> Result<Value, Error> {
+        match call.operation() {
+            "echo" => call.handle(|_: Nothing, input: Echo, ctx| {
+                Ok(json!({ "value": input.value, "key": ctx.idempotency_key }))
+            }),
+            "spin" => {
+                let mut x: u64 = 0;
+                loop {
+                    x = std::hint::black_box(x.wrapping_add(1));
+                }
+            }
+            "memory_bomb" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 1 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            "huge_output" => Ok(Value::String("x".repeat(50 << 20))),
+            "undeclared_host" => {
+                let r = http::Request::get("http://example.com/").send();
+                Err(Error::Internal(format!("expected a denial, got {r:?}")))
+            }
+            "undeclared_secret" => {
+                secrets::get("never_declared")?;
+                Err(Error::Internal("read an undeclared secret".into()))
+            }
+            "panic" => panic!("the plugin gave up"),
+            "kv_roundtrip" => {
+                trellis_connector_sdk::kv::set("k", b"v", Some(60_000))?;
+                let v = trellis_connector_sdk::kv::get("k")?;
+                Ok(json!({ "value": v.map(|v| String::from_utf8_lossy(&v).into_owned()) }))
+            }
+            other => Err(Error::unknown_operation(other)),
+        }
+    }
+}
+
+trellis_connector_sdk::export!(Adversarial);

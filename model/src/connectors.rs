@@ -1,0 +1,99 @@
+//! What flows can call: the operations of the enabled connector versions, as the validator
+//! (here and in the studio) sees them.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// One operation of a connector, with its schemas.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConnectorOperation {
+    pub name: String,
+    /// `{"zh": …, "en": …}`.
+    pub title: BTreeMap<String, String>,
+    pub config_schema: Value,
+    pub input_schema: Value,
+    pub output_schema: Value,
+    pub side_effects: bool,
+}
+
+/// A connector a flow can reference as `name@major`: the enabled version of that major.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConnectorEntry {
+    pub name: String,
+    pub major: u64,
+    pub version: String,
+    pub title: BTreeMap<String, String>,
+    pub operations: Vec<ConnectorOperation>,
+}
+
+impl ConnectorEntry {
+    /// `name@major`, as flow nodes write it.
+    pub fn reference(&self) -> String {
+        format!("{}@{}", self.name, self.major)
+    }
+
+    pub fn operation(&self, name: &str) -> Option<&ConnectorOperation> {
+        self.operations.iter().find(|o| o.name == name)
+    }
+}
+
+/// Config validators compiled once per catalog.
+#[derive(Clone, Debug, Default)]
+pub struct Catalog {
+    entries: BTreeMap<String, ConnectorEntry>,
+    validators: BTreeMap<(String, String), Arc<jsonschema::Validator>>,
+}
+
+impl Catalog {
+    pub fn new(entries: impl IntoIterator<Item = ConnectorEntry>) -> Catalog {
+        let mut catalog = Catalog::default();
+        for entry in entries {
+            for op in &entry.operations {
+                if let Ok(v) = jsonschema::validator_for(&op.config_schema) {
+                    catalog
+                        .validators
+                        .insert((entry.reference(), op.name.clone()), Arc::new(v));
+                }
+            }
+            catalog.entries.insert(entry.reference(), entry);
+        }
+        catalog
+    }
+
+    pub fn get(&self, reference: &str) -> Option<&ConnectorEntry> {
+        self.entries.get(reference)
+    }
+
+    pub fn entries(&self) -> impl Iterator<Item = &ConnectorEntry> {
+        self.entries.values()
+    }
+
+    /// Problems with `config` for `reference`'s `operation`, as `(pointer in config, message)`.
+    /// Strings holding `{{ }}` templates are rendered at run time, so they are not checked
+    /// against the schema here (their syntax is).
+    pub fn check_config(
+        &self,
+        reference: &str,
+        operation: &str,
+        config: &Value,
+    ) -> Vec<(String, String)> {
+        let Some(v) = self
+            .validators
+            .get(&(reference.to_owned(), operation.to_owned()))
+        else {
+            return Vec::new();
+        };
+        v.iter_errors(config)
+            .filter(|e| {
+                !config
+                    .pointer(e.instance_path().as_str())
+                    .and_then(Value::as_str)
+                    .is_some_and(|s| s.contains("{{"))
+            })
+            .map(|e| (e.instance_path().as_str().to_owned(), e.to_string()))
+            .collect()
+    }
+}

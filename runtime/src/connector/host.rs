@@ -1,0 +1,874 @@
+//! The wasmtime host: one engine, a disk cache of compiled components, and a fresh, limited
+//! `Store` per call.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, HasData, HasSelf, Linker, ResourceTable};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
+    Trap,
+};
+use wasmtime_wasi::cli::WasiCli;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::random::WasiRandom;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::manifest::{DisplayName, Manifest, OperationSpec, host_matches};
+use super::{
+    CallContext, Capabilities, ConnectorError, Grants, HostServices, HttpFailure, HttpRequest,
+    KvNamespace, Limits,
+};
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../connectors/wit",
+        world: "connector",
+    });
+}
+
+use bindings::trellis::connector::{clock, http, kv, log, secrets, types as wit};
+
+/// How the host is set up; the defaults suit one server.
+#[derive(Clone, Debug)]
+pub struct HostConfig {
+    /// Where compiled components are cached; `None` compiles on every load.
+    pub cache_dir: Option<PathBuf>,
+    /// How often the epoch advances; deadlines are accurate to about one tick.
+    pub epoch_tick: Duration,
+    /// Calls that can run at once (instances the pooling allocator reserves).
+    pub max_concurrent_calls: u32,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        HostConfig {
+            cache_dir: None,
+            epoch_tick: Duration::from_millis(5),
+            max_concurrent_calls: 128,
+        }
+    }
+}
+
+/// Why a component was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("not a WebAssembly component: {0}")]
+    NotAComponent(String),
+    #[error("the component does not match the trellis:connector@0.1.0 world: {0}")]
+    WrongWorld(String),
+    #[error("describe failed: {0}")]
+    Describe(String),
+    #[error("the manifest is not valid: {}", .0.join("; "))]
+    InvalidManifest(Vec<String>),
+}
+
+/// Stdout and stderr a guest may write per call (panic messages land here).
+const STDIO_CAPACITY: usize = 16 << 10;
+/// Log lines a call may emit through the `log` import.
+const MAX_LOG_LINES: u32 = 100;
+const MAX_LOG_LINE: usize = 4 << 10;
+const MAX_KV_KEY: usize = 256;
+const MAX_KV_VALUE: usize = 64 << 10;
+
+/// Runs connector components in a sandbox. Cheap to share (`Arc`); one per process.
+pub struct ConnectorHost {
+    engine: Engine,
+    linker: Linker<CallState>,
+    cache_dir: Option<PathBuf>,
+    compat: String,
+    tick: Duration,
+}
+
+impl fmt::Debug for ConnectorHost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectorHost")
+            .field("cache_dir", &self.cache_dir)
+            .field("compat", &self.compat)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A validated, compiled, pre-linked component and its manifest.
+pub struct Loaded {
+    pub sha256: String,
+    pub manifest: Arc<Manifest>,
+    /// Whether the compiled code came from the disk cache.
+    pub from_cache: bool,
+    pre: bindings::ConnectorPre<CallState>,
+    validators: HashMap<String, (jsonschema::Validator, jsonschema::Validator)>,
+}
+
+impl fmt::Debug for Loaded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Loaded")
+            .field("sha256", &self.sha256)
+            .field("name", &self.manifest.name)
+            .field("version", &self.manifest.version)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One call.
+#[derive(Debug)]
+pub struct Invocation {
+    pub operation: String,
+    pub config: Value,
+    pub input: Value,
+    pub context: CallContext,
+    pub grants: Grants,
+    pub limits: Limits,
+}
+
+impl ConnectorHost {
+    pub fn new(config: HostConfig) -> wasmtime::Result<Arc<ConnectorHost>> {
+        let mut pool = PoolingAllocationConfig::default();
+        let n = config.max_concurrent_calls.max(1);
+        pool.total_component_instances(n)
+            .total_core_instances(n * 8)
+            .total_memories(n * 2)
+            .total_tables(n * 8)
+            .total_stacks(n)
+            .max_memory_size(Limits::MAX.memory_bytes as usize);
+        let mut wasm = Config::new();
+        wasm.wasm_component_model(true)
+            .epoch_interruption(true)
+            .consume_fuel(true)
+            .parallel_compilation(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&wasm)?;
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        let compat = format!("{:016x}", hasher.finish());
+
+        let mut linker = Linker::<CallState>::new(&engine);
+        bindings::Connector::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)?;
+        link_wasi(&mut linker)?;
+
+        if let Some(dir) = &config.cache_dir {
+            std::fs::create_dir_all(dir)?;
+        }
+        let weak = engine.weak();
+        let tick = config.epoch_tick;
+        std::thread::Builder::new()
+            .name("wasm-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(tick);
+                }
+            })?;
+        Ok(Arc::new(ConnectorHost {
+            engine,
+            linker,
+            cache_dir: config.cache_dir,
+            compat,
+            tick,
+        }))
+    }
+
+    /// The engine's compatibility hash: part of every cache key.
+    pub fn compatibility(&self) -> &str {
+        &self.compat
+    }
+
+    /// Compiles (or loads from the cache), links, describes and validates a component.
+    pub fn load(&self, bytes: &[u8]) -> Result<Loaded, LoadError> {
+        let sha256 = hex::encode(Sha256::digest(bytes));
+        let (component, from_cache) = self.compile(bytes, &sha256)?;
+        let instance_pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
+        let pre = bindings::ConnectorPre::new(instance_pre)
+            .map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
+        let limits = Limits::default();
+        let mut store = self
+            .limited_store(
+                CallState::new(
+                    Arc::new(placeholder_manifest()),
+                    Grants::default(),
+                    None,
+                    KvNamespace {
+                        workspace: String::new(),
+                        connector: String::new(),
+                    },
+                    limits,
+                    None,
+                ),
+                &limits,
+            )
+            .map_err(|e| LoadError::Describe(format!("{e:#}")))?;
+        let manifest = pre
+            .instantiate(&mut store)
+            .and_then(|c| c.call_describe(&mut store))
+            .map_err(|e| LoadError::Describe(format!("{e:#}")))?;
+        let manifest = from_wit(manifest);
+        let problems = manifest.problems();
+        if !problems.is_empty() {
+            return Err(LoadError::InvalidManifest(problems));
+        }
+        let mut validators = HashMap::new();
+        for op in &manifest.operations {
+            let compile = |schema: &Value, field: &str| {
+                jsonschema::validator_for(schema).map_err(|e| {
+                    LoadError::InvalidManifest(vec![format!("{}/{field}: {e}", op.name)])
+                })
+            };
+            validators.insert(
+                op.name.clone(),
+                (
+                    compile(&op.config_schema, "config_schema")?,
+                    compile(&op.input_schema, "input_schema")?,
+                ),
+            );
+        }
+        Ok(Loaded {
+            sha256,
+            manifest: Arc::new(manifest),
+            from_cache,
+            pre,
+            validators,
+        })
+    }
+
+    fn cache_path(&self, sha256: &str) -> Option<PathBuf> {
+        self.cache_dir
+            .as_ref()
+            .map(|d| d.join(format!("{sha256}-{}.cwasm", self.compat)))
+    }
+
+    fn compile(&self, bytes: &[u8], sha256: &str) -> Result<(Component, bool), LoadError> {
+        let path = self.cache_path(sha256);
+        if let Some(path) = &path
+            && path.exists()
+        {
+            match deserialize_cached(&self.engine, path) {
+                Ok(c) => return Ok((c, true)),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "discarding an unreadable compiled component");
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+        }
+        if !wasmparser::Parser::is_component(bytes) {
+            return Err(LoadError::NotAComponent(
+                "the file is a core module or not WebAssembly; build with `cargo build --target wasm32-wasip2` (or `trellis connector build`)".into(),
+            ));
+        }
+        let component = Component::new(&self.engine, bytes)
+            .map_err(|e| LoadError::NotAComponent(format!("{e:#}")))?;
+        if let Some(path) = &path {
+            let write = || -> std::io::Result<()> {
+                let data = component.serialize().map_err(std::io::Error::other)?;
+                let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+                std::fs::write(&tmp, data)?;
+                std::fs::rename(&tmp, path)
+            };
+            if let Err(e) = write() {
+                tracing::warn!(path = %path.display(), error = %e, "could not cache a compiled component");
+            }
+        }
+        Ok((component, false))
+    }
+
+    /// A fresh store with the memory limiter, fuel and epoch deadline of `limits`.
+    fn limited_store(
+        &self,
+        state: CallState,
+        limits: &Limits,
+    ) -> wasmtime::Result<Store<CallState>> {
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store.set_fuel(limits.fuel)?;
+        let ticks = limits
+            .timeout_ms
+            .div_ceil(self.tick.as_millis().max(1) as u64)
+            + 1;
+        store.set_epoch_deadline(ticks);
+        Ok(store)
+    }
+
+    /// Calls one operation in a fresh store. Blocks the thread until the call ends (run it
+    /// on a blocking thread); the deadline, fuel and memory limits always end it.
+    pub fn invoke(
+        &self,
+        loaded: &Loaded,
+        call: Invocation,
+        services: Arc<dyn HostServices>,
+    ) -> Result<Value, ConnectorError> {
+        let Some((config_schema, input_schema)) = loaded.validators.get(&call.operation) else {
+            return Err(ConnectorError::InvalidInput {
+                message: format!(
+                    "{} has no operation {:?}",
+                    loaded.manifest.name, call.operation
+                ),
+            });
+        };
+        check_schema("config", config_schema, &call.config)?;
+        check_schema("input", input_schema, &call.input)?;
+        let limits = call.limits;
+        let deadline = Instant::now() + Duration::from_millis(limits.timeout_ms);
+        let deadline_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+            + limits.timeout_ms;
+        let ns = KvNamespace {
+            workspace: call.context.workspace.clone(),
+            connector: loaded.manifest.name.clone(),
+        };
+        let state = CallState::new(
+            loaded.manifest.clone(),
+            call.grants,
+            Some(services),
+            ns,
+            limits,
+            Some(deadline),
+        );
+        let mut store =
+            self.limited_store(state, &limits)
+                .map_err(|e| ConnectorError::Unavailable {
+                    message: format!("store: {e}"),
+                })?;
+        let context = wit::CallContext {
+            run_id: call.context.run_id.clone(),
+            step_id: call.context.step_id.clone(),
+            idempotency_key: call.context.idempotency_key.clone(),
+            workspace: call.context.workspace.clone(),
+            deadline_ms,
+        };
+        let config = call.config.to_string();
+        let input = call.input.to_string();
+        let result = loaded
+            .pre
+            .instantiate(&mut store)
+            .and_then(|c| c.call_invoke(&mut store, &call.operation, &config, &input, &context));
+        let state = store.data();
+        state.flush_stdio(&call.context);
+        match result {
+            Err(e) => Err(state.classify_trap(&e)),
+            Ok(Err(guest)) => Err(state
+                .denied
+                .clone()
+                .unwrap_or_else(|| state.redact_error(from_wit_error(guest)))),
+            Ok(Ok(output)) => {
+                if output.len() as u64 > limits.max_output_bytes {
+                    return Err(ConnectorError::OutputTooLarge {
+                        limit_bytes: limits.max_output_bytes,
+                        actual_bytes: output.len() as u64,
+                    });
+                }
+                serde_json::from_str(&output).map_err(|e| ConnectorError::InvalidOutput {
+                    message: format!("not JSON: {e}"),
+                })
+            }
+        }
+    }
+}
+
+/// Loads a compiled component this host wrote to its cache.
+#[allow(unsafe_code)] // wasmtime requires `unsafe` to map precompiled code: the file is ours
+// (written by `Component::serialize` under the data dir and named by the source's sha256
+// and this engine's compatibility hash), and wasmtime still checks the header matches.
+fn deserialize_cached(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
+    // SAFETY: see above; the cache directory is not writable by guests or API callers.
+    unsafe { Component::deserialize_file(engine, path) }
+}
+
+fn check_schema(
+    what: &str,
+    validator: &jsonschema::Validator,
+    value: &Value,
+) -> Result<(), ConnectorError> {
+    let errors: Vec<String> = validator
+        .iter_errors(value)
+        .take(5)
+        .map(|e| format!("{what}{}: {e}", e.instance_path()))
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ConnectorError::InvalidInput {
+            message: errors.join("; "),
+        })
+    }
+}
+
+/// A store's data: the WASI context the standard library needs, and the grants.
+struct CallState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    stdout: MemoryOutputPipe,
+    stderr: MemoryOutputPipe,
+    limiter: MemoryLimiter,
+    manifest: Arc<Manifest>,
+    grants: Grants,
+    services: Option<Arc<dyn HostServices>>,
+    ns: KvNamespace,
+    limits: Limits,
+    deadline: Option<Instant>,
+    /// The first capability the guest was refused: reported instead of however the guest
+    /// chose to surface it.
+    denied: Option<ConnectorError>,
+    log_lines: u32,
+}
+
+impl CallState {
+    fn new(
+        manifest: Arc<Manifest>,
+        grants: Grants,
+        services: Option<Arc<dyn HostServices>>,
+        ns: KvNamespace,
+        limits: Limits,
+        deadline: Option<Instant>,
+    ) -> Self {
+        let stdout = MemoryOutputPipe::new(STDIO_CAPACITY);
+        let stderr = MemoryOutputPipe::new(STDIO_CAPACITY);
+        // No preopened directories, no environment, no arguments, no network: the only
+        // ways out are this world's imports.
+        let wasi = WasiCtx::builder()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_ip_name_lookup(false)
+            .allow_tcp(false)
+            .allow_udp(false)
+            .build();
+        CallState {
+            wasi,
+            table: ResourceTable::new(),
+            stdout,
+            stderr,
+            limiter: MemoryLimiter {
+                limit: limits.memory_bytes as usize,
+                exceeded: false,
+            },
+            manifest,
+            grants,
+            services,
+            ns,
+            limits,
+            deadline,
+            denied: None,
+            log_lines: 0,
+        }
+    }
+
+    fn remaining(&self) -> Duration {
+        self.deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
+            .unwrap_or(Duration::from_secs(30))
+    }
+
+    fn deny(&mut self, capability: &str, name: &str, reason: &str) -> String {
+        let error = ConnectorError::CapabilityDenied {
+            capability: capability.into(),
+            name: name.into(),
+            reason: reason.into(),
+        };
+        let message = error.to_string();
+        self.denied.get_or_insert(error);
+        message
+    }
+
+    fn redact(&self, text: &str) -> String {
+        let mut out = text.to_owned();
+        for secret in self.grants.secrets.values().flatten() {
+            if secret.0.len() >= 4 {
+                out = out.replace(&secret.0, "***");
+            }
+        }
+        out
+    }
+
+    fn redact_error(&self, e: ConnectorError) -> ConnectorError {
+        match serde_json::to_string(&e) {
+            Ok(text) => serde_json::from_str(&self.redact(&text)).unwrap_or(e),
+            Err(_) => e,
+        }
+    }
+
+    fn stderr_tail(&self) -> String {
+        let bytes = self.stderr.contents();
+        let text = String::from_utf8_lossy(&bytes);
+        let text = text.trim();
+        let tail: String = text
+            .chars()
+            .rev()
+            .take(1000)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        self.redact(&tail)
+    }
+
+    fn flush_stdio(&self, ctx: &CallContext) {
+        for (stream, pipe) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
+            let bytes = pipe.contents();
+            if bytes.is_empty() {
+                continue;
+            }
+            let text = self.redact(&String::from_utf8_lossy(&bytes));
+            tracing::info!(
+                target: "trellis::connector",
+                connector = %self.ns.connector,
+                run = %ctx.run_id,
+                step = %ctx.step_id,
+                stream,
+                "{}",
+                text.trim_end()
+            );
+        }
+    }
+
+    fn classify_trap(&self, e: &wasmtime::Error) -> ConnectorError {
+        if self.limiter.exceeded {
+            return ConnectorError::MemoryLimit {
+                limit_bytes: self.limits.memory_bytes,
+            };
+        }
+        match e.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => ConnectorError::Deadline {
+                limit_ms: self.limits.timeout_ms,
+            },
+            Some(Trap::OutOfFuel) => ConnectorError::FuelExhausted {
+                limit: self.limits.fuel,
+            },
+            _ => {
+                if let Some(denied) = &self.denied {
+                    return denied.clone();
+                }
+                let stderr = self.stderr_tail();
+                let base = self.redact(&format!("{e:#}"));
+                let message = if stderr.is_empty() {
+                    base
+                } else {
+                    format!("{base}; stderr: {stderr}")
+                };
+                ConnectorError::Trap { message }
+            }
+        }
+    }
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+struct MemoryLimiter {
+    limit: usize,
+    exceeded: bool,
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.limit {
+            self.exceeded = true;
+            return Err(wasmtime::Error::msg(format!(
+                "memory limit of {} bytes reached",
+                self.limit
+            )));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+/// Links the few WASI interfaces Rust's standard library imports on `wasm32-wasip2`
+/// (stdio, environment, exit, clocks, random, streams) with nothing behind them: no
+/// preopened directories, no environment, no sockets. Filesystem and socket interfaces are
+/// not linked at all, so a component that imports them is refused when uploaded.
+fn link_wasi(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
+    use wasmtime_wasi::cli::WasiCliView as _;
+    use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView as _};
+    use wasmtime_wasi::p2::bindings::{cli, clocks, random, sync};
+
+    struct HasTable;
+    impl HasData for HasTable {
+        type Data<'a> = &'a mut ResourceTable;
+    }
+
+    let l = linker;
+    wasmtime_wasi_io::bindings::wasi::io::error::add_to_linker::<CallState, HasTable>(l, |t| {
+        &mut t.table
+    })?;
+    sync::io::poll::add_to_linker::<CallState, HasTable>(l, |t| &mut t.table)?;
+    sync::io::streams::add_to_linker::<CallState, HasTable>(l, |t| &mut t.table)?;
+    clocks::wall_clock::add_to_linker::<CallState, WasiClocks>(l, CallState::clocks)?;
+    clocks::monotonic_clock::add_to_linker::<CallState, WasiClocks>(l, CallState::clocks)?;
+    random::random::add_to_linker::<CallState, WasiRandom>(l, |t| t.wasi.random())?;
+    random::insecure::add_to_linker::<CallState, WasiRandom>(l, |t| t.wasi.random())?;
+    random::insecure_seed::add_to_linker::<CallState, WasiRandom>(l, |t| t.wasi.random())?;
+    cli::exit::add_to_linker::<CallState, WasiCli>(l, CallState::cli)?;
+    cli::environment::add_to_linker::<CallState, WasiCli>(l, CallState::cli)?;
+    cli::stdin::add_to_linker::<CallState, WasiCli>(l, CallState::cli)?;
+    cli::stdout::add_to_linker::<CallState, WasiCli>(l, CallState::cli)?;
+    cli::stderr::add_to_linker::<CallState, WasiCli>(l, CallState::cli)?;
+    cli::terminal_input::add_to_linker::<CallState, WasiCli>(l, CallState::cli)?;
+    cli::terminal_output::add_to_linker::<CallState, WasiCli>(l, CallState::cli)?;
+    cli::terminal_stdin::add_to_linker::<CallState, WasiCli>(l, CallState::cli)?;
+    cli::terminal_stdout::add_to_linker::<CallState, WasiCli>(l, CallState::cli)?;
+    cli::terminal_stderr::add_to_linker::<CallState, WasiCli>(l, CallState::cli)?;
+    Ok(())
+}
+
+impl wit::Host for CallState {}
+
+impl http::Host for CallState {
+    fn send(&mut self, request: wit::HttpRequest) -> Result<wit::HttpResponse, http::HttpError> {
+        let url = match url::Url::parse(&request.url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => u,
+            Ok(u) => {
+                return Err(http::HttpError::Denied(format!(
+                    "scheme {:?} is not allowed; use http or https",
+                    u.scheme()
+                )));
+            }
+            Err(e) => return Err(http::HttpError::Denied(format!("bad url: {e}"))),
+        };
+        let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+        let port = url.port_or_known_default().unwrap_or(80);
+        let name = format!("{host}:{port}");
+        if !self
+            .manifest
+            .capabilities
+            .hosts
+            .iter()
+            .any(|p| host_matches(p, &host, port))
+        {
+            return Err(http::HttpError::Denied(
+                self.deny("host", &name, "declared"),
+            ));
+        }
+        if !self
+            .grants
+            .hosts
+            .iter()
+            .any(|p| host_matches(p, &host, port))
+        {
+            return Err(http::HttpError::Denied(self.deny("host", &name, "granted")));
+        }
+        let remaining = self.remaining();
+        if remaining.is_zero() {
+            return Err(http::HttpError::Timeout);
+        }
+        let Some(services) = self.services.clone() else {
+            return Err(http::HttpError::Transport(
+                "no network while describing".into(),
+            ));
+        };
+        let request = HttpRequest {
+            method: request.method,
+            url: request.url,
+            headers: request.headers,
+            body: request.body,
+        };
+        match services.http(request, remaining, self.limits.max_http_body_bytes) {
+            Ok(r) => Ok(wit::HttpResponse {
+                status: r.status,
+                headers: r.headers,
+                body: r.body,
+            }),
+            Err(HttpFailure::Timeout) => Err(http::HttpError::Timeout),
+            Err(HttpFailure::TooLarge) => Err(http::HttpError::TooLarge),
+            Err(HttpFailure::Transport(m)) => Err(http::HttpError::Transport(m)),
+        }
+    }
+}
+
+impl secrets::Host for CallState {
+    fn get(&mut self, name: String) -> Result<String, secrets::SecretError> {
+        if !self.manifest.capabilities.secrets.contains(&name) {
+            return Err(secrets::SecretError::Denied(
+                self.deny("secret", &name, "declared"),
+            ));
+        }
+        match self.grants.secrets.get(&name) {
+            None => Err(secrets::SecretError::Denied(
+                self.deny("secret", &name, "granted"),
+            )),
+            Some(None) => Err(secrets::SecretError::NotSet(format!(
+                "secret {name:?} has no value; an admin sets it under the connector's secrets"
+            ))),
+            Some(Some(value)) => Ok(value.0.clone()),
+        }
+    }
+}
+
+impl CallState {
+    fn kv_allowed(&mut self) -> Result<Arc<dyn HostServices>, kv::KvError> {
+        if !self.manifest.capabilities.kv {
+            self.deny("kv", "store", "declared");
+            return Err(kv::KvError::Denied);
+        }
+        if !self.grants.kv {
+            self.deny("kv", "store", "granted");
+            return Err(kv::KvError::Denied);
+        }
+        self.services
+            .clone()
+            .ok_or_else(|| kv::KvError::Unavailable("no store while describing".into()))
+    }
+}
+
+impl kv::Host for CallState {
+    fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, kv::KvError> {
+        let services = self.kv_allowed()?;
+        if key.len() > MAX_KV_KEY {
+            return Err(kv::KvError::TooLarge);
+        }
+        services
+            .kv_get(&self.ns, &key)
+            .map_err(kv::KvError::Unavailable)
+    }
+
+    fn set(&mut self, key: String, value: Vec<u8>, ttl_ms: Option<u64>) -> Result<(), kv::KvError> {
+        let services = self.kv_allowed()?;
+        if key.len() > MAX_KV_KEY || value.len() > MAX_KV_VALUE {
+            return Err(kv::KvError::TooLarge);
+        }
+        services
+            .kv_set(&self.ns, &key, &value, ttl_ms.map(Duration::from_millis))
+            .map_err(kv::KvError::Unavailable)
+    }
+
+    fn delete(&mut self, key: String) -> Result<(), kv::KvError> {
+        let services = self.kv_allowed()?;
+        services
+            .kv_delete(&self.ns, &key)
+            .map_err(kv::KvError::Unavailable)
+    }
+}
+
+impl log::Host for CallState {
+    fn log(&mut self, level: log::Level, message: String) {
+        self.log_lines += 1;
+        if self.log_lines > MAX_LOG_LINES {
+            return;
+        }
+        let mut message = self.redact(&message);
+        if message.len() > MAX_LOG_LINE {
+            let mut cut = MAX_LOG_LINE;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+        }
+        let connector = &self.ns.connector;
+        match level {
+            log::Level::Trace | log::Level::Debug => {
+                tracing::debug!(target: "trellis::connector", %connector, "{message}")
+            }
+            log::Level::Info => {
+                tracing::info!(target: "trellis::connector", %connector, "{message}")
+            }
+            log::Level::Warn => {
+                tracing::warn!(target: "trellis::connector", %connector, "{message}")
+            }
+            log::Level::Error => {
+                tracing::error!(target: "trellis::connector", %connector, "{message}")
+            }
+        }
+    }
+}
+
+impl clock::Host for CallState {
+    fn now_ms(&mut self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+    }
+}
+
+fn placeholder_manifest() -> Manifest {
+    Manifest {
+        name: String::new(),
+        version: "0.0.0".into(),
+        display: DisplayName::default(),
+        description: String::new(),
+        operations: Vec::new(),
+        capabilities: Capabilities::default(),
+        inbound: false,
+        poll: false,
+    }
+}
+
+fn from_wit(m: wit::Manifest) -> Manifest {
+    let json = |text: String| serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Manifest {
+        name: m.name,
+        version: m.version,
+        display: DisplayName {
+            zh: m.display.zh,
+            en: m.display.en,
+        },
+        description: m.description,
+        operations: m
+            .operations
+            .into_iter()
+            .map(|o| OperationSpec {
+                name: o.name,
+                display: DisplayName {
+                    zh: o.display.zh,
+                    en: o.display.en,
+                },
+                config_schema: json(o.config_schema),
+                input_schema: json(o.input_schema),
+                output_schema: json(o.output_schema),
+                side_effects: o.side_effects,
+            })
+            .collect(),
+        capabilities: Capabilities {
+            hosts: m.capabilities.hosts,
+            secrets: m.capabilities.secrets,
+            kv: m.capabilities.kv,
+        },
+        inbound: m.inbound,
+        poll: m.poll,
+    }
+}
+
+fn from_wit_error(e: wit::ConnectorError) -> ConnectorError {
+    match e {
+        wit::ConnectorError::InvalidInput(message) => ConnectorError::InvalidInput { message },
+        wit::ConnectorError::AuthFailed(message) => ConnectorError::AuthFailed { message },
+        wit::ConnectorError::RateLimited(r) => ConnectorError::RateLimited {
+            message: r.message,
+            retry_after_ms: r.retry_after_ms,
+        },
+        wit::ConnectorError::Remote(r) => ConnectorError::Remote {
+            code: r.code,
+            message: r.message,
+            retryable: r.retryable,
+        },
+        wit::ConnectorError::NotFound(message) => ConnectorError::NotFound { message },
+        wit::ConnectorError::Internal(message) => ConnectorError::Internal { message },
+    }
+}

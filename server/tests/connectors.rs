@@ -1,0 +1,284 @@
+//! Connector plugins through the API, on SQLite and PostgreSQL: publish, catalog, grants,
+//! secrets, validation, and a flow calling a connector against a local mock API.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
+mod common;
+
+use common::{Backend, TestServer};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use trellis_e2e::connector_wasm;
+use trellis_e2e::mock_api::MockApi;
+
+const SECRET: &str = "s3cr3t-token-XYZ";
+
+fn call_flow(url: &str) -> Value {
+    json!({
+        "schema": 1,
+        "name": "推送线索到 CRM",
+        "nodes": [
+            {"id": "start", "type": "trigger", "config": {"kind": "manual"}, "position": [0, 0]},
+            {"id": "push", "type": "connector", "connector": "http-json@0", "operation": "request",
+             "config": {"url": url, "method": "POST", "bearer_secret": "token"},
+             "input": {"body": "{{ trigger.input }}"},
+             "position": [200, 0]},
+            {"id": "answer", "type": "respond", "config": {"status": 200, "body": "steps.push.output"}, "position": [400, 0]}
+        ],
+        "edges": [{"from": "start", "to": "push"}, {"from": "push", "to": "answer"}]
+    })
+}
+
+async fn run_flow(s: &TestServer, id: &str, input: Value) -> Value {
+    let (st, started) = s
+        .post(
+            &format!("/api/v1/flows/{id}/runs"),
+            json!({ "input": input }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{started}");
+    s.wait_run(started["run_id"].as_str().unwrap(), 30).await
+}
+
+fn step<'a>(run: &'a Value, node: &str) -> &'a Value {
+    run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|s| s["node"] == node || s["node_id"] == node)
+        .unwrap_or_else(|| panic!("no step {node} in {run}"))
+}
+
+async fn connector_call_end_to_end(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let mock = MockApi::start().await;
+    let wasm = std::fs::read(connector_wasm("http-json")).unwrap();
+
+    let (st, published) = s.publish_connector(wasm.clone()).await;
+    assert_eq!(st, StatusCode::CREATED, "{published}");
+    assert_eq!(published["reference"], "http-json@0");
+    let (st, again) = s.publish_connector(wasm).await;
+    assert_eq!(
+        st,
+        StatusCode::OK,
+        "publishing the same bytes again: {again}"
+    );
+
+    let types = s.get("/api/v1/node-types").await;
+    let entry = types["connectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "http-json")
+        .unwrap_or_else(|| panic!("http-json not in node-types: {types}"));
+    assert_eq!(entry["major"], 0);
+    let ops: Vec<&str> = entry["operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(ops, ["request", "fetch"]);
+    assert_eq!(
+        entry["operations"][0]["config_schema"]["properties"]["url"]["type"],
+        "string"
+    );
+
+    // Validation knows the operations and their config schemas.
+    let mut bad = call_flow(&mock.url("/leads"));
+    bad["nodes"][1]["operation"] = json!("nope");
+    bad["nodes"][1]["config"]["url"] = json!(5);
+    let (st, problem) = s.post("/api/v1/flows/validate", bad.clone()).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(
+        problem["diagnostics"][0]["code"], "unknown_operation",
+        "{problem}"
+    );
+    bad["nodes"][1]["operation"] = json!("request");
+    let (st, problem) = s.post("/api/v1/flows", bad).await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        problem["diagnostics"][0]["code"], "invalid_config",
+        "{problem}"
+    );
+    assert_eq!(problem["diagnostics"][0]["pointer"], "/nodes/1/config/url");
+
+    let id = s.create_flow(call_flow(&mock.url("/leads")), true).await;
+
+    // Nothing is granted yet: the call is refused before a packet leaves.
+    let run = run_flow(&s, &id, json!({"company": "宁德时代"})).await;
+    assert_eq!(run["status"], "failed", "{run}");
+    let push = step(&run, "push");
+    assert_eq!(
+        push["output"]["error"]["kind"], "capability_denied",
+        "{push}"
+    );
+    assert_eq!(push["output"]["error"]["reason"], "granted", "{push}");
+    assert!(mock.seen.lock().unwrap().headers.is_empty());
+
+    // Grants must stay within what the connector asked for.
+    let (st, p) = s
+        .call(
+            Method::PUT,
+            "/api/v1/connectors/http-json/grants",
+            Some(json!({"secrets": ["other"]})),
+        )
+        .await;
+    assert_eq!(
+        (st, p["pointer"].clone()),
+        (StatusCode::UNPROCESSABLE_ENTITY, json!("/secrets/0")),
+        "{p}"
+    );
+    let (st, g) = s
+        .call(
+            Method::PUT,
+            "/api/v1/connectors/http-json/grants",
+            Some(json!({"hosts": ["127.0.0.1"], "secrets": ["token"]})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{g}");
+    assert_eq!(g["grants"]["hosts"], json!(["127.0.0.1"]));
+
+    // Granted but not set: a typed auth failure naming the secret.
+    let run = run_flow(&s, &id, json!({"company": "宁德时代"})).await;
+    assert_eq!(
+        step(&run, "push")["output"]["error"]["kind"],
+        "auth_failed",
+        "{run}"
+    );
+
+    let (st, _) = s
+        .call(
+            Method::PUT,
+            "/api/v1/connectors/http-json/secrets/token",
+            Some(json!({"value": SECRET})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let (st, p) = s
+        .call(
+            Method::PUT,
+            "/api/v1/connectors/http-json/secrets/undeclared",
+            Some(json!({"value": "x"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "{p}");
+
+    let run = run_flow(&s, &id, json!({"company": "宁德时代", "employees": 1200})).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(
+        run["response"]["body"],
+        json!({"status": 200, "body": {"ok": true, "path": "/leads", "body": {"company": "宁德时代", "employees": 1200}}})
+    );
+    let push = step(&run, "push");
+    assert_eq!(
+        push["input"]["version"], "http-json@0.1.0",
+        "the run pins the version: {push}"
+    );
+    {
+        let seen = mock.seen.lock().unwrap();
+        let last = seen.headers.last().unwrap();
+        let header = |n: &str| last.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+        assert_eq!(header("authorization"), Some(format!("Bearer {SECRET}")));
+        assert_eq!(
+            header("idempotency-key"),
+            Some(push["idempotency_key"].as_str().unwrap().to_owned())
+        );
+    }
+
+    // The secret shows up in no API answer.
+    let c = s.get("/api/v1/connectors").await;
+    assert_eq!(
+        c["connectors"][0]["secrets"],
+        json!([{"name": "token", "set": true}])
+    );
+    for path in [
+        "/api/v1/connectors".to_owned(),
+        "/api/v1/connectors/http-json".to_owned(),
+        "/api/v1/connectors/http-json/grants".to_owned(),
+        format!("/api/v1/runs/{}", run["id"].as_str().unwrap()),
+        "/api/v1/audit".to_owned(),
+    ] {
+        let body = s.get(&path).await.to_string();
+        assert!(!body.contains(SECRET), "{path} leaks the secret: {body}");
+    }
+
+    // Disabling the only version takes the operation out of the catalog.
+    let (st, v) = s
+        .call(
+            Method::PATCH,
+            "/api/v1/connectors/http-json/versions/0.1.0",
+            Some(json!({"enabled": false})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let types = s.get("/api/v1/node-types").await;
+    assert_eq!(types["connectors"], json!([]));
+    s.finish().await;
+}
+both!(connector_call_end_to_end);
+
+async fn bad_components_are_refused(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let (st, p) = s.publish_connector(b"\0asm\x01\0\0\0".to_vec()).await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not a WebAssembly component"),
+        "{p}"
+    );
+    let (st, p) = s.publish_connector(b"\0asm\x0d\0\x01\0".to_vec()).await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
+    assert!(
+        p["detail"].as_str().unwrap().contains("trellis:connector"),
+        "{p}"
+    );
+    let (st, p) = s.publish_connector(Vec::new()).await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
+
+    let viewer = s.token_with("builder").await;
+    let resp = s
+        .client
+        .post(format!("{}/api/v1/connectors", s.base))
+        .bearer_auth(viewer)
+        .body(std::fs::read(connector_wasm("http-json")).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+
+    // A grant outside what the connector declared is refused.
+    let (st, _) = s
+        .publish_connector(std::fs::read(connector_wasm("adversarial")).unwrap())
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let (st, p) = s
+        .call(
+            Method::PUT,
+            "/api/v1/connectors/adversarial/grants",
+            Some(json!({"hosts": ["example.com"]})),
+        )
+        .await;
+    assert_eq!(
+        (st, p["pointer"].clone()),
+        (StatusCode::UNPROCESSABLE_ENTITY, json!("/hosts/0")),
+        "{p}"
+    );
+    let (st, p) = s
+        .call(
+            Method::PUT,
+            "/api/v1/connectors/adversarial/limits",
+            Some(json!({"memory_bytes": 0})),
+        )
+        .await;
+    assert_eq!(
+        (st, p["pointer"].clone()),
+        (StatusCode::UNPROCESSABLE_ENTITY, json!("/memory_bytes")),
+        "{p}"
+    );
+    s.finish().await;
+}
+both!(bad_components_are_refused);

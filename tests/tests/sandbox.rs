@@ -1,0 +1,454 @@
+//! The connector host's sandbox, driven directly: every way a plugin can misbehave ends its
+//! call with a typed error inside its limit, and an ordinary call beside it still succeeds.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use trellis_e2e::{TempDir, connector_wasm};
+use trellis_runtime::connector::{
+    CallContext, ConnectorError, ConnectorHost, Grants, HostConfig, HostServices, HttpFailure,
+    HttpRequest, HttpResponse, Invocation, KvNamespace, Limits, LoadError, Loaded, Secret,
+};
+
+/// Key-value in memory; HTTP answers 200 with the request's URL, counting calls.
+#[derive(Default)]
+struct Services {
+    kv: Mutex<HashMap<(KvNamespace, String), Vec<u8>>>,
+    http_calls: Mutex<Vec<String>>,
+}
+
+impl HostServices for Services {
+    fn http(&self, r: HttpRequest, _: Duration, _: u64) -> Result<HttpResponse, HttpFailure> {
+        self.http_calls.lock().unwrap().push(r.url.clone());
+        Ok(HttpResponse {
+            status: 200,
+            headers: vec![],
+            body: json!({ "url": r.url }).to_string().into_bytes(),
+        })
+    }
+    fn kv_get(&self, ns: &KvNamespace, key: &str) -> Result<Option<Vec<u8>>, String> {
+        Ok(self
+            .kv
+            .lock()
+            .unwrap()
+            .get(&(ns.clone(), key.into()))
+            .cloned())
+    }
+    fn kv_set(
+        &self,
+        ns: &KvNamespace,
+        k: &str,
+        v: &[u8],
+        _: Option<Duration>,
+    ) -> Result<(), String> {
+        self.kv
+            .lock()
+            .unwrap()
+            .insert((ns.clone(), k.into()), v.to_vec());
+        Ok(())
+    }
+    fn kv_delete(&self, ns: &KvNamespace, key: &str) -> Result<(), String> {
+        self.kv.lock().unwrap().remove(&(ns.clone(), key.into()));
+        Ok(())
+    }
+}
+
+fn host(cache: Option<&TempDir>) -> Arc<ConnectorHost> {
+    ConnectorHost::new(HostConfig {
+        cache_dir: cache.map(|c| c.0.join("cache")),
+        ..HostConfig::default()
+    })
+    .unwrap()
+}
+
+fn adversarial(host: &ConnectorHost) -> Loaded {
+    let bytes = std::fs::read(connector_wasm("adversarial")).unwrap();
+    host.load(&bytes).unwrap()
+}
+
+fn call(
+    host: &ConnectorHost,
+    loaded: &Loaded,
+    op: &str,
+    input: Value,
+    grants: Grants,
+    limits: Limits,
+) -> Result<Value, ConnectorError> {
+    host.invoke(
+        loaded,
+        Invocation {
+            operation: op.into(),
+            config: json!({}),
+            input,
+            context: CallContext {
+                run_id: "run-1".into(),
+                step_id: op.into(),
+                idempotency_key: format!("run-1/{op}/0/1"),
+                workspace: "default".into(),
+            },
+            grants,
+            limits,
+        },
+        Arc::new(Services::default()),
+    )
+}
+
+#[test]
+fn manifest_is_read_from_the_component() {
+    let host = host(None);
+    let loaded = adversarial(&host);
+    assert_eq!(loaded.manifest.name, "adversarial");
+    assert!(loaded.manifest.operation("echo").is_some());
+    assert_eq!(loaded.manifest.capabilities.secrets, ["declared"]);
+    let echo = call(
+        &host,
+        &loaded,
+        "echo",
+        json!({"value": 42}),
+        Grants::default(),
+        Limits::default(),
+    )
+    .unwrap();
+    assert_eq!(echo, json!({"value": 42, "key": "run-1/echo/0/1"}));
+}
+
+#[test]
+fn input_is_checked_against_the_operation_schema() {
+    let host = host(None);
+    let loaded = adversarial(&host);
+    let e = call(
+        &host,
+        &loaded,
+        "nope",
+        json!({}),
+        Grants::default(),
+        Limits::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(e, ConnectorError::InvalidInput { .. }), "{e:?}");
+    let bytes = std::fs::read(connector_wasm("http-json")).unwrap();
+    let http = host.load(&bytes).unwrap();
+    let e = host
+        .invoke(
+            &http,
+            Invocation {
+                operation: "fetch".into(),
+                config: json!({"url": 5}),
+                input: json!({}),
+                context: CallContext {
+                    run_id: "r".into(),
+                    step_id: "s".into(),
+                    idempotency_key: "k".into(),
+                    workspace: "default".into(),
+                },
+                grants: Grants::default(),
+                limits: Limits::default(),
+            },
+            Arc::new(Services::default()),
+        )
+        .unwrap_err();
+    match e {
+        ConnectorError::InvalidInput { message } => {
+            assert!(message.contains("config/url"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn an_infinite_loop_runs_out_of_fuel_or_time() {
+    let host = host(None);
+    let loaded = adversarial(&host);
+    let t = Instant::now();
+    let e = call(
+        &host,
+        &loaded,
+        "spin",
+        json!(null),
+        Grants::default(),
+        Limits {
+            fuel: 50_000_000,
+            ..Limits::default()
+        },
+    )
+    .unwrap_err();
+    assert_eq!(e, ConnectorError::FuelExhausted { limit: 50_000_000 });
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+
+    let t = Instant::now();
+    let limits = Limits {
+        fuel: Limits::MAX.fuel,
+        timeout_ms: 300,
+        ..Limits::default()
+    };
+    let e = call(
+        &host,
+        &loaded,
+        "spin",
+        json!(null),
+        Grants::default(),
+        limits,
+    )
+    .unwrap_err();
+    assert_eq!(e, ConnectorError::Deadline { limit_ms: 300 });
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+}
+
+#[test]
+fn a_memory_bomb_hits_the_memory_limit() {
+    let host = host(None);
+    let loaded = adversarial(&host);
+    let e = call(
+        &host,
+        &loaded,
+        "memory_bomb",
+        json!(null),
+        Grants::default(),
+        Limits {
+            memory_bytes: 32 << 20,
+            ..Limits::default()
+        },
+    )
+    .unwrap_err();
+    assert_eq!(
+        e,
+        ConnectorError::MemoryLimit {
+            limit_bytes: 32 << 20
+        }
+    );
+}
+
+#[test]
+fn a_50_mib_output_is_refused() {
+    let host = host(None);
+    let loaded = adversarial(&host);
+    let limits = Limits {
+        memory_bytes: 512 << 20,
+        ..Limits::default()
+    };
+    let e = call(
+        &host,
+        &loaded,
+        "huge_output",
+        json!(null),
+        Grants::default(),
+        limits,
+    )
+    .unwrap_err();
+    match e {
+        ConnectorError::OutputTooLarge {
+            limit_bytes,
+            actual_bytes,
+        } => {
+            assert_eq!(limit_bytes, 1 << 20);
+            assert!(actual_bytes > 50 << 20);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn undeclared_hosts_and_secrets_are_denied() {
+    let host = host(None);
+    let loaded = adversarial(&host);
+    let all = Grants {
+        hosts: vec!["*".into()],
+        secrets: BTreeMap::new(),
+        kv: true,
+    };
+    let e = call(
+        &host,
+        &loaded,
+        "undeclared_host",
+        json!(null),
+        all.clone(),
+        Limits::default(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e,
+        ConnectorError::CapabilityDenied {
+            capability: "host".into(),
+            name: "example.com:80".into(),
+            reason: "declared".into()
+        }
+    );
+    let e = call(
+        &host,
+        &loaded,
+        "undeclared_secret",
+        json!(null),
+        all,
+        Limits::default(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e,
+        ConnectorError::CapabilityDenied {
+            capability: "secret".into(),
+            name: "never_declared".into(),
+            reason: "declared".into()
+        }
+    );
+}
+
+#[test]
+fn a_panic_is_a_trap_with_its_message() {
+    let host = host(None);
+    let loaded = adversarial(&host);
+    match call(
+        &host,
+        &loaded,
+        "panic",
+        json!(null),
+        Grants::default(),
+        Limits::default(),
+    )
+    .unwrap_err()
+    {
+        ConnectorError::Trap { message } => {
+            assert!(message.contains("the plugin gave up"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn the_key_value_store_needs_a_grant() {
+    let host = host(None);
+    let loaded = adversarial(&host);
+    let e = call(
+        &host,
+        &loaded,
+        "kv_roundtrip",
+        json!(null),
+        Grants::default(),
+        Limits::default(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e,
+        ConnectorError::CapabilityDenied {
+            capability: "kv".into(),
+            name: "store".into(),
+            reason: "granted".into()
+        }
+    );
+    let grants = Grants {
+        kv: true,
+        ..Grants::default()
+    };
+    let out = call(
+        &host,
+        &loaded,
+        "kv_roundtrip",
+        json!(null),
+        grants,
+        Limits::default(),
+    )
+    .unwrap();
+    assert_eq!(out, json!({"value": "v"}));
+}
+
+#[test]
+fn components_of_another_shape_are_refused() {
+    let host = host(None);
+    let core_module = b"\0asm\x01\0\0\0";
+    assert!(matches!(
+        host.load(core_module),
+        Err(LoadError::NotAComponent(_))
+    ));
+    let empty_component = b"\0asm\x0d\0\x01\0";
+    match host.load(empty_component) {
+        Err(LoadError::WrongWorld(m)) => {
+            assert!(m.contains("describe") || m.contains("export"), "{m}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        host.load(b"not wasm"),
+        Err(LoadError::NotAComponent(_))
+    ));
+}
+
+#[test]
+fn compiled_components_are_cached_on_disk() {
+    let dir = TempDir::new();
+    let bytes = std::fs::read(connector_wasm("http-json")).unwrap();
+    let first = host(Some(&dir)).load(&bytes).unwrap();
+    assert!(!first.from_cache);
+    let second = host(Some(&dir)).load(&bytes).unwrap();
+    assert!(second.from_cache);
+    assert_eq!(first.manifest, second.manifest);
+}
+
+#[test]
+fn a_runaway_call_does_not_hold_up_others() {
+    let host = host(None);
+    let loaded = Arc::new(adversarial(&host));
+    let (h, l) = (host.clone(), loaded.clone());
+    let spinner = std::thread::spawn(move || {
+        let limits = Limits {
+            fuel: Limits::MAX.fuel,
+            timeout_ms: 2_000,
+            ..Limits::default()
+        };
+        call(&h, &l, "spin", json!(null), Grants::default(), limits)
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    let t = Instant::now();
+    for i in 0..50 {
+        let out = call(
+            &host,
+            &loaded,
+            "echo",
+            json!({"value": i}),
+            Grants::default(),
+            Limits::default(),
+        )
+        .unwrap();
+        assert_eq!(out["value"], i);
+    }
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    assert_eq!(
+        spinner.join().unwrap().unwrap_err(),
+        ConnectorError::Deadline { limit_ms: 2_000 }
+    );
+}
+
+#[test]
+fn secrets_are_redacted_from_errors() {
+    // The http-json connector sends the bearer secret; a denied host error must not echo it.
+    let host = host(None);
+    let bytes = std::fs::read(connector_wasm("http-json")).unwrap();
+    let loaded = host.load(&bytes).unwrap();
+    let grants = Grants {
+        hosts: vec![],
+        secrets: BTreeMap::from([("token".to_string(), Some(Secret("s3cr3t-value".into())))]),
+        kv: false,
+    };
+    let e = host
+        .invoke(
+            &loaded,
+            Invocation {
+                operation: "fetch".into(),
+                config: json!({"url": "http://127.0.0.1:9/s3cr3t-value", "method": "GET", "bearer_secret": "token"}),
+                input: json!({}),
+                context: CallContext { run_id: "r".into(), step_id: "s".into(), idempotency_key: "k".into(), workspace: "w".into() },
+                grants,
+                limits: Limits::default(),
+            },
+            Arc::new(Services::default()),
+        )
+        .unwrap_err();
+    assert_eq!(e.kind(), "capability_denied");
+    assert!(!format!("{e:?}").contains("s3cr3t-value"), "{e:?}");
+}

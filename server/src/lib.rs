@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod cli;
 pub mod connectors;
 pub mod db;
 pub mod engine;

@@ -42,11 +42,74 @@ enum Command {
         #[arg(long, env = "TRELLIS_CONNECTORS_DIR")]
         connectors_dir: Option<PathBuf>,
     },
+    /// Write, build and publish connector plugins.
+    Connector {
+        #[command(subcommand)]
+        command: ConnectorCommand,
+    },
     /// Run pending database migrations and exit.
     Migrate {
         #[arg(long, default_value = "./trellis-data", env = "TRELLIS_DATA_DIR")]
         data_dir: PathBuf,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConnectorCommand {
+    /// Scaffold a connector crate `<dir>/<name>` from the template.
+    New {
+        /// kebab-case, e.g. `crm-sync`.
+        name: String,
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// The connector SDK (`connectors/sdk` in the Trellis sources).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
+    /// Build the connector crate for wasm32-wasip2 (installing the target if missing);
+    /// prints the component's path.
+    Build {
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Upload a component to a server (admin token).
+    Publish {
+        file: PathBuf,
+        #[arg(long, env = "TRELLIS_SERVER", default_value = "http://127.0.0.1:8080")]
+        server: String,
+        #[arg(long, env = "TRELLIS_TOKEN", hide_env_values = true)]
+        token: String,
+    },
+}
+
+async fn connector(command: ConnectorCommand) -> anyhow::Result<()> {
+    use trellis_server::cli;
+    match command {
+        ConnectorCommand::New { name, dir, sdk } => {
+            let root = cli::new(&name, &dir, sdk.as_deref())?;
+            println!("created {}", root.display());
+            println!("next: cd {} && trellis connector build", root.display());
+        }
+        ConnectorCommand::Build { dir } => {
+            let wasm = cli::build(&dir)?;
+            println!("{}", wasm.display());
+        }
+        ConnectorCommand::Publish {
+            file,
+            server,
+            token,
+        } => {
+            let answer = cli::publish(&file, &server, &token).await?;
+            println!(
+                "published {} {} as {} (sha256 {})",
+                answer["name"].as_str().unwrap_or("?"),
+                answer["version"].as_str().unwrap_or("?"),
+                answer["reference"].as_str().unwrap_or("?"),
+                answer["sha256"].as_str().unwrap_or("?"),
+            );
+        }
+    }
+    Ok(())
 }
 
 #[tokio::main]
@@ -82,6 +145,7 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!("shutting down");
             running.stop().await
         }
+        Command::Connector { command } => connector(command).await,
         Command::Migrate { data_dir } => {
             std::fs::create_dir_all(&data_dir)?;
             let location = db::DbLocation::from_env(&data_dir);

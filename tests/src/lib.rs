@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sea_orm::{ConnectionTrait, Database};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// The `trellis` binary: `$TRELLIS_BIN`, else next to this test executable's `deps/`.
 pub fn trellis_bin() -> PathBuf {
@@ -152,6 +152,8 @@ impl Proc {
         .arg(data_dir)
         .args(["--workers", "8"])
         .env_remove("TRELLIS_DATABASE_URL")
+        // Tests publish the connectors they need; none is registered at start.
+        .env_remove("TRELLIS_CONNECTORS_DIR")
         .stdout(Stdio::from(out.try_clone().unwrap()))
         .stderr(Stdio::from(out));
         if let Some(url) = database_url {
@@ -279,6 +281,65 @@ impl Api {
         let (s, v) = self.send(reqwest::Method::GET, path, None).await;
         assert_eq!(s, 200, "GET {path}: {v}");
         v
+    }
+}
+
+/// Creates a flow and publishes its version 1; returns its id.
+pub async fn create_published(api: &Api, doc: &Value) -> String {
+    let created = api.post("/api/v1/flows", doc).await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    api.post(
+        &format!("/api/v1/flows/{id}/publish"),
+        &json!({"version": 1}),
+    )
+    .await;
+    id
+}
+
+/// Starts `n` runs (input `{n: i}`), 16 requests at a time, spread over `apis`.
+pub async fn start_runs(apis: &[Api], flow: &str, n: usize) -> Vec<String> {
+    use futures::StreamExt as _;
+    futures::stream::iter(0..n)
+        .map(|i| {
+            let api = apis[i % apis.len()].clone();
+            let flow = flow.to_owned();
+            async move {
+                api.post(
+                    &format!("/api/v1/flows/{flow}/runs"),
+                    &json!({"input": {"n": i}}),
+                )
+                .await["run_id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await
+}
+
+pub async fn count(api: &Api, flow: &str, status: &str) -> usize {
+    let v = api
+        .get(&format!(
+            "/api/v1/runs?flow={flow}&status={status}&limit=500"
+        ))
+        .await;
+    v["runs"].as_array().unwrap().len()
+}
+
+pub async fn wait_all(api: &Api, flow: &str, status: &str, n: usize, secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let c = count(api, flow, status).await;
+        if c >= n {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {c} of {n} runs reached {status} in {secs}s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -411,6 +472,10 @@ pub mod mock_api {
         req: Request,
     ) -> axum::Json<Value> {
         let path = req.uri().path().to_owned();
+        if path.starts_with("/slow") {
+            // Long enough that a crash catches calls in flight.
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
         let body = axum::body::to_bytes(req.into_body(), 1 << 20)
             .await
             .unwrap_or_default();

@@ -5,10 +5,11 @@
 
 use std::time::{Duration, Instant};
 
-use futures::StreamExt as _;
 use sea_orm::{ConnectionTrait, Database, Statement};
 use serde_json::{Value, json};
-use trellis_e2e::{Api, PgDb, Proc, TempDir, count_rows};
+use trellis_e2e::{
+    Api, PgDb, Proc, TempDir, count, count_rows, create_published, start_runs, wait_all,
+};
 
 /// trigger → set → wait `wait` → set → respond.
 fn waiting_flow(wait: &str) -> Value {
@@ -19,63 +20,6 @@ fn waiting_flow(wait: &str) -> Value {
         {"id": "after", "type": "set", "config": {"vars": {"m": "vars.n + 1"}}},
         {"id": "reply", "type": "respond", "config": {"body": "{'m': vars.m}"}}],
         "edges": [{"from": "t", "to": "before"}, {"from": "before", "to": "pause"}, {"from": "pause", "to": "after"}, {"from": "after", "to": "reply"}]})
-}
-
-async fn create_published(api: &Api, doc: &Value) -> String {
-    let created = api.post("/api/v1/flows", doc).await;
-    let id = created["id"].as_str().unwrap().to_owned();
-    api.post(
-        &format!("/api/v1/flows/{id}/publish"),
-        &json!({"version": 1}),
-    )
-    .await;
-    id
-}
-
-/// Starts `n` runs, 16 requests at a time, spread over `apis`.
-async fn start_runs(apis: &[Api], flow: &str, n: usize) -> Vec<String> {
-    futures::stream::iter(0..n)
-        .map(|i| {
-            let api = apis[i % apis.len()].clone();
-            let flow = flow.to_owned();
-            async move {
-                api.post(
-                    &format!("/api/v1/flows/{flow}/runs"),
-                    &json!({"input": {"n": i}}),
-                )
-                .await["run_id"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned()
-            }
-        })
-        .buffer_unordered(16)
-        .collect()
-        .await
-}
-
-async fn count(api: &Api, flow: &str, status: &str) -> usize {
-    let v = api
-        .get(&format!(
-            "/api/v1/runs?flow={flow}&status={status}&limit=500"
-        ))
-        .await;
-    v["runs"].as_array().unwrap().len()
-}
-
-async fn wait_all(api: &Api, flow: &str, status: &str, n: usize, secs: u64) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let c = count(api, flow, status).await;
-        if c >= n {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "only {c} of {n} runs reached {status} in {secs}s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Checks the journal in the database: every node activation completed exactly once.

@@ -36,6 +36,7 @@ impl Connector for Adversarial {
             .operation(op("undeclared_secret"))
             .operation(op("panic"))
             .operation(op("kv_roundtrip"))
+            .operation(op("leak_secret"))
     }
 
     fn invoke(call: Call) -> Result<Value, Error> {
@@ -70,6 +71,12 @@ impl Connector for Adversarial {
                 trellis_connector_sdk::kv::set("k", b"v", Some(60_000))?;
                 let v = trellis_connector_sdk::kv::get("k")?;
                 Ok(json!({ "value": v.map(|v| String::from_utf8_lossy(&v).into_owned()) }))
+            }
+            "leak_secret" => {
+                let secret = secrets::get("declared")?;
+                trellis_connector_sdk::log::info(&format!("the secret is {secret}"));
+                eprintln!("stderr also has {secret}");
+                Err(Error::Internal(format!("leaking {secret}")))
             }
             other => Err(Error::unknown_operation(other)),
         }

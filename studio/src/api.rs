@@ -181,6 +181,8 @@ async fn send_json(
 ) -> Result<serde_json::Value, ApiError> {
     let builder = match method {
         "POST" => Request::post(path),
+        "PUT" => Request::put(path),
+        "PATCH" => Request::patch(path),
         _ => Request::get(path),
     }
     .header("Authorization", &auth(token));
@@ -197,6 +199,7 @@ async fn send_json(
         .await
         .map_err(|e| ApiError::Other(e.to_string()))?;
     match response.status() {
+        204 => Ok(serde_json::Value::Null),
         200..=299 => response
             .json()
             .await
@@ -204,6 +207,33 @@ async fn send_json(
         401 => Err(ApiError::Unauthorized),
         _ => Err(ApiError::Other(problem_detail(response).await)),
     }
+}
+
+/// `PUT` a JSON body to the API.
+pub async fn put_json(
+    token: &str,
+    path: &str,
+    body: &serde_json::Value,
+) -> Result<serde_json::Value, ApiError> {
+    send_json("PUT", path, token, Some(body)).await
+}
+
+/// `PATCH` a JSON body to the API.
+pub async fn patch_json(
+    token: &str,
+    path: &str,
+    body: &serde_json::Value,
+) -> Result<serde_json::Value, ApiError> {
+    send_json("PATCH", path, token, Some(body)).await
+}
+
+/// The connector operations flows can use (`GET /api/v1/node-types`).
+pub async fn catalog(token: &str) -> Result<trellis_model::Catalog, ApiError> {
+    let v = get_json(token, "/api/v1/node-types").await?;
+    let entries: Vec<trellis_model::ConnectorEntry> =
+        serde_json::from_value(v["connectors"].clone())
+            .map_err(|e| ApiError::Other(e.to_string()))?;
+    Ok(trellis_model::Catalog::new(entries))
 }
 
 /// `GET` a JSON document from the API.

@@ -4,7 +4,9 @@
 use leptos::html::Div;
 use leptos::prelude::*;
 use trellis_model::node_types::{NodeTypeSpec, builtin_node_types, node_type};
-use trellis_model::{Diagnostic, Edge, Edit, FlowDoc, Node, NodeId, Severity, validate};
+use trellis_model::{
+    Catalog, ConnectorEntry, Diagnostic, Edge, Edit, FlowDoc, Node, NodeId, Severity, validate_with,
+};
 
 use crate::Session;
 use crate::api::{self, SaveError};
@@ -144,6 +146,8 @@ pub struct Editor {
     pub viewing: RwSignal<Option<(i64, FlowDoc)>>,
     /// Node marks on the canvas: diff (`added`, `changed`) or run step status.
     pub marks: RwSignal<std::collections::HashMap<String, &'static str>>,
+    /// The enabled connectors' operations (palette, inspector, validation).
+    pub catalog: RwSignal<Catalog>,
 }
 
 impl Editor {
@@ -161,6 +165,7 @@ impl Editor {
             zoom: RwSignal::new(1.0),
             help: RwSignal::new(false),
             viewing: RwSignal::new(None),
+            catalog: RwSignal::new(Catalog::default()),
             picked: RwSignal::new(Default::default()),
             rubber: RwSignal::new(None),
             marks: RwSignal::new(Default::default()),
@@ -216,6 +221,37 @@ impl Editor {
             self.undo.update(|u| u.push(edit));
             self.dirty.set(true);
         }
+    }
+
+    /// Adds a node calling `operation` of the connector `entry`.
+    fn add_connector_node(&self, entry: &ConnectorEntry, operation: &str) {
+        if self.read_only() {
+            return;
+        }
+        let doc = self.doc.get_untracked();
+        let mut n = 1;
+        let id = loop {
+            let candidate = format!("{operation}_{n}");
+            if doc.node(&candidate).is_none() {
+                break candidate;
+            }
+            n += 1;
+        };
+        let count = doc.nodes.len() as f64;
+        let node: Node = match serde_json::from_value(serde_json::json!({
+            "id": id, "type": "connector", "connector": entry.reference(), "operation": operation,
+            "config": {}, "input": {},
+            "position": [snap(40.0 + 200.0 * (count % 5.0)), snap(40.0 + 110.0 * (count / 5.0).floor())]
+        })) {
+            Ok(n) => n,
+            Err(_) => return,
+        };
+        let index = doc.nodes.len();
+        self.selected.set(Some(node.id.clone()));
+        self.apply(Edit::AddNode {
+            node: Box::new(node),
+            index,
+        });
     }
 
     /// Adds a node of `spec`'s type at `at` (a free grid spot when `None`).
@@ -479,7 +515,13 @@ fn EditorView(
     let message = RwSignal::new(String::new());
     let conflict = RwSignal::new(None::<i64>);
     let saved = RwSignal::new(None::<i64>);
-    let diagnostics = Memo::new(move |_| ed.doc.with(validate));
+    let diagnostics = Memo::new(move |_| ed.catalog.with(|c| ed.doc.with(|d| validate_with(d, c))));
+    leptos::task::spawn_local(async move {
+        let token = session.token.get_untracked().unwrap_or_default();
+        if let Ok(catalog) = api::catalog(&token).await {
+            ed.catalog.set(catalog);
+        }
+    });
 
     // Keyboard: undo/redo, delete.
     let keys = window_event_listener(leptos::ev::keydown, move |ev| {
@@ -803,7 +845,8 @@ fn Palette(ed: Editor) -> impl IntoView {
     // Categories in palette order, each with its node types.
     let mut categories: Vec<&'static str> = Vec::new();
     for spec in builtin_node_types() {
-        if !categories.contains(&spec.category) {
+        // Connector nodes are added per operation, below.
+        if spec.name != "connector" && !categories.contains(&spec.category) {
             categories.push(spec.category);
         }
     }
@@ -848,6 +891,32 @@ fn Palette(ed: Editor) -> impl IntoView {
                     }).collect_view()}
                 }
             }).collect_view()}
+            {move || {
+                let q = query.get().trim().to_lowercase();
+                let lang = session.lang.get().code();
+                ed.catalog.with(|c| c.entries().cloned().collect::<Vec<_>>()).into_iter().map(|entry| {
+                    let title = entry.title.get(lang).cloned().unwrap_or_else(|| entry.name.clone());
+                    let ops: Vec<_> = entry.operations.iter().filter(|o| {
+                        q.is_empty() || o.name.contains(&q) || entry.name.contains(&q)
+                            || title.to_lowercase().contains(&q)
+                            || o.title.values().any(|t| t.to_lowercase().contains(&q))
+                    }).cloned().collect();
+                    let header = (!ops.is_empty()).then(|| view! {
+                        <div class="palette-category" data-testid=format!("category-connector-{}", entry.name)
+                            title=format!("{} {}", entry.reference(), entry.version)>{title.clone()}</div>
+                    });
+                    let items = ops.into_iter().map(|op| {
+                        let label = op.title.get(lang).cloned().unwrap_or_else(|| op.name.clone());
+                        let entry = entry.clone();
+                        let testid = format!("palette-connector-{}-{}", entry.name, op.name);
+                        view! {
+                            <button class="palette-item connector" data-testid=testid
+                                on:click=move |_| ed.add_connector_node(&entry, &op.name)>{label}</button>
+                        }
+                    }).collect_view();
+                    view! { {header} {items} }
+                }).collect_view()
+            }}
         </div>
     }
 }

@@ -6,7 +6,7 @@
 use leptos::prelude::*;
 use serde_json::{Map, Value};
 use trellis_model::node_types::node_type;
-use trellis_model::{Edit, Expr, Node, NodeId};
+use trellis_model::{Catalog, Edit, Expr, Node, NodeId};
 
 use crate::Session;
 use crate::editor::Editor;
@@ -66,12 +66,24 @@ fn field_of(root: &Value, schema: &Value) -> Field {
     }
 }
 
+/// The schema a node's config is edited by: its node type's, or for a connector node its
+/// operation's (from the catalog).
+fn config_schema(node: &Node, catalog: &Catalog) -> Option<Value> {
+    if node.node_type == "connector" {
+        let entry = catalog.get(node.connector.as_deref()?)?;
+        return entry
+            .operation(node.operation.as_deref()?)
+            .map(|o| o.config_schema.clone());
+    }
+    node_type(&node.node_type).map(|s| s.config_schema.clone())
+}
+
 /// The form's fields: (property, how to edit it, required?).
-fn fields(node: &Node) -> Vec<(String, Field, bool)> {
-    let Some(spec) = node_type(&node.node_type) else {
+fn fields(node: &Node, catalog: &Catalog) -> Vec<(String, Field, bool)> {
+    let Some(schema) = config_schema(node, catalog) else {
         return Vec::new();
     };
-    let root = &spec.config_schema;
+    let root = &schema;
     let required: Vec<&str> = root
         .get("required")
         .and_then(Value::as_array)
@@ -174,7 +186,9 @@ fn NodeForm(ed: Editor, node: Node) -> impl IntoView {
             }
         }
     };
-    let rows = fields(&node)
+    let rows = ed
+        .catalog
+        .with_untracked(|c| fields(&node, c))
         .into_iter()
         .map(|(name, field, required)| {
             let current = node.config.get(&name).cloned();
@@ -188,6 +202,7 @@ fn NodeForm(ed: Editor, node: Node) -> impl IntoView {
             <input type="text" data-testid="label-input" prop:value=move || label.get()
                 on:input=move |ev| label.set(event_target_value(&ev)) on:change=commit_label />
             {rows}
+            {(node.node_type == "connector").then(|| view! { <ConnectorInput ed=ed node=node.clone() /> })}
             <ExecutionFields ed=ed node=node.clone() />
         </div>
     }
@@ -205,6 +220,36 @@ fn change_node(ed: Editor, id: &NodeId, change: impl FnOnce(&mut Node)) {
             before: Box::new(before),
             after: Box::new(after),
         });
+    }
+}
+
+/// A connector node's `input`: JSON whose strings may hold `{{ }}` templates.
+#[component]
+fn ConnectorInput(ed: Editor, node: Node) -> impl IntoView {
+    let session = expect_context::<Session>();
+    let id = StoredValue::new(node.id.clone());
+    let text = RwSignal::new(
+        node.input
+            .as_ref()
+            .and_then(|v| serde_json::to_string_pretty(v).ok())
+            .unwrap_or_else(|| "{}".into()),
+    );
+    let error = RwSignal::new(None::<String>);
+    let commit =
+        move |_: leptos::ev::Event| match serde_json::from_str::<Value>(&text.get_untracked()) {
+            Ok(v) => {
+                error.set(None);
+                change_node(ed, &id.get_value(), |n| n.input = Some(v));
+            }
+            Err(e) => error.set(Some(e.to_string())),
+        };
+    view! {
+        <div class="field">
+            <label>{move || session.t(Text::ConnectorInput)}</label>
+            <textarea data-testid="connector-input" rows="4" prop:value=move || text.get()
+                on:input=move |ev| text.set(event_target_value(&ev)) on:change=commit></textarea>
+            {move || error.get().map(|e| view! { <div class="field-error" data-testid="error-input">{e}</div> })}
+        </div>
     }
 }
 

@@ -6,6 +6,7 @@
 //! and the Chinese/English switch.
 
 mod api;
+mod connectors;
 mod editor;
 mod flows;
 mod history;
@@ -45,6 +46,8 @@ pub struct Session {
     pub open_flow: RwSignal<Option<String>>,
     /// Nodes and edges copied with Ctrl-C, pasted with Ctrl-V into any flow.
     pub clipboard: RwSignal<Option<editor::Copied>>,
+    /// The connectors admin page is shown instead of the flows.
+    pub connectors_page: RwSignal<bool>,
 }
 
 fn hash_flow() -> Option<String> {
@@ -85,6 +88,7 @@ pub fn App() -> impl IntoView {
         lang: RwSignal::new(lang),
         open_flow: RwSignal::new(hash_flow()),
         clipboard: RwSignal::new(None),
+        connectors_page: RwSignal::new(false),
     };
     provide_context(session);
     // Back/forward and typed URLs: the hash names the open flow.
@@ -111,6 +115,7 @@ pub fn App() -> impl IntoView {
         <main>
             <Show when=move || session.token.get().is_some() fallback=|| view! { <SignIn /> }>
                 {move || match session.open_flow.get() {
+                    _ if session.connectors_page.get() => view! { <connectors::ConnectorsPage /> }.into_any(),
                     Some(id) => view! {
                         <editor::FlowEditor flow_id=id on_close=Callback::new(move |_| {
                             set_hash(None);
@@ -133,6 +138,8 @@ fn TopBar() -> impl IntoView {
             <h1 data-testid="app-title">{move || session.t(Text::AppTitle)}</h1>
             <button data-testid="lang-toggle" on:click=toggle>{move || session.t(Text::SwitchLanguage)}</button>
             <Show when=move || session.token.get().is_some()>
+                <button data-testid="nav-connectors" on:click=move |_| session.connectors_page.update(|p| *p = !*p)>
+                    {move || session.t(Text::Connectors)}</button>
                 <button data-testid="sign-out" on:click=move |_| session.sign_out()>{move || session.t(Text::SignOut)}</button>
             </Show>
         </header>

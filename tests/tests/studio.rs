@@ -878,3 +878,92 @@ async fn minimap_shows_and_navigates() {
     })
     .await;
 }
+
+/// Polls `check` on the API until it holds (10 s).
+async fn eventually<F, Fut>(what: &str, mut check: F) -> Result<(), String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !check().await {
+        if Instant::now() > deadline {
+            return Err(format!("{what} did not happen"));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+/// The connectors admin page grants a host and a secret, sets the secret (write-only) and
+/// revokes the host; the palette lists the connector's operations under its name, and the
+/// inspector renders the operation's config schema; the node is saved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connectors_admin_palette_and_inspector() {
+    with_browser("connectors_admin_palette_and_inspector", |c, api| async move {
+        let wasm = std::fs::read(trellis_e2e::connector_wasm("http-json")).unwrap();
+        let r = api
+            .client
+            .post(format!("{}/api/v1/connectors", api.base))
+            .bearer_auth(&api.token)
+            .body(wasm)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if r.status() != 201 {
+            return Err(format!("publish: {}", r.status()));
+        }
+        let doc = json!({"schema": 1, "name": "推送线索", "nodes": [
+            {"id": "start", "type": "trigger", "config": {"kind": "manual"}, "position": [40, 40]}], "edges": []});
+        let id = api.post("/api/v1/flows", &doc).await["id"].as_str().unwrap().to_owned();
+
+        sign_in(&c, &api).await?;
+        click(&c, "nav-connectors").await?;
+        find(&c, "connector-http-json").await?;
+        expect_text(&c, "secret-status-http-json-token", "未设置").await?;
+        type_into(&c, "grant-host-input-http-json", "127.0.0.1").await?;
+        click(&c, "grant-host-add-http-json").await?;
+        find(&c, "granted-host-http-json-127.0.0.1").await?;
+        click(&c, "grant-secret-http-json-token").await?;
+        let grants = || async { api.get("/api/v1/connectors/http-json/grants").await["grants"].clone() };
+        eventually("granting the secret", || async {
+            grants().await == json!({"hosts": ["127.0.0.1"], "secrets": ["token"], "kv": false})
+        })
+        .await?;
+        type_into(&c, "secret-input-http-json-token", "studio-secret-123").await?;
+        click(&c, "secret-save-http-json-token").await?;
+        expect_text(&c, "secret-status-http-json-token", "已设置").await?;
+        let page = c.source().await.map_err(|e| e.to_string())?;
+        if page.contains("studio-secret-123") {
+            return Err("the secret is still on the page".into());
+        }
+        click(&c, "revoke-host-http-json-127.0.0.1").await?;
+        eventually("revoking the host", || async { grants().await["hosts"] == json!([]) }).await?;
+
+        click(&c, "back-to-flows").await?;
+        click(&c, "open-flow").await?;
+        expect_text(&c, "category-connector-http-json", "HTTP JSON 接口").await?;
+        expect_text(&c, "palette-connector-http-json-request", "发送请求").await?;
+        click(&c, "palette-connector-http-json-request").await?;
+        find(&c, "inspector-request_1").await?;
+        // The operation's schema: `url` (string, required) and `method` (a choice).
+        find(&c, "field-method").await?;
+        type_into(&c, "field-url", "https://crm.example.com/leads").await?;
+        find(&c, "field-url").await?.send_keys("\u{e004}").await.map_err(|e| e.to_string())?;
+        type_into(&c, "connector-input", r#"{"body": "{{ trigger.input }}"}"#).await?;
+        find(&c, "connector-input").await?.send_keys("\u{e004}").await.map_err(|e| e.to_string())?;
+        click(&c, "save").await?;
+        expect_text(&c, "version", "v2").await?;
+        let saved = api.get(&format!("/api/v1/flows/{id}/versions/2")).await;
+        let node = &saved["doc"]["nodes"][1];
+        let want = json!({"connector": "http-json@0", "operation": "request",
+            "config": {"url": "https://crm.example.com/leads"}, "input": {"body": "{{ trigger.input }}"}});
+        for key in ["connector", "operation", "config", "input"] {
+            if node[key] != want[key] {
+                return Err(format!("saved node {key}: {node}"));
+            }
+        }
+        Ok(())
+    })
+    .await;
+}

@@ -17,6 +17,9 @@ use trellis_runtime::connector::{
     HttpResponse, Invocation, KvNamespace, Limits,
 };
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct NoServices;
 
 impl HostServices for NoServices {
@@ -68,7 +71,7 @@ fn bench(c: &mut Criterion) {
     let input = json!({ "value": {
         "lead": "l-20261128-0042", "company": "宁德时代新能源科技股份有限公司", "industry": "ev_parts",
         "employees": 12000, "region": "福建", "score": 73.5, "tier": "hot",
-        "events": (0..12).map(|i| json!({"type": "page", "path": format!("/products/bms/{i}"), "dwell_s": 30 + i})).collect::<Vec<_>>(),
+        "events": (0..16).map(|i| json!({"type": "page", "path": format!("/products/bms/{i}"), "dwell_s": 30 + i})).collect::<Vec<_>>(),
     }});
     assert!(
         input.to_string().len() >= 1000,
@@ -90,6 +93,15 @@ fn bench(c: &mut Criterion) {
     };
     c.bench_function("connector/call_echo_1KiB", |b| {
         b.iter(|| host.invoke(&loaded, call(), services.clone()).unwrap())
+    });
+
+    // The same path with an empty input: what the host itself costs per call.
+    c.bench_function("connector/call_echo_empty", |b| {
+        b.iter(|| {
+            let mut call = call();
+            call.input = json!({});
+            host.invoke(&loaded, call, services.clone()).unwrap()
+        })
     });
 
     let mut group = c.benchmark_group("connector/load");

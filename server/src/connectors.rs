@@ -19,8 +19,8 @@ use serde_json::Value;
 use trellis_model::{Catalog, ConnectorEntry, ConnectorOperation};
 use trellis_runtime::connector::{
     CallContext, ConnectorError, ConnectorHost, Grants, HostConfig, HostServices, HttpFailure,
-    HttpRequest, HttpResponse, Invocation, KvNamespace, Limits, LoadError, Loaded, Manifest,
-    Secret, host_matches,
+    HttpRequest, HttpResponse, Inbound, InboundRequest, Invocation, KvNamespace, Limits, LoadError,
+    Loaded, Manifest, Secret, host_matches,
 };
 use trellis_runtime::{CallRequest, CallResult};
 
@@ -465,6 +465,56 @@ impl Registry {
         Ok(grants)
     }
 
+    /// The loaded component, grants and limits a call of `version` runs with.
+    async fn prepare(
+        &self,
+        workspace: &str,
+        version: &connector_version::Model,
+    ) -> anyhow::Result<(Arc<Loaded>, Grants, Limits)> {
+        let loaded = self.loaded(&version.sha256).await?;
+        let (grants, limits) = tokio::try_join!(
+            self.grants(workspace, &version.name),
+            self.limits(workspace, &version.name)
+        )?;
+        Ok((loaded, grants, limits))
+    }
+
+    /// Hands a webhook request to the highest enabled version of `name` that receives
+    /// webhooks.
+    pub async fn inbound(
+        &self,
+        workspace: &str,
+        name: &str,
+        request: InboundRequest,
+    ) -> Result<Inbound, ConnectorError> {
+        let unavailable = |e: anyhow::Error| ConnectorError::Unavailable {
+            message: format!("{e:#}"),
+        };
+        let version = self
+            .versions(workspace)
+            .await
+            .map_err(unavailable)?
+            .into_iter()
+            .filter(|v| v.name == name && v.enabled)
+            .find(|v| serde_json::from_str::<Manifest>(&v.manifest).is_ok_and(|m| m.inbound))
+            .ok_or_else(|| ConnectorError::NotFound {
+                message: format!("no enabled connector {name:?} receives webhooks"),
+            })?;
+        let (loaded, grants, limits) = self
+            .prepare(workspace, &version)
+            .await
+            .map_err(unavailable)?;
+        let host = self.host.clone();
+        let services: Arc<dyn HostServices> = self.services.clone();
+        tokio::task::spawn_blocking(move || {
+            host.handle_inbound(&loaded, request, grants, limits, services)
+        })
+        .await
+        .map_err(|e| ConnectorError::Trap {
+            message: format!("the call's thread failed: {e}"),
+        })?
+    }
+
     /// Runs one connector call for a run. Returns the result and the exact version used.
     pub async fn call(
         &self,
@@ -493,18 +543,10 @@ impl Registry {
         let unavailable = |e: anyhow::Error| ConnectorError::Unavailable {
             message: format!("{e:#}"),
         };
-        let loaded = match self.loaded(&version.sha256).await {
-            Ok(l) => l,
-            Err(e) => return (fail(unavailable(e)), Some(version.version)),
-        };
-        let (grants, limits) = match tokio::try_join!(
-            self.grants(workspace, &version.name),
-            self.limits(workspace, &version.name)
-        ) {
+        let (loaded, grants, mut limits) = match self.prepare(workspace, &version).await {
             Ok(x) => x,
             Err(e) => return (fail(unavailable(e)), Some(version.version)),
         };
-        let mut limits = limits;
         if let Some(t) = request.timeout_ms {
             limits.timeout_ms = limits.timeout_ms.min(t.max(1));
         }

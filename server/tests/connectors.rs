@@ -282,3 +282,77 @@ async fn bad_components_are_refused(backend: Backend) {
     s.finish().await;
 }
 both!(bad_components_are_refused);
+
+async fn connector_webhooks_become_events(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let (st, _) = s
+        .publish_connector(std::fs::read(connector_wasm("adversarial")).unwrap())
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let flow = json!({"schema": 1, "name": "新线索", "nodes": [
+        {"id": "t", "type": "trigger", "config": {"kind": "event", "event": "crm.lead_created"}},
+        {"id": "v", "type": "set", "config": {"vars": {"company": "trigger.event.properties.company"}}}],
+        "edges": [{"from": "t", "to": "v"}]});
+    s.create_flow(flow, true).await;
+    let url = format!("{}/hooks/connectors/adversarial/crm/callback?x=1", s.base);
+    let body = json!({"events": [{"name": "crm.lead_created", "id": "L-1", "payload": {"company": "比亚迪", "lead": "l-1"}}]});
+
+    // The connector's own check refuses the caller; nothing is recorded.
+    let r = s.client.post(&url).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let runs = s.get("/api/v1/runs").await;
+    assert_eq!(runs["runs"], json!([]));
+
+    let r = s
+        .client
+        .post(&url)
+        .header("x-signature", "valid")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let answer: Value = r.json().await.unwrap();
+    assert_eq!(answer, json!({"received": 1, "path": "/crm/callback"}));
+    // The same event again (same id) is not processed twice.
+    let r = s
+        .client
+        .post(&url)
+        .header("x-signature", "valid")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let run = loop {
+        let runs = s.get("/api/v1/runs").await;
+        let list = runs["runs"].as_array().unwrap().clone();
+        if let Some(r) = list.first()
+            && r["status"] == "succeeded"
+        {
+            assert_eq!(list.len(), 1, "one run per event id: {runs}");
+            break s
+                .get(&format!("/api/v1/runs/{}", r["id"].as_str().unwrap()))
+                .await;
+        }
+        assert!(std::time::Instant::now() < deadline, "no run: {runs}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        step(&run, "v")["output"],
+        json!({"company": "比亚迪"}),
+        "{run}"
+    );
+
+    let r = s
+        .client
+        .post(format!("{}/hooks/connectors/http-json/x", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    s.finish().await;
+}
+both!(connector_webhooks_become_events);

@@ -151,9 +151,30 @@ fn build_connectors() -> anyhow::Result<PathBuf> {
     Ok(target_dir().join("wasm32-wasip2").join("release"))
 }
 
+/// The product's connectors (`connectors/<name>/`, not the SDK or the test components),
+/// copied into their own directory for `trellis serve --connectors-dir`.
+fn product_connectors(built: &Path) -> anyhow::Result<PathBuf> {
+    let out = target_dir().join("trellis-connectors");
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    for entry in std::fs::read_dir(root().join("connectors"))? {
+        let dir = entry?.path();
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if !dir.join("Cargo.toml").exists() || matches!(name.as_str(), "sdk" | "testing") {
+            continue;
+        }
+        let file = format!("{}.wasm", name.replace('-', "_"));
+        std::fs::copy(built.join(&file), out.join(&file))
+            .with_context(|| format!("copying {file}"))?;
+    }
+    Ok(out)
+}
+
 fn run(args: &[String]) -> anyhow::Result<()> {
     let studio = build_studio()?;
-    let connectors = build_connectors()?;
+    let connectors = product_connectors(&build_connectors()?)?;
     let mut build = cargo();
     build.args([
         "build",

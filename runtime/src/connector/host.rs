@@ -23,7 +23,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::manifest::{DisplayName, Manifest, OperationSpec, host_matches};
 use super::{
     CallContext, Capabilities, ConnectorError, Grants, HostServices, HttpFailure, HttpRequest,
-    KvNamespace, Limits,
+    HttpResponse, KvNamespace, Limits,
 };
 
 mod bindings {
@@ -135,7 +135,9 @@ impl ConnectorHost {
             .total_memories(n * 2)
             .total_tables(n * 8)
             .total_stacks(n)
-            .max_memory_size(Limits::MAX.memory_bytes as usize);
+            .max_memory_size(Limits::MAX.memory_bytes as usize)
+            .linear_memory_keep_resident(128 << 10)
+            .table_keep_resident(16 << 10);
         let mut wasm = Config::new();
         wasm.wasm_component_model(true)
             .epoch_interruption(true)
@@ -296,6 +298,60 @@ impl ConnectorHost {
         Ok(store)
     }
 
+    /// Runs `f` against a fresh instance in a fresh, limited store, and turns whatever
+    /// stopped it into a typed error.
+    fn call_guest<R>(
+        &self,
+        loaded: &Loaded,
+        context: &CallContext,
+        grants: Grants,
+        limits: Limits,
+        services: Arc<dyn HostServices>,
+        f: impl FnOnce(
+            &mut Store<CallState>,
+            &bindings::Connector,
+            u64,
+        ) -> wasmtime::Result<Result<R, wit::ConnectorError>>,
+    ) -> Result<R, ConnectorError> {
+        let deadline = Instant::now() + Duration::from_millis(limits.timeout_ms);
+        let deadline_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+            + limits.timeout_ms;
+        let ns = KvNamespace {
+            workspace: context.workspace.clone(),
+            connector: loaded.manifest.name.clone(),
+        };
+        let state = CallState::new(
+            loaded.manifest.clone(),
+            grants,
+            Some(services),
+            ns,
+            limits,
+            Some(deadline),
+        );
+        let mut store =
+            self.limited_store(state, &limits)
+                .map_err(|e| ConnectorError::Unavailable {
+                    message: format!("store: {e}"),
+                })?;
+        let result = loaded
+            .pre
+            .instantiate(&mut store)
+            .and_then(|c| f(&mut store, &c, deadline_ms));
+        let state = store.data();
+        state.flush_stdio(context);
+        match result {
+            Err(e) => Err(state.classify_trap(&e)),
+            Ok(Err(guest)) => Err(state
+                .denied
+                .clone()
+                .unwrap_or_else(|| state.redact_error(from_wit_error(guest)))),
+            Ok(Ok(r)) => Ok(r),
+        }
+    }
+
     /// Calls one operation in a fresh store. Blocks the thread until the call ends (run it
     /// on a blocking thread); the deadline, fuel and memory limits always end it.
     pub fn invoke(
@@ -315,63 +371,128 @@ impl ConnectorHost {
         check_schema("config", config_schema, &call.config)?;
         check_schema("input", input_schema, &call.input)?;
         let limits = call.limits;
-        let deadline = Instant::now() + Duration::from_millis(limits.timeout_ms);
-        let deadline_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0)
-            + limits.timeout_ms;
-        let ns = KvNamespace {
-            workspace: call.context.workspace.clone(),
-            connector: loaded.manifest.name.clone(),
-        };
-        let state = CallState::new(
-            loaded.manifest.clone(),
-            call.grants,
-            Some(services),
-            ns,
-            limits,
-            Some(deadline),
-        );
-        let mut store =
-            self.limited_store(state, &limits)
-                .map_err(|e| ConnectorError::Unavailable {
-                    message: format!("store: {e}"),
-                })?;
-        let context = wit::CallContext {
-            run_id: call.context.run_id.clone(),
-            step_id: call.context.step_id.clone(),
-            idempotency_key: call.context.idempotency_key.clone(),
-            workspace: call.context.workspace.clone(),
-            deadline_ms,
-        };
         let config = call.config.to_string();
         let input = call.input.to_string();
-        let result = loaded
-            .pre
-            .instantiate(&mut store)
-            .and_then(|c| c.call_invoke(&mut store, &call.operation, &config, &input, &context));
-        let state = store.data();
-        state.flush_stdio(&call.context);
-        match result {
-            Err(e) => Err(state.classify_trap(&e)),
-            Ok(Err(guest)) => Err(state
-                .denied
-                .clone()
-                .unwrap_or_else(|| state.redact_error(from_wit_error(guest)))),
-            Ok(Ok(output)) => {
-                if output.len() as u64 > limits.max_output_bytes {
-                    return Err(ConnectorError::OutputTooLarge {
-                        limit_bytes: limits.max_output_bytes,
-                        actual_bytes: output.len() as u64,
-                    });
-                }
-                serde_json::from_str(&output).map_err(|e| ConnectorError::InvalidOutput {
-                    message: format!("not JSON: {e}"),
-                })
-            }
+        let ctx = &call.context;
+        let output = self.call_guest(
+            loaded,
+            ctx,
+            call.grants.clone(),
+            limits,
+            services,
+            |store, c, deadline_ms| {
+                let context = wit::CallContext {
+                    run_id: ctx.run_id.clone(),
+                    step_id: ctx.step_id.clone(),
+                    idempotency_key: ctx.idempotency_key.clone(),
+                    workspace: ctx.workspace.clone(),
+                    deadline_ms,
+                };
+                c.call_invoke(store, &call.operation, &config, &input, &context)
+            },
+        )?;
+        if output.len() as u64 > limits.max_output_bytes {
+            return Err(ConnectorError::OutputTooLarge {
+                limit_bytes: limits.max_output_bytes,
+                actual_bytes: output.len() as u64,
+            });
         }
+        serde_json::from_str(&output).map_err(|e| ConnectorError::InvalidOutput {
+            message: format!("not JSON: {e}"),
+        })
     }
+
+    /// Hands a webhook request to the connector's `handle-inbound`; returns the events it
+    /// produced and the answer for the caller.
+    pub fn handle_inbound(
+        &self,
+        loaded: &Loaded,
+        request: InboundRequest,
+        grants: Grants,
+        limits: Limits,
+        services: Arc<dyn HostServices>,
+    ) -> Result<Inbound, ConnectorError> {
+        if !loaded.manifest.inbound {
+            return Err(ConnectorError::NotFound {
+                message: format!("{} receives no webhooks", loaded.manifest.name),
+            });
+        }
+        let ctx = CallContext {
+            run_id: String::new(),
+            step_id: "inbound".into(),
+            idempotency_key: String::new(),
+            workspace: request.workspace.clone(),
+        };
+        let result = self.call_guest(loaded, &ctx, grants, limits, services, |store, c, _| {
+            let req = wit::InboundRequest {
+                method: request.method,
+                path: request.path,
+                query: request.query,
+                headers: request.headers,
+                body: request.body,
+                workspace: request.workspace,
+            };
+            c.call_handle_inbound(store, &req)
+        })?;
+        let size: usize = result.response.body.len()
+            + result
+                .events
+                .iter()
+                .map(|e| e.payload.len() + e.name.len())
+                .sum::<usize>();
+        if size as u64 > limits.max_output_bytes {
+            return Err(ConnectorError::OutputTooLarge {
+                limit_bytes: limits.max_output_bytes,
+                actual_bytes: size as u64,
+            });
+        }
+        let mut events = Vec::new();
+        for e in result.events {
+            let payload =
+                serde_json::from_str(&e.payload).map_err(|err| ConnectorError::InvalidOutput {
+                    message: format!("event {:?}: payload is not JSON: {err}", e.name),
+                })?;
+            events.push(InboundEvent {
+                name: e.name,
+                id: e.id,
+                payload,
+            });
+        }
+        Ok(Inbound {
+            events,
+            response: HttpResponse {
+                status: result.response.status,
+                headers: result.response.headers,
+                body: result.response.body,
+            },
+        })
+    }
+}
+
+/// A webhook request for a connector.
+#[derive(Clone, Debug)]
+pub struct InboundRequest {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub workspace: String,
+}
+
+/// An event a connector produced from a webhook.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InboundEvent {
+    pub name: String,
+    pub id: Option<String>,
+    pub payload: Value,
+}
+
+/// What `handle-inbound` returned.
+#[derive(Clone, Debug)]
+pub struct Inbound {
+    pub events: Vec<InboundEvent>,
+    pub response: HttpResponse,
 }
 
 /// Loads a compiled component this host wrote to its cache.

@@ -15,7 +15,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use host::{ConnectorHost, HostConfig, Invocation, LoadError, Loaded};
+pub use host::{
+    ConnectorHost, HostConfig, Inbound, InboundEvent, InboundRequest, Invocation, LoadError, Loaded,
+};
 pub use manifest::{
     Capabilities, DisplayName, Manifest, OperationSpec, check_host_pattern, host_matches,
 };

@@ -54,20 +54,45 @@ pub async fn post_event(
             "properties must be an object",
         ));
     }
+    let result = record_event(
+        &state,
+        &caller.workspace_id,
+        &body.id,
+        &body.name,
+        body.lead.clone(),
+        body.properties.clone(),
+        body.timestamp,
+    )
+    .await?;
+    Ok((StatusCode::ACCEPTED, Json(result)))
+}
+
+/// Records an event once (by id) in `workspace`, starts the flows it triggers and resumes
+/// the runs waiting for it, in one transaction. Used by `POST /api/v1/events` and by
+/// connector webhooks.
+pub(crate) async fn record_event(
+    state: &AppState,
+    workspace: &str,
+    id: &str,
+    name: &str,
+    lead: Option<String>,
+    properties: Value,
+    timestamp: Option<DateTime<Utc>>,
+) -> ApiResult<Value> {
     let now = Utc::now();
-    let timestamp = body.timestamp.unwrap_or(now);
-    let properties = if body.properties.is_null() {
+    let timestamp = timestamp.unwrap_or(now);
+    let properties = if properties.is_null() {
         json!({})
     } else {
-        body.properties.clone()
+        properties.clone()
     };
-    let payload = json!({ "id": body.id, "name": body.name, "lead": body.lead, "properties": properties, "timestamp": timestamp });
+    let payload = json!({ "id": id, "name": name, "lead": lead, "properties": properties, "timestamp": timestamp });
     let txn = state.db.begin().await?;
     let inserted = event::Entity::insert(event::ActiveModel {
-        workspace_id: Set(caller.workspace_id.clone()),
-        id: Set(body.id.clone()),
-        name: Set(body.name.clone()),
-        lead: Set(body.lead.clone()),
+        workspace_id: Set(workspace.to_owned()),
+        id: Set(id.to_owned()),
+        name: Set(name.to_owned()),
+        lead: Set(lead.clone()),
         properties: Set(properties),
         timestamp: Set(timestamp),
         received_at: Set(now),
@@ -81,17 +106,14 @@ pub async fn post_event(
     .await?;
     if inserted == 0 {
         txn.rollback().await?;
-        return Ok((
-            StatusCode::ACCEPTED,
-            Json(
-                json!({ "accepted": true, "duplicate": true, "runs_started": 0, "runs_resumed": 0 }),
-            ),
-        ));
+        return Ok(
+            json!({ "accepted": true, "duplicate": true, "runs_started": 0, "runs_resumed": 0 }),
+        );
     }
     let mut started = Vec::new();
     for (flow_id, version) in state
         .engine
-        .triggered_flows(&txn, &caller.workspace_id, "event", &body.name)
+        .triggered_flows(&txn, workspace, "event", name)
         .await
         .map_err(internal)?
     {
@@ -107,7 +129,7 @@ pub async fn post_event(
             .engine
             .enqueue(
                 &txn,
-                &caller.workspace_id,
+                workspace,
                 &flow_id,
                 version,
                 trigger,
@@ -119,16 +141,13 @@ pub async fn post_event(
     }
     let resumed = state
         .engine
-        .deliver_event(&txn, &caller.workspace_id, &body.name, &payload)
+        .deliver_event(&txn, workspace, name, &payload)
         .await
         .map_err(internal)?;
     txn.commit().await?;
     state.engine.wake.notify_waiters();
     metrics::counter!("trellis_events_total").increment(1);
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(
-            json!({ "accepted": true, "duplicate": false, "runs_started": started.len(), "run_ids": started, "runs_resumed": resumed }),
-        ),
-    ))
+    Ok(
+        json!({ "accepted": true, "duplicate": false, "runs_started": started.len(), "run_ids": started, "runs_resumed": resumed }),
+    )
 }

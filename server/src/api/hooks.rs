@@ -149,3 +149,94 @@ fn query_map(query: Option<&str>) -> Value {
             .collect(),
     )
 }
+
+/// Largest webhook body a connector receives.
+const MAX_INBOUND_BODY: usize = 1 << 20;
+
+/// `ANY /hooks/connectors/{name}/{*path}` (workspace `default`): the request goes to the
+/// connector's `handle-inbound`; the events it returns are recorded (deduplicated by id)
+/// and start or resume flows; the caller gets the connector's answer.
+pub async fn connector_hook(
+    State(state): State<AppState>,
+    method: axum::http::Method,
+    Path(params): Path<std::collections::HashMap<String, String>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    use trellis_runtime::connector::{ConnectorError, InboundRequest};
+    let name = params.get("name").cloned().unwrap_or_default();
+    let path = format!("/{}", params.get("path").map(String::as_str).unwrap_or(""));
+    if body.len() > MAX_INBOUND_BODY {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload too large",
+            format!("a connector webhook body is at most {MAX_INBOUND_BODY} bytes"),
+        ));
+    }
+    let workspace = "default";
+    let registry = state.registry()?;
+    let request = InboundRequest {
+        method: method.to_string(),
+        path,
+        query: query.unwrap_or_default(),
+        headers: headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body: body.to_vec(),
+        workspace: workspace.to_owned(),
+    };
+    let inbound = match registry.inbound(workspace, &name, request).await {
+        Ok(i) => i,
+        Err(ConnectorError::NotFound { message }) => return Err(ApiError::not_found(message)),
+        Err(e) => {
+            tracing::warn!(connector = %name, error = %e, "connector webhook failed");
+            return Err(ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "connector failed",
+                format!("{name}: {e}"),
+            )
+            .with_extra(json!({ "error": e })));
+        }
+    };
+    let mut recorded = 0;
+    for event in inbound.events {
+        if event.name.trim().is_empty() {
+            tracing::warn!(connector = %name, "dropping a connector event without a name");
+            continue;
+        }
+        let id = event.id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        let id = format!("{name}:{id}");
+        let lead = event.payload["lead"].as_str().map(str::to_owned);
+        let properties = if event.payload.is_object() {
+            event.payload
+        } else {
+            json!({ "value": event.payload })
+        };
+        super::events::record_event(&state, workspace, &id, &event.name, lead, properties, None)
+            .await?;
+        recorded += 1;
+    }
+    metrics::counter!("trellis_connector_inbound_events_total", "connector" => name.clone())
+        .increment(recorded);
+    let mut response = Response::builder()
+        .status(StatusCode::from_u16(inbound.response.status).unwrap_or(StatusCode::BAD_GATEWAY));
+    for (k, v) in &inbound.response.headers {
+        let hop = matches!(
+            k.to_ascii_lowercase().as_str(),
+            "connection" | "transfer-encoding" | "content-length" | "keep-alive" | "upgrade"
+        );
+        if !hop {
+            response = response.header(k.as_str(), v.as_str());
+        }
+    }
+    response
+        .body(axum::body::Body::from(inbound.response.body))
+        .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "connector failed", e.to_string()))
+}

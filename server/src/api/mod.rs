@@ -103,6 +103,14 @@ pub fn router(state: AppState) -> Router {
             connectors::MAX_COMPONENT_BYTES,
         )),
     )
+    .route(
+        "/hooks/connectors/{name}",
+        axum::routing::any(hooks::connector_hook),
+    )
+    .route(
+        "/hooks/connectors/{name}/{*path}",
+        axum::routing::any(hooks::connector_hook),
+    )
     .route("/hooks/{*path}", post(hooks::hook))
     .route("/healthz", get(meta::healthz))
     .route("/metrics", get(meta::metrics))

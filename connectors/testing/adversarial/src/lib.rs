@@ -4,7 +4,8 @@
 
 use serde::Deserialize;
 use trellis_connector_sdk::{
-    Call, Connector, Error, JsonSchema, Manifest, Operation, Value, http, json, secrets,
+    Call, Connector, Error, Event, Inbound, InboundRequest, JsonSchema, Manifest, Operation, Value,
+    http, json, secrets,
 };
 
 #[derive(Deserialize, JsonSchema)]
@@ -26,6 +27,7 @@ impl Connector for Adversarial {
             .host("127.0.0.1")
             .secret("declared")
             .kv()
+            .inbound()
             .operation(Operation::new::<Nothing, Echo, Value>(
                 "echo", "回显", "Echo",
             ))
@@ -80,6 +82,37 @@ impl Connector for Adversarial {
             }
             other => Err(Error::unknown_operation(other)),
         }
+    }
+
+    /// `{"events": [{name, id, payload}]}` in, those events out, if the `x-signature`
+    /// header says `valid` (a stand-in for a real signature check).
+    fn handle_inbound(request: InboundRequest) -> Result<Inbound, Error> {
+        if request.header("x-signature") != Some("valid") {
+            return Ok(Inbound {
+                events: Vec::new(),
+                response: http::Response::json(401, &json!({ "error": "bad signature" })),
+            });
+        }
+        let body: Value = trellis_connector_sdk::serde_json::from_slice(&request.body)
+            .map_err(|e| Error::InvalidInput(format!("body: {e}")))?;
+        let events: Vec<Event> = body["events"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| Event {
+                name: e["name"].as_str().unwrap_or_default().to_owned(),
+                id: e["id"].as_str().map(str::to_owned),
+                payload: e["payload"].clone(),
+            })
+            .collect();
+        let received = events.len();
+        Ok(Inbound {
+            events,
+            response: http::Response::json(
+                200,
+                &json!({ "received": received, "path": request.path }),
+            ),
+        })
     }
 }
 

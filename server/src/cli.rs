@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{Context as _, bail};
+use trellis_runtime::connector::is_kebab;
 
 const CARGO_TEMPLATE: &str = include_str!("../templates/connector/Cargo.toml.tmpl");
 const LIB_TEMPLATE: &str = include_str!("../templates/connector/lib.rs.tmpl");
@@ -11,14 +12,6 @@ const LIB_TEMPLATE: &str = include_str!("../templates/connector/lib.rs.tmpl");
 /// The SDK next to this build's sources; `--sdk` overrides it.
 fn default_sdk() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../connectors/sdk")
-}
-
-fn is_kebab(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.starts_with(|c: char| c.is_ascii_lowercase())
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 fn type_name(name: &str) -> String {

@@ -486,20 +486,11 @@ impl Engine {
     ) -> anyhow::Result<Option<i64>> {
         let now = Utc::now();
         let txn = self.db.begin().await?;
-        let updated = run::Entity::update_many()
-            .col_expr(
-                run::Column::State,
-                SqlExpr::value(serde_json::to_value(state)?),
-            )
-            .col_expr(run::Column::StateRev, SqlExpr::value(claimed.state_rev + 1))
+        let updated = guarded_update(claimed, state, now)?
             .col_expr(
                 run::Column::LeaseUntil,
                 SqlExpr::value(now_ms(now) + hold.as_millis() as i64),
             )
-            .col_expr(run::Column::UpdatedAt, SqlExpr::value(now))
-            .filter(run::Column::Id.eq(claimed.id.as_str()))
-            .filter(run::Column::StateRev.eq(claimed.state_rev))
-            .filter(run::Column::Status.eq(status::RUNNING))
             .exec(&txn)
             .await?;
         if updated.rows_affected != 1 {
@@ -522,12 +513,7 @@ impl Engine {
         let now = Utc::now();
         let outcome = outcome_of(next, now);
         let txn = self.db.begin().await?;
-        let updated = run::Entity::update_many()
-            .col_expr(
-                run::Column::State,
-                SqlExpr::value(serde_json::to_value(state)?),
-            )
-            .col_expr(run::Column::StateRev, SqlExpr::value(claimed.state_rev + 1))
+        let updated = guarded_update(claimed, state, now)?
             .col_expr(run::Column::Status, SqlExpr::value(outcome.status))
             .col_expr(run::Column::Error, SqlExpr::value(outcome.error.clone()))
             .col_expr(run::Column::WakeAt, SqlExpr::value(outcome.wake_at))
@@ -536,14 +522,10 @@ impl Engine {
                 SqlExpr::value(Option::<String>::None),
             )
             .col_expr(run::Column::LeaseUntil, SqlExpr::value(Option::<i64>::None))
-            .col_expr(run::Column::UpdatedAt, SqlExpr::value(now))
             .col_expr(
                 run::Column::FinishedAt,
                 SqlExpr::value(outcome.finished.then_some(now)),
             )
-            .filter(run::Column::Id.eq(claimed.id.as_str()))
-            .filter(run::Column::StateRev.eq(claimed.state_rev))
-            .filter(run::Column::Status.eq(status::RUNNING))
             .exec(&txn)
             .await?;
         if updated.rows_affected != 1 {
@@ -896,6 +878,25 @@ pub fn execute_segment(
         }
     }
     (records, Next::Continue)
+}
+
+/// The new state of a claimed run, written only if the run is still at the revision and
+/// status this worker claimed it at (the durability guard).
+fn guarded_update(
+    claimed: &run::Model,
+    state: &RunState,
+    now: DateTime<Utc>,
+) -> anyhow::Result<sea_orm::UpdateMany<run::Entity>> {
+    Ok(run::Entity::update_many()
+        .col_expr(
+            run::Column::State,
+            SqlExpr::value(serde_json::to_value(state)?),
+        )
+        .col_expr(run::Column::StateRev, SqlExpr::value(claimed.state_rev + 1))
+        .col_expr(run::Column::UpdatedAt, SqlExpr::value(now))
+        .filter(run::Column::Id.eq(claimed.id.as_str()))
+        .filter(run::Column::StateRev.eq(claimed.state_rev))
+        .filter(run::Column::Status.eq(status::RUNNING)))
 }
 
 struct Outcome {

@@ -229,28 +229,25 @@ impl Editor {
             return;
         }
         let doc = self.doc.get_untracked();
-        let mut n = 1;
-        let id = loop {
-            let candidate = format!("{operation}_{n}");
-            if doc.node(&candidate).is_none() {
-                break candidate;
-            }
-            n += 1;
+        let (id, position) = new_node_slot(&doc, operation);
+        self.insert_node(
+            &doc,
+            serde_json::json!({
+                "id": id, "type": "connector", "connector": entry.reference(), "operation": operation,
+                "config": {}, "input": {}, "position": position
+            }),
+        );
+    }
+
+    /// Appends the node `value` describes as one undoable edit and selects it.
+    fn insert_node(&self, doc: &FlowDoc, value: serde_json::Value) {
+        let Ok(node) = serde_json::from_value::<Node>(value) else {
+            return;
         };
-        let count = doc.nodes.len() as f64;
-        let node: Node = match serde_json::from_value(serde_json::json!({
-            "id": id, "type": "connector", "connector": entry.reference(), "operation": operation,
-            "config": {}, "input": {},
-            "position": [snap(40.0 + 200.0 * (count % 5.0)), snap(40.0 + 110.0 * (count / 5.0).floor())]
-        })) {
-            Ok(n) => n,
-            Err(_) => return,
-        };
-        let index = doc.nodes.len();
         self.selected.set(Some(node.id.clone()));
         self.apply(Edit::AddNode {
             node: Box::new(node),
-            index,
+            index: doc.nodes.len(),
         });
     }
 
@@ -260,29 +257,14 @@ impl Editor {
             return;
         }
         let doc = self.doc.get_untracked();
-        let mut n = 1;
-        let id = loop {
-            let candidate = format!("{}_{n}", spec.name);
-            if doc.node(&candidate).is_none() {
-                break candidate;
-            }
-            n += 1;
-        };
-        let count = doc.nodes.len() as f64;
+        let (id, spot) = new_node_slot(&doc, spec.name);
         let config = default_config(spec.name);
-        let node: Node = match serde_json::from_value(serde_json::json!({
-            "id": id, "type": spec.name, "config": config,
-            "position": at.unwrap_or([snap(40.0 + 200.0 * (count % 5.0)), snap(40.0 + 110.0 * (count / 5.0).floor())])
-        })) {
-            Ok(n) => n,
-            Err(_) => return,
-        };
-        let index = doc.nodes.len();
-        self.selected.set(Some(node.id.clone()));
-        self.apply(Edit::AddNode {
-            node: Box::new(node),
-            index,
-        });
+        self.insert_node(
+            &doc,
+            serde_json::json!({
+                "id": id, "type": spec.name, "config": config, "position": at.unwrap_or(spot)
+            }),
+        );
     }
 
     fn delete_selected(&self) {
@@ -836,6 +818,24 @@ fn EditorView(
                </div>
            </div>
        }
+}
+
+/// A free id `<prefix>_<n>` and the next free grid spot for a new node.
+fn new_node_slot(doc: &FlowDoc, prefix: &str) -> (String, [f64; 2]) {
+    let mut n = 1;
+    let id = loop {
+        let candidate = format!("{prefix}_{n}");
+        if doc.node(&candidate).is_none() {
+            break candidate;
+        }
+        n += 1;
+    };
+    let count = doc.nodes.len() as f64;
+    let spot = [
+        snap(40.0 + 200.0 * (count % 5.0)),
+        snap(40.0 + 110.0 * (count / 5.0).floor()),
+    ];
+    (id, spot)
 }
 
 #[component]

@@ -78,11 +78,29 @@ fn call(
     grants: Grants,
     limits: Limits,
 ) -> Result<Value, ConnectorError> {
+    call_with(host, loaded, op, json!({}), input, grants, limits)
+}
+
+/// The http-json connector, loaded.
+fn http_json(host: &ConnectorHost) -> Loaded {
+    let bytes = std::fs::read(connector_wasm("http-json")).unwrap();
+    host.load(&bytes).unwrap()
+}
+
+fn call_with(
+    host: &ConnectorHost,
+    loaded: &Loaded,
+    op: &str,
+    config: Value,
+    input: Value,
+    grants: Grants,
+    limits: Limits,
+) -> Result<Value, ConnectorError> {
     host.invoke(
         loaded,
         Invocation {
             operation: op.into(),
-            config: json!({}),
+            config,
             input,
             context: CallContext {
                 run_id: "run-1".into(),
@@ -130,27 +148,17 @@ fn input_is_checked_against_the_operation_schema() {
     )
     .unwrap_err();
     assert!(matches!(e, ConnectorError::InvalidInput { .. }), "{e:?}");
-    let bytes = std::fs::read(connector_wasm("http-json")).unwrap();
-    let http = host.load(&bytes).unwrap();
-    let e = host
-        .invoke(
-            &http,
-            Invocation {
-                operation: "fetch".into(),
-                config: json!({"url": 5}),
-                input: json!({}),
-                context: CallContext {
-                    run_id: "r".into(),
-                    step_id: "s".into(),
-                    idempotency_key: "k".into(),
-                    workspace: "default".into(),
-                },
-                grants: Grants::default(),
-                limits: Limits::default(),
-            },
-            Arc::new(Services::default()),
-        )
-        .unwrap_err();
+    let http = http_json(&host);
+    let e = call_with(
+        &host,
+        &http,
+        "fetch",
+        json!({"url": 5}),
+        json!({}),
+        Grants::default(),
+        Limits::default(),
+    )
+    .unwrap_err();
     match e {
         ConnectorError::InvalidInput { message } => {
             assert!(message.contains("config/url"), "{message}")
@@ -428,27 +436,22 @@ fn a_runaway_call_does_not_hold_up_others() {
 fn secrets_are_redacted_from_errors() {
     // The http-json connector sends the bearer secret; a denied host error must not echo it.
     let host = host(None);
-    let bytes = std::fs::read(connector_wasm("http-json")).unwrap();
-    let loaded = host.load(&bytes).unwrap();
+    let loaded = http_json(&host);
     let grants = Grants {
         hosts: vec![],
         secrets: BTreeMap::from([("token".to_string(), Some(Secret("s3cr3t-value".into())))]),
         kv: false,
     };
-    let e = host
-        .invoke(
-            &loaded,
-            Invocation {
-                operation: "fetch".into(),
-                config: json!({"url": "http://127.0.0.1:9/s3cr3t-value", "method": "GET", "bearer_secret": "token"}),
-                input: json!({}),
-                context: CallContext { run_id: "r".into(), step_id: "s".into(), idempotency_key: "k".into(), workspace: "w".into() },
-                grants,
-                limits: Limits::default(),
-            },
-            Arc::new(Services::default()),
-        )
-        .unwrap_err();
+    let e = call_with(
+        &host,
+        &loaded,
+        "fetch",
+        json!({"url": "http://127.0.0.1:9/s3cr3t-value", "method": "GET", "bearer_secret": "token"}),
+        json!({}),
+        grants,
+        Limits::default(),
+    )
+    .unwrap_err();
     assert_eq!(e.kind(), "capability_denied");
     assert!(!format!("{e:?}").contains("s3cr3t-value"), "{e:?}");
 }

@@ -110,7 +110,8 @@ impl Manifest {
     }
 }
 
-fn is_kebab(s: &str) -> bool {
+/// A connector name: kebab-case, 1-64 characters, starting with a letter.
+pub fn is_kebab(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
         && s.starts_with(|c: char| c.is_ascii_lowercase())

@@ -19,7 +19,7 @@ pub use host::{
     ConnectorHost, HostConfig, Inbound, InboundEvent, InboundRequest, Invocation, LoadError, Loaded,
 };
 pub use manifest::{
-    Capabilities, DisplayName, Manifest, OperationSpec, check_host_pattern, host_matches,
+    Capabilities, DisplayName, Manifest, OperationSpec, check_host_pattern, host_matches, is_kebab,
 };
 
 /// Resource limits of one call. Defaults are documented in ARCHITECTURE.md; an admin can

@@ -7,6 +7,7 @@ mod m20261128_000001_init;
 mod m20261128_000002_schedule_fires;
 mod m20261128_000003_flow_deleted_at;
 mod m20261128_000004_connectors;
+mod m20261128_000005_connector_polls;
 
 #[derive(Debug)]
 pub struct Migrator;
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000002_schedule_fires::Migration),
             Box::new(m20261128_000003_flow_deleted_at::Migration),
             Box::new(m20261128_000004_connectors::Migration),
+            Box::new(m20261128_000005_connector_polls::Migration),
         ]
     }
 }

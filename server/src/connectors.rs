@@ -20,7 +20,7 @@ use trellis_model::{Catalog, ConnectorEntry, ConnectorOperation};
 use trellis_runtime::connector::{
     CallContext, ConnectorError, ConnectorHost, Grants, HostConfig, HostServices, HttpFailure,
     HttpRequest, HttpResponse, Inbound, InboundRequest, Invocation, KvNamespace, Limits, LoadError,
-    Loaded, Manifest, Secret, host_matches,
+    Loaded, Manifest, PollCall, Polled, Secret, host_matches,
 };
 use trellis_runtime::{CallRequest, CallResult};
 
@@ -491,15 +491,8 @@ impl Registry {
             message: format!("{e:#}"),
         };
         let version = self
-            .versions(workspace)
-            .await
-            .map_err(unavailable)?
-            .into_iter()
-            .filter(|v| v.name == name && v.enabled)
-            .find(|v| serde_json::from_str::<Manifest>(&v.manifest).is_ok_and(|m| m.inbound))
-            .ok_or_else(|| ConnectorError::NotFound {
-                message: format!("no enabled connector {name:?} receives webhooks"),
-            })?;
+            .version_with(workspace, name, |m| m.inbound, "receives webhooks")
+            .await?;
         let (loaded, grants, limits) = self
             .prepare(workspace, &version)
             .await
@@ -513,6 +506,66 @@ impl Registry {
         .map_err(|e| ConnectorError::Trap {
             message: format!("the call's thread failed: {e}"),
         })?
+    }
+
+    /// The highest enabled version of `name` whose manifest says `flag` (inbound, poll).
+    async fn version_with(
+        &self,
+        workspace: &str,
+        name: &str,
+        flag: fn(&Manifest) -> bool,
+        what: &str,
+    ) -> Result<connector_version::Model, ConnectorError> {
+        self.versions(workspace)
+            .await
+            .map_err(|e| ConnectorError::Unavailable {
+                message: format!("{e:#}"),
+            })?
+            .into_iter()
+            .filter(|v| v.name == name && v.enabled)
+            .find(|v| serde_json::from_str::<Manifest>(&v.manifest).is_ok_and(|m| flag(&m)))
+            .ok_or_else(|| ConnectorError::NotFound {
+                message: format!("no enabled connector {name:?} {what}"),
+            })
+    }
+
+    /// Calls `poll` on the highest enabled version of `name` that polls.
+    pub async fn poll(
+        &self,
+        workspace: &str,
+        name: &str,
+        config: Value,
+        cursor: Option<String>,
+    ) -> Result<Polled, ConnectorError> {
+        let version = self
+            .version_with(workspace, name, |m| m.poll, "polls")
+            .await?;
+        let (loaded, grants, limits) =
+            self.prepare(workspace, &version)
+                .await
+                .map_err(|e| ConnectorError::Unavailable {
+                    message: format!("{e:#}"),
+                })?;
+        let host = self.host.clone();
+        let services: Arc<dyn HostServices> = self.services.clone();
+        let context = CallContext {
+            run_id: String::new(),
+            step_id: "poll".into(),
+            idempotency_key: format!("poll/{name}/{}", cursor.as_deref().unwrap_or("")),
+            workspace: workspace.to_owned(),
+        };
+        let call = PollCall {
+            config,
+            cursor,
+            context,
+            grants,
+            limits,
+        };
+        tokio::task::spawn_blocking(move || host.poll(&loaded, call, services))
+            .await
+            .map_err(|e| ConnectorError::Trap {
+                message: format!("the call's thread failed: {e}"),
+            })?
     }
 
     /// Runs one connector call for a run. Returns the result and the exact version used.

@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use rand::Rng;
-use sea_orm::sea_query::Expr as SqlExpr;
+use sea_orm::sea_query::{Expr as SqlExpr, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
     QueryFilter, Statement, TransactionTrait,
@@ -29,7 +29,8 @@ use trellis_runtime::{CallResult, CompiledFlow, Executor, Next, Response, RunSta
 
 use crate::connectors::Registry;
 use crate::db::entities::{
-    flow, flow_trigger, flow_version, run, run_step, schedule_fire, subscription,
+    connector_poll, event, flow, flow_trigger, flow_version, run, run_step, schedule_fire,
+    subscription,
 };
 
 /// How long a claim lasts before another worker may take the run over.
@@ -547,6 +548,88 @@ impl Engine {
         Ok(true)
     }
 
+    /// Records an event once (by id) in `workspace`, starts the flows it triggers and
+    /// resumes the runs waiting for it, in one transaction. Used by `POST /api/v1/events`,
+    /// connector webhooks and connector polls.
+    pub async fn record_event(
+        &self,
+        workspace: &str,
+        id: &str,
+        name: &str,
+        lead: Option<String>,
+        properties: Value,
+        timestamp: Option<DateTime<Utc>>,
+    ) -> Result<Value, sea_orm::DbErr> {
+        let custom = |e: anyhow::Error| sea_orm::DbErr::Custom(format!("{e:#}"));
+        let now = Utc::now();
+        let timestamp = timestamp.unwrap_or(now);
+        let properties = if properties.is_null() {
+            json!({})
+        } else {
+            properties.clone()
+        };
+        let payload = json!({ "id": id, "name": name, "lead": lead, "properties": properties, "timestamp": timestamp });
+        let txn = self.db.begin().await?;
+        let inserted = event::Entity::insert(event::ActiveModel {
+            workspace_id: Set(workspace.to_owned()),
+            id: Set(id.to_owned()),
+            name: Set(name.to_owned()),
+            lead: Set(lead.clone()),
+            properties: Set(properties),
+            timestamp: Set(timestamp),
+            received_at: Set(now),
+        })
+        .on_conflict(
+            OnConflict::columns([event::Column::WorkspaceId, event::Column::Id])
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(&txn)
+        .await?;
+        if inserted == 0 {
+            txn.rollback().await?;
+            return Ok(
+                json!({ "accepted": true, "duplicate": true, "runs_started": 0, "runs_resumed": 0 }),
+            );
+        }
+        let mut started = Vec::new();
+        for (flow_id, version) in self
+            .triggered_flows(&txn, workspace, "event", name)
+            .await
+            .map_err(custom)?
+        {
+            let compiled = self
+                .compiled_on(&txn, &flow_id, version)
+                .await
+                .map_err(custom)?;
+            let Some(trigger) = compiled.trigger_id() else {
+                continue;
+            };
+            let id = self
+                .enqueue(
+                    &txn,
+                    workspace,
+                    &flow_id,
+                    version,
+                    trigger,
+                    event_trigger(&payload),
+                )
+                .await
+                .map_err(custom)?;
+            started.push(id);
+        }
+        let resumed = self
+            .deliver_event(&txn, workspace, name, &payload)
+            .await
+            .map_err(custom)?;
+        txn.commit().await?;
+        self.wake.notify_waiters();
+        metrics::counter!("trellis_events_total").increment(1);
+        Ok(
+            json!({ "accepted": true, "duplicate": false, "runs_started": started.len(), "run_ids": started, "runs_resumed": resumed }),
+        )
+    }
+
     /// Single-node (SQLite) start: no other process can hold a claim, so every run left
     /// `running` by a crash is made due again at once.
     pub async fn release_all_claims(&self) -> anyhow::Result<u64> {
@@ -640,8 +723,98 @@ impl Engine {
                     Err(e) => tracing::warn!(error = %format!("{e:#}"), "firing schedules failed"),
                 }
                 last = now;
+                match engine.fire_polls(now).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(polls = n, "connector polls done"),
+                    Err(e) => tracing::warn!(error = %format!("{e:#}"), "connector polls failed"),
+                }
             }
         });
+    }
+
+    /// Runs the connector polls that are due: each is claimed by moving its `next_at` on
+    /// in one statement, so one process polls it however many share the database. Events
+    /// are recorded (deduplicated by id) before the cursor advances, so a crash between
+    /// the two repeats a poll, never loses an event.
+    pub async fn fire_polls(&self, now: DateTime<Utc>) -> anyhow::Result<usize> {
+        let Some(registry) = &self.registry else {
+            return Ok(0);
+        };
+        let now_ms = now_ms(now);
+        let backend = self.db.get_database_backend();
+        let sql = match backend {
+            DbBackend::Postgres => {
+                "UPDATE connector_polls SET next_at = $1 + interval_seconds * 1000 \
+                 WHERE enabled AND next_at <= $1 RETURNING *"
+            }
+            _ => {
+                "UPDATE connector_polls SET next_at = ?1 + interval_seconds * 1000 \
+                 WHERE enabled AND next_at <= ?1 RETURNING *"
+            }
+        };
+        let due = connector_poll::Entity::find()
+            .from_raw_sql(Statement::from_sql_and_values(
+                backend,
+                sql,
+                [now_ms.into()],
+            ))
+            .all(&self.db)
+            .await?;
+        let count = due.len();
+        for poll in due {
+            let result = registry
+                .poll(
+                    &poll.workspace_id,
+                    &poll.name,
+                    poll.config.clone(),
+                    poll.cursor.clone(),
+                )
+                .await;
+            let mut row: connector_poll::ActiveModel = poll.clone().into();
+            row.last_polled_at = Set(Some(Utc::now()));
+            row.updated_at = Set(Utc::now());
+            match result {
+                Ok(polled) => {
+                    let mut recorded = 0;
+                    for e in polled.events {
+                        if e.name.trim().is_empty() {
+                            continue;
+                        }
+                        let id = format!(
+                            "{}:{}",
+                            poll.name,
+                            e.id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
+                        );
+                        let lead = e.payload["lead"].as_str().map(str::to_owned);
+                        let properties = if e.payload.is_object() {
+                            e.payload
+                        } else {
+                            json!({ "value": e.payload })
+                        };
+                        self.record_event(&poll.workspace_id, &id, &e.name, lead, properties, None)
+                            .await?;
+                        recorded += 1;
+                    }
+                    metrics::counter!("trellis_connector_poll_events_total", "connector" => poll.name.clone())
+                        .increment(recorded);
+                    if let Some(cursor) = polled.cursor {
+                        row.cursor = Set(Some(cursor));
+                    }
+                    row.last_error = Set(None);
+                }
+                Err(e) => {
+                    tracing::warn!(connector = %poll.name, workspace = %poll.workspace_id, error = %e, "connector poll failed");
+                    row.last_error = Set(Some(
+                        serde_json::to_string(&e).unwrap_or_else(|_| e.to_string()),
+                    ));
+                }
+            }
+            connector_poll::Entity::update(row).exec(&self.db).await?;
+        }
+        if count > 0 {
+            self.wake.notify_waiters();
+        }
+        Ok(count)
     }
 
     /// Starts one run per schedule fire in `(after, until]`. A fire is recorded in

@@ -344,3 +344,70 @@ async fn connector_webhooks_become_events(backend: Backend) {
     s.finish().await;
 }
 both!(connector_webhooks_become_events);
+
+async fn polls_bring_events_once(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let (st, _) = s
+        .publish_connector(std::fs::read(connector_wasm("adversarial")).unwrap())
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let (st, _) = s
+        .publish_connector(std::fs::read(connector_wasm("http-json")).unwrap())
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let flow = json!({"schema": 1, "name": "发货通知", "nodes": [
+        {"id": "t", "type": "trigger", "config": {"kind": "event", "event": "erp.order_shipped"}},
+        {"id": "v", "type": "set", "config": {"vars": {"order": "trigger.event.properties.order"}}}],
+        "edges": [{"from": "t", "to": "v"}]});
+    s.create_flow(flow, true).await;
+    refused(
+        &s,
+        "/api/v1/connectors/adversarial/poll",
+        json!({"interval_seconds": 0}),
+        "/interval_seconds",
+    )
+    .await;
+    refused(
+        &s,
+        "/api/v1/connectors/http-json/poll",
+        json!({"interval_seconds": 60}),
+        "",
+    )
+    .await;
+    let (st, c) = s
+        .call(
+            Method::PUT,
+            "/api/v1/connectors/adversarial/poll",
+            Some(json!({"interval_seconds": 1, "config": {"since": "2026-11-01"}})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{c}");
+    assert_eq!(c["poll"]["interval_seconds"], 1);
+
+    // One order per poll, three in all; later polls find nothing new.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let runs = s.get("/api/v1/runs?status=succeeded").await;
+        if runs["runs"].as_array().unwrap().len() >= 3 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "polls brought {runs}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let runs = s.get("/api/v1/runs").await;
+    let mut orders = Vec::new();
+    for r in runs["runs"].as_array().unwrap() {
+        let run = s
+            .get(&format!("/api/v1/runs/{}", r["id"].as_str().unwrap()))
+            .await;
+        orders.push(step(&run, "v")["output"]["order"].as_i64().unwrap());
+    }
+    orders.sort();
+    assert_eq!(orders, [1, 2, 3], "each event once: {runs}");
+    let c = s.get("/api/v1/connectors/adversarial").await;
+    assert_eq!(c["poll"]["cursor"], "3", "{c}");
+    assert_eq!(c["poll"]["last_error"], Value::Null, "{c}");
+    s.finish().await;
+}
+both!(polls_bring_events_once);

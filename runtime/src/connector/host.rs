@@ -446,20 +446,8 @@ impl ConnectorHost {
                 actual_bytes: size as u64,
             });
         }
-        let mut events = Vec::new();
-        for e in result.events {
-            let payload =
-                serde_json::from_str(&e.payload).map_err(|err| ConnectorError::InvalidOutput {
-                    message: format!("event {:?}: payload is not JSON: {err}", e.name),
-                })?;
-            events.push(InboundEvent {
-                name: e.name,
-                id: e.id,
-                payload,
-            });
-        }
         Ok(Inbound {
-            events,
+            events: events_of(result.events)?,
             response: HttpResponse {
                 status: result.response.status,
                 headers: result.response.headers,
@@ -467,6 +455,98 @@ impl ConnectorHost {
             },
         })
     }
+}
+
+impl ConnectorHost {
+    /// Asks the connector for events after `cursor` (its `poll` export).
+    pub fn poll(
+        &self,
+        loaded: &Loaded,
+        call: PollCall,
+        services: Arc<dyn HostServices>,
+    ) -> Result<Polled, ConnectorError> {
+        let PollCall {
+            config,
+            cursor,
+            context,
+            grants,
+            limits,
+        } = call;
+        if !loaded.manifest.poll {
+            return Err(ConnectorError::NotFound {
+                message: format!("{} does not poll", loaded.manifest.name),
+            });
+        }
+        let config = config.to_string();
+        let result = self.call_guest(
+            loaded,
+            &context,
+            grants,
+            limits,
+            services,
+            |store, c, deadline_ms| {
+                let ctx = wit::CallContext {
+                    run_id: context.run_id.clone(),
+                    step_id: context.step_id.clone(),
+                    idempotency_key: context.idempotency_key.clone(),
+                    workspace: context.workspace.clone(),
+                    deadline_ms,
+                };
+                c.call_poll(store, &config, cursor.as_deref(), &ctx)
+            },
+        )?;
+        let size: usize = result
+            .events
+            .iter()
+            .map(|e| e.payload.len() + e.name.len())
+            .sum();
+        if size as u64 > limits.max_output_bytes {
+            return Err(ConnectorError::OutputTooLarge {
+                limit_bytes: limits.max_output_bytes,
+                actual_bytes: size as u64,
+            });
+        }
+        Ok(Polled {
+            events: events_of(result.events)?,
+            cursor: result.cursor,
+        })
+    }
+}
+
+/// Guest events with their payloads parsed.
+fn events_of(events: Vec<wit::Event>) -> Result<Vec<InboundEvent>, ConnectorError> {
+    events
+        .into_iter()
+        .map(|e| {
+            let payload =
+                serde_json::from_str(&e.payload).map_err(|err| ConnectorError::InvalidOutput {
+                    message: format!("event {:?}: payload is not JSON: {err}", e.name),
+                })?;
+            Ok(InboundEvent {
+                name: e.name,
+                id: e.id,
+                payload,
+            })
+        })
+        .collect()
+}
+
+/// One poll: the schedule's config, the last cursor, and what the call may use.
+#[derive(Debug)]
+pub struct PollCall {
+    pub config: Value,
+    pub cursor: Option<String>,
+    pub context: CallContext,
+    pub grants: Grants,
+    pub limits: Limits,
+}
+
+/// What `poll` returned.
+#[derive(Clone, Debug)]
+pub struct Polled {
+    pub events: Vec<InboundEvent>,
+    /// The cursor for the next poll; `None` keeps the previous one.
+    pub cursor: Option<String>,
 }
 
 /// A webhook request for a connector.

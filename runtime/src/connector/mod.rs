@@ -16,7 +16,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use host::{
-    ConnectorHost, HostConfig, Inbound, InboundEvent, InboundRequest, Invocation, LoadError, Loaded,
+    ConnectorHost, HostConfig, Inbound, InboundEvent, InboundRequest, Invocation, LoadError,
+    Loaded, PollCall, Polled,
 };
 pub use manifest::{
     Capabilities, DisplayName, Manifest, OperationSpec, check_host_pattern, host_matches, is_kebab,

@@ -18,7 +18,9 @@ use super::audit;
 use crate::AppState;
 use crate::auth::{Caller, Role};
 use crate::connectors::{PublishError, host_declared, kind};
-use crate::db::entities::{connector, connector_grant, connector_secret, connector_version};
+use crate::db::entities::{
+    connector, connector_grant, connector_poll, connector_secret, connector_version,
+};
 use crate::error::{ApiError, ApiJson, ApiResult};
 
 /// Largest component accepted.
@@ -127,7 +129,23 @@ async fn describe(state: &AppState, workspace: &str, name: &str) -> ApiResult<Op
         .limits(workspace, name)
         .await
         .map_err(ApiError::internal)?;
+    let poll = connector_poll::Entity::find_by_id((workspace.to_owned(), name.to_owned()))
+        .one(&state.db)
+        .await?
+        .map(|p| {
+            json!({
+                "interval_seconds": p.interval_seconds,
+                "enabled": p.enabled,
+                "config": p.config,
+                "cursor": p.cursor,
+                "last_polled_at": p.last_polled_at,
+                "last_error": p.last_error.and_then(|e| serde_json::from_str::<Value>(&e).ok()),
+            })
+        });
     Ok(Some(json!({
+        "poll": poll,
+        "polls": manifest.poll,
+        "inbound": manifest.inbound,
         "name": name,
         "display": manifest.display,
         "description": manifest.description,
@@ -497,5 +515,103 @@ pub async fn put_limits(
     ));
     connector::Entity::update(active).exec(&state.db).await?;
     audit(&state.db, &caller, "connector.limits", &name, json!(limits)).await?;
+    Ok(Json(found(&state, &caller, &name).await?))
+}
+
+/// How often to poll a connector in this workspace, and with what config.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PollSettings {
+    /// Seconds between polls, 1 to 86,400.
+    pub interval_seconds: i64,
+    /// Passed to the connector's `poll` (an object).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub config: Value,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Sets the connector's poll schedule in the caller's workspace; the first poll is due
+/// at once. The cursor the connector returned last is kept.
+#[utoipa::path(put, path = "/api/v1/connectors/{name}/poll", tag = "connectors",
+    params(("name" = String, Path)), request_body = PollSettings,
+    responses((status = 200, body = Object), (status = 422, description = "bad interval or config, or the connector does not poll")))]
+pub async fn put_poll(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<PollSettings>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Role::Admin)?;
+    if !(1..=86_400).contains(&body.interval_seconds) {
+        return Err(ApiError::invalid(
+            "/interval_seconds",
+            "the interval is 1 to 86,400 seconds",
+        ));
+    }
+    let config = if body.config.is_null() {
+        json!({})
+    } else {
+        body.config.clone()
+    };
+    if !config.is_object() {
+        return Err(ApiError::invalid("/config", "config must be an object"));
+    }
+    let registry = state.registry()?;
+    let polls = registry
+        .versions(&caller.workspace_id)
+        .await
+        .map_err(ApiError::internal)?
+        .into_iter()
+        .filter(|v| v.name == name && v.enabled)
+        .any(|v| serde_json::from_str::<Manifest>(&v.manifest).is_ok_and(|m| m.poll));
+    if !polls {
+        return Err(ApiError::invalid(
+            "",
+            format!("no enabled version of {name:?} polls (its manifest does not declare `poll`)"),
+        ));
+    }
+    let now = Utc::now();
+    connector_poll::Entity::insert(connector_poll::ActiveModel {
+        workspace_id: Set(caller.workspace_id.clone()),
+        name: Set(name.clone()),
+        config: Set(config.clone()),
+        interval_seconds: Set(body.interval_seconds),
+        enabled: Set(body.enabled),
+        cursor: Set(None),
+        next_at: Set(now.timestamp_millis()),
+        last_polled_at: Set(None),
+        last_error: Set(None),
+        updated_at: Set(now),
+    })
+    .on_conflict(
+        sea_orm::sea_query::OnConflict::columns([
+            connector_poll::Column::WorkspaceId,
+            connector_poll::Column::Name,
+        ])
+        .update_columns([
+            connector_poll::Column::Config,
+            connector_poll::Column::IntervalSeconds,
+            connector_poll::Column::Enabled,
+            connector_poll::Column::NextAt,
+            connector_poll::Column::UpdatedAt,
+        ])
+        .to_owned(),
+    )
+    .exec_without_returning(&state.db)
+    .await?;
+    audit(
+        &state.db,
+        &caller,
+        "connector.poll",
+        &name,
+        json!({ "interval_seconds": body.interval_seconds, "enabled": body.enabled }),
+    )
+    .await?;
     Ok(Json(found(&state, &caller, &name).await?))
 }

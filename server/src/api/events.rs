@@ -5,17 +5,12 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveValue::Set, EntityTrait, TransactionTrait};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::internal;
 use crate::AppState;
 use crate::auth::{Caller, Role};
-use crate::db::entities::event;
-use crate::engine::event_trigger;
 use crate::error::{ApiError, ApiJson, ApiResult};
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -67,9 +62,7 @@ pub async fn post_event(
     Ok((StatusCode::ACCEPTED, Json(result)))
 }
 
-/// Records an event once (by id) in `workspace`, starts the flows it triggers and resumes
-/// the runs waiting for it, in one transaction. Used by `POST /api/v1/events` and by
-/// connector webhooks.
+/// Records an event once (by id); see [`crate::engine::Engine::record_event`].
 pub(crate) async fn record_event(
     state: &AppState,
     workspace: &str,
@@ -79,75 +72,8 @@ pub(crate) async fn record_event(
     properties: Value,
     timestamp: Option<DateTime<Utc>>,
 ) -> ApiResult<Value> {
-    let now = Utc::now();
-    let timestamp = timestamp.unwrap_or(now);
-    let properties = if properties.is_null() {
-        json!({})
-    } else {
-        properties.clone()
-    };
-    let payload = json!({ "id": id, "name": name, "lead": lead, "properties": properties, "timestamp": timestamp });
-    let txn = state.db.begin().await?;
-    let inserted = event::Entity::insert(event::ActiveModel {
-        workspace_id: Set(workspace.to_owned()),
-        id: Set(id.to_owned()),
-        name: Set(name.to_owned()),
-        lead: Set(lead.clone()),
-        properties: Set(properties),
-        timestamp: Set(timestamp),
-        received_at: Set(now),
-    })
-    .on_conflict(
-        OnConflict::columns([event::Column::WorkspaceId, event::Column::Id])
-            .do_nothing()
-            .to_owned(),
-    )
-    .exec_without_returning(&txn)
-    .await?;
-    if inserted == 0 {
-        txn.rollback().await?;
-        return Ok(
-            json!({ "accepted": true, "duplicate": true, "runs_started": 0, "runs_resumed": 0 }),
-        );
-    }
-    let mut started = Vec::new();
-    for (flow_id, version) in state
+    Ok(state
         .engine
-        .triggered_flows(&txn, workspace, "event", name)
-        .await
-        .map_err(internal)?
-    {
-        let compiled = state
-            .engine
-            .compiled_on(&txn, &flow_id, version)
-            .await
-            .map_err(internal)?;
-        let Some(trigger) = compiled.trigger_id() else {
-            continue;
-        };
-        let id = state
-            .engine
-            .enqueue(
-                &txn,
-                workspace,
-                &flow_id,
-                version,
-                trigger,
-                event_trigger(&payload),
-            )
-            .await
-            .map_err(internal)?;
-        started.push(id);
-    }
-    let resumed = state
-        .engine
-        .deliver_event(&txn, workspace, name, &payload)
-        .await
-        .map_err(internal)?;
-    txn.commit().await?;
-    state.engine.wake.notify_waiters();
-    metrics::counter!("trellis_events_total").increment(1);
-    Ok(
-        json!({ "accepted": true, "duplicate": false, "runs_started": started.len(), "run_ids": started, "runs_resumed": resumed }),
-    )
+        .record_event(workspace, id, name, lead, properties, timestamp)
+        .await?)
 }

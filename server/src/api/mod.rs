@@ -84,6 +84,7 @@ pub fn openapi_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(connectors::get_grants, connectors::put_grants))
         .routes(routes!(connectors::put_secret, connectors::delete_secret))
         .routes(routes!(connectors::put_limits))
+        .routes(routes!(connectors::put_poll))
         .routes(routes!(meta::node_types))
         .routes(routes!(meta::flow_schema))
         .routes(routes!(meta::audit_log))

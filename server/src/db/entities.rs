@@ -330,3 +330,24 @@ pub mod connector_kv {
     }
     no_relations!();
 }
+
+pub mod connector_poll {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "connector_polls")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub workspace_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub name: String,
+        pub config: Json,
+        pub interval_seconds: i64,
+        pub enabled: bool,
+        pub cursor: Option<String>,
+        pub next_at: i64,
+        pub last_polled_at: Option<DateTimeUtc>,
+        pub last_error: Option<String>,
+        pub updated_at: DateTimeUtc,
+    }
+    no_relations!();
+}

@@ -4,8 +4,8 @@
 
 use serde::Deserialize;
 use trellis_connector_sdk::{
-    Call, Connector, Error, Event, Inbound, InboundRequest, JsonSchema, Manifest, Operation, Value,
-    http, json, secrets,
+    Call, Connector, Context, Error, Event, Inbound, InboundRequest, JsonSchema, Manifest,
+    Operation, Polled, Value, http, json, secrets,
 };
 
 #[derive(Deserialize, JsonSchema)]
@@ -28,6 +28,7 @@ impl Connector for Adversarial {
             .secret("declared")
             .kv()
             .inbound()
+            .poll()
             .operation(Operation::new::<Nothing, Echo, Value>(
                 "echo", "回显", "Echo",
             ))
@@ -82,6 +83,26 @@ impl Connector for Adversarial {
             }
             other => Err(Error::unknown_operation(other)),
         }
+    }
+
+    /// Three orders, one per poll, then nothing: the cursor is the last order number.
+    fn poll(_config: Value, cursor: Option<String>, _context: Context) -> Result<Polled, Error> {
+        let last: u32 = cursor.as_deref().and_then(|c| c.parse().ok()).unwrap_or(0);
+        if last >= 3 {
+            return Ok(Polled {
+                events: Vec::new(),
+                cursor: None,
+            });
+        }
+        let next = last + 1;
+        Ok(Polled {
+            events: vec![Event {
+                name: "erp.order_shipped".into(),
+                id: Some(format!("o-{next}")),
+                payload: json!({ "order": next }),
+            }],
+            cursor: Some(next.to_string()),
+        })
     }
 
     /// `{"events": [{name, id, payload}]}` in, those events out, if the `x-signature`

@@ -27,6 +27,10 @@ pub struct ConnectorEntry {
     pub version: String,
     pub title: BTreeMap<String, String>,
     pub operations: Vec<ConnectorOperation>,
+    /// Names of the secrets the connector declares (config fields marked
+    /// `x-trellis-secret` refer to one of them).
+    #[serde(default)]
+    pub secrets: Vec<String>,
 }
 
 impl ConnectorEntry {

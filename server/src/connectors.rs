@@ -670,6 +670,7 @@ pub fn entry_of(m: &Manifest) -> ConnectorEntry {
                 side_effects: o.side_effects,
             })
             .collect(),
+        secrets: m.capabilities.secrets.clone(),
     }
 }
 

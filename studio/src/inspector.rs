@@ -78,11 +78,23 @@ fn config_schema(node: &Node, catalog: &Catalog) -> Option<Value> {
     node_type(&node.node_type).map(|s| s.config_schema.clone())
 }
 
-/// The form's fields: (property, how to edit it, required?).
+/// The secrets a connector node may refer to (empty for other nodes).
+fn declared_secrets(node: &Node, catalog: &Catalog) -> Vec<String> {
+    node.connector
+        .as_deref()
+        .and_then(|r| catalog.get(r))
+        .map(|e| e.secrets.clone())
+        .unwrap_or_default()
+}
+
+/// The form's fields: (property, how to edit it, required?). A property marked
+/// `x-trellis-secret` is a choice among the connector's declared secrets: a reference, so
+/// no secret value is ever typed into a flow.
 fn fields(node: &Node, catalog: &Catalog) -> Vec<(String, Field, bool)> {
     let Some(schema) = config_schema(node, catalog) else {
         return Vec::new();
     };
+    let secrets = declared_secrets(node, catalog);
     let root = &schema;
     let required: Vec<&str> = root
         .get("required")
@@ -95,11 +107,16 @@ fn fields(node: &Node, catalog: &Catalog) -> Vec<(String, Field, bool)> {
             props
                 .iter()
                 .map(|(name, s)| {
-                    (
-                        name.clone(),
-                        field_of(root, s),
-                        required.contains(&name.as_str()),
-                    )
+                    let is_secret = resolve(root, s)
+                        .get("x-trellis-secret")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false);
+                    let field = if is_secret {
+                        Field::Choice(secrets.clone())
+                    } else {
+                        field_of(root, s)
+                    };
+                    (name.clone(), field, required.contains(&name.as_str()))
                 })
                 .collect()
         })

@@ -948,6 +948,14 @@ async fn connectors_admin_palette_and_inspector() {
         find(&c, "inspector-request_1").await?;
         // The operation's schema: `url` (string, required) and `method` (a choice).
         find(&c, "field-method").await?;
+        // The secret field offers the connector's declared secrets, by name.
+        find(&c, "field-bearer_secret").await?;
+        c.find(Locator::Css("[data-testid='field-bearer_secret'] option[value='token']"))
+            .await
+            .map_err(|e| format!("no secret choice `token`: {e}"))?
+            .click()
+            .await
+            .map_err(|e| e.to_string())?;
         type_into(&c, "field-url", "https://crm.example.com/leads").await?;
         find(&c, "field-url").await?.send_keys("\u{e004}").await.map_err(|e| e.to_string())?;
         type_into(&c, "connector-input", r#"{"body": "{{ trigger.input }}"}"#).await?;
@@ -957,7 +965,8 @@ async fn connectors_admin_palette_and_inspector() {
         let saved = api.get(&format!("/api/v1/flows/{id}/versions/2")).await;
         let node = &saved["doc"]["nodes"][1];
         let want = json!({"connector": "http-json@0", "operation": "request",
-            "config": {"url": "https://crm.example.com/leads"}, "input": {"body": "{{ trigger.input }}"}});
+            "config": {"url": "https://crm.example.com/leads", "bearer_secret": "token"},
+            "input": {"body": "{{ trigger.input }}"}});
         for key in ["connector", "operation", "config", "input"] {
             if node[key] != want[key] {
                 return Err(format!("saved node {key}: {node}"));

@@ -21,6 +21,7 @@ struct RequestConfig {
     headers: std::collections::BTreeMap<String, String>,
     /// Name of a secret sent as `Authorization: Bearer <secret>`.
     #[serde(default)]
+    #[schemars(extend("x-trellis-secret" = true))]
     bearer_secret: Option<String>,
 }
 

@@ -148,7 +148,10 @@ impl Manifest {
         self
     }
 
-    /// Asks for the secret `name`, which an admin sets per workspace.
+    /// Asks for the secret `name`, which an admin sets per workspace. A config field that
+    /// names one of these secrets can say so with
+    /// `#[schemars(extend("x-trellis-secret" = true))]`: the studio then offers the declared
+    /// secrets to pick from (a reference; the value never enters the flow).
     pub fn secret(mut self, name: impl Into<String>) -> Self {
         self.secrets.push(name.into());
         self

@@ -8,6 +8,8 @@ use trellis_runtime::connector::is_kebab;
 
 const CARGO_TEMPLATE: &str = include_str!("../templates/connector/Cargo.toml.tmpl");
 const LIB_TEMPLATE: &str = include_str!("../templates/connector/lib.rs.tmpl");
+/// The same guest stack size as the connectors in the Trellis sources.
+const CARGO_CONFIG: &str = include_str!("../../connectors/.cargo/config.toml");
 
 /// The SDK next to this build's sources; `--sdk` overrides it.
 fn default_sdk() -> PathBuf {
@@ -52,6 +54,8 @@ pub fn new(name: &str, dir: &Path, sdk: Option<&Path>) -> anyhow::Result<PathBuf
     std::fs::write(root.join("Cargo.toml"), fill(CARGO_TEMPLATE))?;
     std::fs::write(root.join("src/lib.rs"), fill(LIB_TEMPLATE))?;
     std::fs::write(root.join(".gitignore"), "/target\n")?;
+    std::fs::create_dir_all(root.join(".cargo"))?;
+    std::fs::write(root.join(".cargo/config.toml"), CARGO_CONFIG)?;
     Ok(root)
 }
 
@@ -84,6 +88,10 @@ fn ensure_target() -> anyhow::Result<()> {
 /// component's path.
 pub fn build(dir: &Path) -> anyhow::Result<PathBuf> {
     ensure_target()?;
+    let dir = dir
+        .canonicalize()
+        .with_context(|| format!("{} is not a directory", dir.display()))?;
+    let dir = dir.as_path();
     let manifest = dir.join("Cargo.toml");
     if !manifest.exists() {
         bail!(
@@ -102,6 +110,8 @@ pub fn build(dir: &Path) -> anyhow::Result<PathBuf> {
             "--manifest-path",
         ])
         .arg(&manifest)
+        // From inside the crate, so its `.cargo/config.toml` applies.
+        .current_dir(dir)
         .stderr(Stdio::inherit())
         .output()
         .context("running cargo")?;

@@ -144,8 +144,10 @@ fn build_connectors() -> anyhow::Result<PathBuf> {
         "--locked",
         "--manifest-path",
     ]);
+    // From inside `connectors/`, so its `.cargo/config.toml` (the guest stack size) applies.
     build
         .arg(root().join("connectors").join("Cargo.toml"))
+        .current_dir(root().join("connectors"))
         .env("CARGO_TARGET_DIR", target_dir());
     status(build, "building the connectors")?;
     Ok(target_dir().join("wasm32-wasip2").join("release"))

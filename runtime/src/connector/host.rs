@@ -310,7 +310,7 @@ impl ConnectorHost {
         f: impl FnOnce(
             &mut Store<CallState>,
             &bindings::Connector,
-            u64,
+            &wit::CallContext,
         ) -> wasmtime::Result<Result<R, wit::ConnectorError>>,
     ) -> Result<R, ConnectorError> {
         let deadline = Instant::now() + Duration::from_millis(limits.timeout_ms);
@@ -336,10 +336,17 @@ impl ConnectorHost {
                 .map_err(|e| ConnectorError::Unavailable {
                     message: format!("store: {e}"),
                 })?;
+        let wit_context = wit::CallContext {
+            run_id: context.run_id.clone(),
+            step_id: context.step_id.clone(),
+            idempotency_key: context.idempotency_key.clone(),
+            workspace: context.workspace.clone(),
+            deadline_ms,
+        };
         let result = loaded
             .pre
             .instantiate(&mut store)
-            .and_then(|c| f(&mut store, &c, deadline_ms));
+            .and_then(|c| f(&mut store, &c, &wit_context));
         let state = store.data();
         state.flush_stdio(context);
         match result {
@@ -380,23 +387,9 @@ impl ConnectorHost {
             call.grants.clone(),
             limits,
             services,
-            |store, c, deadline_ms| {
-                let context = wit::CallContext {
-                    run_id: ctx.run_id.clone(),
-                    step_id: ctx.step_id.clone(),
-                    idempotency_key: ctx.idempotency_key.clone(),
-                    workspace: ctx.workspace.clone(),
-                    deadline_ms,
-                };
-                c.call_invoke(store, &call.operation, &config, &input, &context)
-            },
+            |store, c, context| c.call_invoke(store, &call.operation, &config, &input, context),
         )?;
-        if output.len() as u64 > limits.max_output_bytes {
-            return Err(ConnectorError::OutputTooLarge {
-                limit_bytes: limits.max_output_bytes,
-                actual_bytes: output.len() as u64,
-            });
-        }
+        check_output_size(output.len(), limits.max_output_bytes)?;
         serde_json::from_str(&output).map_err(|e| ConnectorError::InvalidOutput {
             message: format!("not JSON: {e}"),
         })
@@ -434,20 +427,12 @@ impl ConnectorHost {
             };
             c.call_handle_inbound(store, &req)
         })?;
-        let size: usize = result.response.body.len()
-            + result
-                .events
-                .iter()
-                .map(|e| e.payload.len() + e.name.len())
-                .sum::<usize>();
-        if size as u64 > limits.max_output_bytes {
-            return Err(ConnectorError::OutputTooLarge {
-                limit_bytes: limits.max_output_bytes,
-                actual_bytes: size as u64,
-            });
-        }
         Ok(Inbound {
-            events: events_of(result.events)?,
+            events: events_of(
+                result.events,
+                result.response.body.len(),
+                limits.max_output_bytes,
+            )?,
             response: HttpResponse {
                 status: result.response.status,
                 headers: result.response.headers,
@@ -484,37 +469,35 @@ impl ConnectorHost {
             grants,
             limits,
             services,
-            |store, c, deadline_ms| {
-                let ctx = wit::CallContext {
-                    run_id: context.run_id.clone(),
-                    step_id: context.step_id.clone(),
-                    idempotency_key: context.idempotency_key.clone(),
-                    workspace: context.workspace.clone(),
-                    deadline_ms,
-                };
-                c.call_poll(store, &config, cursor.as_deref(), &ctx)
-            },
+            |store, c, ctx| c.call_poll(store, &config, cursor.as_deref(), ctx),
         )?;
-        let size: usize = result
-            .events
-            .iter()
-            .map(|e| e.payload.len() + e.name.len())
-            .sum();
-        if size as u64 > limits.max_output_bytes {
-            return Err(ConnectorError::OutputTooLarge {
-                limit_bytes: limits.max_output_bytes,
-                actual_bytes: size as u64,
-            });
-        }
         Ok(Polled {
-            events: events_of(result.events)?,
+            events: events_of(result.events, 0, limits.max_output_bytes)?,
             cursor: result.cursor,
         })
     }
 }
 
-/// Guest events with their payloads parsed.
-fn events_of(events: Vec<wit::Event>) -> Result<Vec<InboundEvent>, ConnectorError> {
+/// Fails with `output_too_large` when `actual` bytes exceed `limit`.
+fn check_output_size(actual: usize, limit: u64) -> Result<(), ConnectorError> {
+    if actual as u64 > limit {
+        return Err(ConnectorError::OutputTooLarge {
+            limit_bytes: limit,
+            actual_bytes: actual as u64,
+        });
+    }
+    Ok(())
+}
+
+/// Guest events with their payloads parsed, after checking that they (plus `extra` bytes
+/// of the same answer) stay within the output limit.
+fn events_of(
+    events: Vec<wit::Event>,
+    extra: usize,
+    limit: u64,
+) -> Result<Vec<InboundEvent>, ConnectorError> {
+    let size: usize = events.iter().map(|e| e.payload.len() + e.name.len()).sum();
+    check_output_size(extra + size, limit)?;
     events
         .into_iter()
         .map(|e| {

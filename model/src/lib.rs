@@ -5,6 +5,7 @@
 //! This crate builds for native targets and for `wasm32-unknown-unknown`, so the studio
 //! validates, diffs and undoes with exactly the code the server runs.
 
+pub mod backtest;
 pub mod canonical;
 pub mod connectors;
 pub mod diff;
@@ -15,6 +16,8 @@ pub mod flow;
 pub mod layout;
 pub mod node_types;
 pub mod schedule;
+pub mod scoring;
+pub mod signals;
 pub mod validate;
 
 pub use connectors::{Catalog, ConnectorEntry, ConnectorOperation};

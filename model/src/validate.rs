@@ -37,7 +37,7 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    fn error(
+    pub(crate) fn error(
         code: &'static str,
         pointer: impl Into<String>,
         node: Option<&str>,

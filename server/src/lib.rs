@@ -8,6 +8,7 @@ pub mod connectors;
 pub mod db;
 pub mod engine;
 pub mod error;
+pub mod offline;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

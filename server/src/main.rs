@@ -47,6 +47,11 @@ enum Command {
         #[command(subcommand)]
         command: ConnectorCommand,
     },
+    /// Purchase-signal detection on files.
+    Signals {
+        #[command(subcommand)]
+        command: SignalsCommand,
+    },
     /// Run pending database migrations and exit.
     Migrate {
         #[arg(long, default_value = "./trellis-data", env = "TRELLIS_DATA_DIR")]
@@ -80,6 +85,51 @@ enum ConnectorCommand {
         #[arg(long, env = "TRELLIS_TOKEN", hide_env_values = true)]
         token: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum SignalsCommand {
+    /// Precision, recall and F1 per category, and polarity accuracy, on labelled texts
+    /// (JSON lines: `{"text", "categories", "polarity"}`).
+    Eval {
+        file: PathBuf,
+        /// A lexicon JSON file instead of the built-in one.
+        #[arg(long)]
+        lexicon: Option<PathBuf>,
+        /// Print the evaluation as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the signals in a text as JSON.
+    Detect {
+        text: String,
+        #[arg(long)]
+        lexicon: Option<PathBuf>,
+    },
+}
+
+fn signals(command: SignalsCommand) -> anyhow::Result<()> {
+    use trellis_server::offline;
+    match command {
+        SignalsCommand::Eval {
+            file,
+            lexicon,
+            json,
+        } => {
+            let examples = offline::read_labelled(&file)?;
+            let evaluation = offline::detector(lexicon.as_deref())?.evaluate(&examples);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&evaluation)?);
+            } else {
+                print!("{}", offline::render_evaluation(&evaluation));
+            }
+        }
+        SignalsCommand::Detect { text, lexicon } => {
+            let signals = offline::detector(lexicon.as_deref())?.detect(&text);
+            println!("{}", serde_json::to_string_pretty(&signals)?);
+        }
+    }
+    Ok(())
 }
 
 async fn connector(command: ConnectorCommand) -> anyhow::Result<()> {
@@ -146,6 +196,7 @@ async fn main() -> anyhow::Result<()> {
             running.stop().await
         }
         Command::Connector { command } => connector(command).await,
+        Command::Signals { command } => signals(command),
         Command::Migrate { data_dir } => {
             std::fs::create_dir_all(&data_dir)?;
             let location = db::DbLocation::from_env(&data_dir);

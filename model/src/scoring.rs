@@ -656,6 +656,8 @@ pub struct ModelError(pub Vec<Diagnostic>);
 pub struct CompiledModel {
     model: ScoringModel,
     filters: Vec<Option<Expr>>,
+    /// [`Behaviour::key`] per feature, hashed once rather than per event and per score.
+    keys: Vec<Option<String>>,
 }
 
 fn round2(x: f64) -> f64 {
@@ -729,7 +731,19 @@ impl CompiledModel {
                 _ => None,
             })
             .collect();
-        Ok(CompiledModel { model, filters })
+        let keys = model
+            .features
+            .iter()
+            .map(|f| match &f.source {
+                Source::Behaviour(b) => Some(b.key()),
+                Source::Fit { .. } => None,
+            })
+            .collect();
+        Ok(CompiledModel {
+            model,
+            filters,
+            keys,
+        })
     }
 
     pub fn model(&self) -> &ScoringModel {
@@ -758,7 +772,7 @@ impl CompiledModel {
             if b.event != event.kind && b.event != "*" {
                 continue;
             }
-            let key = b.key();
+            let key = self.keys[i].clone().unwrap_or_default();
             if !seen.insert(key.clone()) {
                 continue;
             }
@@ -808,7 +822,7 @@ impl CompiledModel {
     pub fn score(&self, attributes: &Value, state: &BehaviourState, now: i64) -> Score {
         let empty = Aggregate::default();
         let mut contributions = Vec::with_capacity(self.model.features.len());
-        for f in &self.model.features {
+        for (f, key) in self.model.features.iter().zip(&self.keys) {
             let (value, level, detail_zh, detail_en) = match &f.source {
                 Source::Fit { attribute, cross } => {
                     let a = property(attributes, attribute).or_else(|| attributes.get(attribute));
@@ -829,7 +843,7 @@ impl CompiledModel {
                     (v.unwrap_or(Value::Null), level, shown.clone(), shown)
                 }
                 Source::Behaviour(b) => {
-                    let agg = state.get(&b.key()).unwrap_or(&empty);
+                    let agg = key.as_ref().and_then(|k| state.get(k)).unwrap_or(&empty);
                     let (v, count) = agg.value(b, now);
                     let level = level_of(&f.transform, v.map(Value::from).as_ref());
                     let mut zh = match b.aggregate {

@@ -8,6 +8,7 @@ mod m20261128_000002_schedule_fires;
 mod m20261128_000003_flow_deleted_at;
 mod m20261128_000004_connectors;
 mod m20261128_000005_connector_polls;
+mod m20261128_000006_leads;
 
 #[derive(Debug)]
 pub struct Migrator;
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000003_flow_deleted_at::Migration),
             Box::new(m20261128_000004_connectors::Migration),
             Box::new(m20261128_000005_connector_polls::Migration),
+            Box::new(m20261128_000006_leads::Migration),
         ]
     }
 }

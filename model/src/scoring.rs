@@ -750,6 +750,11 @@ impl CompiledModel {
         &self.model
     }
 
+    /// The state key of each behaviour feature ([`Behaviour::key`]).
+    pub fn behaviour_keys(&self) -> impl Iterator<Item = &str> {
+        self.keys.iter().flatten().map(String::as_str)
+    }
+
     /// The behaviour definitions of this model, each once.
     pub fn behaviours(&self) -> impl Iterator<Item = (usize, &Behaviour)> {
         self.model
@@ -931,6 +936,79 @@ impl CompiledModel {
     }
 }
 
+/// What changed about one feature between two model versions.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct FeatureChange {
+    pub feature: String,
+    pub label: String,
+    /// `added`, `removed` or `changed`.
+    pub change: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_from: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_to: Option<f64>,
+    /// The data it reads (attribute, event, filter, window…) changed.
+    pub source_changed: bool,
+    /// The points per value or bin changed.
+    pub transform_changed: bool,
+}
+
+/// A readable diff of two scoring models: features by id, then thresholds.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ModelDiff {
+    pub features: Vec<FeatureChange>,
+    pub tiers_changed: bool,
+    pub stages_changed: bool,
+    pub calibration_changed: bool,
+}
+
+/// What `to` changes relative to `from`.
+pub fn diff(from: &ScoringModel, to: &ScoringModel) -> ModelDiff {
+    let mut features = Vec::new();
+    for b in &to.features {
+        match from.features.iter().find(|a| a.id == b.id) {
+            None => features.push(FeatureChange {
+                feature: b.id.clone(),
+                label: b.label.clone(),
+                change: "added".into(),
+                weight_from: None,
+                weight_to: Some(b.weight),
+                source_changed: true,
+                transform_changed: true,
+            }),
+            Some(a) if a != b => features.push(FeatureChange {
+                feature: b.id.clone(),
+                label: b.label.clone(),
+                change: "changed".into(),
+                weight_from: Some(a.weight),
+                weight_to: Some(b.weight),
+                source_changed: a.source != b.source,
+                transform_changed: a.transform != b.transform,
+            }),
+            Some(_) => {}
+        }
+    }
+    for a in &from.features {
+        if !to.features.iter().any(|b| b.id == a.id) {
+            features.push(FeatureChange {
+                feature: a.id.clone(),
+                label: a.label.clone(),
+                change: "removed".into(),
+                weight_from: Some(a.weight),
+                weight_to: None,
+                source_changed: true,
+                transform_changed: true,
+            });
+        }
+    }
+    ModelDiff {
+        features,
+        tiers_changed: from.tiers != to.tiers,
+        stages_changed: from.stages != to.stages,
+        calibration_changed: from.calibration != to.calibration,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -1090,5 +1168,44 @@ mod tests {
         assert_eq!(schema["title"], "Trellis scoring model");
         let validator = jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("{e}"));
         assert!(validator.is_valid(&serde_json::to_value(model()).unwrap_or_default()));
+    }
+
+    #[test]
+    fn diff_names_weight_moves_and_added_and_removed_features() {
+        let a = model();
+        let mut b = model();
+        b.features[0].weight = 40.0;
+        b.features[1].weight = 10.0;
+        let removed = b.features.remove(2);
+        b.features.push(Feature {
+            id: "budget".into(),
+            ..removed.clone()
+        });
+        b.tiers.hot = 75.0;
+        let d = diff(&a, &b);
+        let summary: Vec<_> = d
+            .features
+            .iter()
+            .map(|c| {
+                (
+                    c.feature.as_str(),
+                    c.change.as_str(),
+                    c.weight_from,
+                    c.weight_to,
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("industry", "changed", Some(30.0), Some(40.0)),
+                ("employees", "changed", Some(20.0), Some(10.0)),
+                ("budget", "added", None, Some(50.0)),
+                ("competitor_pages", "removed", Some(50.0), None),
+            ]
+        );
+        assert!(!d.features[0].transform_changed && !d.features[0].source_changed);
+        assert!(d.tiers_changed && !d.stages_changed);
+        assert_eq!(diff(&a, &a), ModelDiff::default());
     }
 }

@@ -74,6 +74,10 @@ pub struct Engine {
     routes: RwLock<RouteCache>,
     /// Connector plugins; `None` runs no connector nodes (they fail with a clear error).
     pub registry: Option<Arc<Registry>>,
+    /// Compiled scoring model versions.
+    pub models: crate::leads::Models,
+    /// Purchase-signal detectors per workspace.
+    pub detectors: crate::leads::Detectors,
 }
 
 /// (workspace, trigger kind, key) → when looked up, and the published (flow, version)s.
@@ -189,6 +193,8 @@ impl Engine {
             flows: RwLock::new(HashMap::new()),
             wake: Notify::new(),
             registry,
+            models: crate::leads::Models::default(),
+            detectors: crate::leads::Detectors::default(),
         })
     }
 
@@ -548,8 +554,10 @@ impl Engine {
         Ok(true)
     }
 
-    /// Records an event once (by id) in `workspace`, starts the flows it triggers and
-    /// resumes the runs waiting for it, in one transaction. Used by `POST /api/v1/events`,
+    /// Records an event once (by id) in `workspace`, attributes it to a lead and rescores
+    /// the lead, starts the flows it triggers and resumes the runs waiting for it, all in one
+    /// transaction. A tier or stage change records a `lead.tier_changed` event in the same
+    /// transaction, which starts and resumes flows in turn. Used by `POST /api/v1/events`,
     /// connector webhooks and connector polls.
     pub async fn record_event(
         &self,
@@ -561,73 +569,130 @@ impl Engine {
         timestamp: Option<DateTime<Utc>>,
     ) -> Result<Value, sea_orm::DbErr> {
         let custom = |e: anyhow::Error| sea_orm::DbErr::Custom(format!("{e:#}"));
-        let now = Utc::now();
-        let timestamp = timestamp.unwrap_or(now);
+        let timestamp = timestamp.unwrap_or_else(Utc::now);
         let properties = if properties.is_null() {
             json!({})
         } else {
-            properties.clone()
+            properties
         };
-        let payload = json!({ "id": id, "name": name, "lead": lead, "properties": properties, "timestamp": timestamp });
         let txn = self.db.begin().await?;
-        let inserted = event::Entity::insert(event::ActiveModel {
-            workspace_id: Set(workspace.to_owned()),
-            id: Set(id.to_owned()),
-            name: Set(name.to_owned()),
-            lead: Set(lead.clone()),
-            properties: Set(properties),
-            timestamp: Set(timestamp),
-            received_at: Set(now),
-        })
-        .on_conflict(
-            OnConflict::columns([event::Column::WorkspaceId, event::Column::Id])
-                .do_nothing()
-                .to_owned(),
+        if !insert_event(
+            &txn,
+            workspace,
+            id,
+            name,
+            lead.as_deref(),
+            &properties,
+            timestamp,
         )
-        .exec_without_returning(&txn)
-        .await?;
-        if inserted == 0 {
+        .await?
+        {
             txn.rollback().await?;
             return Ok(
                 json!({ "accepted": true, "duplicate": true, "runs_started": 0, "runs_resumed": 0 }),
             );
         }
-        let mut started = Vec::new();
-        for (flow_id, version) in self
-            .triggered_flows(&txn, workspace, "event", name)
+        let attributed = crate::leads::attribute(
+            &txn,
+            &self.models,
+            workspace,
+            id,
+            name,
+            lead.as_deref(),
+            &properties,
+            timestamp.timestamp_millis(),
+        )
+        .await
+        .map_err(custom)?;
+        let lead_id = attributed.as_ref().map(|a| a.lead_id.clone());
+        let payload = json!({ "id": id, "name": name, "lead": lead_id.clone().or(lead), "properties": properties, "timestamp": timestamp });
+        let (mut started, mut resumed) = self
+            .route_event(&txn, workspace, name, &payload)
             .await
-            .map_err(custom)?
-        {
-            let compiled = self
-                .compiled_on(&txn, &flow_id, version)
+            .map_err(custom)?;
+        let mut tier = Value::Null;
+        if let Some(change) = attributed.and_then(|a| a.change) {
+            let (s, r) = self
+                .record_tier_change(&txn, workspace, &format!("{id}:tier"), change.clone())
                 .await
                 .map_err(custom)?;
+            started.extend(s);
+            resumed += r;
+            tier = change;
+        }
+        txn.commit().await?;
+        self.wake.notify_waiters();
+        metrics::counter!("trellis_events_total").increment(1);
+        Ok(json!({
+            "accepted": true, "duplicate": false, "lead": lead_id,
+            "runs_started": started.len(), "run_ids": started, "runs_resumed": resumed,
+            "tier_changed": tier,
+        }))
+    }
+
+    /// Records a `lead.tier_changed` event (`change` holds its properties, `lead` among
+    /// them) and routes it; returns the runs started and the count resumed.
+    pub async fn record_tier_change<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        workspace: &str,
+        id: &str,
+        change: Value,
+    ) -> anyhow::Result<(Vec<String>, u64)> {
+        let now = Utc::now();
+        let lead = change["lead"].as_str().map(str::to_owned);
+        if !insert_event(
+            conn,
+            workspace,
+            id,
+            crate::leads::TIER_CHANGED,
+            lead.as_deref(),
+            &change,
+            now,
+        )
+        .await?
+        {
+            return Ok((Vec::new(), 0));
+        }
+        event::Entity::update_many()
+            .col_expr(event::Column::LeadId, SqlExpr::value(lead.clone()))
+            .filter(event::Column::WorkspaceId.eq(workspace))
+            .filter(event::Column::Id.eq(id))
+            .exec(conn)
+            .await?;
+        let payload = json!({ "id": id, "name": crate::leads::TIER_CHANGED, "lead": lead, "properties": change, "timestamp": now });
+        self.route_event(conn, workspace, crate::leads::TIER_CHANGED, &payload)
+            .await
+    }
+
+    /// Starts the flows `name` triggers and resumes the runs waiting for it.
+    async fn route_event<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        workspace: &str,
+        name: &str,
+        payload: &Value,
+    ) -> anyhow::Result<(Vec<String>, u64)> {
+        let mut started = Vec::new();
+        for (flow_id, version) in self.triggered_flows(conn, workspace, "event", name).await? {
+            let compiled = self.compiled_on(conn, &flow_id, version).await?;
             let Some(trigger) = compiled.trigger_id() else {
                 continue;
             };
             let id = self
                 .enqueue(
-                    &txn,
+                    conn,
                     workspace,
                     &flow_id,
                     version,
                     trigger,
-                    event_trigger(&payload),
+                    event_trigger(payload),
                 )
-                .await
-                .map_err(custom)?;
+                .await?;
             started.push(id);
         }
-        let resumed = self
-            .deliver_event(&txn, workspace, name, &payload)
-            .await
-            .map_err(custom)?;
-        txn.commit().await?;
-        self.wake.notify_waiters();
-        metrics::counter!("trellis_events_total").increment(1);
-        Ok(
-            json!({ "accepted": true, "duplicate": false, "runs_started": started.len(), "run_ids": started, "runs_resumed": resumed }),
-        )
+        let resumed = self.deliver_event(conn, workspace, name, payload).await?;
+        Ok((started, resumed))
     }
 
     /// Single-node (SQLite) start: no other process can hold a claim, so every run left
@@ -1024,6 +1089,36 @@ impl Engine {
 }
 
 /// Steps `state` until it parks or finishes, or the segment budget runs out.
+/// Inserts an event unless its id was seen before; returns whether it was new.
+async fn insert_event<C: ConnectionTrait>(
+    conn: &C,
+    workspace: &str,
+    id: &str,
+    name: &str,
+    lead: Option<&str>,
+    properties: &Value,
+    timestamp: DateTime<Utc>,
+) -> Result<bool, sea_orm::DbErr> {
+    let inserted = event::Entity::insert(event::ActiveModel {
+        workspace_id: Set(workspace.to_owned()),
+        id: Set(id.to_owned()),
+        name: Set(name.to_owned()),
+        lead: Set(lead.map(str::to_owned)),
+        properties: Set(properties.clone()),
+        timestamp: Set(timestamp),
+        received_at: Set(Utc::now()),
+        lead_id: Set(None),
+    })
+    .on_conflict(
+        OnConflict::columns([event::Column::WorkspaceId, event::Column::Id])
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(conn)
+    .await?;
+    Ok(inserted > 0)
+}
+
 pub fn execute_segment(
     compiled: &CompiledFlow,
     run_id: &str,

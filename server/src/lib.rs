@@ -8,6 +8,7 @@ pub mod connectors;
 pub mod db;
 pub mod engine;
 pub mod error;
+pub mod leads;
 pub mod offline;
 
 use std::net::SocketAddr;
@@ -216,6 +217,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let (tx, rx) = tokio::sync::watch::channel(false);
     engine.spawn_workers(config.workers.max(1), rx.clone());
     engine.spawn_scheduler(rx.clone());
+    engine.resume_rescores().await?;
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .with_context(|| format!("binding {}", config.addr))?;

@@ -52,6 +52,11 @@ enum Command {
         #[command(subcommand)]
         command: SignalsCommand,
     },
+    /// Suggest scoring weights from history and backtest models, on files.
+    Scoring {
+        #[command(subcommand)]
+        command: ScoringCommand,
+    },
     /// Run pending database migrations and exit.
     Migrate {
         #[arg(long, default_value = "./trellis-data", env = "TRELLIS_DATA_DIR")]
@@ -106,6 +111,129 @@ enum SignalsCommand {
         #[arg(long)]
         lexicon: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum ScoringCommand {
+    /// Fit a scoring model to a CRM export with outcomes; prints the model JSON on stdout
+    /// and the report (features, held-out backtest) on stderr.
+    Suggest {
+        #[arg(long)]
+        csv: PathBuf,
+        /// The outcome column (1/0, yes/no, true/false).
+        #[arg(long)]
+        outcome: String,
+        /// A column to leave out (repeatable); `Prefix*` leaves out every column starting
+        /// with `Prefix`. Leave out what is filled in after the sale.
+        #[arg(long)]
+        exclude: Vec<String>,
+        /// Column mapping JSON: `{"missing": […], "types": {col: "number"|"text"},
+        /// "attributes": {col: name}}`.
+        #[arg(long)]
+        mapping: Option<PathBuf>,
+        /// The lead id column; the held-out split hashes it.
+        #[arg(long)]
+        id_column: Option<String>,
+        /// Share of rows held out for the reported backtest.
+        #[arg(long, default_value_t = 20)]
+        holdout_percent: u32,
+        /// L2 regularisation strength (default: 1, 3 or 10, chosen by cross-validation
+        /// on the training rows).
+        #[arg(long)]
+        alpha: Option<f64>,
+        /// Quantile bins per numeric column.
+        #[arg(long, default_value_t = 20)]
+        bins: usize,
+        /// Fewest training rows a bin or value needs for its own level.
+        #[arg(long, default_value_t = 20)]
+        min_count: usize,
+        /// Score two text columns as a pair: `"A:B"` (repeatable).
+        #[arg(long)]
+        cross: Vec<String>,
+        /// Up to this many pairs of text columns, chosen by cross-validation on the
+        /// training rows.
+        #[arg(long, default_value_t = 3)]
+        auto_crosses: usize,
+        /// The model's name.
+        #[arg(long, default_value = "建议评分模型")]
+        name: String,
+    },
+    /// Backtest a model against a CRM export with outcomes: AUC, lift at 10%, calibration.
+    Backtest {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        csv: PathBuf,
+        #[arg(long)]
+        outcome: String,
+        #[arg(long)]
+        mapping: Option<PathBuf>,
+        /// Print the backtest (with ROC and lift curves) as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn scoring(command: ScoringCommand) -> anyhow::Result<()> {
+    use trellis_server::offline;
+    match command {
+        ScoringCommand::Suggest {
+            csv,
+            outcome,
+            exclude,
+            mapping,
+            id_column,
+            holdout_percent,
+            alpha,
+            bins,
+            min_count,
+            cross,
+            auto_crosses,
+            name,
+        } => {
+            let table = offline::read_table(&csv, mapping.as_deref())?;
+            let crosses = cross
+                .iter()
+                .map(|c| {
+                    c.split_once(':')
+                        .map(|(a, b)| (a.trim().to_string(), b.trim().to_string()))
+                        .with_context(|| format!("--cross {c:?}: expected \"A:B\""))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let options = trellis_analytics::SuggestOptions {
+                outcome,
+                exclude,
+                id_column,
+                holdout_percent,
+                bins,
+                min_count,
+                alpha,
+                name,
+                crosses,
+                auto_crosses,
+            };
+            let suggestion = trellis_analytics::suggest(&table, &options)?;
+            eprint!("{}", offline::render_suggestion(&suggestion));
+            println!("{}", serde_json::to_string_pretty(&suggestion.model)?);
+        }
+        ScoringCommand::Backtest {
+            model,
+            csv,
+            outcome,
+            mapping,
+            json,
+        } => {
+            let model = offline::read_model(&model)?;
+            let table = offline::read_table(&csv, mapping.as_deref())?;
+            let backtest = trellis_analytics::backtest_table(&table, &model, &outcome)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&backtest)?);
+            } else {
+                print!("{}", offline::render_backtest(&backtest));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn signals(command: SignalsCommand) -> anyhow::Result<()> {
@@ -197,6 +325,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Connector { command } => connector(command).await,
         Command::Signals { command } => signals(command),
+        Command::Scoring { command } => scoring(command),
         Command::Migrate { data_dir } => {
             std::fs::create_dir_all(&data_dir)?;
             let location = db::DbLocation::from_env(&data_dir);

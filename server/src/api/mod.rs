@@ -5,8 +5,11 @@ mod connectors;
 mod events;
 mod flows;
 mod hooks;
+mod leads;
 mod meta;
 mod runs;
+mod scoring;
+mod signals;
 mod tokens;
 
 use axum::Router;
@@ -38,6 +41,9 @@ use crate::error::{ApiError, ApiResult};
         (name = "runs", description = "Runs and their step journal"),
         (name = "events", description = "Events that start and resume runs"),
         (name = "tokens", description = "API tokens (admin)"),
+        (name = "leads", description = "Leads, their scores with explanations, and timelines"),
+        (name = "scoring", description = "The scoring model: versions, diff, publish (rescoring every lead) and rollback"),
+        (name = "signals", description = "Purchase signals in text, and the workspace's lexicon"),
         (name = "connectors", description = "Connector plugins: publish, versions, grants, secrets, limits"),
         (name = "meta", description = "Node types, schemas, health")
     )
@@ -85,6 +91,17 @@ pub fn openapi_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(connectors::put_secret, connectors::delete_secret))
         .routes(routes!(connectors::put_limits))
         .routes(routes!(connectors::put_poll))
+        .routes(routes!(leads::list_leads))
+        .routes(routes!(leads::get_lead))
+        .routes(routes!(scoring::get_model, scoring::save_model))
+        .routes(routes!(scoring::list_versions))
+        .routes(routes!(scoring::get_version))
+        .routes(routes!(scoring::diff_versions))
+        .routes(routes!(scoring::publish))
+        .routes(routes!(scoring::rollback))
+        .routes(routes!(scoring::schema))
+        .routes(routes!(signals::detect))
+        .routes(routes!(signals::get_lexicon, signals::put_lexicon))
         .routes(routes!(meta::node_types))
         .routes(routes!(meta::flow_schema))
         .routes(routes!(meta::audit_log))

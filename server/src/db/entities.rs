@@ -190,6 +190,8 @@ pub mod event {
         pub properties: Json,
         pub timestamp: DateTimeUtc,
         pub received_at: DateTimeUtc,
+        /// The lead the event was attributed to (after identity resolution and merges).
+        pub lead_id: Option<String>,
     }
     no_relations!();
 }
@@ -347,6 +349,130 @@ pub mod connector_poll {
         pub next_at: i64,
         pub last_polled_at: Option<DateTimeUtc>,
         pub last_error: Option<String>,
+        pub updated_at: DateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod lead {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "leads")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub workspace_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub account_id: Option<String>,
+        pub owner: Option<String>,
+        #[sea_orm(column_type = "JsonBinary")]
+        pub attributes: Json,
+        /// `trellis_model::scoring::BehaviourState`.
+        #[sea_orm(column_type = "JsonBinary")]
+        pub state: Json,
+        #[sea_orm(column_type = "Double")]
+        pub score: f64,
+        pub tier: String,
+        pub stage: String,
+        #[sea_orm(column_type = "Double", nullable)]
+        pub probability: Option<f64>,
+        #[sea_orm(column_type = "JsonBinary")]
+        pub contributions: Json,
+        pub model_version: Option<i32>,
+        pub scored_at: i64,
+        pub last_event_at: Option<i64>,
+        pub merged_into: Option<String>,
+        pub created_at: DateTimeUtc,
+        pub updated_at: DateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod lead_identity {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "lead_identities")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub workspace_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub kind: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub value: String,
+        pub lead_id: String,
+    }
+    no_relations!();
+}
+
+pub mod account {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "accounts")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub workspace_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub name: String,
+        #[sea_orm(column_type = "JsonBinary")]
+        pub attributes: Json,
+        pub created_at: DateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod scoring_model {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "scoring_models")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub workspace_id: String,
+        pub latest_version: i32,
+        pub published_version: Option<i32>,
+        pub rescore_version: Option<i32>,
+        pub rescore_done: i64,
+        pub rescore_total: i64,
+        pub rescore_started_at: Option<DateTimeUtc>,
+        pub rescore_finished_at: Option<DateTimeUtc>,
+        pub updated_at: DateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod scoring_model_version {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "scoring_model_versions")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub workspace_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub number: i32,
+        pub hash: String,
+        #[sea_orm(column_type = "Text")]
+        pub doc: String,
+        pub author: String,
+        #[sea_orm(column_type = "Text")]
+        pub message: String,
+        pub created_at: DateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod workspace_doc {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "workspace_docs")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub workspace_id: String,
+        /// `signal_lexicon` or `nba_rules`.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub kind: String,
+        #[sea_orm(column_type = "Text")]
+        pub doc: String,
+        pub author: String,
         pub updated_at: DateTimeUtc,
     }
     no_relations!();

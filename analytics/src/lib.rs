@@ -1,0 +1,12 @@
+//! Analytics over lead history: read a CRM export into a [`Table`], fit suggested scoring
+//! weights to its outcomes ([`suggest()`]), and backtest a model against it
+//! ([`backtest_table`]).
+//!
+//! Everything here is pure computation over readers and values, so the CLI works offline on
+//! files and the server runs the same code on imported leads.
+
+pub mod suggest;
+pub mod table;
+
+pub use suggest::{SuggestError, SuggestOptions, Suggestion, backtest_table, score_rows, suggest};
+pub use table::{ColumnKind, Mapping, Table, TableError};

@@ -1,0 +1,185 @@
+//! Leads: list (filtered, paged) and the lead card (attributes, identities, score with its
+//! explanation as of now, recent timeline).
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use chrono::{DateTime, Utc};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use trellis_model::scoring::BehaviourState;
+use utoipa::IntoParams;
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::db::entities::{event, lead, lead_identity};
+use crate::error::{ApiError, ApiResult};
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct LeadQuery {
+    /// `cold`, `warm` or `hot`.
+    pub tier: Option<String>,
+    /// `lead`, `mql` or `sql`.
+    pub stage: Option<String>,
+    pub owner: Option<String>,
+    pub min_score: Option<f64>,
+    pub max_score: Option<f64>,
+    /// 1-based page (default 1).
+    pub page: Option<u64>,
+    /// Page size, 1–200 (default 50).
+    pub per_page: Option<u64>,
+}
+
+fn summary_row(l: &lead::Model) -> Value {
+    json!({
+        "id": l.id,
+        "name": l.attributes.get("name"),
+        "company": l.attributes.get("company"),
+        "owner": l.owner,
+        "score": l.score,
+        "tier": l.tier,
+        "stage": l.stage,
+        "probability": l.probability,
+        "model_version": l.model_version,
+        "last_event_at": l.last_event_at.and_then(DateTime::<Utc>::from_timestamp_millis),
+        "updated_at": l.updated_at,
+    })
+}
+
+/// Leads, best score first.
+#[utoipa::path(get, path = "/api/v1/leads", tag = "leads", params(LeadQuery),
+    responses((status = 200, description = "`{leads, total, page, per_page}`", body = Object)))]
+pub async fn list_leads(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<LeadQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(q) = query.map_err(|e| ApiError::invalid("", e.to_string()))?;
+    if let Some(t) = &q.tier
+        && !["cold", "warm", "hot"].contains(&t.as_str())
+    {
+        return Err(ApiError::invalid("tier", "tier is cold, warm or hot"));
+    }
+    if let Some(s) = &q.stage
+        && !["lead", "mql", "sql"].contains(&s.as_str())
+    {
+        return Err(ApiError::invalid("stage", "stage is lead, mql or sql"));
+    }
+    let per_page = q.per_page.unwrap_or(50);
+    if !(1..=200).contains(&per_page) {
+        return Err(ApiError::invalid("per_page", "per_page is 1–200"));
+    }
+    let page = q.page.unwrap_or(1).max(1);
+    let mut find = lead::Entity::find()
+        .filter(lead::Column::WorkspaceId.eq(caller.workspace_id.as_str()))
+        .filter(lead::Column::MergedInto.is_null());
+    if let Some(t) = &q.tier {
+        find = find.filter(lead::Column::Tier.eq(t.as_str()));
+    }
+    if let Some(s) = &q.stage {
+        find = find.filter(lead::Column::Stage.eq(s.as_str()));
+    }
+    if let Some(o) = &q.owner {
+        find = find.filter(lead::Column::Owner.eq(o.as_str()));
+    }
+    if let Some(min) = q.min_score {
+        find = find.filter(lead::Column::Score.gte(min));
+    }
+    if let Some(max) = q.max_score {
+        find = find.filter(lead::Column::Score.lte(max));
+    }
+    let total = find.clone().count(&state.db).await?;
+    let rows = find
+        .order_by_desc(lead::Column::Score)
+        .order_by_asc(lead::Column::Id)
+        .offset((page - 1) * per_page)
+        .limit(per_page)
+        .all(&state.db)
+        .await?;
+    Ok(Json(json!({
+        "leads": rows.iter().map(summary_row).collect::<Vec<_>>(),
+        "total": total,
+        "page": page,
+        "per_page": per_page,
+    })))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct LeadAt {
+    /// Score as of this time (RFC 3339; default now): decayed behaviour counts less later.
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// One lead: attributes, identities, its score as of now (or `at`) with each feature's
+/// contribution, and its 50 latest events. A merged lead answers with the lead it was
+/// merged into.
+#[utoipa::path(get, path = "/api/v1/leads/{id}", tag = "leads", params(("id" = String, Path), LeadAt),
+    responses((status = 200, description = "lead card", body = Object), (status = 404, description = "no such lead")))]
+pub async fn get_lead(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    query: Result<Query<LeadAt>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(q) = query.map_err(|e| ApiError::invalid("at", e.to_string()))?;
+    let workspace = caller.workspace_id.as_str();
+    let row = crate::leads::find(&state.db, workspace, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("lead {id:?} does not exist")))?;
+    let identities: Vec<Value> = lead_identity::Entity::find()
+        .filter(lead_identity::Column::WorkspaceId.eq(workspace))
+        .filter(lead_identity::Column::LeadId.eq(row.id.as_str()))
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .map(|i| json!({ "kind": i.kind, "value": i.value }))
+        .collect();
+    let timeline: Vec<Value> = event::Entity::find()
+        .filter(event::Column::WorkspaceId.eq(workspace))
+        .filter(event::Column::LeadId.eq(row.id.as_str()))
+        .order_by_desc(event::Column::Timestamp)
+        .limit(50)
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .map(|e| json!({ "id": e.id, "name": e.name, "properties": e.properties, "timestamp": e.timestamp }))
+        .collect();
+    let at = q.at.unwrap_or_else(Utc::now).timestamp_millis();
+    let published = state
+        .engine
+        .models
+        .published(&state.db, workspace)
+        .await
+        .map_err(ApiError::internal)?;
+    let scored = match published {
+        Some((version, model)) => {
+            let state: BehaviourState =
+                serde_json::from_value(row.state.clone()).unwrap_or_default();
+            let s = model.score(&row.attributes, &state, at);
+            json!({
+                "score": s.score, "tier": s.tier, "stage": s.stage, "probability": s.probability,
+                "contributions": s.contributions, "model_version": version,
+                "explanation": s.contributions.iter().map(|c| c.explanation.clone()).collect::<Vec<_>>(),
+                "explanation_en": s.contributions.iter().map(|c| c.explanation_en.clone()).collect::<Vec<_>>(),
+                "at": DateTime::<Utc>::from_timestamp_millis(at),
+            })
+        }
+        None => Value::Null,
+    };
+    let mut out = summary_row(&row);
+    out["attributes"] = row.attributes.clone();
+    out["identities"] = json!(identities);
+    out["current"] = scored;
+    out["stored"] = json!({
+        "score": row.score, "tier": row.tier, "stage": row.stage,
+        "contributions": row.contributions,
+        "scored_at": DateTime::<Utc>::from_timestamp_millis(row.scored_at),
+    });
+    out["timeline"] = json!(timeline);
+    if row.id != id {
+        out["merged_from"] = json!(id);
+    }
+    Ok(Json(out))
+}

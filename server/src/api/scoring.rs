@@ -1,0 +1,387 @@
+//! The workspace's scoring model: versioned like flows (save with a base version, list,
+//! diff, publish, roll back). Publishing rescores every lead in the background; the model
+//! resource shows the progress.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use chrono::Utc;
+use sea_orm::sea_query::{Expr as SqlExpr, OnConflict};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    TransactionTrait,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use trellis_model::canonical::content_hash;
+use trellis_model::scoring::{ScoringModel, diff};
+use utoipa::{IntoParams, ToSchema};
+
+use super::audit;
+use crate::AppState;
+use crate::auth::{Caller, Role};
+use crate::db::entities::{scoring_model, scoring_model_version};
+use crate::error::{ApiError, ApiJson, ApiResult, from_value};
+
+/// Parses and checks a model document; 422 with every problem (JSON pointers under
+/// `prefix`) when it is invalid.
+pub(crate) fn checked(doc: &Value, prefix: &str) -> ApiResult<ScoringModel> {
+    let model: ScoringModel = from_value(doc.clone()).map_err(|mut e| {
+        e.pointer = e.pointer.map(|p| format!("{prefix}{p}"));
+        e
+    })?;
+    let problems = model.problems();
+    if let Some(first) = problems.first() {
+        return Err(ApiError {
+            pointer: Some(format!("{prefix}{}", first.pointer)),
+            ..ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid scoring model",
+                format!(
+                    "the model has {} problem(s); first: {}",
+                    problems.len(),
+                    first.message
+                ),
+            )
+        }
+        .with_extra(json!({ "diagnostics": problems })));
+    }
+    Ok(model)
+}
+
+async fn head<C: ConnectionTrait>(conn: &C, workspace: &str) -> ApiResult<scoring_model::Model> {
+    scoring_model::Entity::find_by_id(workspace.to_owned())
+        .one(conn)
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found("this workspace has no scoring model yet; save one first")
+        })
+}
+
+async fn version<C: ConnectionTrait>(
+    conn: &C,
+    workspace: &str,
+    number: i32,
+) -> ApiResult<scoring_model_version::Model> {
+    scoring_model_version::Entity::find_by_id((workspace.to_owned(), number))
+        .one(conn)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("the scoring model has no version {number}")))
+}
+
+fn doc_of(v: &scoring_model_version::Model) -> ApiResult<Value> {
+    serde_json::from_str(&v.doc).map_err(ApiError::internal)
+}
+
+fn head_json(h: &scoring_model::Model) -> Value {
+    json!({
+        "latest_version": h.latest_version,
+        "published_version": h.published_version,
+        "rescore": h.rescore_version.map(|v| json!({
+            "version": v,
+            "done": h.rescore_done,
+            "total": h.rescore_total,
+            "started_at": h.rescore_started_at,
+            "finished_at": h.rescore_finished_at,
+        })),
+        "updated_at": h.updated_at,
+    })
+}
+
+/// The model: versions, what is published, rescore progress, and the latest document.
+#[utoipa::path(get, path = "/api/v1/scoring/model", tag = "scoring",
+    responses((status = 200, description = "`{latest_version, published_version, rescore, doc}`", body = Object), (status = 404, description = "no model yet")))]
+pub async fn get_model(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+    let h = head(&state.db, &caller.workspace_id).await?;
+    let v = version(&state.db, &caller.workspace_id, h.latest_version).await?;
+    let mut out = head_json(&h);
+    out["doc"] = doc_of(&v)?;
+    Ok(Json(out))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SaveModel {
+    #[schema(value_type = Object)]
+    pub doc: Value,
+    /// The version the edit started from (0 for the first save); a stale one is a 409.
+    pub base_version: i32,
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+/// Saves a new version of the model (a draft until published).
+#[utoipa::path(put, path = "/api/v1/scoring/model", tag = "scoring", request_body = SaveModel,
+    responses((status = 200, description = "`{version}`", body = Object), (status = 409, description = "stale base version"), (status = 422, description = "invalid model, with `diagnostics`")))]
+pub async fn save_model(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<SaveModel>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Role::Builder)?;
+    checked(&body.doc, "/doc")?;
+    let txn = state.db.begin().await?;
+    let next = save_version(
+        &txn,
+        &caller,
+        body.base_version,
+        &body.doc,
+        body.message.as_deref().unwrap_or(""),
+    )
+    .await?;
+    audit(
+        &txn,
+        &caller,
+        "scoring.save",
+        "scoring_model",
+        json!({ "version": next }),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(Json(json!({ "version": next })))
+}
+
+/// Appends a version after `base` (guarded, so concurrent editors don't overwrite each
+/// other); returns its number.
+pub(crate) async fn save_version<C: ConnectionTrait>(
+    conn: &C,
+    caller: &Caller,
+    base: i32,
+    doc: &Value,
+    message: &str,
+) -> ApiResult<i32> {
+    let workspace = caller.workspace_id.as_str();
+    let next = base + 1;
+    let existing = scoring_model::Entity::find_by_id(workspace.to_owned())
+        .one(conn)
+        .await?;
+    let current = existing.as_ref().map_or(0, |h| h.latest_version);
+    let moved = if existing.is_none() && base == 0 {
+        scoring_model::Entity::insert(scoring_model::ActiveModel {
+            workspace_id: Set(workspace.to_owned()),
+            latest_version: Set(next),
+            published_version: Set(None),
+            rescore_version: Set(None),
+            rescore_done: Set(0),
+            rescore_total: Set(0),
+            rescore_started_at: Set(None),
+            rescore_finished_at: Set(None),
+            updated_at: Set(Utc::now()),
+        })
+        .on_conflict(
+            OnConflict::column(scoring_model::Column::WorkspaceId)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(conn)
+        .await?
+            == 1
+    } else {
+        scoring_model::Entity::update_many()
+            .col_expr(scoring_model::Column::LatestVersion, SqlExpr::value(next))
+            .col_expr(scoring_model::Column::UpdatedAt, SqlExpr::value(Utc::now()))
+            .filter(scoring_model::Column::WorkspaceId.eq(workspace))
+            .filter(scoring_model::Column::LatestVersion.eq(base))
+            .exec(conn)
+            .await?
+            .rows_affected
+            == 1
+    };
+    if !moved {
+        return Err(ApiError {
+            pointer: Some("/base_version".into()),
+            ..ApiError::conflict(format!(
+                "version {current} was saved meanwhile; your edit is based on version {base}. Reload, then save with base_version {current}"
+            ))
+        }
+        .with_extra(json!({ "current_version": current })));
+    }
+    scoring_model_version::Entity::insert(scoring_model_version::ActiveModel {
+        workspace_id: Set(workspace.to_owned()),
+        number: Set(next),
+        hash: Set(content_hash(doc)),
+        doc: Set(doc.to_string()),
+        author: Set(caller.name.clone()),
+        message: Set(message.to_owned()),
+        created_at: Set(Utc::now()),
+    })
+    .exec_without_returning(conn)
+    .await?;
+    Ok(next)
+}
+
+/// Every version, newest first (without documents).
+#[utoipa::path(get, path = "/api/v1/scoring/model/versions", tag = "scoring",
+    responses((status = 200, description = "`{versions: [{number, hash, author, message, created_at, published}]}`", body = Object)))]
+pub async fn list_versions(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Value>> {
+    let h = head(&state.db, &caller.workspace_id).await?;
+    let versions = scoring_model_version::Entity::find()
+        .filter(scoring_model_version::Column::WorkspaceId.eq(caller.workspace_id.as_str()))
+        .order_by_desc(scoring_model_version::Column::Number)
+        .all(&state.db)
+        .await?;
+    let items: Vec<Value> = versions
+        .iter()
+        .map(|v| {
+            json!({
+                "number": v.number, "hash": v.hash, "author": v.author, "message": v.message,
+                "created_at": v.created_at, "published": Some(v.number) == h.published_version,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "versions": items })))
+}
+
+/// One version's document.
+#[utoipa::path(get, path = "/api/v1/scoring/model/versions/{n}", tag = "scoring", params(("n" = i32, Path)),
+    responses((status = 200, description = "`{number, doc, …}`", body = Object), (status = 404, description = "no such version")))]
+pub async fn get_version(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(n): Path<i32>,
+) -> ApiResult<Json<Value>> {
+    let v = version(&state.db, &caller.workspace_id, n).await?;
+    Ok(Json(json!({
+        "number": v.number, "hash": v.hash, "author": v.author, "message": v.message,
+        "created_at": v.created_at, "doc": doc_of(&v)?,
+    })))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct DiffQuery {
+    pub from: i32,
+    pub to: i32,
+}
+
+/// What version `to` changes relative to `from`: features added, removed, reweighted or
+/// redefined, and threshold changes.
+#[utoipa::path(get, path = "/api/v1/scoring/model/diff", tag = "scoring", params(DiffQuery),
+    responses((status = 200, description = "diff", body = Object)))]
+pub async fn diff_versions(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<DiffQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(q) = query.map_err(|e| ApiError::invalid("", format!("{e}; use ?from=N&to=M")))?;
+    let a = version(&state.db, &caller.workspace_id, q.from).await?;
+    let b = version(&state.db, &caller.workspace_id, q.to).await?;
+    let ma: ScoringModel = serde_json::from_str(&a.doc).map_err(ApiError::internal)?;
+    let mb: ScoringModel = serde_json::from_str(&b.doc).map_err(ApiError::internal)?;
+    let mut out = serde_json::to_value(diff(&ma, &mb)).map_err(ApiError::internal)?;
+    out["from"] = json!(q.from);
+    out["to"] = json!(q.to);
+    Ok(Json(out))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VersionRef {
+    pub version: i32,
+}
+
+/// Marks `number` published and starts rescoring every lead with it.
+async fn set_published(
+    state: &AppState,
+    caller: &Caller,
+    number: i32,
+    action: &str,
+) -> ApiResult<Value> {
+    let workspace = caller.workspace_id.as_str();
+    let txn = state.db.begin().await?;
+    let h = head(&txn, workspace).await?;
+    version(&txn, workspace, number).await?;
+    // Compiles (and caches) the version before anything points at it.
+    state
+        .engine
+        .models
+        .version(&txn, workspace, number)
+        .await
+        .map_err(ApiError::internal)?;
+    scoring_model::Entity::update_many()
+        .col_expr(
+            scoring_model::Column::PublishedVersion,
+            SqlExpr::value(Some(number)),
+        )
+        .col_expr(
+            scoring_model::Column::RescoreVersion,
+            SqlExpr::value(Some(number)),
+        )
+        .col_expr(scoring_model::Column::RescoreDone, SqlExpr::value(0i64))
+        .col_expr(scoring_model::Column::RescoreTotal, SqlExpr::value(0i64))
+        .col_expr(
+            scoring_model::Column::RescoreStartedAt,
+            SqlExpr::value(Some(Utc::now())),
+        )
+        .col_expr(
+            scoring_model::Column::RescoreFinishedAt,
+            SqlExpr::value(Option::<chrono::DateTime<Utc>>::None),
+        )
+        .col_expr(scoring_model::Column::UpdatedAt, SqlExpr::value(Utc::now()))
+        .filter(scoring_model::Column::WorkspaceId.eq(workspace))
+        .exec(&txn)
+        .await?;
+    audit(
+        &txn,
+        caller,
+        action,
+        "scoring_model",
+        json!({ "version": number, "previous": h.published_version }),
+    )
+    .await?;
+    txn.commit().await?;
+    state
+        .engine
+        .spawn_rescore(caller.workspace_id.clone(), number);
+    let h = head(&state.db, workspace).await?;
+    Ok(head_json(&h))
+}
+
+/// Publishes a version: new events score with it, and every lead is rescored in the
+/// background (progress under `rescore`).
+#[utoipa::path(post, path = "/api/v1/scoring/model/publish", tag = "scoring", request_body = VersionRef,
+    responses((status = 202, description = "`{published_version, rescore}`", body = Object), (status = 404, description = "no such version")))]
+pub async fn publish(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<VersionRef>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    caller.require(Role::Builder)?;
+    let out = set_published(&state, &caller, body.version, "scoring.publish").await?;
+    Ok((StatusCode::ACCEPTED, Json(out)))
+}
+
+/// Rolls back: the content of `version` becomes a new version, published. History is kept.
+#[utoipa::path(post, path = "/api/v1/scoring/model/rollback", tag = "scoring", request_body = VersionRef,
+    responses((status = 202, description = "`{version, published_version, rescore}`", body = Object)))]
+pub async fn rollback(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<VersionRef>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    caller.require(Role::Builder)?;
+    let txn = state.db.begin().await?;
+    let h = head(&txn, &caller.workspace_id).await?;
+    let old = version(&txn, &caller.workspace_id, body.version).await?;
+    let next = save_version(
+        &txn,
+        &caller,
+        h.latest_version,
+        &doc_of(&old)?,
+        &format!("rollback to version {}", old.number),
+    )
+    .await?;
+    txn.commit().await?;
+    let mut out = set_published(&state, &caller, next, "scoring.rollback").await?;
+    out["version"] = json!(next);
+    Ok((StatusCode::ACCEPTED, Json(out)))
+}
+
+/// The scoring model document's JSON Schema.
+#[utoipa::path(get, path = "/api/v1/scoring/schema", tag = "scoring",
+    responses((status = 200, description = "JSON Schema", body = Object)))]
+pub async fn schema() -> Json<Value> {
+    Json(ScoringModel::json_schema())
+}

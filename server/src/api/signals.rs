@@ -1,0 +1,127 @@
+//! Purchase signals in text, and the workspace's lexicon (data, editable here).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::Utc;
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ActiveValue::Set, EntityTrait};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use trellis_model::signals::{Detector, Lexicon};
+use utoipa::ToSchema;
+
+use super::audit;
+use crate::AppState;
+use crate::auth::{Caller, Role};
+use crate::db::entities::workspace_doc;
+use crate::error::{ApiError, ApiJson, ApiResult, from_value};
+use crate::leads::LEXICON_DOC;
+
+/// Longest text `detect` accepts, in characters.
+pub const MAX_TEXT_CHARS: usize = 20_000;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DetectIn {
+    pub text: String,
+}
+
+/// Finds purchase signals (budget, timeline, technical, competitor, risk, commercial) with
+/// their polarity; `start`/`end` are character offsets into `text`.
+#[utoipa::path(post, path = "/api/v1/signals/detect", tag = "signals", request_body = DetectIn,
+    responses((status = 200, description = "`{signals: [{category, polarity, phrase, start, end, strength}]}`", body = Object)))]
+pub async fn detect(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<DetectIn>,
+) -> ApiResult<Json<Value>> {
+    if body.text.chars().count() > MAX_TEXT_CHARS {
+        return Err(ApiError::invalid(
+            "/text",
+            format!("text is at most {MAX_TEXT_CHARS} characters"),
+        ));
+    }
+    let detector = state
+        .engine
+        .detectors
+        .get(&state.db, &caller.workspace_id)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(json!({ "signals": detector.detect(&body.text) })))
+}
+
+/// The workspace's lexicon (the built-in one until a workspace saves its own).
+#[utoipa::path(get, path = "/api/v1/signals/lexicon", tag = "signals",
+    responses((status = 200, description = "`{builtin, lexicon}`", body = Object)))]
+pub async fn get_lexicon(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+    let doc =
+        workspace_doc::Entity::find_by_id((caller.workspace_id.clone(), LEXICON_DOC.to_owned()))
+            .one(&state.db)
+            .await?;
+    Ok(Json(match doc {
+        Some(d) => json!({
+            "builtin": false,
+            "updated_at": d.updated_at,
+            "author": d.author,
+            "lexicon": serde_json::from_str::<Value>(&d.doc).map_err(ApiError::internal)?,
+        }),
+        None => json!({ "builtin": true, "lexicon": Lexicon::builtin() }),
+    }))
+}
+
+/// Replaces the workspace's lexicon; every problem is reported with its JSON pointer.
+#[utoipa::path(put, path = "/api/v1/signals/lexicon", tag = "signals", request_body = Object,
+    responses((status = 200, description = "saved", body = Object), (status = 422, description = "invalid lexicon, with `problems`")))]
+pub async fn put_lexicon(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(doc): ApiJson<Value>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    caller.require(Role::Builder)?;
+    let lexicon: Lexicon = from_value(doc.clone())?;
+    if let Err(e) = Detector::new(lexicon) {
+        let first = e.0.first().cloned().unwrap_or_default();
+        return Err(ApiError::invalid(
+            first.0.clone(),
+            format!("the lexicon has {} problem(s); first: {}", e.0.len(), first.1),
+        )
+        .with_extra(json!({
+            "problems": e.0.iter().map(|(p, m)| json!({ "pointer": p, "message": m })).collect::<Vec<_>>()
+        })));
+    }
+    let now = Utc::now();
+    workspace_doc::Entity::insert(workspace_doc::ActiveModel {
+        workspace_id: Set(caller.workspace_id.clone()),
+        kind: Set(LEXICON_DOC.to_owned()),
+        doc: Set(doc.to_string()),
+        author: Set(caller.name.clone()),
+        updated_at: Set(now),
+    })
+    .on_conflict(
+        OnConflict::columns([
+            workspace_doc::Column::WorkspaceId,
+            workspace_doc::Column::Kind,
+        ])
+        .update_columns([
+            workspace_doc::Column::Doc,
+            workspace_doc::Column::Author,
+            workspace_doc::Column::UpdatedAt,
+        ])
+        .to_owned(),
+    )
+    .exec_without_returning(&state.db)
+    .await?;
+    audit(
+        &state.db,
+        &caller,
+        "signals.lexicon",
+        LEXICON_DOC,
+        json!({}),
+    )
+    .await?;
+    Ok((
+        StatusCode::OK,
+        Json(json!({ "saved": true, "updated_at": now })),
+    ))
+}

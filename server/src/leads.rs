@@ -1,0 +1,681 @@
+//! Leads: identity resolution, incremental scoring inside the event's transaction, merging
+//! an anonymous history into a known lead, and rescoring every lead after a model is
+//! published.
+//!
+//! Scoring itself is pure (`trellis_model::scoring`): an event updates the lead's decayed
+//! aggregates in O(1) with [`CompiledModel::apply`] and the score is recomputed from them.
+//! A full recompute ([`CompiledModel::replay`] over the lead's events) is used only where
+//! the aggregates can't be carried over: after a merge, and when a newly published model
+//! has a behaviour the lead's state has never tracked.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use anyhow::Context as _;
+use chrono::Utc;
+use sea_orm::sea_query::{Expr as SqlExpr, OnConflict};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+};
+use serde_json::{Map, Value, json};
+use trellis_model::scoring::{BehaviourState, CompiledModel, EventView, Score, ScoringModel};
+use trellis_model::signals::{Detector, Lexicon};
+
+use crate::db::entities::{
+    event, lead, lead_identity, scoring_model, scoring_model_version, workspace_doc,
+};
+
+/// The event a tier or stage change emits; flows can be triggered by it.
+pub const TIER_CHANGED: &str = "lead.tier_changed";
+
+/// Identities an event can carry in its properties, strongest first: a lead found by an
+/// earlier one wins, and anonymous leads found by later ones are merged into it.
+pub const IDENTITY_KINDS: [&str; 5] = [
+    "user_id",
+    "external_contact_id",
+    "email",
+    "phone",
+    "anonymous_id",
+];
+
+/// Compiled scoring model versions, by workspace and version number.
+#[derive(Debug, Default)]
+pub struct Models {
+    cache: RwLock<HashMap<(String, i32), Arc<CompiledModel>>>,
+}
+
+impl Models {
+    /// A saved version, compiled (cached: versions are immutable).
+    pub async fn version<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        workspace: &str,
+        number: i32,
+    ) -> anyhow::Result<Arc<CompiledModel>> {
+        let key = (workspace.to_owned(), number);
+        if let Some(m) = self.cache.read().ok().and_then(|c| c.get(&key).cloned()) {
+            return Ok(m);
+        }
+        let row = scoring_model_version::Entity::find_by_id(key.clone())
+            .one(conn)
+            .await?
+            .with_context(|| format!("scoring model version {number} does not exist"))?;
+        let doc: ScoringModel = serde_json::from_str(&row.doc).context("stored scoring model")?;
+        let compiled = Arc::new(
+            CompiledModel::new(doc)
+                .map_err(|e| anyhow::anyhow!("stored scoring model is invalid: {e:?}"))?,
+        );
+        if let Ok(mut c) = self.cache.write() {
+            c.insert(key, compiled.clone());
+        }
+        Ok(compiled)
+    }
+
+    /// The workspace's published version, if any.
+    pub async fn published<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        workspace: &str,
+    ) -> anyhow::Result<Option<(i32, Arc<CompiledModel>)>> {
+        let Some(number) = scoring_model::Entity::find_by_id(workspace.to_owned())
+            .one(conn)
+            .await?
+            .and_then(|m| m.published_version)
+        else {
+            return Ok(None);
+        };
+        Ok(Some((number, self.version(conn, workspace, number).await?)))
+    }
+}
+
+/// What attributing an event did to its lead.
+#[derive(Debug)]
+pub struct Attributed {
+    pub lead_id: String,
+    /// `lead.tier_changed` properties, when the tier or stage moved.
+    pub change: Option<Value>,
+}
+
+/// The identities in an event's properties, strongest first.
+pub fn identities(properties: &Value) -> Vec<(&'static str, String)> {
+    IDENTITY_KINDS
+        .iter()
+        .filter_map(|k| {
+            let v = properties.get(*k)?;
+            let s = match v {
+                Value::String(s) => s.trim().to_string(),
+                Value::Number(n) => n.to_string(),
+                _ => return None,
+            };
+            (!s.is_empty() && s.len() <= 200).then_some((*k, s))
+        })
+        .collect()
+}
+
+fn empty_lead(workspace: &str, id: &str, now_ms: i64) -> lead::Model {
+    let now = Utc::now();
+    lead::Model {
+        workspace_id: workspace.to_owned(),
+        id: id.to_owned(),
+        account_id: None,
+        owner: None,
+        attributes: json!({}),
+        state: json!({}),
+        score: 0.0,
+        tier: "cold".into(),
+        stage: "lead".into(),
+        probability: None,
+        contributions: json!([]),
+        model_version: None,
+        scored_at: now_ms,
+        last_event_at: None,
+        merged_into: None,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+fn active(m: &lead::Model) -> lead::ActiveModel {
+    lead::ActiveModel {
+        workspace_id: Set(m.workspace_id.clone()),
+        id: Set(m.id.clone()),
+        account_id: Set(m.account_id.clone()),
+        owner: Set(m.owner.clone()),
+        attributes: Set(m.attributes.clone()),
+        state: Set(m.state.clone()),
+        score: Set(m.score),
+        tier: Set(m.tier.clone()),
+        stage: Set(m.stage.clone()),
+        probability: Set(m.probability),
+        contributions: Set(m.contributions.clone()),
+        model_version: Set(m.model_version),
+        scored_at: Set(m.scored_at),
+        last_event_at: Set(m.last_event_at),
+        merged_into: Set(m.merged_into.clone()),
+        created_at: Set(m.created_at),
+        updated_at: Set(m.updated_at),
+    }
+}
+
+/// Loads a lead, following merges to the lead it now lives in.
+pub async fn find<C: ConnectionTrait>(
+    conn: &C,
+    workspace: &str,
+    id: &str,
+) -> Result<Option<lead::Model>, sea_orm::DbErr> {
+    let mut id = id.to_owned();
+    for _ in 0..8 {
+        let Some(row) = lead::Entity::find_by_id((workspace.to_owned(), id.clone()))
+            .one(conn)
+            .await?
+        else {
+            return Ok(None);
+        };
+        match &row.merged_into {
+            Some(next) => id = next.clone(),
+            None => return Ok(Some(row)),
+        }
+    }
+    Ok(None)
+}
+
+async fn save<C: ConnectionTrait>(conn: &C, row: &lead::Model) -> Result<(), sea_orm::DbErr> {
+    lead::Entity::insert(active(row))
+        .on_conflict(
+            OnConflict::columns([lead::Column::WorkspaceId, lead::Column::Id])
+                .update_columns([
+                    lead::Column::AccountId,
+                    lead::Column::Owner,
+                    lead::Column::Attributes,
+                    lead::Column::State,
+                    lead::Column::Score,
+                    lead::Column::Tier,
+                    lead::Column::Stage,
+                    lead::Column::Probability,
+                    lead::Column::Contributions,
+                    lead::Column::ModelVersion,
+                    lead::Column::ScoredAt,
+                    lead::Column::LastEventAt,
+                    lead::Column::MergedInto,
+                    lead::Column::UpdatedAt,
+                ])
+                .to_owned(),
+        )
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
+}
+
+/// The lead's events as the scorer sees them, oldest first (`lead.*` events are the
+/// engine's own and never scored).
+pub async fn events_of<C: ConnectionTrait>(
+    conn: &C,
+    workspace: &str,
+    lead_id: &str,
+) -> Result<Vec<EventView>, sea_orm::DbErr> {
+    Ok(event::Entity::find()
+        .filter(event::Column::WorkspaceId.eq(workspace))
+        .filter(event::Column::LeadId.eq(lead_id))
+        .order_by_asc(event::Column::Timestamp)
+        .order_by_asc(event::Column::Id)
+        .all(conn)
+        .await?
+        .into_iter()
+        .filter(|e| !e.name.starts_with("lead."))
+        .map(|e| EventView {
+            kind: e.name,
+            at: e.timestamp.timestamp_millis(),
+            properties: e.properties,
+        })
+        .collect())
+}
+
+fn state_of(row: &lead::Model) -> BehaviourState {
+    serde_json::from_value(row.state.clone()).unwrap_or_default()
+}
+
+/// Writes a score into the row; returns the tier change, if any.
+fn set_score(row: &mut lead::Model, score: &Score, version: i32, now_ms: i64) -> Option<Value> {
+    let (tier, stage) = (score.tier.as_str(), score.stage.as_str());
+    let change = (row.tier != tier || row.stage != stage).then(|| {
+        json!({
+            "lead": row.id,
+            "from_tier": row.tier, "to_tier": tier,
+            "from_stage": row.stage, "to_stage": stage,
+            "score": score.score,
+            "model_version": version,
+        })
+    });
+    row.score = score.score;
+    row.tier = tier.into();
+    row.stage = stage.into();
+    row.probability = score.probability;
+    row.contributions = serde_json::to_value(&score.contributions).unwrap_or_default();
+    row.model_version = Some(version);
+    row.scored_at = now_ms;
+    change
+}
+
+/// Merges `from` (an anonymous lead) into `into`: identities and events move, attributes
+/// are combined (`into` wins), and `from` remembers where it went.
+async fn merge<C: ConnectionTrait>(
+    conn: &C,
+    workspace: &str,
+    from: &str,
+    into: &mut lead::Model,
+) -> Result<(), sea_orm::DbErr> {
+    let Some(mut old) = lead::Entity::find_by_id((workspace.to_owned(), from.to_owned()))
+        .one(conn)
+        .await?
+    else {
+        return Ok(());
+    };
+    lead_identity::Entity::update_many()
+        .col_expr(
+            lead_identity::Column::LeadId,
+            SqlExpr::value(into.id.clone()),
+        )
+        .filter(lead_identity::Column::WorkspaceId.eq(workspace))
+        .filter(lead_identity::Column::LeadId.eq(from))
+        .exec(conn)
+        .await?;
+    event::Entity::update_many()
+        .col_expr(event::Column::LeadId, SqlExpr::value(into.id.clone()))
+        .filter(event::Column::WorkspaceId.eq(workspace))
+        .filter(event::Column::LeadId.eq(from))
+        .exec(conn)
+        .await?;
+    if let (Value::Object(theirs), Value::Object(ours)) = (&old.attributes, &mut into.attributes) {
+        for (k, v) in theirs {
+            ours.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    into.owner = into.owner.take().or(old.owner.take());
+    into.account_id = into.account_id.take().or(old.account_id.take());
+    into.last_event_at = into.last_event_at.max(old.last_event_at);
+    old.merged_into = Some(into.id.clone());
+    old.updated_at = Utc::now();
+    save(conn, &old).await
+}
+
+/// Attributes a just-recorded event to a lead (finding, creating or merging leads by its
+/// identities), applies it to the lead's aggregates and rescores the lead with the
+/// published model. `None` when the event names no lead and carries no identity.
+#[allow(clippy::too_many_arguments)] // the event's fields, as recorded
+pub async fn attribute<C: ConnectionTrait>(
+    conn: &C,
+    models: &Models,
+    workspace: &str,
+    event_id: &str,
+    name: &str,
+    lead: Option<&str>,
+    properties: &Value,
+    at_ms: i64,
+) -> anyhow::Result<Option<Attributed>> {
+    let ids = identities(properties);
+    let lead = lead.map(str::trim).filter(|l| !l.is_empty());
+    if lead.is_none() && ids.is_empty() {
+        return Ok(None);
+    }
+    let now_ms = Utc::now().timestamp_millis();
+    let known: Vec<lead_identity::Model> = if ids.is_empty() {
+        Vec::new()
+    } else {
+        let mut any = Condition::any();
+        for (k, v) in &ids {
+            any = any.add(
+                Condition::all()
+                    .add(lead_identity::Column::Kind.eq(*k))
+                    .add(lead_identity::Column::Value.eq(v.as_str())),
+            );
+        }
+        lead_identity::Entity::find()
+            .filter(lead_identity::Column::WorkspaceId.eq(workspace))
+            .filter(any)
+            .all(conn)
+            .await?
+    };
+    let found = |kind: &str, value: &str| {
+        known
+            .iter()
+            .find(|k| k.kind == kind && k.value == value)
+            .map(|k| k.lead_id.clone())
+    };
+    let target_id = match lead {
+        Some(l) => l.to_owned(),
+        None => ids
+            .iter()
+            .find_map(|(k, v)| found(k, v))
+            .unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
+    };
+    let mut row = find(conn, workspace, &target_id)
+        .await?
+        .unwrap_or_else(|| empty_lead(workspace, &target_id, now_ms));
+    let previous_state = row.state.clone();
+
+    // Anonymous leads this event ties to the target are merged into it; a lead known by
+    // its own user id is never taken over.
+    let mut merged = false;
+    for (k, v) in &ids {
+        let Some(other) = found(k, v) else { continue };
+        if other == row.id {
+            continue;
+        }
+        let owns_user_id = lead_identity::Entity::find()
+            .filter(lead_identity::Column::WorkspaceId.eq(workspace))
+            .filter(lead_identity::Column::LeadId.eq(other.as_str()))
+            .filter(lead_identity::Column::Kind.eq("user_id"))
+            .one(conn)
+            .await?
+            .is_some();
+        if !owns_user_id {
+            merge(conn, workspace, &other, &mut row).await?;
+            merged = true;
+        }
+    }
+    for (k, v) in &ids {
+        if found(k, v).is_none() {
+            lead_identity::Entity::insert(lead_identity::ActiveModel {
+                workspace_id: Set(workspace.to_owned()),
+                kind: Set((*k).to_owned()),
+                value: Set(v.clone()),
+                lead_id: Set(row.id.clone()),
+            })
+            .on_conflict(
+                OnConflict::columns([
+                    lead_identity::Column::WorkspaceId,
+                    lead_identity::Column::Kind,
+                    lead_identity::Column::Value,
+                ])
+                .do_nothing()
+                .to_owned(),
+            )
+            .exec_without_returning(conn)
+            .await?;
+        }
+    }
+    event::Entity::update_many()
+        .col_expr(event::Column::LeadId, SqlExpr::value(row.id.clone()))
+        .filter(event::Column::WorkspaceId.eq(workspace))
+        .filter(event::Column::Id.eq(event_id))
+        .exec(conn)
+        .await?;
+
+    if name == "identify" {
+        if let (Some(Value::Object(traits)), Value::Object(attrs)) =
+            (properties.get("traits"), &mut row.attributes)
+        {
+            for (k, v) in traits {
+                attrs.insert(k.clone(), v.clone());
+            }
+        }
+        if let Some(owner) = properties.get("owner").and_then(Value::as_str) {
+            row.owner = Some(owner.to_owned());
+        }
+    }
+    row.last_event_at = Some(row.last_event_at.map_or(at_ms, |t| t.max(at_ms)));
+    row.updated_at = Utc::now();
+
+    let mut change = None;
+    if !name.starts_with("lead.")
+        && let Some((version, model)) = models.published(conn, workspace).await?
+    {
+        let state = if merged || !covers(&model, &row) {
+            model.replay(&events_of(conn, workspace, &row.id).await?)
+        } else {
+            let mut state = state_of(&row);
+            model.apply(
+                &mut state,
+                &EventView {
+                    kind: name.to_owned(),
+                    at: at_ms,
+                    properties: properties.clone(),
+                },
+            );
+            state
+        };
+        let state = tracked(&model, state);
+        let score = model.score(&row.attributes, &state, now_ms);
+        row.state = serde_json::to_value(&state)?;
+        change = set_score(&mut row, &score, version, now_ms);
+    } else if merged {
+        row.state = previous_state;
+    }
+    save(conn, &row).await?;
+    Ok(Some(Attributed {
+        lead_id: row.id,
+        change,
+    }))
+}
+
+/// The state with an (empty) aggregate for every behaviour of `model`, so that
+/// [`covers`] tells a state built for this model from one that never saw a behaviour.
+fn tracked(model: &CompiledModel, mut state: BehaviourState) -> BehaviourState {
+    for k in model.behaviour_keys() {
+        state.entry(k.to_owned()).or_default();
+    }
+    state
+}
+
+/// Whether the lead's state tracks every behaviour of `model`.
+fn covers(model: &CompiledModel, row: &lead::Model) -> bool {
+    let Value::Object(state) = &row.state else {
+        return false;
+    };
+    model.behaviour_keys().all(|k| state.contains_key(k))
+}
+
+/// Rescores one lead with `model` (replaying its events when its state lacks one of the
+/// model's behaviours) and saves it; returns the tier change, if any.
+pub async fn rescore<C: ConnectionTrait>(
+    conn: &C,
+    workspace: &str,
+    mut row: lead::Model,
+    version: i32,
+    model: &CompiledModel,
+    now_ms: i64,
+) -> anyhow::Result<Option<Value>> {
+    let state = if covers(model, &row) {
+        state_of(&row)
+    } else {
+        model.replay(&events_of(conn, workspace, &row.id).await?)
+    };
+    let state = tracked(model, state);
+    let score = model.score(&row.attributes, &state, now_ms);
+    row.state = serde_json::to_value(&state)?;
+    let change = set_score(&mut row, &score, version, now_ms);
+    row.updated_at = Utc::now();
+    save(conn, &row).await?;
+    Ok(change)
+}
+
+/// A lead's attributes merged with `patch` (an object; `null` values remove keys).
+pub fn patch_attributes(attributes: &mut Value, patch: &Map<String, Value>) {
+    if !attributes.is_object() {
+        *attributes = json!({});
+    }
+    if let Value::Object(a) = attributes {
+        for (k, v) in patch {
+            if v.is_null() {
+                a.remove(k);
+            } else {
+                a.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}
+
+/// Leads rescored per transaction while a published model is rolled out.
+const RESCORE_PAGE: u64 = 500;
+
+impl crate::engine::Engine {
+    /// Rescores every lead of `workspace` with model `version`, page by page, recording
+    /// progress in `scoring_models` and a `lead.tier_changed` event for each lead whose tier
+    /// or stage moves. Stops early if another version is published meanwhile (that publish
+    /// runs its own rescore). Safe to run again after a crash: it starts over.
+    pub async fn rescore_all(&self, workspace: &str, version: i32) -> anyhow::Result<u64> {
+        use sea_orm::{PaginatorTrait, QuerySelect, TransactionTrait};
+        let model = self.models.version(&self.db, workspace, version).await?;
+        let total = lead::Entity::find()
+            .filter(lead::Column::WorkspaceId.eq(workspace))
+            .filter(lead::Column::MergedInto.is_null())
+            .count(&self.db)
+            .await?;
+        scoring_model::Entity::update_many()
+            .col_expr(
+                scoring_model::Column::RescoreTotal,
+                SqlExpr::value(total as i64),
+            )
+            .col_expr(scoring_model::Column::RescoreDone, SqlExpr::value(0i64))
+            .filter(scoring_model::Column::WorkspaceId.eq(workspace))
+            .exec(&self.db)
+            .await?;
+        let mut after = String::new();
+        let mut done = 0u64;
+        loop {
+            let txn = self.db.begin().await?;
+            let current = scoring_model::Entity::find_by_id(workspace.to_owned())
+                .one(&txn)
+                .await?;
+            if current.and_then(|c| c.published_version) != Some(version) {
+                txn.rollback().await?;
+                tracing::info!(workspace, version, "rescore superseded by a newer publish");
+                return Ok(done);
+            }
+            let page = lead::Entity::find()
+                .filter(lead::Column::WorkspaceId.eq(workspace))
+                .filter(lead::Column::MergedInto.is_null())
+                .filter(lead::Column::Id.gt(after.as_str()))
+                .order_by_asc(lead::Column::Id)
+                .limit(RESCORE_PAGE)
+                .all(&txn)
+                .await?;
+            let Some(last) = page.last() else {
+                txn.rollback().await?;
+                break;
+            };
+            after = last.id.clone();
+            let now_ms = Utc::now().timestamp_millis();
+            let mut started = 0usize;
+            for row in page {
+                let id = row.id.clone();
+                if let Some(change) = rescore(&txn, workspace, row, version, &model, now_ms).await?
+                {
+                    let (runs, _) = self
+                        .record_tier_change(
+                            &txn,
+                            workspace,
+                            &format!("rescore:{version}:{id}:{now_ms}"),
+                            change,
+                        )
+                        .await?;
+                    started += runs.len();
+                }
+                done += 1;
+            }
+            scoring_model::Entity::update_many()
+                .col_expr(
+                    scoring_model::Column::RescoreDone,
+                    SqlExpr::value(done as i64),
+                )
+                .filter(scoring_model::Column::WorkspaceId.eq(workspace))
+                .filter(scoring_model::Column::RescoreVersion.eq(version))
+                .exec(&txn)
+                .await?;
+            txn.commit().await?;
+            if started > 0 {
+                self.wake.notify_waiters();
+            }
+        }
+        scoring_model::Entity::update_many()
+            .col_expr(
+                scoring_model::Column::RescoreDone,
+                SqlExpr::value(done as i64),
+            )
+            .col_expr(
+                scoring_model::Column::RescoreFinishedAt,
+                SqlExpr::value(Some(Utc::now())),
+            )
+            .filter(scoring_model::Column::WorkspaceId.eq(workspace))
+            .filter(scoring_model::Column::RescoreVersion.eq(version))
+            .exec(&self.db)
+            .await?;
+        tracing::info!(workspace, version, leads = done, "rescore finished");
+        Ok(done)
+    }
+
+    /// Starts [`rescore_all`](Self::rescore_all) in the background.
+    pub fn spawn_rescore(self: &Arc<Self>, workspace: String, version: i32) {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = engine.rescore_all(&workspace, version).await {
+                tracing::error!(workspace, version, error = %format!("{e:#}"), "rescore failed");
+            }
+        });
+    }
+
+    /// Resumes rescores a stopped server left unfinished.
+    pub async fn resume_rescores(self: &Arc<Self>) -> anyhow::Result<()> {
+        let pending = scoring_model::Entity::find()
+            .filter(scoring_model::Column::RescoreVersion.is_not_null())
+            .filter(scoring_model::Column::RescoreFinishedAt.is_null())
+            .all(&self.db)
+            .await?;
+        for p in pending {
+            if let Some(v) = p
+                .rescore_version
+                .filter(|v| Some(*v) == p.published_version)
+            {
+                self.spawn_rescore(p.workspace_id, v);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Purchase-signal detectors per workspace: the workspace's own lexicon when it has saved
+/// one, otherwise the built-in one. Rebuilt when the lexicon's `updated_at` moves.
+#[derive(Debug, Default)]
+pub struct Detectors {
+    cache: RwLock<HashMap<String, (LexiconStamp, Arc<Detector>)>>,
+}
+
+/// When the workspace's lexicon was saved (`None`: it uses the built-in one).
+type LexiconStamp = Option<chrono::DateTime<Utc>>;
+
+/// `workspace_docs.kind` of a workspace's signal lexicon.
+pub const LEXICON_DOC: &str = "signal_lexicon";
+
+impl Detectors {
+    pub async fn get<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        workspace: &str,
+    ) -> anyhow::Result<Arc<Detector>> {
+        let doc = workspace_doc::Entity::find_by_id((workspace.to_owned(), LEXICON_DOC.to_owned()))
+            .one(conn)
+            .await?;
+        let stamp = doc.as_ref().map(|d| d.updated_at);
+        if let Some((s, d)) = self
+            .cache
+            .read()
+            .ok()
+            .and_then(|c| c.get(workspace).cloned())
+            && s == stamp
+        {
+            return Ok(d);
+        }
+        let detector = Arc::new(match &doc {
+            None => Detector::builtin(),
+            Some(d) => {
+                let lexicon: Lexicon =
+                    serde_json::from_str(&d.doc).context("stored signal lexicon")?;
+                Detector::new(lexicon).map_err(|e| anyhow::anyhow!("stored lexicon: {e}"))?
+            }
+        });
+        if let Ok(mut c) = self.cache.write() {
+            c.insert(workspace.to_owned(), (stamp, detector.clone()));
+        }
+        Ok(detector)
+    }
+}

@@ -1,0 +1,403 @@
+//! The intent engine over HTTP, on SQLite and PostgreSQL: events attribute to leads and
+//! update their scores incrementally (matching a full recompute), behaviour decays, an
+//! identify call merges an anonymous history, a tier change starts a flow, publishing a model
+//! rescores every lead, and each explanation sums to its score.
+
+mod common;
+
+use chrono::{DateTime, Duration, Utc};
+use common::{Backend, TestServer};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use trellis_model::scoring::{CompiledModel, EventView, ScoringModel};
+
+fn model(industry_weight: f64) -> Value {
+    json!({
+        "schema": 1,
+        "name": "制造业线索评分",
+        "features": [
+            { "id": "industry", "label": "行业", "label_en": "Industry", "weight": industry_weight,
+              "source": { "kind": "fit", "attribute": "industry" },
+              "transform": { "type": "categorical", "values": { "新能源汽车零部件": 1.0, "机械": 0.5 }, "other": 0.1 } },
+            { "id": "pricing_views", "label": "价格页浏览", "label_en": "Pricing page views",
+              "weight": 100.0 - industry_weight,
+              "source": { "kind": "behaviour", "event": "page_view",
+                          "filter": "event.properties.category == 'pricing'",
+                          "aggregate": "count", "window_days": 7, "half_life_days": 3 },
+              "transform": { "type": "cap", "cap": 3 } }
+        ],
+        "tiers": { "warm": 30, "hot": 60 },
+        "stages": { "mql": 30, "sql": 60 }
+    })
+}
+
+async fn save_and_publish(s: &TestServer, doc: Value, base: i32) -> i32 {
+    let (st, v) = s
+        .call(
+            Method::PUT,
+            "/api/v1/scoring/model",
+            Some(json!({"doc": doc, "base_version": base, "message": "test"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let version = v["version"].as_i64().expect("version") as i32;
+    let (st, v) = s
+        .post("/api/v1/scoring/model/publish", json!({"version": version}))
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+    wait_rescore(s, version).await;
+    version
+}
+
+async fn wait_rescore(s: &TestServer, version: i32) -> Value {
+    for _ in 0..200 {
+        let m = s.get("/api/v1/scoring/model").await;
+        if m["rescore"]["version"] == json!(version) && !m["rescore"]["finished_at"].is_null() {
+            return m;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("rescore of version {version} did not finish");
+}
+
+async fn event(s: &TestServer, id: &str, name: &str, props: Value, at: DateTime<Utc>) -> Value {
+    let (st, v) = s
+        .post(
+            "/api/v1/events",
+            json!({"id": id, "name": name, "properties": props, "timestamp": at}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+    v
+}
+
+fn points_sum(card: &Value) -> f64 {
+    card["current"]["contributions"]
+        .as_array()
+        .expect("contributions")
+        .iter()
+        .map(|c| c["points"].as_f64().expect("points"))
+        .sum()
+}
+
+/// The score a full recompute gives from the lead's timeline, at `at`.
+fn recomputed(doc: &Value, card: &Value, at: DateTime<Utc>) -> f64 {
+    let model: ScoringModel = serde_json::from_value(doc.clone()).expect("model");
+    let model = CompiledModel::new(model).expect("compiles");
+    let mut events: Vec<EventView> = card["timeline"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .filter(|e| !e["name"].as_str().unwrap_or("").starts_with("lead."))
+        .map(|e| EventView {
+            kind: e["name"].as_str().expect("name").into(),
+            at: e["timestamp"]
+                .as_str()
+                .and_then(|t| t.parse::<DateTime<Utc>>().ok())
+                .expect("timestamp")
+                .timestamp_millis(),
+            properties: e["properties"].clone(),
+        })
+        .collect();
+    events.sort_by_key(|e| e.at);
+    let state = model.replay(&events);
+    model
+        .score(&card["attributes"], &state, at.timestamp_millis())
+        .score
+}
+
+async fn intent_engine_end_to_end(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let now = Utc::now();
+
+    // A flow that reacts to a lead turning hot.
+    let flow = s
+        .create_flow(
+            json!({"schema": 1, "name": "热线索提醒", "nodes": [
+                {"id": "t", "type": "trigger", "config": {"kind": "event", "event": "lead.tier_changed"}},
+                {"id": "s", "type": "set", "config": {"vars": {"to": "trigger.event.properties.to_tier", "lead": "trigger.event.lead"}}}],
+                "edges": [{"from": "t", "to": "s"}]}),
+            true,
+        )
+        .await;
+
+    // Events before any model is published are kept and attributed, not scored.
+    let v = event(
+        &s,
+        "e0",
+        "page_view",
+        json!({"user_id": "u-1", "category": "pricing"}),
+        now - Duration::days(2),
+    )
+    .await;
+    let known = v["lead"].as_str().expect("lead id").to_owned();
+    assert_eq!(v["tier_changed"], Value::Null);
+
+    let v1 = save_and_publish(&s, model(40.0), 0).await;
+    let m = s.get("/api/v1/scoring/model").await;
+    assert_eq!(m["rescore"]["total"], json!(1), "{m}");
+    assert_eq!(m["rescore"]["done"], json!(1), "{m}");
+    let card = s.get(&format!("/api/v1/leads/{known}")).await;
+    assert_eq!(card["model_version"], json!(v1), "{card}");
+    assert!(card["score"].as_f64().expect("score") > 0.0, "{card}");
+
+    // An anonymous visitor browses pricing pages…
+    let mut anon = String::new();
+    for i in 0..3 {
+        let v = event(
+            &s,
+            &format!("a{i}"),
+            "page_view",
+            json!({"anonymous_id": "anon-7", "category": "pricing"}),
+            now - Duration::hours(i + 1),
+        )
+        .await;
+        anon = v["lead"].as_str().expect("lead").to_owned();
+    }
+    assert_ne!(anon, known);
+    let before = s.get(&format!("/api/v1/leads/{anon}")).await;
+    // …and identifies as the known lead: the history merges into it.
+    let v = event(
+        &s,
+        "id1",
+        "identify",
+        json!({"user_id": "u-1", "anonymous_id": "anon-7",
+               "traits": {"industry": "机械", "name": "王工", "company": "宁德某电池"}}),
+        now,
+    )
+    .await;
+    assert_eq!(v["lead"], json!(known), "{v}");
+    // 20 (half of industry's 40) + 60 for ~4 recent pricing views (capped at 3): hot, and
+    // the flow starts.
+    assert_eq!(v["tier_changed"]["to_tier"], json!("hot"), "{v}");
+    assert_eq!(v["runs_started"], json!(1), "{v}");
+    let run_id = v["run_ids"][0].as_str().expect("run id").to_owned();
+    let run = s.wait_run(&run_id, 20).await;
+    assert_eq!(run["status"], json!("succeeded"), "{run}");
+    let runs = s.get(&format!("/api/v1/runs?flow={flow}")).await;
+    // The anonymous lead's own move to warm started one too.
+    assert_eq!(runs["runs"].as_array().map(Vec::len), Some(2), "{runs}");
+
+    let card = s.get(&format!("/api/v1/leads/{known}")).await;
+    assert_eq!(card["tier"], json!("hot"), "{card}");
+    assert_eq!(card["attributes"]["name"], json!("王工"));
+    let kinds: Vec<&str> = card["identities"]
+        .as_array()
+        .expect("identities")
+        .iter()
+        .filter_map(|i| i["kind"].as_str())
+        .collect();
+    assert!(
+        kinds.contains(&"user_id") && kinds.contains(&"anonymous_id"),
+        "{card}"
+    );
+    let timeline = card["timeline"].as_array().expect("timeline");
+    assert!(
+        timeline.iter().any(|e| e["id"] == json!("a0")),
+        "merged history: {card}"
+    );
+    assert!(
+        card["current"]["score"].as_f64().expect("score")
+            > before["current"]["score"].as_f64().expect("score")
+    );
+    // The merged lead answers with the lead it went into.
+    let old = s.get(&format!("/api/v1/leads/{anon}")).await;
+    assert_eq!(old["id"], json!(known));
+    assert_eq!(old["merged_from"], json!(anon));
+    let list = s.get("/api/v1/leads").await;
+    assert_eq!(
+        list["total"],
+        json!(1),
+        "merged leads are not listed: {list}"
+    );
+
+    // Incremental equals a full recompute, and the explanation sums to the score.
+    let scored_at: DateTime<Utc> = card["stored"]["scored_at"]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .expect("scored_at");
+    let (st, at_card) = s
+        .call(
+            Method::GET,
+            &format!(
+                "/api/v1/leads/{known}?at={}",
+                scored_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            )
+            .replace('+', "%2B"),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{at_card}");
+    let stored = card["stored"]["score"].as_f64().expect("stored score");
+    assert!((at_card["current"]["score"].as_f64().expect("score") - stored).abs() < 0.01);
+    assert!((recomputed(&model(40.0), &card, scored_at) - stored).abs() < 0.01);
+    assert!((points_sum(&card) - card["current"]["score"].as_f64().expect("s")).abs() < 0.011);
+    let lines = card["current"]["explanation"]
+        .as_array()
+        .expect("explanation");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.as_str().unwrap_or("").contains("价格页浏览")),
+        "{lines:?}"
+    );
+
+    // Decay: three days on, the same views count for less; after the window, nothing.
+    let later = |days: i64| {
+        format!(
+            "/api/v1/leads/{known}?at={}",
+            (now + Duration::days(days)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        )
+    };
+    let in3 = s.get(&later(3)).await;
+    let in9 = s.get(&later(9)).await;
+    let views = |c: &Value| {
+        c["current"]["contributions"]
+            .as_array()
+            .expect("contributions")
+            .iter()
+            .find(|x| x["feature"] == json!("pricing_views"))
+            .and_then(|x| x["points"].as_f64())
+            .expect("pricing points")
+    };
+    assert!(views(&in3) < views(&card), "{in3}");
+    assert_eq!(views(&in9), 0.0, "{in9}");
+    assert!(
+        (recomputed(&model(40.0), &card, now + Duration::days(3))
+            - in3["current"]["score"].as_f64().expect("score"))
+        .abs()
+            < 0.01
+    );
+
+    // A new version that weighs industry less rescores every lead in the background.
+    let v2 = save_and_publish(&s, model(10.0), v1).await;
+    let card2 = s.get(&format!("/api/v1/leads/{known}")).await;
+    assert_eq!(card2["model_version"], json!(v2), "{card2}");
+    assert_ne!(card2["score"], card["score"]);
+    let diff = s
+        .get(&format!("/api/v1/scoring/model/diff?from={v1}&to={v2}"))
+        .await;
+    assert_eq!(diff["features"][0]["weight_from"], json!(40.0), "{diff}");
+    assert_eq!(diff["features"][0]["weight_to"], json!(10.0), "{diff}");
+    // Rolling back makes version 1's content a new published version.
+    let (st, rb) = s
+        .post("/api/v1/scoring/model/rollback", json!({"version": v1}))
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{rb}");
+    wait_rescore(&s, v2 + 1).await;
+    let card3 = s.get(&format!("/api/v1/leads/{known}")).await;
+    assert_eq!(card3["model_version"], json!(v2 + 1));
+
+    // Filters and paging.
+    let hot = s.get("/api/v1/leads?tier=hot&min_score=10").await;
+    assert_eq!(hot["total"], json!(1), "{hot}");
+    let (st, bad) = s
+        .call(Method::GET, "/api/v1/leads?tier=boiling", None)
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+    let (st, missing) = s.call(Method::GET, "/api/v1/leads/nope", None).await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "{missing}");
+    s.finish().await;
+}
+both!(intent_engine_end_to_end);
+
+async fn scoring_models_refuse_bad_input(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let mut bad = model(40.0);
+    bad["features"][1]["weight"] = json!(10);
+    let (st, v) = s
+        .call(
+            Method::PUT,
+            "/api/v1/scoring/model",
+            Some(json!({"doc": bad, "base_version": 0})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["pointer"], json!("/doc/features"), "{v}");
+    let (st, v) = s
+        .call(
+            Method::PUT,
+            "/api/v1/scoring/model",
+            Some(json!({"doc": {"schema": 1, "name": "x", "features": "no"}, "base_version": 0})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(
+        v["pointer"].as_str().expect("pointer").starts_with("/doc"),
+        "{v}"
+    );
+    let (st, v) = s.call(Method::GET, "/api/v1/scoring/model", None).await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "{v}");
+    let ok = |base| json!({"doc": model(40.0), "base_version": base});
+    let (st, _) = s
+        .call(Method::PUT, "/api/v1/scoring/model", Some(ok(0)))
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, v) = s
+        .call(Method::PUT, "/api/v1/scoring/model", Some(ok(0)))
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    assert_eq!(v["current_version"], json!(1), "{v}");
+    let (st, v) = s
+        .post("/api/v1/scoring/model/publish", json!({"version": 9}))
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "{v}");
+
+    // Signals: detection with the built-in lexicon, then a workspace lexicon.
+    let (st, v) = s
+        .post(
+            "/api/v1/signals/detect",
+            json!({"text": "预算还没批，项目推迟到明年"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let signals = v["signals"].as_array().expect("signals");
+    assert!(
+        signals
+            .iter()
+            .any(|x| x["category"] == json!("budget") && x["polarity"] == json!("negative")),
+        "{v}"
+    );
+    let lexicon = s.get("/api/v1/signals/lexicon").await;
+    assert_eq!(lexicon["builtin"], json!(true));
+    let mut mine = lexicon["lexicon"].clone();
+    mine["terms"][0]["phrases"] = json!([]);
+    let (st, v) = s
+        .call(Method::PUT, "/api/v1/signals/lexicon", Some(mine))
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["pointer"], json!("/terms/0/phrases"), "{v}");
+    let mut mine = lexicon["lexicon"].clone();
+    mine["terms"]
+        .as_array_mut()
+        .expect("terms")
+        .push(json!({"category": "competitor", "polarity": "neutral", "phrases": ["竞品甲"]}));
+    let (st, v) = s
+        .call(Method::PUT, "/api/v1/signals/lexicon", Some(mine))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (_, v) = s
+        .post(
+            "/api/v1/signals/detect",
+            json!({"text": "客户提到了竞品甲"}),
+        )
+        .await;
+    assert!(
+        v["signals"]
+            .as_array()
+            .expect("signals")
+            .iter()
+            .any(|x| x["phrase"] == json!("竞品甲") && x["category"] == json!("competitor")),
+        "{v}"
+    );
+    let (st, v) = s
+        .post(
+            "/api/v1/signals/detect",
+            json!({"text": "长".repeat(20_001)}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["pointer"], json!("/text"));
+    s.finish().await;
+}
+both!(scoring_models_refuse_bad_input);

@@ -9,4 +9,4 @@ pub mod suggest;
 pub mod table;
 
 pub use suggest::{SuggestError, SuggestOptions, Suggestion, backtest_table, score_rows, suggest};
-pub use table::{ColumnKind, Mapping, Table, TableError};
+pub use table::{ColumnKind, Mapping, Table, TableError, outcome_value, parse_outcome};

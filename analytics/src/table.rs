@@ -23,6 +23,9 @@ pub enum ColumnKind {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Mapping {
+    /// The column that identifies a lead (imports upsert by it).
+    #[serde(default)]
+    pub id: Option<String>,
     /// Cell values (after trimming) that mean "no value".
     #[serde(default = "default_missing")]
     pub missing: Vec<String>,
@@ -41,6 +44,7 @@ fn default_missing() -> Vec<String> {
 impl Default for Mapping {
     fn default() -> Mapping {
         Mapping {
+            id: None,
             missing: default_missing(),
             types: BTreeMap::new(),
             attributes: BTreeMap::new(),
@@ -134,6 +138,25 @@ pub enum TableError {
     },
 }
 
+/// An outcome cell: 1/0, true/false, yes/no, converted/lost, won, 是/否, 成交/未成交.
+pub fn parse_outcome(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "1" | "1.0" | "true" | "yes" | "y" | "converted" | "won" | "是" | "成交" => Some(true),
+        "0" | "0.0" | "false" | "no" | "n" | "lost" | "否" | "未成交" => Some(false),
+        _ => None,
+    }
+}
+
+/// An outcome attribute: a boolean, a number 1/0, or an outcome text.
+pub fn outcome_value(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::Number(n) => parse_outcome(&n.to_string()),
+        Value::String(s) => parse_outcome(s),
+        _ => None,
+    }
+}
+
 fn parse_number(s: &str) -> Option<f64> {
     s.parse::<f64>().ok().filter(|x| x.is_finite())
 }
@@ -166,6 +189,51 @@ impl Table {
                 });
             }
         }
+        Table::from_cells(headers, raw, mapping)
+    }
+
+    /// A table from lead attribute objects (what the server stores): one column per key,
+    /// in order of first appearance; numbers, strings and booleans become cells, anything
+    /// else and absent keys are missing. Types are inferred as for CSV.
+    pub fn from_records<'a>(
+        records: impl IntoIterator<Item = &'a Value>,
+        mapping: &Mapping,
+    ) -> Result<Table, TableError> {
+        let mut headers: Vec<String> = Vec::new();
+        let mut index: std::collections::HashMap<String, usize> = Default::default();
+        let mut raw: Vec<Vec<Option<String>>> = Vec::new();
+        let mut rows = 0;
+        for record in records {
+            if let Value::Object(map) = record {
+                for (k, v) in map {
+                    let cell = match v {
+                        Value::String(s) => Some(s.trim().to_string()),
+                        Value::Number(n) => Some(n.to_string()),
+                        Value::Bool(b) => Some(b.to_string()),
+                        _ => None,
+                    }
+                    .filter(|c| !mapping.missing.iter().any(|m| m == c));
+                    let col = *index.entry(k.clone()).or_insert_with(|| {
+                        headers.push(k.clone());
+                        raw.push(vec![None; rows]);
+                        headers.len() - 1
+                    });
+                    raw[col].push(cell);
+                }
+            }
+            rows += 1;
+            for col in &mut raw {
+                col.resize(rows, None);
+            }
+        }
+        Table::from_cells(headers, raw, mapping)
+    }
+
+    fn from_cells(
+        headers: Vec<String>,
+        raw: Vec<Vec<Option<String>>>,
+        mapping: &Mapping,
+    ) -> Result<Table, TableError> {
         let rows = raw.first().map_or(0, Vec::len);
         let mut columns = Vec::with_capacity(headers.len());
         for (name, cells) in headers.into_iter().zip(raw) {
@@ -247,17 +315,11 @@ impl Table {
         (0..self.rows)
             .map(|row| {
                 let text = column.text(row).unwrap_or_default();
-                match text.to_ascii_lowercase().as_str() {
-                    "1" | "1.0" | "true" | "yes" | "y" | "converted" | "won" | "是" | "成交" => {
-                        Ok(true)
-                    }
-                    "0" | "0.0" | "false" | "no" | "n" | "lost" | "否" | "未成交" => Ok(false),
-                    _ => Err(TableError::NotAnOutcome {
-                        column: name.into(),
-                        row: row + 1,
-                        value: text,
-                    }),
-                }
+                parse_outcome(&text).ok_or_else(|| TableError::NotAnOutcome {
+                    column: name.into(),
+                    row: row + 1,
+                    value: text,
+                })
             })
             .collect()
     }
@@ -316,6 +378,24 @@ mod tests {
             t.attributes(1),
             serde_json::json!({"Prospect ID": "a2", "Lead Origin": "Landing Page Submission", "Converted": "0"})
         );
+    }
+
+    #[test]
+    fn records_become_the_same_table_as_their_csv() {
+        let csv = Table::read(CSV.as_bytes(), &Mapping::default()).expect("table");
+        let records: Vec<Value> = (0..csv.rows).map(|r| csv.attributes(r)).collect();
+        let again = Table::from_records(&records, &Mapping::default()).expect("records");
+        assert_eq!(again.rows, csv.rows);
+        for c in &csv.columns {
+            let d = again.column(&c.name).expect("column");
+            assert_eq!(d.kind(), c.kind(), "{}", c.name);
+            assert_eq!(
+                (0..csv.rows).map(|r| d.value(r)).collect::<Vec<_>>(),
+                (0..csv.rows).map(|r| c.value(r)).collect::<Vec<_>>(),
+                "{}",
+                c.name
+            );
+        }
     }
 
     #[test]

@@ -169,6 +169,85 @@ pub async fn publish(file: &Path, server: &str, token: &str) -> anyhow::Result<s
     Ok(body)
 }
 
+/// Leads per `POST /api/v1/leads/import` call.
+const IMPORT_BATCH: usize = 1_000;
+
+/// `trellis leads import`: reads a CRM export (types inferred, overridable by the mapping)
+/// and uploads it in batches, reporting progress on stderr. A lead's id is the mapping's
+/// (or `--id-column`'s) column, else a hash of the row, so importing a file twice updates
+/// rather than duplicates.
+pub async fn import_leads(
+    csv: &Path,
+    mapping: Option<&Path>,
+    id_column: Option<&str>,
+    server: &str,
+    token: &str,
+) -> anyhow::Result<(u64, u64)> {
+    let table = crate::offline::read_table(csv, mapping)?;
+    let mapping_id = match mapping {
+        Some(m) => {
+            let text = std::fs::read_to_string(m)?;
+            serde_json::from_str::<trellis_analytics::Mapping>(&text)?.id
+        }
+        None => None,
+    };
+    let id_column = id_column.map(str::to_owned).or(mapping_id);
+    let ids = match &id_column {
+        Some(c) => Some(table.column(c)?),
+        None => None,
+    };
+    let url = format!("{}/api/v1/leads/import", server.trim_end_matches('/'));
+    let client = reqwest::Client::new();
+    let (mut created, mut updated) = (0u64, 0u64);
+    let rows: Vec<usize> = (0..table.rows).collect();
+    for chunk in rows.chunks(IMPORT_BATCH) {
+        let mut leads = Vec::with_capacity(chunk.len());
+        for &r in chunk {
+            let mut attributes = table.attributes(r);
+            let id = match ids {
+                Some(c) => c
+                    .text(r)
+                    .with_context(|| format!("row {}: the id column is empty", r + 1))?,
+                None => {
+                    use sha2::Digest as _;
+                    let digest = sha2::Sha256::digest(attributes.to_string().as_bytes());
+                    format!("row-{}", hex::encode(&digest[..12]))
+                }
+            };
+            if let (Some(c), Some(map)) = (&id_column, attributes.as_object_mut()) {
+                map.remove(c);
+            }
+            leads.push(serde_json::json!({ "id": id, "attributes": attributes }));
+        }
+        let response = client
+            .post(&url)
+            .bearer_auth(token)
+            .json(&serde_json::json!({ "leads": leads }))
+            .send()
+            .await
+            .with_context(|| format!("POST {url}"))?;
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.unwrap_or_default();
+        if !status.is_success() {
+            bail!(
+                "the server refused rows {}–{} ({status}): {} {}",
+                chunk[0] + 1,
+                chunk[chunk.len() - 1] + 1,
+                body["detail"].as_str().unwrap_or("no detail"),
+                body["pointer"].as_str().unwrap_or("")
+            );
+        }
+        created += body["created"].as_u64().unwrap_or(0);
+        updated += body["updated"].as_u64().unwrap_or(0);
+        eprintln!(
+            "imported {} of {} leads",
+            chunk[chunk.len() - 1] + 1,
+            table.rows
+        );
+    }
+    Ok((created, updated))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -679,3 +679,65 @@ impl Detectors {
         Ok(detector)
     }
 }
+
+/// Creates or updates a lead from an import: attributes are patched (`null` removes a key),
+/// identities attached, and the lead rescored with the published model. An import is a
+/// backfill, so it records no `lead.tier_changed` events. Returns whether it was created.
+pub async fn upsert<C: ConnectionTrait>(
+    conn: &C,
+    published: Option<&(i32, Arc<CompiledModel>)>,
+    workspace: &str,
+    id: &str,
+    attributes: &Map<String, Value>,
+    owner: Option<&str>,
+    identities: &[(String, String)],
+) -> anyhow::Result<bool> {
+    let now_ms = Utc::now().timestamp_millis();
+    let existing = find(conn, workspace, id).await?;
+    let created = existing.is_none();
+    let mut row = existing.unwrap_or_else(|| empty_lead(workspace, id, now_ms));
+    patch_attributes(&mut row.attributes, attributes);
+    if let Some(o) = owner {
+        row.owner = Some(o.to_owned());
+    }
+    row.updated_at = Utc::now();
+    for (kind, value) in identities {
+        lead_identity::Entity::insert(lead_identity::ActiveModel {
+            workspace_id: Set(workspace.to_owned()),
+            kind: Set(kind.clone()),
+            value: Set(value.clone()),
+            lead_id: Set(row.id.clone()),
+        })
+        .on_conflict(
+            OnConflict::columns([
+                lead_identity::Column::WorkspaceId,
+                lead_identity::Column::Kind,
+                lead_identity::Column::Value,
+            ])
+            .update_column(lead_identity::Column::LeadId)
+            .to_owned(),
+        )
+        .exec_without_returning(conn)
+        .await?;
+    }
+    match published {
+        Some((version, model)) => {
+            rescore(conn, workspace, row, *version, model, now_ms).await?;
+        }
+        None => save(conn, &row).await?,
+    }
+    Ok(created)
+}
+
+/// Every (unmerged) lead of a workspace, in id order.
+pub async fn all<C: ConnectionTrait>(
+    conn: &C,
+    workspace: &str,
+) -> Result<Vec<lead::Model>, sea_orm::DbErr> {
+    lead::Entity::find()
+        .filter(lead::Column::WorkspaceId.eq(workspace))
+        .filter(lead::Column::MergedInto.is_null())
+        .order_by_asc(lead::Column::Id)
+        .all(conn)
+        .await
+}

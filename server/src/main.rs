@@ -52,6 +52,11 @@ enum Command {
         #[command(subcommand)]
         command: SignalsCommand,
     },
+    /// Import leads from a CRM export into a running server.
+    Leads {
+        #[command(subcommand)]
+        command: LeadsCommand,
+    },
     /// Suggest scoring weights from history and backtest models, on files.
     Scoring {
         #[command(subcommand)]
@@ -110,6 +115,28 @@ enum SignalsCommand {
         text: String,
         #[arg(long)]
         lexicon: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum LeadsCommand {
+    /// Upload a CSV export (types inferred; `Select` and empty cells are missing), outcome
+    /// column included, in batches of 1,000.
+    Import {
+        #[arg(long)]
+        csv: PathBuf,
+        /// Column mapping JSON: `{"id": col, "missing": […], "types": {col: "number"|"text"},
+        /// "attributes": {col: name}}`.
+        #[arg(long)]
+        mapping: Option<PathBuf>,
+        /// The column that identifies a lead (default: the mapping's `id`, else a hash of
+        /// the row).
+        #[arg(long)]
+        id_column: Option<String>,
+        #[arg(long, env = "TRELLIS_SERVER", default_value = "http://127.0.0.1:8080")]
+        server: String,
+        #[arg(long, env = "TRELLIS_TOKEN", hide_env_values = true)]
+        token: String,
     },
 }
 
@@ -326,6 +353,27 @@ async fn main() -> anyhow::Result<()> {
         Command::Connector { command } => connector(command).await,
         Command::Signals { command } => signals(command),
         Command::Scoring { command } => scoring(command),
+        Command::Leads {
+            command:
+                LeadsCommand::Import {
+                    csv,
+                    mapping,
+                    id_column,
+                    server,
+                    token,
+                },
+        } => {
+            let (created, updated) = trellis_server::cli::import_leads(
+                &csv,
+                mapping.as_deref(),
+                id_column.as_deref(),
+                &server,
+                &token,
+            )
+            .await?;
+            println!("imported: {created} created, {updated} updated");
+            Ok(())
+        }
         Command::Migrate { data_dir } => {
             std::fs::create_dir_all(&data_dir)?;
             let location = db::DbLocation::from_env(&data_dir);

@@ -401,3 +401,104 @@ async fn scoring_models_refuse_bad_input(backend: Backend) {
     s.finish().await;
 }
 both!(scoring_models_refuse_bad_input);
+
+/// 400 leads of history: conversion follows industry and visits; `after_sale` leaks it.
+fn history() -> Vec<Value> {
+    (0..400u32)
+        .map(|i| {
+            let industry = ["新能源汽车零部件", "机械", "零售", "软件"][(i % 4) as usize];
+            let visits = (i * 7) % 13;
+            let p = match industry {
+                "新能源汽车零部件" => 0.5,
+                "机械" => 0.3,
+                _ => 0.1,
+            } + 0.04 * f64::from(visits);
+            // A fixed, well-spread pseudo-random draw per lead.
+            let draw = f64::from((i.wrapping_mul(2_654_435_761) >> 8) % 1000) / 1000.0;
+            let converted = draw < p;
+            json!({
+                "id": format!("crm-{i}"),
+                "attributes": {"industry": industry, "visits": visits,
+                               "after_sale": if converted { "签约" } else { "—" },
+                               "converted": u8::from(converted)},
+            })
+        })
+        .collect()
+}
+
+async fn history_import_backtest_suggest(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let leads = history();
+    let (st, v) = s
+        .post("/api/v1/leads/import", json!({"leads": leads}))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v, json!({"created": 400, "updated": 0}));
+    let (st, v) = s
+        .post("/api/v1/leads/import", json!({"leads": [leads[0].clone()]}))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v, json!({"created": 0, "updated": 1}));
+    let (st, v) = s
+        .post(
+            "/api/v1/leads/import",
+            json!({"leads": [{"id": "x", "identities": {"fax": "1"}}]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["pointer"], json!("/leads/0/identities/fax"));
+
+    // Publishing rescores the imported leads; the backtest measures the model on them.
+    let v1 = save_and_publish(&s, model(100.0 - 60.0), 0).await;
+    let (st, b) = s
+        .post("/api/v1/scoring/backtest", json!({"outcome": "converted"}))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{b}");
+    assert_eq!(b["version"], json!(v1));
+    assert_eq!(b["backtest"]["leads"], json!(400));
+    let auc = b["backtest"]["auc"].as_f64().expect("auc");
+    assert!(auc > 0.55, "industry alone should rank: {b}");
+    let (st, e) = s
+        .post("/api/v1/scoring/backtest", json!({"outcome": "nope"}))
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+
+    // Suggested weights become a draft version with its diff and backtests.
+    let (st, sug) = s
+        .post(
+            "/api/v1/scoring/suggest",
+            json!({"outcome": "converted", "exclude": ["after_*"], "auto_crosses": 0, "name": "建议"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{sug}");
+    assert_eq!(sug["version"], json!(v1 + 1));
+    assert_eq!(sug["diff"]["from"], json!(v1));
+    let used = sug["used"].as_array().expect("used");
+    assert!(
+        used.contains(&json!("industry")) && used.contains(&json!("visits")),
+        "{sug}"
+    );
+    assert!(!used.iter().any(|u| u == "after_sale"));
+    assert!(sug["holdout"]["auc"].as_f64().expect("auc") > 0.6, "{sug}");
+    let m = s.get("/api/v1/scoring/model").await;
+    assert_eq!(m["latest_version"], json!(v1 + 1));
+    assert_eq!(m["published_version"], json!(v1), "a suggestion is a draft");
+    let (st, b2) = s
+        .post(
+            "/api/v1/scoring/backtest",
+            json!({"outcome": "converted", "version": v1 + 1}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{b2}");
+    assert!(b2["backtest"]["auc"].as_f64().expect("auc") > auc, "{b2}");
+    let (st, e) = s
+        .post(
+            "/api/v1/scoring/suggest",
+            json!({"outcome": "converted", "exclude": ["Tags"]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert_eq!(e["pointer"], json!("/exclude"));
+    s.finish().await;
+}
+both!(history_import_backtest_suggest);

@@ -7,8 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use serde_json::Value;
-use trellis_e2e::{TempDir, trellis_bin};
+use serde_json::{Value, json};
+use trellis_e2e::{Api, Proc, TempDir, trellis_bin};
 
 fn shared(file: &str) -> Option<PathBuf> {
     let root = std::env::var_os("TRELLIS_SHARED_DATA")
@@ -115,4 +115,78 @@ fn suggest_and_backtest_on_the_lead_history() {
     assert!(b["auc"].as_f64().expect("auc") > 0.9);
     assert!(b["lift_at_10"].as_f64().expect("lift") > 2.0);
     assert_eq!(b["calibration"].as_array().map(Vec::len), Some(10));
+}
+
+/// The same history through a running server: `trellis leads import`, then suggested
+/// weights over the API (a draft version), its backtest, publish.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_suggest_and_backtest_through_the_server() {
+    let Some(csv) = shared("leads/Leads.csv") else {
+        return;
+    };
+    let dir = TempDir::new();
+    let server = Proc::start(&dir.0.join("data"), None).await;
+    let mapping = dir.0.join("mapping.json");
+    std::fs::write(&mapping, r#"{"id": "Prospect ID"}"#).expect("mapping");
+    let out = Command::new(trellis_bin())
+        .args(["leads", "import", "--csv"])
+        .arg(&csv)
+        .arg("--mapping")
+        .arg(&mapping)
+        .args(["--server", &server.base, "--token", &server.token()])
+        .output()
+        .expect("trellis leads import runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "import failed:\n{stderr}");
+    assert!(
+        stdout.contains("imported: 6449 created, 0 updated"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("imported 6449 of 6449 leads"),
+        "progress: {stderr}"
+    );
+
+    let api = Api::new(&server.base, &server.token());
+    let listed = api.get("/api/v1/leads?per_page=1").await;
+    assert_eq!(listed["total"], 6449);
+    let suggestion = api
+        .post(
+            "/api/v1/scoring/suggest",
+            &json!({"outcome": "Converted",
+                    "exclude": ["Tags", "Lead Quality", "Lead Profile", "Asymmetrique*", "Lead Number"]}),
+        )
+        .await;
+    let auc = suggestion["holdout"]["auc"].as_f64().expect("held-out AUC");
+    assert!(auc >= 0.90, "held-out AUC over the API {auc}");
+    let version = suggestion["version"].as_i64().expect("version");
+    let b = api
+        .post(
+            "/api/v1/scoring/backtest",
+            &json!({"outcome": "Converted", "version": version}),
+        )
+        .await;
+    assert_eq!(b["backtest"]["leads"], 6449);
+    assert!(b["backtest"]["auc"].as_f64().expect("auc") > 0.9, "{b}");
+    api.post(
+        "/api/v1/scoring/model/publish",
+        &json!({"version": version}),
+    )
+    .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let m = api.get("/api/v1/scoring/model").await;
+        if !m["rescore"]["finished_at"].is_null() {
+            assert_eq!(m["rescore"]["done"], 6449, "{m}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "rescore did not finish: {m}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let hot = api.get("/api/v1/leads?tier=hot&per_page=1").await;
+    assert!(hot["total"].as_u64().expect("total") > 0, "{hot}");
 }

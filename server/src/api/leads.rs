@@ -1,19 +1,25 @@
-//! Leads: list (filtered, paged) and the lead card (attributes, identities, score with its
+//! Leads: import, list (filtered, paged) and the lead card (attributes, identities, score with its
 //! explanation as of now, recent timeline).
+
+use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
+};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use trellis_model::scoring::BehaviourState;
-use utoipa::IntoParams;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
-use crate::auth::Caller;
+use crate::auth::{Caller, Role};
 use crate::db::entities::{event, lead, lead_identity};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiJson, ApiResult};
+use crate::leads::IDENTITY_KINDS;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -182,4 +188,107 @@ pub async fn get_lead(
         out["merged_from"] = json!(id);
     }
     Ok(Json(out))
+}
+
+/// Most leads one import call takes; `trellis leads import` sends batches of 1,000.
+pub const MAX_IMPORT: usize = 5_000;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImportIn {
+    pub leads: Vec<ImportLead>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImportLead {
+    /// The lead's id (an existing lead is updated).
+    pub id: String,
+    /// Attributes to set; `null` removes one. An outcome column for backtests is an
+    /// attribute like any other.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub attributes: Map<String, Value>,
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// `{user_id | external_contact_id | email | phone | anonymous_id: value}`.
+    #[serde(default)]
+    pub identities: BTreeMap<String, String>,
+}
+
+/// Imports leads (a CRM export, history with outcomes), in one transaction: each is created
+/// or updated and rescored with the published model. A backfill records no
+/// `lead.tier_changed` events.
+#[utoipa::path(post, path = "/api/v1/leads/import", tag = "leads", request_body = ImportIn,
+    responses((status = 200, description = "`{created, updated}`", body = Object), (status = 422, description = "a bad lead, with its pointer")))]
+pub async fn import_leads(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<ImportIn>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Role::Operator)?;
+    if body.leads.len() > MAX_IMPORT {
+        return Err(ApiError::invalid(
+            "/leads",
+            format!(
+                "at most {MAX_IMPORT} leads per call, not {}",
+                body.leads.len()
+            ),
+        ));
+    }
+    let mut identities = Vec::with_capacity(body.leads.len());
+    for (i, l) in body.leads.iter().enumerate() {
+        if l.id.trim().is_empty() || l.id.len() > 200 {
+            return Err(ApiError::invalid(
+                format!("/leads/{i}/id"),
+                "id must be 1-200 characters",
+            ));
+        }
+        let mut ids = Vec::new();
+        for (kind, value) in &l.identities {
+            if !IDENTITY_KINDS.contains(&kind.as_str()) {
+                return Err(ApiError::invalid(
+                    format!("/leads/{i}/identities/{kind}"),
+                    format!("identity kinds are {}", IDENTITY_KINDS.join(", ")),
+                ));
+            }
+            if value.trim().is_empty() || value.len() > 200 {
+                return Err(ApiError::invalid(
+                    format!("/leads/{i}/identities/{kind}"),
+                    "an identity is 1-200 characters",
+                ));
+            }
+            ids.push((kind.clone(), value.trim().to_owned()));
+        }
+        identities.push(ids);
+    }
+    let workspace = caller.workspace_id.as_str();
+    let txn = state.db.begin().await?;
+    let published = state
+        .engine
+        .models
+        .published(&txn, workspace)
+        .await
+        .map_err(ApiError::internal)?;
+    let (mut created, mut updated) = (0u64, 0u64);
+    for (l, ids) in body.leads.iter().zip(&identities) {
+        let new = crate::leads::upsert(
+            &txn,
+            published.as_ref(),
+            workspace,
+            l.id.trim(),
+            &l.attributes,
+            l.owner.as_deref(),
+            ids,
+        )
+        .await
+        .map_err(ApiError::internal)?;
+        if new {
+            created += 1;
+        } else {
+            updated += 1;
+        }
+    }
+    txn.commit().await?;
+    Ok(Json(json!({ "created": created, "updated": updated })))
 }

@@ -13,6 +13,8 @@ use sea_orm::{
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
+use trellis_analytics::{Mapping, SuggestOptions, Table, outcome_value};
+use trellis_model::backtest::Scored;
 use trellis_model::canonical::content_hash;
 use trellis_model::scoring::{ScoringModel, diff};
 use utoipa::{IntoParams, ToSchema};
@@ -384,4 +386,208 @@ pub async fn rollback(
     responses((status = 200, description = "JSON Schema", body = Object)))]
 pub async fn schema() -> Json<Value> {
     Json(ScoringModel::json_schema())
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BacktestIn {
+    /// The lead attribute holding the outcome (1/0, true/false, yes/no, converted/lost).
+    pub outcome: String,
+    /// The version to test (default: the latest).
+    #[serde(default)]
+    pub version: Option<i32>,
+}
+
+/// Backtests a model version against the workspace's leads that have an outcome: AUC, lift
+/// at the top 10%, ROC and lift curves, calibration by decile.
+#[utoipa::path(post, path = "/api/v1/scoring/backtest", tag = "scoring", request_body = BacktestIn,
+    responses((status = 200, description = "`{version, leads_without_outcome, backtest}`", body = Object), (status = 422, description = "nothing to measure")))]
+pub async fn backtest(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<BacktestIn>,
+) -> ApiResult<Json<Value>> {
+    let workspace = caller.workspace_id.as_str();
+    let number = match body.version {
+        Some(n) => n,
+        None => head(&state.db, workspace).await?.latest_version,
+    };
+    version(&state.db, workspace, number).await?;
+    let model = state
+        .engine
+        .models
+        .version(&state.db, workspace, number)
+        .await
+        .map_err(ApiError::internal)?;
+    let leads = crate::leads::all(&state.db, workspace).await?;
+    let now = Utc::now().timestamp_millis();
+    let mut without = 0usize;
+    let mut scored = Vec::with_capacity(leads.len());
+    for l in &leads {
+        let Some(converted) = l.attributes.get(&body.outcome).and_then(outcome_value) else {
+            without += 1;
+            continue;
+        };
+        let s = model.score(
+            &l.attributes,
+            &serde_json::from_value(l.state.clone()).unwrap_or_default(),
+            now,
+        );
+        scored.push(Scored {
+            score: s.score,
+            probability: s.probability,
+            converted,
+        });
+    }
+    let result = trellis_model::backtest::backtest(&scored).map_err(|e| {
+        ApiError::invalid(
+            "/outcome",
+            format!(
+                "{e} ({} leads have an outcome in {:?}, {without} do not)",
+                scored.len(),
+                body.outcome
+            ),
+        )
+    })?;
+    Ok(Json(json!({
+        "version": number,
+        "leads_without_outcome": without,
+        "backtest": result,
+    })))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SuggestIn {
+    /// The lead attribute holding the outcome.
+    pub outcome: String,
+    /// Attributes not to use (`Prefix*` for a family); leave out what leaks the outcome.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Share of leads held out for the reported backtest (default 20).
+    #[serde(default)]
+    pub holdout_percent: Option<u32>,
+    /// Pairs of attributes to choose by cross-validation (default 3).
+    #[serde(default)]
+    pub auto_crosses: Option<usize>,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// Fits suggested weights to the workspace's leads with outcomes and saves the result as a
+/// new draft version: answers with its number, the model, its diff against the published
+/// version, and its backtests (training and held-out leads).
+#[utoipa::path(post, path = "/api/v1/scoring/suggest", tag = "scoring", request_body = SuggestIn,
+    responses((status = 200, description = "`{version, doc, diff, train, holdout, used, skipped}`", body = Object), (status = 422, description = "nothing to fit")))]
+pub async fn suggest(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<SuggestIn>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Role::Builder)?;
+    let workspace = caller.workspace_id.clone();
+    let leads = crate::leads::all(&state.db, &workspace).await?;
+    const ID: &str = "__lead_id";
+    let records: Vec<Value> = leads
+        .into_iter()
+        .filter(|l| {
+            l.attributes
+                .get(&body.outcome)
+                .and_then(outcome_value)
+                .is_some()
+        })
+        .map(|l| {
+            let mut a = l.attributes;
+            a[ID] = json!(l.id);
+            a
+        })
+        .collect();
+    if records.is_empty() {
+        return Err(ApiError::invalid(
+            "/outcome",
+            format!(
+                "no lead has an outcome in {:?}; import history first",
+                body.outcome
+            ),
+        ));
+    }
+    let mut options = SuggestOptions::new(body.outcome.clone());
+    options.exclude = body.exclude.clone();
+    options.id_column = Some(ID.into());
+    if let Some(h) = body.holdout_percent {
+        options.holdout_percent = h;
+    }
+    if let Some(n) = body.auto_crosses {
+        options.auto_crosses = n.min(5);
+    }
+    if let Some(n) = &body.name {
+        options.name = n.clone();
+    }
+    let suggestion = tokio::task::spawn_blocking(move || {
+        let table = Table::from_records(&records, &Mapping::default())?;
+        trellis_analytics::suggest(&table, &options)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(|e| {
+        let pointer = match &e {
+            trellis_analytics::SuggestError::UnknownExclude(_) => "/exclude",
+            trellis_analytics::SuggestError::BadHoldout(_) => "/holdout_percent",
+            _ => "/outcome",
+        };
+        ApiError::invalid(pointer, e.to_string())
+    })?;
+    let doc = serde_json::to_value(&suggestion.model).map_err(ApiError::internal)?;
+    let txn = state.db.begin().await?;
+    let current = scoring_model::Entity::find_by_id(workspace.clone())
+        .one(&txn)
+        .await?;
+    let base = current.as_ref().map_or(0, |h| h.latest_version);
+    let against = match current.as_ref().and_then(|h| h.published_version) {
+        Some(p) => Some(version(&txn, &workspace, p).await?),
+        None => None,
+    };
+    let next = save_version(
+        &txn,
+        &caller,
+        base,
+        &doc,
+        &format!(
+            "suggested from {} leads (held-out AUC {})",
+            suggestion.train_rows + suggestion.holdout_rows,
+            suggestion
+                .holdout
+                .as_ref()
+                .map_or("—".to_string(), |h| format!("{:.4}", h.auc))
+        ),
+    )
+    .await?;
+    audit(
+        &txn,
+        &caller,
+        "scoring.suggest",
+        "scoring_model",
+        json!({ "version": next }),
+    )
+    .await?;
+    txn.commit().await?;
+    let diff = match against {
+        Some(v) => {
+            let old: ScoringModel = serde_json::from_str(&v.doc).map_err(ApiError::internal)?;
+            json!({ "from": v.number, "changes": diff(&old, &suggestion.model) })
+        }
+        None => Value::Null,
+    };
+    Ok(Json(json!({
+        "version": next,
+        "doc": doc,
+        "diff": diff,
+        "alpha": suggestion.alpha,
+        "train_leads": suggestion.train_rows,
+        "holdout_leads": suggestion.holdout_rows,
+        "train": suggestion.train,
+        "holdout": suggestion.holdout,
+        "used": suggestion.used,
+        "skipped": suggestion.skipped.iter().map(|(c, why)| json!({ "attribute": c, "reason": why })).collect::<Vec<_>>(),
+    })))
 }

@@ -108,6 +108,33 @@ pub struct TriggerConfig {
     pub timezone: Option<String>,
 }
 
+/// The reserved connector name under which the engine serves the intent nodes (`score`,
+/// `detect_signals`): the executor issues them as calls, like connector operations.
+pub const INTENT_HOST: &str = "trellis.intent@1";
+
+/// `score`: rescore a lead now with the published scoring model.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScoreConfig {
+    /// CEL giving the lead id, e.g. `trigger.event.lead`.
+    #[schemars(extend("format" = "cel"))]
+    pub lead: String,
+}
+
+/// `detect_signals`: purchase signals in a text; with a lead, each becomes a
+/// `signal.detected` event on its timeline.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DetectSignalsConfig {
+    /// CEL giving the text, e.g. `trigger.event.properties.transcript`.
+    #[schemars(extend("format" = "cel"))]
+    pub text: String,
+    /// CEL giving the lead id the signals belong to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "cel"))]
+    pub lead: Option<String>,
+}
+
 /// `branch`: `true` or `false` by a CEL condition.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -248,6 +275,16 @@ pub fn expr_sites(node_type: &str, config: &Value) -> Vec<ExprSite> {
             .unwrap_or_default(),
         "respond" => parse::<RespondConfig>(config)
             .map(|c| vec![cel("/body", &c.body)])
+            .unwrap_or_default(),
+        "score" => parse::<ScoreConfig>(config)
+            .map(|c| vec![cel("/lead", &c.lead)])
+            .unwrap_or_default(),
+        "detect_signals" => parse::<DetectSignalsConfig>(config)
+            .map(|c| {
+                let mut sites = vec![cel("/text", &c.text)];
+                sites.extend(c.lead.iter().map(|l| cel("/lead", l)));
+                sites
+            })
             .unwrap_or_default(),
         "fail" => parse::<FailConfig>(config)
             .map(|c| {
@@ -418,6 +455,30 @@ static BUILTINS: LazyLock<Vec<NodeTypeSpec>> = LazyLock::new(|| {
             (
                 "调用连接器插件的一个操作；配置由该操作的 Schema 校验",
                 "Calls one operation of a connector plugin; its schema checks the config",
+            ),
+            Ports::Fixed(OUT),
+            false,
+            false,
+        ),
+        spec::<ScoreConfig>(
+            "score",
+            "intent",
+            ("线索评分", "Score lead"),
+            (
+                "用已发布的评分模型立即为线索重新评分，输出分数、等级和解释",
+                "Rescore a lead now with the published model: score, tier, explanation",
+            ),
+            Ports::Fixed(OUT),
+            false,
+            false,
+        ),
+        spec::<DetectSignalsConfig>(
+            "detect_signals",
+            "intent",
+            ("识别购买信号", "Detect signals"),
+            (
+                "从文本中识别预算、时间、技术、竞品等购买信号，并记入线索时间线",
+                "Find budget, timeline, technical, competitor… signals in a text and log them on the lead",
             ),
             Ports::Fixed(OUT),
             false,

@@ -599,6 +599,7 @@ impl<'a> Executor<'a> {
                 }
             }
             "connector" => self.connector(node, head, state),
+            "score" | "detect_signals" => self.intent(node, head, state),
             other => {
                 // Future node types: render the config's templates so the journal shows
                 // what would be sent, then fail clearly.
@@ -614,6 +615,47 @@ impl<'a> Executor<'a> {
 }
 
 impl Executor<'_> {
+    /// An intent node (`score`, `detect_signals`): its CEL fields are evaluated here and the
+    /// engine serves the call (it needs the lead's stored state and the workspace's lexicon),
+    /// so it journals and resumes like a connector call.
+    fn intent(&self, node: &Node, head: &Activation, state: &RunState) -> Outcome {
+        if head.call.is_some() {
+            return self.connector(node, head, state);
+        }
+        let id = node.id.as_str();
+        let scope = self.scope(state);
+        let mut input = Map::new();
+        for field in ["lead", "text"] {
+            let Ok(e) = self.flow.expr(id, &format!("/{field}")) else {
+                continue;
+            };
+            match e.eval(&scope) {
+                Ok(v) => {
+                    input.insert(field.to_owned(), v);
+                }
+                Err(e) => {
+                    return Outcome::Fail {
+                        error: format!("{field}: {e}"),
+                        input: Value::Null,
+                        final_: false,
+                    };
+                }
+            }
+        }
+        Outcome::Call(CallRequest {
+            node: node.id.to_string(),
+            connector: trellis_model::node_types::INTENT_HOST.to_owned(),
+            operation: node.node_type.clone(),
+            config: json!({}),
+            input: Value::Object(input),
+            idempotency_key: format!(
+                "{}/{}/{}/{}",
+                self.run_id, head.node, head.visit, head.attempt
+            ),
+            timeout_ms: None,
+        })
+    }
+
     /// A connector node: first visit renders the call; once the host delivered the result,
     /// the node completes or fails with the connector's typed error.
     fn connector(&self, node: &Node, head: &Activation, state: &RunState) -> Outcome {

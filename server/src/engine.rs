@@ -412,6 +412,11 @@ impl Engine {
                 break Next::Continue;
             }
             calls += 1;
+            if request.connector == trellis_model::node_types::INTENT_HOST {
+                let result = self.intent_call(&claimed.workspace_id, &request).await;
+                state.complete_call(result);
+                continue;
+            }
             let Some(registry) = &self.registry else {
                 state.complete_call(CallResult::Err {
                     error: ConnectorError::NotFound {

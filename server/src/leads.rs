@@ -470,11 +470,25 @@ fn covers(model: &CompiledModel, row: &lead::Model) -> bool {
 pub async fn rescore<C: ConnectionTrait>(
     conn: &C,
     workspace: &str,
-    mut row: lead::Model,
+    row: lead::Model,
     version: i32,
     model: &CompiledModel,
     now_ms: i64,
 ) -> anyhow::Result<Option<Value>> {
+    let (row, change) = rescored(conn, workspace, row, version, model, now_ms).await?;
+    save(conn, &row).await?;
+    Ok(change)
+}
+
+/// The lead rescored with `model`, not yet saved, and its tier change.
+async fn rescored<C: ConnectionTrait>(
+    conn: &C,
+    workspace: &str,
+    mut row: lead::Model,
+    version: i32,
+    model: &CompiledModel,
+    now_ms: i64,
+) -> anyhow::Result<(lead::Model, Option<Value>)> {
     let state = if covers(model, &row) {
         state_of(&row)
     } else {
@@ -485,8 +499,36 @@ pub async fn rescore<C: ConnectionTrait>(
     row.state = serde_json::to_value(&state)?;
     let change = set_score(&mut row, &score, version, now_ms);
     row.updated_at = Utc::now();
-    save(conn, &row).await?;
-    Ok(change)
+    Ok((row, change))
+}
+
+/// Writes the score columns of many leads in one statement.
+async fn save_scores<C: ConnectionTrait>(
+    conn: &C,
+    rows: &[lead::Model],
+) -> Result<(), sea_orm::DbErr> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    lead::Entity::insert_many(rows.iter().map(active))
+        .on_conflict(
+            OnConflict::columns([lead::Column::WorkspaceId, lead::Column::Id])
+                .update_columns([
+                    lead::Column::State,
+                    lead::Column::Score,
+                    lead::Column::Tier,
+                    lead::Column::Stage,
+                    lead::Column::Probability,
+                    lead::Column::Contributions,
+                    lead::Column::ModelVersion,
+                    lead::Column::ScoredAt,
+                    lead::Column::UpdatedAt,
+                ])
+                .to_owned(),
+        )
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
 }
 
 /// A lead's attributes merged with `patch` (an object; `null` values remove keys).
@@ -557,21 +599,29 @@ impl crate::engine::Engine {
             after = last.id.clone();
             let now_ms = Utc::now().timestamp_millis();
             let mut started = 0usize;
+            let mut rows = Vec::with_capacity(page.len());
+            let mut changes = Vec::new();
             for row in page {
-                let id = row.id.clone();
-                if let Some(change) = rescore(&txn, workspace, row, version, &model, now_ms).await?
-                {
-                    let (runs, _) = self
-                        .record_tier_change(
-                            &txn,
-                            workspace,
-                            &format!("rescore:{version}:{id}:{now_ms}"),
-                            change,
-                        )
-                        .await?;
-                    started += runs.len();
+                let (row, change) = rescored(&txn, workspace, row, version, &model, now_ms).await?;
+                if let Some(change) = change {
+                    changes.push((row.id.clone(), change));
                 }
+                rows.push(row);
                 done += 1;
+            }
+            // One statement per page (17 columns × 500 rows stays under SQLite's 32,766
+            // parameters).
+            save_scores(&txn, &rows).await?;
+            for (id, change) in changes {
+                let (runs, _) = self
+                    .record_tier_change(
+                        &txn,
+                        workspace,
+                        &format!("rescore:{version}:{id}:{now_ms}"),
+                        change,
+                    )
+                    .await?;
+                started += runs.len();
             }
             scoring_model::Entity::update_many()
                 .col_expr(
@@ -741,3 +791,147 @@ pub async fn all<C: ConnectionTrait>(
         .all(conn)
         .await
 }
+
+impl crate::engine::Engine {
+    /// Serves the intent nodes' calls (`score`, `detect_signals`). A failure is a typed
+    /// connector error, so the node's retry policy and `error` port apply.
+    pub async fn intent_call(
+        &self,
+        workspace: &str,
+        request: &trellis_runtime::CallRequest,
+    ) -> trellis_runtime::CallResult {
+        use trellis_runtime::CallResult;
+        use trellis_runtime::connector::ConnectorError;
+        let result = match request.operation.as_str() {
+            "score" => self.score_node(workspace, &request.input).await,
+            "detect_signals" => {
+                self.detect_node(workspace, &request.input, &request.idempotency_key)
+                    .await
+            }
+            other => Err(ConnectorError::NotFound {
+                message: format!("no intent operation {other:?}"),
+            }),
+        };
+        match result {
+            Ok(output) => CallResult::Ok {
+                output,
+                version: INTENT_VERSION.to_owned(),
+            },
+            Err(error) => CallResult::Err {
+                error,
+                version: Some(INTENT_VERSION.to_owned()),
+            },
+        }
+    }
+
+    async fn score_node(
+        &self,
+        workspace: &str,
+        input: &Value,
+    ) -> Result<Value, trellis_runtime::connector::ConnectorError> {
+        use sea_orm::TransactionTrait;
+        use trellis_runtime::connector::ConnectorError;
+        let internal = |e: &dyn std::fmt::Display| ConnectorError::Internal {
+            message: e.to_string(),
+        };
+        let Some(id) = input.get("lead").and_then(Value::as_str) else {
+            return Err(ConnectorError::InvalidInput {
+                message: format!("lead must be a lead id (a string), not {}", input["lead"]),
+            });
+        };
+        let txn = self.db.begin().await.map_err(|e| internal(&e))?;
+        let Some((version, model)) = self
+            .models
+            .published(&txn, workspace)
+            .await
+            .map_err(|e| internal(&e))?
+        else {
+            return Err(ConnectorError::NotFound {
+                message: "this workspace has no published scoring model".into(),
+            });
+        };
+        let Some(row) = find(&txn, workspace, id).await.map_err(|e| internal(&e))? else {
+            return Err(ConnectorError::NotFound {
+                message: format!("lead {id:?} does not exist"),
+            });
+        };
+        let lead_id = row.id.clone();
+        let now_ms = Utc::now().timestamp_millis();
+        let change = rescore(&txn, workspace, row, version, &model, now_ms)
+            .await
+            .map_err(|e| internal(&e))?;
+        if let Some(change) = change {
+            self.record_tier_change(
+                &txn,
+                workspace,
+                &format!("score:{lead_id}:{now_ms}"),
+                change,
+            )
+            .await
+            .map_err(|e| internal(&e))?;
+        }
+        let row = find(&txn, workspace, &lead_id)
+            .await
+            .map_err(|e| internal(&e))?
+            .ok_or_else(|| internal(&"the lead vanished"))?;
+        txn.commit().await.map_err(|e| internal(&e))?;
+        self.wake.notify_waiters();
+        let explanation: Vec<Value> = row
+            .contributions
+            .as_array()
+            .map(|cs| cs.iter().map(|c| c["explanation"].clone()).collect())
+            .unwrap_or_default();
+        Ok(json!({
+            "lead": lead_id,
+            "score": row.score,
+            "tier": row.tier,
+            "stage": row.stage,
+            "probability": row.probability,
+            "model_version": version,
+            "explanation": explanation,
+            "contributions": row.contributions,
+        }))
+    }
+
+    async fn detect_node(
+        &self,
+        workspace: &str,
+        input: &Value,
+        key: &str,
+    ) -> Result<Value, trellis_runtime::connector::ConnectorError> {
+        use trellis_runtime::connector::ConnectorError;
+        let Some(text) = input.get("text").and_then(Value::as_str) else {
+            return Err(ConnectorError::InvalidInput {
+                message: format!("text must be a string, not {}", input["text"]),
+            });
+        };
+        let detector = self.detectors.get(&self.db, workspace).await.map_err(|e| {
+            ConnectorError::Internal {
+                message: format!("{e:#}"),
+            }
+        })?;
+        let signals = detector.detect(text);
+        let lead = input.get("lead").and_then(Value::as_str).map(str::to_owned);
+        if let Some(lead) = &lead
+            && !signals.is_empty()
+        {
+            // Keyed by the step, so a retried step records the signals once.
+            self.record_event(
+                workspace,
+                &format!("signals:{key}"),
+                "signal.detected",
+                Some(lead.clone()),
+                json!({ "signals": signals, "text": text.chars().take(500).collect::<String>() }),
+                None,
+            )
+            .await
+            .map_err(|e| ConnectorError::Internal {
+                message: e.to_string(),
+            })?;
+        }
+        Ok(json!({ "signals": signals, "lead": lead }))
+    }
+}
+
+/// The version the intent nodes' calls are journaled with.
+const INTENT_VERSION: &str = "trellis.intent@1.0.0";

@@ -502,3 +502,91 @@ async fn history_import_backtest_suggest(backend: Backend) {
     s.finish().await;
 }
 both!(history_import_backtest_suggest);
+
+async fn intent_nodes_in_flows(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    save_and_publish(&s, model(40.0), 0).await;
+    s.create_flow(
+        json!({"schema": 1, "name": "通话转写", "nodes": [
+            {"id": "t", "type": "trigger", "config": {"kind": "event", "event": "call_transcribed"}},
+            {"id": "d", "type": "detect_signals", "config": {"text": "trigger.event.properties.text", "lead": "trigger.event.lead"}},
+            {"id": "sc", "type": "score", "config": {"lead": "trigger.event.lead"}},
+            {"id": "v", "type": "set", "config": {"vars": {"tier": "steps.sc.output.tier", "n": "size(steps.d.output.signals)"}}}],
+            "edges": [{"from": "t", "to": "d"}, {"from": "d", "to": "sc"}, {"from": "sc", "to": "v"}]}),
+        true,
+    )
+    .await;
+    let v = event(
+        &s,
+        "call-1",
+        "call_transcribed",
+        json!({"user_id": "u-9", "text": "预算已经批了，不过竞品也在报价"}),
+        Utc::now(),
+    )
+    .await;
+    let lead = v["lead"].as_str().expect("lead").to_owned();
+    let run = s.wait_run(v["run_ids"][0].as_str().expect("run"), 20).await;
+    assert_eq!(run["status"], json!("succeeded"), "{run}");
+    let step = |id: &str| {
+        run["steps"]
+            .as_array()
+            .expect("steps")
+            .iter()
+            .find(|x| x["node"] == json!(id))
+            .cloned()
+            .unwrap_or_else(|| panic!("no step {id}: {run}"))
+    };
+    let signals = step("d")["output"]["signals"].clone();
+    assert!(
+        signals
+            .as_array()
+            .expect("signals")
+            .iter()
+            .any(|x| x["category"] == json!("budget") && x["polarity"] == json!("positive")),
+        "{signals}"
+    );
+    let scored = step("sc")["output"].clone();
+    assert_eq!(scored["lead"], json!(lead));
+    assert!(
+        scored["explanation"]
+            .as_array()
+            .is_some_and(|e| e.len() == 2),
+        "{scored}"
+    );
+    let card = s.get(&format!("/api/v1/leads/{lead}")).await;
+    assert!(
+        card["timeline"]
+            .as_array()
+            .expect("timeline")
+            .iter()
+            .any(|e| e["name"] == json!("signal.detected")),
+        "signals become lead events: {card}"
+    );
+    // A lead that does not exist fails the step with a typed error.
+    let bad = s
+        .create_flow(
+            json!({"schema": 1, "name": "坏线索", "nodes": [
+            {"id": "t", "type": "trigger", "config": {"kind": "manual"}},
+            {"id": "sc", "type": "score", "config": {"lead": "'nobody'"}}],
+            "edges": [{"from": "t", "to": "sc"}]}),
+            true,
+        )
+        .await;
+    let (st, started) = s
+        .post(&format!("/api/v1/flows/{bad}/runs"), json!({}))
+        .await;
+    assert!(st.is_success(), "{started}");
+    let run = s
+        .wait_run(started["run_id"].as_str().expect("run id"), 20)
+        .await;
+    assert_eq!(run["status"], json!("failed"), "{run}");
+    assert!(
+        run["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("does not exist"),
+        "{run}"
+    );
+    s.finish().await;
+}
+both!(intent_nodes_in_flows);

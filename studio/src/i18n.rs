@@ -117,6 +117,7 @@ pub enum Text {
     CategoryData,
     CategoryTiming,
     CategoryIo,
+    CategoryIntent,
     CategoryMisc,
     Connectors,
     BackToFlows,
@@ -243,6 +244,7 @@ leptos_i18n::declare_locales! {
         category_data: "数据",
         category_timing: "时间",
         category_io: "输入输出",
+        category_intent: "意向",
         category_misc: "其他",
     },
     en: {
@@ -343,6 +345,7 @@ leptos_i18n::declare_locales! {
         category_data: "Data",
         category_timing: "Timing",
         category_io: "Input/output",
+        category_intent: "Intent",
         category_misc: "Other",
     },
 }
@@ -365,6 +368,8 @@ pub fn tr(lang: Lang, text: Text) -> String {
         (Lang::En, CategoryTiming) => i18n::td_string!(Locale::en, category_timing).to_string(),
         (Lang::Zh, CategoryIo) => i18n::td_string!(Locale::zh, category_io).to_string(),
         (Lang::En, CategoryIo) => i18n::td_string!(Locale::en, category_io).to_string(),
+        (Lang::Zh, CategoryIntent) => i18n::td_string!(Locale::zh, category_intent).to_string(),
+        (Lang::En, CategoryIntent) => i18n::td_string!(Locale::en, category_intent).to_string(),
         (Lang::Zh, CategoryMisc) => i18n::td_string!(Locale::zh, category_misc).to_string(),
         (Lang::En, CategoryMisc) => i18n::td_string!(Locale::en, category_misc).to_string(),
         (Lang::Zh, Timeout) => i18n::td_string!(Locale::zh, timeout).to_string(),
@@ -598,6 +603,7 @@ pub fn category(lang: Lang, category: &str) -> String {
         "data" => Text::CategoryData,
         "timing" => Text::CategoryTiming,
         "io" => Text::CategoryIo,
+        "intent" => Text::CategoryIntent,
         _ => Text::CategoryMisc,
     };
     tr(lang, text)

@@ -5,6 +5,8 @@
 //! - `test`: build the studio, start PostgreSQL if it is down, then build and run every
 //!   test (browser tests included).
 //! - `bench`: the webhook load benchmark against a release server.
+//! - `bench-intent`: event → score latency and rescoring every lead after a weight change,
+//!   against a release server.
 //! - `bench-studio`: studio frame times on a 300-node flow in headless Chromium.
 //! - `studio`: build the studio into `studio/dist`.
 //! - `connectors`: build the connector components in `connectors/` (and the sandbox tests'
@@ -24,9 +26,10 @@ fn main() -> ExitCode {
         Some("studio") => build_studio().map(|_| ()),
         Some("connectors") => build_connectors().map(|_| ()),
         Some("bench-studio") => bench_studio(),
+        Some("bench-intent") => run_release_bin("intent-bench", &args[1..], &[]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <run [serve args…] | test [cargo test args…] | bench | studio | connectors>"
+                "usage: cargo xtask <run [serve args…] | test [cargo test args…] | bench | bench-intent | bench-studio | studio | connectors>"
             );
             return ExitCode::from(2);
         }

@@ -18,6 +18,7 @@ pub mod node_types;
 pub mod schedule;
 pub mod scoring;
 pub mod signals;
+pub mod summary;
 pub mod validate;
 
 pub use connectors::{Catalog, ConnectorEntry, ConnectorOperation};

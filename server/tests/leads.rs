@@ -191,6 +191,12 @@ async fn intent_engine_end_to_end(backend: Backend) {
         kinds.contains(&"user_id") && kinds.contains(&"anonymous_id"),
         "{card}"
     );
+    // 1 + 3 pricing views in the last 7 days, merged from both histories.
+    assert_eq!(
+        card["summary"]["zh"],
+        json!("近7天4次查看pricing"),
+        "{card}"
+    );
     let timeline = card["timeline"].as_array().expect("timeline");
     assert!(
         timeline.iter().any(|e| e["id"] == json!("a0")),

@@ -1,5 +1,5 @@
 //! Leads: import, list (filtered, paged) and the lead card (attributes, identities, score with its
-//! explanation as of now, recent timeline).
+//! explanation as of now, a one-line behaviour summary, recent timeline).
 
 use std::collections::BTreeMap;
 
@@ -183,6 +183,8 @@ pub async fn get_lead(
         "contributions": row.contributions,
         "scored_at": DateTime::<Utc>::from_timestamp_millis(row.scored_at),
     });
+    let recent = crate::leads::events_of(&state.db, workspace, &row.id).await?;
+    out["summary"] = json!(trellis_model::summary::summarize(&recent, at, 7));
     out["timeline"] = json!(timeline);
     if row.id != id {
         out["merged_from"] = json!(id);

@@ -135,6 +135,15 @@ pub struct DetectSignalsConfig {
     pub lead: Option<String>,
 }
 
+/// `next_best_action`: the lead's next actions by the workspace's rules.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NextBestActionConfig {
+    /// CEL giving the lead id.
+    #[schemars(extend("format" = "cel"))]
+    pub lead: String,
+}
+
 /// `branch`: `true` or `false` by a CEL condition.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -277,6 +286,9 @@ pub fn expr_sites(node_type: &str, config: &Value) -> Vec<ExprSite> {
             .map(|c| vec![cel("/body", &c.body)])
             .unwrap_or_default(),
         "score" => parse::<ScoreConfig>(config)
+            .map(|c| vec![cel("/lead", &c.lead)])
+            .unwrap_or_default(),
+        "next_best_action" => parse::<NextBestActionConfig>(config)
             .map(|c| vec![cel("/lead", &c.lead)])
             .unwrap_or_default(),
         "detect_signals" => parse::<DetectSignalsConfig>(config)
@@ -479,6 +491,18 @@ static BUILTINS: LazyLock<Vec<NodeTypeSpec>> = LazyLock::new(|| {
             (
                 "从文本中识别预算、时间、技术、竞品等购买信号，并记入线索时间线",
                 "Find budget, timeline, technical, competitor… signals in a text and log them on the lead",
+            ),
+            Ports::Fixed(OUT),
+            false,
+            false,
+        ),
+        spec::<NextBestActionConfig>(
+            "next_best_action",
+            "intent",
+            ("下一步最佳行动", "Next best action"),
+            (
+                "按工作区规则给出线索的下一步行动（电话、资料包、演示…）",
+                "The lead's next actions by the workspace's rules (call, content, demo…)",
             ),
             Ports::Fixed(OUT),
             false,

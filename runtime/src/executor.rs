@@ -599,7 +599,7 @@ impl<'a> Executor<'a> {
                 }
             }
             "connector" => self.connector(node, head, state),
-            "score" | "detect_signals" => self.intent(node, head, state),
+            "score" | "detect_signals" | "next_best_action" => self.intent(node, head, state),
             other => {
                 // Future node types: render the config's templates so the journal shows
                 // what would be sent, then fail clearly.
@@ -615,7 +615,7 @@ impl<'a> Executor<'a> {
 }
 
 impl Executor<'_> {
-    /// An intent node (`score`, `detect_signals`): its CEL fields are evaluated here and the
+    /// An intent node (`score`, `detect_signals`, `next_best_action`): its CEL fields are evaluated here and the
     /// engine serves the call (it needs the lead's stored state and the workspace's lexicon),
     /// so it journals and resumes like a connector call.
     fn intent(&self, node: &Node, head: &Activation, state: &RunState) -> Outcome {

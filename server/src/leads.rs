@@ -18,6 +18,7 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
 };
 use serde_json::{Map, Value, json};
+use trellis_model::nba::{Facts, Rules};
 use trellis_model::scoring::{BehaviourState, CompiledModel, EventView, Score, ScoringModel};
 use trellis_model::signals::{Detector, Lexicon};
 
@@ -804,6 +805,7 @@ impl crate::engine::Engine {
         use trellis_runtime::connector::ConnectorError;
         let result = match request.operation.as_str() {
             "score" => self.score_node(workspace, &request.input).await,
+            "next_best_action" => self.nba_node(workspace, &request.input).await,
             "detect_signals" => {
                 self.detect_node(workspace, &request.input, &request.idempotency_key)
                     .await
@@ -831,14 +833,7 @@ impl crate::engine::Engine {
     ) -> Result<Value, trellis_runtime::connector::ConnectorError> {
         use sea_orm::TransactionTrait;
         use trellis_runtime::connector::ConnectorError;
-        let internal = |e: &dyn std::fmt::Display| ConnectorError::Internal {
-            message: e.to_string(),
-        };
-        let Some(id) = input.get("lead").and_then(Value::as_str) else {
-            return Err(ConnectorError::InvalidInput {
-                message: format!("lead must be a lead id (a string), not {}", input["lead"]),
-            });
-        };
+        let id = lead_input(input)?;
         let txn = self.db.begin().await.map_err(|e| internal(&e))?;
         let Some((version, model)) = self
             .models
@@ -933,5 +928,113 @@ impl crate::engine::Engine {
     }
 }
 
+/// A failure of the server's own, as a node's typed error.
+fn internal(e: &dyn std::fmt::Display) -> trellis_runtime::connector::ConnectorError {
+    trellis_runtime::connector::ConnectorError::Internal {
+        message: e.to_string(),
+    }
+}
+
+/// The `lead` an intent node was given.
+fn lead_input(input: &Value) -> Result<&str, trellis_runtime::connector::ConnectorError> {
+    input.get("lead").and_then(Value::as_str).ok_or_else(|| {
+        trellis_runtime::connector::ConnectorError::InvalidInput {
+            message: format!("lead must be a lead id (a string), not {}", input["lead"]),
+        }
+    })
+}
+
 /// The version the intent nodes' calls are journaled with.
 const INTENT_VERSION: &str = "trellis.intent@1.0.0";
+
+/// `workspace_docs.kind` of a workspace's next-best-action rules.
+pub const NBA_DOC: &str = "nba_rules";
+
+/// How far back the signals and events next-best-action rules see go.
+const NBA_DAYS: i64 = 30;
+
+/// The workspace's next-best-action rules (the built-in ones until it saves its own).
+pub async fn nba_rules<C: ConnectionTrait>(conn: &C, workspace: &str) -> anyhow::Result<Rules> {
+    match workspace_doc::Entity::find_by_id((workspace.to_owned(), NBA_DOC.to_owned()))
+        .one(conn)
+        .await?
+    {
+        Some(d) => Ok(serde_json::from_str(&d.doc).context("stored next-best-action rules")?),
+        None => Ok(Rules::builtin()),
+    }
+}
+
+/// What next-best-action rules see about a lead: its attributes (with `id`, `owner`), its
+/// score, and its signals and events of the last 30 days.
+pub async fn facts<C: ConnectionTrait>(
+    conn: &C,
+    workspace: &str,
+    row: &lead::Model,
+    score: Value,
+    now_ms: i64,
+) -> Result<Facts, sea_orm::DbErr> {
+    let since = now_ms - NBA_DAYS * 86_400_000;
+    let events: Vec<EventView> = events_of(conn, workspace, &row.id)
+        .await?
+        .into_iter()
+        .filter(|e| e.at >= since)
+        .collect();
+    let mut signals = Vec::new();
+    let mut recent = Vec::with_capacity(events.len());
+    for e in events {
+        if e.kind == "signal.detected"
+            && let Some(list) = e.properties.get("signals").and_then(Value::as_array)
+        {
+            signals.extend(list.iter().cloned());
+        }
+        recent.push(json!({ "name": e.kind, "properties": e.properties, "at": e.at }));
+    }
+    let mut lead = row.attributes.clone();
+    if let Value::Object(map) = &mut lead {
+        map.insert("id".into(), json!(row.id));
+        map.insert("owner".into(), json!(row.owner));
+    }
+    Ok(Facts {
+        lead,
+        score,
+        signals,
+        events: recent,
+    })
+}
+
+/// The score fields rules see, from a lead's stored score.
+pub fn score_facts(row: &lead::Model) -> Value {
+    json!({ "score": row.score, "tier": row.tier, "stage": row.stage, "probability": row.probability })
+}
+
+impl crate::engine::Engine {
+    async fn nba_node(
+        &self,
+        workspace: &str,
+        input: &Value,
+    ) -> Result<Value, trellis_runtime::connector::ConnectorError> {
+        use trellis_runtime::connector::ConnectorError;
+        let id = lead_input(input)?;
+        let Some(row) = find(&self.db, workspace, id)
+            .await
+            .map_err(|e| internal(&e))?
+        else {
+            return Err(ConnectorError::NotFound {
+                message: format!("lead {id:?} does not exist"),
+            });
+        };
+        let rules = nba_rules(&self.db, workspace)
+            .await
+            .map_err(|e| internal(&e))?;
+        let facts = facts(
+            &self.db,
+            workspace,
+            &row,
+            score_facts(&row),
+            Utc::now().timestamp_millis(),
+        )
+        .await
+        .map_err(|e| internal(&e))?;
+        Ok(json!({ "lead": row.id, "next_actions": rules.next_actions(&facts, 3) }))
+    }
+}

@@ -517,8 +517,9 @@ async fn intent_nodes_in_flows(backend: Backend) {
             {"id": "t", "type": "trigger", "config": {"kind": "event", "event": "call_transcribed"}},
             {"id": "d", "type": "detect_signals", "config": {"text": "trigger.event.properties.text", "lead": "trigger.event.lead"}},
             {"id": "sc", "type": "score", "config": {"lead": "trigger.event.lead"}},
+            {"id": "n", "type": "next_best_action", "config": {"lead": "trigger.event.lead"}},
             {"id": "v", "type": "set", "config": {"vars": {"tier": "steps.sc.output.tier", "n": "size(steps.d.output.signals)"}}}],
-            "edges": [{"from": "t", "to": "d"}, {"from": "d", "to": "sc"}, {"from": "sc", "to": "v"}]}),
+            "edges": [{"from": "t", "to": "d"}, {"from": "d", "to": "sc"}, {"from": "sc", "to": "n"}, {"from": "n", "to": "v"}]}),
         true,
     )
     .await;
@@ -559,7 +560,49 @@ async fn intent_nodes_in_flows(backend: Backend) {
             .is_some_and(|e| e.len() == 2),
         "{scored}"
     );
+    // Cold, but comparing competitors: the built-in rules say book a comparison demo.
+    let next = step("n")["output"]["next_actions"].clone();
+    assert_eq!(next[0]["rule"], json!("competitor"), "{next}");
     let card = s.get(&format!("/api/v1/leads/{lead}")).await;
+    assert_eq!(card["next_actions"], next, "{card}");
+    assert!(
+        card["signals"]
+            .as_array()
+            .is_some_and(|x| x.iter().any(|s| s["category"] == json!("budget"))),
+        "{card}"
+    );
+    assert!(
+        card["summary"]["zh"]
+            .as_str()
+            .expect("summary")
+            .starts_with("近7天")
+    );
+    // A workspace's own rules replace the built-in ones; bad ones are refused with pointers.
+    let (st, v) = s
+        .call(
+            Method::PUT,
+            "/api/v1/nba/rules",
+            Some(json!({"rules": [{"id": "x", "name": "坏规则", "when": "score.tier ==", "actions": []}]})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["pointer"], json!("/rules/0/when"), "{v}");
+    let (st, v) = s
+        .call(
+            Method::PUT,
+            "/api/v1/nba/rules",
+            Some(json!({"rules": [{"id": "budget_ok", "name": "预算已批：报价", "when": "signals.exists(s, s.category == 'budget' && s.polarity == 'positive')",
+                                   "actions": [{"kind": "task", "title": "发送正式报价", "within": "1d"}]}]})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let card = s.get(&format!("/api/v1/leads/{lead}")).await;
+    assert_eq!(
+        card["next_actions"][0]["rule"],
+        json!("budget_ok"),
+        "{card}"
+    );
+    assert_eq!(s.get("/api/v1/nba/rules").await["builtin"], json!(false));
     assert!(
         card["timeline"]
             .as_array()

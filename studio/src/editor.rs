@@ -407,7 +407,7 @@ fn default_config(node_type: &str) -> serde_json::Value {
         "wait_for_event" => json!({"event": "demo_booked", "timeout": "7d"}),
         "respond" => json!({"body": "{'ok': true}"}),
         "fail" => json!({"message": "failed"}),
-        "score" => json!({"lead": "trigger.event.lead"}),
+        "score" | "next_best_action" => json!({"lead": "trigger.event.lead"}),
         "detect_signals" => {
             json!({"text": "trigger.event.properties.text", "lead": "trigger.event.lead"})
         }

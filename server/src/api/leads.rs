@@ -177,12 +177,24 @@ pub async fn get_lead(
     let mut out = summary_row(&row);
     out["attributes"] = row.attributes.clone();
     out["identities"] = json!(identities);
-    out["current"] = scored;
+    out["current"] = scored.clone();
     out["stored"] = json!({
         "score": row.score, "tier": row.tier, "stage": row.stage,
         "contributions": row.contributions,
         "scored_at": DateTime::<Utc>::from_timestamp_millis(row.scored_at),
     });
+    let score_facts = match &scored {
+        Value::Null => crate::leads::score_facts(&row),
+        s => {
+            json!({ "score": s["score"], "tier": s["tier"], "stage": s["stage"], "probability": s["probability"] })
+        }
+    };
+    let facts = crate::leads::facts(&state.db, workspace, &row, score_facts, at).await?;
+    let rules = crate::leads::nba_rules(&state.db, workspace)
+        .await
+        .map_err(ApiError::internal)?;
+    out["next_actions"] = json!(rules.next_actions(&facts, 3));
+    out["signals"] = json!(facts.signals);
     let recent = crate::leads::events_of(&state.db, workspace, &row.id).await?;
     out["summary"] = json!(trellis_model::summary::summarize(&recent, at, 7));
     out["timeline"] = json!(timeline);

@@ -105,6 +105,7 @@ pub fn openapi_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(scoring::suggest))
         .routes(routes!(signals::detect))
         .routes(routes!(signals::get_lexicon, signals::put_lexicon))
+        .routes(routes!(signals::get_rules, signals::put_rules))
         .routes(routes!(meta::node_types))
         .routes(routes!(meta::flow_schema))
         .routes(routes!(meta::audit_log))

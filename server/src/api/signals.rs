@@ -1,4 +1,5 @@
-//! Purchase signals in text, and the workspace's lexicon (data, editable here).
+//! Purchase signals in text and the workspace's lexicon, and its next-best-action rules
+//! (both data, editable here).
 
 use axum::Json;
 use axum::extract::State;
@@ -8,6 +9,7 @@ use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, EntityTrait};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use trellis_model::nba::Rules;
 use trellis_model::signals::{Detector, Lexicon};
 use utoipa::ToSchema;
 
@@ -90,10 +92,32 @@ pub async fn put_lexicon(
             "problems": e.0.iter().map(|(p, m)| json!({ "pointer": p, "message": m })).collect::<Vec<_>>()
         })));
     }
+    let now = save_doc(&state, &caller, LEXICON_DOC, &doc).await?;
+    audit(
+        &state.db,
+        &caller,
+        "signals.lexicon",
+        LEXICON_DOC,
+        json!({}),
+    )
+    .await?;
+    Ok((
+        StatusCode::OK,
+        Json(json!({ "saved": true, "updated_at": now })),
+    ))
+}
+
+/// Saves a per-workspace document (`workspace_docs`), returning when.
+pub(crate) async fn save_doc(
+    state: &AppState,
+    caller: &Caller,
+    kind: &str,
+    doc: &Value,
+) -> ApiResult<chrono::DateTime<Utc>> {
     let now = Utc::now();
     workspace_doc::Entity::insert(workspace_doc::ActiveModel {
         workspace_id: Set(caller.workspace_id.clone()),
-        kind: Set(LEXICON_DOC.to_owned()),
+        kind: Set(kind.to_owned()),
         doc: Set(doc.to_string()),
         author: Set(caller.name.clone()),
         updated_at: Set(now),
@@ -112,16 +136,55 @@ pub async fn put_lexicon(
     )
     .exec_without_returning(&state.db)
     .await?;
+    Ok(now)
+}
+
+/// The workspace's next-best-action rules (the built-in ones until it saves its own).
+#[utoipa::path(get, path = "/api/v1/nba/rules", tag = "signals",
+    responses((status = 200, description = "`{builtin, rules}`", body = Object)))]
+pub async fn get_rules(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+    let saved = workspace_doc::Entity::find_by_id((
+        caller.workspace_id.clone(),
+        crate::leads::NBA_DOC.to_owned(),
+    ))
+    .one(&state.db)
+    .await?;
+    let rules = crate::leads::nba_rules(&state.db, &caller.workspace_id)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(
+        json!({ "builtin": saved.is_none(), "rules": rules.rules }),
+    ))
+}
+
+/// Replaces the workspace's next-best-action rules; every problem has its JSON pointer.
+#[utoipa::path(put, path = "/api/v1/nba/rules", tag = "signals", request_body = Object,
+    responses((status = 200, description = "saved", body = Object), (status = 422, description = "invalid rules, with `problems`")))]
+pub async fn put_rules(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(doc): ApiJson<Value>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Role::Builder)?;
+    let rules: Rules = from_value(doc.clone())?;
+    let problems = rules.problems();
+    if let Some((pointer, message)) = problems.first() {
+        return Err(ApiError::invalid(
+            pointer.clone(),
+            format!("the rules have {} problem(s); first: {message}", problems.len()),
+        )
+        .with_extra(json!({
+            "problems": problems.iter().map(|(p, m)| json!({ "pointer": p, "message": m })).collect::<Vec<_>>()
+        })));
+    }
+    let now = save_doc(&state, &caller, crate::leads::NBA_DOC, &doc).await?;
     audit(
         &state.db,
         &caller,
-        "signals.lexicon",
-        LEXICON_DOC,
+        "nba.rules",
+        crate::leads::NBA_DOC,
         json!({}),
     )
     .await?;
-    Ok((
-        StatusCode::OK,
-        Json(json!({ "saved": true, "updated_at": now })),
-    ))
+    Ok(Json(json!({ "saved": true, "updated_at": now })))
 }

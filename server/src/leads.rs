@@ -23,7 +23,7 @@ use trellis_model::scoring::{BehaviourState, CompiledModel, EventView, Score, Sc
 use trellis_model::signals::{Detector, Lexicon};
 
 use crate::db::entities::{
-    event, lead, lead_identity, scoring_model, scoring_model_version, workspace_doc,
+    account, event, lead, lead_identity, scoring_model, scoring_model_version, workspace_doc,
 };
 
 /// The event a tier or stage change emits; flows can be triggered by it.
@@ -413,6 +413,7 @@ pub async fn attribute<C: ConnectionTrait>(
         if let Some(owner) = properties.get("owner").and_then(Value::as_str) {
             row.owner = Some(owner.to_owned());
         }
+        link_account(conn, workspace, &mut row).await?;
     }
     row.last_event_at = Some(row.last_event_at.map_or(at_ms, |t| t.max(at_ms)));
     row.updated_at = Utc::now();
@@ -529,6 +530,46 @@ async fn save_scores<C: ConnectionTrait>(
         )
         .exec_without_returning(conn)
         .await?;
+    Ok(())
+}
+
+/// The attribute naming a lead's company; leads with the same one share an account.
+pub const COMPANY_ATTRIBUTE: &str = "company";
+
+/// Links the lead to the account of its `company` attribute, creating the account (its id
+/// derived from the workspace and the name, so concurrent writers agree).
+async fn link_account<C: ConnectionTrait>(
+    conn: &C,
+    workspace: &str,
+    row: &mut lead::Model,
+) -> Result<(), sea_orm::DbErr> {
+    use sha2::Digest as _;
+    let Some(name) = row
+        .attributes
+        .get(COMPANY_ATTRIBUTE)
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|n| !n.is_empty() && n.len() <= 200)
+    else {
+        return Ok(());
+    };
+    let digest = sha2::Sha256::digest(format!("{workspace}\n{}", name.to_lowercase()).as_bytes());
+    let id = format!("acct-{}", hex::encode(&digest[..10]));
+    account::Entity::insert(account::ActiveModel {
+        workspace_id: Set(workspace.to_owned()),
+        id: Set(id.clone()),
+        name: Set(name.to_owned()),
+        attributes: Set(json!({})),
+        created_at: Set(Utc::now()),
+    })
+    .on_conflict(
+        OnConflict::columns([account::Column::WorkspaceId, account::Column::Id])
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(conn)
+    .await?;
+    row.account_id = Some(id);
     Ok(())
 }
 
@@ -748,6 +789,7 @@ pub async fn upsert<C: ConnectionTrait>(
     let created = existing.is_none();
     let mut row = existing.unwrap_or_else(|| empty_lead(workspace, id, now_ms));
     patch_attributes(&mut row.attributes, attributes);
+    link_account(conn, workspace, &mut row).await?;
     if let Some(o) = owner {
         row.owner = Some(o.to_owned());
     }

@@ -181,6 +181,9 @@ async fn intent_engine_end_to_end(backend: Backend) {
     let card = s.get(&format!("/api/v1/leads/{known}")).await;
     assert_eq!(card["tier"], json!("hot"), "{card}");
     assert_eq!(card["attributes"]["name"], json!("王工"));
+    // The company trait links the lead to its account.
+    assert_eq!(card["account"]["name"], json!("宁德某电池"), "{card}");
+    assert_eq!(card["account_id"], card["account"]["id"]);
     let kinds: Vec<&str> = card["identities"]
         .as_array()
         .expect("identities")

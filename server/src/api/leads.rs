@@ -17,7 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
 use crate::auth::{Caller, Role};
-use crate::db::entities::{event, lead, lead_identity};
+use crate::db::entities::{account, event, lead, lead_identity};
 use crate::error::{ApiError, ApiJson, ApiResult};
 use crate::leads::IDENTITY_KINDS;
 
@@ -42,6 +42,7 @@ fn summary_row(l: &lead::Model) -> Value {
         "id": l.id,
         "name": l.attributes.get("name"),
         "company": l.attributes.get("company"),
+        "account_id": l.account_id,
         "owner": l.owner,
         "score": l.score,
         "tier": l.tier,
@@ -177,6 +178,16 @@ pub async fn get_lead(
     let mut out = summary_row(&row);
     out["attributes"] = row.attributes.clone();
     out["identities"] = json!(identities);
+    out["account"] = match &row.account_id {
+        Some(a) => account::Entity::find_by_id((workspace.to_owned(), a.clone()))
+            .one(&state.db)
+            .await?
+            .map_or(
+                Value::Null,
+                |a| json!({ "id": a.id, "name": a.name, "attributes": a.attributes }),
+            ),
+        None => Value::Null,
+    };
     out["current"] = scored.clone();
     out["stored"] = json!({
         "score": row.score, "tier": row.tier, "stage": row.stage,

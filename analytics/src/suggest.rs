@@ -18,12 +18,11 @@ use linfa::Dataset;
 use linfa::prelude::Fit as _;
 use linfa_logistic::LogisticRegression;
 use ndarray::{Array1, Array2};
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 use trellis_model::backtest::{Backtest, BacktestError, Scored, backtest};
 use trellis_model::scoring::{
     BehaviourState, Bin, CompiledModel, Feature, ModelError, ScoringModel, Source, Stages, Tiers,
-    Transform,
+    Transform, display,
 };
 
 use crate::table::{Cells, Column, Table, TableError};
@@ -151,14 +150,6 @@ struct Candidate {
     encoder: Encoder,
     /// Category per row of the table.
     codes: Vec<usize>,
-}
-
-/// The text the scorer builds for a value: strings as they are, numbers as JSON writes them.
-fn display(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
 }
 
 fn cell_text(column: &Column, row: usize) -> Option<String> {

@@ -707,7 +707,9 @@ fn fmt_num(x: f64) -> String {
     }
 }
 
-fn display(v: &Value) -> String {
+/// How a value reads in explanations and in a cross's `"a × b"` key: strings as they are,
+/// anything else as JSON.
+pub fn display(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Null => "—".into(),

@@ -183,15 +183,9 @@ pub async fn import_leads(
     server: &str,
     token: &str,
 ) -> anyhow::Result<(u64, u64)> {
-    let table = crate::offline::read_table(csv, mapping)?;
-    let mapping_id = match mapping {
-        Some(m) => {
-            let text = std::fs::read_to_string(m)?;
-            serde_json::from_str::<trellis_analytics::Mapping>(&text)?.id
-        }
-        None => None,
-    };
-    let id_column = id_column.map(str::to_owned).or(mapping_id);
+    let mapping = crate::offline::read_mapping(mapping)?;
+    let table = crate::offline::read_table(csv, &mapping)?;
+    let id_column = id_column.map(str::to_owned).or(mapping.id);
     let ids = match &id_column {
         Some(c) => Some(table.column(c)?),
         None => None,

@@ -587,6 +587,7 @@ impl Engine {
             id,
             name,
             lead.as_deref(),
+            None,
             &properties,
             timestamp,
         )
@@ -652,6 +653,7 @@ impl Engine {
             id,
             crate::leads::TIER_CHANGED,
             lead.as_deref(),
+            lead.as_deref(),
             &change,
             now,
         )
@@ -659,12 +661,6 @@ impl Engine {
         {
             return Ok((Vec::new(), 0));
         }
-        event::Entity::update_many()
-            .col_expr(event::Column::LeadId, SqlExpr::value(lead.clone()))
-            .filter(event::Column::WorkspaceId.eq(workspace))
-            .filter(event::Column::Id.eq(id))
-            .exec(conn)
-            .await?;
         let payload = json!({ "id": id, "name": crate::leads::TIER_CHANGED, "lead": lead, "properties": change, "timestamp": now });
         self.route_event(conn, workspace, crate::leads::TIER_CHANGED, &payload)
             .await
@@ -1094,13 +1090,16 @@ impl Engine {
 }
 
 /// Steps `state` until it parks or finishes, or the segment budget runs out.
-/// Inserts an event unless its id was seen before; returns whether it was new.
+/// Inserts an event unless its id was seen before; returns whether it was new. `lead_id` is
+/// the lead it is attributed to, when already known.
+#[allow(clippy::too_many_arguments)] // the event's columns
 async fn insert_event<C: ConnectionTrait>(
     conn: &C,
     workspace: &str,
     id: &str,
     name: &str,
     lead: Option<&str>,
+    lead_id: Option<&str>,
     properties: &Value,
     timestamp: DateTime<Utc>,
 ) -> Result<bool, sea_orm::DbErr> {
@@ -1112,7 +1111,7 @@ async fn insert_event<C: ConnectionTrait>(
         properties: Set(properties.clone()),
         timestamp: Set(timestamp),
         received_at: Set(Utc::now()),
-        lead_id: Set(None),
+        lead_id: Set(lead_id.map(str::to_owned)),
     })
     .on_conflict(
         OnConflict::columns([event::Column::WorkspaceId, event::Column::Id])

@@ -180,31 +180,59 @@ pub async fn find<C: ConnectionTrait>(
     Ok(None)
 }
 
-async fn save<C: ConnectionTrait>(conn: &C, row: &lead::Model) -> Result<(), sea_orm::DbErr> {
-    lead::Entity::insert(active(row))
+/// Every column an update of a whole lead writes.
+const ALL_COLUMNS: &[lead::Column] = &[
+    lead::Column::AccountId,
+    lead::Column::Owner,
+    lead::Column::Attributes,
+    lead::Column::State,
+    lead::Column::Score,
+    lead::Column::Tier,
+    lead::Column::Stage,
+    lead::Column::Probability,
+    lead::Column::Contributions,
+    lead::Column::ModelVersion,
+    lead::Column::ScoredAt,
+    lead::Column::LastEventAt,
+    lead::Column::MergedInto,
+    lead::Column::UpdatedAt,
+];
+
+/// The columns a rescore writes.
+const SCORE_COLUMNS: &[lead::Column] = &[
+    lead::Column::State,
+    lead::Column::Score,
+    lead::Column::Tier,
+    lead::Column::Stage,
+    lead::Column::Probability,
+    lead::Column::Contributions,
+    lead::Column::ModelVersion,
+    lead::Column::ScoredAt,
+    lead::Column::UpdatedAt,
+];
+
+/// Inserts `rows`, or updates `columns` of those that exist, in one statement.
+async fn upsert_rows<C: ConnectionTrait>(
+    conn: &C,
+    rows: &[lead::Model],
+    columns: &[lead::Column],
+) -> Result<(), sea_orm::DbErr> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    lead::Entity::insert_many(rows.iter().map(active))
         .on_conflict(
             OnConflict::columns([lead::Column::WorkspaceId, lead::Column::Id])
-                .update_columns([
-                    lead::Column::AccountId,
-                    lead::Column::Owner,
-                    lead::Column::Attributes,
-                    lead::Column::State,
-                    lead::Column::Score,
-                    lead::Column::Tier,
-                    lead::Column::Stage,
-                    lead::Column::Probability,
-                    lead::Column::Contributions,
-                    lead::Column::ModelVersion,
-                    lead::Column::ScoredAt,
-                    lead::Column::LastEventAt,
-                    lead::Column::MergedInto,
-                    lead::Column::UpdatedAt,
-                ])
+                .update_columns(columns.iter().copied())
                 .to_owned(),
         )
         .exec_without_returning(conn)
         .await?;
     Ok(())
+}
+
+async fn save<C: ConnectionTrait>(conn: &C, row: &lead::Model) -> Result<(), sea_orm::DbErr> {
+    upsert_rows(conn, std::slice::from_ref(row), ALL_COLUMNS).await
 }
 
 /// The lead's events as the scorer sees them, oldest first (`lead.*` events are the
@@ -504,35 +532,6 @@ async fn rescored<C: ConnectionTrait>(
     Ok((row, change))
 }
 
-/// Writes the score columns of many leads in one statement.
-async fn save_scores<C: ConnectionTrait>(
-    conn: &C,
-    rows: &[lead::Model],
-) -> Result<(), sea_orm::DbErr> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    lead::Entity::insert_many(rows.iter().map(active))
-        .on_conflict(
-            OnConflict::columns([lead::Column::WorkspaceId, lead::Column::Id])
-                .update_columns([
-                    lead::Column::State,
-                    lead::Column::Score,
-                    lead::Column::Tier,
-                    lead::Column::Stage,
-                    lead::Column::Probability,
-                    lead::Column::Contributions,
-                    lead::Column::ModelVersion,
-                    lead::Column::ScoredAt,
-                    lead::Column::UpdatedAt,
-                ])
-                .to_owned(),
-        )
-        .exec_without_returning(conn)
-        .await?;
-    Ok(())
-}
-
 /// The attribute naming a lead's company; leads with the same one share an account.
 pub const COMPANY_ATTRIBUTE: &str = "company";
 
@@ -653,7 +652,7 @@ impl crate::engine::Engine {
             }
             // One statement per page (17 columns × 500 rows stays under SQLite's 32,766
             // parameters).
-            save_scores(&txn, &rows).await?;
+            upsert_rows(&txn, &rows, SCORE_COLUMNS).await?;
             for (id, change) in changes {
                 let (runs, _) = self
                     .record_tier_change(
@@ -1007,23 +1006,12 @@ pub async fn nba_rules<C: ConnectionTrait>(conn: &C, workspace: &str) -> anyhow:
 }
 
 /// What next-best-action rules see about a lead: its attributes (with `id`, `owner`), its
-/// score, and its signals and events of the last 30 days.
-pub async fn facts<C: ConnectionTrait>(
-    conn: &C,
-    workspace: &str,
-    row: &lead::Model,
-    score: Value,
-    now_ms: i64,
-) -> Result<Facts, sea_orm::DbErr> {
+/// score, and its signals and events (from [`events_of`]) of the last 30 days.
+pub fn facts(row: &lead::Model, events: &[EventView], score: Value, now_ms: i64) -> Facts {
     let since = now_ms - NBA_DAYS * 86_400_000;
-    let events: Vec<EventView> = events_of(conn, workspace, &row.id)
-        .await?
-        .into_iter()
-        .filter(|e| e.at >= since)
-        .collect();
     let mut signals = Vec::new();
-    let mut recent = Vec::with_capacity(events.len());
-    for e in events {
+    let mut recent = Vec::new();
+    for e in events.iter().filter(|e| e.at >= since) {
         if e.kind == "signal.detected"
             && let Some(list) = e.properties.get("signals").and_then(Value::as_array)
         {
@@ -1036,12 +1024,12 @@ pub async fn facts<C: ConnectionTrait>(
         map.insert("id".into(), json!(row.id));
         map.insert("owner".into(), json!(row.owner));
     }
-    Ok(Facts {
+    Facts {
         lead,
         score,
         signals,
         events: recent,
-    })
+    }
 }
 
 /// The score fields rules see, from a lead's stored score.
@@ -1068,15 +1056,15 @@ impl crate::engine::Engine {
         let rules = nba_rules(&self.db, workspace)
             .await
             .map_err(|e| internal(&e))?;
+        let events = events_of(&self.db, workspace, &row.id)
+            .await
+            .map_err(|e| internal(&e))?;
         let facts = facts(
-            &self.db,
-            workspace,
             &row,
+            &events,
             score_facts(&row),
             Utc::now().timestamp_millis(),
-        )
-        .await
-        .map_err(|e| internal(&e))?;
+        );
         Ok(json!({ "lead": row.id, "next_actions": rules.next_actions(&facts, 3) }))
     }
 }

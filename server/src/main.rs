@@ -218,7 +218,7 @@ fn scoring(command: ScoringCommand) -> anyhow::Result<()> {
             auto_crosses,
             name,
         } => {
-            let table = offline::read_table(&csv, mapping.as_deref())?;
+            let table = offline::read_table(&csv, &offline::read_mapping(mapping.as_deref())?)?;
             let crosses = cross
                 .iter()
                 .map(|c| {
@@ -251,7 +251,7 @@ fn scoring(command: ScoringCommand) -> anyhow::Result<()> {
             json,
         } => {
             let model = offline::read_model(&model)?;
-            let table = offline::read_table(&csv, mapping.as_deref())?;
+            let table = offline::read_table(&csv, &offline::read_mapping(mapping.as_deref())?)?;
             let backtest = trellis_analytics::backtest_table(&table, &model, &outcome)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&backtest)?);

@@ -78,19 +78,20 @@ pub fn render_evaluation(e: &Evaluation) -> String {
     out
 }
 
-/// Reads a CRM export, with an optional column mapping (JSON).
-pub fn read_table(csv: &Path, mapping: Option<&Path>) -> anyhow::Result<Table> {
-    let mapping = match mapping {
-        None => Mapping::default(),
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            serde_json::from_str(&text)
-                .with_context(|| format!("{}: not a column mapping", path.display()))?
-        }
+/// Reads a column mapping (JSON), or the default one.
+pub fn read_mapping(path: Option<&Path>) -> anyhow::Result<Mapping> {
+    let Some(path) = path else {
+        return Ok(Mapping::default());
     };
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{}: not a column mapping", path.display()))
+}
+
+/// Reads a CRM export with `mapping`.
+pub fn read_table(csv: &Path, mapping: &Mapping) -> anyhow::Result<Table> {
     let file = std::fs::File::open(csv).with_context(|| format!("opening {}", csv.display()))?;
-    Table::read(std::io::BufReader::new(file), &mapping)
+    Table::read(std::io::BufReader::new(file), mapping)
         .with_context(|| format!("reading {}", csv.display()))
 }
 

@@ -200,14 +200,14 @@ pub async fn get_lead(
             json!({ "score": s["score"], "tier": s["tier"], "stage": s["stage"], "probability": s["probability"] })
         }
     };
-    let facts = crate::leads::facts(&state.db, workspace, &row, score_facts, at).await?;
+    let events = crate::leads::events_of(&state.db, workspace, &row.id).await?;
+    let facts = crate::leads::facts(&row, &events, score_facts, at);
     let rules = crate::leads::nba_rules(&state.db, workspace)
         .await
         .map_err(ApiError::internal)?;
     out["next_actions"] = json!(rules.next_actions(&facts, 3));
     out["signals"] = json!(facts.signals);
-    let recent = crate::leads::events_of(&state.db, workspace, &row.id).await?;
-    out["summary"] = json!(trellis_model::summary::summarize(&recent, at, 7));
+    out["summary"] = json!(trellis_model::summary::summarize(&events, at, 7));
     out["timeline"] = json!(timeline);
     if row.id != id {
         out["merged_from"] = json!(id);

@@ -75,6 +75,13 @@ fn doc_of(v: &scoring_model_version::Model) -> ApiResult<Value> {
     serde_json::from_str(&v.doc).map_err(ApiError::internal)
 }
 
+fn version_json(v: &scoring_model_version::Model) -> Value {
+    json!({
+        "number": v.number, "hash": v.hash, "author": v.author, "message": v.message,
+        "created_at": v.created_at,
+    })
+}
+
 fn head_json(h: &scoring_model::Model) -> Value {
     json!({
         "latest_version": h.latest_version,
@@ -228,10 +235,9 @@ pub async fn list_versions(
     let items: Vec<Value> = versions
         .iter()
         .map(|v| {
-            json!({
-                "number": v.number, "hash": v.hash, "author": v.author, "message": v.message,
-                "created_at": v.created_at, "published": Some(v.number) == h.published_version,
-            })
+            let mut item = version_json(v);
+            item["published"] = json!(Some(v.number) == h.published_version);
+            item
         })
         .collect();
     Ok(Json(json!({ "versions": items })))
@@ -246,10 +252,9 @@ pub async fn get_version(
     Path(n): Path<i32>,
 ) -> ApiResult<Json<Value>> {
     let v = version(&state.db, &caller.workspace_id, n).await?;
-    Ok(Json(json!({
-        "number": v.number, "hash": v.hash, "author": v.author, "message": v.message,
-        "created_at": v.created_at, "doc": doc_of(&v)?,
-    })))
+    let mut out = version_json(&v);
+    out["doc"] = doc_of(&v)?;
+    Ok(Json(out))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

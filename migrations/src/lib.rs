@@ -9,6 +9,7 @@ mod m20261128_000003_flow_deleted_at;
 mod m20261128_000004_connectors;
 mod m20261128_000005_connector_polls;
 mod m20261128_000006_leads;
+mod m20261128_000007_leads_drop_contributions;
 
 #[derive(Debug)]
 pub struct Migrator;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000004_connectors::Migration),
             Box::new(m20261128_000005_connector_polls::Migration),
             Box::new(m20261128_000006_leads::Migration),
+            Box::new(m20261128_000007_leads_drop_contributions::Migration),
         ]
     }
 }

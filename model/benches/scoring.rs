@@ -62,10 +62,14 @@ fn benches(c: &mut Criterion) {
             || state.clone(),
             |mut s| {
                 m.apply(&mut s, &next);
-                m.score(&attributes, &s, NOW)
+                m.rate(&attributes, &s, NOW)
             },
             BatchSize::SmallInput,
         )
+    });
+    // What the lead card and the `score` node add: every contribution explained.
+    c.bench_function("scoring/score_with_explanation", |b| {
+        b.iter(|| m.score(&attributes, &state, NOW))
     });
 
     // 100,000 leads with ~10 events of history each, then a weight change.
@@ -82,7 +86,7 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             let mut hot = 0usize;
             for (attributes, state) in &leads {
-                let s = changed.score(attributes, state, NOW);
+                let s = changed.rate(attributes, state, NOW);
                 hot += usize::from(s.tier == trellis_model::scoring::Tier::Hot);
             }
             hot

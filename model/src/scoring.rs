@@ -25,6 +25,16 @@ use crate::validate::Diagnostic;
 
 const DAY_MS: i64 = 86_400_000;
 
+/// Identities an event can carry in its properties, strongest first: a lead found by an
+/// earlier one wins, and anonymous leads found by later ones are merged into it.
+pub const IDENTITY_KINDS: [&str; 5] = [
+    "user_id",
+    "external_contact_id",
+    "email",
+    "phone",
+    "anonymous_id",
+];
+
 /// A versioned scoring model.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -424,6 +434,73 @@ impl ScoringModel {
             );
         }
         out
+    }
+
+    /// A model to start from when a workspace has none: fit by industry and company size,
+    /// behaviour by pricing-page views over the last two weeks.
+    pub fn starter() -> ScoringModel {
+        #[expect(clippy::expect_used, reason = "the starter model is tested to parse")]
+        serde_json::from_value(serde_json::json!({
+            "schema": 1, "name": "线索评分",
+            "features": [
+                { "id": "industry", "label": "行业", "label_en": "Industry", "weight": 30,
+                  "source": { "kind": "fit", "attribute": "industry" },
+                  "transform": { "type": "categorical", "values": { "新能源汽车零部件": 1.0, "机械": 0.6 }, "other": 0.2 } },
+                { "id": "employees", "label": "公司规模", "label_en": "Company size", "weight": 20,
+                  "source": { "kind": "fit", "attribute": "employees" },
+                  "transform": { "type": "cap", "cap": 1000 } },
+                { "id": "pricing_views", "label": "价格页浏览", "label_en": "Pricing page views", "weight": 50,
+                  "source": { "kind": "behaviour", "event": "page_view",
+                              "filter": "event.properties.category == 'pricing'",
+                              "aggregate": "count", "window_days": 14, "half_life_days": 7 },
+                  "transform": { "type": "cap", "cap": 3 } }
+            ],
+            "tiers": { "warm": 40, "hot": 70 },
+            "stages": { "mql": 40, "sql": 70 }
+        }))
+        .expect("the starter model parses")
+    }
+
+    /// Sets feature `index`'s weight (clamped to 0–100, to 0.1) and rescales the others in
+    /// proportion so the weights still sum to 100: how a business user moves one slider.
+    /// The rounding remainder goes to the heaviest other feature.
+    pub fn set_weight(&mut self, index: usize, weight: f64) {
+        let tenth = |x: f64| (x * 10.0).round() / 10.0;
+        let n = self.features.len();
+        if index >= n || !weight.is_finite() {
+            return;
+        }
+        if n == 1 {
+            self.features[0].weight = 100.0;
+            return;
+        }
+        let w = tenth(weight.clamp(0.0, 100.0));
+        let rest: f64 = (self.features.iter().map(|f| f.weight).sum::<f64>()
+            - self.features[index].weight)
+            .max(0.0);
+        let target = 100.0 - w;
+        for (j, f) in self.features.iter_mut().enumerate() {
+            if j != index {
+                let share = if rest > 0.0 {
+                    f.weight / rest
+                } else {
+                    1.0 / (n - 1) as f64
+                };
+                f.weight = tenth(target * share);
+            }
+        }
+        self.features[index].weight = w;
+        let drift = 100.0 - self.features.iter().map(|f| f.weight).sum::<f64>();
+        if let Some(heaviest) = self
+            .features
+            .iter_mut()
+            .enumerate()
+            .filter(|(j, _)| *j != index)
+            .map(|(_, f)| f)
+            .max_by(|a, b| a.weight.total_cmp(&b.weight))
+        {
+            heaviest.weight = tenth((heaviest.weight + drift).max(0.0));
+        }
     }
 
     pub fn tier(&self, score: f64) -> Tier {
@@ -832,19 +909,7 @@ impl CompiledModel {
         for (f, key) in self.model.features.iter().zip(&self.keys) {
             let (value, level, detail_zh, detail_en) = match &f.source {
                 Source::Fit { attribute, cross } => {
-                    let a = property(attributes, attribute).or_else(|| attributes.get(attribute));
-                    let v = match cross {
-                        None => a.cloned(),
-                        Some(c) => {
-                            let b = property(attributes, c).or_else(|| attributes.get(c));
-                            match (a, b) {
-                                (Some(a), Some(b)) => {
-                                    Some(Value::String(format!("{} × {}", display(a), display(b))))
-                                }
-                                _ => None,
-                            }
-                        }
-                    };
+                    let v = fit_value(attributes, attribute, cross.as_deref());
                     let level = level_of(&f.transform, v.as_ref());
                     let shown = v.as_ref().map_or("—".to_string(), display);
                     (v.unwrap_or(Value::Null), level, shown.clone(), shown)
@@ -924,8 +989,41 @@ impl CompiledModel {
                 ),
             });
         }
-        let score = round2(contributions.iter().map(|c| c.points).sum());
+        let rating = self.rating(contributions.iter().map(|c| c.points).sum());
         Score {
+            score: rating.score,
+            tier: rating.tier,
+            stage: rating.stage,
+            probability: rating.probability,
+            contributions,
+        }
+    }
+
+    /// [`score`](Self::score) without the contributions and their explanations: what a
+    /// bulk rescore stores, at a fraction of the cost (no strings are built).
+    pub fn rate(&self, attributes: &Value, state: &BehaviourState, now: i64) -> Rating {
+        let empty = Aggregate::default();
+        let points = self.model.features.iter().zip(&self.keys).map(|(f, key)| {
+            let level = match &f.source {
+                Source::Fit { attribute, cross } => level_of(
+                    &f.transform,
+                    fit_value(attributes, attribute, cross.as_deref()).as_ref(),
+                ),
+                Source::Behaviour(b) => {
+                    let agg = key.as_ref().and_then(|k| state.get(k)).unwrap_or(&empty);
+                    let (v, _) = agg.value(b, now);
+                    level_of(&f.transform, v.map(Value::from).as_ref())
+                }
+            };
+            round2(f.weight * level)
+        });
+        self.rating(points.sum())
+    }
+
+    /// Tier, stage and probability of the summed points.
+    fn rating(&self, points: f64) -> Rating {
+        let score = round2(points);
+        Rating {
             score,
             tier: self.model.tier(score),
             stage: self.model.stage(score),
@@ -933,9 +1031,30 @@ impl CompiledModel {
                 .model
                 .calibration
                 .map(|c| round2(100.0 / (1.0 + (-(c.scale * score + c.offset)).exp())) / 100.0),
-            contributions,
         }
     }
+}
+
+/// A fit feature's value: the attribute, or for a cross the `"a × b"` of both.
+fn fit_value(attributes: &Value, attribute: &str, cross: Option<&str>) -> Option<Value> {
+    let get = |name: &str| property(attributes, name).or_else(|| attributes.get(name));
+    let a = get(attribute);
+    match cross {
+        None => a.cloned(),
+        Some(c) => match (a, get(c)) {
+            (Some(a), Some(b)) => Some(Value::String(format!("{} × {}", display(a), display(b)))),
+            _ => None,
+        },
+    }
+}
+
+/// A lead's score, tier, stage and probability, without the explanation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Rating {
+    pub score: f64,
+    pub tier: Tier,
+    pub stage: Stage,
+    pub probability: Option<f64>,
 }
 
 /// What changed about one feature between two model versions.
@@ -1067,6 +1186,66 @@ mod tests {
         assert!((s.score - 51.67).abs() < 0.01, "{s:#?}");
         assert_eq!((s.tier, s.stage), (Tier::Warm, Stage::Mql));
         assert_eq!(s.contributions[0].explanation, "+15 行业 机械");
+    }
+
+    #[test]
+    fn the_starter_model_is_valid() {
+        let m = ScoringModel::starter();
+        assert!(m.problems().is_empty(), "{:?}", m.problems());
+    }
+
+    #[test]
+    fn moving_one_weight_rescales_the_others_to_100() {
+        let mut m = model();
+        let before: Vec<f64> = m.features.iter().map(|f| f.weight).collect();
+        m.set_weight(0, 33.0);
+        let after: Vec<f64> = m.features.iter().map(|f| f.weight).collect();
+        assert_eq!(after[0], 33.0);
+        let total: f64 = after.iter().sum();
+        assert!((total - 100.0).abs() < 1e-9, "{after:?}");
+        assert!(m.problems().is_empty(), "{:?}", m.problems());
+        // The others keep their proportions (to the rounding).
+        let ratio = |w: &[f64]| w[1] / w[2];
+        assert!(
+            (ratio(&before) - ratio(&after)).abs() < 0.02,
+            "{before:?} → {after:?}"
+        );
+        for target in [0.0, 100.0, 0.1, 99.95, 57.3] {
+            m.set_weight(1, target);
+            let total: f64 = m.features.iter().map(|f| f.weight).sum();
+            assert!((total - 100.0).abs() < 1e-9, "{target}: {:?}", m.features);
+            assert!(m.features.iter().all(|f| f.weight >= 0.0));
+        }
+        // From all-on-one, the others share the rest evenly.
+        m.set_weight(0, 100.0);
+        m.set_weight(0, 40.0);
+        let w: Vec<f64> = m.features.iter().map(|f| f.weight).collect();
+        assert_eq!(w, [40.0, 30.0, 30.0]);
+    }
+
+    #[test]
+    fn rating_is_the_score_without_its_explanation() {
+        let m = compiled();
+        let attrs = [
+            json!({ "industry": "机械", "company": { "employees": 800 } }),
+            json!({ "industry": "零售" }),
+            json!({}),
+        ];
+        for (i, a) in attrs.iter().enumerate() {
+            let events: Vec<_> = (0..i * 3)
+                .map(|d| view("competitor_comparison", d as f64))
+                .collect();
+            let state = m.replay(&events);
+            for at in [NOW, NOW + 2 * DAY_MS, NOW + 9 * DAY_MS] {
+                let s = m.score(a, &state, at);
+                let r = m.rate(a, &state, at);
+                assert_eq!(
+                    (r.score, r.tier, r.stage, r.probability),
+                    (s.score, s.tier, s.stage, s.probability),
+                    "lead {a} at {at}"
+                );
+            }
+        }
     }
 
     #[test]

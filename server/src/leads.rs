@@ -10,16 +10,21 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use chrono::Utc;
 use sea_orm::sea_query::{Expr as SqlExpr, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect,
 };
+use serde::Deserialize as _;
 use serde_json::{Map, Value, json};
 use trellis_model::nba::{Facts, Rules};
-use trellis_model::scoring::{BehaviourState, CompiledModel, EventView, Score, ScoringModel};
+use trellis_model::scoring::{
+    BehaviourState, CompiledModel, EventView, Rating, Score, ScoringModel,
+};
 use trellis_model::signals::{Detector, Lexicon};
 
 use crate::db::entities::{
@@ -29,15 +34,7 @@ use crate::db::entities::{
 /// The event a tier or stage change emits; flows can be triggered by it.
 pub const TIER_CHANGED: &str = "lead.tier_changed";
 
-/// Identities an event can carry in its properties, strongest first: a lead found by an
-/// earlier one wins, and anonymous leads found by later ones are merged into it.
-pub const IDENTITY_KINDS: [&str; 5] = [
-    "user_id",
-    "external_contact_id",
-    "email",
-    "phone",
-    "anonymous_id",
-];
+pub use trellis_model::scoring::IDENTITY_KINDS;
 
 /// Compiled scoring model versions, by workspace and version number.
 #[derive(Debug, Default)]
@@ -126,7 +123,6 @@ fn empty_lead(workspace: &str, id: &str, now_ms: i64) -> lead::Model {
         tier: "cold".into(),
         stage: "lead".into(),
         probability: None,
-        contributions: json!([]),
         model_version: None,
         scored_at: now_ms,
         last_event_at: None,
@@ -148,7 +144,6 @@ fn active(m: &lead::Model) -> lead::ActiveModel {
         tier: Set(m.tier.clone()),
         stage: Set(m.stage.clone()),
         probability: Set(m.probability),
-        contributions: Set(m.contributions.clone()),
         model_version: Set(m.model_version),
         scored_at: Set(m.scored_at),
         last_event_at: Set(m.last_event_at),
@@ -164,12 +159,34 @@ pub async fn find<C: ConnectionTrait>(
     workspace: &str,
     id: &str,
 ) -> Result<Option<lead::Model>, sea_orm::DbErr> {
+    find_with(conn, workspace, id, false).await
+}
+
+/// [`find`] for a transaction that will write the lead: on PostgreSQL the row is locked
+/// (`FOR UPDATE`) until the transaction ends, so concurrent events for one lead fold into
+/// its aggregates one after the other instead of overwriting each other. (SQLite has a
+/// single writer already.)
+pub async fn find_for_update<C: ConnectionTrait>(
+    conn: &C,
+    workspace: &str,
+    id: &str,
+) -> Result<Option<lead::Model>, sea_orm::DbErr> {
+    find_with(conn, workspace, id, true).await
+}
+
+async fn find_with<C: ConnectionTrait>(
+    conn: &C,
+    workspace: &str,
+    id: &str,
+    lock: bool,
+) -> Result<Option<lead::Model>, sea_orm::DbErr> {
     let mut id = id.to_owned();
     for _ in 0..8 {
-        let Some(row) = lead::Entity::find_by_id((workspace.to_owned(), id.clone()))
-            .one(conn)
-            .await?
-        else {
+        let mut q = lead::Entity::find_by_id((workspace.to_owned(), id.clone()));
+        if lock {
+            q = q.lock_exclusive();
+        }
+        let Some(row) = q.one(conn).await? else {
             return Ok(None);
         };
         match &row.merged_into {
@@ -190,24 +207,10 @@ const ALL_COLUMNS: &[lead::Column] = &[
     lead::Column::Tier,
     lead::Column::Stage,
     lead::Column::Probability,
-    lead::Column::Contributions,
     lead::Column::ModelVersion,
     lead::Column::ScoredAt,
     lead::Column::LastEventAt,
     lead::Column::MergedInto,
-    lead::Column::UpdatedAt,
-];
-
-/// The columns a rescore writes.
-const SCORE_COLUMNS: &[lead::Column] = &[
-    lead::Column::State,
-    lead::Column::Score,
-    lead::Column::Tier,
-    lead::Column::Stage,
-    lead::Column::Probability,
-    lead::Column::Contributions,
-    lead::Column::ModelVersion,
-    lead::Column::ScoredAt,
     lead::Column::UpdatedAt,
 ];
 
@@ -259,27 +262,32 @@ pub async fn events_of<C: ConnectionTrait>(
         .collect())
 }
 
-fn state_of(row: &lead::Model) -> BehaviourState {
-    serde_json::from_value(row.state.clone()).unwrap_or_default()
+fn state_of(state: &Value) -> BehaviourState {
+    BehaviourState::deserialize(state).unwrap_or_default()
 }
 
-/// Writes a score into the row; returns the tier change, if any.
-fn set_score(row: &mut lead::Model, score: &Score, version: i32, now_ms: i64) -> Option<Value> {
-    let (tier, stage) = (score.tier.as_str(), score.stage.as_str());
-    let change = (row.tier != tier || row.stage != stage).then(|| {
+/// The `lead.tier_changed` payload when `rating` moves the lead out of its tier or stage.
+fn tier_change(id: &str, tier: &str, stage: &str, rating: &Rating, version: i32) -> Option<Value> {
+    let (to_tier, to_stage) = (rating.tier.as_str(), rating.stage.as_str());
+    (tier != to_tier || stage != to_stage).then(|| {
         json!({
-            "lead": row.id,
-            "from_tier": row.tier, "to_tier": tier,
-            "from_stage": row.stage, "to_stage": stage,
-            "score": score.score,
+            "lead": id,
+            "from_tier": tier, "to_tier": to_tier,
+            "from_stage": stage, "to_stage": to_stage,
+            "score": rating.score,
             "model_version": version,
         })
-    });
-    row.score = score.score;
-    row.tier = tier.into();
-    row.stage = stage.into();
-    row.probability = score.probability;
-    row.contributions = serde_json::to_value(&score.contributions).unwrap_or_default();
+    })
+}
+
+/// Writes a rating into the row; returns the tier change, if any. (The explanation is
+/// not stored: it is recomputed when asked for, always in the published model's words.)
+fn set_score(row: &mut lead::Model, rating: &Rating, version: i32, now_ms: i64) -> Option<Value> {
+    let change = tier_change(&row.id, &row.tier, &row.stage, rating, version);
+    row.score = rating.score;
+    row.tier = rating.tier.as_str().into();
+    row.stage = rating.stage.as_str().into();
+    row.probability = rating.probability;
     row.model_version = Some(version);
     row.scored_at = now_ms;
     change
@@ -294,6 +302,7 @@ async fn merge<C: ConnectionTrait>(
     into: &mut lead::Model,
 ) -> Result<(), sea_orm::DbErr> {
     let Some(mut old) = lead::Entity::find_by_id((workspace.to_owned(), from.to_owned()))
+        .lock_exclusive()
         .one(conn)
         .await?
     else {
@@ -377,7 +386,7 @@ pub async fn attribute<C: ConnectionTrait>(
             .find_map(|(k, v)| found(k, v))
             .unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
     };
-    let mut row = find(conn, workspace, &target_id)
+    let mut row = find_for_update(conn, workspace, &target_id)
         .await?
         .unwrap_or_else(|| empty_lead(workspace, &target_id, now_ms));
     let previous_state = row.state.clone();
@@ -450,10 +459,10 @@ pub async fn attribute<C: ConnectionTrait>(
     if !name.starts_with("lead.")
         && let Some((version, model)) = models.published(conn, workspace).await?
     {
-        let state = if merged || !covers(&model, &row) {
+        let state = if merged || !covers(&model, &row.state) {
             model.replay(&events_of(conn, workspace, &row.id).await?)
         } else {
-            let mut state = state_of(&row);
+            let mut state = state_of(&row.state);
             model.apply(
                 &mut state,
                 &EventView {
@@ -465,9 +474,9 @@ pub async fn attribute<C: ConnectionTrait>(
             state
         };
         let state = tracked(&model, state);
-        let score = model.score(&row.attributes, &state, now_ms);
+        let rating = model.rate(&row.attributes, &state, now_ms);
         row.state = serde_json::to_value(&state)?;
-        change = set_score(&mut row, &score, version, now_ms);
+        change = set_score(&mut row, &rating, version, now_ms);
     } else if merged {
         row.state = previous_state;
     }
@@ -488,8 +497,8 @@ fn tracked(model: &CompiledModel, mut state: BehaviourState) -> BehaviourState {
 }
 
 /// Whether the lead's state tracks every behaviour of `model`.
-fn covers(model: &CompiledModel, row: &lead::Model) -> bool {
-    let Value::Object(state) = &row.state else {
+fn covers(model: &CompiledModel, state: &Value) -> bool {
+    let Value::Object(state) = state else {
         return false;
     };
     model.behaviour_keys().all(|k| state.contains_key(k))
@@ -500,36 +509,34 @@ fn covers(model: &CompiledModel, row: &lead::Model) -> bool {
 pub async fn rescore<C: ConnectionTrait>(
     conn: &C,
     workspace: &str,
-    row: lead::Model,
-    version: i32,
-    model: &CompiledModel,
-    now_ms: i64,
-) -> anyhow::Result<Option<Value>> {
-    let (row, change) = rescored(conn, workspace, row, version, model, now_ms).await?;
-    save(conn, &row).await?;
-    Ok(change)
-}
-
-/// The lead rescored with `model`, not yet saved, and its tier change.
-async fn rescored<C: ConnectionTrait>(
-    conn: &C,
-    workspace: &str,
     mut row: lead::Model,
     version: i32,
     model: &CompiledModel,
     now_ms: i64,
-) -> anyhow::Result<(lead::Model, Option<Value>)> {
-    let state = if covers(model, &row) {
-        state_of(&row)
-    } else {
-        model.replay(&events_of(conn, workspace, &row.id).await?)
-    };
-    let state = tracked(model, state);
-    let score = model.score(&row.attributes, &state, now_ms);
+) -> anyhow::Result<Option<Value>> {
+    let state = current_state(conn, workspace, &row.id, &row.state, model).await?;
+    let rating = model.rate(&row.attributes, &state, now_ms);
     row.state = serde_json::to_value(&state)?;
-    let change = set_score(&mut row, &score, version, now_ms);
+    let change = set_score(&mut row, &rating, version, now_ms);
     row.updated_at = Utc::now();
-    Ok((row, change))
+    save(conn, &row).await?;
+    Ok(change)
+}
+
+/// The lead's behaviour state for `model`: the stored one when it tracks every behaviour
+/// of the model, else a replay of the lead's events.
+async fn current_state<C: ConnectionTrait>(
+    conn: &C,
+    workspace: &str,
+    id: &str,
+    stored: &Value,
+    model: &CompiledModel,
+) -> Result<BehaviourState, sea_orm::DbErr> {
+    Ok(if covers(model, stored) {
+        state_of(stored)
+    } else {
+        tracked(model, model.replay(&events_of(conn, workspace, id).await?))
+    })
 }
 
 /// The attribute naming a lead's company; leads with the same one share an account.
@@ -588,8 +595,80 @@ pub fn patch_attributes(attributes: &mut Value, patch: &Map<String, Value>) {
     }
 }
 
-/// Leads rescored per transaction while a published model is rolled out.
-const RESCORE_PAGE: u64 = 500;
+/// Leads rescored per transaction while a published model is rolled out (5 parameters
+/// each in [`write_ratings`], well under SQLite's 32,766 and PostgreSQL's 65,535).
+const RESCORE_PAGE: u64 = 2_000;
+
+/// A placeholder for the `n`th (1-based) statement parameter.
+fn placeholder(backend: sea_orm::DatabaseBackend, n: usize) -> String {
+    match backend {
+        sea_orm::DatabaseBackend::Postgres => format!("${n}"),
+        _ => "?".into(),
+    }
+}
+
+/// Stores the ratings of one page of a rescore in a single `UPDATE … FROM (VALUES …)`: the
+/// page's leads keep their attributes and behaviour state, only the score columns change.
+async fn write_ratings<C: ConnectionTrait>(
+    conn: &C,
+    workspace: &str,
+    version: i32,
+    now_ms: i64,
+    rated: &[(String, Rating)],
+) -> Result<(), sea_orm::DbErr> {
+    use std::fmt::Write as _;
+    if rated.is_empty() {
+        return Ok(());
+    }
+    let backend = conn.get_database_backend();
+    let p = |n| placeholder(backend, n);
+    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(rated.len() * 5 + 4);
+    let mut rows = String::with_capacity(rated.len() * 24);
+    for (id, r) in rated {
+        let n = values.len();
+        if n > 0 {
+            rows.push_str(", ");
+        }
+        let _ = write!(
+            rows,
+            "({}, {}, {}, {}, {})",
+            p(n + 1),
+            p(n + 2),
+            p(n + 3),
+            p(n + 4),
+            p(n + 5)
+        );
+        values.extend([
+            id.as_str().into(),
+            r.score.into(),
+            r.tier.as_str().into(),
+            r.stage.as_str().into(),
+            r.probability.into(),
+        ]);
+    }
+    let n = values.len();
+    let sql = format!(
+        "WITH v(id, score, tier, stage, probability) AS (VALUES {rows}) \
+         UPDATE leads SET score = v.score, tier = v.tier, stage = v.stage, \
+         probability = v.probability, model_version = {}, scored_at = {}, updated_at = {} \
+         FROM v WHERE leads.workspace_id = {} AND leads.id = v.id",
+        p(n + 1),
+        p(n + 2),
+        p(n + 3),
+        p(n + 4)
+    );
+    values.extend([
+        version.into(),
+        now_ms.into(),
+        Utc::now().into(),
+        workspace.into(),
+    ]);
+    conn.execute_raw(sea_orm::Statement::from_sql_and_values(
+        backend, sql, values,
+    ))
+    .await?;
+    Ok(())
+}
 
 impl crate::engine::Engine {
     /// Rescores every lead of `workspace` with model `version`, page by page, recording
@@ -597,7 +676,7 @@ impl crate::engine::Engine {
     /// or stage moves. Stops early if another version is published meanwhile (that publish
     /// runs its own rescore). Safe to run again after a crash: it starts over.
     pub async fn rescore_all(&self, workspace: &str, version: i32) -> anyhow::Result<u64> {
-        use sea_orm::{PaginatorTrait, QuerySelect, TransactionTrait};
+        use sea_orm::{PaginatorTrait, TransactionTrait};
         let model = self.models.version(&self.db, workspace, version).await?;
         let total = lead::Entity::find()
             .filter(lead::Column::WorkspaceId.eq(workspace))
@@ -615,7 +694,11 @@ impl crate::engine::Engine {
             .await?;
         let mut after = String::new();
         let mut done = 0u64;
+        // Where the time goes, for the log line at the end.
+        let (mut read_time, mut rate_time, mut write_time) =
+            (Duration::ZERO, Duration::ZERO, Duration::ZERO);
         loop {
+            let t = Instant::now();
             let txn = self.db.begin().await?;
             let current = scoring_model::Entity::find_by_id(workspace.to_owned())
                 .one(&txn)
@@ -625,34 +708,64 @@ impl crate::engine::Engine {
                 tracing::info!(workspace, version, "rescore superseded by a newer publish");
                 return Ok(done);
             }
-            let page = lead::Entity::find()
+            // Only what scoring reads: attributes and state are never rewritten unless a
+            // replay rebuilt the state.
+            let page: Vec<(String, Value, Value, String, String)> = lead::Entity::find()
+                .select_only()
+                .columns([
+                    lead::Column::Id,
+                    lead::Column::Attributes,
+                    lead::Column::State,
+                    lead::Column::Tier,
+                    lead::Column::Stage,
+                ])
                 .filter(lead::Column::WorkspaceId.eq(workspace))
                 .filter(lead::Column::MergedInto.is_null())
                 .filter(lead::Column::Id.gt(after.as_str()))
                 .order_by_asc(lead::Column::Id)
                 .limit(RESCORE_PAGE)
+                // Events for these leads wait for this page rather than race it.
+                .lock_exclusive()
+                .into_tuple()
                 .all(&txn)
                 .await?;
             let Some(last) = page.last() else {
                 txn.rollback().await?;
                 break;
             };
-            after = last.id.clone();
+            after = last.0.clone();
+            read_time += t.elapsed();
+            let t = Instant::now();
             let now_ms = Utc::now().timestamp_millis();
             let mut started = 0usize;
-            let mut rows = Vec::with_capacity(page.len());
+            let mut rated = Vec::with_capacity(page.len());
             let mut changes = Vec::new();
-            for row in page {
-                let (row, change) = rescored(&txn, workspace, row, version, &model, now_ms).await?;
-                if let Some(change) = change {
-                    changes.push((row.id.clone(), change));
+            for (id, attributes, stored, tier, stage) in page {
+                let state = if covers(&model, &stored) {
+                    state_of(&stored)
+                } else {
+                    let state = current_state(&txn, workspace, &id, &stored, &model).await?;
+                    lead::Entity::update_many()
+                        .col_expr(
+                            lead::Column::State,
+                            SqlExpr::value(serde_json::to_value(&state)?),
+                        )
+                        .filter(lead::Column::WorkspaceId.eq(workspace))
+                        .filter(lead::Column::Id.eq(id.as_str()))
+                        .exec(&txn)
+                        .await?;
+                    state
+                };
+                let rating = model.rate(&attributes, &state, now_ms);
+                if let Some(change) = tier_change(&id, &tier, &stage, &rating, version) {
+                    changes.push((id.clone(), change));
                 }
-                rows.push(row);
+                rated.push((id, rating));
                 done += 1;
             }
-            // One statement per page (17 columns × 500 rows stays under SQLite's 32,766
-            // parameters).
-            upsert_rows(&txn, &rows, SCORE_COLUMNS).await?;
+            rate_time += t.elapsed();
+            let t = Instant::now();
+            write_ratings(&txn, workspace, version, now_ms, &rated).await?;
             for (id, change) in changes {
                 let (runs, _) = self
                     .record_tier_change(
@@ -674,6 +787,7 @@ impl crate::engine::Engine {
                 .exec(&txn)
                 .await?;
             txn.commit().await?;
+            write_time += t.elapsed();
             if started > 0 {
                 self.wake.notify_waiters();
             }
@@ -691,7 +805,15 @@ impl crate::engine::Engine {
             .filter(scoring_model::Column::RescoreVersion.eq(version))
             .exec(&self.db)
             .await?;
-        tracing::info!(workspace, version, leads = done, "rescore finished");
+        tracing::info!(
+            workspace,
+            version,
+            leads = done,
+            read_ms = read_time.as_millis() as u64,
+            rate_ms = rate_time.as_millis() as u64,
+            write_ms = write_time.as_millis() as u64,
+            "rescore finished"
+        );
         Ok(done)
     }
 
@@ -784,7 +906,7 @@ pub async fn upsert<C: ConnectionTrait>(
     identities: &[(String, String)],
 ) -> anyhow::Result<bool> {
     let now_ms = Utc::now().timestamp_millis();
-    let existing = find(conn, workspace, id).await?;
+    let existing = find_for_update(conn, workspace, id).await?;
     let created = existing.is_none();
     let mut row = existing.unwrap_or_else(|| empty_lead(workspace, id, now_ms));
     patch_attributes(&mut row.attributes, attributes);
@@ -886,7 +1008,10 @@ impl crate::engine::Engine {
                 message: "this workspace has no published scoring model".into(),
             });
         };
-        let Some(row) = find(&txn, workspace, id).await.map_err(|e| internal(&e))? else {
+        let Some(row) = find_for_update(&txn, workspace, id)
+            .await
+            .map_err(|e| internal(&e))?
+        else {
             return Err(ConnectorError::NotFound {
                 message: format!("lead {id:?} does not exist"),
             });
@@ -912,11 +1037,12 @@ impl crate::engine::Engine {
             .ok_or_else(|| internal(&"the lead vanished"))?;
         txn.commit().await.map_err(|e| internal(&e))?;
         self.wake.notify_waiters();
-        let explanation: Vec<Value> = row
+        let score: Score = model.score(&row.attributes, &state_of(&row.state), now_ms);
+        let explanation: Vec<&str> = score
             .contributions
-            .as_array()
-            .map(|cs| cs.iter().map(|c| c["explanation"].clone()).collect())
-            .unwrap_or_default();
+            .iter()
+            .map(|c| c.explanation.as_str())
+            .collect();
         Ok(json!({
             "lead": lead_id,
             "score": row.score,
@@ -925,7 +1051,7 @@ impl crate::engine::Engine {
             "probability": row.probability,
             "model_version": version,
             "explanation": explanation,
-            "contributions": row.contributions,
+            "contributions": score.contributions,
         }))
     }
 

@@ -310,6 +310,60 @@ async fn intent_engine_end_to_end(backend: Backend) {
 }
 both!(intent_engine_end_to_end);
 
+/// Events for one lead arriving at once all count: each is folded into the lead's
+/// aggregates after the previous one (PostgreSQL locks the lead's row), so the stored
+/// score equals a full recompute over the timeline.
+async fn concurrent_events_for_one_lead_all_count(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let doc = model(40.0);
+    save_and_publish(&s, doc.clone(), 0).await;
+    let first = event(
+        &s,
+        "c-0",
+        "identify",
+        json!({"user_id": "busy", "traits": {"industry": "机械"}}),
+        Utc::now(),
+    )
+    .await;
+    let lead = first["lead"].as_str().expect("lead").to_owned();
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let (client, base, token) = (s.client.clone(), s.base.clone(), s.token.clone());
+        tasks.push(tokio::spawn(async move {
+            let body = json!({"id": format!("c-{}", i + 1), "name": "page_view",
+                "properties": {"user_id": "busy", "category": "pricing"}});
+            let r = client
+                .post(format!("{base}/api/v1/events"))
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .expect("send");
+            r.status()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.expect("task"), StatusCode::ACCEPTED);
+    }
+    let card = s.get(&format!("/api/v1/leads/{lead}")).await;
+    let views = card["current"]["contributions"]
+        .as_array()
+        .expect("contributions")
+        .iter()
+        .find(|c| c["feature"] == "pricing_views")
+        .expect("pricing_views")["value"]["count"]
+        .clone();
+    assert_eq!(views, json!(24), "{card}");
+    let at = Utc::now();
+    let stored = card["score"].as_f64().expect("score");
+    assert!(
+        (stored - recomputed(&doc, &card, at)).abs() < 0.05,
+        "stored {stored} vs recomputed: {card}"
+    );
+    s.finish().await;
+}
+both!(concurrent_events_for_one_lead_all_count);
+
 async fn scoring_models_refuse_bad_input(backend: Backend) {
     let s = TestServer::start(backend).await;
     let mut bad = model(40.0);
@@ -500,6 +554,44 @@ async fn history_import_backtest_suggest(backend: Backend) {
         .await;
     assert_eq!(st, StatusCode::OK, "{b2}");
     assert!(b2["backtest"]["auc"].as_f64().expect("auc") > auc, "{b2}");
+    // An unsaved draft (the studio's) backtests the same as its saved version.
+    let draft = s
+        .get(&format!("/api/v1/scoring/model/versions/{}", v1 + 1))
+        .await["doc"]
+        .clone();
+    let (st, b3) = s
+        .post(
+            "/api/v1/scoring/backtest",
+            json!({"outcome": "converted", "doc": draft}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{b3}");
+    assert_eq!(b3["version"], Value::Null);
+    assert_eq!(b3["backtest"], b2["backtest"]);
+    let (st, e) = s
+        .post(
+            "/api/v1/scoring/backtest",
+            json!({"outcome": "converted", "doc": draft, "version": 1}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert_eq!(e["pointer"], json!("/doc"));
+    let mut bad = draft.clone();
+    bad["features"][0]["weight"] = json!(-5);
+    let (st, e) = s
+        .post(
+            "/api/v1/scoring/backtest",
+            json!({"outcome": "converted", "doc": bad}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert_eq!(e["pointer"], json!("/doc/features/0/weight"));
+    // The studio's sample: leads with what it needs to rescore them in the browser.
+    let sample = s.get("/api/v1/leads?per_page=5&with_state=true").await;
+    let first = &sample["leads"][0];
+    assert!(first["attributes"]["industry"].is_string(), "{sample}");
+    assert!(first["state"].is_object(), "{sample}");
+    assert!(s.get("/api/v1/leads?per_page=5").await["leads"][0]["state"].is_null());
     let (st, e) = s
         .post(
             "/api/v1/scoring/suggest",

@@ -42,7 +42,7 @@ pub fn ConnectorsPage() -> impl IntoView {
     view! {
         <div class="card" data-testid="connectors-page">
             <h2>{move || session.t(Text::Connectors)}</h2>
-            <p><button data-testid="back-to-flows" on:click=move |_| session.connectors_page.set(false)>
+            <p><button data-testid="back-to-flows" on:click=move |_| session.go(crate::Page::Flows)>
                 {move || session.t(Text::BackToFlows)}</button></p>
             {move || error.get().map(|e| view! { <p class="error" data-testid="connectors-error">{e}</p> })}
             <Transition fallback=move || view! { <p class="hint">{session.t(Text::Loading)}</p> }>
@@ -54,11 +54,7 @@ pub fn ConnectorsPage() -> impl IntoView {
                         }
                         items.into_iter().map(|c| view! { <ConnectorCard c=c error=error refresh=refresh /> }).collect_view().into_any()
                     }
-                    Err(ApiError::Unauthorized) => {
-                        session.sign_out();
-                        view! { <p /> }.into_any()
-                    }
-                    Err(ApiError::Other(m)) => view! { <p class="error">{m}</p> }.into_any(),
+                    Err(e) => session.failed(e, "connectors-load-error"),
                 })}
             </Transition>
         </div>

@@ -196,7 +196,7 @@ pub fn HistoryPanel(
                         break;
                     }
                 }
-                gloo_timers_sleep(500).await;
+                crate::sleep(500).await;
             }
         });
     };
@@ -282,13 +282,4 @@ pub fn HistoryPanel(
             </Transition>
         </div>
     }
-}
-
-async fn gloo_timers_sleep(ms: i32) {
-    let promise = js_sys::Promise::new(&mut |resolve, _| {
-        if let Some(w) = web_sys::window() {
-            let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
-        }
-    });
-    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
 }

@@ -2,8 +2,10 @@
 //! `wasm32-unknown-unknown`, served by `trellis serve` at `/`, talking to the server over
 //! HTTP only.
 //!
-//! This first slice: sign-in with an API token (kept in session storage), the flow list,
-//! and the Chinese/English switch.
+//! Pages: sign-in with an API token (kept in session storage), the flow list and the
+//! flow editor, leads and their lead cards, the scoring model, and the connectors admin
+//! page; each has its own URL (`#/flows/<id>`, `#/leads/<id>`, `#/scoring`,
+//! `#/connectors`). Chinese first, English on a switch.
 
 mod api;
 mod connectors;
@@ -12,6 +14,8 @@ mod flows;
 mod history;
 mod i18n;
 mod inspector;
+mod leads;
+mod scoring;
 
 use leptos::prelude::*;
 use wasm_bindgen::prelude::wasm_bindgen;
@@ -29,6 +33,16 @@ pub fn start() {
     leptos::mount::mount_to_body(App);
 }
 
+/// Waits `ms` milliseconds (a browser timer).
+pub(crate) async fn sleep(ms: i32) {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        if let Some(w) = web_sys::window() {
+            let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+        }
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+}
+
 fn session_storage() -> Option<web_sys::Storage> {
     web_sys::window().and_then(|w| w.session_storage().ok().flatten())
 }
@@ -37,35 +51,84 @@ fn local_storage() -> Option<web_sys::Storage> {
     web_sys::window().and_then(|w| w.local_storage().ok().flatten())
 }
 
-/// Shared state: who is signed in, in which language the studio speaks, and which flow
-/// is open (mirrored in the URL as `#/flows/<id>`).
+/// What the studio shows, mirrored in the URL's hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Page {
+    Flows,
+    Flow(String),
+    Leads,
+    Lead(String),
+    Scoring,
+    Connectors,
+}
+
+impl Page {
+    fn parse(hash: &str) -> Page {
+        let path = hash.trim_start_matches('#').trim_start_matches('/');
+        let (head, id) = path.split_once('/').unwrap_or((path, ""));
+        match (head, id) {
+            ("flows", id) if !id.is_empty() => Page::Flow(id.to_owned()),
+            ("leads", "") => Page::Leads,
+            ("leads", id) => Page::Lead(id.to_owned()),
+            ("scoring", _) => Page::Scoring,
+            ("connectors", _) => Page::Connectors,
+            _ => Page::Flows,
+        }
+    }
+
+    fn hash(&self) -> String {
+        match self {
+            Page::Flows => String::new(),
+            Page::Flow(id) => format!("/flows/{id}"),
+            Page::Leads => "/leads".into(),
+            Page::Lead(id) => format!("/leads/{id}"),
+            Page::Scoring => "/scoring".into(),
+            Page::Connectors => "/connectors".into(),
+        }
+    }
+}
+
+fn current_page() -> Page {
+    let hash = web_sys::window()
+        .and_then(|w| w.location().hash().ok())
+        .unwrap_or_default();
+    Page::parse(&hash)
+}
+
+/// Shared state: who is signed in, in which language the studio speaks, and which page is
+/// open (mirrored in the URL's hash, so back/forward and links work).
 #[derive(Clone, Copy, Debug)]
 pub struct Session {
     pub token: RwSignal<Option<String>>,
     pub lang: RwSignal<Lang>,
-    pub open_flow: RwSignal<Option<String>>,
+    pub page: RwSignal<Page>,
     /// Nodes and edges copied with Ctrl-C, pasted with Ctrl-V into any flow.
     pub clipboard: RwSignal<Option<editor::Copied>>,
-    /// The connectors admin page is shown instead of the flows.
-    pub connectors_page: RwSignal<bool>,
-}
-
-fn hash_flow() -> Option<String> {
-    let hash = web_sys::window()?.location().hash().ok()?;
-    hash.strip_prefix("#/flows/")
-        .filter(|id| !id.is_empty())
-        .map(str::to_owned)
-}
-
-fn set_hash(flow: Option<&str>) {
-    if let Some(location) = web_sys::window().map(|w| w.location()) {
-        let _ = location.set_hash(&flow.map(|id| format!("/flows/{id}")).unwrap_or_default());
-    }
 }
 
 impl Session {
+    /// What a page shows when its load failed: an expired token signs out (back to the
+    /// sign-in page), anything else is shown as an error under `testid`.
+    pub fn failed(&self, error: ApiError, testid: &'static str) -> AnyView {
+        match error {
+            ApiError::Unauthorized => {
+                self.sign_out();
+                view! { <p /> }.into_any()
+            }
+            ApiError::Other(m) => view! { <p class="error" data-testid=testid>{m}</p> }.into_any(),
+        }
+    }
+
     pub fn t(&self, text: Text) -> String {
         tr(self.lang.get(), text)
+    }
+
+    /// Opens `page` (and records it in the URL).
+    pub fn go(&self, page: Page) {
+        if let Some(location) = web_sys::window().map(|w| w.location()) {
+            let _ = location.set_hash(&page.hash());
+        }
+        self.page.set(page);
     }
 
     pub fn sign_out(&self) {
@@ -86,16 +149,15 @@ pub fn App() -> impl IntoView {
     let session = Session {
         token: RwSignal::new(token),
         lang: RwSignal::new(lang),
-        open_flow: RwSignal::new(hash_flow()),
+        page: RwSignal::new(current_page()),
         clipboard: RwSignal::new(None),
-        connectors_page: RwSignal::new(false),
     };
     provide_context(session);
-    // Back/forward and typed URLs: the hash names the open flow.
+    // Back/forward and typed URLs: the hash names the page.
     let nav = window_event_listener(leptos::ev::hashchange, move |_| {
-        let flow = hash_flow();
-        if session.open_flow.get_untracked() != flow {
-            session.open_flow.set(flow);
+        let page = current_page();
+        if session.page.get_untracked() != page {
+            session.page.set(page);
         }
     });
     on_cleanup(move || nav.remove());
@@ -114,15 +176,15 @@ pub fn App() -> impl IntoView {
         <TopBar />
         <main>
             <Show when=move || session.token.get().is_some() fallback=|| view! { <SignIn /> }>
-                {move || match session.open_flow.get() {
-                    _ if session.connectors_page.get() => view! { <connectors::ConnectorsPage /> }.into_any(),
-                    Some(id) => view! {
-                        <editor::FlowEditor flow_id=id on_close=Callback::new(move |_| {
-                            set_hash(None);
-                            session.open_flow.set(None);
-                        }) />
+                {move || match session.page.get() {
+                    Page::Connectors => view! { <connectors::ConnectorsPage /> }.into_any(),
+                    Page::Flow(id) => view! {
+                        <editor::FlowEditor flow_id=id on_close=Callback::new(move |_| session.go(Page::Flows)) />
                     }.into_any(),
-                    None => view! { <FlowList /> }.into_any(),
+                    Page::Leads => view! { <leads::LeadsPage /> }.into_any(),
+                    Page::Lead(id) => view! { <leads::LeadCard lead_id=id /> }.into_any(),
+                    Page::Scoring => view! { <scoring::ScoringPage /> }.into_any(),
+                    Page::Flows => view! { <FlowList /> }.into_any(),
                 }}
             </Show>
         </main>
@@ -138,8 +200,12 @@ fn TopBar() -> impl IntoView {
             <h1 data-testid="app-title">{move || session.t(Text::AppTitle)}</h1>
             <button data-testid="lang-toggle" on:click=toggle>{move || session.t(Text::SwitchLanguage)}</button>
             <Show when=move || session.token.get().is_some()>
-                <button data-testid="nav-connectors" on:click=move |_| session.connectors_page.update(|p| *p = !*p)>
-                    {move || session.t(Text::Connectors)}</button>
+                <nav class="pages">
+                    <button data-testid="nav-flows" on:click=move |_| session.go(Page::Flows)>{move || session.t(Text::Flows)}</button>
+                    <button data-testid="nav-leads" on:click=move |_| session.go(Page::Leads)>{move || session.t(Text::Leads)}</button>
+                    <button data-testid="nav-scoring" on:click=move |_| session.go(Page::Scoring)>{move || session.t(Text::ScoringModel)}</button>
+                    <button data-testid="nav-connectors" on:click=move |_| session.go(Page::Connectors)>{move || session.t(Text::Connectors)}</button>
+                </nav>
                 <button data-testid="sign-out" on:click=move |_| session.sign_out()>{move || session.t(Text::SignOut)}</button>
             </Show>
         </header>
@@ -207,8 +273,7 @@ fn FlowList() -> impl IntoView {
             let doc = serde_json::json!({"schema": 1, "name": name, "nodes": [
                 {"id": "start", "type": "trigger", "config": {"kind": "manual"}, "position": [40, 40]}], "edges": []});
             if let Ok(id) = api::create_flow(&token, &doc).await {
-                set_hash(Some(&id));
-                session.open_flow.set(Some(id));
+                session.go(Page::Flow(id));
             }
         });
     };
@@ -245,11 +310,7 @@ fn FlowList() -> impl IntoView {
             <Transition fallback=move || view! { <p class="hint">{session.t(Text::Loading)}</p> }>
                 {move || flows.get().map(|result| match result {
                     Ok(list) => flow_table(session, list).into_any(),
-                    Err(ApiError::Unauthorized) => {
-                        session.sign_out();
-                        view! { <p /> }.into_any()
-                    }
-                    Err(ApiError::Other(message)) => view! { <p class="error" data-testid="flow-list-error">{message}</p> }.into_any(),
+                    Err(e) => session.failed(e, "flow-list-error"),
                 })}
             </Transition>
         </div>
@@ -283,7 +344,7 @@ fn flow_table(session: Session, list: Vec<FlowSummary>) -> impl IntoView {
                         <td data-testid="flow-name">
                             <a href=format!("#/flows/{}", flow.id) data-testid="open-flow" on:click={
                                 let id = flow.id.clone();
-                                move |_| session.open_flow.set(Some(id.clone()))
+                                move |_| session.page.set(Page::Flow(id.clone()))
                             }>{flow.name.clone()}</a>
                         </td>
                         <td>{flow.published_version.map(|v| format!("v{v}")).unwrap_or_else(|| "—".into())}</td>

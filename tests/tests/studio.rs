@@ -94,16 +94,26 @@ async fn type_into(c: &Client, testid: &str, value: &str) -> Result<(), String> 
 
 /// Polls until `testid`'s text equals `want`.
 async fn expect_text(c: &Client, testid: &str, want: &str) -> Result<(), String> {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    expect(&format!("[data-testid={testid}]'s text"), want, || async {
+        text(c, testid).await.map(Some)
+    })
+    .await
+}
+
+/// Polls `read` until it gives `want` (15 s).
+async fn expect<F, Fut>(what: &str, want: &str, mut read: F) -> Result<(), String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<String>, String>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let got = text(c, testid).await?;
-        if got == want {
+        let got = read().await?;
+        if got.as_deref() == Some(want) {
             return Ok(());
         }
         if Instant::now() > deadline {
-            return Err(format!(
-                "[data-testid={testid}] says {got:?}, expected {want:?}"
-            ));
+            return Err(format!("{what} is {got:?}, expected {want:?}"));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -971,6 +981,198 @@ async fn connectors_admin_palette_and_inspector() {
             if node[key] != want[key] {
                 return Err(format!("saved node {key}: {node}"));
             }
+        }
+        Ok(())
+    })
+    .await;
+}
+
+/// With `TRELLIS_SCREENSHOTS` set, a picture of the page as it is now (for people).
+async fn snapshot(c: &Client, name: &str) {
+    if std::env::var_os("TRELLIS_SCREENSHOTS").is_some() {
+        std::fs::create_dir_all(screenshot_dir()).ok();
+        if let Ok(png) = c.screenshot().await {
+            std::fs::write(screenshot_dir().join(format!("{name}.png")), png).ok();
+        }
+    }
+}
+
+/// The number of network requests the page has made (the browser's resource timing).
+async fn requests_made(c: &Client) -> Result<u64, String> {
+    c.execute(
+        "return performance.getEntriesByType('resource').length;",
+        vec![],
+    )
+    .await
+    .map_err(|e| e.to_string())?
+    .as_u64()
+    .ok_or_else(|| "resource timing gave no count".to_owned())
+}
+
+/// Moves a range input to `value` as a drag does: the value changes, then `input` fires.
+async fn set_slider(c: &Client, testid: &str, value: f64) -> Result<(), String> {
+    let script = format!(
+        "const el = document.querySelector(\"[data-testid='{testid}']\");
+         const set = Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'value').set;
+         set.call(el, '{value}');
+         el.dispatchEvent(new Event('input', {{ bubbles: true }}));"
+    );
+    c.execute(&script, vec![])
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("move {testid}: {e}"))
+}
+
+/// Waits until `testid`'s attribute `name` is `want`.
+async fn expect_attr(c: &Client, testid: &str, name: &str, want: &str) -> Result<(), String> {
+    expect(&format!("[data-testid={testid}] {name}"), want, || {
+        attr(c, testid, name)
+    })
+    .await
+}
+
+/// The issue's scenario: the strategy turns to EV-parts makers, so "industry" goes from 15%
+/// to 33%. Moving the slider rescores the sample leads in the browser (no request leaves
+/// the page) and an EV-parts lead turns hot; a backtest of the draft draws its ROC and
+/// lift charts; publishing rescores every lead on the server; the lead card shows the
+/// explanation bars, the behaviour summary, the purchase signals and the next actions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scoring_sliders_backtest_publish_and_lead_card() {
+    with_browser("scoring_sliders_backtest_publish_and_lead_card", |c, api| async move {
+        let model = json!({
+            "schema": 1, "name": "制造业线索评分",
+            "features": [
+                { "id": "industry", "label": "行业", "label_en": "Industry", "weight": 15,
+                  "source": { "kind": "fit", "attribute": "industry" },
+                  "transform": { "type": "categorical", "values": { "新能源汽车零部件": 1.0 }, "other": 0.0, "missing": 0.0 } },
+                { "id": "employees", "label": "公司规模", "label_en": "Company size", "weight": 35,
+                  "source": { "kind": "fit", "attribute": "employees" },
+                  "transform": { "type": "cap", "cap": 1000 } },
+                { "id": "pricing_views", "label": "价格页浏览", "label_en": "Pricing page views", "weight": 50,
+                  "source": { "kind": "behaviour", "event": "page_view", "filter": "event.properties.category == 'pricing'",
+                              "aggregate": "count", "window_days": 14 },
+                  "transform": { "type": "cap", "cap": 3 } }
+            ],
+            "tiers": { "warm": 40, "hot": 70 },
+            "stages": { "mql": 40, "sql": 70 }
+        });
+        // History with outcomes: EV-parts makers convert more.
+        let mut leads = vec![json!({"id": "L-ev", "identities": {"user_id": "u-ev"},
+            "attributes": {"name": "王工", "company": "宁德电驱", "industry": "新能源汽车零部件",
+                           "employees": 1000, "converted": 1}})];
+        for i in 0..40 {
+            let ev = i % 2 == 0;
+            leads.push(json!({"id": format!("H{i:02}"), "attributes": {
+                "industry": if ev { "新能源汽车零部件" } else { "零售" },
+                "employees": (i * 53) % 1200,
+                "converted": i32::from(ev == (i % 5 != 0)),
+            }}));
+        }
+        api.post("/api/v1/leads/import", &json!({ "leads": leads })).await;
+        api.send(reqwest::Method::PUT, "/api/v1/scoring/model",
+            Some(&json!({"doc": model, "base_version": 0}))).await;
+        api.post("/api/v1/scoring/model/publish", &json!({"version": 1})).await;
+        eventually("the first rescore", || async {
+            !api.get("/api/v1/scoring/model").await["rescore"]["finished_at"].is_null()
+        })
+        .await?;
+        api.post("/api/v1/events", &json!({"id": "e-view-1", "name": "page_view",
+            "properties": {"user_id": "u-ev", "category": "pricing", "title": "电池包报价"}})).await;
+        let detected = api.post("/api/v1/signals/detect", &json!({"text": "我们的预算已经批了，下个月招标"})).await;
+        if detected["signals"].as_array().is_none_or(Vec::is_empty) {
+            return Err(format!("no signals detected: {detected}"));
+        }
+        api.post("/api/v1/events", &json!({"id": "e-signal-1", "name": "signal.detected",
+            "properties": {"user_id": "u-ev", "text": "我们的预算已经批了，下个月招标", "signals": detected["signals"]}})).await;
+        // 15 + 35 + 50/3 = 66.7: warm.
+        let lead = api.get("/api/v1/leads/L-ev").await;
+        if lead["tier"] != json!("warm") {
+            return Err(format!("L-ev should start warm: {lead}"));
+        }
+
+        sign_in(&c, &api).await?;
+        click(&c, "nav-scoring").await?;
+        find(&c, "weight-industry").await?;
+        expect_attr(&c, "sample-tier-L-ev", "data-tier", "warm").await?;
+        let before = requests_made(&c).await?;
+        set_slider(&c, "weight-industry", 33.0).await?;
+        expect_text(&c, "weight-value-industry", "33.0%").await?;
+        // 33 + 27.6 + 39.4/3 = 73.7: hot, computed in the browser.
+        expect_attr(&c, "sample-tier-L-ev", "data-tier", "hot").await?;
+        let moves = text(&c, "tier-moves").await?;
+        if !moves.contains("层级变化") {
+            return Err(format!("tier moves: {moves:?}"));
+        }
+        let after = requests_made(&c).await?;
+        if after != before {
+            return Err(format!("moving the slider made {} request(s)", after - before));
+        }
+        find(&c, "diff-industry").await?;
+        snapshot(&c, "scoring_sliders").await;
+
+        type_into(&c, "backtest-outcome", "converted").await?;
+        click(&c, "run-backtest").await?;
+        find(&c, "roc-chart").await?;
+        find(&c, "lift-chart").await?;
+        let auc = text(&c, "backtest-auc").await?;
+        let value: f64 = auc.trim_start_matches("AUC ").parse().map_err(|e| format!("{auc:?}: {e}"))?;
+        if value <= 0.5 {
+            return Err(format!("the draft should rank EV-parts leads first: {auc}"));
+        }
+        let curve = c
+            .find(Locator::Css("[data-testid='roc-chart'] polyline"))
+            .await
+            .map_err(|e| e.to_string())?
+            .attr("points")
+            .await
+            .map_err(|e| e.to_string())?
+            .unwrap_or_default();
+        if curve.split(' ').count() < 3 {
+            return Err(format!("the ROC curve has no points: {curve:?}"));
+        }
+
+        snapshot(&c, "scoring_page").await;
+        click(&c, "publish-model").await?;
+        expect_attr(&c, "rescore-progress", "data-finished", "true").await?;
+        let m = api.get("/api/v1/scoring/model").await;
+        if m["published_version"] != json!(2) {
+            return Err(format!("publishing saved and published v2: {m}"));
+        }
+        let doc = api.get("/api/v1/scoring/model/versions/2").await["doc"].clone();
+        if doc["features"][0]["weight"].as_f64() != Some(33.0) {
+            return Err(format!("the saved weights: {doc}"));
+        }
+        let lead = api.get("/api/v1/leads/L-ev").await;
+        if lead["tier"] != json!("hot") {
+            return Err(format!("the server rescored L-ev to hot: {lead}"));
+        }
+
+        click(&c, "nav-leads").await?;
+        click(&c, "open-lead-L-ev").await?;
+        find(&c, "lead-card").await?;
+        expect_text(&c, "lead-name", "王工").await?;
+        let bars = c
+            .find_all(Locator::Css("[data-testid='explanation-bar']"))
+            .await
+            .map_err(|e| e.to_string())?;
+        if bars.len() != 3 {
+            return Err(format!("{} explanation bars, expected 3", bars.len()));
+        }
+        let industry = text(&c, "explanation").await?;
+        if !industry.contains("+33 行业 新能源汽车零部件") {
+            return Err(format!("explanation: {industry:?}"));
+        }
+        let summary = text(&c, "lead-summary").await?;
+        if summary.trim().is_empty() {
+            return Err("no behaviour summary".into());
+        }
+        let signals = text(&c, "lead-signals").await?;
+        if !signals.contains("预算") {
+            return Err(format!("signals: {signals:?}"));
+        }
+        let actions = text(&c, "next-actions").await?;
+        if !actions.contains("1 小时内电话联系") {
+            return Err(format!("next actions: {actions:?}"));
         }
         Ok(())
     })

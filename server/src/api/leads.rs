@@ -35,6 +35,9 @@ pub struct LeadQuery {
     pub page: Option<u64>,
     /// Page size, 1–200 (default 50).
     pub per_page: Option<u64>,
+    /// Also give each lead's attributes and behaviour state: what the studio rescores in
+    /// the browser while weights are edited.
+    pub with_state: Option<bool>,
 }
 
 fn summary_row(l: &lead::Model) -> Value {
@@ -105,7 +108,14 @@ pub async fn list_leads(
         .all(&state.db)
         .await?;
     Ok(Json(json!({
-        "leads": rows.iter().map(summary_row).collect::<Vec<_>>(),
+        "leads": rows.iter().map(|l| {
+            let mut row = summary_row(l);
+            if q.with_state == Some(true) {
+                row["attributes"] = l.attributes.clone();
+                row["state"] = l.state.clone();
+            }
+            row
+        }).collect::<Vec<_>>(),
         "total": total,
         "page": page,
         "per_page": per_page,
@@ -191,7 +201,6 @@ pub async fn get_lead(
     out["current"] = scored.clone();
     out["stored"] = json!({
         "score": row.score, "tier": row.tier, "stage": row.stage,
-        "contributions": row.contributions,
         "scored_at": DateTime::<Utc>::from_timestamp_millis(row.scored_at),
     });
     let score_facts = match &scored {

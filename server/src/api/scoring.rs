@@ -2,6 +2,8 @@
 //! diff, publish, roll back). Publishing rescores every lead in the background; the model
 //! resource shows the progress.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -16,7 +18,7 @@ use serde_json::{Value, json};
 use trellis_analytics::{Mapping, SuggestOptions, Table, outcome_value};
 use trellis_model::backtest::Scored;
 use trellis_model::canonical::content_hash;
-use trellis_model::scoring::{ScoringModel, diff};
+use trellis_model::scoring::{CompiledModel, ScoringModel, diff};
 use utoipa::{IntoParams, ToSchema};
 
 use super::audit;
@@ -401,6 +403,10 @@ pub struct BacktestIn {
     /// The version to test (default: the latest).
     #[serde(default)]
     pub version: Option<i32>,
+    /// A model document to test instead of a saved version: the studio's unsaved draft.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub doc: Option<Value>,
 }
 
 /// Backtests a model version against the workspace's leads that have an outcome: AUC, lift
@@ -413,17 +419,32 @@ pub async fn backtest(
     ApiJson(body): ApiJson<BacktestIn>,
 ) -> ApiResult<Json<Value>> {
     let workspace = caller.workspace_id.as_str();
-    let number = match body.version {
-        Some(n) => n,
-        None => head(&state.db, workspace).await?.latest_version,
+    let (number, model) = match (&body.doc, body.version) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid(
+                "/doc",
+                "give either a version or a doc to test, not both",
+            ));
+        }
+        (Some(doc), None) => {
+            let model = CompiledModel::new(checked(doc, "/doc")?).map_err(ApiError::internal)?;
+            (None, Arc::new(model))
+        }
+        (None, n) => {
+            let number = match n {
+                Some(n) => n,
+                None => head(&state.db, workspace).await?.latest_version,
+            };
+            version(&state.db, workspace, number).await?;
+            let model = state
+                .engine
+                .models
+                .version(&state.db, workspace, number)
+                .await
+                .map_err(ApiError::internal)?;
+            (Some(number), model)
+        }
     };
-    version(&state.db, workspace, number).await?;
-    let model = state
-        .engine
-        .models
-        .version(&state.db, workspace, number)
-        .await
-        .map_err(ApiError::internal)?;
     let leads = crate::leads::all(&state.db, workspace).await?;
     let now = Utc::now().timestamp_millis();
     let mut without = 0usize;
@@ -433,7 +454,7 @@ pub async fn backtest(
             without += 1;
             continue;
         };
-        let s = model.score(
+        let s = model.rate(
             &l.attributes,
             &serde_json::from_value(l.state.clone()).unwrap_or_default(),
             now,

@@ -376,8 +376,6 @@ pub mod lead {
         pub stage: String,
         #[sea_orm(column_type = "Double", nullable)]
         pub probability: Option<f64>,
-        #[sea_orm(column_type = "JsonBinary")]
-        pub contributions: Json,
         pub model_version: Option<i32>,
         pub scored_at: i64,
         pub last_event_at: Option<i64>,

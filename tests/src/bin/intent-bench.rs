@@ -57,6 +57,8 @@ fn parse_args() -> Args {
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
+            // `cargo xtask bench-intent -- --leads N` passes the separator through.
+            "--" => {}
             "--leads" => a.leads = it.next().and_then(|v| v.parse().ok()).expect("--leads N"),
             "--seconds" => a.seconds = it.next().and_then(|v| v.parse().ok()).expect("--seconds S"),
             "--clients" => a.clients = it.next().and_then(|v| v.parse().ok()).expect("--clients C"),
@@ -218,6 +220,14 @@ async fn main() {
         m["rescore"]["done"],
         done.as_secs_f64()
     );
+    // The server's own account of each rescore (time reading, rating, writing).
+    for line in server
+        .log_text()
+        .lines()
+        .filter(|l| l.contains("rescore finished"))
+    {
+        println!("server: {line}");
+    }
     drop(server);
     if let Some(p) = pg {
         p.drop_db().await;

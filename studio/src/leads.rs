@@ -1,0 +1,295 @@
+//! The leads page (best score first, filtered by tier, paged) and the lead card: the score
+//! with each feature's contribution as a bar, the one-line behaviour summary, purchase
+//! signals, next best actions and the recent timeline.
+
+use leptos::prelude::*;
+use serde_json::Value;
+
+use crate::api;
+use crate::i18n::{self, Lang, Text};
+use crate::{Page, Session};
+
+const PER_PAGE: u64 = 50;
+
+#[component]
+pub fn LeadsPage() -> impl IntoView {
+    let session = expect_context::<Session>();
+    let tier = RwSignal::new(String::new());
+    let page = RwSignal::new(1u64);
+    let list = LocalResource::new(move || {
+        let token = session.token.get().unwrap_or_default();
+        let (tier, page) = (tier.get(), page.get());
+        async move {
+            let filter = if tier.is_empty() {
+                String::new()
+            } else {
+                format!("&tier={tier}")
+            };
+            api::get_json(
+                &token,
+                &format!("/api/v1/leads?page={page}&per_page={PER_PAGE}{filter}"),
+            )
+            .await
+        }
+    });
+    let lang = move || session.lang.get();
+    view! {
+        <div class="card" data-testid="leads-page">
+            <h2>{move || session.t(Text::Leads)}</h2>
+            <p>
+                <label for="tier-filter" class="inline">{move || session.t(Text::Tier)}</label>
+                <select id="tier-filter" data-testid="tier-filter" on:change=move |ev| {
+                    tier.set(event_target_value(&ev));
+                    page.set(1);
+                }>
+                    <option value="">{move || session.t(Text::AllTiers)}</option>
+                    {["hot", "warm", "cold"].map(|t| view! {
+                        <option value=t selected=move || tier.get() == t>{move || i18n::tier(lang(), t)}</option>
+                    }).collect_view()}
+                </select>
+            </p>
+            <Transition fallback=move || view! { <p class="hint">{session.t(Text::Loading)}</p> }>
+                {move || list.get().map(|result| match result {
+                    Ok(v) => lead_table(session, &v, page).into_any(),
+                    Err(e) => session.failed(e, "leads-error"),
+                })}
+            </Transition>
+        </div>
+    }
+}
+
+fn lead_table(session: Session, v: &Value, page: RwSignal<u64>) -> impl IntoView + use<> {
+    let leads = v["leads"].as_array().cloned().unwrap_or_default();
+    let total = v["total"].as_u64().unwrap_or(0);
+    let current = v["page"].as_u64().unwrap_or(1);
+    let pages = total.div_ceil(PER_PAGE).max(1);
+    if leads.is_empty() {
+        return view! { <p class="empty" data-testid="no-leads">{move || session.t(Text::NoLeads)}</p> }
+            .into_any();
+    }
+    let lang = move || session.lang.get();
+    view! {
+        <table data-testid="lead-table">
+            <thead><tr>
+                <th>{move || session.t(Text::Lead)}</th>
+                <th>{move || session.t(Text::Company)}</th>
+                <th>{move || session.t(Text::Score)}</th>
+                <th>{move || session.t(Text::Tier)}</th>
+                <th>{move || session.t(Text::Stage)}</th>
+                <th>{move || session.t(Text::LastActivity)}</th>
+            </tr></thead>
+            <tbody>
+                {leads.into_iter().map(|l| {
+                    let id = l["id"].as_str().unwrap_or_default().to_owned();
+                    let name = l["name"].as_str().map_or_else(|| id.clone(), str::to_owned);
+                    let score = l["score"].as_f64().unwrap_or(0.0);
+                    let tier = l["tier"].as_str().unwrap_or("cold").to_owned();
+                    let stage = l["stage"].as_str().unwrap_or("lead").to_owned();
+                    let t2 = tier.clone();
+                    let open = id.clone();
+                    view! {
+                        <tr data-testid=format!("lead-row-{id}")>
+                            <td><a href=format!("#/leads/{id}") data-testid=format!("open-lead-{id}")
+                                on:click=move |_| session.page.set(Page::Lead(open.clone()))>{name}</a></td>
+                            <td>{l["company"].as_str().unwrap_or("—").to_owned()}</td>
+                            <td><span class="score-bar"><span style=format!("width: {}%", score.clamp(0.0, 100.0))></span></span>
+                                {format!(" {score:.1}")}</td>
+                            <td><span class=format!("tier {tier}")>{move || i18n::tier(lang(), &t2)}</span></td>
+                            <td>{stage.to_uppercase()}</td>
+                            <td class="hint">{short_time(&l["last_event_at"])}</td>
+                        </tr>
+                    }
+                }).collect_view()}
+            </tbody>
+        </table>
+        <p class="pager">
+            <button data-testid="leads-prev" disabled=current <= 1 on:click=move |_| page.update(|p| *p = p.saturating_sub(1).max(1))>"‹"</button>
+            {format!(" {current} / {pages} ({total}) ")}
+            <button data-testid="leads-next" disabled=current >= pages on:click=move |_| page.update(|p| *p += 1)>"›"</button>
+        </p>
+    }
+    .into_any()
+}
+
+/// An RFC 3339 timestamp as `YYYY-MM-DD HH:MM` (UTC), or a dash.
+fn short_time(v: &Value) -> String {
+    v.as_str()
+        .map(|s| s.chars().take(16).collect::<String>().replace('T', " "))
+        .unwrap_or_else(|| "—".into())
+}
+
+#[component]
+pub fn LeadCard(lead_id: String) -> impl IntoView {
+    let session = expect_context::<Session>();
+    let id = StoredValue::new(lead_id);
+    let card = LocalResource::new(move || {
+        let token = session.token.get().unwrap_or_default();
+        async move { api::get_json(&token, &format!("/api/v1/leads/{}", id.get_value())).await }
+    });
+    view! {
+        <div class="card lead-card" data-testid="lead-card">
+            <p><button data-testid="back-to-leads" on:click=move |_| session.go(Page::Leads)>
+                {move || session.t(Text::BackToLeads)}</button></p>
+            <Transition fallback=move || view! { <p class="hint">{session.t(Text::Loading)}</p> }>
+                {move || card.get().map(|result| match result {
+                    Ok(v) => card_view(session, v).into_any(),
+                    Err(e) => session.failed(e, "lead-error"),
+                })}
+            </Transition>
+        </div>
+    }
+}
+
+fn card_view(session: Session, v: Value) -> impl IntoView {
+    let lang = move || session.lang.get();
+    let id = v["id"].as_str().unwrap_or_default().to_owned();
+    let name = v["name"].as_str().map_or_else(|| id.clone(), str::to_owned);
+    // The score as of now with the published model; the stored one when none is published.
+    let current = if v["current"].is_object() {
+        v["current"].clone()
+    } else {
+        v["stored"].clone()
+    };
+    let score = current["score"].as_f64().unwrap_or(0.0);
+    let tier = current["tier"].as_str().unwrap_or("cold").to_owned();
+    let stage = current["stage"].as_str().unwrap_or("lead").to_uppercase();
+    let probability = current["probability"].as_f64();
+    let contributions = current["contributions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let summary = v["summary"].clone();
+    let signals = v["signals"].as_array().cloned().unwrap_or_default();
+    let actions = v["next_actions"].as_array().cloned().unwrap_or_default();
+    let timeline = v["timeline"].as_array().cloned().unwrap_or_default();
+    let account = v["account"]["name"].as_str().map(str::to_owned);
+    let t2 = tier.clone();
+    view! {
+        <header class="lead-head">
+            <h2 data-testid="lead-name">{name}</h2>
+            <span class=format!("tier {tier}") data-testid="lead-tier">{move || i18n::tier(lang(), &t2)}</span>
+            <span class="lead-stage">{stage}</span>
+            <span class="big-score" data-testid="lead-score">{format!("{score:.1}")}</span>
+            {probability.map(|p| view! { <span class="hint">{move || session.t(Text::ConversionProbability)}{format!(" {:.0}%", p * 100.0)}</span> })}
+        </header>
+        <p class="hint">
+            {account.map(|a| format!("{a} · "))}
+            {v["owner"].as_str().map(|o| format!("{o} · "))}
+            {id.clone()}
+        </p>
+        <p class="summary" data-testid="lead-summary">{
+            let s = summary.clone();
+            move || match lang() {
+                Lang::Zh => s["zh"].as_str().unwrap_or_default().to_owned(),
+                Lang::En => s["en"].as_str().unwrap_or_default().to_owned(),
+            }
+        }</p>
+        <div class="lead-grid">
+            <section data-testid="explanation">
+                <h3>{move || session.t(Text::ScoreExplanation)}</h3>
+                {if contributions.is_empty() {
+                    view! { <p class="hint">{move || session.t(Text::NothingPublished)}</p> }.into_any()
+                } else {
+                    contributions.into_iter().map(|c| {
+                        let points = c["points"].as_f64().unwrap_or(0.0);
+                        let weight = c["weight"].as_f64().unwrap_or(0.0);
+                        let pct = if weight > 0.0 { (points / weight * 100.0).clamp(0.0, 100.0) } else { 0.0 };
+                        let (zh, en) = (
+                            c["explanation"].as_str().unwrap_or_default().to_owned(),
+                            c["explanation_en"].as_str().unwrap_or_default().to_owned(),
+                        );
+                        view! {
+                            <div class="contribution" data-testid="explanation-bar" data-feature=c["feature"].as_str().unwrap_or_default().to_owned()>
+                                <div class="bar-track" title=format!("{points:.1} / {weight:.1}")>
+                                    <div class="bar-fill" style=format!("width: {pct:.1}%")></div>
+                                </div>
+                                <span class="why">{move || if lang() == Lang::En { en.clone() } else { zh.clone() }}</span>
+                            </div>
+                        }
+                    }).collect_view().into_any()
+                }}
+            </section>
+            <section>
+                <h3>{move || session.t(Text::NextActions)}</h3>
+                <ul data-testid="next-actions">
+                    {if actions.is_empty() {
+                        view! { <li class="hint">{move || session.t(Text::NoNextActions)}</li> }.into_any()
+                    } else {
+                        actions.into_iter().map(|a| {
+                            let rule = a["name"].as_str().unwrap_or_default().to_owned();
+                            let items = a["actions"].as_array().cloned().unwrap_or_default();
+                            view! {
+                                <li data-testid="next-action"><strong>{rule}</strong>
+                                    <ul>{items.into_iter().map(|x| {
+                                        let (zh, en) = (
+                                            x["title"].as_str().unwrap_or_default().to_owned(),
+                                            x["title_en"].as_str().map(str::to_owned),
+                                        );
+                                        let title = move || match (lang(), &en) { (Lang::En, Some(e)) => e.clone(), _ => zh.clone() };
+                                        let within = x["within"].as_str().map(|w| format!(" ({w})"));
+                                        match x["url"].as_str().map(str::to_owned) {
+                                            Some(url) => view! { <li><a href=url target="_blank" rel="noopener">{title}</a>{within}</li> }.into_any(),
+                                            None => view! { <li>{title}{within}</li> }.into_any(),
+                                        }
+                                    }).collect_view()}</ul>
+                                </li>
+                            }
+                        }).collect_view().into_any()
+                    }}
+                </ul>
+                <h3>{move || session.t(Text::Signals)}</h3>
+                <ul data-testid="lead-signals">
+                    {if signals.is_empty() {
+                        view! { <li class="hint">{move || session.t(Text::NoSignals)}</li> }.into_any()
+                    } else {
+                        signals.into_iter().map(|s| {
+                            let polarity = s["polarity"].as_str().unwrap_or("neutral").to_owned();
+                            let category = s["category"].as_str().unwrap_or_default().to_owned();
+                            let c2 = category.clone();
+                            let class = format!("signal {polarity}");
+                            view! {
+                                <li data-testid="lead-signal" class=class>
+                                    <span class="signal-category">{move || i18n::signal_category(lang(), &c2)}</span>" "
+                                    {format!("“{}”", s["phrase"].as_str().unwrap_or_default())}
+                                    " "<span class="hint">{move || i18n::polarity(lang(), &polarity)}</span>
+                                </li>
+                            }
+                        }).collect_view().into_any()
+                    }}
+                </ul>
+            </section>
+        </div>
+        <section>
+            <h3>{move || session.t(Text::Timeline)}</h3>
+            <table class="timeline" data-testid="lead-timeline"><tbody>
+                {timeline.into_iter().map(|e| view! {
+                    <tr>
+                        <td class="hint">{short_time(&e["timestamp"])}</td>
+                        <td>{e["name"].as_str().unwrap_or_default().to_owned()}</td>
+                        <td class="hint">{properties_line(&e["properties"])}</td>
+                    </tr>
+                }).collect_view()}
+            </tbody></table>
+        </section>
+    }
+}
+
+/// An event's properties on one line, identities left out.
+fn properties_line(v: &Value) -> String {
+    let Some(map) = v.as_object() else {
+        return String::new();
+    };
+    map.iter()
+        .filter(|(k, _)| {
+            !trellis_model::scoring::IDENTITY_KINDS.contains(&k.as_str()) && k.as_str() != "signals"
+        })
+        .map(|(k, v)| match v {
+            Value::String(s) => format!("{k}: {s}"),
+            other => format!("{k}: {other}"),
+        })
+        .collect::<Vec<_>>()
+        .join(" · ")
+        .chars()
+        .take(160)
+        .collect()
+}

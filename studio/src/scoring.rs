@@ -1,0 +1,605 @@
+//! The scoring page. Each feature of the model has a weight slider; moving one rescales
+//! the other weights (they always sum to 100) and rescores a sample of leads right here in
+//! the browser with `trellis-model`, the same code the server scores with, so the tier
+//! moves show while the slider moves. Below: the diff against the published version, a
+//! backtest of the draft (ROC and lift charts), save, publish with the rescore's progress,
+//! and rollback to any earlier version.
+
+use leptos::prelude::*;
+use serde_json::{Value, json};
+use trellis_model::scoring::{BehaviourState, CompiledModel, Rating, ScoringModel, Source, diff};
+
+use crate::Session;
+use crate::api::{self, ApiError};
+use crate::i18n::{self, Lang, Text};
+
+/// Leads the page rescores in the browser.
+const SAMPLE_SIZE: u64 = 200;
+/// Sample rows shown (tier moves first).
+const SAMPLE_ROWS: usize = 20;
+
+/// A lead as the page rescores it.
+#[derive(Clone, Debug, PartialEq)]
+struct Sample {
+    id: String,
+    name: String,
+    attributes: Value,
+    state: BehaviourState,
+    stored_score: f64,
+    stored_tier: String,
+}
+
+fn sample_of(v: &Value) -> Sample {
+    let id = v["id"].as_str().unwrap_or_default().to_owned();
+    Sample {
+        name: v["name"].as_str().map_or_else(|| id.clone(), str::to_owned),
+        id,
+        attributes: v["attributes"].clone(),
+        state: serde_json::from_value(v["state"].clone()).unwrap_or_default(),
+        stored_score: v["score"].as_f64().unwrap_or(0.0),
+        stored_tier: v["tier"].as_str().unwrap_or("cold").to_owned(),
+    }
+}
+
+/// Each sample's rating under `model`, or `None` when the model does not compile.
+fn rate_all(model: &ScoringModel, samples: &[Sample], now: i64) -> Option<Vec<Rating>> {
+    let compiled = CompiledModel::new(model.clone()).ok()?;
+    Some(
+        samples
+            .iter()
+            .map(|s| compiled.rate(&s.attributes, &s.state, now))
+            .collect(),
+    )
+}
+
+/// A 404 from the API: there is no model yet.
+fn is_not_found(e: &ApiError) -> bool {
+    matches!(e, ApiError::Other(m) if m.starts_with("404"))
+}
+
+/// Everything the page loads.
+#[derive(Clone, Debug)]
+struct Loaded {
+    head: Value,
+    doc: ScoringModel,
+    published: Option<(i64, ScoringModel)>,
+    versions: Vec<Value>,
+}
+
+async fn load_model(token: &str) -> Result<Option<Loaded>, ApiError> {
+    let v = match api::get_json(token, "/api/v1/scoring/model").await {
+        Ok(v) => v,
+        Err(e) if is_not_found(&e) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let doc: ScoringModel =
+        serde_json::from_value(v["doc"].clone()).map_err(|e| ApiError::Other(e.to_string()))?;
+    let latest = v["latest_version"].as_i64().unwrap_or(0);
+    let published = match v["published_version"].as_i64() {
+        Some(n) if n == latest => Some((n, doc.clone())),
+        Some(n) => {
+            let p = api::get_json(token, &format!("/api/v1/scoring/model/versions/{n}")).await?;
+            serde_json::from_value(p["doc"].clone())
+                .ok()
+                .map(|d| (n, d))
+        }
+        None => None,
+    };
+    let versions = api::get_json(token, "/api/v1/scoring/model/versions")
+        .await?
+        .get("versions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    Ok(Some(Loaded {
+        head: v,
+        doc,
+        published,
+        versions,
+    }))
+}
+
+async fn load_samples(token: &str) -> Result<Vec<Sample>, ApiError> {
+    let v = api::get_json(
+        token,
+        &format!("/api/v1/leads?per_page={SAMPLE_SIZE}&with_state=true"),
+    )
+    .await?;
+    Ok(v["leads"]
+        .as_array()
+        .map(|a| a.iter().map(sample_of).collect())
+        .unwrap_or_default())
+}
+
+fn tier_text(lang: Lang, tier: &str) -> String {
+    i18n::tier(lang, tier)
+}
+
+#[component]
+pub fn ScoringPage() -> impl IntoView {
+    let session = expect_context::<Session>();
+    let token = move || session.token.get_untracked().unwrap_or_default();
+    let loaded = RwSignal::new(None::<Loaded>);
+    let missing = RwSignal::new(false);
+    let draft = RwSignal::new(None::<ScoringModel>);
+    let dirty = RwSignal::new(false);
+    let samples = RwSignal::new(Vec::<Sample>::new());
+    let error = RwSignal::new(None::<String>);
+    let busy = RwSignal::new(false);
+    let backtest = RwSignal::new(None::<Value>);
+    let outcome = RwSignal::new("converted".to_owned());
+    // Scores decay with time: both sides of a comparison are taken at the same instant.
+    let now = RwSignal::new(js_sys::Date::now() as i64);
+
+    let reload = move || {
+        leptos::task::spawn_local(async move {
+            let t = token();
+            match load_model(&t).await {
+                Ok(Some(l)) => {
+                    missing.set(false);
+                    draft.set(Some(l.doc.clone()));
+                    dirty.set(false);
+                    loaded.set(Some(l));
+                }
+                Ok(None) => missing.set(true),
+                Err(ApiError::Unauthorized) => session.sign_out(),
+                Err(ApiError::Other(m)) => error.set(Some(m)),
+            }
+            match load_samples(&t).await {
+                Ok(s) => samples.set(s),
+                Err(ApiError::Unauthorized) => session.sign_out(),
+                Err(ApiError::Other(m)) => error.set(Some(m)),
+            }
+            now.set(js_sys::Date::now() as i64);
+        });
+    };
+    reload();
+
+    // The comparison: the published model's ratings (or the stored ones) against the
+    // draft's, both computed here.
+    let baseline = Memo::new(move |_| {
+        let list = samples.get();
+        let published = loaded.with(|l| l.as_ref().and_then(|l| l.published.clone()));
+        match published.and_then(|(_, m)| rate_all(&m, &list, now.get())) {
+            Some(r) => r
+                .into_iter()
+                .map(|r| (r.score, r.tier.as_str().to_owned()))
+                .collect::<Vec<_>>(),
+            None => list
+                .iter()
+                .map(|s| (s.stored_score, s.stored_tier.clone()))
+                .collect(),
+        }
+    });
+    let rated = Memo::new(move |_| {
+        let list = samples.get();
+        draft.with(|d| d.as_ref().and_then(|m| rate_all(m, &list, now.get())))
+    });
+    let problems = Memo::new(move |_| {
+        draft.with(|d| d.as_ref().map(ScoringModel::problems).unwrap_or_default())
+    });
+
+    // Rows to show: leads whose tier moves first, then the rest, up to SAMPLE_ROWS.
+    let rows = Memo::new(move |_| {
+        let list = samples.get();
+        let base = baseline.get();
+        let Some(rated) = rated.get() else {
+            return Vec::new();
+        };
+        let mut rows: Vec<(Sample, f64, String, f64, String)> = list
+            .into_iter()
+            .zip(base)
+            .zip(rated)
+            .map(|((s, (bs, bt)), r)| (s, bs, bt, r.score, r.tier.as_str().to_owned()))
+            .collect();
+        rows.sort_by_key(|r| r.2 == r.4);
+        rows.truncate(SAMPLE_ROWS);
+        rows
+    });
+    let moves = Memo::new(move |_| {
+        let base = baseline.get();
+        rated.get().map_or(0, |r| {
+            base.iter()
+                .zip(r)
+                .filter(|((_, bt), r)| bt != r.tier.as_str())
+                .count()
+        })
+    });
+
+    let save = move |publish: bool| {
+        let Some(doc) = draft.get_untracked() else {
+            return;
+        };
+        let base = loaded.with_untracked(|l| {
+            l.as_ref()
+                .and_then(|l| l.head["latest_version"].as_i64())
+                .unwrap_or(0)
+        });
+        let was_dirty = dirty.get_untracked();
+        busy.set(true);
+        leptos::task::spawn_local(async move {
+            let t = token();
+            let result = async {
+                let version = if was_dirty || base == 0 {
+                    let body = json!({ "doc": doc, "base_version": base, "message": "studio" });
+                    api::put_json(&t, "/api/v1/scoring/model", &body).await?["version"]
+                        .as_i64()
+                        .unwrap_or(base + 1)
+                } else {
+                    base
+                };
+                if publish {
+                    api::post_json(
+                        &t,
+                        "/api/v1/scoring/model/publish",
+                        &json!({ "version": version }),
+                    )
+                    .await?;
+                }
+                Ok::<_, ApiError>(())
+            }
+            .await;
+            match result {
+                Ok(()) => error.set(None),
+                Err(ApiError::Unauthorized) => session.sign_out(),
+                Err(ApiError::Other(m)) => error.set(Some(m)),
+            }
+            busy.set(false);
+            reload();
+        });
+    };
+    let rollback = move |version: i64| {
+        busy.set(true);
+        leptos::task::spawn_local(async move {
+            let r = api::post_json(
+                &token(),
+                "/api/v1/scoring/model/rollback",
+                &json!({ "version": version }),
+            )
+            .await;
+            if let Err(ApiError::Other(m)) = r {
+                error.set(Some(m));
+            }
+            busy.set(false);
+            reload();
+        });
+    };
+    let run_backtest = move |_| {
+        let Some(doc) = draft.get_untracked() else {
+            return;
+        };
+        busy.set(true);
+        leptos::task::spawn_local(async move {
+            let body = json!({ "outcome": outcome.get_untracked(), "doc": doc });
+            match api::post_json(&token(), "/api/v1/scoring/backtest", &body).await {
+                Ok(v) => {
+                    backtest.set(Some(v["backtest"].clone()));
+                    error.set(None);
+                }
+                Err(ApiError::Unauthorized) => session.sign_out(),
+                Err(ApiError::Other(m)) => {
+                    backtest.set(None);
+                    error.set(Some(m));
+                }
+            }
+            busy.set(false);
+        });
+    };
+    let create_starter = move |_| {
+        leptos::task::spawn_local(async move {
+            let body =
+                json!({ "doc": ScoringModel::starter(), "base_version": 0, "message": "starter" });
+            if let Err(ApiError::Other(m)) =
+                api::put_json(&token(), "/api/v1/scoring/model", &body).await
+            {
+                error.set(Some(m));
+            }
+            reload();
+        });
+    };
+
+    // While a rescore runs, poll its progress.
+    Effect::new(move |_| {
+        let running = loaded.with(|l| {
+            l.as_ref().is_some_and(|l| {
+                l.head["rescore"].is_object() && l.head["rescore"]["finished_at"].is_null()
+            })
+        });
+        if running {
+            leptos::task::spawn_local(async move {
+                crate::sleep(500).await;
+                reload();
+            });
+        }
+    });
+
+    let lang = move || session.lang.get();
+    view! {
+        <div class="card scoring" data-testid="scoring-page">
+            <h2>{move || session.t(Text::ScoringModel)}</h2>
+            {move || error.get().map(|e| view! { <p class="banner error" data-testid="scoring-error">{e}</p> })}
+            <Show when=move || missing.get()>
+                <p class="empty" data-testid="no-model">{move || session.t(Text::NoScoringModel)}</p>
+                <p><button class="primary" data-testid="create-starter-model" on:click=create_starter>
+                    {move || session.t(Text::StartFromTemplate)}</button></p>
+            </Show>
+            {move || loaded.get().map(|l| {
+                let latest = l.head["latest_version"].as_i64().unwrap_or(0);
+                let published = l.head["published_version"].as_i64();
+                view! {
+                    <p class="hint" data-testid="model-versions">
+                        {format!("{} · ", l.doc.name)}
+                        {move || session.t(Text::Latest)}{format!(" v{latest} · ")}
+                        {move || session.t(Text::Published)}{published.map_or_else(|| " —".to_owned(), |p| format!(" v{p}"))}
+                    </p>
+                    {rescore_progress(session, &l.head)}
+                }
+            })}
+            <Show when=move || draft.with(Option::is_some)>
+                <div class="scoring-grid">
+                    <section class="features" data-testid="features">
+                        <h3>{move || session.t(Text::FeatureWeights)}
+                            <span class="dirty">{move || dirty.get().then(|| session.t(Text::Unsaved))}</span></h3>
+                        {move || draft.get().map(|m| m.features.iter().enumerate().map(|(i, f)| {
+                            let id = f.id.clone();
+                            let label = match lang() { Lang::En => f.label_en.clone().unwrap_or_else(|| f.label.clone()), Lang::Zh => f.label.clone() };
+                            let what = match &f.source {
+                                Source::Fit { attribute, cross: None } => attribute.clone(),
+                                Source::Fit { attribute, cross: Some(c) } => format!("{attribute} × {c}"),
+                                Source::Behaviour(b) => b.event.clone(),
+                            };
+                            let weight = f.weight;
+                            view! {
+                                <div class="feature-row">
+                                    <label for=format!("weight-{id}")>{label}" "<span class="hint">{what}</span></label>
+                                    <input type="range" min="0" max="100" step="0.5" id=format!("weight-{id}")
+                                        data-testid=format!("weight-{id}") prop:value=weight.to_string()
+                                        on:input=move |ev| {
+                                            if let Ok(v) = event_target_value(&ev).parse::<f64>() {
+                                                draft.update(|d| if let Some(d) = d { d.set_weight(i, v) });
+                                                dirty.set(true);
+                                            }
+                                        } />
+                                    <span class="weight" data-testid=format!("weight-value-{id}")>{format!("{weight:.1}%")}</span>
+                                </div>
+                            }
+                        }).collect_view())}
+                        {move || {
+                            let p = problems.get();
+                            (!p.is_empty()).then(|| view! {
+                                <ul class="error" data-testid="model-problems">
+                                    {p.into_iter().map(|d| view! { <li>{format!("{}: {}", d.pointer, d.message)}</li> }).collect_view()}
+                                </ul>
+                            })
+                        }}
+                        <p class="actions">
+                            <button data-testid="save-model" disabled=move || busy.get() || !dirty.get() || !problems.with(Vec::is_empty)
+                                on:click=move |_| save(false)>{move || session.t(Text::Save)}</button>
+                            <button class="primary" data-testid="publish-model" disabled=move || busy.get() || !problems.with(Vec::is_empty)
+                                on:click=move |_| save(true)>{move || session.t(Text::Publish)}</button>
+                            <button data-testid="discard-model" disabled=move || !dirty.get()
+                                on:click=move |_| reload()>{move || session.t(Text::DiscardDraft)}</button>
+                        </p>
+                    </section>
+                    <section class="samples" data-testid="samples">
+                        <h3>{move || session.t(Text::SampleLeads)}</h3>
+                        <p class="hint" data-testid="tier-moves">{move || {
+                            let n = moves.get();
+                            let total = samples.with(Vec::len);
+                            match lang() {
+                                Lang::Zh => format!("{total} 条样本线索中有 {n} 条层级变化（在浏览器中实时计算）"),
+                                Lang::En => format!("{n} of {total} sample leads change tier (computed in the browser)"),
+                            }
+                        }}</p>
+                        <table>
+                            <thead><tr>
+                                <th>{move || session.t(Text::Lead)}</th>
+                                <th>{move || session.t(Text::Score)}</th>
+                                <th>{move || session.t(Text::Tier)}</th>
+                            </tr></thead>
+                            <tbody>
+                                {move || rows.get().into_iter().map(|(s, bs, bt, ds, dt)| {
+                                    let moved = bt != dt;
+                                    let up = moved && tier_rank(&dt) > tier_rank(&bt);
+                                    let class = if !moved { "" } else if up { "moved up" } else { "moved down" };
+                                    let (bt2, dt2) = (bt.clone(), dt.clone());
+                                    view! {
+                                        <tr class=class data-testid=format!("sample-{}", s.id)>
+                                            <td>{s.name.clone()}</td>
+                                            <td data-testid=format!("sample-score-{}", s.id)>{format!("{bs:.1} → {ds:.1}")}</td>
+                                            <td>
+                                                {moved.then(|| view! {
+                                                    <span class=format!("tier {bt}")>{move || tier_text(lang(), &bt2)}</span>" → "
+                                                })}
+                                                <span class=format!("tier {dt}") data-testid=format!("sample-tier-{}", s.id) data-tier=dt.clone()>
+                                                    {move || tier_text(lang(), &dt2)}</span>
+                                            </td>
+                                        </tr>
+                                    }
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                    </section>
+                </div>
+                <section class="model-diff" data-testid="model-diff">
+                    <h3>{move || session.t(Text::DiffAgainstPublished)}</h3>
+                    {move || {
+                        let published = loaded.with(|l| l.as_ref().and_then(|l| l.published.clone()));
+                        let Some((n, p)) = published else {
+                            return view! { <p class="hint">{session.t(Text::NothingPublished)}</p> }.into_any();
+                        };
+                        let Some(d) = draft.get() else { return view! { <p /> }.into_any() };
+                        let changes = diff(&p, &d);
+                        if changes.features.is_empty() && !changes.tiers_changed && !changes.stages_changed {
+                            return view! { <p class="hint" data-testid="diff-empty">{format!("= v{n}")}</p> }.into_any();
+                        }
+                        view! {
+                            <ul>
+                                {changes.features.into_iter().map(|c| {
+                                    let w = match (c.weight_from, c.weight_to) {
+                                        (Some(a), Some(b)) => format!("{a:.1}% → {b:.1}%"),
+                                        (None, Some(b)) => format!("+ {b:.1}%"),
+                                        (Some(a), None) => format!("− {a:.1}%"),
+                                        (None, None) => String::new(),
+                                    };
+                                    let change = match (lang(), c.change.as_str()) {
+                                        (Lang::Zh, "added") => "新增".to_owned(),
+                                        (Lang::Zh, "removed") => "删除".to_owned(),
+                                        (Lang::Zh, "changed") => "修改".to_owned(),
+                                        (_, other) => other.to_owned(),
+                                    };
+                                    view! { <li data-testid=format!("diff-{}", c.feature)>{format!("{} ({change}) {w}", c.label)}</li> }
+                                }).collect_view()}
+                            </ul>
+                        }.into_any()
+                    }}
+                </section>
+                <section class="backtest">
+                    <h3>{move || session.t(Text::Backtest)}</h3>
+                    <p>
+                        <label for="outcome">{move || session.t(Text::OutcomeAttribute)}</label>
+                        <input type="text" id="outcome" data-testid="backtest-outcome" class="short"
+                            prop:value=move || outcome.get() on:input=move |ev| outcome.set(event_target_value(&ev)) />
+                        " "
+                        <button data-testid="run-backtest" disabled=move || busy.get() || !problems.with(Vec::is_empty)
+                            on:click=run_backtest>{move || session.t(Text::RunBacktest)}</button>
+                    </p>
+                    {move || backtest.get().map(|b| backtest_view(session, &b))}
+                </section>
+                <section class="model-history">
+                    <h3>{move || session.t(Text::Versions)}</h3>
+                    <table><tbody>
+                        {move || loaded.get().map(|l| l.versions.into_iter().map(|v| {
+                            let n = v["number"].as_i64().unwrap_or(0);
+                            let is_published = v["published"].as_bool().unwrap_or(false);
+                            view! {
+                                <tr data-testid=format!("model-version-{n}")>
+                                    <td>{format!("v{n}")}{is_published.then(|| view! { <span class="badge">{session.t(Text::PublishedBadge)}</span> })}</td>
+                                    <td class="hint">{v["message"].as_str().unwrap_or_default().to_owned()}</td>
+                                    <td class="hint">{v["created_at"].as_str().unwrap_or_default().chars().take(19).collect::<String>().replace('T', " ")}</td>
+                                    <td>{(!is_published).then(|| view! {
+                                        <button data-testid=format!("rollback-model-{n}") disabled=move || busy.get()
+                                            on:click=move |_| rollback(n)>{session.t(Text::Rollback)}</button>
+                                    })}</td>
+                                </tr>
+                            }
+                        }).collect_view())}
+                    </tbody></table>
+                </section>
+            </Show>
+        </div>
+    }
+}
+
+fn tier_rank(tier: &str) -> u8 {
+    match tier {
+        "hot" => 2,
+        "warm" => 1,
+        _ => 0,
+    }
+}
+
+/// The rescore a publish started: a progress bar until it finishes.
+fn rescore_progress(session: Session, head: &Value) -> impl IntoView + use<> {
+    let r = &head["rescore"];
+    if !r.is_object() {
+        return None;
+    }
+    let (done, total) = (
+        r["done"].as_i64().unwrap_or(0),
+        r["total"].as_i64().unwrap_or(0),
+    );
+    let finished = !r["finished_at"].is_null();
+    let version = r["version"].as_i64().unwrap_or(0);
+    let pct = if total > 0 { done * 100 / total } else { 100 };
+    Some(view! {
+        <p class="rescore" data-testid="rescore-progress" data-finished=finished.to_string()>
+            <progress max="100" value=pct.to_string()></progress>" "
+            {move || match (session.lang.get(), finished) {
+                (Lang::Zh, true) => format!("v{version} 已发布：{total} 条线索已重新评分"),
+                (Lang::Zh, false) => format!("v{version} 重新评分中：{done}/{total}"),
+                (Lang::En, true) => format!("v{version} published: {total} leads rescored"),
+                (Lang::En, false) => format!("v{version} rescoring: {done}/{total}"),
+            }}
+        </p>
+    })
+}
+
+/// Points of a polyline in a 200×200 chart, y up.
+fn polyline(points: impl Iterator<Item = (f64, f64)>, x_max: f64, y_max: f64) -> String {
+    points
+        .map(|(x, y)| {
+            format!(
+                "{:.1},{:.1}",
+                x / x_max * 200.0,
+                200.0 - (y / y_max).min(1.0) * 200.0
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// AUC, lift at 10%, the ROC curve and the lift curve of a backtest.
+fn backtest_view(session: Session, b: &Value) -> impl IntoView + use<> {
+    let auc = b["auc"].as_f64().unwrap_or(0.0);
+    let lift10 = b["lift_at_10"].as_f64().unwrap_or(0.0);
+    let leads = b["leads"].as_u64().unwrap_or(0);
+    let converted = b["converted"].as_u64().unwrap_or(0);
+    let roc = polyline(
+        b["roc"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| (p[0].as_f64().unwrap_or(0.0), p[1].as_f64().unwrap_or(0.0))),
+        1.0,
+        1.0,
+    );
+    let lift: Vec<(f64, f64)> = b["lift"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            (
+                p["top_percent"].as_f64().unwrap_or(0.0),
+                p["lift"].as_f64().unwrap_or(0.0),
+            )
+        })
+        .collect();
+    let lift_max = lift.iter().map(|p| p.1).fold(1.0, f64::max).ceil();
+    let bar_w = 200.0 / lift.len().max(1) as f64;
+    view! {
+        <p data-testid="backtest-summary">
+            <strong data-testid="backtest-auc">{format!("AUC {auc:.3}")}</strong>
+            {format!(" · lift@10% {lift10:.2} · ")}
+            {move || match session.lang.get() {
+                Lang::Zh => format!("{leads} 条线索，{converted} 条转化"),
+                Lang::En => format!("{leads} leads, {converted} converted"),
+            }}
+        </p>
+        <div class="charts">
+            <figure>
+                <svg class="chart" data-testid="roc-chart" viewBox="-24 -8 232 232" width="232" height="232">
+                    <rect x="0" y="0" width="200" height="200" class="frame" />
+                    <line x1="0" y1="200" x2="200" y2="0" class="diagonal" />
+                    <polyline points=roc class="curve" />
+                    <text x="100" y="220" class="axis">"FPR"</text>
+                    <text x="-20" y="100" class="axis">"TPR"</text>
+                </svg>
+                <figcaption>{move || session.t(Text::RocCurve)}</figcaption>
+            </figure>
+            <figure>
+                <svg class="chart" data-testid="lift-chart" viewBox="-24 -8 232 232" width="232" height="232">
+                    <rect x="0" y="0" width="200" height="200" class="frame" />
+                    <line x1="0" y1={200.0 - 200.0 / lift_max} x2="200" y2={200.0 - 200.0 / lift_max} class="diagonal" />
+                    {lift.iter().enumerate().map(|(i, (_, l))| {
+                        let h = l / lift_max * 200.0;
+                        view! { <rect class="bar" x={i as f64 * bar_w + 1.0} y={200.0 - h} width={(bar_w - 2.0).max(1.0)} height=h /> }
+                    }).collect_view()}
+                    <text x="70" y="220" class="axis">"top % →"</text>
+                    <text x="-20" y="12" class="axis">{format!("{lift_max}×")}</text>
+                </svg>
+                <figcaption>{move || session.t(Text::LiftCurve)}</figcaption>
+            </figure>
+        </div>
+    }
+}

@@ -10,6 +10,7 @@ mod m20261128_000004_connectors;
 mod m20261128_000005_connector_polls;
 mod m20261128_000006_leads;
 mod m20261128_000007_leads_drop_contributions;
+mod m20261128_000008_leads_by_account;
 
 #[derive(Debug)]
 pub struct Migrator;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000005_connector_polls::Migration),
             Box::new(m20261128_000006_leads::Migration),
             Box::new(m20261128_000007_leads_drop_contributions::Migration),
+            Box::new(m20261128_000008_leads_by_account::Migration),
         ]
     }
 }

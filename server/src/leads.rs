@@ -600,7 +600,7 @@ pub fn patch_attributes(attributes: &mut Value, patch: &Map<String, Value>) {
 const RESCORE_PAGE: u64 = 2_000;
 
 /// A placeholder for the `n`th (1-based) statement parameter.
-fn placeholder(backend: sea_orm::DatabaseBackend, n: usize) -> String {
+pub(crate) fn placeholder(backend: sea_orm::DatabaseBackend, n: usize) -> String {
     match backend {
         sea_orm::DatabaseBackend::Postgres => format!("${n}"),
         _ => "?".into(),

@@ -364,6 +364,51 @@ async fn concurrent_events_for_one_lead_all_count(backend: Backend) {
 }
 both!(concurrent_events_for_one_lead_all_count);
 
+/// Leads link to accounts by their `company` attribute; the accounts list ranks accounts by
+/// their best lead and counts their leads.
+async fn accounts_rank_by_their_best_lead(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    save_and_publish(&s, model(40.0), 0).await;
+    let leads = json!([
+        {"id": "a1", "attributes": {"company": "宁德电驱", "industry": "新能源汽车零部件"}},
+        {"id": "a2", "attributes": {"company": "宁德电驱", "industry": "机械"}},
+        {"id": "b1", "attributes": {"company": "Acme 机械", "industry": "机械"}},
+        {"id": "c1", "attributes": {"industry": "机械"}}
+    ]);
+    let (st, v) = s
+        .post("/api/v1/leads/import", json!({"leads": leads}))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let list = s.get("/api/v1/accounts").await;
+    assert_eq!(list["total"], json!(2), "{list}");
+    let accounts = list["accounts"].as_array().expect("accounts");
+    assert_eq!(accounts[0]["name"], json!("宁德电驱"), "{list}");
+    assert_eq!(accounts[0]["leads"], json!(2));
+    assert_eq!(accounts[0]["best_score"], json!(40.0));
+    assert_eq!(accounts[1]["name"], json!("Acme 机械"));
+    assert_eq!(accounts[1]["leads"], json!(1));
+    let id = accounts[0]["id"].as_str().expect("id");
+    let account = s.get(&format!("/api/v1/accounts/{id}")).await;
+    let ids: Vec<&str> = account["leads"]
+        .as_array()
+        .expect("leads")
+        .iter()
+        .map(|l| l["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(ids, ["a1", "a2"], "{account}");
+    let card = s.get("/api/v1/leads/a2").await;
+    assert_eq!(card["account"]["name"], json!("宁德电驱"));
+    let (st, e) = s.call(Method::GET, "/api/v1/accounts/nope", None).await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "{e}");
+    let (st, e) = s
+        .call(Method::GET, "/api/v1/accounts?per_page=0", None)
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert_eq!(e["pointer"], json!("per_page"));
+    s.finish().await;
+}
+both!(accounts_rank_by_their_best_lead);
+
 async fn scoring_models_refuse_bad_input(backend: Backend) {
     let s = TestServer::start(backend).await;
     let mut bad = model(40.0);

@@ -326,3 +326,107 @@ pub async fn import_leads(
     txn.commit().await?;
     Ok(Json(json!({ "created": created, "updated": updated })))
 }
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AccountQuery {
+    /// 1-based page (default 1).
+    pub page: Option<u64>,
+    /// Page size, 1–200 (default 50).
+    pub per_page: Option<u64>,
+}
+
+/// Accounts (companies; a lead's `company` attribute links it), best lead first: each with
+/// its number of leads, its best score and how many of its leads are hot.
+#[utoipa::path(get, path = "/api/v1/accounts", tag = "leads", params(AccountQuery),
+    responses((status = 200, description = "`{accounts: [{id, name, leads, best_score, hot}], total, page, per_page}`", body = Object)))]
+pub async fn list_accounts(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<AccountQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    use sea_orm::{ConnectionTrait, Statement};
+    let Query(q) = query.map_err(|e| ApiError::invalid("", e.to_string()))?;
+    let per_page = q.per_page.unwrap_or(50);
+    if !(1..=200).contains(&per_page) {
+        return Err(ApiError::invalid("per_page", "per_page is 1–200"));
+    }
+    let page = q.page.unwrap_or(1).max(1);
+    let workspace = caller.workspace_id.as_str();
+    let total = account::Entity::find()
+        .filter(account::Column::WorkspaceId.eq(workspace))
+        .count(&state.db)
+        .await?;
+    let backend = state.db.get_database_backend();
+    let p = |n: usize| crate::leads::placeholder(backend, n);
+    let sql = format!(
+        "SELECT a.id AS id, a.name AS name, COUNT(l.id) AS leads, MAX(l.score) AS best_score, \
+         SUM(CASE WHEN l.tier = 'hot' THEN 1 ELSE 0 END) AS hot \
+         FROM accounts a LEFT JOIN leads l ON l.workspace_id = a.workspace_id \
+         AND l.account_id = a.id AND l.merged_into IS NULL \
+         WHERE a.workspace_id = {} GROUP BY a.id, a.name \
+         ORDER BY best_score DESC NULLS LAST, a.name, a.id LIMIT {} OFFSET {}",
+        p(1),
+        p(2),
+        p(3)
+    );
+    let rows = state
+        .db
+        .query_all_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [
+                workspace.into(),
+                (per_page as i64).into(),
+                (((page - 1) * per_page) as i64).into(),
+            ],
+        ))
+        .await?;
+    let mut accounts = Vec::with_capacity(rows.len());
+    for r in rows {
+        accounts.push(json!({
+            "id": r.try_get::<String>("", "id")?,
+            "name": r.try_get::<String>("", "name")?,
+            "leads": r.try_get::<i64>("", "leads")?,
+            "best_score": r.try_get::<Option<f64>>("", "best_score")?,
+            "hot": r.try_get::<Option<i64>>("", "hot")?.unwrap_or(0),
+        }));
+    }
+    Ok(Json(json!({
+        "accounts": accounts,
+        "total": total,
+        "page": page,
+        "per_page": per_page,
+    })))
+}
+
+/// One account with its leads, best score first.
+#[utoipa::path(get, path = "/api/v1/accounts/{id}", tag = "leads", params(("id" = String, Path)),
+    responses((status = 200, description = "`{id, name, attributes, leads}`", body = Object), (status = 404, description = "no such account")))]
+pub async fn get_account(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let workspace = caller.workspace_id.as_str();
+    let a = account::Entity::find_by_id((workspace.to_owned(), id.clone()))
+        .one(&state.db)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("account {id:?} does not exist")))?;
+    let leads = lead::Entity::find()
+        .filter(lead::Column::WorkspaceId.eq(workspace))
+        .filter(lead::Column::AccountId.eq(id.as_str()))
+        .filter(lead::Column::MergedInto.is_null())
+        .order_by_desc(lead::Column::Score)
+        .order_by_asc(lead::Column::Id)
+        .limit(500)
+        .all(&state.db)
+        .await?;
+    Ok(Json(json!({
+        "id": a.id,
+        "name": a.name,
+        "attributes": a.attributes,
+        "created_at": a.created_at,
+        "leads": leads.iter().map(summary_row).collect::<Vec<_>>(),
+    })))
+}

@@ -94,6 +94,8 @@ pub fn openapi_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(leads::list_leads))
         .routes(routes!(leads::import_leads))
         .routes(routes!(leads::get_lead))
+        .routes(routes!(leads::list_accounts))
+        .routes(routes!(leads::get_account))
         .routes(routes!(scoring::get_model, scoring::save_model))
         .routes(routes!(scoring::list_versions))
         .routes(routes!(scoring::get_version))

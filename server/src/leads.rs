@@ -262,7 +262,8 @@ pub async fn events_of<C: ConnectionTrait>(
         .collect())
 }
 
-fn state_of(state: &Value) -> BehaviourState {
+/// A stored behaviour state (`leads.state`), read in place; an unreadable one is empty.
+pub(crate) fn state_of(state: &Value) -> BehaviourState {
     BehaviourState::deserialize(state).unwrap_or_default()
 }
 

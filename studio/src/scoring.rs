@@ -111,10 +111,6 @@ async fn load_samples(token: &str) -> Result<Vec<Sample>, ApiError> {
         .unwrap_or_default())
 }
 
-fn tier_text(lang: Lang, tier: &str) -> String {
-    i18n::tier(lang, tier)
-}
-
 #[component]
 pub fn ScoringPage() -> impl IntoView {
     let session = expect_context::<Session>();
@@ -131,6 +127,17 @@ pub fn ScoringPage() -> impl IntoView {
     // Scores decay with time: both sides of a comparison are taken at the same instant.
     let now = RwSignal::new(js_sys::Date::now() as i64);
 
+    let fail = move |e: ApiError| match e {
+        ApiError::Unauthorized => session.sign_out(),
+        ApiError::Other(m) => error.set(Some(m)),
+    };
+    let load_sample = move |t: String| async move {
+        match load_samples(&t).await {
+            Ok(s) => samples.set(s),
+            Err(e) => fail(e),
+        }
+        now.set(js_sys::Date::now() as i64);
+    };
     let reload = move || {
         leptos::task::spawn_local(async move {
             let t = token();
@@ -142,15 +149,9 @@ pub fn ScoringPage() -> impl IntoView {
                     loaded.set(Some(l));
                 }
                 Ok(None) => missing.set(true),
-                Err(ApiError::Unauthorized) => session.sign_out(),
-                Err(ApiError::Other(m)) => error.set(Some(m)),
+                Err(e) => fail(e),
             }
-            match load_samples(&t).await {
-                Ok(s) => samples.set(s),
-                Err(ApiError::Unauthorized) => session.sign_out(),
-                Err(ApiError::Other(m)) => error.set(Some(m)),
-            }
-            now.set(js_sys::Date::now() as i64);
+            load_sample(t).await;
         });
     };
     reload();
@@ -298,7 +299,8 @@ pub fn ScoringPage() -> impl IntoView {
         });
     };
 
-    // While a rescore runs, poll its progress.
+    // While a rescore runs, poll its progress (the model's head only: a draft being edited
+    // meanwhile stays); once it finishes, the samples are reloaded with their new state.
     Effect::new(move |_| {
         let running = loaded.with(|l| {
             l.as_ref().is_some_and(|l| {
@@ -308,7 +310,21 @@ pub fn ScoringPage() -> impl IntoView {
         if running {
             leptos::task::spawn_local(async move {
                 crate::sleep(500).await;
-                reload();
+                let t = token();
+                match api::get_json(&t, "/api/v1/scoring/model").await {
+                    Ok(head) => {
+                        let finished = !head["rescore"]["finished_at"].is_null();
+                        loaded.update(|l| {
+                            if let Some(l) = l {
+                                l.head = head;
+                            }
+                        });
+                        if finished {
+                            load_sample(t).await;
+                        }
+                    }
+                    Err(e) => fail(e),
+                }
             });
         }
     });
@@ -409,10 +425,10 @@ pub fn ScoringPage() -> impl IntoView {
                                             <td data-testid=format!("sample-score-{}", s.id)>{format!("{bs:.1} → {ds:.1}")}</td>
                                             <td>
                                                 {moved.then(|| view! {
-                                                    <span class=format!("tier {bt}")>{move || tier_text(lang(), &bt2)}</span>" → "
+                                                    <span class=format!("tier {bt}")>{move || i18n::tier(lang(), &bt2)}</span>" → "
                                                 })}
                                                 <span class=format!("tier {dt}") data-testid=format!("sample-tier-{}", s.id) data-tier=dt.clone()>
-                                                    {move || tier_text(lang(), &dt2)}</span>
+                                                    {move || i18n::tier(lang(), &dt2)}</span>
                                             </td>
                                         </tr>
                                     }

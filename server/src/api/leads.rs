@@ -12,7 +12,6 @@ use sea_orm::{
 };
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use trellis_model::scoring::BehaviourState;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
@@ -38,6 +37,15 @@ pub struct LeadQuery {
     /// Also give each lead's attributes and behaviour state: what the studio rescores in
     /// the browser while weights are edited.
     pub with_state: Option<bool>,
+}
+
+/// `page` (1-based, default 1) and `per_page` (1–200, default 50) of a list query.
+fn paging(page: Option<u64>, per_page: Option<u64>) -> ApiResult<(u64, u64)> {
+    let per_page = per_page.unwrap_or(50);
+    if !(1..=200).contains(&per_page) {
+        return Err(ApiError::invalid("per_page", "per_page is 1–200"));
+    }
+    Ok((page.unwrap_or(1).max(1), per_page))
 }
 
 fn summary_row(l: &lead::Model) -> Value {
@@ -76,11 +84,7 @@ pub async fn list_leads(
     {
         return Err(ApiError::invalid("stage", "stage is lead, mql or sql"));
     }
-    let per_page = q.per_page.unwrap_or(50);
-    if !(1..=200).contains(&per_page) {
-        return Err(ApiError::invalid("per_page", "per_page is 1–200"));
-    }
-    let page = q.page.unwrap_or(1).max(1);
+    let (page, per_page) = paging(q.page, q.per_page)?;
     let mut find = lead::Entity::find()
         .filter(lead::Column::WorkspaceId.eq(caller.workspace_id.as_str()))
         .filter(lead::Column::MergedInto.is_null());
@@ -172,8 +176,7 @@ pub async fn get_lead(
         .map_err(ApiError::internal)?;
     let scored = match published {
         Some((version, model)) => {
-            let state: BehaviourState =
-                serde_json::from_value(row.state.clone()).unwrap_or_default();
+            let state = crate::leads::state_of(&row.state);
             let s = model.score(&row.attributes, &state, at);
             json!({
                 "score": s.score, "tier": s.tier, "stage": s.stage, "probability": s.probability,
@@ -347,11 +350,7 @@ pub async fn list_accounts(
 ) -> ApiResult<Json<Value>> {
     use sea_orm::{ConnectionTrait, Statement};
     let Query(q) = query.map_err(|e| ApiError::invalid("", e.to_string()))?;
-    let per_page = q.per_page.unwrap_or(50);
-    if !(1..=200).contains(&per_page) {
-        return Err(ApiError::invalid("per_page", "per_page is 1–200"));
-    }
-    let page = q.page.unwrap_or(1).max(1);
+    let (page, per_page) = paging(q.page, q.per_page)?;
     let workspace = caller.workspace_id.as_str();
     let total = account::Entity::find()
         .filter(account::Column::WorkspaceId.eq(workspace))

@@ -454,11 +454,7 @@ pub async fn backtest(
             without += 1;
             continue;
         };
-        let s = model.rate(
-            &l.attributes,
-            &serde_json::from_value(l.state.clone()).unwrap_or_default(),
-            now,
-        );
+        let s = model.rate(&l.attributes, &crate::leads::state_of(&l.state), now);
         scored.push(Scored {
             score: s.score,
             probability: s.probability,

@@ -11,6 +11,7 @@ mod m20261128_000005_connector_polls;
 mod m20261128_000006_leads;
 mod m20261128_000007_leads_drop_contributions;
 mod m20261128_000008_leads_by_account;
+mod m20261128_000009_lead_scores;
 
 #[derive(Debug)]
 pub struct Migrator;
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000006_leads::Migration),
             Box::new(m20261128_000007_leads_drop_contributions::Migration),
             Box::new(m20261128_000008_leads_by_account::Migration),
+            Box::new(m20261128_000009_lead_scores::Migration),
         ]
     }
 }

@@ -64,6 +64,9 @@ pub fn now_ms(t: DateTime<Utc>) -> i64 {
 #[derive(Debug)]
 pub struct Engine {
     pub db: DatabaseConnection,
+    /// For long reads that must not hold up the writer (a rescore reads every lead): on
+    /// SQLite read-only connections of their own, on PostgreSQL the same pool.
+    pub reader: DatabaseConnection,
     /// This process's worker identity (claims carry it).
     pub owner: String,
     flows: RwLock<HashMap<(String, i32), Arc<CompiledFlow>>>,
@@ -182,13 +185,18 @@ pub struct SegmentResult {
 
 impl Engine {
     /// Creates the engine and its run writer; call inside a Tokio runtime.
-    pub fn new(db: DatabaseConnection, registry: Option<Arc<Registry>>) -> Arc<Engine> {
+    pub fn new(
+        db: DatabaseConnection,
+        reader: DatabaseConnection,
+        registry: Option<Arc<Registry>>,
+    ) -> Arc<Engine> {
         let (writer, rx) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(run_writer(db.clone(), rx));
         Arc::new(Engine {
             writer,
             routes: RwLock::new(HashMap::new()),
             db,
+            reader,
             owner: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
             flows: RwLock::new(HashMap::new()),
             wake: Notify::new(),

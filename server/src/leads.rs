@@ -28,8 +28,46 @@ use trellis_model::scoring::{
 use trellis_model::signals::{Detector, Lexicon};
 
 use crate::db::entities::{
-    account, event, lead, lead_identity, scoring_model, scoring_model_version, workspace_doc,
+    account, event, lead, lead_identity, lead_score, scoring_model, scoring_model_version,
+    workspace_doc,
 };
+
+/// A lead with its score (`leads JOIN lead_scores`), as the engine and the API use it.
+#[derive(Clone, Debug, PartialEq, sea_orm::FromQueryResult)]
+pub struct Lead {
+    pub workspace_id: String,
+    pub id: String,
+    pub account_id: Option<String>,
+    pub owner: Option<String>,
+    pub attributes: Value,
+    /// `trellis_model::scoring::BehaviourState`.
+    pub state: Value,
+    pub score: f64,
+    pub tier: String,
+    pub stage: String,
+    pub probability: Option<f64>,
+    pub model_version: Option<i32>,
+    /// Epoch ms the score was computed for; every score write moves it forward.
+    pub scored_at: i64,
+    pub last_event_at: Option<i64>,
+    pub merged_into: Option<String>,
+    pub created_at: chrono::DateTime<Utc>,
+    pub updated_at: chrono::DateTime<Utc>,
+}
+
+/// Leads with their scores: add filters and order, then `.into_model::<Lead>()`.
+pub fn select_leads() -> sea_orm::Select<lead::Entity> {
+    lead::Entity::find()
+        .inner_join(lead_score::Entity)
+        .columns([
+            lead_score::Column::Score,
+            lead_score::Column::Tier,
+            lead_score::Column::Stage,
+            lead_score::Column::Probability,
+            lead_score::Column::ModelVersion,
+            lead_score::Column::ScoredAt,
+        ])
+}
 
 /// The event a tier or stage change emits; flows can be triggered by it.
 pub const TIER_CHANGED: &str = "lead.tier_changed";
@@ -110,9 +148,9 @@ pub fn identities(properties: &Value) -> Vec<(&'static str, String)> {
         .collect()
 }
 
-fn empty_lead(workspace: &str, id: &str, now_ms: i64) -> lead::Model {
+fn empty_lead(workspace: &str, id: &str, now_ms: i64) -> Lead {
     let now = Utc::now();
-    lead::Model {
+    Lead {
         workspace_id: workspace.to_owned(),
         id: id.to_owned(),
         account_id: None,
@@ -132,7 +170,7 @@ fn empty_lead(workspace: &str, id: &str, now_ms: i64) -> lead::Model {
     }
 }
 
-fn active(m: &lead::Model) -> lead::ActiveModel {
+fn active(m: &Lead) -> lead::ActiveModel {
     lead::ActiveModel {
         workspace_id: Set(m.workspace_id.clone()),
         id: Set(m.id.clone()),
@@ -140,16 +178,23 @@ fn active(m: &lead::Model) -> lead::ActiveModel {
         owner: Set(m.owner.clone()),
         attributes: Set(m.attributes.clone()),
         state: Set(m.state.clone()),
+        last_event_at: Set(m.last_event_at),
+        merged_into: Set(m.merged_into.clone()),
+        created_at: Set(m.created_at),
+        updated_at: Set(m.updated_at),
+    }
+}
+
+fn score_active(m: &Lead) -> lead_score::ActiveModel {
+    lead_score::ActiveModel {
+        workspace_id: Set(m.workspace_id.clone()),
+        lead_id: Set(m.id.clone()),
         score: Set(m.score),
         tier: Set(m.tier.clone()),
         stage: Set(m.stage.clone()),
         probability: Set(m.probability),
         model_version: Set(m.model_version),
         scored_at: Set(m.scored_at),
-        last_event_at: Set(m.last_event_at),
-        merged_into: Set(m.merged_into.clone()),
-        created_at: Set(m.created_at),
-        updated_at: Set(m.updated_at),
     }
 }
 
@@ -158,7 +203,7 @@ pub async fn find<C: ConnectionTrait>(
     conn: &C,
     workspace: &str,
     id: &str,
-) -> Result<Option<lead::Model>, sea_orm::DbErr> {
+) -> Result<Option<Lead>, sea_orm::DbErr> {
     find_with(conn, workspace, id, false).await
 }
 
@@ -170,7 +215,7 @@ pub async fn find_for_update<C: ConnectionTrait>(
     conn: &C,
     workspace: &str,
     id: &str,
-) -> Result<Option<lead::Model>, sea_orm::DbErr> {
+) -> Result<Option<Lead>, sea_orm::DbErr> {
     find_with(conn, workspace, id, true).await
 }
 
@@ -179,14 +224,16 @@ async fn find_with<C: ConnectionTrait>(
     workspace: &str,
     id: &str,
     lock: bool,
-) -> Result<Option<lead::Model>, sea_orm::DbErr> {
+) -> Result<Option<Lead>, sea_orm::DbErr> {
     let mut id = id.to_owned();
     for _ in 0..8 {
-        let mut q = lead::Entity::find_by_id((workspace.to_owned(), id.clone()));
+        let mut q = select_leads()
+            .filter(lead::Column::WorkspaceId.eq(workspace))
+            .filter(lead::Column::Id.eq(id.as_str()));
         if lock {
             q = q.lock_exclusive();
         }
-        let Some(row) = q.one(conn).await? else {
+        let Some(row) = q.into_model::<Lead>().one(conn).await? else {
             return Ok(None);
         };
         match &row.merged_into {
@@ -198,44 +245,55 @@ async fn find_with<C: ConnectionTrait>(
 }
 
 /// Every column an update of a whole lead writes.
-const ALL_COLUMNS: &[lead::Column] = &[
+const ALL_COLUMNS: [lead::Column; 7] = [
     lead::Column::AccountId,
     lead::Column::Owner,
     lead::Column::Attributes,
     lead::Column::State,
-    lead::Column::Score,
-    lead::Column::Tier,
-    lead::Column::Stage,
-    lead::Column::Probability,
-    lead::Column::ModelVersion,
-    lead::Column::ScoredAt,
     lead::Column::LastEventAt,
     lead::Column::MergedInto,
     lead::Column::UpdatedAt,
 ];
 
-/// Inserts `rows`, or updates `columns` of those that exist, in one statement.
-async fn upsert_rows<C: ConnectionTrait>(
-    conn: &C,
-    rows: &[lead::Model],
-    columns: &[lead::Column],
-) -> Result<(), sea_orm::DbErr> {
-    if rows.is_empty() {
-        return Ok(());
+/// Every column an update of a score writes.
+const SCORE_COLUMNS: [lead_score::Column; 6] = [
+    lead_score::Column::Score,
+    lead_score::Column::Tier,
+    lead_score::Column::Stage,
+    lead_score::Column::Probability,
+    lead_score::Column::ModelVersion,
+    lead_score::Column::ScoredAt,
+];
+
+/// Leads saved per statement by [`save_all`]: 16 parameters each, under SQLite's 32,766.
+const SAVE_CHUNK: usize = 1_000;
+
+/// Inserts `rows` with their scores, or updates them where they exist: two statements per
+/// [`SAVE_CHUNK`] leads.
+async fn save_all<C: ConnectionTrait>(conn: &C, rows: &[Lead]) -> Result<(), sea_orm::DbErr> {
+    for chunk in rows.chunks(SAVE_CHUNK) {
+        lead::Entity::insert_many(chunk.iter().map(active))
+            .on_conflict(
+                OnConflict::columns([lead::Column::WorkspaceId, lead::Column::Id])
+                    .update_columns(ALL_COLUMNS)
+                    .to_owned(),
+            )
+            .exec_without_returning(conn)
+            .await?;
+        lead_score::Entity::insert_many(chunk.iter().map(score_active))
+            .on_conflict(
+                OnConflict::columns([lead_score::Column::WorkspaceId, lead_score::Column::LeadId])
+                    .update_columns(SCORE_COLUMNS)
+                    .to_owned(),
+            )
+            .exec_without_returning(conn)
+            .await?;
     }
-    lead::Entity::insert_many(rows.iter().map(active))
-        .on_conflict(
-            OnConflict::columns([lead::Column::WorkspaceId, lead::Column::Id])
-                .update_columns(columns.iter().copied())
-                .to_owned(),
-        )
-        .exec_without_returning(conn)
-        .await?;
     Ok(())
 }
 
-async fn save<C: ConnectionTrait>(conn: &C, row: &lead::Model) -> Result<(), sea_orm::DbErr> {
-    upsert_rows(conn, std::slice::from_ref(row), ALL_COLUMNS).await
+async fn save<C: ConnectionTrait>(conn: &C, row: &Lead) -> Result<(), sea_orm::DbErr> {
+    save_all(conn, std::slice::from_ref(row)).await
 }
 
 /// The lead's events as the scorer sees them, oldest first (`lead.*` events are the
@@ -253,13 +311,42 @@ pub async fn events_of<C: ConnectionTrait>(
         .all(conn)
         .await?
         .into_iter()
-        .filter(|e| !e.name.starts_with("lead."))
-        .map(|e| EventView {
-            kind: e.name,
-            at: e.timestamp.timestamp_millis(),
-            properties: e.properties,
-        })
+        .filter_map(scored_event)
         .collect())
+}
+
+/// [`events_of`] for many leads in one query, by lead.
+async fn events_of_many<C: ConnectionTrait>(
+    conn: &C,
+    workspace: &str,
+    lead_ids: &[&str],
+) -> Result<HashMap<String, Vec<EventView>>, sea_orm::DbErr> {
+    let mut by_lead: HashMap<String, Vec<EventView>> = HashMap::new();
+    let rows = event::Entity::find()
+        .filter(event::Column::WorkspaceId.eq(workspace))
+        .filter(event::Column::LeadId.is_in(lead_ids.iter().copied()))
+        .order_by_asc(event::Column::Timestamp)
+        .order_by_asc(event::Column::Id)
+        .all(conn)
+        .await?;
+    for e in rows {
+        let Some(lead) = e.lead_id.clone() else {
+            continue;
+        };
+        if let Some(view) = scored_event(e) {
+            by_lead.entry(lead).or_default().push(view);
+        }
+    }
+    Ok(by_lead)
+}
+
+/// An event as the scorer sees it; `None` for the engine's own `lead.*` events.
+fn scored_event(e: event::Model) -> Option<EventView> {
+    (!e.name.starts_with("lead.")).then(|| EventView {
+        kind: e.name,
+        at: e.timestamp.timestamp_millis(),
+        properties: e.properties,
+    })
 }
 
 /// A stored behaviour state (`leads.state`), read in place; an unreadable one is empty.
@@ -283,14 +370,16 @@ fn tier_change(id: &str, tier: &str, stage: &str, rating: &Rating, version: i32)
 
 /// Writes a rating into the row; returns the tier change, if any. (The explanation is
 /// not stored: it is recomputed when asked for, always in the published model's words.)
-fn set_score(row: &mut lead::Model, rating: &Rating, version: i32, now_ms: i64) -> Option<Value> {
+/// `scored_at` always moves forward, even within one millisecond: a rescore that read the
+/// lead earlier sees that its reading is stale.
+fn set_score(row: &mut Lead, rating: &Rating, version: i32, now_ms: i64) -> Option<Value> {
     let change = tier_change(&row.id, &row.tier, &row.stage, rating, version);
     row.score = rating.score;
     row.tier = rating.tier.as_str().into();
     row.stage = rating.stage.as_str().into();
     row.probability = rating.probability;
     row.model_version = Some(version);
-    row.scored_at = now_ms;
+    row.scored_at = now_ms.max(row.scored_at + 1);
     change
 }
 
@@ -300,10 +389,13 @@ async fn merge<C: ConnectionTrait>(
     conn: &C,
     workspace: &str,
     from: &str,
-    into: &mut lead::Model,
+    into: &mut Lead,
 ) -> Result<(), sea_orm::DbErr> {
-    let Some(mut old) = lead::Entity::find_by_id((workspace.to_owned(), from.to_owned()))
+    let Some(mut old) = select_leads()
+        .filter(lead::Column::WorkspaceId.eq(workspace))
+        .filter(lead::Column::Id.eq(from))
         .lock_exclusive()
+        .into_model::<Lead>()
         .one(conn)
         .await?
     else {
@@ -334,6 +426,8 @@ async fn merge<C: ConnectionTrait>(
     into.last_event_at = into.last_event_at.max(old.last_event_at);
     old.merged_into = Some(into.id.clone());
     old.updated_at = Utc::now();
+    // A rescore that read `from` before the merge must not write its score now.
+    old.scored_at += 1;
     save(conn, &old).await
 }
 
@@ -505,12 +599,66 @@ fn covers(model: &CompiledModel, state: &Value) -> bool {
     model.behaviour_keys().all(|k| state.contains_key(k))
 }
 
+/// [`covers`] for a state already read.
+fn covers_state(model: &CompiledModel, state: &BehaviourState) -> bool {
+    model.behaviour_keys().all(|k| state.contains_key(k))
+}
+
+/// Rescores the (unmerged) leads among `ids` inside the caller's transaction, rows locked,
+/// replaying the events of those whose state lacks one of the model's behaviours: a
+/// handful of statements for the lot. Gives their tier changes.
+async fn rescore_many<C: ConnectionTrait>(
+    conn: &C,
+    workspace: &str,
+    ids: &[&str],
+    version: i32,
+    model: &CompiledModel,
+    now_ms: i64,
+) -> anyhow::Result<Vec<Value>> {
+    let mut rows: Vec<Lead> = select_leads()
+        .filter(lead::Column::WorkspaceId.eq(workspace))
+        .filter(lead::Column::Id.is_in(ids.iter().copied()))
+        .filter(lead::Column::MergedInto.is_null())
+        .lock_exclusive()
+        .into_model::<Lead>()
+        .all(conn)
+        .await?;
+    let replay: Vec<&str> = rows
+        .iter()
+        .filter(|r| !covers(model, &r.state))
+        .map(|r| r.id.as_str())
+        .collect();
+    let mut events = if replay.is_empty() {
+        HashMap::new()
+    } else {
+        events_of_many(conn, workspace, &replay).await?
+    };
+    let mut changes = Vec::new();
+    for row in &mut rows {
+        let state = if covers(model, &row.state) {
+            state_of(&row.state)
+        } else {
+            let state = tracked(
+                model,
+                model.replay(&events.remove(&row.id).unwrap_or_default()),
+            );
+            row.state = serde_json::to_value(&state)?;
+            state
+        };
+        let rating = model.rate(&row.attributes, &state, now_ms);
+        changes.extend(set_score(row, &rating, version, now_ms));
+        row.updated_at = Utc::now();
+    }
+    save_all(conn, &rows).await?;
+    Ok(changes)
+}
+
 /// Rescores one lead with `model` (replaying its events when its state lacks one of the
 /// model's behaviours) and saves it; returns the tier change, if any.
 pub async fn rescore<C: ConnectionTrait>(
     conn: &C,
     workspace: &str,
-    mut row: lead::Model,
+    mut row: Lead,
     version: i32,
     model: &CompiledModel,
     now_ms: i64,
@@ -548,7 +696,7 @@ pub const COMPANY_ATTRIBUTE: &str = "company";
 async fn link_account<C: ConnectionTrait>(
     conn: &C,
     workspace: &str,
-    row: &mut lead::Model,
+    row: &mut Lead,
 ) -> Result<(), sea_orm::DbErr> {
     use sha2::Digest as _;
     let Some(name) = row
@@ -596,12 +744,15 @@ pub fn patch_attributes(attributes: &mut Value, patch: &Map<String, Value>) {
     }
 }
 
-/// Leads rescored per transaction while a published model is rolled out (5 parameters
-/// each in [`write_ratings`]: 30,004 in all, under SQLite's 32,766 and PostgreSQL's
-/// 65,535). Fewer, larger commits are cheaper: each commit rewrites every page of the score
-/// index that its leads moved in (100,000 leads: 2.74 s with pages of 2,000, 2.17 s with
-/// 6,000).
-const RESCORE_PAGE: u64 = 6_000;
+/// Leads a rescore reads, rates and writes per page (one transaction each).
+const RESCORE_PAGE: u64 = 5_000;
+
+/// The score index, which a rescore on SQLite drops while it writes and builds again after.
+const SCORE_INDEX: &str = "lead_scores_by_score";
+
+/// Scores per `UPDATE` statement in [`write_ratings`]: 6 parameters each, 30,004 in all,
+/// under SQLite's 32,766 and PostgreSQL's 65,535.
+const WRITE_CHUNK: usize = 5_000;
 
 /// A placeholder for the `n`th (1-based) statement parameter.
 pub(crate) fn placeholder(backend: sea_orm::DatabaseBackend, n: usize) -> String {
@@ -611,76 +762,280 @@ pub(crate) fn placeholder(backend: sea_orm::DatabaseBackend, n: usize) -> String
     }
 }
 
-/// Stores the ratings of one page of a rescore in a single `UPDATE … FROM (VALUES …)`: the
-/// page's leads keep their attributes and behaviour state, only the score columns change.
+/// One lead of a rescore as the reader saw it, rated.
+struct Rated {
+    id: String,
+    tier: String,
+    stage: String,
+    /// The score's revision when read: the write applies only if it is unchanged.
+    seen: i64,
+    rating: Rating,
+}
+
+/// One page of a rescore: the leads rated as of `at` (epoch ms), and those whose state
+/// lacks one of the model's behaviours (their events are replayed by the writer, in its
+/// transaction).
+struct RatedPage {
+    at: i64,
+    rated: Vec<Rated>,
+    replay: Vec<String>,
+}
+
+impl RatedPage {
+    fn len(&self) -> usize {
+        self.rated.len() + self.replay.len()
+    }
+}
+
+/// A lead row as a rescore reads it: id, attributes and state (as JSON text), tier, stage
+/// and the score's revision.
+type RawLead = (String, String, String, String, String, i64);
+
+/// Reads the page of leads after `after` in id order, with the columns scoring needs.
+async fn read_page(
+    conn: &sea_orm::DatabaseConnection,
+    workspace: &str,
+    after: &str,
+) -> Result<Vec<RawLead>, sea_orm::DbErr> {
+    let backend = conn.get_database_backend();
+    let p = |n| placeholder(backend, n);
+    let sql = format!(
+        "SELECT l.id, CAST(l.attributes AS TEXT), CAST(l.state AS TEXT), s.tier, s.stage, \
+         s.scored_at FROM leads l JOIN lead_scores s \
+         ON s.workspace_id = l.workspace_id AND s.lead_id = l.id \
+         WHERE l.workspace_id = {} AND l.merged_into IS NULL AND l.id > {} \
+         ORDER BY l.id LIMIT {}",
+        p(1),
+        p(2),
+        p(3)
+    );
+    let rows = conn
+        .query_all_raw(sea_orm::Statement::from_sql_and_values(
+            backend,
+            sql,
+            [workspace.into(), after.into(), (RESCORE_PAGE as i64).into()],
+        ))
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get_by_index(0)?,
+                r.try_get_by_index(1)?,
+                r.try_get_by_index(2)?,
+                r.try_get_by_index(3)?,
+                r.try_get_by_index(4)?,
+                r.try_get_by_index(5)?,
+            ))
+        })
+        .collect()
+}
+
+/// Rates a page read by [`read_page`] as of `now_ms` (CPU only: run it off the runtime).
+fn rate_page(model: &CompiledModel, rows: Vec<RawLead>, now_ms: i64) -> RatedPage {
+    let mut page = RatedPage {
+        at: now_ms,
+        rated: Vec::with_capacity(rows.len()),
+        replay: Vec::new(),
+    };
+    for (id, attributes, state, tier, stage, seen) in rows {
+        let state: BehaviourState = serde_json::from_str(&state).unwrap_or_default();
+        if !covers_state(model, &state) {
+            page.replay.push(id);
+            continue;
+        }
+        let attributes: Value = serde_json::from_str(&attributes).unwrap_or_else(|_| json!({}));
+        let rating = model.rate(&attributes, &state, now_ms);
+        page.rated.push(Rated {
+            id,
+            tier,
+            stage,
+            seen,
+            rating,
+        });
+    }
+    page
+}
+
+/// A page being rated on a blocking thread.
+type PageRating = tokio::task::JoinHandle<RatedPage>;
+
+/// Reads every lead of `workspace`, page by page, handing each page to a blocking thread to
+/// rate and the rating to `pages`, then reads the next page while that one is rated. Runs
+/// ahead of the writer (the channel holds two pages); stops when the writer hangs up.
+async fn read_rated(
+    reader: sea_orm::DatabaseConnection,
+    workspace: String,
+    model: Arc<CompiledModel>,
+    pages: tokio::sync::mpsc::Sender<anyhow::Result<PageRating>>,
+) {
+    let mut after = String::new();
+    loop {
+        let rows = match read_page(&reader, &workspace, &after).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                let _ = pages.send(Err(e.into())).await;
+                return;
+            }
+        };
+        let Some(last) = rows.last() else {
+            return;
+        };
+        after = last.0.clone();
+        let model = model.clone();
+        let rating = tokio::task::spawn_blocking(move || {
+            rate_page(&model, rows, Utc::now().timestamp_millis())
+        });
+        if pages.send(Ok(rating)).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Stores ratings made as of `at` in one `UPDATE … FROM (VALUES …)` per [`WRITE_CHUNK`]:
+/// only the score columns change, and only where the score's revision is still the one the
+/// rescore read (an event that rescored the lead meanwhile wins). A row written gets
+/// `scored_at = at`, or the revision read plus one if that is not earlier, so the revision
+/// always moves forward. With `returning`, gives the ids written; otherwise how many.
 async fn write_ratings<C: ConnectionTrait>(
     conn: &C,
     workspace: &str,
     version: i32,
-    now_ms: i64,
-    rated: &[(String, Rating)],
-) -> Result<(), sea_orm::DbErr> {
+    at: i64,
+    rated: &[&Rated],
+    returning: bool,
+) -> Result<(u64, Vec<String>), sea_orm::DbErr> {
     use std::fmt::Write as _;
-    if rated.is_empty() {
-        return Ok(());
-    }
     let backend = conn.get_database_backend();
     let p = |n| placeholder(backend, n);
-    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(rated.len() * 5 + 4);
-    let mut rows = String::with_capacity(rated.len() * 24);
-    for (id, r) in rated {
-        let n = values.len();
-        if n > 0 {
-            rows.push_str(", ");
+    let (mut count, mut ids) = (0, Vec::new());
+    for chunk in rated.chunks(WRITE_CHUNK) {
+        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * 6 + 4);
+        let mut rows = String::with_capacity(chunk.len() * 30);
+        for r in chunk {
+            let n = values.len();
+            if n > 0 {
+                rows.push_str(", ");
+            }
+            let _ = write!(
+                rows,
+                "({}, {}, {}, {}, {}, {})",
+                p(n + 1),
+                p(n + 2),
+                p(n + 3),
+                p(n + 4),
+                p(n + 5),
+                p(n + 6)
+            );
+            values.extend([
+                r.id.as_str().into(),
+                r.rating.score.into(),
+                r.rating.tier.as_str().into(),
+                r.rating.stage.as_str().into(),
+                r.rating.probability.into(),
+                r.seen.into(),
+            ]);
         }
-        let _ = write!(
-            rows,
-            "({}, {}, {}, {}, {})",
+        let n = values.len();
+        let sql = format!(
+            "WITH v(id, score, tier, stage, probability, seen) AS (VALUES {rows}) \
+             UPDATE lead_scores SET score = v.score, tier = v.tier, stage = v.stage, \
+             probability = v.probability, model_version = {}, \
+             scored_at = CASE WHEN v.seen < {} THEN {} ELSE v.seen + 1 END \
+             FROM v WHERE lead_scores.workspace_id = {} AND lead_scores.lead_id = v.id \
+             AND lead_scores.scored_at = v.seen{}",
             p(n + 1),
             p(n + 2),
             p(n + 3),
             p(n + 4),
-            p(n + 5)
+            if returning {
+                " RETURNING lead_scores.lead_id"
+            } else {
+                ""
+            }
         );
-        values.extend([
-            id.as_str().into(),
-            r.score.into(),
-            r.tier.as_str().into(),
-            r.stage.as_str().into(),
-            r.probability.into(),
-        ]);
+        values.extend([version.into(), at.into(), at.into(), workspace.into()]);
+        let statement = sea_orm::Statement::from_sql_and_values(backend, sql, values);
+        if returning {
+            for row in conn.query_all_raw(statement).await? {
+                ids.push(row.try_get_by_index::<String>(0)?);
+                count += 1;
+            }
+        } else {
+            count += conn.execute_raw(statement).await?.rows_affected();
+        }
     }
-    let n = values.len();
-    let sql = format!(
-        "WITH v(id, score, tier, stage, probability) AS (VALUES {rows}) \
-         UPDATE leads SET score = v.score, tier = v.tier, stage = v.stage, \
-         probability = v.probability, model_version = {}, scored_at = {}, updated_at = {} \
-         FROM v WHERE leads.workspace_id = {} AND leads.id = v.id",
-        p(n + 1),
-        p(n + 2),
-        p(n + 3),
-        p(n + 4)
-    );
-    values.extend([
-        version.into(),
-        now_ms.into(),
-        Utc::now().into(),
-        workspace.into(),
-    ]);
-    conn.execute_raw(sea_orm::Statement::from_sql_and_values(
-        backend, sql, values,
-    ))
-    .await?;
-    Ok(())
+    Ok((count, ids))
+}
+
+/// Aborts a background task when dropped (a rescore that stops early stops its reader).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl crate::engine::Engine {
-    /// Rescores every lead of `workspace` with model `version`, page by page, recording
-    /// progress in `scoring_models` and a `lead.tier_changed` event for each lead whose tier
-    /// or stage moves. Stops early if another version is published meanwhile (that publish
-    /// runs its own rescore). Safe to run again after a crash: it starts over.
+    /// Rescores every lead of `workspace` with model `version`, recording progress in
+    /// `scoring_models` and a `lead.tier_changed` event for each lead whose tier or stage
+    /// moves. Stops early if another version is published meanwhile (that publish runs its
+    /// own rescore). Safe to run again after a crash: it starts over.
+    ///
+    /// A reader task reads and rates pages of leads on the reader connection while this
+    /// task writes the previous ones, one transaction per page. A score an event
+    /// rewrote after the reader read it is left alone; leads whose state lacks one of the
+    /// model's behaviours are replayed in the writer's transaction; a last sweep rescores
+    /// any lead still not on `version` (one an event scored with the previous model while
+    /// the publish committed).
     pub async fn rescore_all(&self, workspace: &str, version: i32) -> anyhow::Result<u64> {
-        use sea_orm::{PaginatorTrait, TransactionTrait};
+        // On SQLite, keeping the score index up to date costs most of a rescore's writes
+        // (each update moves an entry to a random place in it); building it once afterwards
+        // from the sorted scores costs a fraction. Lists still answer meanwhile, sorting
+        // without it. PostgreSQL keeps its index: its writers run side by side.
+        let bulk = !crate::db::is_postgres(&self.db);
+        if bulk {
+            self.db
+                .execute_unprepared(&format!("DROP INDEX IF EXISTS {SCORE_INDEX}"))
+                .await?;
+        }
+        let rescored = self.rescore_pages(workspace, version).await;
+        if bulk {
+            self.ensure_score_index().await?;
+        }
+        let (done, finished) = rescored?;
+        if finished {
+            scoring_model::Entity::update_many()
+                .col_expr(
+                    scoring_model::Column::RescoreDone,
+                    SqlExpr::value(done as i64),
+                )
+                .col_expr(
+                    scoring_model::Column::RescoreFinishedAt,
+                    SqlExpr::value(Some(Utc::now())),
+                )
+                .filter(scoring_model::Column::WorkspaceId.eq(workspace))
+                .filter(scoring_model::Column::RescoreVersion.eq(version))
+                .exec(&self.db)
+                .await?;
+        }
+        Ok(done)
+    }
+
+    /// Creates the score index where a rescore dropped it (a no-op when it is there).
+    pub async fn ensure_score_index(&self) -> Result<(), sea_orm::DbErr> {
+        self.db
+            .execute_unprepared(&format!(
+                "CREATE INDEX IF NOT EXISTS {SCORE_INDEX} ON lead_scores (workspace_id, score)"
+            ))
+            .await?;
+        Ok(())
+    }
+
+    /// The pages of [`rescore_all`](Self::rescore_all); gives how many leads it rescored
+    /// and whether it finished (rather than giving way to a newer publish).
+    async fn rescore_pages(&self, workspace: &str, version: i32) -> anyhow::Result<(u64, bool)> {
+        use sea_orm::PaginatorTrait;
         let model = self.models.version(&self.db, workspace, version).await?;
         let total = lead::Entity::find()
             .filter(lead::Column::WorkspaceId.eq(workspace))
@@ -696,129 +1051,195 @@ impl crate::engine::Engine {
             .filter(scoring_model::Column::WorkspaceId.eq(workspace))
             .exec(&self.db)
             .await?;
-        let mut after = String::new();
+        let (tx, mut pages) = tokio::sync::mpsc::channel(2);
+        let _reader = AbortOnDrop(tokio::spawn(read_rated(
+            self.reader.clone(),
+            workspace.to_owned(),
+            model.clone(),
+            tx,
+        )));
         let mut done = 0u64;
-        // Where the time goes, for the log line at the end.
-        let (mut read_time, mut rate_time, mut write_time) =
-            (Duration::ZERO, Duration::ZERO, Duration::ZERO);
-        loop {
+        // Where the time goes, for the log line at the end: waiting for the reader (which
+        // reads and rates), and writing.
+        let (mut wait_time, mut write_time) = (Duration::ZERO, Duration::ZERO);
+        while let Some(next) = {
             let t = Instant::now();
-            let txn = self.db.begin().await?;
-            let current = scoring_model::Entity::find_by_id(workspace.to_owned())
-                .one(&txn)
-                .await?;
-            if current.and_then(|c| c.published_version) != Some(version) {
-                txn.rollback().await?;
-                tracing::info!(workspace, version, "rescore superseded by a newer publish");
-                return Ok(done);
-            }
-            // Only what scoring reads: attributes and state are never rewritten unless a
-            // replay rebuilt the state.
-            let page: Vec<(String, Value, Value, String, String)> = lead::Entity::find()
-                .select_only()
-                .columns([
-                    lead::Column::Id,
-                    lead::Column::Attributes,
-                    lead::Column::State,
-                    lead::Column::Tier,
-                    lead::Column::Stage,
-                ])
-                .filter(lead::Column::WorkspaceId.eq(workspace))
-                .filter(lead::Column::MergedInto.is_null())
-                .filter(lead::Column::Id.gt(after.as_str()))
-                .order_by_asc(lead::Column::Id)
-                .limit(RESCORE_PAGE)
-                // Events for these leads wait for this page rather than race it.
-                .lock_exclusive()
-                .into_tuple()
-                .all(&txn)
-                .await?;
-            let Some(last) = page.last() else {
-                txn.rollback().await?;
-                break;
+            let next = pages.recv().await;
+            let next = match next {
+                Some(rating) => Some(rating?.await?),
+                None => None,
             };
-            after = last.0.clone();
-            read_time += t.elapsed();
+            wait_time += t.elapsed();
+            next
+        } {
             let t = Instant::now();
-            let now_ms = Utc::now().timestamp_millis();
-            let mut started = 0usize;
-            let mut rated = Vec::with_capacity(page.len());
-            let mut changes = Vec::new();
-            for (id, attributes, stored, tier, stage) in page {
-                let state = if covers(&model, &stored) {
-                    state_of(&stored)
-                } else {
-                    let state = current_state(&txn, workspace, &id, &stored, &model).await?;
-                    lead::Entity::update_many()
-                        .col_expr(
-                            lead::Column::State,
-                            SqlExpr::value(serde_json::to_value(&state)?),
-                        )
-                        .filter(lead::Column::WorkspaceId.eq(workspace))
-                        .filter(lead::Column::Id.eq(id.as_str()))
-                        .exec(&txn)
-                        .await?;
-                    state
-                };
-                let rating = model.rate(&attributes, &state, now_ms);
-                if let Some(change) = tier_change(&id, &tier, &stage, &rating, version) {
-                    changes.push((id.clone(), change));
-                }
-                rated.push((id, rating));
-                done += 1;
-            }
-            rate_time += t.elapsed();
-            let t = Instant::now();
-            write_ratings(&txn, workspace, version, now_ms, &rated).await?;
-            for (id, change) in changes {
-                let (runs, _) = self
-                    .record_tier_change(
-                        &txn,
-                        workspace,
-                        &format!("rescore:{version}:{id}:{now_ms}"),
-                        change,
-                    )
-                    .await?;
-                started += runs.len();
-            }
-            scoring_model::Entity::update_many()
-                .col_expr(
-                    scoring_model::Column::RescoreDone,
-                    SqlExpr::value(done as i64),
-                )
-                .filter(scoring_model::Column::WorkspaceId.eq(workspace))
-                .filter(scoring_model::Column::RescoreVersion.eq(version))
-                .exec(&txn)
-                .await?;
-            txn.commit().await?;
+            let written = self.write_page(workspace, version, &model, next).await?;
             write_time += t.elapsed();
-            if started > 0 {
-                self.wake.notify_waiters();
-            }
+            let Some(n) = written else {
+                tracing::info!(workspace, version, "rescore superseded by a newer publish");
+                return Ok((done, false));
+            };
+            done += n;
+            self.set_rescore_done(workspace, version, done).await?;
         }
+        let t = Instant::now();
+        let Some(swept) = self.sweep(workspace, version, &model).await? else {
+            tracing::info!(workspace, version, "rescore superseded by a newer publish");
+            return Ok((done, false));
+        };
+        write_time += t.elapsed();
+        tracing::info!(
+            workspace,
+            version,
+            leads = done,
+            swept,
+            wait_ms = wait_time.as_millis() as u64,
+            write_ms = write_time.as_millis() as u64,
+            "rescore finished"
+        );
+        Ok((done, true))
+    }
+
+    async fn set_rescore_done(
+        &self,
+        workspace: &str,
+        version: i32,
+        done: u64,
+    ) -> Result<(), sea_orm::DbErr> {
         scoring_model::Entity::update_many()
             .col_expr(
                 scoring_model::Column::RescoreDone,
                 SqlExpr::value(done as i64),
             )
-            .col_expr(
-                scoring_model::Column::RescoreFinishedAt,
-                SqlExpr::value(Some(Utc::now())),
-            )
             .filter(scoring_model::Column::WorkspaceId.eq(workspace))
             .filter(scoring_model::Column::RescoreVersion.eq(version))
             .exec(&self.db)
             .await?;
-        tracing::info!(
-            workspace,
-            version,
-            leads = done,
-            read_ms = read_time.as_millis() as u64,
-            rate_ms = rate_time.as_millis() as u64,
-            write_ms = write_time.as_millis() as u64,
-            "rescore finished"
-        );
-        Ok(done)
+        Ok(())
+    }
+
+    /// Writes a rated page in one transaction; `None` when `version` is no longer the
+    /// published one. Gives how many leads the page held.
+    async fn write_page(
+        &self,
+        workspace: &str,
+        version: i32,
+        model: &CompiledModel,
+        page: RatedPage,
+    ) -> anyhow::Result<Option<u64>> {
+        use sea_orm::TransactionTrait;
+        let txn = self.db.begin().await?;
+        if !self.still_published(&txn, workspace, version).await? {
+            txn.rollback().await?;
+            return Ok(None);
+        }
+        let now_ms = Utc::now().timestamp_millis();
+        let (moved, same): (Vec<&Rated>, Vec<&Rated>) = page
+            .rated
+            .iter()
+            .partition(|r| r.tier != r.rating.tier.as_str() || r.stage != r.rating.stage.as_str());
+        write_ratings(&txn, workspace, version, page.at, &same, false).await?;
+        // Only the leads this write moved get a tier change: an event that rescored one
+        // meanwhile recorded its own.
+        let (_, won) = write_ratings(&txn, workspace, version, page.at, &moved, true).await?;
+        let won: std::collections::HashSet<String> = won.into_iter().collect();
+        let mut changes: Vec<Value> = moved
+            .into_iter()
+            .filter(|r| won.contains(&r.id))
+            .filter_map(|r| tier_change(&r.id, &r.tier, &r.stage, &r.rating, version))
+            .collect();
+        if !page.replay.is_empty() {
+            let ids: Vec<&str> = page.replay.iter().map(String::as_str).collect();
+            changes.extend(rescore_many(&txn, workspace, &ids, version, model, now_ms).await?);
+        }
+        let started = self
+            .record_tier_changes(&txn, workspace, version, now_ms, changes)
+            .await?;
+        txn.commit().await?;
+        if started > 0 {
+            self.wake.notify_waiters();
+        }
+        Ok(Some(page.len() as u64))
+    }
+
+    /// Rescores, one transaction, the leads a rescore left on another model version;
+    /// `None` when `version` is no longer the published one. Gives how many there were.
+    async fn sweep(
+        &self,
+        workspace: &str,
+        version: i32,
+        model: &CompiledModel,
+    ) -> anyhow::Result<Option<u64>> {
+        use sea_orm::TransactionTrait;
+        let txn = self.db.begin().await?;
+        if !self.still_published(&txn, workspace, version).await? {
+            txn.rollback().await?;
+            return Ok(None);
+        }
+        let stale: Vec<String> = select_leads()
+            .select_only()
+            .column(lead::Column::Id)
+            .filter(lead::Column::WorkspaceId.eq(workspace))
+            .filter(lead::Column::MergedInto.is_null())
+            .filter(
+                Condition::any()
+                    .add(lead_score::Column::ModelVersion.is_null())
+                    .add(lead_score::Column::ModelVersion.ne(version)),
+            )
+            .into_tuple()
+            .all(&txn)
+            .await?;
+        let now_ms = Utc::now().timestamp_millis();
+        let mut changes = Vec::new();
+        for chunk in stale.chunks(RESCORE_PAGE as usize) {
+            let ids: Vec<&str> = chunk.iter().map(String::as_str).collect();
+            changes.extend(rescore_many(&txn, workspace, &ids, version, model, now_ms).await?);
+        }
+        let started = self
+            .record_tier_changes(&txn, workspace, version, now_ms, changes)
+            .await?;
+        txn.commit().await?;
+        if started > 0 {
+            self.wake.notify_waiters();
+        }
+        Ok(Some(stale.len() as u64))
+    }
+
+    async fn still_published<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        workspace: &str,
+        version: i32,
+    ) -> Result<bool, sea_orm::DbErr> {
+        let current = scoring_model::Entity::find_by_id(workspace.to_owned())
+            .one(conn)
+            .await?;
+        Ok(current.and_then(|c| c.published_version) == Some(version))
+    }
+
+    /// Records a rescore's tier changes; gives how many runs they started.
+    async fn record_tier_changes<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        workspace: &str,
+        version: i32,
+        now_ms: i64,
+        changes: Vec<Value>,
+    ) -> anyhow::Result<usize> {
+        let mut started = 0;
+        for change in changes {
+            let id = change["lead"].as_str().unwrap_or_default().to_owned();
+            let (runs, _) = self
+                .record_tier_change(
+                    conn,
+                    workspace,
+                    &format!("rescore:{version}:{id}:{now_ms}"),
+                    change,
+                )
+                .await?;
+            started += runs.len();
+        }
+        Ok(started)
     }
 
     /// Starts [`rescore_all`](Self::rescore_all) in the background.
@@ -833,6 +1254,10 @@ impl crate::engine::Engine {
 
     /// Resumes rescores a stopped server left unfinished.
     pub async fn resume_rescores(self: &Arc<Self>) -> anyhow::Result<()> {
+        // A rescore a stop interrupted on SQLite may have left the score index dropped.
+        if !crate::db::is_postgres(&self.db) {
+            self.ensure_score_index().await?;
+        }
         let pending = scoring_model::Entity::find()
             .filter(scoring_model::Column::RescoreVersion.is_not_null())
             .filter(scoring_model::Column::RescoreFinishedAt.is_null())
@@ -897,9 +1322,16 @@ impl Detectors {
     }
 }
 
+/// Leads an import has changed but not yet saved, by id: [`upsert`] fills it,
+/// [`save_imported`] writes it in a few statements.
+pub type Pending = HashMap<String, Lead>;
+
 /// Creates or updates a lead from an import: attributes are patched (`null` removes a key),
-/// identities attached, and the lead rescored with the published model. An import is a
-/// backfill, so it records no `lead.tier_changed` events. Returns whether it was created.
+/// identities attached, and the lead rescored with the published model. The lead goes into
+/// `pending` (where a later row of the same import finds it) until [`save_imported`]. An
+/// import is a backfill, so it records no `lead.tier_changed` events. Returns whether it
+/// was created.
+#[allow(clippy::too_many_arguments)] // the import row's fields, and where it goes
 pub async fn upsert<C: ConnectionTrait>(
     conn: &C,
     published: Option<&(i32, Arc<CompiledModel>)>,
@@ -908,9 +1340,15 @@ pub async fn upsert<C: ConnectionTrait>(
     attributes: &Map<String, Value>,
     owner: Option<&str>,
     identities: &[(String, String)],
+    pending: &mut Pending,
 ) -> anyhow::Result<bool> {
     let now_ms = Utc::now().timestamp_millis();
-    let existing = find_for_update(conn, workspace, id).await?;
+    let existing = match pending.remove(id) {
+        Some(row) => Some(row),
+        None => find_for_update(conn, workspace, id)
+            .await?
+            .map(|row| pending.remove(&row.id).unwrap_or(row)),
+    };
     let created = existing.is_none();
     let mut row = existing.unwrap_or_else(|| empty_lead(workspace, id, now_ms));
     patch_attributes(&mut row.attributes, attributes);
@@ -938,24 +1376,36 @@ pub async fn upsert<C: ConnectionTrait>(
         .exec_without_returning(conn)
         .await?;
     }
-    match published {
-        Some((version, model)) => {
-            rescore(conn, workspace, row, *version, model, now_ms).await?;
-        }
-        None => save(conn, &row).await?,
+    if let Some((version, model)) = published {
+        let state = current_state(conn, workspace, &row.id, &row.state, model).await?;
+        let rating = model.rate(&row.attributes, &state, now_ms);
+        row.state = serde_json::to_value(&state)?;
+        set_score(&mut row, &rating, *version, now_ms);
     }
+    pending.insert(row.id.clone(), row);
     Ok(created)
+}
+
+/// Saves the leads an import changed (see [`upsert`]).
+pub async fn save_imported<C: ConnectionTrait>(
+    conn: &C,
+    pending: Pending,
+) -> Result<(), sea_orm::DbErr> {
+    let mut rows: Vec<Lead> = pending.into_values().collect();
+    rows.sort_by(|a, b| a.id.cmp(&b.id));
+    save_all(conn, &rows).await
 }
 
 /// Every (unmerged) lead of a workspace, in id order.
 pub async fn all<C: ConnectionTrait>(
     conn: &C,
     workspace: &str,
-) -> Result<Vec<lead::Model>, sea_orm::DbErr> {
-    lead::Entity::find()
+) -> Result<Vec<Lead>, sea_orm::DbErr> {
+    select_leads()
         .filter(lead::Column::WorkspaceId.eq(workspace))
         .filter(lead::Column::MergedInto.is_null())
         .order_by_asc(lead::Column::Id)
+        .into_model::<Lead>()
         .all(conn)
         .await
 }
@@ -1137,7 +1587,7 @@ pub async fn nba_rules<C: ConnectionTrait>(conn: &C, workspace: &str) -> anyhow:
 
 /// What next-best-action rules see about a lead: its attributes (with `id`, `owner`), its
 /// score, and its signals and events (from [`events_of`]) of the last 30 days.
-pub fn facts(row: &lead::Model, events: &[EventView], score: Value, now_ms: i64) -> Facts {
+pub fn facts(row: &Lead, events: &[EventView], score: Value, now_ms: i64) -> Facts {
     let since = now_ms - NBA_DAYS * 86_400_000;
     let mut signals = Vec::new();
     let mut recent = Vec::new();
@@ -1163,7 +1613,7 @@ pub fn facts(row: &lead::Model, events: &[EventView], score: Value, now_ms: i64)
 }
 
 /// The score fields rules see, from a lead's stored score.
-pub fn score_facts(row: &lead::Model) -> Value {
+pub fn score_facts(row: &Lead) -> Value {
     json!({ "score": row.score, "tier": row.tier, "stage": row.stage, "probability": row.probability })
 }
 

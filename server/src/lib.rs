@@ -188,7 +188,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         );
     }
     let registry = connectors::Registry::new(db.clone(), &config.data_dir)?;
-    let engine = Engine::new(db.clone(), Some(registry.clone()));
+    let reader = db::connect_reader(&config.db, &db).await?;
+    let engine = Engine::new(db.clone(), reader, Some(registry.clone()));
     if let Some(dir) = &config.connectors_dir {
         register_connectors(&registry, dir).await?;
     }

@@ -364,6 +364,100 @@ async fn concurrent_events_for_one_lead_all_count(backend: Backend) {
 }
 both!(concurrent_events_for_one_lead_all_count);
 
+/// Events arriving while a publish rescores every lead: whichever writes a lead's score
+/// last, the stored score is the one the published model gives for the lead's state at
+/// the time it was scored, and every lead ends on the published version.
+async fn a_rescore_racing_events_keeps_every_score_current(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let v1 = save_and_publish(&s, model(40.0), 0).await;
+    let industries = ["新能源汽车零部件", "机械", "纺织"];
+    let leads: Vec<Value> = (0..600)
+        .map(|i| json!({"id": format!("r-{i:03}"), "attributes": {"industry": industries[i % 3]}}))
+        .collect();
+    let (st, v) = s
+        .post("/api/v1/leads/import", json!({ "leads": leads }))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    // Anonymous histories merged into imported leads before the publish, so some states
+    // have counts to decay.
+    for i in 0..30 {
+        event(
+            &s,
+            &format!("before-{i}"),
+            "page_view",
+            json!({"anonymous_id": format!("a-{i}"), "category": "pricing"}),
+            Utc::now() - Duration::hours(i),
+        )
+        .await;
+        let (st, v) = s
+            .post(
+                "/api/v1/events",
+                json!({"id": format!("tie-{i}"), "name": "identify", "lead": format!("r-{:03}", i * 20),
+                       "properties": {"anonymous_id": format!("a-{i}")}}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+    }
+    let (st, v) = s
+        .call(
+            Method::PUT,
+            "/api/v1/scoring/model",
+            Some(json!({"doc": model(10.0), "base_version": v1, "message": "racing"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let v2 = v["version"].as_i64().expect("version") as i32;
+    let (st, v) = s
+        .post("/api/v1/scoring/model/publish", json!({"version": v2}))
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+    // Events for a third of the leads while the rescore runs.
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let (client, base, token) = (s.client.clone(), s.base.clone(), s.token.clone());
+        tasks.push(tokio::spawn(async move {
+            let body = json!({"id": format!("during-{i}"), "name": "page_view",
+                "lead": format!("r-{:03}", i * 3), "properties": {"category": "pricing"}});
+            client
+                .post(format!("{base}/api/v1/events"))
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .expect("send")
+                .status()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.expect("task"), StatusCode::ACCEPTED);
+    }
+    wait_rescore(&s, v2).await;
+    for page in 1..=3 {
+        let list = s
+            .get(&format!("/api/v1/leads?per_page=200&page={page}"))
+            .await;
+        for l in list["leads"].as_array().expect("leads") {
+            assert_eq!(l["model_version"], json!(v2), "{l}");
+        }
+    }
+    for i in (0..600).step_by(7) {
+        let card = s.get(&format!("/api/v1/leads/r-{i:03}")).await;
+        let at = card["stored"]["scored_at"].as_str().expect("scored_at");
+        let then = s.get(&format!("/api/v1/leads/r-{i:03}?at={at}")).await;
+        let (stored, fresh) = (
+            card["stored"]["score"].as_f64().expect("score"),
+            then["current"]["score"].as_f64().expect("score"),
+        );
+        assert!(
+            (stored - fresh).abs() < 1e-6,
+            "stored {stored}, fresh {fresh}: {card}"
+        );
+        assert_eq!(card["stored"]["tier"], then["current"]["tier"], "{card}");
+    }
+    s.finish().await;
+}
+both!(a_rescore_racing_events_keeps_every_score_current);
+
 /// Leads link to accounts by their `company` attribute; the accounts list ranks accounts by
 /// their best lead and counts their leads.
 async fn accounts_rank_by_their_best_lead(backend: Backend) {

@@ -16,9 +16,9 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
 use crate::auth::{Caller, Role};
-use crate::db::entities::{account, event, lead, lead_identity};
+use crate::db::entities::{account, event, lead, lead_identity, lead_score};
 use crate::error::{ApiError, ApiJson, ApiResult};
-use crate::leads::IDENTITY_KINDS;
+use crate::leads::{IDENTITY_KINDS, Lead, select_leads};
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -48,7 +48,7 @@ fn paging(page: Option<u64>, per_page: Option<u64>) -> ApiResult<(u64, u64)> {
     Ok((page.unwrap_or(1).max(1), per_page))
 }
 
-fn summary_row(l: &lead::Model) -> Value {
+fn summary_row(l: &Lead) -> Value {
     json!({
         "id": l.id,
         "name": l.attributes.get("name"),
@@ -85,30 +85,31 @@ pub async fn list_leads(
         return Err(ApiError::invalid("stage", "stage is lead, mql or sql"));
     }
     let (page, per_page) = paging(q.page, q.per_page)?;
-    let mut find = lead::Entity::find()
+    let mut find = select_leads()
         .filter(lead::Column::WorkspaceId.eq(caller.workspace_id.as_str()))
         .filter(lead::Column::MergedInto.is_null());
     if let Some(t) = &q.tier {
-        find = find.filter(lead::Column::Tier.eq(t.as_str()));
+        find = find.filter(lead_score::Column::Tier.eq(t.as_str()));
     }
     if let Some(s) = &q.stage {
-        find = find.filter(lead::Column::Stage.eq(s.as_str()));
+        find = find.filter(lead_score::Column::Stage.eq(s.as_str()));
     }
     if let Some(o) = &q.owner {
         find = find.filter(lead::Column::Owner.eq(o.as_str()));
     }
     if let Some(min) = q.min_score {
-        find = find.filter(lead::Column::Score.gte(min));
+        find = find.filter(lead_score::Column::Score.gte(min));
     }
     if let Some(max) = q.max_score {
-        find = find.filter(lead::Column::Score.lte(max));
+        find = find.filter(lead_score::Column::Score.lte(max));
     }
     let total = find.clone().count(&state.db).await?;
     let rows = find
-        .order_by_desc(lead::Column::Score)
+        .order_by_desc(lead_score::Column::Score)
         .order_by_asc(lead::Column::Id)
         .offset((page - 1) * per_page)
         .limit(per_page)
+        .into_model::<Lead>()
         .all(&state.db)
         .await?;
     Ok(Json(json!({
@@ -308,6 +309,7 @@ pub async fn import_leads(
         .await
         .map_err(ApiError::internal)?;
     let (mut created, mut updated) = (0u64, 0u64);
+    let mut pending = crate::leads::Pending::new();
     for (l, ids) in body.leads.iter().zip(&identities) {
         let new = crate::leads::upsert(
             &txn,
@@ -317,6 +319,7 @@ pub async fn import_leads(
             &l.attributes,
             l.owner.as_deref(),
             ids,
+            &mut pending,
         )
         .await
         .map_err(ApiError::internal)?;
@@ -326,6 +329,7 @@ pub async fn import_leads(
             updated += 1;
         }
     }
+    crate::leads::save_imported(&txn, pending).await?;
     txn.commit().await?;
     Ok(Json(json!({ "created": created, "updated": updated })))
 }
@@ -359,10 +363,11 @@ pub async fn list_accounts(
     let backend = state.db.get_database_backend();
     let p = |n: usize| crate::leads::placeholder(backend, n);
     let sql = format!(
-        "SELECT a.id AS id, a.name AS name, COUNT(l.id) AS leads, MAX(l.score) AS best_score, \
-         SUM(CASE WHEN l.tier = 'hot' THEN 1 ELSE 0 END) AS hot \
+        "SELECT a.id AS id, a.name AS name, COUNT(l.id) AS leads, MAX(s.score) AS best_score, \
+         SUM(CASE WHEN s.tier = 'hot' THEN 1 ELSE 0 END) AS hot \
          FROM accounts a LEFT JOIN leads l ON l.workspace_id = a.workspace_id \
          AND l.account_id = a.id AND l.merged_into IS NULL \
+         LEFT JOIN lead_scores s ON s.workspace_id = l.workspace_id AND s.lead_id = l.id \
          WHERE a.workspace_id = {} GROUP BY a.id, a.name \
          ORDER BY best_score DESC NULLS LAST, a.name, a.id LIMIT {} OFFSET {}",
         p(1),
@@ -412,13 +417,14 @@ pub async fn get_account(
         .one(&state.db)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("account {id:?} does not exist")))?;
-    let leads = lead::Entity::find()
+    let leads = select_leads()
         .filter(lead::Column::WorkspaceId.eq(workspace))
         .filter(lead::Column::AccountId.eq(id.as_str()))
         .filter(lead::Column::MergedInto.is_null())
-        .order_by_desc(lead::Column::Score)
+        .order_by_desc(lead_score::Column::Score)
         .order_by_asc(lead::Column::Id)
         .limit(500)
+        .into_model::<Lead>()
         .all(&state.db)
         .await?;
     Ok(Json(json!({

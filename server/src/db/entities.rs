@@ -370,6 +370,38 @@ pub mod lead {
         /// `trellis_model::scoring::BehaviourState`.
         #[sea_orm(column_type = "JsonBinary")]
         pub state: Json,
+        pub last_event_at: Option<i64>,
+        pub merged_into: Option<String>,
+        pub created_at: DateTimeUtc,
+        pub updated_at: DateTimeUtc,
+    }
+    no_relations!();
+
+    /// Every lead has its score row: `leads JOIN lead_scores`.
+    impl Related<super::lead_score::Entity> for Entity {
+        fn to() -> RelationDef {
+            Entity::belongs_to(super::lead_score::Entity)
+                .from((Column::WorkspaceId, Column::Id))
+                .to((
+                    super::lead_score::Column::WorkspaceId,
+                    super::lead_score::Column::LeadId,
+                ))
+                .into()
+        }
+    }
+}
+
+/// A lead's score, kept apart from the wide `leads` row so that a rescore rewrites only
+/// narrow rows.
+pub mod lead_score {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "lead_scores")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub workspace_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub lead_id: String,
         #[sea_orm(column_type = "Double")]
         pub score: f64,
         pub tier: String,
@@ -377,11 +409,9 @@ pub mod lead {
         #[sea_orm(column_type = "Double", nullable)]
         pub probability: Option<f64>,
         pub model_version: Option<i32>,
+        /// Epoch ms the score was computed for; every write moves it forward, so it is
+        /// also the score's revision.
         pub scored_at: i64,
-        pub last_event_at: Option<i64>,
-        pub merged_into: Option<String>,
-        pub created_at: DateTimeUtc,
-        pub updated_at: DateTimeUtc,
     }
     no_relations!();
 }

@@ -68,6 +68,27 @@ pub async fn connect(location: &DbLocation) -> anyhow::Result<DatabaseConnection
     Ok(db)
 }
 
+/// Connections for long reads beside `db` (already connected and migrated): on SQLite two
+/// read-only connections, which WAL lets read while `db`'s one connection writes; on
+/// PostgreSQL `db` itself.
+pub async fn connect_reader(
+    location: &DbLocation,
+    db: &DatabaseConnection,
+) -> anyhow::Result<DatabaseConnection> {
+    let DbLocation::Sqlite(path) = location else {
+        return Ok(db.clone());
+    };
+    let mut opts = ConnectOptions::new(format!("sqlite://{}?mode=ro", path.display()));
+    opts.max_connections(2)
+        .min_connections(0)
+        .sqlx_logging(false)
+        .acquire_timeout(Duration::from_secs(10));
+    opts.map_sqlx_sqlite_opts(|o| o.read_only(true).busy_timeout(Duration::from_secs(10)));
+    Database::connect(opts)
+        .await
+        .with_context(|| format!("opening SQLite database {} to read", path.display()))
+}
+
 /// Hides the password of a database URL for messages.
 pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {

@@ -140,19 +140,24 @@ impl MigrationTrait for Migration {
             m.alter_table(Table::alter().table(Leads::Table).add_column(c).to_owned())
                 .await?;
         }
+        // The `lead_scores` row of the `leads` row being updated.
+        let same_lead = || {
+            Condition::all()
+                .add(
+                    Expr::col((LeadScores::Table, LeadScores::WorkspaceId))
+                        .equals((Leads::Table, Leads::WorkspaceId)),
+                )
+                .add(
+                    Expr::col((LeadScores::Table, LeadScores::LeadId))
+                        .equals((Leads::Table, Leads::Id)),
+                )
+        };
         for c in MOVED {
             // `UPDATE leads SET c = (SELECT c FROM lead_scores WHERE …)`, column by column.
             let from = Query::select()
                 .column(c)
                 .from(LeadScores::Table)
-                .and_where(
-                    Expr::col((LeadScores::Table, LeadScores::WorkspaceId))
-                        .equals((Leads::Table, Leads::WorkspaceId)),
-                )
-                .and_where(
-                    Expr::col((LeadScores::Table, LeadScores::LeadId))
-                        .equals((Leads::Table, Leads::Id)),
-                )
+                .cond_where(same_lead())
                 .to_owned();
             m.exec_stmt(
                 Query::update()
@@ -165,14 +170,7 @@ impl MigrationTrait for Migration {
                         Query::select()
                             .expr(Expr::val(1))
                             .from(LeadScores::Table)
-                            .and_where(
-                                Expr::col((LeadScores::Table, LeadScores::WorkspaceId))
-                                    .equals((Leads::Table, Leads::WorkspaceId)),
-                            )
-                            .and_where(
-                                Expr::col((LeadScores::Table, LeadScores::LeadId))
-                                    .equals((Leads::Table, Leads::Id)),
-                            )
+                            .cond_where(same_lead())
                             .to_owned(),
                     ))
                     .to_owned(),

@@ -1127,12 +1127,9 @@ impl crate::engine::Engine {
         model: &CompiledModel,
         page: RatedPage,
     ) -> anyhow::Result<Option<u64>> {
-        use sea_orm::TransactionTrait;
-        let txn = self.db.begin().await?;
-        if !self.still_published(&txn, workspace, version).await? {
-            txn.rollback().await?;
+        let Some(txn) = self.begin_if_published(workspace, version).await? else {
             return Ok(None);
-        }
+        };
         let now_ms = Utc::now().timestamp_millis();
         let (moved, same): (Vec<&Rated>, Vec<&Rated>) = page
             .rated
@@ -1152,13 +1149,8 @@ impl crate::engine::Engine {
             let ids: Vec<&str> = page.replay.iter().map(String::as_str).collect();
             changes.extend(rescore_many(&txn, workspace, &ids, version, model, now_ms).await?);
         }
-        let started = self
-            .record_tier_changes(&txn, workspace, version, now_ms, changes)
+        self.commit_tier_changes(txn, workspace, version, now_ms, changes)
             .await?;
-        txn.commit().await?;
-        if started > 0 {
-            self.wake.notify_waiters();
-        }
         Ok(Some(page.len() as u64))
     }
 
@@ -1170,12 +1162,9 @@ impl crate::engine::Engine {
         version: i32,
         model: &CompiledModel,
     ) -> anyhow::Result<Option<u64>> {
-        use sea_orm::TransactionTrait;
-        let txn = self.db.begin().await?;
-        if !self.still_published(&txn, workspace, version).await? {
-            txn.rollback().await?;
+        let Some(txn) = self.begin_if_published(workspace, version).await? else {
             return Ok(None);
-        }
+        };
         let stale: Vec<String> = select_leads()
             .select_only()
             .column(lead::Column::Id)
@@ -1195,43 +1184,46 @@ impl crate::engine::Engine {
             let ids: Vec<&str> = chunk.iter().map(String::as_str).collect();
             changes.extend(rescore_many(&txn, workspace, &ids, version, model, now_ms).await?);
         }
-        let started = self
-            .record_tier_changes(&txn, workspace, version, now_ms, changes)
+        self.commit_tier_changes(txn, workspace, version, now_ms, changes)
             .await?;
-        txn.commit().await?;
-        if started > 0 {
-            self.wake.notify_waiters();
-        }
         Ok(Some(stale.len() as u64))
     }
 
-    async fn still_published<C: ConnectionTrait>(
+    /// Begins a rescore transaction, or gives `None` (and begins nothing) when `version`
+    /// is no longer the published one.
+    async fn begin_if_published(
         &self,
-        conn: &C,
         workspace: &str,
         version: i32,
-    ) -> Result<bool, sea_orm::DbErr> {
+    ) -> Result<Option<sea_orm::DatabaseTransaction>, sea_orm::DbErr> {
+        use sea_orm::TransactionTrait;
+        let txn = self.db.begin().await?;
         let current = scoring_model::Entity::find_by_id(workspace.to_owned())
-            .one(conn)
+            .one(&txn)
             .await?;
-        Ok(current.and_then(|c| c.published_version) == Some(version))
+        if current.and_then(|c| c.published_version) == Some(version) {
+            return Ok(Some(txn));
+        }
+        txn.rollback().await?;
+        Ok(None)
     }
 
-    /// Records a rescore's tier changes; gives how many runs they started.
-    async fn record_tier_changes<C: ConnectionTrait>(
+    /// Records a rescore's tier changes in `txn`, commits it, and wakes the workers if the
+    /// changes started runs.
+    async fn commit_tier_changes(
         &self,
-        conn: &C,
+        txn: sea_orm::DatabaseTransaction,
         workspace: &str,
         version: i32,
         now_ms: i64,
         changes: Vec<Value>,
-    ) -> anyhow::Result<usize> {
+    ) -> anyhow::Result<()> {
         let mut started = 0;
         for change in changes {
             let id = change["lead"].as_str().unwrap_or_default().to_owned();
             let (runs, _) = self
                 .record_tier_change(
-                    conn,
+                    &txn,
                     workspace,
                     &format!("rescore:{version}:{id}:{now_ms}"),
                     change,
@@ -1239,7 +1231,11 @@ impl crate::engine::Engine {
                 .await?;
             started += runs.len();
         }
-        Ok(started)
+        txn.commit().await?;
+        if started > 0 {
+            self.wake.notify_waiters();
+        }
+        Ok(())
     }
 
     /// Starts [`rescore_all`](Self::rescore_all) in the background.

@@ -873,3 +873,74 @@ async fn intent_nodes_in_flows(backend: Backend) {
     s.finish().await;
 }
 both!(intent_nodes_in_flows);
+
+/// A lead's score columns as `table` holds them (`leads` before migration 000009,
+/// `lead_scores` after), by lead id.
+type ScoreRow = (String, f64, String, String, Option<f64>, Option<i32>, i64);
+
+async fn score_rows(db: &sea_orm::DatabaseConnection, table: &str, id: &str) -> Vec<ScoreRow> {
+    use sea_orm::ConnectionTrait as _;
+    let sql = format!(
+        "SELECT {id}, score, tier, stage, probability, model_version, scored_at \
+         FROM {table} ORDER BY {id}"
+    );
+    let rows = db
+        .query_all_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            sql,
+        ))
+        .await
+        .expect("select scores");
+    rows.iter()
+        .map(|r| {
+            (
+                r.try_get_by_index(0).expect("id"),
+                r.try_get_by_index(1).expect("score"),
+                r.try_get_by_index(2).expect("tier"),
+                r.try_get_by_index(3).expect("stage"),
+                r.try_get_by_index(4).expect("probability"),
+                r.try_get_by_index(5).expect("model_version"),
+                r.try_get_by_index(6).expect("scored_at"),
+            )
+        })
+        .collect()
+}
+
+/// Migration 000009 (scores out of `leads` into `lead_scores`) rolls back and forward
+/// again without losing a score.
+async fn the_lead_scores_migration_rolls_back_without_loss(backend: Backend) {
+    use trellis_migrations::{Migrator, MigratorTrait as _};
+    let s = TestServer::start(backend).await;
+    save_and_publish(&s, model(40.0), 0).await;
+    let leads: Vec<Value> = ["新能源汽车零部件", "机械", "纺织"]
+        .iter()
+        .enumerate()
+        .map(|(i, industry)| json!({"id": format!("m-{i}"), "attributes": {"industry": industry}}))
+        .collect();
+    let (st, v) = s
+        .post("/api/v1/leads/import", json!({ "leads": leads }))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, v) = s
+        .post(
+            "/api/v1/events",
+            json!({"id": "m-view", "name": "page_view", "lead": "m-1",
+                   "properties": {"category": "pricing"}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+    let db = s.engine().db.clone();
+    let before = score_rows(&db, "lead_scores", "lead_id").await;
+    assert_eq!(before.len(), 3, "{before:?}");
+    assert!(
+        before.iter().any(|r| r.2 != before[0].2),
+        "the leads differ in tier: {before:?}"
+    );
+
+    Migrator::down(&db, Some(1)).await.expect("down");
+    assert_eq!(score_rows(&db, "leads", "id").await, before);
+    Migrator::up(&db, None).await.expect("up again");
+    assert_eq!(score_rows(&db, "lead_scores", "lead_id").await, before);
+    s.finish().await;
+}
+both!(the_lead_scores_migration_rolls_back_without_loss);

@@ -378,6 +378,24 @@ async fn a_rescore_racing_events_keeps_every_score_current(backend: Backend) {
         .post("/api/v1/leads/import", json!({ "leads": leads }))
         .await;
     assert_eq!(st, StatusCode::OK, "{v}");
+    if backend == Backend::Postgres {
+        // The import refreshed the planner's statistics: it knows `leads` is not empty.
+        use sea_orm::ConnectionTrait as _;
+        let db = s.engine().db.clone();
+        let row = db
+            .query_one_raw(sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                "SELECT reltuples::float8 FROM pg_class WHERE oid = 'leads'::regclass",
+            ))
+            .await
+            .expect("pg_class")
+            .expect("a row");
+        let believed: f64 = row.try_get_by_index(0).expect("reltuples");
+        assert!(
+            believed >= 600.0,
+            "the planner believes leads holds {believed} rows"
+        );
+    }
     // Anonymous histories merged into imported leads before the publish, so some states
     // have counts to decay.
     for i in 0..30 {

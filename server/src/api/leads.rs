@@ -331,6 +331,10 @@ pub async fn import_leads(
     }
     crate::leads::save_imported(&txn, pending).await?;
     txn.commit().await?;
+    // The leads are stored: a failure here only leaves the planner's estimates stale.
+    if let Err(e) = crate::db::refresh_lead_statistics(&state.db).await {
+        tracing::warn!(error = %e, "refreshing the lead tables' statistics failed");
+    }
     Ok(Json(json!({ "created": created, "updated": updated })))
 }
 

@@ -112,3 +112,34 @@ pub fn redact(url: &str) -> String {
 pub fn is_postgres(db: &DatabaseConnection) -> bool {
     db.get_database_backend() == DbBackend::Postgres
 }
+
+/// PostgreSQL plans queries from table statistics that only `ANALYZE` refreshes (autovacuum
+/// runs it in the background, where it is on), and a prepared statement keeps its plan
+/// until they change. An import that grows `leads` from nothing to 100,000 rows would leave
+/// every lookup by key planned for an empty table, a sequential scan each, and a rescore's
+/// keyed updates with it. So after bulk writes the lead tables are analyzed when the
+/// planner's row estimate for `leads` is off by more than a tenth. A no-op on SQLite, whose
+/// planner assumes an index helps.
+pub async fn refresh_lead_statistics(db: &DatabaseConnection) -> Result<(), sea_orm::DbErr> {
+    use sea_orm::ConnectionTrait as _;
+    if !is_postgres(db) {
+        return Ok(());
+    }
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT (SELECT count(*) FROM leads)::float8, greatest(reltuples, 0)::float8 \
+             FROM pg_class WHERE oid = 'leads'::regclass",
+        ))
+        .await?;
+    let Some(row) = row else {
+        return Ok(());
+    };
+    let (actual, believed): (f64, f64) = (row.try_get_by_index(0)?, row.try_get_by_index(1)?);
+    if (actual - believed).abs() > believed * 0.1 + 100.0 {
+        tracing::debug!(actual, believed, "analyzing the lead tables");
+        db.execute_unprepared("ANALYZE leads, lead_scores, lead_identities, accounts")
+            .await?;
+    }
+    Ok(())
+}

@@ -348,6 +348,7 @@ impl crate::engine::Engine {
     async fn rescore_pages(&self, workspace: &str, version: i32) -> anyhow::Result<(u64, bool)> {
         use sea_orm::PaginatorTrait;
         let model = self.models.version(&self.db, workspace, version).await?;
+        crate::db::refresh_lead_statistics(&self.db).await?;
         let total = lead::Entity::find()
             .filter(lead::Column::WorkspaceId.eq(workspace))
             .filter(lead::Column::MergedInto.is_null())

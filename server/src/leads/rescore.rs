@@ -259,18 +259,26 @@ async fn write_ratings<C: ConnectionTrait>(
     Ok((count, ids))
 }
 
-/// Records how many leads the rescore to `version` has done (in the page's transaction).
+/// Records how many leads the rescore to `version` has done and, once it is `finished`,
+/// when it finished.
 async fn set_rescore_done<C: ConnectionTrait>(
     conn: &C,
     workspace: &str,
     version: i32,
     done: u64,
+    finished: bool,
 ) -> Result<(), sea_orm::DbErr> {
-    scoring_model::Entity::update_many()
-        .col_expr(
-            scoring_model::Column::RescoreDone,
-            SqlExpr::value(done as i64),
-        )
+    let mut update = scoring_model::Entity::update_many().col_expr(
+        scoring_model::Column::RescoreDone,
+        SqlExpr::value(done as i64),
+    );
+    if finished {
+        update = update.col_expr(
+            scoring_model::Column::RescoreFinishedAt,
+            SqlExpr::value(Some(Utc::now())),
+        );
+    }
+    update
         .filter(scoring_model::Column::WorkspaceId.eq(workspace))
         .filter(scoring_model::Column::RescoreVersion.eq(version))
         .exec(conn)
@@ -316,19 +324,7 @@ impl crate::engine::Engine {
         }
         let (done, finished) = rescored?;
         if finished {
-            scoring_model::Entity::update_many()
-                .col_expr(
-                    scoring_model::Column::RescoreDone,
-                    SqlExpr::value(done as i64),
-                )
-                .col_expr(
-                    scoring_model::Column::RescoreFinishedAt,
-                    SqlExpr::value(Some(Utc::now())),
-                )
-                .filter(scoring_model::Column::WorkspaceId.eq(workspace))
-                .filter(scoring_model::Column::RescoreVersion.eq(version))
-                .exec(&self.db)
-                .await?;
+            set_rescore_done(&self.db, workspace, version, done, true).await?;
         }
         Ok(done)
     }
@@ -446,7 +442,7 @@ impl crate::engine::Engine {
             let ids: Vec<&str> = page.replay.iter().map(String::as_str).collect();
             changes.extend(rescore_many(&txn, workspace, &ids, version, model, now_ms).await?);
         }
-        set_rescore_done(&txn, workspace, version, done + page.len() as u64).await?;
+        set_rescore_done(&txn, workspace, version, done + page.len() as u64, false).await?;
         self.commit_tier_changes(txn, workspace, version, now_ms, changes)
             .await?;
         Ok(Some(page.len() as u64))

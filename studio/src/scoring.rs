@@ -529,7 +529,8 @@ fn rescore_progress(session: Session, head: &Value) -> impl IntoView + use<> {
     let version = r["version"].as_i64().unwrap_or(0);
     let pct = if total > 0 { done * 100 / total } else { 100 };
     Some(view! {
-        <p class="rescore" data-testid="rescore-progress" data-finished=finished.to_string()>
+        <p class="rescore" data-testid="rescore-progress" data-version=version.to_string()
+            data-finished=finished.to_string()>
             <progress max="100" value=pct.to_string()></progress>" "
             {move || match (session.lang.get(), finished) {
                 (Lang::Zh, true) => format!("v{version} 已发布：{total} 条线索已重新评分"),

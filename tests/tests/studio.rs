@@ -1133,6 +1133,8 @@ async fn scoring_sliders_backtest_publish_and_lead_card() {
 
         snapshot(&c, "scoring_page").await;
         click(&c, "publish-model").await?;
+        // The page shows v1's finished rescore until the publish answers: wait for v2's.
+        expect_attr(&c, "rescore-progress", "data-version", "2").await?;
         expect_attr(&c, "rescore-progress", "data-finished", "true").await?;
         let m = api.get("/api/v1/scoring/model").await;
         if m["published_version"] != json!(2) {

@@ -134,6 +134,61 @@ fn manifest_is_read_from_the_component() {
     assert_eq!(echo, json!({"value": 42, "key": "run-1/echo/0/1"}));
 }
 
+/// Inputs bigger than the SDK's allocation arena (so parsing them fills it and spills
+/// into the system allocator midway, moving growing buffers across) come back unchanged.
+#[test]
+fn large_nested_inputs_round_trip_through_the_guest() {
+    let host = host(None);
+    let loaded = adversarial(&host);
+    for n in [1, 100, 4_000] {
+        let value = json!({
+            "leads": (0..n).map(|i| json!({
+                "id": format!("L-{i}"), "公司": "宁德电驱", "score": f64::from(i) / 7.0,
+                "tags": ["ev", "parts", i.to_string()], "seen": i % 2 == 0, "owner": null,
+                "events": { "page_view": i, "signal": { "budget": "预算已经批了" } },
+            })).collect::<Vec<_>>(),
+        });
+        let size = value.to_string().len();
+        let echo = call(
+            &host,
+            &loaded,
+            "echo",
+            json!({ "value": value }),
+            Grants::default(),
+            Limits::default(),
+        )
+        .unwrap_or_else(|e| panic!("{n} leads ({size} bytes): {e:?}"));
+        assert!(
+            echo["value"] == value,
+            "{n} leads ({size} bytes) came back changed"
+        );
+    }
+}
+
+/// A call that allocates far more over its life than the memory limit, though little at
+/// once, completes: freed memory is reused once the SDK's arena is full.
+#[test]
+fn freed_guest_memory_is_reused_under_the_memory_limit() {
+    let host = host(None);
+    let loaded = adversarial(&host);
+    let limit = 4 << 20;
+    let out = call(
+        &host,
+        &loaded,
+        "churn",
+        json!({ "rounds": 60 }),
+        Grants::default(),
+        Limits {
+            memory_bytes: limit,
+            ..Limits::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(out["rounds"], json!(60));
+    let bytes = out["bytes"].as_u64().unwrap();
+    assert!(bytes > 8 * limit, "allocated {bytes} bytes over the call");
+}
+
 #[test]
 fn input_is_checked_against_the_operation_schema() {
     let host = host(None);

@@ -320,17 +320,49 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
         .args(extra)
         .env("TRELLIS_STUDIO_DIR", &studio)
         .env("TRELLIS_CONNECTORS_DIR", &connectors);
-    run_tests(t)
+    // The connector SDK's own tests (its allocator, its doc examples) run natively.
+    let mut sdk = cargo();
+    sdk.args([
+        "test",
+        "--locked",
+        "-p",
+        "trellis-connector-sdk",
+        "--manifest-path",
+    ])
+    .arg(root().join("connectors").join("Cargo.toml"))
+    .env("CARGO_TARGET_DIR", target_dir());
+    run_tests([sdk, t])
 }
 
-/// Runs `cargo test`, passing its output through, and closes with one summary line
-/// (`tests: N passed, N failed`) over every test binary.
-fn run_tests(mut cmd: Command) -> anyhow::Result<()> {
+/// Runs each `cargo test`, passing its output through, and closes with one summary line
+/// (`tests: N passed, N failed`) over every test binary; stops at the first that fails.
+fn run_tests(cmds: impl IntoIterator<Item = Command>) -> anyhow::Result<()> {
+    let mut counts = (0u64, 0u64, 0u64);
+    let mut result = Ok(());
+    for cmd in cmds {
+        result = run_test_command(cmd, &mut counts);
+        if result.is_err() {
+            break;
+        }
+    }
+    let (passed, failed, ignored) = counts;
+    println!();
+    println!("tests: {passed} passed, {failed} failed, {ignored} skipped");
+    result?;
+    if passed == 0 {
+        bail!("no test ran");
+    }
+    Ok(())
+}
+
+/// Runs one `cargo test`, adding its `test result:` lines to `counts` (passed, failed,
+/// ignored).
+fn run_test_command(mut cmd: Command, counts: &mut (u64, u64, u64)) -> anyhow::Result<()> {
     use std::io::{BufRead as _, BufReader};
     cmd.stdout(std::process::Stdio::piped());
     let mut child = cmd.spawn().context("starting cargo test")?;
     let stdout = child.stdout.take().context("cargo test stdout")?;
-    let (mut passed, mut failed, mut ignored) = (0u64, 0u64, 0u64);
+    let (passed, failed, ignored) = counts;
     for line in BufReader::new(stdout).lines() {
         let line = line?;
         println!("{line}");
@@ -346,19 +378,14 @@ fn run_tests(mut cmd: Command) -> anyhow::Result<()> {
                     .and_then(|n| n.trim().parse().ok())
                     .unwrap_or(0)
             };
-            passed += count(" passed");
-            failed += count(" failed");
-            ignored += count(" ignored");
+            *passed += count(" passed");
+            *failed += count(" failed");
+            *ignored += count(" ignored");
         }
     }
     let s = child.wait()?;
-    println!();
-    println!("tests: {passed} passed, {failed} failed, {ignored} skipped");
     if !s.success() {
         bail!("cargo test failed ({s})");
-    }
-    if passed == 0 {
-        bail!("no test ran");
     }
     Ok(())
 }

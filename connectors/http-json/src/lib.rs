@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 use trellis_connector_sdk::{
-    Call, Connector, Context, Error, JsonSchema, Manifest, Operation, Value, http, secrets,
+    Call, Connector, Context, Error, JsonSchema, Manifest, Operation, Output, Value, http, secrets,
 };
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -92,7 +92,7 @@ impl Connector for HttpJson {
             )
     }
 
-    fn invoke(call: Call) -> Result<Value, Error> {
+    fn invoke(call: Call) -> Result<Output, Error> {
         match call.operation() {
             "request" | "fetch" => call.handle(request),
             other => Err(Error::unknown_operation(other)),

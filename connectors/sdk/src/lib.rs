@@ -6,9 +6,11 @@
 //! The generated WIT bindings stay hidden; you get [`http`], [`secrets`], [`kv`], [`log`]
 //! and [`now_ms`], each checked by the host against what an admin granted.
 //!
-//! ```no_run
+//! ```no_run,standalone_crate
 //! use serde::{Deserialize, Serialize};
-//! use trellis_connector_sdk::{Call, Connector, Error, JsonSchema, Manifest, Operation, Value, http};
+//! use trellis_connector_sdk::{
+//!     Call, Connector, Error, JsonSchema, Manifest, Operation, Output, Value, http,
+//! };
 //!
 //! #[derive(Deserialize, JsonSchema)]
 //! struct Config {
@@ -22,7 +24,7 @@
 //! }
 //!
 //! #[derive(Serialize, JsonSchema)]
-//! struct Output {
+//! struct OrderStatus {
 //!     status: String,
 //! }
 //!
@@ -34,10 +36,10 @@
 //!             .display("订单", "Orders")
 //!             .host("erp.example.com")
 //!             .secret("api_key")
-//!             .operation(Operation::new::<Config, Input, Output>("order_status", "查询订单状态", "Order status"))
+//!             .operation(Operation::new::<Config, Input, OrderStatus>("order_status", "查询订单状态", "Order status"))
 //!     }
 //!
-//!     fn invoke(call: Call) -> Result<Value, Error> {
+//!     fn invoke(call: Call) -> Result<Output, Error> {
 //!         match call.operation() {
 //!             "order_status" => call.handle(|config: Config, input: Input, _ctx| {
 //!                 let key = trellis_connector_sdk::secrets::get("api_key")?;
@@ -46,7 +48,7 @@
 //!                     .send()?
 //!                     .error_for_status()?;
 //!                 let body: Value = response.parse()?;
-//!                 Ok(Output { status: body["status"].as_str().unwrap_or_default().to_owned() })
+//!                 Ok(OrderStatus { status: body["status"].as_str().unwrap_or_default().to_owned() })
 //!             }),
 //!             other => Err(Error::unknown_operation(other)),
 //!         }
@@ -55,6 +57,15 @@
 //!
 //! trellis_connector_sdk::export!(Orders);
 //! ```
+
+pub mod arena;
+
+/// Every call runs in a fresh instance: small allocations are bumped out of an arena that
+/// the call's end throws away (see [`arena`]). Turn the `arena` feature off to bring your
+/// own `#[global_allocator]`.
+#[cfg(all(target_arch = "wasm32", feature = "arena"))]
+#[global_allocator]
+static ALLOCATOR: arena::CallArena<{ arena::ARENA }> = arena::CallArena::new();
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -315,7 +326,7 @@ impl Call {
     pub fn handle<C, I, O>(
         self,
         f: impl FnOnce(C, I, &Context) -> Result<O, Error>,
-    ) -> Result<Value, Error>
+    ) -> Result<Output, Error>
     where
         C: DeserializeOwned,
         I: DeserializeOwned,
@@ -323,8 +334,41 @@ impl Call {
     {
         let config = self.config::<C>()?;
         let input = self.input::<I>()?;
-        let output = f(config, input, &self.context)?;
-        serde_json::to_value(output).map_err(|e| Error::Internal(format!("output: {e}")))
+        Output::json(&f(config, input, &self.context)?)
+    }
+}
+
+/// What an operation returns: its output, serialized to JSON once, straight from your type
+/// (no intermediate [`Value`]). [`Call::handle`] makes one; so do `Output::json(&x)` for
+/// any `Serialize` type and `.into()` for a [`Value`]:
+///
+/// ```standalone_crate
+/// # use trellis_connector_sdk::{Output, json};
+/// let out: Output = json!({ "status": "shipped" }).into();
+/// assert_eq!(out.as_str(), r#"{"status":"shipped"}"#);
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct Output(String);
+
+impl Output {
+    /// Serializes `value`; a type JSON cannot represent (a map with non-string keys, say)
+    /// is an [`Error::Internal`].
+    pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<Output, Error> {
+        serde_json::to_string(value)
+            .map(Output)
+            .map_err(|e| Error::Internal(format!("output: {e}")))
+    }
+
+    /// The JSON text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<Value> for Output {
+    fn from(value: Value) -> Self {
+        // A `Value` always serializes: its map keys are strings.
+        Output(serde_json::to_string(&value).unwrap_or_else(|_| "null".into()))
     }
 }
 
@@ -459,7 +503,8 @@ pub struct Polled {
 pub trait Connector {
     fn manifest() -> Manifest;
 
-    fn invoke(call: Call) -> Result<Value, Error>;
+    /// Runs one operation; [`Call::handle`] parses its config and input for you.
+    fn invoke(call: Call) -> Result<Output, Error>;
 
     /// Turns a webhook request into events. Declare it with [`Manifest::inbound`].
     fn handle_inbound(request: InboundRequest) -> Result<Inbound, Error> {
@@ -497,9 +542,7 @@ impl<T: Connector> bindings::Guest for Adapter<T> {
             input,
             context: context.into(),
         };
-        T::invoke(call)
-            .map(|v| v.to_string())
-            .map_err(Error::into_wit)
+        T::invoke(call).map(|o| o.0).map_err(Error::into_wit)
     }
 
     fn handle_inbound(

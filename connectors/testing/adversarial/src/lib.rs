@@ -5,11 +5,17 @@
 use serde::Deserialize;
 use trellis_connector_sdk::{
     Call, Connector, Context, Error, Event, Inbound, InboundRequest, JsonSchema, Manifest,
-    Operation, Polled, Value, http, json, secrets,
+    Operation, Output, Polled, Value, http, json, secrets,
 };
 
 #[derive(Deserialize, JsonSchema)]
 struct Nothing {}
+
+/// How many rounds of allocating and freeing [`churn`] does.
+#[derive(Deserialize, JsonSchema)]
+struct Churn {
+    rounds: u32,
+}
 
 #[derive(Deserialize, JsonSchema)]
 struct Echo {
@@ -32,6 +38,11 @@ impl Connector for Adversarial {
             .operation(Operation::new::<Nothing, Echo, Value>(
                 "echo", "回显", "Echo",
             ))
+            .operation(Operation::new::<Nothing, Churn, Value>(
+                "churn",
+                "内存周转",
+                "Memory churn",
+            ))
             .operation(op("spin"))
             .operation(op("memory_bomb"))
             .operation(op("huge_output"))
@@ -42,11 +53,12 @@ impl Connector for Adversarial {
             .operation(op("leak_secret"))
     }
 
-    fn invoke(call: Call) -> Result<Value, Error> {
+    fn invoke(call: Call) -> Result<Output, Error> {
         match call.operation() {
             "echo" => call.handle(|_: Nothing, input: Echo, ctx| {
                 Ok(json!({ "value": input.value, "key": ctx.idempotency_key }))
             }),
+            "churn" => call.handle(|_: Nothing, input: Churn, _| Ok(churn(input.rounds))),
             "spin" => {
                 let mut x: u64 = 0;
                 loop {
@@ -60,7 +72,7 @@ impl Connector for Adversarial {
                     std::hint::black_box(&hoard);
                 }
             }
-            "huge_output" => Ok(Value::String("x".repeat(50 << 20))),
+            "huge_output" => Ok(Value::String("x".repeat(50 << 20)).into()),
             "undeclared_host" => {
                 let r = http::Request::get("http://example.com/").send();
                 Err(Error::Internal(format!("expected a denial, got {r:?}")))
@@ -73,7 +85,7 @@ impl Connector for Adversarial {
             "kv_roundtrip" => {
                 trellis_connector_sdk::kv::set("k", b"v", Some(60_000))?;
                 let v = trellis_connector_sdk::kv::get("k")?;
-                Ok(json!({ "value": v.map(|v| String::from_utf8_lossy(&v).into_owned()) }))
+                Ok(json!({ "value": v.map(|v| String::from_utf8_lossy(&v).into_owned()) }).into())
             }
             "leak_secret" => {
                 let secret = secrets::get("declared")?;
@@ -135,6 +147,22 @@ impl Connector for Adversarial {
             ),
         })
     }
+}
+
+/// Allocates 2,000 strings of 400 bytes and frees them, `rounds` times: far more memory over the
+/// call than is ever live at once, and far more than the SDK's arena holds, so it fits a
+/// small memory limit only if freed memory is reused.
+fn churn(rounds: u32) -> Value {
+    let filler = "x".repeat(380);
+    let mut bytes = 0usize;
+    for round in 0..rounds {
+        let strings: Vec<String> = (0..2_000)
+            .map(|i| format!("{round:08}-{i:08}-{filler}"))
+            .collect();
+        bytes += strings.iter().map(String::len).sum::<usize>();
+        std::hint::black_box(&strings);
+    }
+    json!({ "rounds": rounds, "bytes": bytes })
 }
 
 trellis_connector_sdk::export!(Adversarial);

@@ -158,6 +158,10 @@ unsafe impl<const N: usize> GlobalAlloc for CallArena<N> {
             self.top.set(offset + new_size);
             return ptr;
         }
+        if new_size <= layout.size() {
+            // Shrinking an older allocation: it stays where it is (its tail is not reused).
+            return ptr;
+        }
         // SAFETY: the caller guarantees `new_size`, rounded up to `layout.align()`, does
         // not overflow `isize`.
         let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
@@ -253,6 +257,9 @@ mod tests {
             let moved = a.realloc(older, layout(16, 8), 64);
             assert_ne!(moved, older, "an older one moves");
             assert_eq!(bytes(moved, 16), vec![7; 16], "with its contents");
+            let shrunk = a.realloc(grown, layout(1000, 8), 8);
+            assert_eq!(shrunk, grown, "shrinking never moves");
+            assert_eq!(bytes(shrunk, 8), vec![9; 8]);
         }
     }
 

@@ -101,6 +101,19 @@ fn bench(c: &mut Criterion) {
         )
     });
 
+    // The same 1 KiB input to an operation that only reads its length: what carrying it
+    // costs the host and the boundary, without the guest's own parsing.
+    c.bench_function("connector/call_measure_1KiB", |b| {
+        b.iter_batched(
+            || Invocation {
+                operation: "measure".into(),
+                ..call()
+            },
+            |call| host.invoke(&loaded, call, services.clone()).unwrap(),
+            BatchSize::SmallInput,
+        )
+    });
+
     // The same path with an empty input: what the host itself costs per call.
     c.bench_function("connector/call_echo_empty", |b| {
         b.iter_batched(

@@ -132,6 +132,21 @@ fn manifest_is_read_from_the_component() {
     )
     .unwrap();
     assert_eq!(echo, json!({"value": 42, "key": "run-1/echo/0/1"}));
+    // The guest sees the input as the JSON text the host wrote.
+    let input = json!({"lead": "L-1", "公司": "宁德电驱", "score": 90.28571428571429});
+    let measured = call(
+        &host,
+        &loaded,
+        "measure",
+        input.clone(),
+        Grants::default(),
+        Limits::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        measured,
+        json!({"bytes": serde_json::to_string(&input).unwrap().len()})
+    );
 }
 
 /// Inputs bigger than the SDK's allocation arena (so parsing them fills it and spills

@@ -322,6 +322,12 @@ impl Call {
         parse("input", &self.input)
     }
 
+    /// The node's input as the JSON text the host sent (already checked against the
+    /// operation's input schema), for passing it on without parsing it.
+    pub fn input_json(&self) -> &str {
+        &self.input
+    }
+
     /// Runs a typed handler: parses config and input, serializes the output.
     pub fn handle<C, I, O>(
         self,

@@ -43,6 +43,11 @@ impl Connector for Adversarial {
                 "内存周转",
                 "Memory churn",
             ))
+            .operation(Operation::new::<Nothing, Value, Value>(
+                "measure",
+                "输入大小",
+                "Input size",
+            ))
             .operation(op("spin"))
             .operation(op("memory_bomb"))
             .operation(op("huge_output"))
@@ -59,6 +64,9 @@ impl Connector for Adversarial {
                 Ok(json!({ "value": input.value, "key": ctx.idempotency_key }))
             }),
             "churn" => call.handle(|_: Nothing, input: Churn, _| Ok(churn(input.rounds))),
+            // The input's size, read without parsing it: a call whose guest does no work
+            // on its input, for the host's own per-call cost.
+            "measure" => Ok(json!({ "bytes": call.input_json().len() }).into()),
             "spin" => {
                 let mut x: u64 = 0;
                 loop {

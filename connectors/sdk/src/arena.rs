@@ -87,8 +87,12 @@ impl<const N: usize> CallArena<N> {
         self.top.get()
     }
 
-    /// Takes `layout` from the top of the arena; null when it does not fit.
-    fn bump(&self, layout: Layout) -> *mut u8 {
+    /// Takes a small `layout` (up to [`SMALL`]) from the top of the arena; `None` when it
+    /// is larger or does not fit.
+    fn small(&self, layout: Layout) -> Option<*mut u8> {
+        if layout.size() > SMALL {
+            return None;
+        }
         let base = self.base();
         // `align` is a power of two; the arena's end is far from `usize::MAX`.
         let start = (base + self.top.get() + layout.align() - 1) & !(layout.align() - 1);
@@ -98,9 +102,9 @@ impl<const N: usize> CallArena<N> {
                 self.top.set(end);
                 self.last.set(offset + 1);
                 // Derived from the arena's own pointer: keeps its provenance.
-                self.mem.get().cast::<u8>().wrapping_add(offset)
+                Some(self.mem.get().cast::<u8>().wrapping_add(offset))
             }
-            _ => std::ptr::null_mut(),
+            _ => None,
         }
     }
 }
@@ -111,28 +115,24 @@ impl<const N: usize> CallArena<N> {
 // (`offset` tells the two apart).
 unsafe impl<const N: usize> GlobalAlloc for CallArena<N> {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if layout.size() <= SMALL {
-            let p = self.bump(layout);
-            if !p.is_null() {
-                return p;
-            }
+        match self.small(layout) {
+            Some(p) => p,
+            // SAFETY: the caller's `layout` contract, passed on.
+            None => unsafe { System.alloc(layout) },
         }
-        // SAFETY: the caller's `layout` contract, passed on.
-        unsafe { System.alloc(layout) }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        if layout.size() <= SMALL {
-            let p = self.bump(layout);
-            if !p.is_null() {
+        match self.small(layout) {
+            Some(p) => {
                 // Freed space is reused, so it may not be zero any more.
                 // SAFETY: `p` is valid for `layout.size()` bytes.
                 unsafe { p.write_bytes(0, layout.size()) };
-                return p;
+                p
             }
+            // SAFETY: as in `alloc`.
+            None => unsafe { System.alloc_zeroed(layout) },
         }
-        // SAFETY: as in `alloc`.
-        unsafe { System.alloc_zeroed(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {

@@ -286,6 +286,23 @@ async fn set_rescore_done<C: ConnectionTrait>(
     Ok(())
 }
 
+/// [`rescore_many`] over `ids`, a page of them per round; gives their tier changes.
+async fn rescore_ids<C: ConnectionTrait>(
+    conn: &C,
+    workspace: &str,
+    ids: &[String],
+    version: i32,
+    model: &CompiledModel,
+    now_ms: i64,
+) -> anyhow::Result<Vec<Value>> {
+    let mut changes = Vec::new();
+    for chunk in ids.chunks(RESCORE_PAGE as usize) {
+        let ids: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        changes.extend(rescore_many(conn, workspace, &ids, version, model, now_ms).await?);
+    }
+    Ok(changes)
+}
+
 /// Aborts a background task when dropped (a rescore that stops early stops its reader).
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
@@ -438,10 +455,7 @@ impl crate::engine::Engine {
             .filter(|r| won.contains(&r.id))
             .filter_map(|r| tier_change(&r.id, &r.tier, &r.stage, &r.rating, version))
             .collect();
-        if !page.replay.is_empty() {
-            let ids: Vec<&str> = page.replay.iter().map(String::as_str).collect();
-            changes.extend(rescore_many(&txn, workspace, &ids, version, model, now_ms).await?);
-        }
+        changes.extend(rescore_ids(&txn, workspace, &page.replay, version, model, now_ms).await?);
         set_rescore_done(&txn, workspace, version, done + page.len() as u64, false).await?;
         self.commit_tier_changes(txn, workspace, version, now_ms, changes)
             .await?;
@@ -473,11 +487,7 @@ impl crate::engine::Engine {
             .all(&txn)
             .await?;
         let now_ms = Utc::now().timestamp_millis();
-        let mut changes = Vec::new();
-        for chunk in stale.chunks(RESCORE_PAGE as usize) {
-            let ids: Vec<&str> = chunk.iter().map(String::as_str).collect();
-            changes.extend(rescore_many(&txn, workspace, &ids, version, model, now_ms).await?);
-        }
+        let changes = rescore_ids(&txn, workspace, &stale, version, model, now_ms).await?;
         self.commit_tier_changes(txn, workspace, version, now_ms, changes)
             .await?;
         Ok(Some(stale.len() as u64))

@@ -603,24 +603,32 @@ impl Registry {
         if let Some(t) = request.timeout_ms {
             limits.timeout_ms = limits.timeout_ms.min(t.max(1));
         }
-        let invocation = Invocation {
-            operation: request.operation.clone(),
-            config: request.config.clone(),
-            input: request.input.clone(),
-            context: CallContext {
-                run_id: run_id.to_owned(),
-                step_id: request.node.clone(),
-                idempotency_key: request.idempotency_key.clone(),
-                workspace: workspace.to_owned(),
-            },
-            grants,
-            limits,
+        let (operation, config, input) = (
+            request.operation.clone(),
+            request.config.clone(),
+            request.input.clone(),
+        );
+        let context = CallContext {
+            run_id: run_id.to_owned(),
+            step_id: request.node.clone(),
+            idempotency_key: request.idempotency_key.clone(),
+            workspace: workspace.to_owned(),
         };
         let host = self.host.clone();
         let services: Arc<dyn HostServices> = self.services.clone();
         let started = std::time::Instant::now();
-        let result =
-            tokio::task::spawn_blocking(move || host.invoke(&loaded, invocation, services)).await;
+        let result = tokio::task::spawn_blocking(move || {
+            let invocation = Invocation {
+                operation: &operation,
+                config: &config,
+                input: &input,
+                context,
+                grants,
+                limits,
+            };
+            host.invoke(&loaded, invocation, services)
+        })
+        .await;
         metrics::histogram!("trellis_connector_call_seconds", "connector" => version.name.clone())
             .record(started.elapsed().as_secs_f64());
         let result = match result {

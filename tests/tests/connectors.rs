@@ -365,5 +365,10 @@ async fn misbehaving_plugins_fail_alone() {
         log.contains("the secret is ***"),
         "the plugin's log line is missing:\n{log}"
     );
+    // What it wrote to stderr reaches the log too (through the SDK), masked the same way.
+    assert!(
+        log.contains("stderr also has ***"),
+        "the plugin's stderr line is missing:\n{log}"
+    );
     assert!(!log.contains(SECRET), "the log leaks the secret");
 }

@@ -99,9 +99,9 @@ fn call_with(
     host.invoke(
         loaded,
         Invocation {
-            operation: op.into(),
-            config,
-            input,
+            operation: op,
+            config: &config,
+            input: &input,
             context: CallContext {
                 run_id: "run-1".into(),
                 step_id: op.into(),
@@ -378,6 +378,36 @@ fn undeclared_hosts_and_secrets_are_denied() {
     );
 }
 
+/// The SDK routes stdout, stderr and `getenv` to the world's own imports, so a component
+/// built with it imports from WASI only the hash-map seed `std` asks for: each WASI
+/// function linked costs every call's instantiation (README, connector benchmark).
+#[test]
+fn sdk_components_import_only_the_world_and_a_hash_seed() {
+    let host = host(None);
+    let loaded = adversarial(&host);
+    let wasi: Vec<&str> = loaded
+        .imports
+        .iter()
+        .map(String::as_str)
+        .filter(|i| !i.starts_with("trellis:connector/"))
+        .collect();
+    assert!(
+        wasi.len() == 1 && wasi[0].starts_with("wasi:random/insecure-seed@"),
+        "{:?}",
+        loaded.imports
+    );
+    assert!(
+        loaded
+            .imports
+            .iter()
+            .any(|i| i.starts_with("trellis:connector/log@")),
+        "{:?}",
+        loaded.imports
+    );
+}
+
+/// A panic's message, which `std` writes to stderr (the SDK sends it to the `log` import),
+/// is quoted in the trap.
 #[test]
 fn a_panic_is_a_trap_with_its_message() {
     let host = host(None);

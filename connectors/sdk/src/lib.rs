@@ -59,6 +59,9 @@
 //! ```
 
 pub mod arena;
+/// Stdout, stderr and `getenv` without WASI: see the module's documentation.
+#[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
+mod stdio;
 
 /// Every call runs in a fresh instance: small allocations are bumped out of an arena that
 /// the call's end throws away (see [`arena`]). Turn the `arena` feature off to bring your
@@ -845,7 +848,8 @@ pub mod kv {
     }
 }
 
-/// Log lines, tagged by the host with the connector, run and step.
+/// Log lines, tagged by the host with the connector, run and step. `println!` and
+/// `eprintln!` land here too, as `info` and `error` lines (a panic's message among them).
 pub mod log {
     use crate::bindings::trellis::connector::log::{Level, log};
 

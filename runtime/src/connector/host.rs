@@ -159,13 +159,33 @@ struct CheckedExport<S> {
     signature: std::marker::PhantomData<S>,
 }
 
-impl<S: ExportSignature> CheckedExport<S> {
-    /// Checks that the export at `index` of `instance` has the type `S` says.
+impl Exports {
+    /// Finds and type-checks the call exports of `component`, in its `instance`.
     fn check(
         store: &mut Store<CallState>,
+        component: &Component,
         instance: &Instance,
-        index: ComponentExportIndex,
+    ) -> wasmtime::Result<Exports> {
+        Ok(Exports {
+            invoke: CheckedExport::check(store, component, instance, "invoke")?,
+            handle_inbound: CheckedExport::check(store, component, instance, "handle-inbound")?,
+            poll: CheckedExport::check(store, component, instance, "poll")?,
+        })
+    }
+}
+
+impl<S: ExportSignature> CheckedExport<S> {
+    /// Finds the export `name` of `component` and checks, in its `instance`, that it has
+    /// the type `S` says.
+    fn check(
+        store: &mut Store<CallState>,
+        component: &Component,
+        instance: &Instance,
+        name: &str,
     ) -> wasmtime::Result<Self> {
+        let index = component
+            .get_export_index(None, name)
+            .ok_or_else(|| wasmtime::format_err!("no export {name:?}"))?;
         instance.get_typed_func::<S::Params<'_>, (S::Result,)>(&mut *store, &index)?;
         Ok(CheckedExport {
             index,
@@ -291,11 +311,6 @@ impl ConnectorHost {
             .map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
         let pre = bindings::ConnectorPre::new(instance_pre)
             .map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
-        let export = |name: &str| {
-            component
-                .get_export_index(None, name)
-                .ok_or_else(|| LoadError::WrongWorld(format!("no export {name:?}")))
-        };
         let types = component.component_type();
         let imports = types
             .imports(&self.engine)
@@ -303,11 +318,6 @@ impl ConnectorHost {
             .filter(|name| name.contains(':'))
             .map(str::to_owned)
             .collect();
-        let (invoke, handle_inbound, poll) = (
-            export("invoke")?,
-            export("handle-inbound")?,
-            export("poll")?,
-        );
         let limits = Limits::default();
         let mut store = self
             .limited_store(
@@ -329,14 +339,8 @@ impl ConnectorHost {
             .instance_pre()
             .instantiate(&mut store)
             .map_err(|e| LoadError::Describe(format!("{e:#}")))?;
-        let check = |store: &mut Store<CallState>| -> wasmtime::Result<Exports> {
-            Ok(Exports {
-                invoke: CheckedExport::check(store, &instance, invoke)?,
-                handle_inbound: CheckedExport::check(store, &instance, handle_inbound)?,
-                poll: CheckedExport::check(store, &instance, poll)?,
-            })
-        };
-        let exports = check(&mut store).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
+        let exports = Exports::check(&mut store, &component, &instance)
+            .map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
         let manifest = bindings::Connector::new(&mut store, &instance)
             .and_then(|c| c.call_describe(&mut store))
             .map_err(|e| LoadError::Describe(format!("{e:#}")))?;

@@ -12,6 +12,7 @@ mod m20261128_000006_leads;
 mod m20261128_000007_leads_drop_contributions;
 mod m20261128_000008_leads_by_account;
 mod m20261128_000009_lead_scores;
+mod m20261206_000010_run_guards;
 
 #[derive(Debug)]
 pub struct Migrator;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000007_leads_drop_contributions::Migration),
             Box::new(m20261128_000008_leads_by_account::Migration),
             Box::new(m20261128_000009_lead_scores::Migration),
+            Box::new(m20261206_000010_run_guards::Migration),
         ]
     }
 }

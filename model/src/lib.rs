@@ -14,6 +14,7 @@ pub mod edit;
 pub mod expr;
 pub mod flow;
 pub mod layout;
+pub mod measure;
 pub mod nba;
 pub mod node_types;
 pub mod schedule;

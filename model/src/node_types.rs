@@ -93,8 +93,10 @@ pub struct TriggerConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[A-Za-z0-9_][A-Za-z0-9_./-]{0,127}$"))]
     pub path: Option<String>,
-    /// Webhook shared secret, sent by callers in the `X-Trellis-Secret` header.
+    /// Webhook shared secret, sent by callers in the `X-Trellis-Secret` header. Write-only:
+    /// documents read back show [`SECRET_SET`] in its place.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
     pub secret: Option<String>,
     /// Event name for `kind: event`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -106,6 +108,76 @@ pub struct TriggerConfig {
     /// IANA time zone of `cron` (default `Asia/Shanghai`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timezone: Option<String>,
+}
+
+/// What a webhook secret reads as: the value itself is never shown. Saving a document with
+/// this in place of the secret keeps the secret the flow had.
+pub const SECRET_SET: &str = "•••••• (secret set)";
+
+/// Replaces every trigger's secret in a flow document (as JSON) with [`SECRET_SET`].
+pub fn redact_secrets(doc: &mut Value) {
+    for node in doc
+        .get_mut("nodes")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
+        if node.get("type").and_then(Value::as_str) == Some("trigger")
+            && let Some(secret) = node.pointer_mut("/config/secret")
+            && secret.is_string()
+        {
+            *secret = Value::String(SECRET_SET.to_owned());
+        }
+    }
+}
+
+/// Puts back the secret of each trigger saved with [`SECRET_SET`] from `previous` (the
+/// version the edit started from). A placeholder with nothing to keep is an error, as
+/// `(pointer, message)`.
+pub fn restore_secrets(doc: &mut Value, previous: Option<&Value>) -> Result<(), (String, String)> {
+    let kept = |id: &Value| -> Option<Value> {
+        previous?
+            .get("nodes")?
+            .as_array()?
+            .iter()
+            .find(|n| {
+                n.get("id") == Some(id) && n.get("type").and_then(Value::as_str) == Some("trigger")
+            })?
+            .pointer("/config/secret")
+            .filter(|s| s.as_str().is_some_and(|s| s != SECRET_SET))
+            .cloned()
+    };
+    let Some(nodes) = doc.get_mut("nodes").and_then(Value::as_array_mut) else {
+        return Ok(());
+    };
+    for (i, node) in nodes.iter_mut().enumerate() {
+        if node.pointer("/config/secret").and_then(Value::as_str) != Some(SECRET_SET) {
+            continue;
+        }
+        // Only a trigger keeps a trigger's secret: another node under the same id must not
+        // receive it.
+        if node.get("type").and_then(Value::as_str) != Some("trigger") {
+            return Err((
+                format!("/nodes/{i}/config/secret"),
+                "only a trigger keeps a webhook secret; type the value".to_owned(),
+            ));
+        }
+        let id = node.get("id").cloned().unwrap_or(Value::Null);
+        match kept(&id) {
+            Some(secret) => {
+                if let Some(slot) = node.pointer_mut("/config/secret") {
+                    *slot = secret;
+                }
+            }
+            None => {
+                return Err((
+                    format!("/nodes/{i}/config/secret"),
+                    "this trigger has no secret to keep; type a new one".to_owned(),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The reserved connector name under which the engine serves the intent nodes (`score`,

@@ -531,12 +531,18 @@ fn check_cycles(doc: &FlowDoc, ids: &HashMap<&str, usize>, out: &mut Vec<Diagnos
 
 fn check_reachability(doc: &FlowDoc, ids: &HashMap<&str, usize>, out: &mut Vec<Diagnostic>) {
     let Some(trigger) = doc.trigger() else { return };
+    let mut next: HashMap<&str, Vec<&str>> = HashMap::new();
+    for edge in &doc.edges {
+        next.entry(edge.from.as_str())
+            .or_default()
+            .push(edge.to.as_str());
+    }
     let mut reached = HashSet::from([trigger.id.as_str()]);
     let mut stack = vec![trigger.id.as_str()];
     while let Some(v) = stack.pop() {
-        for edge in doc.edges.iter().filter(|e| e.from.as_str() == v) {
-            if ids.contains_key(edge.to.as_str()) && reached.insert(edge.to.as_str()) {
-                stack.push(edge.to.as_str());
+        for &to in next.get(v).into_iter().flatten() {
+            if ids.contains_key(to) && reached.insert(to) {
+                stack.push(to);
             }
         }
     }

@@ -1,6 +1,6 @@
 //! Executes one node activation at a time over a compiled flow.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use trellis_model::duration::parse_duration;
 use trellis_model::expr::render_json;
+use trellis_model::measure::measure;
 use trellis_model::node_types::{
     BranchConfig, DEFAULT_PORT, ERROR_PORT, FailConfig, RespondConfig, SetConfig, SwitchConfig,
     WaitConfig, WaitForEventConfig,
@@ -15,6 +16,7 @@ use trellis_model::node_types::{
 use trellis_model::{Expr, FlowDoc, Node, Scope, Template};
 
 use crate::connector::ConnectorError;
+use crate::limits::RunLimits;
 use crate::retry;
 use crate::state::{
     Activation, CallRequest, CallResult, PendingCall, Response, RunState, Subscription,
@@ -90,6 +92,10 @@ pub struct CompiledFlow {
     index: HashMap<String, usize>,
     exprs: HashMap<(String, String), Expr>,
     templates: HashMap<(String, String), Template>,
+    /// Targets of each (node, port), so a step finds its successors without a scan.
+    successors: HashMap<(String, String), Vec<String>>,
+    /// The step outputs each node's expressions read; `None`: any of them.
+    reads: HashMap<String, Option<BTreeSet<String>>>,
 }
 
 impl CompiledFlow {
@@ -120,12 +126,53 @@ impl CompiledFlow {
             .enumerate()
             .map(|(i, n)| (n.id.to_string(), i))
             .collect();
+        let mut successors: HashMap<(String, String), Vec<String>> = HashMap::new();
+        for e in &doc.edges {
+            successors
+                .entry((e.from.to_string(), e.port().to_owned()))
+                .or_default()
+                .push(e.to.to_string());
+        }
+        let mut reads: HashMap<String, Option<BTreeSet<String>>> = HashMap::new();
+        let mut read = |node: &str, refs: Option<BTreeSet<String>>| {
+            let slot = reads
+                .entry(node.to_owned())
+                .or_insert_with(|| Some(BTreeSet::new()));
+            match (slot.as_mut(), refs) {
+                (Some(all), Some(more)) => all.extend(more),
+                _ => *slot = None,
+            }
+        };
+        for ((node, _), e) in &exprs {
+            read(node, e.step_refs());
+        }
+        for ((node, _), t) in &templates {
+            read(node, t.step_refs());
+        }
+        // Connector configs and inputs are rendered at run time: read their holes too.
+        for node in &doc.nodes {
+            for value in [Some(&node.config), node.input.as_ref()]
+                .into_iter()
+                .flatten()
+            {
+                read(node.id.as_str(), json_step_refs(value));
+            }
+        }
         Ok(Arc::new(CompiledFlow {
             doc,
             index,
             exprs,
             templates,
+            successors,
+            reads,
         }))
+    }
+
+    /// The nodes an edge from `node`'s `port` leads to.
+    pub fn successors(&self, node: &str, port: &str) -> &[String] {
+        self.successors
+            .get(&(node.to_owned(), port.to_owned()))
+            .map_or(&[], Vec::as_slice)
     }
 
     pub fn doc(&self) -> &FlowDoc {
@@ -147,6 +194,23 @@ impl CompiledFlow {
     }
 }
 
+/// The steps the `{{ }}` holes in the strings of `value` read; `None` if any may be.
+fn json_step_refs(value: &Value) -> Option<BTreeSet<String>> {
+    let mut ids = BTreeSet::new();
+    let mut stack = vec![value];
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::String(s) if s.contains("{{") => {
+                ids.extend(Template::parse(s).ok()?.step_refs()?);
+            }
+            Value::Array(items) => stack.extend(items),
+            Value::Object(map) => stack.extend(map.values()),
+            _ => {}
+        }
+    }
+    Some(ids)
+}
+
 /// Per-run facts the executor needs besides the state.
 #[derive(Clone, Debug)]
 pub struct Executor<'a> {
@@ -157,6 +221,8 @@ pub struct Executor<'a> {
     pub trigger: &'a Value,
     /// `lead` in CEL, when the run concerns one.
     pub lead: Option<&'a Value>,
+    /// Size caps on what the run keeps.
+    pub limits: RunLimits,
 }
 
 enum Outcome {
@@ -164,6 +230,11 @@ enum Outcome {
         port: Vec<String>,
         output: Value,
         input: Value,
+        /// A `set` node's assigned variables, applied with the output once both fit the
+        /// caps.
+        vars: Option<Map<String, Value>>,
+        /// A `respond` node's answer.
+        response: Option<Response>,
     },
     Park {
         until: DateTime<Utc>,
@@ -173,7 +244,10 @@ enum Outcome {
     Fail {
         error: String,
         input: Value,
+        /// No further attempt (the retry policy does not apply).
         final_: bool,
+        /// The run ends here, error port or not (a `fail` node).
+        ends_run: bool,
     },
     Call(CallRequest),
     CallFailed {
@@ -190,21 +264,44 @@ impl<'a> Executor<'a> {
             run_id,
             trigger,
             lead: None,
+            limits: RunLimits::DEFAULT,
         }
     }
 
-    /// The CEL scope for the current state.
-    pub fn scope(&self, state: &RunState) -> Scope {
+    /// The CEL scope for the current state, every step output in it.
+    pub fn scope(&self, state: &RunState) -> Scope<'a> {
+        self.scope_reading(state, None)
+    }
+
+    /// The scope `node`'s expressions see: of the step outputs, only those they read, so a
+    /// step costs the same however many steps came before it.
+    fn scope_for(&self, node: &str, state: &RunState) -> Scope<'a> {
+        self.scope_reading(state, self.flow.reads.get(node).and_then(Option::as_ref))
+    }
+
+    fn scope_reading(&self, state: &RunState, only: Option<&BTreeSet<String>>) -> Scope<'a> {
         let mut steps = Map::new();
-        for (id, out) in &state.steps {
-            steps.insert(id.clone(), json!({ "output": out }));
+        match only {
+            Some(ids) => {
+                for id in ids {
+                    if let Some(out) = state.steps.get(id) {
+                        steps.insert(id.clone(), json!({ "output": out }));
+                    }
+                }
+            }
+            None => {
+                for (id, out) in &state.steps {
+                    steps.insert(id.clone(), json!({ "output": out }));
+                }
+            }
         }
         let mut scope = Scope::new()
-            .with("trigger", self.trigger.clone())
+            .with_budget(crate::limits::STEP_BUDGET)
+            .with_ref("trigger", self.trigger)
             .with("vars", Value::Object(state.vars.clone()))
             .with("steps", Value::Object(steps));
         if let Some(lead) = self.lead {
-            scope.set("lead", lead.clone());
+            scope = scope.with_ref("lead", lead);
         }
         scope
     }
@@ -234,7 +331,13 @@ impl<'a> Executor<'a> {
             let error = format!("node {:?} is not in this flow version", head.node);
             return (None, Next::Failed { error });
         };
-        let mut outcome = self.execute(node, &head, state, now);
+        let clock = std::time::Instant::now();
+        let mut outcome = self.execute(node, &head, state, now, clock);
+        let mut kept = None;
+        outcome = self.within_limits(node, outcome, state, clock.elapsed(), &mut kept);
+        if let Some(kept) = kept {
+            state.kept_bytes = kept;
+        }
         if let Outcome::Call(request) = outcome {
             if let Some(front) = state.queue.front_mut() {
                 front.call = Some(PendingCall {
@@ -255,6 +358,7 @@ impl<'a> Executor<'a> {
                 final_: !error.retryable(),
                 error: error.to_string(),
                 input,
+                ends_run: false,
             };
         }
         let seq = state.seq;
@@ -285,20 +389,22 @@ impl<'a> Executor<'a> {
                 port,
                 output,
                 input,
+                vars,
+                response,
             } => {
                 record.input = input;
                 record.output = output.clone();
                 state.queue.pop_front();
                 state.steps.insert(head.node.clone(), output);
+                if let Some(vars) = vars {
+                    state.vars.extend(vars);
+                }
+                if response.is_some() {
+                    state.response = response;
+                }
                 for p in &port {
-                    let targets: Vec<String> = self
-                        .flow
-                        .doc
-                        .successors(&head.node, p)
-                        .map(|t| t.to_string())
-                        .collect();
-                    for t in targets {
-                        state.enqueue(&t);
+                    for t in self.flow.successors(&head.node, p) {
+                        state.enqueue(t);
                     }
                 }
                 if state.queue.is_empty() {
@@ -327,7 +433,9 @@ impl<'a> Executor<'a> {
                 error,
                 input,
                 final_,
+                ends_run,
             } => {
+                let error = plain_text(error);
                 record.input = input;
                 record.error = Some(error.clone());
                 if let Some(detail) = &error_detail {
@@ -357,15 +465,11 @@ impl<'a> Executor<'a> {
                     None => {
                         record.status = StepStatus::Failed;
                         state.queue.pop_front();
-                        let handlers: Vec<String> = self
-                            .flow
-                            .doc
-                            .successors(&head.node, ERROR_PORT)
-                            .map(|t| t.to_string())
-                            .collect();
-                        // A `fail` node (final, no typed detail) ends the run; a connector's
-                        // typed error goes to the error port when one is connected.
-                        if handlers.is_empty() || (final_ && error_detail.is_none()) {
+                        let handlers: Vec<String> =
+                            self.flow.successors(&head.node, ERROR_PORT).to_vec();
+                        // A `fail` node ends the run; any other failure goes to the error
+                        // port when one is connected.
+                        if handlers.is_empty() || ends_run {
                             state.queue.clear();
                             Next::Failed {
                                 error: format!("node {}: {error}", head.node),
@@ -376,6 +480,11 @@ impl<'a> Executor<'a> {
                                 out["detail"] = detail;
                             }
                             record.output = out.clone();
+                            let size = |v: Option<&Value>| v.map_or(0, |v| measure(v).bytes);
+                            state.kept_bytes = state
+                                .kept_bytes()
+                                .saturating_sub(size(state.steps.get(&head.node)))
+                                .saturating_add(size(Some(&out)));
                             state.steps.insert(head.node.clone(), out);
                             for t in handlers {
                                 state.enqueue(&t);
@@ -389,12 +498,92 @@ impl<'a> Executor<'a> {
         (Some(record), next)
     }
 
+    /// Holds a step's outcome to the node's `timeout` and the run's size caps: a step that
+    /// took too long or would store too much fails, and changes nothing.
+    fn within_limits(
+        &self,
+        node: &Node,
+        outcome: Outcome,
+        state: &RunState,
+        elapsed: std::time::Duration,
+        kept: &mut Option<u64>,
+    ) -> Outcome {
+        // Doing the same again would break the same limit: no retry, but the error port.
+        let failed = |error: String| Outcome::Fail {
+            error,
+            input: Value::Null,
+            final_: true,
+            ends_run: false,
+        };
+        match outcome {
+            Outcome::Call(request) => {
+                for (what, value) in [("config", &request.config), ("input", &request.input)] {
+                    if let Err(e) = self
+                        .limits
+                        .check_value(&format!("the call's rendered {what}"), value)
+                    {
+                        return failed(e);
+                    }
+                }
+                Outcome::Call(request)
+            }
+            Outcome::Done {
+                port,
+                output,
+                input,
+                vars,
+                response,
+            } => {
+                if let Some(e) = over_time(node, elapsed) {
+                    return Outcome::Fail {
+                        error: e,
+                        input: Value::Null,
+                        final_: false,
+                        ends_run: false,
+                    };
+                }
+                let what = format!("the output of node {}", node.id);
+                // A `set` node's output repeats variables each checked on their own.
+                let checked = if vars.is_some() {
+                    self.limits.check_shape(&what, &output)
+                } else {
+                    self.limits.check_value(&what, &output)
+                };
+                let out = match checked {
+                    Ok(m) => m.bytes,
+                    Err(e) => return failed(e),
+                };
+                // The run's size after the step, from its size before: only what the step
+                // replaces is measured.
+                let bytes = |v: Option<&Value>| v.map_or(0, |v| measure(v).bytes);
+                let mut total = state.kept_bytes();
+                total = total.saturating_sub(bytes(state.steps.get(node.id.as_str()))) + out;
+                for (name, value) in vars.iter().flatten() {
+                    total = total.saturating_sub(bytes(state.vars.get(name))) + bytes(Some(value));
+                }
+                if let Err(e) = self.limits.check_total(total) {
+                    return failed(e);
+                }
+                *kept = Some(total);
+                Outcome::Done {
+                    port,
+                    output,
+                    input,
+                    vars,
+                    response,
+                }
+            }
+            other => other,
+        }
+    }
+
     fn execute(
         &self,
         node: &Node,
         head: &Activation,
-        state: &mut RunState,
+        state: &RunState,
         now: DateTime<Utc>,
+        started: std::time::Instant,
     ) -> Outcome {
         let id = node.id.as_str();
         let config = &node.config;
@@ -402,11 +591,14 @@ impl<'a> Executor<'a> {
             port: vec![port.to_owned()],
             output,
             input,
+            vars: None,
+            response: None,
         };
         let fail = |error: String| Outcome::Fail {
             error,
             input: Value::Null,
             final_: false,
+            ends_run: false,
         };
         match node.node_type.as_str() {
             "trigger" => done(DEFAULT_PORT, self.trigger.clone(), Value::Null),
@@ -415,11 +607,10 @@ impl<'a> Executor<'a> {
                 let Ok(c) = serde_json::from_value::<BranchConfig>(config.clone()) else {
                     return fail(bad_config(id));
                 };
-                match self
-                    .flow
-                    .expr(id, "/when")
-                    .and_then(|e| e.eval_bool(&self.scope(state)).map_err(|e| e.to_string()))
-                {
+                match self.flow.expr(id, "/when").and_then(|e| {
+                    e.eval_bool(&self.scope_for(node.id.as_str(), state))
+                        .map_err(|e| e.to_string())
+                }) {
                     Ok(b) => done(
                         if b { "true" } else { "false" },
                         json!({ "result": b }),
@@ -432,7 +623,7 @@ impl<'a> Executor<'a> {
                 let Ok(c) = serde_json::from_value::<SwitchConfig>(config.clone()) else {
                     return fail(bad_config(id));
                 };
-                let scope = self.scope(state);
+                let scope = self.scope_for(node.id.as_str(), state);
                 for (i, case) in c.cases.iter().enumerate() {
                     match self
                         .flow
@@ -445,6 +636,9 @@ impl<'a> Executor<'a> {
                         Ok(false) => {}
                         Err(e) => return fail(e),
                     }
+                    if let Some(e) = over_time(node, started.elapsed()) {
+                        return fail(e);
+                    }
                 }
                 done("default", json!({ "port": "default" }), Value::Null)
             }
@@ -452,8 +646,7 @@ impl<'a> Executor<'a> {
                 let Ok(c) = serde_json::from_value::<SetConfig>(config.clone()) else {
                     return fail(bad_config(id));
                 };
-                let mut scope = self.scope(state);
-                let mut vars = state.vars.clone();
+                let mut scope = self.scope_for(node.id.as_str(), state);
                 let mut assigned = Map::new();
                 for name in c.vars.keys() {
                     let pointer =
@@ -464,15 +657,24 @@ impl<'a> Executor<'a> {
                         .and_then(|e| e.eval(&scope).map_err(|e| e.to_string()))
                     {
                         Ok(v) => {
-                            vars.insert(name.clone(), v.clone());
+                            if let Err(e) = self.limits.check_value(&format!("variable {name}"), &v)
+                            {
+                                return fail(e);
+                            }
+                            // Later variables see this one.
+                            scope.set_field("vars", name, v.clone());
                             assigned.insert(name.clone(), v);
-                            scope.set("vars", Value::Object(vars.clone()));
                         }
                         Err(e) => return fail(format!("{name}: {e}")),
                     }
                 }
-                state.vars = vars;
-                done(DEFAULT_PORT, Value::Object(assigned), Value::Null)
+                Outcome::Done {
+                    port: vec![DEFAULT_PORT.to_owned()],
+                    output: Value::Object(assigned.clone()),
+                    input: Value::Null,
+                    vars: Some(assigned),
+                    response: None,
+                }
             }
             "wait" => {
                 let due = match head.due {
@@ -489,11 +691,10 @@ impl<'a> Executor<'a> {
                                 }
                                 Err(e) => return fail(e),
                             },
-                            (None, Some(_)) => match self
-                                .flow
-                                .expr(id, "/until")
-                                .and_then(|e| e.eval(&self.scope(state)).map_err(|e| e.to_string()))
-                            {
+                            (None, Some(_)) => match self.flow.expr(id, "/until").and_then(|e| {
+                                e.eval(&self.scope_for(node.id.as_str(), state))
+                                    .map_err(|e| e.to_string())
+                            }) {
                                 Ok(Value::String(s)) => match DateTime::parse_from_rfc3339(&s) {
                                     Ok(t) => t.with_timezone(&Utc),
                                     Err(e) => {
@@ -558,22 +759,22 @@ impl<'a> Executor<'a> {
                 let Ok(c) = serde_json::from_value::<RespondConfig>(config.clone()) else {
                     return fail(bad_config(id));
                 };
-                match self
-                    .flow
-                    .expr(id, "/body")
-                    .and_then(|e| e.eval(&self.scope(state)).map_err(|e| e.to_string()))
-                {
+                match self.flow.expr(id, "/body").and_then(|e| {
+                    e.eval(&self.scope_for(node.id.as_str(), state))
+                        .map_err(|e| e.to_string())
+                }) {
                     Ok(body) => {
                         let response = Response {
                             status: c.status,
                             body,
                         };
-                        state.response = Some(response.clone());
-                        done(
-                            DEFAULT_PORT,
-                            json!({ "status": response.status, "body": response.body }),
-                            Value::Null,
-                        )
+                        Outcome::Done {
+                            port: vec![DEFAULT_PORT.to_owned()],
+                            output: json!({ "status": response.status, "body": response.body }),
+                            input: Value::Null,
+                            vars: None,
+                            response: Some(response),
+                        }
                     }
                     Err(e) => fail(e),
                 }
@@ -588,7 +789,7 @@ impl<'a> Executor<'a> {
                     .get(&(id.to_owned(), "/message".to_owned()))
                 {
                     Some(t) => t
-                        .render(&self.scope(state))
+                        .render(&self.scope_for(node.id.as_str(), state))
                         .unwrap_or_else(|e| format!("{} ({e})", c.message)),
                     None => c.message,
                 };
@@ -596,6 +797,7 @@ impl<'a> Executor<'a> {
                     error: message,
                     input: Value::Null,
                     final_: true,
+                    ends_run: true,
                 }
             }
             "connector" => self.connector(node, head, state),
@@ -603,11 +805,13 @@ impl<'a> Executor<'a> {
             other => {
                 // Future node types: render the config's templates so the journal shows
                 // what would be sent, then fail clearly.
-                let input = render_json(config, &self.scope(state)).unwrap_or(Value::Null);
+                let input = render_json(config, &self.scope_for(node.id.as_str(), state))
+                    .unwrap_or(Value::Null);
                 Outcome::Fail {
                     error: format!("node type {other:?} cannot run on this server"),
                     input,
                     final_: true,
+                    ends_run: true,
                 }
             }
         }
@@ -623,7 +827,7 @@ impl Executor<'_> {
             return self.connector(node, head, state);
         }
         let id = node.id.as_str();
-        let scope = self.scope(state);
+        let scope = self.scope_for(node.id.as_str(), state);
         let mut input = Map::new();
         for field in ["lead", "text"] {
             let Ok(e) = self.flow.expr(id, &format!("/{field}")) else {
@@ -638,6 +842,7 @@ impl Executor<'_> {
                         error: format!("{field}: {e}"),
                         input: Value::Null,
                         final_: false,
+                        ends_run: false,
                     };
                 }
             }
@@ -676,6 +881,8 @@ impl Executor<'_> {
                         port: vec![DEFAULT_PORT.to_owned()],
                         output: output.clone(),
                         input,
+                        vars: None,
+                        response: None,
                     }
                 }
                 Some(CallResult::Err { error, version }) => {
@@ -697,9 +904,10 @@ impl Executor<'_> {
                 error: bad_config(node.id.as_str()),
                 input: Value::Null,
                 final_: true,
+                ends_run: true,
             };
         };
-        let scope = self.scope(state);
+        let scope = self.scope_for(node.id.as_str(), state);
         let rendered = render_json(&node.config, &scope).and_then(|config| {
             let input = match &node.input {
                 Some(i) => render_json(i, &scope)?,
@@ -714,6 +922,7 @@ impl Executor<'_> {
                     error: e.to_string(),
                     input: Value::Null,
                     final_: false,
+                    ends_run: false,
                 };
             }
         };
@@ -734,6 +943,42 @@ impl Executor<'_> {
                 .map(|d| d.as_millis() as u64),
         })
     }
+}
+
+/// The longest error text kept in the journal and on the run.
+pub const MAX_ERROR_BYTES: usize = 4096;
+
+/// Error text as stored: cut at [`MAX_ERROR_BYTES`], NUL characters (which PostgreSQL cannot
+/// store, and which a connector or a rendered message may carry) replaced.
+pub fn plain_text(mut text: String) -> String {
+    if text.len() > MAX_ERROR_BYTES {
+        let mut at = MAX_ERROR_BYTES;
+        while !text.is_char_boundary(at) {
+            at -= 1;
+        }
+        let total = text.len();
+        text.truncate(at);
+        text.push_str(&format!("… ({total} bytes)"));
+    }
+    if text.contains('\0') {
+        text = text.replace('\0', "\u{fffd}");
+    }
+    text
+}
+
+/// The error of a node that ran past its `timeout`, if it did.
+fn over_time(node: &Node, elapsed: std::time::Duration) -> Option<String> {
+    let limit = node
+        .timeout
+        .as_deref()
+        .and_then(|t| parse_duration(t).ok())?;
+    (elapsed > limit).then(|| {
+        format!(
+            "timeout: the node took {} ms; its timeout is {} ms",
+            elapsed.as_millis(),
+            limit.as_millis()
+        )
+    })
 }
 
 fn bad_config(id: &str) -> String {

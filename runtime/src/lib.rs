@@ -8,10 +8,12 @@
 
 pub mod connector;
 pub mod executor;
+pub mod limits;
 pub mod retry;
 pub mod state;
 
 pub use executor::{CompiledFlow, Executor, Next, StepRecord, StepStatus};
+pub use limits::RunLimits;
 pub use state::{
     Activation, CallRequest, CallResult, PendingCall, Response, RunState, Subscription,
 };

@@ -132,6 +132,14 @@ pub struct RunState {
     /// run keeps using it even if a newer one is enabled meanwhile.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub connectors: BTreeMap<String, String>,
+    /// Bytes of JSON in `vars` and `steps`, kept up to date step by step so the run's size
+    /// cap is checked without measuring everything again (0 in states from before it).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub kept_bytes: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl RunState {
@@ -148,6 +156,19 @@ impl RunState {
         let activation = Activation::new(node, *visit);
         *visit += 1;
         self.queue.push_back(activation);
+    }
+
+    /// Bytes of JSON in `vars` and `steps` (measured once for a state from before
+    /// [`RunState::kept_bytes`] was kept).
+    pub fn kept_bytes(&self) -> u64 {
+        if self.kept_bytes > 0 || (self.vars.is_empty() && self.steps.is_empty()) {
+            return self.kept_bytes;
+        }
+        self.vars
+            .values()
+            .chain(self.steps.values())
+            .map(|v| trellis_model::measure::measure(v).bytes)
+            .sum()
     }
 
     /// Records the result of the head activation's pending call; false if there is none.

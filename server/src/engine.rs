@@ -32,12 +32,17 @@ use crate::db::entities::{
     connector_poll, event, flow, flow_trigger, flow_version, run, run_step, schedule_fire,
     subscription,
 };
+use crate::db::run_rows::{self, RawRun};
 
 /// How long a claim lasts before another worker may take the run over.
 pub const LEASE: Duration = Duration::from_secs(10);
 /// Steps one segment may take before it is committed and requeued (loops through
 /// zero-length waits cannot starve other runs).
 pub const SEGMENT_STEPS: usize = 500;
+/// Time one segment may take before it is committed and requeued after its current step:
+/// steps run on the async workers, which must not be held for long. (A webhook whose flow
+/// takes longer answers 202 and the run goes on in the workers.)
+pub const SEGMENT_TIME: Duration = Duration::from_millis(250);
 /// Steps one run may take in all.
 pub const RUN_STEPS: u64 = 100_000;
 /// Connector calls one claim may make before the run is requeued behind others.
@@ -81,6 +86,8 @@ pub struct Engine {
     pub models: crate::leads::Models,
     /// Purchase-signal detectors per workspace.
     pub detectors: crate::leads::Detectors,
+    /// Per-workspace limits (body sizes, run size caps, retention).
+    pub limits: crate::limits::LimitsCache,
 }
 
 /// (workspace, trigger kind, key) → when looked up, and the published (flow, version)s.
@@ -203,6 +210,7 @@ impl Engine {
             registry,
             models: crate::leads::Models::default(),
             detectors: crate::leads::Detectors::default(),
+            limits: crate::limits::LimitsCache::default(),
         })
     }
 
@@ -266,6 +274,8 @@ impl Engine {
             created_at: Set(now),
             updated_at: Set(now),
             finished_at: Set(None),
+            interruptions: Set(0),
+            interrupted_rev: Set(None),
         })
         .exec_without_returning(conn)
         .await?;
@@ -289,8 +299,9 @@ impl Engine {
             .to_owned();
         let id = uuid::Uuid::now_v7().to_string();
         let mut state = RunState::start(&trigger_node);
+        let limits = self.limits.get(&self.db, workspace).await?.run();
         let now = Utc::now();
-        let (records, next) = execute_segment(&compiled, &id, &trigger, &mut state, now);
+        let (records, next) = execute_segment(&compiled, &id, &trigger, &mut state, now, limits);
         let outcome = outcome_of(&next, now);
         let row = run::ActiveModel {
             id: Set(id.clone()),
@@ -308,6 +319,8 @@ impl Engine {
             created_at: Set(now),
             updated_at: Set(now),
             finished_at: Set(outcome.finished.then_some(now)),
+            interruptions: Set(0),
+            interrupted_rev: Set(None),
         };
         let (done, committed) = tokio::sync::oneshot::channel();
         let pending = NewRun {
@@ -339,28 +352,41 @@ impl Engine {
         ))
     }
 
-    /// Claims up to `limit` due runs for this process.
+    /// Claims up to `limit` due runs for this process. A claim that takes over a lapsed
+    /// lease counts an interruption of the run; a run interrupted twice at the same step,
+    /// or whose stored JSON does not read, is failed with the reason instead of returned.
     pub async fn claim(&self, limit: u64) -> anyhow::Result<Vec<run::Model>> {
         let now = now_ms(Utc::now());
         let lease = now + LEASE.as_millis() as i64;
         let backend = self.db.get_database_backend();
         let sql = match backend {
-            DbBackend::Postgres => {
-                "UPDATE runs SET status = 'running', lease_owner = $1, lease_until = $2 \
-                 WHERE id IN (SELECT id FROM runs \
-                   WHERE (status IN ('queued', 'waiting') AND wake_at <= $3) OR (status = 'running' AND lease_until < $3) \
-                   ORDER BY wake_at LIMIT $4 FOR UPDATE SKIP LOCKED) \
-                 RETURNING *"
-            }
-            _ => {
-                "UPDATE runs SET status = 'running', lease_owner = ?1, lease_until = ?2 \
-                 WHERE id IN (SELECT id FROM runs \
-                   WHERE (status IN ('queued', 'waiting') AND wake_at <= ?3) OR (status = 'running' AND lease_until < ?3) \
-                   ORDER BY wake_at LIMIT ?4) \
-                 RETURNING *"
-            }
+            DbBackend::Postgres => concat!(
+                "UPDATE runs SET status = 'running', lease_owner = $1, lease_until = $2, ",
+                "interruptions = CASE WHEN status = 'running' THEN ",
+                "CASE WHEN interrupted_rev = state_rev THEN interruptions + 1 ELSE 1 END ",
+                "ELSE interruptions END, ",
+                "interrupted_rev = CASE WHEN status = 'running' THEN state_rev ELSE interrupted_rev END ",
+                "WHERE id IN (SELECT id FROM runs ",
+                "WHERE (status IN ('queued', 'waiting') AND wake_at <= $3) OR (status = 'running' AND lease_until < $3) ",
+                "ORDER BY wake_at LIMIT $4 FOR UPDATE SKIP LOCKED) ",
+                "RETURNING ",
+                run_rows::run_columns!()
+            ),
+            _ => concat!(
+                "UPDATE runs SET status = 'running', lease_owner = ?1, lease_until = ?2, ",
+                "interruptions = CASE WHEN status = 'running' THEN ",
+                "CASE WHEN interrupted_rev = state_rev THEN interruptions + 1 ELSE 1 END ",
+                "ELSE interruptions END, ",
+                "interrupted_rev = CASE WHEN status = 'running' THEN state_rev ELSE interrupted_rev END ",
+                "WHERE id IN (SELECT id FROM runs ",
+                "WHERE (status IN ('queued', 'waiting') AND wake_at <= ?3) OR (status = 'running' AND lease_until < ?3) ",
+                "ORDER BY wake_at LIMIT ?4) ",
+                "RETURNING ",
+                run_rows::run_columns!()
+            ),
         };
-        let stmt = Statement::from_sql_and_values(
+        let rows = run_rows::query(
+            &self.db,
             backend,
             sql,
             [
@@ -369,8 +395,77 @@ impl Engine {
                 now.into(),
                 (limit as i64).into(),
             ],
-        );
-        Ok(run::Entity::find().from_raw_sql(stmt).all(&self.db).await?)
+        )
+        .await?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        for raw in rows {
+            match self.readable(raw) {
+                Ok(run) => claimed.push(run),
+                Err(bad) => {
+                    // Failing it may fail too (the database busy): the claim lapses and the
+                    // next one tries again; the rest of the batch goes on.
+                    if let Err(e) = self.fail_unreadable(&self.db, &bad).await {
+                        tracing::warn!(run = %bad.id, error = %format!("{e:#}"), "failing an unreadable run failed");
+                    }
+                }
+            }
+        }
+        Ok(claimed)
+    }
+
+    /// A claimed row as a run, unless its JSON does not read or it stopped the process
+    /// twice at the same step.
+    fn readable(&self, raw: RawRun) -> Result<run::Model, run_rows::Unreadable> {
+        let run = raw.decode()?;
+        if run.interruptions >= 2 && run.interrupted_rev == Some(run.state_rev) {
+            let node = run
+                .state
+                .pointer("/queue/0/node")
+                .and_then(Value::as_str)
+                .unwrap_or("?")
+                .to_owned();
+            return Err(run_rows::Unreadable {
+                id: run.id,
+                state_rev: run.state_rev,
+                reason: format!(
+                    "the server stopped {} times while running this run at node {node}; it is not started again",
+                    run.interruptions
+                ),
+            });
+        }
+        Ok(run)
+    }
+
+    /// Fails a run that cannot go on, with the reason; it no longer blocks anything.
+    async fn fail_unreadable<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        bad: &run_rows::Unreadable,
+    ) -> anyhow::Result<()> {
+        tracing::error!(run = %bad.id, reason = %bad.reason, "failing a run that cannot go on");
+        let now = Utc::now();
+        run::Entity::update_many()
+            .col_expr(run::Column::Status, SqlExpr::value(status::FAILED))
+            .col_expr(run::Column::Error, SqlExpr::value(Some(bad.reason.clone())))
+            .col_expr(run::Column::StateRev, SqlExpr::value(bad.state_rev + 1))
+            .col_expr(run::Column::WakeAt, SqlExpr::value(Option::<i64>::None))
+            .col_expr(
+                run::Column::LeaseOwner,
+                SqlExpr::value(Option::<String>::None),
+            )
+            .col_expr(run::Column::LeaseUntil, SqlExpr::value(Option::<i64>::None))
+            .col_expr(run::Column::UpdatedAt, SqlExpr::value(now))
+            .col_expr(run::Column::FinishedAt, SqlExpr::value(Some(now)))
+            .filter(run::Column::Id.eq(bad.id.as_str()))
+            .filter(run::Column::StateRev.eq(bad.state_rev))
+            .exec(conn)
+            .await?;
+        subscription::Entity::delete_many()
+            .filter(subscription::Column::RunId.eq(bad.id.as_str()))
+            .exec(conn)
+            .await?;
+        record_finish(status::FAILED);
+        Ok(())
     }
 
     /// Executes one claimed run's next segment and commits it. Returns false when the run
@@ -393,8 +488,23 @@ impl Engine {
                 return self.commit(&claimed, &state, &[], &next).await;
             }
         };
-        let mut state: RunState =
-            serde_json::from_value(claimed.state.clone()).context("stored run state")?;
+        let mut state: RunState = match serde_json::from_value(claimed.state.clone()) {
+            Ok(s) => s,
+            Err(e) => {
+                let bad = run_rows::Unreadable {
+                    id: claimed.id.clone(),
+                    state_rev: claimed.state_rev,
+                    reason: format!("the stored run state cannot be read: {e}"),
+                };
+                self.fail_unreadable(&self.db, &bad).await?;
+                return Ok(false);
+            }
+        };
+        let limits = self
+            .limits
+            .get(&self.db, &claimed.workspace_id)
+            .await?
+            .run();
         let mut claimed = claimed;
         let mut records = Vec::new();
         let mut calls = 0;
@@ -410,6 +520,7 @@ impl Engine {
                 &claimed.trigger,
                 &mut state,
                 Utc::now(),
+                limits,
             );
             records.extend(segment);
             let Next::Call(request) = next else {
@@ -439,10 +550,10 @@ impl Engine {
             let side_effects = registry
                 .side_effects(&workspace, &request, pinned.as_deref())
                 .await;
+            let hold = self.call_lease(registry, &workspace, &request).await;
             if side_effects {
                 // Durable before the call: after a crash the call is issued again with the
                 // same idempotency key, never forgotten.
-                let hold = self.call_lease(registry, &workspace, &request).await;
                 match self.checkpoint(&claimed, &state, &records, hold).await? {
                     Some(rev) => {
                         claimed.state_rev = rev;
@@ -450,6 +561,10 @@ impl Engine {
                     }
                     None => return Ok(false),
                 }
+            } else if !self.extend_lease(&claimed, hold).await? {
+                // The claim is held for the call's length, so a slow call is not taken for
+                // a stopped process (and counted as an interruption).
+                return Ok(false);
             }
             let (result, version) = registry
                 .call(&workspace, &claimed.id, &request, pinned.as_deref())
@@ -493,6 +608,19 @@ impl Engine {
             .unwrap_or(10_000);
         let timeout = request.timeout_ms.map_or(limit, |t| t.min(limit));
         LEASE + Duration::from_millis(timeout)
+    }
+
+    /// Keeps the claim for `hold` more; false when the run moved on meanwhile.
+    async fn extend_lease(&self, claimed: &run::Model, hold: Duration) -> anyhow::Result<bool> {
+        let until = now_ms(Utc::now()) + hold.as_millis() as i64;
+        let updated = run::Entity::update_many()
+            .col_expr(run::Column::LeaseUntil, SqlExpr::value(until))
+            .filter(run::Column::Id.eq(claimed.id.as_str()))
+            .filter(run::Column::StateRev.eq(claimed.state_rev))
+            .filter(run::Column::Status.eq(status::RUNNING))
+            .exec(&self.db)
+            .await?;
+        Ok(updated.rows_affected == 1)
     }
 
     /// Commits the state and journal so far while keeping the claim (for `hold` more).
@@ -705,10 +833,21 @@ impl Engine {
     }
 
     /// Single-node (SQLite) start: no other process can hold a claim, so every run left
-    /// `running` by a crash is made due again at once.
+    /// `running` by a crash is made due again at once, counting the interruption (see
+    /// [`Engine::claim`]).
     pub async fn release_all_claims(&self) -> anyhow::Result<u64> {
         let res = run::Entity::update_many()
             .col_expr(run::Column::Status, SqlExpr::value(status::QUEUED))
+            .col_expr(
+                run::Column::Interruptions,
+                SqlExpr::cust(
+                    "CASE WHEN interrupted_rev = state_rev THEN interruptions + 1 ELSE 1 END",
+                ),
+            )
+            .col_expr(
+                run::Column::InterruptedRev,
+                SqlExpr::col(run::Column::StateRev),
+            )
             .col_expr(
                 run::Column::LeaseOwner,
                 SqlExpr::value(Option::<String>::None),
@@ -850,22 +989,29 @@ impl Engine {
             match result {
                 Ok(polled) => {
                     let mut recorded = 0;
+                    let mut refused = Vec::new();
                     for e in polled.events {
                         if e.name.trim().is_empty() {
                             continue;
                         }
-                        let id = format!(
-                            "{}:{}",
-                            poll.name,
-                            e.id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
-                        );
-                        let lead = e.payload["lead"].as_str().map(str::to_owned);
-                        let properties = if e.payload.is_object() {
-                            e.payload
-                        } else {
-                            json!({ "value": e.payload })
-                        };
-                        self.record_event(&poll.workspace_id, &id, &e.name, lead, properties, None)
+                        let (id, name, lead, properties) =
+                            crate::api::connector_event(&poll.name, e);
+                        // A bad event is skipped and named in `last_error`: it must not
+                        // hold up the ones after it, nor the cursor.
+                        if let Err(problem) =
+                            crate::input::check_event(&id, &name, lead.as_deref(), &properties)
+                        {
+                            refused.push(format!(
+                                "event {id:.200}: {}{}",
+                                problem.detail,
+                                problem
+                                    .pointer
+                                    .map(|p| format!(" at {p}"))
+                                    .unwrap_or_default()
+                            ));
+                            continue;
+                        }
+                        self.record_event(&poll.workspace_id, &id, &name, lead, properties, None)
                             .await?;
                         recorded += 1;
                     }
@@ -874,7 +1020,11 @@ impl Engine {
                     if let Some(cursor) = polled.cursor {
                         row.cursor = Set(Some(cursor));
                     }
-                    row.last_error = Set(None);
+                    if !refused.is_empty() {
+                        tracing::warn!(connector = %poll.name, workspace = %poll.workspace_id, refused = refused.len(), "connector poll events refused");
+                    }
+                    row.last_error = Set((!refused.is_empty())
+                        .then(|| serde_json::json!({ "refused_events": refused }).to_string()));
                 }
                 Err(e) => {
                     tracing::warn!(connector = %poll.name, workspace = %poll.workspace_id, error = %e, "connector poll failed");
@@ -988,16 +1138,36 @@ impl Engine {
             .await?;
         let mut resumed = 0;
         for sub in subs {
-            let Some(r) = run::Entity::find_by_id(sub.run_id.clone())
+            let Some(raw) = run_rows::select()
+                .filter(run::Column::Id.eq(sub.run_id.as_str()))
+                .into_model::<RawRun>()
                 .one(conn)
                 .await?
             else {
                 continue;
             };
-            if r.status != status::WAITING {
+            if raw.status != status::WAITING {
                 continue;
             }
-            let mut state: RunState = serde_json::from_value(r.state.clone())?;
+            let r = match raw.decode() {
+                Ok(r) => r,
+                Err(bad) => {
+                    self.fail_unreadable(conn, &bad).await?;
+                    continue;
+                }
+            };
+            let mut state: RunState = match serde_json::from_value(r.state.clone()) {
+                Ok(s) => s,
+                Err(e) => {
+                    let bad = run_rows::Unreadable {
+                        id: r.id.clone(),
+                        state_rev: r.state_rev,
+                        reason: format!("the stored run state cannot be read: {e}"),
+                    };
+                    self.fail_unreadable(conn, &bad).await?;
+                    continue;
+                }
+            };
             if let Some(matcher) = &sub.matcher {
                 let compiled = self.compiled_on(conn, &r.flow_id, r.version).await?;
                 let ex = Executor::new(&compiled, &r.id, &r.trigger);
@@ -1137,11 +1307,17 @@ pub fn execute_segment(
     trigger: &Value,
     state: &mut RunState,
     now: DateTime<Utc>,
+    limits: trellis_runtime::RunLimits,
 ) -> (Vec<StepRecord>, Next) {
-    let ex = Executor::new(compiled, run_id, trigger);
+    let mut ex = Executor::new(compiled, run_id, trigger);
+    ex.limits = limits;
     let mut records = Vec::new();
     let mut rng = rand::rng();
+    let started = std::time::Instant::now();
     for _ in 0..SEGMENT_STEPS {
+        if started.elapsed() > SEGMENT_TIME {
+            break;
+        }
         let node = state
             .queue
             .front()

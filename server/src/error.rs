@@ -119,26 +119,79 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let is_json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("application/json") || v.contains("+json"));
-        if !is_json {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported media type",
-                "send the body as JSON with `Content-Type: application/json`",
-            ));
-        }
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|e| ApiError::bad_request(format!("could not read the body: {e}")))?;
+        require_json(req.headers())?;
+        use axum::extract::rejection::BytesRejection;
+        let bytes = match axum::body::Bytes::from_request(req, state).await {
+            Ok(bytes) => bytes,
+            Err(BytesRejection::FailedToBufferBody(e))
+                if crate::api::guard::is_too_slow(&e)
+                    || e.body_text().contains(crate::api::guard::TOO_SLOW) =>
+            {
+                return Err(ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "request timeout",
+                    e.body_text(),
+                ));
+            }
+            Err(e) => {
+                return Err(ApiError::new(
+                    e.status(),
+                    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                        "payload too large"
+                    } else {
+                        "bad request"
+                    },
+                    format!("could not read the body: {}", e.body_text()),
+                ));
+            }
+        };
         parse_json(&bytes).map(ApiJson)
     }
 }
 
-/// Parses `bytes` as `T`, with the error statuses of [`ApiJson`].
+/// 415 unless the request says its body is JSON.
+pub fn require_json(headers: &axum::http::HeaderMap) -> ApiResult<()> {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json") || v.contains("+json"));
+    if is_json {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported media type",
+            "send the body as JSON with `Content-Type: application/json`",
+        ))
+    }
+}
+
+/// Reads `body` whole, refusing it with 413 once it passes `limit` bytes (before more is
+/// buffered) and with 408 when it arrives too slowly.
+pub async fn read_body(body: axum::body::Body, limit: u64) -> ApiResult<axum::body::Bytes> {
+    use http_body_util::BodyExt as _;
+    let limited = http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
+    match limited.collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload too large",
+            format!("this workspace takes webhook, event and run bodies of at most {limit} bytes"),
+        )),
+        Err(e) if crate::api::guard::is_too_slow(e.as_ref()) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request timeout",
+            e.to_string(),
+        )),
+        Err(e) => Err(ApiError::bad_request(format!(
+            "could not read the body: {e}"
+        ))),
+    }
+}
+
+/// Parses `bytes` as `T`, with the error statuses of [`ApiJson`]. Bodies nested deeper
+/// than [`crate::limits::MAX_INPUT_DEPTH`] or carrying a NUL character are refused with
+/// the pointer of the place (422).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
     let value: Value = serde_json::from_slice(bytes).map_err(|e| {
         ApiError::bad_request(format!(
@@ -147,6 +200,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
             e.column()
         ))
     })?;
+    crate::input::check_json(&value, "", crate::limits::MAX_INPUT_DEPTH)?;
     from_value(value)
 }
 

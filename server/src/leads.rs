@@ -453,6 +453,7 @@ pub async fn attribute<C: ConnectionTrait>(
     if lead.is_none() && ids.is_empty() {
         return Ok(None);
     }
+    lock_identities(conn, workspace, lead, &ids).await?;
     let now_ms = Utc::now().timestamp_millis();
     let known: Vec<lead_identity::Model> = if ids.is_empty() {
         Vec::new()
@@ -583,6 +584,37 @@ pub async fn attribute<C: ConnectionTrait>(
         lead_id: row.id,
         change,
     }))
+}
+
+/// On PostgreSQL, serialises the transactions that resolve the same identity (or name the
+/// same lead): each takes a transaction-scoped advisory lock per key, in sorted order so two
+/// events never wait on each other. The second then sees the lead the first created instead
+/// of creating another. SQLite has one writer, so it needs none.
+async fn lock_identities<C: ConnectionTrait>(
+    conn: &C,
+    workspace: &str,
+    lead: Option<&str>,
+    ids: &[(&'static str, String)],
+) -> anyhow::Result<()> {
+    if conn.get_database_backend() != sea_orm::DbBackend::Postgres {
+        return Ok(());
+    }
+    let mut keys: Vec<String> = ids
+        .iter()
+        .map(|(k, v)| format!("{workspace}\u{1f}{k}\u{1f}{v}"))
+        .chain(lead.map(|l| format!("{workspace}\u{1f}lead\u{1f}{l}")))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    for key in keys {
+        conn.execute_raw(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            [key.into()],
+        ))
+        .await?;
+    }
+    Ok(())
 }
 
 /// The state with an (empty) aggregate for every behaviour of `model`, so that

@@ -8,8 +8,12 @@ pub mod connectors;
 pub mod db;
 pub mod engine;
 pub mod error;
+pub mod input;
 pub mod leads;
+pub mod limits;
 pub mod offline;
+pub mod retention;
+pub mod serve;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -69,6 +73,8 @@ pub struct Config {
     pub studio_dir: Option<PathBuf>,
     /// Connector components (`*.wasm`) published into the `default` workspace at start.
     pub connectors_dir: Option<PathBuf>,
+    /// Header and request time limits, and the connection cap.
+    pub http: serve::HttpLimits,
 }
 
 /// Publishes every `*.wasm` in `dir` into the `default` workspace (a version already there
@@ -141,6 +147,19 @@ pub async fn bootstrap(db: &DatabaseConnection, data_dir: &Path) -> anyhow::Resu
     Ok(Some(token))
 }
 
+/// Makes `path` readable by this user only (`mode` 0700 for a directory, 0600 for a file).
+fn private(path: &Path, mode: u32) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .with_context(|| format!("restricting {} to its owner", path.display()))?;
+    }
+    #[cfg(not(unix))]
+    let _ = (path, mode);
+    Ok(())
+}
+
 pub(crate) fn write_secret_file(path: &Path, content: &str) -> anyhow::Result<()> {
     use std::io::Write as _;
     let mut options = std::fs::OpenOptions::new();
@@ -177,9 +196,25 @@ impl Running {
 
 /// Connects, migrates, bootstraps, starts workers and serves until stopped.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    // A directory this server creates is its own (0700); one that was there (`--data-dir .`)
+    // keeps its mode, and the files in it are made private one by one.
+    if !config.data_dir.exists() {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating {}", config.data_dir.display()))?;
+        private(&config.data_dir, 0o700)?;
+    }
     let db = db::connect(&config.db).await?;
+    if let db::DbLocation::Sqlite(path) = &config.db {
+        // The database holds webhook secrets and encrypted connector secrets.
+        for suffix in ["", "-wal", "-shm"] {
+            let mut file = path.clone().into_os_string();
+            file.push(suffix);
+            let file = PathBuf::from(file);
+            if file.exists() {
+                private(&file, 0o600)?;
+            }
+        }
+    }
     if let Some(token) = bootstrap(&db, &config.data_dir).await? {
         println!("Created workspace `default` and an admin token (shown once):\n\n  {token}\n");
         println!(
@@ -218,18 +253,16 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let (tx, rx) = tokio::sync::watch::channel(false);
     engine.spawn_workers(config.workers.max(1), rx.clone());
     engine.spawn_scheduler(rx.clone());
+    retention::spawn(engine.clone(), rx.clone());
     engine.resume_rescores().await?;
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .with_context(|| format!("binding {}", config.addr))?;
     let addr = listener.local_addr()?;
-    let app = api::router(state.clone());
-    let mut rx2 = rx;
+    let app = api::router(state.clone(), config.http);
+    let http = config.http;
     let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = rx2.wait_for(|stop| *stop).await;
-            })
+        serve::serve(listener, app, http, rx)
             .await
             .context("serving HTTP")
     });

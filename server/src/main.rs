@@ -41,6 +41,19 @@ enum Command {
         /// Connector components (`*.wasm`) to publish into the `default` workspace at start.
         #[arg(long, env = "TRELLIS_CONNECTORS_DIR")]
         connectors_dir: Option<PathBuf>,
+        /// Seconds a client has to send a request's headers (and to start its next request
+        /// on a kept-alive connection).
+        #[arg(long, default_value_t = 15, env = "TRELLIS_HEADER_TIMEOUT")]
+        header_timeout: u64,
+        /// Seconds a request's body has to arrive in full (408 after).
+        #[arg(long, default_value_t = 60, env = "TRELLIS_BODY_TIMEOUT")]
+        body_timeout: u64,
+        /// Seconds a write to a client may make no progress before the connection closes.
+        #[arg(long, default_value_t = 30, env = "TRELLIS_SEND_TIMEOUT")]
+        send_timeout: u64,
+        /// Connections open at once (kept below the open-file limit); more get a 503.
+        #[arg(long, default_value_t = 1024, env = "TRELLIS_MAX_CONNECTIONS")]
+        max_connections: usize,
     },
     /// Write, build and publish connector plugins.
     Connector {
@@ -332,6 +345,10 @@ async fn main() -> anyhow::Result<()> {
             workers,
             studio_dir,
             connectors_dir,
+            header_timeout,
+            body_timeout,
+            send_timeout,
+            max_connections,
         } => {
             let config = Config {
                 addr,
@@ -340,6 +357,12 @@ async fn main() -> anyhow::Result<()> {
                 workers,
                 studio_dir: Some(studio_dir),
                 connectors_dir,
+                http: trellis_server::serve::HttpLimits {
+                    header_timeout: std::time::Duration::from_secs(header_timeout.max(1)),
+                    body_timeout: std::time::Duration::from_secs(body_timeout.max(1)),
+                    send_timeout: std::time::Duration::from_secs(send_timeout.max(1)),
+                    max_connections: max_connections.max(1),
+                },
             };
             let running = trellis_server::start(config).await?;
             println!("Trellis is listening on http://{}", running.addr);

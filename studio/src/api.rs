@@ -115,7 +115,28 @@ pub async fn get_flow(token: &str, id: &str) -> Result<FlowDetail, ApiError> {
 
 /// Creates a flow; returns its id.
 pub async fn create_flow(token: &str, doc: &serde_json::Value) -> Result<String, ApiError> {
-    let response = Request::post("/api/v1/flows")
+    create_flow_at("/api/v1/flows", token, doc).await
+}
+
+/// Creates a copy of flow `source`: webhook secrets it shows as set keep their values.
+pub async fn copy_flow(
+    token: &str,
+    source: &str,
+    doc: &serde_json::Value,
+) -> Result<String, ApiError> {
+    let url = format!(
+        "/api/v1/flows?copy_of={}",
+        js_sys::encode_uri_component(source)
+    );
+    create_flow_at(&url, token, doc).await
+}
+
+async fn create_flow_at(
+    url: &str,
+    token: &str,
+    doc: &serde_json::Value,
+) -> Result<String, ApiError> {
+    let response = Request::post(url)
         .header("Authorization", &auth(token))
         .json(doc)
         .map_err(|e| ApiError::Other(e.to_string()))?

@@ -61,7 +61,7 @@ pub async fn duplicate(session: Session, id: String) -> Result<(), ApiError> {
     let flow = api::get_flow(&token, &id).await?;
     let mut doc = flow.doc.clone();
     doc["name"] = Value::String(format!("{}{}", flow.name, session.t(Text::CopySuffix)));
-    api::create_flow(&token, &doc).await.map(|_| ())
+    api::copy_flow(&token, &id, &doc).await.map(|_| ())
 }
 
 pub async fn delete(session: Session, id: String, name: String) -> Result<(), ApiError> {

@@ -275,6 +275,12 @@ impl ConnectorHost {
 
         if let Some(dir) = &config.cache_dir {
             std::fs::create_dir_all(dir)?;
+            // Only this server reads or writes the code it maps.
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt as _;
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+            }
         }
         let weak = engine.weak();
         let tick = config.epoch_tick;
@@ -405,7 +411,14 @@ impl ConnectorHost {
             let write = || -> std::io::Result<()> {
                 let data = component.serialize().map_err(std::io::Error::other)?;
                 let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-                std::fs::write(&tmp, data)?;
+                let mut options = std::fs::OpenOptions::new();
+                options.write(true).create(true).truncate(true);
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::OpenOptionsExt as _;
+                    options.mode(0o600);
+                }
+                std::io::Write::write_all(&mut options.open(&tmp)?, &data)?;
                 std::fs::rename(&tmp, path)
             };
             if let Err(e) = write() {

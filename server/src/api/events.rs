@@ -11,7 +11,8 @@ use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::auth::{Caller, Role};
-use crate::error::{ApiError, ApiJson, ApiResult};
+use crate::error::{ApiError, ApiResult, parse_json, read_body, require_json};
+use crate::input::check_event;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -34,20 +35,20 @@ pub struct EventIn {
 pub async fn post_event(
     State(state): State<AppState>,
     caller: Caller,
-    ApiJson(body): ApiJson<EventIn>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Body,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     caller.require(Role::Operator)?;
-    if body.id.trim().is_empty() || body.id.len() > 200 {
-        return Err(ApiError::invalid("/id", "id must be 1-200 characters"));
-    }
-    if body.name.trim().is_empty() {
-        return Err(ApiError::invalid("/name", "name must not be empty"));
-    }
-    if !(body.properties.is_object() || body.properties.is_null()) {
-        return Err(ApiError::invalid(
-            "/properties",
-            "properties must be an object",
-        ));
+    require_json(&headers)?;
+    let limits = state
+        .engine
+        .limits
+        .get(&state.db, &caller.workspace_id)
+        .await?;
+    let body: EventIn = parse_json(&read_body(body, limits.body_bytes).await?)?;
+    check_event(&body.id, &body.name, body.lead.as_deref(), &body.properties)?;
+    if let Some(t) = body.timestamp {
+        check_timestamp(t, "/timestamp")?;
     }
     let result = record_event(
         &state,
@@ -60,6 +61,31 @@ pub async fn post_event(
     )
     .await?;
     Ok((StatusCode::ACCEPTED, Json(result)))
+}
+
+/// How far back an event may be dated.
+pub const MAX_EVENT_AGE_DAYS: i64 = 3650;
+/// How far ahead an event may be dated (clocks disagree a little).
+pub const MAX_EVENT_LEAD_HOURS: i64 = 24;
+
+/// Refuses a timestamp outside `[now − 10 years, now + 1 day]`: a date far in the future
+/// would outweigh every real event in a lead's decayed score, one long past means nothing.
+pub fn check_timestamp(t: DateTime<Utc>, pointer: &str) -> ApiResult<()> {
+    let now = Utc::now();
+    let earliest = now - chrono::Duration::days(MAX_EVENT_AGE_DAYS);
+    let latest = now + chrono::Duration::hours(MAX_EVENT_LEAD_HOURS);
+    if t < earliest || t > latest {
+        return Err(ApiError::invalid(
+            pointer,
+            format!(
+                "timestamp {} is outside what an event may carry: from 10 years ago to 1 day ahead ({} to {})",
+                t.to_rfc3339(),
+                earliest.format("%Y-%m-%d"),
+                latest.format("%Y-%m-%d")
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Records an event once (by id); see [`crate::engine::Engine::record_event`].

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use sea_orm::sea_query::{Expr as SqlExpr, Func, OnConflict, Query as SqlQuery};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, TransactionTrait,
+    QueryOrder, QuerySelect, TransactionTrait,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -90,7 +90,8 @@ async fn insert_version<C: ConnectionTrait>(
         workspace_id: Set(caller.workspace_id.clone()),
         flow_id: Set(flow_id.to_owned()),
         number: Set(number),
-        hash: Set(content_hash(doc)),
+        // Over the document as readers see it, so the hash tells nothing of the secrets.
+        hash: Set(content_hash(&redacted(doc))),
         doc: Set(doc.to_string()),
         author: Set(caller.name.clone()),
         message: Set(message.to_owned()),
@@ -101,15 +102,49 @@ async fn insert_version<C: ConnectionTrait>(
     Ok(())
 }
 
+/// A flow document as the API shows it: webhook secrets are write-only.
+fn redacted(doc: &Value) -> Value {
+    let mut doc = doc.clone();
+    trellis_model::node_types::redact_secrets(&mut doc);
+    doc
+}
+
+/// Puts back the secrets a document was saved with as placeholders (see
+/// `trellis_model::node_types::SECRET_SET`); `pointer` is where the document sits in the body.
+fn restore_secrets(doc: &mut Value, previous: Option<&Value>, pointer: &str) -> ApiResult<()> {
+    trellis_model::node_types::restore_secrets(doc, previous)
+        .map_err(|(p, message)| ApiError::invalid(format!("{pointer}{p}"), message))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct CreateQuery {
+    /// The flow this one copies: webhook secrets left as `SECRET_SET` keep its values.
+    pub copy_of: Option<String>,
+}
+
 /// Creates a flow; the body is the flow document.
-#[utoipa::path(post, path = "/api/v1/flows", tag = "flows", request_body = Object,
+#[utoipa::path(post, path = "/api/v1/flows", tag = "flows", params(CreateQuery), request_body = Object,
     responses((status = 201, description = "created: `{id, version}`", body = Object), (status = 422, description = "invalid flow, with `diagnostics`")))]
 pub async fn create_flow(
     State(state): State<AppState>,
     caller: Caller,
-    ApiJson(doc): ApiJson<Value>,
+    query: Result<Query<CreateQuery>, axum::extract::rejection::QueryRejection>,
+    ApiJson(mut doc): ApiJson<Value>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     caller.require(Role::Builder)?;
+    let Query(q) = query.map_err(|e| ApiError::invalid("", e.to_string()))?;
+    let source = match &q.copy_of {
+        Some(id) => {
+            let f = find_flow(&state.db, &caller, id).await?;
+            Some(
+                find_version(&state.db, id, f.latest_version)
+                    .await?
+                    .doc_value(),
+            )
+        }
+        None => None,
+    };
+    restore_secrets(&mut doc, source.as_ref(), "")?;
     let catalog = state.catalog(&caller.workspace_id).await?;
     let parsed = checked(&doc, &catalog)?;
     let id = uuid::Uuid::now_v7().to_string();
@@ -150,8 +185,17 @@ pub async fn list_flows(State(state): State<AppState>, caller: Caller) -> ApiRes
         .and_where(run::Column::WorkspaceId.eq(caller.workspace_id.as_str()))
         .group_by_col(run::Column::FlowId)
         .to_owned();
-    let last_runs: HashMap<String, run::Model> = run::Entity::find()
+    // The columns shown only: a run whose stored state does not read is listed all the same.
+    let last_runs: HashMap<String, LastRun> = run::Entity::find()
+        .select_only()
+        .columns([
+            run::Column::Id,
+            run::Column::FlowId,
+            run::Column::Status,
+            run::Column::CreatedAt,
+        ])
         .filter(run::Column::Id.in_subquery(latest_ids))
+        .into_model::<LastRun>()
         .all(&state.db)
         .await?
         .into_iter()
@@ -171,6 +215,14 @@ pub async fn list_flows(State(state): State<AppState>, caller: Caller) -> ApiRes
     Ok(Json(json!({ "flows": out })))
 }
 
+#[derive(Debug, sea_orm::FromQueryResult)]
+struct LastRun {
+    id: String,
+    flow_id: String,
+    status: String,
+    created_at: chrono::DateTime<chrono::Utc>,
+}
+
 /// The latest document of a flow with its latest and published version numbers.
 #[utoipa::path(get, path = "/api/v1/flows/{id}", tag = "flows", params(("id" = String, Path)),
     responses((status = 200, description = "flow", body = Object), (status = 404, description = "no such flow")))]
@@ -183,7 +235,7 @@ pub async fn get_flow(
     let v = find_version(&state.db, &id, f.latest_version).await?;
     Ok(Json(json!({
         "id": f.id, "name": f.name, "latest_version": f.latest_version, "published_version": f.published_version,
-        "created_at": f.created_at, "updated_at": f.updated_at, "doc": v.doc_value(), "hash": v.hash,
+        "created_at": f.created_at, "updated_at": f.updated_at, "doc": redacted(&v.doc_value()), "hash": v.hash,
     })))
 }
 
@@ -206,9 +258,16 @@ pub async fn save_flow(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    ApiJson(body): ApiJson<SaveFlow>,
+    ApiJson(mut body): ApiJson<SaveFlow>,
 ) -> ApiResult<Json<Value>> {
     caller.require(Role::Builder)?;
+    // Secrets left as placeholders keep the base version's values.
+    let base = flow_version::Entity::find_by_id((id.clone(), body.base_version))
+        .filter(flow_version::Column::WorkspaceId.eq(caller.workspace_id.as_str()))
+        .one(&state.db)
+        .await?
+        .map(|v| v.doc_value());
+    restore_secrets(&mut body.doc, base.as_ref(), "/doc")?;
     let catalog = state.catalog(&caller.workspace_id).await?;
     let parsed = checked(&body.doc, &catalog).map_err(|mut e| {
         e.pointer = e.pointer.map(|p| format!("/doc{p}"));
@@ -300,7 +359,7 @@ pub async fn get_version(
     let v = find_version(&state.db, &id, n).await?;
     Ok(Json(
         json!({ "number": v.number, "hash": v.hash, "author": v.author, "message": v.message,
-        "created_at": v.created_at, "published": Some(v.number) == f.published_version, "doc": v.doc_value() }),
+        "created_at": v.created_at, "published": Some(v.number) == f.published_version, "doc": redacted(&v.doc_value()) }),
     ))
 }
 

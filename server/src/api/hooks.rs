@@ -14,19 +14,41 @@ use trellis_model::node_types::TriggerConfig;
 use super::internal;
 use crate::AppState;
 use crate::engine::status;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, read_body};
 
-/// Headers never copied into `trigger.headers` (they carry credentials).
-const HIDDEN_HEADERS: &[&str] = &["authorization", "cookie", "x-trellis-secret"];
+/// Headers never copied into `trigger.headers` (they carry credentials): these, and any
+/// whose name contains one of [`CREDENTIAL_WORDS`].
+const HIDDEN_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+];
+const CREDENTIAL_WORDS: &[&str] = &[
+    "secret",
+    "token",
+    "key",
+    "auth",
+    "password",
+    "signature",
+    "session",
+];
+
+/// Whether a header is kept out of runs (and so out of what any reader of a run sees).
+fn is_credential(name: &str) -> bool {
+    HIDDEN_HEADERS.contains(&name) || CREDENTIAL_WORDS.iter().any(|w| name.contains(w))
+}
 
 pub async fn hook(
     State(state): State<AppState>,
     Path(path): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> ApiResult<Response> {
     let (workspace, flow_id, version) = route(&state, &path).await?;
+    let limits = state.engine.limits.get(&state.db, &workspace).await?;
+    let body = read_body(body, limits.body_bytes).await?;
     let compiled = state
         .engine
         .compiled(&flow_id, version)
@@ -42,14 +64,17 @@ pub async fn hook(
             .get("x-trellis-secret")
             .map(|v| v.as_bytes())
             .unwrap_or_default();
-        if !bool::from(given.ct_eq(secret.as_bytes())) {
+        // An empty secret (saved before they were refused) opens nothing.
+        if secret.is_empty() || !bool::from(given.ct_eq(secret.as_bytes())) {
             return Err(ApiError::unauthorized(
                 "this hook needs its secret in the `X-Trellis-Secret` header",
             ));
         }
     }
+    let body = parse_body(&headers, &body)?;
+    crate::input::check_json(&body, "/body", crate::limits::MAX_INPUT_DEPTH)?;
     let trigger = json!({
-        "body": parse_body(&headers, &body)?,
+        "body": body,
         "headers": header_map(&headers),
         "query": query_map(query.as_deref()),
         "path": path,
@@ -66,6 +91,7 @@ pub async fn hook(
         if let Ok(v) = run_id.parse() {
             r.headers_mut().insert("x-trellis-run", v);
         }
+        r.extensions_mut().insert(super::guard::Verbatim);
         return Ok(r);
     }
     if result.status == status::FAILED {
@@ -130,7 +156,7 @@ fn header_map(headers: &HeaderMap) -> Value {
     let mut out = Map::new();
     for (name, value) in headers {
         let name = name.as_str();
-        if HIDDEN_HEADERS.contains(&name) {
+        if is_credential(name) {
             continue;
         }
         out.insert(
@@ -150,8 +176,24 @@ fn query_map(query: Option<&str>) -> Value {
     )
 }
 
-/// Largest webhook body a connector receives.
-const MAX_INBOUND_BODY: usize = 1 << 20;
+/// A connector's event as recorded: `(id, name, lead, properties)`. The id is prefixed with
+/// the connector's name; a payload that is not an object becomes `{"value": payload}`.
+pub(crate) fn connector_event(
+    connector: &str,
+    event: trellis_runtime::connector::InboundEvent,
+) -> (String, String, Option<String>, Value) {
+    let id = format!(
+        "{connector}:{}",
+        event.id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
+    );
+    let lead = event.payload["lead"].as_str().map(str::to_owned);
+    let properties = if event.payload.is_object() {
+        event.payload
+    } else {
+        json!({ "value": event.payload })
+    };
+    (id, event.name, lead, properties)
+}
 
 /// `ANY /hooks/connectors/{name}/{*path}` (workspace `default`): the request goes to the
 /// connector's `handle-inbound`; the events it returns are recorded (deduplicated by id)
@@ -162,19 +204,14 @@ pub async fn connector_hook(
     Path(params): Path<std::collections::HashMap<String, String>>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> ApiResult<Response> {
     use trellis_runtime::connector::{ConnectorError, InboundRequest};
     let name = params.get("name").cloned().unwrap_or_default();
     let path = format!("/{}", params.get("path").map(String::as_str).unwrap_or(""));
-    if body.len() > MAX_INBOUND_BODY {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload too large",
-            format!("a connector webhook body is at most {MAX_INBOUND_BODY} bytes"),
-        ));
-    }
     let workspace = "default";
+    let limits = state.engine.limits.get(&state.db, workspace).await?;
+    let body = read_body(body, limits.body_bytes).await?;
     let registry = state.registry()?;
     let request = InboundRequest {
         method: method.to_string(),
@@ -205,23 +242,28 @@ pub async fn connector_hook(
             .with_extra(json!({ "error": e })));
         }
     };
-    let mut recorded = 0;
-    for event in inbound.events {
+    // Every event is checked before any is recorded: a bad one refuses the delivery whole
+    // (the sender may retry it), with the event and the place named.
+    let mut events = Vec::with_capacity(inbound.events.len());
+    for (i, event) in inbound.events.into_iter().enumerate() {
         if event.name.trim().is_empty() {
             tracing::warn!(connector = %name, "dropping a connector event without a name");
             continue;
         }
-        let id = event.id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-        let id = format!("{name}:{id}");
-        let lead = event.payload["lead"].as_str().map(str::to_owned);
-        let properties = if event.payload.is_object() {
-            event.payload
-        } else {
-            json!({ "value": event.payload })
-        };
-        super::events::record_event(&state, workspace, &id, &event.name, lead, properties, None)
+        let event = connector_event(&name, event);
+        crate::input::check_event(&event.0, &event.1, event.2.as_deref(), &event.3).map_err(
+            |mut e| {
+                e.pointer = e.pointer.map(|p| format!("/events/{i}{p}"));
+                e.detail = format!("event {i} from connector {name}: {}", e.detail);
+                e
+            },
+        )?;
+        events.push(event);
+    }
+    let recorded = events.len() as u64;
+    for (id, event_name, lead, properties) in events {
+        super::events::record_event(&state, workspace, &id, &event_name, lead, properties, None)
             .await?;
-        recorded += 1;
     }
     metrics::counter!("trellis_connector_inbound_events_total", "connector" => name.clone())
         .increment(recorded);
@@ -236,6 +278,7 @@ pub async fn connector_hook(
             response = response.header(k.as_str(), v.as_str());
         }
     }
+    response = response.extension(super::guard::Verbatim);
     response
         .body(axum::body::Body::from(inbound.response.body))
         .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "connector failed", e.to_string()))

@@ -4,11 +4,15 @@
 mod connectors;
 mod events;
 mod flows;
+pub mod guard;
 mod hooks;
+
+pub(crate) use hooks::connector_event;
 mod leads;
 mod meta;
 mod runs;
 mod scoring;
+mod settings;
 mod signals;
 mod tokens;
 
@@ -111,10 +115,11 @@ pub fn openapi_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(meta::node_types))
         .routes(routes!(meta::flow_schema))
         .routes(routes!(meta::audit_log))
+        .routes(routes!(settings::get_limits, settings::put_limits))
         .split_for_parts()
 }
 
-pub fn router(state: AppState) -> Router {
+pub fn router(state: AppState, http: crate::serve::HttpLimits) -> Router {
     let (api, openapi) = openapi_router();
     let openapi = std::sync::Arc::new(openapi);
     api.route(
@@ -146,6 +151,14 @@ pub fn router(state: AppState) -> Router {
             "this route does not take that method",
         )
     })
+    .layer(axum::extract::DefaultBodyLimit::max(
+        crate::limits::MAX_REQUEST_BYTES,
+    ))
+    .layer(axum::middleware::from_fn(move |req, next| {
+        guard::body_deadline(http.body_timeout, req, next)
+    }))
+    .layer(axum::middleware::from_fn(guard::problem_bodies))
+    .layer(axum::middleware::from_fn(guard::request_guard))
     .layer(axum::middleware::from_fn(track_metrics))
     .layer(TraceLayer::new_for_http())
     .with_state(state)
@@ -161,7 +174,12 @@ async fn track_metrics(
         .get::<axum::extract::MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".into());
-    let method = req.method().to_string();
+    // Labels come from fixed sets only: an invented method is counted as `other`.
+    let method = if guard::known_method(req.method()) {
+        req.method().as_str().to_owned()
+    } else {
+        "other".to_owned()
+    };
     let response = next.run(req).await;
     let status = response.status().as_u16().to_string();
     metrics::counter!("trellis_http_requests_total", "method" => method.clone(), "path" => path.clone(), "status" => status).increment(1);

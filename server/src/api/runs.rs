@@ -14,6 +14,7 @@ use super::internal;
 use crate::AppState;
 use crate::auth::{Caller, Role};
 use crate::db::entities::{flow, run, run_step};
+use crate::db::run_rows::{self, RawRun};
 use crate::engine::status;
 use crate::error::{ApiError, ApiResult, parse_json};
 
@@ -36,9 +37,15 @@ pub async fn start_run(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
+    body: axum::body::Body,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     caller.require(Role::Operator)?;
+    let limits = state
+        .engine
+        .limits
+        .get(&state.db, &caller.workspace_id)
+        .await?;
+    let body = crate::error::read_body(body, limits.body_bytes).await?;
     // The body is optional: no body is a run with empty input.
     let body: StartRun = if body.iter().all(u8::is_ascii_whitespace) {
         StartRun::default()
@@ -89,14 +96,29 @@ pub async fn start_run(
     ))
 }
 
-fn run_json(r: &run::Model) -> Value {
-    let state = &r.state;
-    json!({
+/// A run as the API shows it. Stored JSON that does not read is shown as `null` with
+/// `unreadable` saying why, so one bad row never hides the rest.
+fn run_json(r: &RawRun) -> Value {
+    let mut unreadable = Vec::new();
+    let mut read = |column: &str, text: &str| match serde_json::from_str::<Value>(text) {
+        Ok(v) => v,
+        Err(e) => {
+            unreadable.push(format!("{column}: {e}"));
+            Value::Null
+        }
+    };
+    let trigger = read("trigger", &r.trigger);
+    let state = read("state", &r.state);
+    let mut out = json!({
         "id": r.id, "flow_id": r.flow_id, "version": r.version, "status": r.status, "error": r.error,
         "created_at": r.created_at, "updated_at": r.updated_at, "finished_at": r.finished_at,
         "wake_at": r.wake_at.and_then(chrono::DateTime::from_timestamp_millis),
-        "trigger": r.trigger, "vars": state.get("vars"), "response": state.get("response"),
-    })
+        "trigger": trigger, "vars": state.get("vars"), "response": state.get("response"),
+    });
+    if !unreadable.is_empty() {
+        out["unreadable"] = json!(unreadable);
+    }
+    out
 }
 
 /// A run with its journal.
@@ -108,27 +130,75 @@ pub async fn get_run(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let r = find_run(&state, &caller, &id).await?;
+    // Inputs and outputs as text, decoded one by one: a record that does not read shows
+    // `null` and why, and the rest of the journal is still there.
     let steps = run_step::Entity::find()
+        .select_only()
+        .columns([
+            run_step::Column::Seq,
+            run_step::Column::NodeId,
+            run_step::Column::NodeType,
+            run_step::Column::Visit,
+            run_step::Column::Attempt,
+            run_step::Column::Status,
+            run_step::Column::Error,
+            run_step::Column::StartedAt,
+            run_step::Column::FinishedAt,
+            run_step::Column::IdempotencyKey,
+        ])
+        .column_as(SqlExpr::cust("CAST(input AS TEXT)"), "input")
+        .column_as(SqlExpr::cust("CAST(output AS TEXT)"), "output")
         .filter(run_step::Column::RunId.eq(id.as_str()))
         .order_by_asc(run_step::Column::Seq)
+        .into_model::<StepText>()
         .all(&state.db)
         .await?;
     let mut out = run_json(&r);
     out["steps"] = steps
         .into_iter()
         .map(|s| {
-            json!({ "seq": s.seq, "node": s.node_id, "type": s.node_type, "visit": s.visit, "attempt": s.attempt,
-                "status": s.status, "input": s.input, "output": s.output, "error": s.error,
+            let mut unreadable = Vec::new();
+            let mut read = |column: &str, text: &str| {
+                serde_json::from_str::<Value>(text).unwrap_or_else(|e| {
+                    unreadable.push(format!("{column}: {e}"));
+                    Value::Null
+                })
+            };
+            let (input, output) = (read("input", &s.input), read("output", &s.output));
+            let mut step = json!({ "seq": s.seq, "node": s.node_id, "type": s.node_type, "visit": s.visit, "attempt": s.attempt,
+                "status": s.status, "input": input, "output": output, "error": s.error,
                 "started_at": s.started_at, "finished_at": s.finished_at,
-                "duration_ms": (s.finished_at - s.started_at).num_milliseconds(), "idempotency_key": s.idempotency_key })
+                "duration_ms": (s.finished_at - s.started_at).num_milliseconds(), "idempotency_key": s.idempotency_key });
+            if !unreadable.is_empty() {
+                step["unreadable"] = json!(unreadable);
+            }
+            step
         })
         .collect();
     Ok(Json(out))
 }
 
-async fn find_run(state: &AppState, caller: &Caller, id: &str) -> ApiResult<run::Model> {
-    run::Entity::find_by_id(id.to_owned())
+#[derive(Debug, sea_orm::FromQueryResult)]
+struct StepText {
+    seq: i64,
+    node_id: String,
+    node_type: String,
+    visit: i32,
+    attempt: i32,
+    status: String,
+    input: String,
+    output: String,
+    error: Option<String>,
+    started_at: chrono::DateTime<Utc>,
+    finished_at: chrono::DateTime<Utc>,
+    idempotency_key: String,
+}
+
+async fn find_run(state: &AppState, caller: &Caller, id: &str) -> ApiResult<RawRun> {
+    run_rows::select()
+        .filter(run::Column::Id.eq(id))
         .filter(run::Column::WorkspaceId.eq(caller.workspace_id.as_str()))
+        .into_model::<RawRun>()
         .one(&state.db)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("run {id:?} does not exist")))
@@ -144,6 +214,17 @@ pub struct RunQuery {
     pub limit: Option<u64>,
     /// Runs older than this run id (paging).
     pub before: Option<String>,
+}
+
+#[derive(Debug, sea_orm::FromQueryResult)]
+struct RunSummary {
+    id: String,
+    flow_id: String,
+    version: i32,
+    status: String,
+    error: Option<String>,
+    created_at: chrono::DateTime<Utc>,
+    finished_at: Option<chrono::DateTime<Utc>>,
 }
 
 /// Runs, newest first.
@@ -172,9 +253,21 @@ pub async fn list_runs(
     if let Some(b) = &q.before {
         find = find.filter(run::Column::Id.lt(b.as_str()));
     }
+    // Only the columns listed: a run whose stored state does not read is listed all the same.
     let runs = find
+        .select_only()
+        .columns([
+            run::Column::Id,
+            run::Column::FlowId,
+            run::Column::Version,
+            run::Column::Status,
+            run::Column::Error,
+            run::Column::CreatedAt,
+            run::Column::FinishedAt,
+        ])
         .order_by_desc(run::Column::Id)
         .limit(limit)
+        .into_model::<RunSummary>()
         .all(&state.db)
         .await?;
     let next = (runs.len() as u64 == limit)

@@ -5,7 +5,10 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::Utc;
 use sea_orm::sea_query::Expr as SqlExpr;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
@@ -88,6 +91,23 @@ pub async fn revoke_token(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     caller.require(Role::Admin)?;
+    // The workspace must keep an admin: revoking the last one would lock everyone out. The
+    // active admin tokens are locked while counted (PostgreSQL; SQLite has one writer), so
+    // two revocations at once cannot both leave the other one last.
+    let txn = state.db.begin().await?;
+    let mut admins = api_token::Entity::find()
+        .filter(api_token::Column::WorkspaceId.eq(caller.workspace_id.as_str()))
+        .filter(api_token::Column::RevokedAt.is_null())
+        .filter(api_token::Column::Role.eq(Role::Admin.as_str()));
+    if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
+        admins = admins.lock_exclusive();
+    }
+    let admins = admins.all(&txn).await?;
+    if admins.len() <= 1 && admins.iter().any(|t| t.id == id) {
+        return Err(ApiError::conflict(format!(
+            "token {id:?} is the workspace's last admin token; create another admin token before revoking it"
+        )));
+    }
     let res = api_token::Entity::update_many()
         .col_expr(
             api_token::Column::RevokedAt,
@@ -96,11 +116,12 @@ pub async fn revoke_token(
         .filter(api_token::Column::Id.eq(id.as_str()))
         .filter(api_token::Column::WorkspaceId.eq(caller.workspace_id.as_str()))
         .filter(api_token::Column::RevokedAt.is_null())
-        .exec(&state.db)
+        .exec(&txn)
         .await?;
     if res.rows_affected != 1 {
         return Err(ApiError::not_found(format!("no active token {id:?}")));
     }
+    txn.commit().await?;
     audit(&state.db, &caller, "token.revoke", &id, json!({})).await?;
     Ok(StatusCode::NO_CONTENT)
 }

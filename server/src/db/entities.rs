@@ -126,6 +126,9 @@ pub mod run {
         pub created_at: DateTimeUtc,
         pub updated_at: DateTimeUtc,
         pub finished_at: Option<DateTimeUtc>,
+        /// Times in a row the run's process stopped while running it at `interrupted_rev`.
+        pub interruptions: i32,
+        pub interrupted_rev: Option<i64>,
     }
     no_relations!();
 }

@@ -2,6 +2,7 @@
 //! bootstrap.
 
 pub mod entities;
+pub mod run_rows;
 
 use std::path::Path;
 use std::time::Duration;

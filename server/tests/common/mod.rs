@@ -29,9 +29,20 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(backend: Backend) -> TestServer {
+        Self::start_with(backend, Default::default()).await
+    }
+
+    /// A server with the given HTTP limits.
+    pub async fn start_with(
+        backend: Backend,
+        http: trellis_server::serve::HttpLimits,
+    ) -> TestServer {
         let dir = TempDir::new();
         let (db, pg) = match backend {
-            Backend::Sqlite => (DbLocation::Sqlite(dir.0.join("trellis.sqlite")), None),
+            Backend::Sqlite => (
+                DbLocation::Sqlite(dir.0.join("data").join("trellis.sqlite")),
+                None,
+            ),
             Backend::Postgres => {
                 let pg = PgDb::create().await;
                 (DbLocation::Url(pg.url.clone()), Some(pg))
@@ -40,15 +51,17 @@ impl TestServer {
         let addr: SocketAddr = "127.0.0.1:0".parse().expect("addr");
         let running = trellis_server::start(Config {
             addr,
-            data_dir: dir.0.clone(),
+            // Not there yet: the server creates it, as on a first start.
+            data_dir: dir.0.join("data"),
             db,
             workers: 4,
             studio_dir: None,
             connectors_dir: None,
+            http,
         })
         .await
         .expect("server starts");
-        let token = std::fs::read_to_string(dir.0.join("admin-token"))
+        let token = std::fs::read_to_string(dir.0.join("data").join("admin-token"))
             .expect("admin token file")
             .trim()
             .to_owned();
@@ -61,6 +74,11 @@ impl TestServer {
             _dir: dir,
             pg,
         }
+    }
+
+    /// The server's data directory.
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self._dir.0.join("data")
     }
 
     pub fn engine(&self) -> std::sync::Arc<trellis_server::engine::Engine> {

@@ -92,8 +92,9 @@ pub struct CompiledFlow {
     index: HashMap<String, usize>,
     exprs: HashMap<(String, String), Expr>,
     templates: HashMap<(String, String), Template>,
-    /// Targets of each (node, port), so a step finds its successors without a scan.
-    successors: HashMap<(String, String), Vec<String>>,
+    /// Each node's outgoing edges as `(port, target)`, so a step finds its successors
+    /// without a scan.
+    successors: HashMap<String, Vec<(String, String)>>,
     /// The step outputs each node's expressions read; `None`: any of them.
     reads: HashMap<String, Option<BTreeSet<String>>>,
 }
@@ -126,12 +127,12 @@ impl CompiledFlow {
             .enumerate()
             .map(|(i, n)| (n.id.to_string(), i))
             .collect();
-        let mut successors: HashMap<(String, String), Vec<String>> = HashMap::new();
+        let mut successors: HashMap<String, Vec<(String, String)>> = HashMap::new();
         for e in &doc.edges {
             successors
-                .entry((e.from.to_string(), e.port().to_owned()))
+                .entry(e.from.to_string())
                 .or_default()
-                .push(e.to.to_string());
+                .push((e.port().to_owned(), e.to.to_string()));
         }
         let mut reads: HashMap<String, Option<BTreeSet<String>>> = HashMap::new();
         let mut read = |node: &str, refs: Option<BTreeSet<String>>| {
@@ -169,10 +170,13 @@ impl CompiledFlow {
     }
 
     /// The nodes an edge from `node`'s `port` leads to.
-    pub fn successors(&self, node: &str, port: &str) -> &[String] {
+    pub fn successors<'s>(&'s self, node: &str, port: &'s str) -> impl Iterator<Item = &'s str> {
         self.successors
-            .get(&(node.to_owned(), port.to_owned()))
-            .map_or(&[], Vec::as_slice)
+            .get(node)
+            .into_iter()
+            .flatten()
+            .filter(move |(p, _)| p == port)
+            .map(|(_, to)| to.as_str())
     }
 
     pub fn doc(&self) -> &FlowDoc {
@@ -331,10 +335,12 @@ impl<'a> Executor<'a> {
             let error = format!("node {:?} is not in this flow version", head.node);
             return (None, Next::Failed { error });
         };
-        let clock = std::time::Instant::now();
+        // The clock is read only for a node with a `timeout`.
+        let clock = node.timeout.is_some().then(std::time::Instant::now);
         let mut outcome = self.execute(node, &head, state, now, clock);
         let mut kept = None;
-        outcome = self.within_limits(node, outcome, state, clock.elapsed(), &mut kept);
+        let elapsed = clock.map(|c| c.elapsed());
+        outcome = self.within_limits(node, outcome, state, elapsed, &mut kept);
         if let Some(kept) = kept {
             state.kept_bytes = kept;
         }
@@ -465,8 +471,11 @@ impl<'a> Executor<'a> {
                     None => {
                         record.status = StepStatus::Failed;
                         state.queue.pop_front();
-                        let handlers: Vec<String> =
-                            self.flow.successors(&head.node, ERROR_PORT).to_vec();
+                        let handlers: Vec<String> = self
+                            .flow
+                            .successors(&head.node, ERROR_PORT)
+                            .map(str::to_owned)
+                            .collect();
                         // A `fail` node ends the run; any other failure goes to the error
                         // port when one is connected.
                         if handlers.is_empty() || ends_run {
@@ -505,7 +514,7 @@ impl<'a> Executor<'a> {
         node: &Node,
         outcome: Outcome,
         state: &RunState,
-        elapsed: std::time::Duration,
+        elapsed: Option<std::time::Duration>,
         kept: &mut Option<u64>,
     ) -> Outcome {
         // Doing the same again would break the same limit: no retry, but the error port.
@@ -583,7 +592,7 @@ impl<'a> Executor<'a> {
         head: &Activation,
         state: &RunState,
         now: DateTime<Utc>,
-        started: std::time::Instant,
+        started: Option<std::time::Instant>,
     ) -> Outcome {
         let id = node.id.as_str();
         let config = &node.config;
@@ -636,7 +645,7 @@ impl<'a> Executor<'a> {
                         Ok(false) => {}
                         Err(e) => return fail(e),
                     }
-                    if let Some(e) = over_time(node, started.elapsed()) {
+                    if let Some(e) = over_time(node, started.map(|s| s.elapsed())) {
                         return fail(e);
                     }
                 }
@@ -967,7 +976,8 @@ pub fn plain_text(mut text: String) -> String {
 }
 
 /// The error of a node that ran past its `timeout`, if it did.
-fn over_time(node: &Node, elapsed: std::time::Duration) -> Option<String> {
+fn over_time(node: &Node, elapsed: Option<std::time::Duration>) -> Option<String> {
+    let elapsed = elapsed?;
     let limit = node
         .timeout
         .as_deref()

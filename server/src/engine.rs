@@ -488,14 +488,9 @@ impl Engine {
                 return self.commit(&claimed, &state, &[], &next).await;
             }
         };
-        let mut state: RunState = match serde_json::from_value(claimed.state.clone()) {
+        let mut state = match run_rows::state_of(&claimed) {
             Ok(s) => s,
-            Err(e) => {
-                let bad = run_rows::Unreadable {
-                    id: claimed.id.clone(),
-                    state_rev: claimed.state_rev,
-                    reason: format!("the stored run state cannot be read: {e}"),
-                };
+            Err(bad) => {
                 self.fail_unreadable(&self.db, &bad).await?;
                 return Ok(false);
             }
@@ -1149,21 +1144,12 @@ impl Engine {
             if raw.status != status::WAITING {
                 continue;
             }
-            let r = match raw.decode() {
-                Ok(r) => r,
+            let decoded = raw
+                .decode()
+                .and_then(|r| run_rows::state_of(&r).map(|s| (r, s)));
+            let (r, mut state) = match decoded {
+                Ok(d) => d,
                 Err(bad) => {
-                    self.fail_unreadable(conn, &bad).await?;
-                    continue;
-                }
-            };
-            let mut state: RunState = match serde_json::from_value(r.state.clone()) {
-                Ok(s) => s,
-                Err(e) => {
-                    let bad = run_rows::Unreadable {
-                        id: r.id.clone(),
-                        state_rev: r.state_rev,
-                        reason: format!("the stored run state cannot be read: {e}"),
-                    };
                     self.fail_unreadable(conn, &bad).await?;
                     continue;
                 }

@@ -396,54 +396,58 @@ fn refs(root: &IdedExpr, ids: &mut BTreeSet<String>) -> bool {
     let mut stack = vec![root];
     while let Some(e) = stack.pop() {
         match &e.expr {
-            Ast::Select(s) => match &s.operand.expr {
-                Ast::Ident(name) if name == "steps" => {
-                    ids.insert(s.field.clone());
-                }
-                _ => stack.push(&s.operand),
-            },
-            Ast::Ident(name) if name == "steps" => return false,
-            Ast::Ident(_) | Ast::Literal(_) | Ast::Unspecified => {}
-            Ast::Call(call) => {
-                stack.extend(call.target.as_deref());
-                stack.extend(&call.args);
+            Ast::Select(s) if matches!(&s.operand.expr, Ast::Ident(name) if name == "steps") => {
+                ids.insert(s.field.clone());
+                continue;
             }
-            Ast::Comprehension(c) => {
-                // A comprehension variable named `steps` would shadow the scope's.
+            Ast::Ident(name) if name == "steps" => return false,
+            // A comprehension variable named `steps` would shadow the scope's.
+            Ast::Comprehension(c)
                 if c.iter_var == "steps"
                     || c.accu_var == "steps"
-                    || c.iter_var2.as_deref() == Some("steps")
-                {
-                    return false;
-                }
-                stack.extend([
-                    &c.iter_range,
-                    &c.accu_init,
-                    &c.loop_cond,
-                    &c.loop_step,
-                    &c.result,
-                ]);
+                    || c.iter_var2.as_deref() == Some("steps") =>
+            {
+                return false;
             }
-            Ast::List(l) => stack.extend(&l.elements),
-            Ast::Map(m) => {
-                for entry in &m.entries {
-                    match &entry.expr {
-                        EntryExpr::MapEntry(me) => stack.extend([&me.key, &me.value]),
-                        EntryExpr::StructField(f) => stack.push(&f.value),
-                    }
-                }
-            }
-            Ast::Struct(st) => {
-                for entry in &st.entries {
-                    match &entry.expr {
-                        EntryExpr::MapEntry(me) => stack.extend([&me.key, &me.value]),
-                        EntryExpr::StructField(f) => stack.push(&f.value),
-                    }
-                }
-            }
+            _ => {}
         }
+        stack.extend(children(e));
     }
     true
+}
+
+/// The direct parts of an expression.
+fn children(e: &IdedExpr) -> Vec<&IdedExpr> {
+    fn entries(entries: &[cel::common::ast::IdedEntryExpr]) -> Vec<&IdedExpr> {
+        let mut out = Vec::new();
+        for entry in entries {
+            match &entry.expr {
+                EntryExpr::MapEntry(me) => out.extend([&me.key, &me.value]),
+                EntryExpr::StructField(f) => out.push(&f.value),
+            }
+        }
+        out
+    }
+    match &e.expr {
+        Ast::Call(call) => call
+            .target
+            .as_deref()
+            .into_iter()
+            .chain(&call.args)
+            .collect(),
+        Ast::Comprehension(c) => vec![
+            &c.iter_range,
+            &c.accu_init,
+            &c.loop_cond,
+            &c.loop_step,
+            &c.result,
+        ],
+        Ast::List(l) => l.elements.iter().collect(),
+        Ast::Map(m) => entries(&m.entries),
+        Ast::Struct(st) => entries(&st.entries),
+        Ast::Select(s) => vec![&s.operand],
+        Ast::Ident(_) | Ast::Literal(_) | Ast::Unspecified => Vec::new(),
+    }
 }
 
 /// Levels of the parsed tree, walked without recursion.
@@ -452,47 +456,7 @@ fn depth(root: &IdedExpr) -> usize {
     let mut stack = vec![(root, 1usize)];
     while let Some((e, d)) = stack.pop() {
         deepest = deepest.max(d);
-        match &e.expr {
-            Ast::Call(call) => {
-                stack.extend(call.target.iter().map(|t| (t.as_ref(), d + 1)));
-                stack.extend(call.args.iter().map(|a| (a, d + 1)));
-            }
-            Ast::Comprehension(c) => stack.extend(
-                [
-                    &c.iter_range,
-                    &c.accu_init,
-                    &c.loop_cond,
-                    &c.loop_step,
-                    &c.result,
-                ]
-                .map(|x| (x, d + 1)),
-            ),
-            Ast::List(l) => stack.extend(l.elements.iter().map(|x| (x, d + 1))),
-            Ast::Map(m) => {
-                for entry in &m.entries {
-                    match &entry.expr {
-                        EntryExpr::MapEntry(me) => {
-                            stack.push((&me.key, d + 1));
-                            stack.push((&me.value, d + 1));
-                        }
-                        EntryExpr::StructField(f) => stack.push((&f.value, d + 1)),
-                    }
-                }
-            }
-            Ast::Struct(st) => {
-                for entry in &st.entries {
-                    match &entry.expr {
-                        EntryExpr::MapEntry(me) => {
-                            stack.push((&me.key, d + 1));
-                            stack.push((&me.value, d + 1));
-                        }
-                        EntryExpr::StructField(f) => stack.push((&f.value, d + 1)),
-                    }
-                }
-            }
-            Ast::Select(s) => stack.push((&s.operand, d + 1)),
-            Ast::Ident(_) | Ast::Literal(_) | Ast::Unspecified => {}
-        }
+        stack.extend(children(e).into_iter().map(|c| (c, d + 1)));
     }
     deepest
 }

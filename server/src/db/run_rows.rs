@@ -117,6 +117,15 @@ impl RawRun {
     }
 }
 
+/// The run's state, or why it cannot be read.
+pub fn state_of(run: &run::Model) -> Result<trellis_runtime::RunState, Unreadable> {
+    serde_json::from_value(run.state.clone()).map_err(|e| Unreadable {
+        id: run.id.clone(),
+        state_rev: run.state_rev,
+        reason: format!("the stored run state cannot be read: {e}"),
+    })
+}
+
 /// Rows of a statement returning [`run_columns!`].
 pub async fn query<C: ConnectionTrait>(
     conn: &C,

@@ -113,6 +113,30 @@ fn node_id_at(value: &Value, pointer: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// What adding `edge` to `doc` would break: the errors the validator finds with the edge
+/// that it does not find without it (a cycle with no wait, an edge into the trigger, a
+/// repeated edge, a port the node lacks, …). Empty when the connection is fine. The studio
+/// asks this while a wire is dragged, so its answer is the validator's.
+pub fn connection_problems(doc: &FlowDoc, edge: &crate::flow::Edge) -> Vec<Diagnostic> {
+    let errors = |d: &FlowDoc| -> Vec<Diagnostic> {
+        validate(d)
+            .into_iter()
+            .filter(|x| x.severity == Severity::Error)
+            .collect()
+    };
+    let before = errors(doc);
+    let mut with = doc.clone();
+    with.edges.push(edge.clone());
+    errors(&with)
+        .into_iter()
+        .filter(|d| {
+            !before
+                .iter()
+                .any(|b| b.code == d.code && b.pointer == d.pointer && b.message == d.message)
+        })
+        .collect()
+}
+
 /// Validates a parsed document against the graph rules, knowing no connectors.
 pub fn validate(doc: &FlowDoc) -> Vec<Diagnostic> {
     validate_with(doc, &Catalog::default())

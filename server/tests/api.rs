@@ -822,3 +822,60 @@ async fn delete_archives_a_flow(backend: Backend) {
     s.finish().await;
 }
 both!(delete_archives_a_flow);
+
+/// Cancelling a run waiting for an event removes what it waits for: the subscription goes
+/// with it, so later events of that name do not read the cancelled run again.
+async fn cancel_removes_the_subscription(backend: Backend) {
+    use sea_orm::{ColumnTrait as _, EntityTrait as _, PaginatorTrait as _, QueryFilter as _};
+    use trellis_server::db::entities::subscription;
+    let s = TestServer::start(backend).await;
+    let id = s
+        .create_flow(
+            json!({
+                "schema": 1, "name": "waits",
+                "nodes": [
+                    {"id": "start", "type": "trigger", "config": {"kind": "manual"}, "position": [0, 0]},
+                    {"id": "w", "type": "wait_for_event", "config": {"event": "demo_booked", "timeout": "1h"}, "position": [160, 0]}
+                ],
+                "edges": [{"from": "start", "to": "w"}]
+            }),
+            true,
+        )
+        .await;
+    let (_, started) = s
+        .post(&format!("/api/v1/flows/{id}/runs"), json!({"input": {}}))
+        .await;
+    let run_id = started["run_id"].as_str().unwrap().to_owned();
+    let db = s.engine().db.clone();
+    let waiting = || {
+        subscription::Entity::find()
+            .filter(subscription::Column::RunId.eq(run_id.as_str()))
+            .count(&db)
+    };
+    for _ in 0..200 {
+        if waiting().await.unwrap() == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(waiting().await.unwrap(), 1, "the run subscribed");
+    let (st, v) = s
+        .post(&format!("/api/v1/runs/{run_id}/cancel"), json!({}))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(
+        waiting().await.unwrap(),
+        0,
+        "the subscription went with the run"
+    );
+    let (st, v) = s
+        .post(
+            "/api/v1/events",
+            json!({"id": "after-cancel", "name": "demo_booked"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(v["runs_resumed"], json!(0));
+    s.finish().await;
+}
+both!(cancel_removes_the_subscription);

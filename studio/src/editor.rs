@@ -66,19 +66,65 @@ fn curve((x1, y1): (f64, f64), (x2, y2): (f64, f64)) -> String {
     )
 }
 
-/// Why `edge` may not be added to `doc`, if it may not.
+/// Why `edge` may not be added to `doc`, if it may not: the validator's own answer (its
+/// first new error's code).
 pub fn connection_problem(doc: &FlowDoc, edge: &Edge) -> Option<&'static str> {
-    let to = doc.node(edge.to.as_str())?;
-    if edge.from == edge.to {
-        return Some("self");
+    trellis_model::validate::connection_problems(doc, edge)
+        .first()
+        .map(|d| d.code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn doc() -> FlowDoc {
+        serde_json::from_value(json!({
+            "schema": 1, "name": "t",
+            "nodes": [
+                {"id": "start", "type": "trigger", "config": {"kind": "manual"}},
+                {"id": "hot", "type": "branch", "config": {"when": "true"}},
+                {"id": "a", "type": "note", "config": {}},
+                {"id": "w", "type": "wait", "config": {"duration": "1h"}}
+            ],
+            "edges": [{"from": "start", "to": "hot"}, {"from": "hot", "port": "true", "to": "a"}]
+        }))
+        .expect("doc")
     }
-    if to.node_type == "trigger" {
-        return Some("into_trigger");
+
+    fn edge(from: &str, port: Option<&str>, to: &str) -> Edge {
+        serde_json::from_value(json!({"from": from, "port": port, "to": to})).expect("edge")
     }
-    if doc.edges.contains(edge) {
-        return Some("duplicate");
+
+    /// The studio refuses exactly the wires the validator refuses.
+    #[test]
+    fn connections_are_judged_by_the_validator() {
+        let d = doc();
+        assert_eq!(
+            connection_problem(&d, &edge("hot", Some("false"), "a")),
+            None
+        );
+        assert_eq!(
+            connection_problem(&d, &edge("a", None, "start")),
+            Some("edge_into_trigger")
+        );
+        assert_eq!(
+            connection_problem(&d, &edge("hot", Some("true"), "a")),
+            Some("duplicate_edge")
+        );
+        // What the studio's own rules let through: a port the node lacks, a cycle with no
+        // wait; and what they refused though it is valid: a loop through a wait.
+        assert_eq!(
+            connection_problem(&d, &edge("hot", Some("maybe"), "a")),
+            Some("unknown_port")
+        );
+        assert_eq!(
+            connection_problem(&d, &edge("a", None, "hot")),
+            Some("cycle")
+        );
+        assert_eq!(connection_problem(&d, &edge("w", None, "w")), None);
     }
-    None
 }
 
 #[derive(Clone, Debug, PartialEq)]

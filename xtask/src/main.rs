@@ -398,7 +398,9 @@ fn bench_studio() -> anyhow::Result<()> {
 }
 
 fn bench(extra: &[String]) -> anyhow::Result<()> {
-    run_release_bin("trellis-bench", extra, &[])
+    // `cargo xtask bench -- --postgres` passes the `--` along: it only separates.
+    let extra: Vec<String> = extra.iter().filter(|a| *a != "--").cloned().collect();
+    run_release_bin("trellis-bench", &extra, &[])
 }
 
 /// Builds the release server and the tool `bin` (from `trellis-e2e`), then runs the tool

@@ -60,21 +60,28 @@ pub async fn request_guard(req: Request, next: Next) -> Response {
 /// Gives the request's body until `limit` from now to arrive in full: a client that sends
 /// it slower is answered 408 (the handler's own work is not limited).
 pub async fn body_deadline(limit: Duration, req: Request, next: Next) -> Response {
+    use http_body::Body as _;
+    if req.body().is_end_stream() {
+        return next.run(req).await;
+    }
     let deadline = tokio::time::Instant::now() + limit;
     let req = req.map(|body| {
         axum::body::Body::new(DeadlineBody {
             body,
-            deadline: Box::pin(tokio::time::sleep_until(deadline)),
+            deadline,
+            timer: None,
             limit,
         })
     });
     next.run(req).await
 }
 
-/// A request body that fails once its deadline has passed.
+/// A request body that fails once its deadline has passed. The timer is set only when the
+/// body is first not ready: one already received in full costs none.
 struct DeadlineBody {
     body: axum::body::Body,
-    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
+    deadline: tokio::time::Instant,
+    timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
     limit: Duration,
 }
 
@@ -95,12 +102,20 @@ impl http_body::Body for DeadlineBody {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
         use std::future::Future as _;
-        if self.deadline.as_mut().poll(cx).is_ready() {
+        let polled = std::pin::Pin::new(&mut self.body).poll_frame(cx);
+        if polled.is_ready() {
+            return polled;
+        }
+        let deadline = self.deadline;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if timer.as_mut().poll(cx).is_ready() {
             metrics::counter!("trellis_http_slow_bodies_total").increment(1);
             let limit = self.limit;
             return std::task::Poll::Ready(Some(Err(axum::Error::new(BodyTooSlow(limit)))));
         }
-        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+        std::task::Poll::Pending
     }
 
     fn is_end_stream(&self) -> bool {

@@ -5,7 +5,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use chrono::Utc;
 use sea_orm::sea_query::{Expr as SqlExpr, ExprTrait};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::internal;
 use crate::AppState;
 use crate::auth::{Caller, Role};
-use crate::db::entities::{flow, run, run_step};
+use crate::db::entities::{flow, run, run_step, subscription};
 use crate::db::run_rows::{self, RawRun};
 use crate::engine::status;
 use crate::error::{ApiError, ApiResult, parse_json};
@@ -296,6 +296,9 @@ pub async fn cancel_run(
             .with_extra(json!({ "status": r.status })));
     }
     let now = Utc::now();
+    // The run and what it waits for go together: a subscription left behind would be read
+    // again by every matching event.
+    let txn = state.db.begin().await?;
     let res = run::Entity::update_many()
         .col_expr(run::Column::Status, SqlExpr::value(status::CANCELLED))
         .col_expr(
@@ -315,11 +318,16 @@ pub async fn cancel_run(
             status::FAILED,
             status::CANCELLED,
         ]))
-        .exec(&state.db)
+        .exec(&txn)
         .await?;
     if res.rows_affected != 1 {
         return Err(ApiError::conflict(format!("run {id} finished meanwhile")));
     }
+    subscription::Entity::delete_many()
+        .filter(subscription::Column::RunId.eq(id.as_str()))
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
     let r = find_run(&state, &caller, &id).await?;
     Ok(Json(run_json(&r)))
 }

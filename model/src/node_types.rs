@@ -75,13 +75,25 @@ impl NodeTypeSpec {
 }
 
 /// How a trigger starts runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TriggerKind {
     Manual,
     Webhook,
     Event,
     Schedule,
+}
+
+impl TriggerKind {
+    /// The name documents and the trigger-route table use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TriggerKind::Manual => "manual",
+            TriggerKind::Webhook => "webhook",
+            TriggerKind::Event => "event",
+            TriggerKind::Schedule => "schedule",
+        }
+    }
 }
 
 /// `trigger`: how runs of the flow start.
@@ -108,6 +120,19 @@ pub struct TriggerConfig {
     /// IANA time zone of `cron` (default `Asia/Shanghai`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timezone: Option<String>,
+}
+
+impl TriggerConfig {
+    /// What routes to a trigger of this kind: the webhook path, the event name or the cron
+    /// expression (`None` for a manual trigger).
+    pub fn route_key(&self) -> Option<&str> {
+        match self.kind {
+            TriggerKind::Manual => None,
+            TriggerKind::Webhook => self.path.as_deref(),
+            TriggerKind::Event => self.event.as_deref(),
+            TriggerKind::Schedule => self.cron.as_deref(),
+        }
+    }
 }
 
 /// What a webhook secret reads as: the value itself is never shown. Saving a document with

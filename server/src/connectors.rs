@@ -653,6 +653,45 @@ fn semver_of(v: &str) -> semver::Version {
     semver::Version::parse(v).unwrap_or(semver::Version::new(0, 0, 0))
 }
 
+/// Published connector plugins serve every call that is not to a reserved host.
+#[async_trait::async_trait]
+impl crate::runs::CallHost for Registry {
+    /// The operation's side-effect flag, and its time limit: the connector's configured
+    /// limit, or the node's own `timeout_ms` when shorter.
+    async fn plan(
+        &self,
+        workspace: &str,
+        request: &CallRequest,
+        pinned: Option<&str>,
+    ) -> crate::runs::CallPlan {
+        let side_effects = self.side_effects(workspace, request, pinned).await;
+        let name = request
+            .connector
+            .rsplit_once('@')
+            .map_or(request.connector.as_str(), |(n, _)| n);
+        let limit = self
+            .limits(workspace, name)
+            .await
+            .map(|l| l.timeout_ms)
+            .unwrap_or(10_000);
+        let timeout = request.timeout_ms.map_or(limit, |t| t.min(limit));
+        crate::runs::CallPlan {
+            side_effects,
+            timeout: Some(std::time::Duration::from_millis(timeout)),
+        }
+    }
+
+    async fn call(
+        &self,
+        workspace: &str,
+        run_id: &str,
+        request: &CallRequest,
+        pinned: Option<&str>,
+    ) -> (CallResult, Option<String>) {
+        Registry::call(self, workspace, run_id, request, pinned).await
+    }
+}
+
 /// The catalog entry (what validation and the palette need) of a manifest.
 pub fn entry_of(m: &Manifest) -> ConnectorEntry {
     let title = |d: &trellis_runtime::connector::DisplayName| {

@@ -66,6 +66,46 @@ impl ApiError {
     }
 }
 
+impl From<crate::input::Invalid> for ApiError {
+    fn from(e: crate::input::Invalid) -> Self {
+        ApiError::invalid(e.pointer, e.detail)
+    }
+}
+
+impl From<crate::runs::RunError> for ApiError {
+    fn from(e: crate::runs::RunError) -> Self {
+        use crate::runs::RunError;
+        match e {
+            RunError::Db(e) => e.into(),
+            RunError::NotFound(_) | RunError::NoVersion { .. } => {
+                ApiError::not_found(e.to_string())
+            }
+            RunError::NoTrigger { .. } => ApiError::invalid("/version", e.to_string()),
+            RunError::Finished { status, .. } => {
+                ApiError::conflict(e.to_string()).with_extra(json!({ "status": status.as_str() }))
+            }
+            RunError::WriterStopped => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "service unavailable",
+                "the server is stopping; retry shortly",
+            ),
+            RunError::BadVersion { .. } | RunError::Commit(_) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<crate::events::IntakeError> for ApiError {
+    fn from(e: crate::events::IntakeError) -> Self {
+        use crate::events::IntakeError;
+        match e {
+            IntakeError::Invalid(e) => e.into(),
+            IntakeError::Db(e) => e.into(),
+            IntakeError::Runs(e) => e.into(),
+            IntakeError::Lead(e) => ApiError::internal(format!("{e:#}")),
+        }
+    }
+}
+
 impl From<sea_orm::DbErr> for ApiError {
     fn from(e: sea_orm::DbErr) -> Self {
         // A busy or unreachable database is a temporary condition, not a bug.

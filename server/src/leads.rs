@@ -21,19 +21,12 @@ use sea_orm::{
 use serde::Deserialize as _;
 use serde_json::{Map, Value, json};
 use trellis_model::nba::{Facts, Rules};
-use trellis_model::scoring::{
-    BehaviourState, CompiledModel, EventView, Rating, Score, ScoringModel,
-};
-use trellis_model::signals::{Detector, Lexicon};
+use trellis_model::scoring::{BehaviourState, CompiledModel, EventView, Rating, ScoringModel};
 
 use crate::db::entities::{
     account, event, lead, lead_identity, lead_score, scoring_model, scoring_model_version,
     workspace_doc,
 };
-
-mod rescore;
-
-pub(crate) use rescore::placeholder;
 
 /// A lead with its score (`leads JOIN lead_scores`), as the engine and the API use it.
 #[derive(Clone, Debug, PartialEq, sea_orm::FromQueryResult)]
@@ -358,7 +351,13 @@ pub(crate) fn state_of(state: &Value) -> BehaviourState {
 }
 
 /// The `lead.tier_changed` payload when `rating` moves the lead out of its tier or stage.
-fn tier_change(id: &str, tier: &str, stage: &str, rating: &Rating, version: i32) -> Option<Value> {
+pub(crate) fn tier_change(
+    id: &str,
+    tier: &str,
+    stage: &str,
+    rating: &Rating,
+    version: i32,
+) -> Option<Value> {
     let (to_tier, to_stage) = (rating.tier.as_str(), rating.stage.as_str());
     (tier != to_tier || stage != to_stage).then(|| {
         json!({
@@ -635,14 +634,14 @@ fn covers(model: &CompiledModel, state: &Value) -> bool {
 }
 
 /// [`covers`] for a state already read.
-fn covers_state(model: &CompiledModel, state: &BehaviourState) -> bool {
+pub(crate) fn covers_state(model: &CompiledModel, state: &BehaviourState) -> bool {
     model.behaviour_keys().all(|k| state.contains_key(k))
 }
 
 /// Rescores the (unmerged) leads among `ids` inside the caller's transaction, rows locked,
 /// replaying the events of those whose state lacks one of the model's behaviours: a
 /// handful of statements for the lot. Gives their tier changes.
-async fn rescore_many<C: ConnectionTrait>(
+pub(crate) async fn rescore_many<C: ConnectionTrait>(
     conn: &C,
     workspace: &str,
     ids: &[&str],
@@ -779,53 +778,6 @@ pub fn patch_attributes(attributes: &mut Value, patch: &Map<String, Value>) {
     }
 }
 
-/// Purchase-signal detectors per workspace: the workspace's own lexicon when it has saved
-/// one, otherwise the built-in one. Rebuilt when the lexicon's `updated_at` moves.
-#[derive(Debug, Default)]
-pub struct Detectors {
-    cache: RwLock<HashMap<String, (LexiconStamp, Arc<Detector>)>>,
-}
-
-/// When the workspace's lexicon was saved (`None`: it uses the built-in one).
-type LexiconStamp = Option<chrono::DateTime<Utc>>;
-
-/// `workspace_docs.kind` of a workspace's signal lexicon.
-pub const LEXICON_DOC: &str = "signal_lexicon";
-
-impl Detectors {
-    pub async fn get<C: ConnectionTrait>(
-        &self,
-        conn: &C,
-        workspace: &str,
-    ) -> anyhow::Result<Arc<Detector>> {
-        let doc = workspace_doc::Entity::find_by_id((workspace.to_owned(), LEXICON_DOC.to_owned()))
-            .one(conn)
-            .await?;
-        let stamp = doc.as_ref().map(|d| d.updated_at);
-        if let Some((s, d)) = self
-            .cache
-            .read()
-            .ok()
-            .and_then(|c| c.get(workspace).cloned())
-            && s == stamp
-        {
-            return Ok(d);
-        }
-        let detector = Arc::new(match &doc {
-            None => Detector::builtin(),
-            Some(d) => {
-                let lexicon: Lexicon =
-                    serde_json::from_str(&d.doc).context("stored signal lexicon")?;
-                Detector::new(lexicon).map_err(|e| anyhow::anyhow!("stored lexicon: {e}"))?
-            }
-        });
-        if let Ok(mut c) = self.cache.write() {
-            c.insert(workspace.to_owned(), (stamp, detector.clone()));
-        }
-        Ok(detector)
-    }
-}
-
 /// Leads an import has changed but not yet saved, by id: [`upsert`] fills it,
 /// [`save_imported`] writes it in a few statements.
 pub type Pending = HashMap<String, Lead>;
@@ -914,164 +866,6 @@ pub async fn all<C: ConnectionTrait>(
         .await
 }
 
-impl crate::engine::Engine {
-    /// Serves the intent nodes' calls (`score`, `detect_signals`). A failure is a typed
-    /// connector error, so the node's retry policy and `error` port apply.
-    pub async fn intent_call(
-        &self,
-        workspace: &str,
-        request: &trellis_runtime::CallRequest,
-    ) -> trellis_runtime::CallResult {
-        use trellis_runtime::CallResult;
-        use trellis_runtime::connector::ConnectorError;
-        let result = match request.operation.as_str() {
-            "score" => self.score_node(workspace, &request.input).await,
-            "next_best_action" => self.nba_node(workspace, &request.input).await,
-            "detect_signals" => {
-                self.detect_node(workspace, &request.input, &request.idempotency_key)
-                    .await
-            }
-            other => Err(ConnectorError::NotFound {
-                message: format!("no intent operation {other:?}"),
-            }),
-        };
-        match result {
-            Ok(output) => CallResult::Ok {
-                output,
-                version: INTENT_VERSION.to_owned(),
-            },
-            Err(error) => CallResult::Err {
-                error,
-                version: Some(INTENT_VERSION.to_owned()),
-            },
-        }
-    }
-
-    async fn score_node(
-        &self,
-        workspace: &str,
-        input: &Value,
-    ) -> Result<Value, trellis_runtime::connector::ConnectorError> {
-        use sea_orm::TransactionTrait;
-        use trellis_runtime::connector::ConnectorError;
-        let id = lead_input(input)?;
-        let txn = self.db.begin().await.map_err(|e| internal(&e))?;
-        let Some((version, model)) = self
-            .models
-            .published(&txn, workspace)
-            .await
-            .map_err(|e| internal(&e))?
-        else {
-            return Err(ConnectorError::NotFound {
-                message: "this workspace has no published scoring model".into(),
-            });
-        };
-        let Some(row) = find_for_update(&txn, workspace, id)
-            .await
-            .map_err(|e| internal(&e))?
-        else {
-            return Err(ConnectorError::NotFound {
-                message: format!("lead {id:?} does not exist"),
-            });
-        };
-        let lead_id = row.id.clone();
-        let now_ms = Utc::now().timestamp_millis();
-        let change = rescore(&txn, workspace, row, version, &model, now_ms)
-            .await
-            .map_err(|e| internal(&e))?;
-        if let Some(change) = change {
-            self.record_tier_change(
-                &txn,
-                workspace,
-                &format!("score:{lead_id}:{now_ms}"),
-                change,
-            )
-            .await
-            .map_err(|e| internal(&e))?;
-        }
-        let row = find(&txn, workspace, &lead_id)
-            .await
-            .map_err(|e| internal(&e))?
-            .ok_or_else(|| internal(&"the lead vanished"))?;
-        txn.commit().await.map_err(|e| internal(&e))?;
-        self.wake.notify_waiters();
-        let score: Score = model.score(&row.attributes, &state_of(&row.state), now_ms);
-        let explanation: Vec<&str> = score
-            .contributions
-            .iter()
-            .map(|c| c.explanation.as_str())
-            .collect();
-        Ok(json!({
-            "lead": lead_id,
-            "score": row.score,
-            "tier": row.tier,
-            "stage": row.stage,
-            "probability": row.probability,
-            "model_version": version,
-            "explanation": explanation,
-            "contributions": score.contributions,
-        }))
-    }
-
-    async fn detect_node(
-        &self,
-        workspace: &str,
-        input: &Value,
-        key: &str,
-    ) -> Result<Value, trellis_runtime::connector::ConnectorError> {
-        use trellis_runtime::connector::ConnectorError;
-        let Some(text) = input.get("text").and_then(Value::as_str) else {
-            return Err(ConnectorError::InvalidInput {
-                message: format!("text must be a string, not {}", input["text"]),
-            });
-        };
-        let detector = self.detectors.get(&self.db, workspace).await.map_err(|e| {
-            ConnectorError::Internal {
-                message: format!("{e:#}"),
-            }
-        })?;
-        let signals = detector.detect(text);
-        let lead = input.get("lead").and_then(Value::as_str).map(str::to_owned);
-        if let Some(lead) = &lead
-            && !signals.is_empty()
-        {
-            // Keyed by the step, so a retried step records the signals once.
-            self.record_event(
-                workspace,
-                &format!("signals:{key}"),
-                "signal.detected",
-                Some(lead.clone()),
-                json!({ "signals": signals, "text": text.chars().take(500).collect::<String>() }),
-                None,
-            )
-            .await
-            .map_err(|e| ConnectorError::Internal {
-                message: e.to_string(),
-            })?;
-        }
-        Ok(json!({ "signals": signals, "lead": lead }))
-    }
-}
-
-/// A failure of the server's own, as a node's typed error.
-fn internal(e: &dyn std::fmt::Display) -> trellis_runtime::connector::ConnectorError {
-    trellis_runtime::connector::ConnectorError::Internal {
-        message: e.to_string(),
-    }
-}
-
-/// The `lead` an intent node was given.
-fn lead_input(input: &Value) -> Result<&str, trellis_runtime::connector::ConnectorError> {
-    input.get("lead").and_then(Value::as_str).ok_or_else(|| {
-        trellis_runtime::connector::ConnectorError::InvalidInput {
-            message: format!("lead must be a lead id (a string), not {}", input["lead"]),
-        }
-    })
-}
-
-/// The version the intent nodes' calls are journaled with.
-const INTENT_VERSION: &str = "trellis.intent@1.0.0";
-
 /// `workspace_docs.kind` of a workspace's next-best-action rules.
 pub const NBA_DOC: &str = "nba_rules";
 
@@ -1119,36 +913,4 @@ pub fn facts(row: &Lead, events: &[EventView], score: Value, now_ms: i64) -> Fac
 /// The score fields rules see, from a lead's stored score.
 pub fn score_facts(row: &Lead) -> Value {
     json!({ "score": row.score, "tier": row.tier, "stage": row.stage, "probability": row.probability })
-}
-
-impl crate::engine::Engine {
-    async fn nba_node(
-        &self,
-        workspace: &str,
-        input: &Value,
-    ) -> Result<Value, trellis_runtime::connector::ConnectorError> {
-        use trellis_runtime::connector::ConnectorError;
-        let id = lead_input(input)?;
-        let Some(row) = find(&self.db, workspace, id)
-            .await
-            .map_err(|e| internal(&e))?
-        else {
-            return Err(ConnectorError::NotFound {
-                message: format!("lead {id:?} does not exist"),
-            });
-        };
-        let rules = nba_rules(&self.db, workspace)
-            .await
-            .map_err(|e| internal(&e))?;
-        let events = events_of(&self.db, workspace, &row.id)
-            .await
-            .map_err(|e| internal(&e))?;
-        let facts = facts(
-            &row,
-            &events,
-            score_facts(&row),
-            Utc::now().timestamp_millis(),
-        );
-        Ok(json!({ "lead": row.id, "next_actions": rules.next_actions(&facts, 3) }))
-    }
 }

@@ -6,13 +6,17 @@ pub mod auth;
 pub mod cli;
 pub mod connectors;
 pub mod db;
-pub mod engine;
 pub mod error;
+pub mod events;
 pub mod input;
+pub mod intent;
 pub mod leads;
 pub mod limits;
 pub mod offline;
 pub mod retention;
+pub mod routes;
+pub mod runs;
+pub mod scheduler;
 pub mod serve;
 
 use std::net::SocketAddr;
@@ -26,13 +30,29 @@ use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait, PaginatorTrait}
 
 use crate::auth::{Role, hash_token, new_token};
 use crate::db::entities::{api_token, workspace};
-use crate::engine::Engine;
+use crate::events::Events;
+use crate::intent::Intent;
+use crate::limits::LimitsCache;
+use crate::routes::Routes;
+use crate::runs::{Hosts, Runs, Workers};
+use crate::scheduler::Scheduler;
 
 /// Shared by every handler.
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub db: DatabaseConnection,
-    pub engine: Arc<Engine>,
+    /// Creating, cancelling and inspecting runs.
+    pub runs: Arc<Runs>,
+    /// The one event intake.
+    pub events: Arc<Events>,
+    /// Trigger routes (webhook paths), cached.
+    pub routes: Arc<Routes>,
+    /// Scoring-model cache, signal lexicons, rescores.
+    pub intent: Arc<Intent>,
+    /// Connector plugins; `None` runs no connector nodes (they fail with a clear error).
+    pub registry: Option<Arc<connectors::Registry>>,
+    /// Per-workspace limits (body sizes, run size caps, retention).
+    pub limits: Arc<LimitsCache>,
     pub metrics: PrometheusHandle,
     /// The built studio (`cargo xtask studio`), served at `/`.
     pub studio_dir: Option<Arc<PathBuf>>,
@@ -41,7 +61,7 @@ pub struct AppState {
 impl AppState {
     /// The connector operations flows in `workspace` can use.
     pub async fn catalog(&self, workspace: &str) -> error::ApiResult<trellis_model::Catalog> {
-        match &self.engine.registry {
+        match &self.registry {
             Some(r) => r
                 .catalog(workspace)
                 .await
@@ -51,7 +71,7 @@ impl AppState {
     }
 
     pub fn registry(&self) -> error::ApiResult<&Arc<connectors::Registry>> {
-        self.engine.registry.as_ref().ok_or_else(|| {
+        self.registry.as_ref().ok_or_else(|| {
             error::ApiError::new(
                 axum::http::StatusCode::SERVICE_UNAVAILABLE,
                 "service unavailable",
@@ -224,12 +244,20 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     }
     let registry = connectors::Registry::new(db.clone(), &config.data_dir)?;
     let reader = db::connect_reader(&config.db, &db).await?;
-    let engine = Engine::new(db.clone(), reader, Some(registry.clone()));
+    let limits = Arc::new(LimitsCache::default());
+    let runs = Runs::new(db.clone(), limits.clone());
+    let models = Arc::new(leads::Models::default());
+    let events = Arc::new(Events::new(db.clone(), runs.clone(), models.clone()));
+    let intent = Intent::new(db.clone(), reader, models, events.clone(), runs.clone());
+    let hosts = Hosts::new(Some(registry.clone() as Arc<dyn runs::CallHost>)).reserve(
+        trellis_model::node_types::INTENT_HOST,
+        intent.clone() as Arc<dyn runs::CallHost>,
+    );
     if let Some(dir) = &config.connectors_dir {
         register_connectors(&registry, dir).await?;
     }
     if !db::is_postgres(&db) {
-        let released = engine.release_all_claims().await?;
+        let released = runs.release_all_claims().await?;
         if released > 0 {
             tracing::info!(released, "resuming runs interrupted by the last shutdown");
         }
@@ -245,16 +273,21 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         None => {}
     }
     let state = AppState {
-        db,
-        engine: engine.clone(),
+        routes: Arc::new(Routes::new(db.clone())),
+        db: db.clone(),
+        runs: runs.clone(),
+        events: events.clone(),
+        intent: intent.clone(),
+        registry: Some(registry.clone()),
+        limits: limits.clone(),
         metrics: metrics_handle(),
         studio_dir,
     };
     let (tx, rx) = tokio::sync::watch::channel(false);
-    engine.spawn_workers(config.workers.max(1), rx.clone());
-    engine.spawn_scheduler(rx.clone());
-    retention::spawn(engine.clone(), rx.clone());
-    engine.resume_rescores().await?;
+    Workers::new(runs.clone(), hosts).spawn(config.workers.max(1), rx.clone());
+    Scheduler::new(db.clone(), runs, events, Some(registry)).spawn(rx.clone());
+    retention::spawn(db, limits, rx.clone());
+    intent.resume_rescores().await?;
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .with_context(|| format!("binding {}", config.addr))?;

@@ -12,7 +12,8 @@ use sea_orm::{
 };
 
 use crate::db::entities::{run, run_step, schedule_fire, subscription, workspace};
-use crate::engine::{Engine, status};
+use crate::limits::LimitsCache;
+use crate::runs::RunStatus;
 
 /// How often retention looks for runs past their time.
 pub const INTERVAL: Duration = Duration::from_secs(600);
@@ -24,7 +25,11 @@ pub const STEPS_PER_TXN: u64 = 5_000;
 pub const PAUSE: Duration = Duration::from_millis(20);
 
 /// Deletes expired runs once soon after start, then every [`INTERVAL`], until `shutdown`.
-pub fn spawn(engine: Arc<Engine>, shutdown: tokio::sync::watch::Receiver<bool>) {
+pub fn spawn(
+    db: DatabaseConnection,
+    limits: Arc<LimitsCache>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) {
     tokio::spawn(async move {
         let mut shutdown = shutdown;
         let mut wait = Duration::from_secs(30);
@@ -37,7 +42,7 @@ pub fn spawn(engine: Arc<Engine>, shutdown: tokio::sync::watch::Receiver<bool>) 
                 break;
             }
             wait = INTERVAL;
-            match sweep(&engine, &shutdown).await {
+            match sweep(&db, &limits, &shutdown).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(runs = n, "expired runs deleted"),
                 Err(e) => tracing::warn!(error = %format!("{e:#}"), "run retention failed"),
@@ -49,19 +54,20 @@ pub fn spawn(engine: Arc<Engine>, shutdown: tokio::sync::watch::Receiver<bool>) 
 /// Deletes every run (and its journal) that finished before its workspace's retention
 /// period; returns how many.
 pub async fn sweep(
-    engine: &Engine,
+    db: &DatabaseConnection,
+    limits: &LimitsCache,
     shutdown: &tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<u64> {
     let workspaces: Vec<String> = workspace::Entity::find()
         .select_only()
         .column(workspace::Column::Id)
         .into_tuple()
-        .all(&engine.db)
+        .all(db)
         .await?;
     let mut deleted = 0;
     for ws in workspaces {
         // One workspace's trouble does not stop the others'.
-        let days = match engine.limits.get(&engine.db, &ws).await {
+        let days = match limits.get(db, &ws).await {
             Ok(l) => l.run_retention_days,
             Err(e) => {
                 tracing::warn!(workspace = %ws, error = %e, "run retention skipped a workspace");
@@ -73,7 +79,7 @@ pub async fn sweep(
             if *shutdown.borrow() {
                 return Ok(deleted);
             }
-            let n = delete_batch(&engine.db, &ws, cutoff).await?;
+            let n = delete_batch(db, &ws, cutoff).await?;
             deleted += n;
             if n < BATCH {
                 break;
@@ -83,7 +89,7 @@ pub async fn sweep(
         schedule_fire::Entity::delete_many()
             .filter(schedule_fire::Column::WorkspaceId.eq(ws.as_str()))
             .filter(schedule_fire::Column::FireAt.lt(cutoff.timestamp_millis()))
-            .exec(&engine.db)
+            .exec(db)
             .await?;
     }
     metrics::counter!("trellis_runs_expired_total").increment(deleted);
@@ -101,7 +107,7 @@ async fn delete_batch(
         .column(run::Column::Id)
         .filter(run::Column::WorkspaceId.eq(ws))
         .filter(run::Column::FinishedAt.lt(cutoff))
-        .filter(run::Column::Status.is_in([status::SUCCEEDED, status::FAILED, status::CANCELLED]))
+        .filter(run::Column::Status.is_in(RunStatus::TERMINAL))
         .limit(BATCH)
         .into_tuple()
         .all(db)

@@ -752,15 +752,25 @@ async fn schedules_start_runs_once(backend: Backend) {
         .await;
     assert!(run["vars"]["at"].is_string(), "{run}");
 
-    let engine = s.engine();
+    let st = s.state();
+    // A second scheduler on the same database, as another process would run.
+    let scheduler = trellis_server::scheduler::Scheduler::new(
+        st.db.clone(),
+        st.runs.clone(),
+        st.events.clone(),
+        st.registry.clone(),
+    );
     let now = chrono::Utc::now();
     let window = (
         now + chrono::Duration::hours(1),
         now + chrono::Duration::hours(1) + chrono::Duration::seconds(3),
     );
-    assert_eq!(engine.fire_schedules(window.0, window.1).await.unwrap(), 3);
     assert_eq!(
-        engine.fire_schedules(window.0, window.1).await.unwrap(),
+        scheduler.fire_schedules(window.0, window.1).await.unwrap(),
+        3
+    );
+    assert_eq!(
+        scheduler.fire_schedules(window.0, window.1).await.unwrap(),
         0,
         "a fire starts one run only"
     );
@@ -846,7 +856,7 @@ async fn cancel_removes_the_subscription(backend: Backend) {
         .post(&format!("/api/v1/flows/{id}/runs"), json!({"input": {}}))
         .await;
     let run_id = started["run_id"].as_str().unwrap().to_owned();
-    let db = s.engine().db.clone();
+    let db = s.state().db.clone();
     let waiting = || {
         subscription::Entity::find()
             .filter(subscription::Column::RunId.eq(run_id.as_str()))

@@ -60,7 +60,7 @@ async fn hook(s: &TestServer, path: &str, body: &Value) -> (StatusCode, Value) {
 
 /// Runs `sql` with one text parameter (`$1`/`?1`) on the server's database.
 async fn sql(s: &TestServer, sqlite: &str, postgres: &str, values: Vec<sea_orm::Value>) {
-    let db = s.engine().db.clone();
+    let db = s.state().db.clone();
     let (backend, text) = match s.backend {
         Backend::Sqlite => (sea_orm::DbBackend::Sqlite, sqlite),
         Backend::Postgres => (sea_orm::DbBackend::Postgres, postgres),
@@ -167,7 +167,7 @@ async fn a_run_interrupted_twice_at_one_step_is_not_started_again(backend: Backe
     )
     .await;
     if backend == Backend::Sqlite {
-        s.engine().release_all_claims().await.unwrap();
+        s.state().runs.release_all_claims().await.unwrap();
     }
     let r = wait_status(&s, &run, "failed").await;
     let error = r["error"].as_str().unwrap();
@@ -186,7 +186,7 @@ async fn a_run_interrupted_twice_at_one_step_is_not_started_again(backend: Backe
     )
     .await;
     if backend == Backend::Sqlite {
-        s.engine().release_all_claims().await.unwrap();
+        s.state().runs.release_all_claims().await.unwrap();
     }
     let r = wait_status(&s, &other, "waiting").await;
     assert!(r["error"].is_null(), "{r}");
@@ -607,7 +607,7 @@ async fn webhook_secrets_are_write_only(backend: Backend) {
     assert_eq!(st, StatusCode::CREATED, "{v}");
     let copy = v["id"].as_str().unwrap();
     let stored =
-        s.engine().compiled(copy, 1).await.unwrap().doc().nodes[0].config["secret"].clone();
+        s.state().runs.compiled(copy, 1).await.unwrap().doc().nodes[0].config["secret"].clone();
     assert_eq!(stored, json!("s3cret-value"));
     // A placeholder with nothing behind it, and an empty secret, are refused.
     let mut fresh = read["doc"].clone();
@@ -785,7 +785,7 @@ async fn loose_ends_are_tied(backend: Backend) {
     )
     .await;
     let (_, stop) = tokio::sync::watch::channel(false);
-    let deleted = trellis_server::retention::sweep(&s.engine(), &stop)
+    let deleted = trellis_server::retention::sweep(&s.state().db, &s.state().limits, &stop)
         .await
         .unwrap();
     assert_eq!(deleted, 1);
@@ -794,10 +794,10 @@ async fn loose_ends_are_tied(backend: Backend) {
         .await;
     assert_eq!(st, StatusCode::NOT_FOUND);
     let steps = s
-        .engine()
+        .state()
         .db
         .query_one_raw(sea_orm::Statement::from_string(
-            s.engine().db.get_database_backend(),
+            s.state().db.get_database_backend(),
             format!("SELECT COUNT(*) AS n FROM run_steps WHERE run_id = '{old}'"),
         ))
         .await

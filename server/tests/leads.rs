@@ -381,7 +381,7 @@ async fn a_rescore_racing_events_keeps_every_score_current(backend: Backend) {
     if backend == Backend::Postgres {
         // The import refreshed the planner's statistics: it knows `leads` is not empty.
         use sea_orm::ConnectionTrait as _;
-        let db = s.engine().db.clone();
+        let db = s.state().db.clone();
         let row = db
             .query_one_raw(sea_orm::Statement::from_string(
                 db.get_database_backend(),
@@ -947,7 +947,7 @@ async fn the_lead_scores_migration_rolls_back_without_loss(backend: Backend) {
         )
         .await;
     assert_eq!(st, StatusCode::ACCEPTED, "{v}");
-    let db = s.engine().db.clone();
+    let db = s.state().db.clone();
     let before = score_rows(&db, "lead_scores", "lead_id").await;
     assert_eq!(before.len(), 3, "{before:?}");
     assert!(

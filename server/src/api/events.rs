@@ -1,5 +1,5 @@
-//! Events: recorded once by id, then they start event-triggered flows and resume runs
-//! waiting for them, all in the transaction that records them.
+//! `POST /api/v1/events`: an event from outside, through the one event intake
+//! ([`crate::events`]).
 
 use axum::Json;
 use axum::extract::State;
@@ -11,8 +11,8 @@ use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::auth::{Caller, Role};
-use crate::error::{ApiError, ApiResult, parse_json, read_body, require_json};
-use crate::input::check_event;
+use crate::error::{ApiResult, parse_json, read_body, require_json};
+use crate::events::NewEvent;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -40,66 +40,15 @@ pub async fn post_event(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     caller.require(Role::Operator)?;
     require_json(&headers)?;
-    let limits = state
-        .engine
-        .limits
-        .get(&state.db, &caller.workspace_id)
-        .await?;
+    let limits = state.limits.get(&state.db, &caller.workspace_id).await?;
     let body: EventIn = parse_json(&read_body(body, limits.body_bytes).await?)?;
-    check_event(&body.id, &body.name, body.lead.as_deref(), &body.properties)?;
-    if let Some(t) = body.timestamp {
-        check_timestamp(t, "/timestamp")?;
-    }
-    let result = record_event(
-        &state,
-        &caller.workspace_id,
-        &body.id,
-        &body.name,
-        body.lead.clone(),
-        body.properties.clone(),
-        body.timestamp,
-    )
-    .await?;
-    Ok((StatusCode::ACCEPTED, Json(result)))
-}
-
-/// How far back an event may be dated.
-pub const MAX_EVENT_AGE_DAYS: i64 = 3650;
-/// How far ahead an event may be dated (clocks disagree a little).
-pub const MAX_EVENT_LEAD_HOURS: i64 = 24;
-
-/// Refuses a timestamp outside `[now − 10 years, now + 1 day]`: a date far in the future
-/// would outweigh every real event in a lead's decayed score, one long past means nothing.
-pub fn check_timestamp(t: DateTime<Utc>, pointer: &str) -> ApiResult<()> {
-    let now = Utc::now();
-    let earliest = now - chrono::Duration::days(MAX_EVENT_AGE_DAYS);
-    let latest = now + chrono::Duration::hours(MAX_EVENT_LEAD_HOURS);
-    if t < earliest || t > latest {
-        return Err(ApiError::invalid(
-            pointer,
-            format!(
-                "timestamp {} is outside what an event may carry: from 10 years ago to 1 day ahead ({} to {})",
-                t.to_rfc3339(),
-                earliest.format("%Y-%m-%d"),
-                latest.format("%Y-%m-%d")
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// Records an event once (by id); see [`crate::engine::Engine::record_event`].
-pub(crate) async fn record_event(
-    state: &AppState,
-    workspace: &str,
-    id: &str,
-    name: &str,
-    lead: Option<String>,
-    properties: Value,
-    timestamp: Option<DateTime<Utc>>,
-) -> ApiResult<Value> {
-    Ok(state
-        .engine
-        .record_event(workspace, id, name, lead, properties, timestamp)
-        .await?)
+    let event = NewEvent {
+        id: body.id,
+        name: body.name,
+        lead: body.lead,
+        properties: body.properties,
+        timestamp: body.timestamp,
+    };
+    let recorded = state.events.record(&caller.workspace_id, event).await?;
+    Ok((StatusCode::ACCEPTED, Json(recorded.to_json())))
 }

@@ -24,8 +24,8 @@ use super::audit;
 use crate::AppState;
 use crate::auth::{Caller, Role};
 use crate::db::entities::{flow, flow_trigger, flow_version, run};
-use crate::engine::status;
 use crate::error::{ApiError, ApiJson, ApiResult};
+use crate::runs::RunStatus;
 
 /// Validates a document, answering 422 with every diagnostic when it has errors.
 fn checked(doc: &Value, catalog: &Catalog) -> ApiResult<FlowDoc> {
@@ -388,7 +388,7 @@ pub async fn diff_versions(
     let waiting = run::Entity::find()
         .filter(run::Column::FlowId.eq(id.as_str()))
         .filter(run::Column::Version.eq(q.from))
-        .filter(run::Column::Status.is_in([status::QUEUED, status::RUNNING, status::WAITING]))
+        .filter(run::Column::Status.is_in(RunStatus::LIVE))
         .count(&state.db)
         .await?;
     let mut out = serde_json::to_value(&d).map_err(ApiError::internal)?;
@@ -418,16 +418,11 @@ async fn set_published<C: ConnectionTrait>(
         .ok_or_else(|| ApiError::invalid("/version", "that version has no single trigger"))?;
     let config: TriggerConfig = serde_json::from_value(trigger.config.clone())
         .map_err(|e| ApiError::invalid("/version", e.to_string()))?;
-    let (kind, key) = match config.kind {
-        TriggerKind::Manual => ("manual", None),
-        TriggerKind::Webhook => ("webhook", config.path.clone()),
-        TriggerKind::Event => ("event", config.event.clone()),
-        TriggerKind::Schedule => ("schedule", config.cron.clone()),
-    };
-    if kind == "webhook" {
+    let (kind, key) = (config.kind, config.route_key().map(str::to_owned));
+    if kind == TriggerKind::Webhook {
         let clash = flow_trigger::Entity::find()
             .filter(flow_trigger::Column::WorkspaceId.eq(caller.workspace_id.as_str()))
-            .filter(flow_trigger::Column::Kind.eq("webhook"))
+            .filter(flow_trigger::Column::Kind.eq(kind.as_str()))
             .filter(flow_trigger::Column::Key.eq(key.clone()))
             .filter(flow_trigger::Column::FlowId.ne(f.id.as_str()))
             .one(conn)
@@ -443,7 +438,7 @@ async fn set_published<C: ConnectionTrait>(
     flow_trigger::Entity::insert(flow_trigger::ActiveModel {
         flow_id: Set(f.id.clone()),
         workspace_id: Set(caller.workspace_id.clone()),
-        kind: Set(kind.into()),
+        kind: Set(kind.as_str().into()),
         key: Set(key),
     })
     .on_conflict(
@@ -504,7 +499,7 @@ pub async fn publish(
     )
     .await?;
     txn.commit().await?;
-    state.engine.clear_routes();
+    state.routes.clear();
     Ok(Json(json!({ "published_version": v.number })))
 }
 
@@ -562,7 +557,7 @@ pub async fn rollback(
     )
     .await?;
     txn.commit().await?;
-    state.engine.clear_routes();
+    state.routes.clear();
     Ok(Json(
         json!({ "version": next, "published_version": next, "restored": old.number }),
     ))
@@ -590,6 +585,6 @@ pub async fn delete_flow(
         .await?;
     audit(&txn, &caller, "flow.delete", &id, json!({ "name": f.name })).await?;
     txn.commit().await?;
-    state.engine.clear_routes();
+    state.routes.clear();
     Ok(StatusCode::NO_CONTENT)
 }

@@ -9,12 +9,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use subtle::ConstantTimeEq;
-use trellis_model::node_types::TriggerConfig;
+use trellis_model::node_types::{TriggerConfig, TriggerKind};
 
-use super::internal;
 use crate::AppState;
-use crate::engine::status;
 use crate::error::{ApiError, ApiResult, read_body};
+use crate::runs::RunStatus;
 
 /// Headers never copied into `trigger.headers` (they carry credentials): these, and any
 /// whose name contains one of [`CREDENTIAL_WORDS`].
@@ -47,13 +46,9 @@ pub async fn hook(
     body: axum::body::Body,
 ) -> ApiResult<Response> {
     let (workspace, flow_id, version) = route(&state, &path).await?;
-    let limits = state.engine.limits.get(&state.db, &workspace).await?;
+    let limits = state.limits.get(&state.db, &workspace).await?;
     let body = read_body(body, limits.body_bytes).await?;
-    let compiled = state
-        .engine
-        .compiled(&flow_id, version)
-        .await
-        .map_err(internal)?;
+    let compiled = state.runs.compiled(&flow_id, version).await?;
     if let Some(secret) = compiled
         .doc()
         .trigger()
@@ -80,10 +75,9 @@ pub async fn hook(
         "path": path,
     });
     let (run_id, result) = state
-        .engine
+        .runs
         .run_inline(&workspace, &flow_id, version, trigger)
-        .await
-        .map_err(internal)?;
+        .await?;
     metrics::counter!("trellis_hooks_total").increment(1);
     if let Some(response) = result.response {
         let code = StatusCode::from_u16(response.status).unwrap_or(StatusCode::OK);
@@ -94,7 +88,7 @@ pub async fn hook(
         r.extensions_mut().insert(super::guard::Verbatim);
         return Ok(r);
     }
-    if result.status == status::FAILED {
+    if result.status == RunStatus::Failed {
         return Err(ApiError::new(
             StatusCode::BAD_GATEWAY,
             "flow failed",
@@ -117,13 +111,12 @@ async fn route(state: &AppState, path: &str) -> ApiResult<(String, String, i32)>
         candidates.push((ws.to_owned(), rest.to_owned()));
     }
     for (workspace, key) in candidates {
-        let flows = state
-            .engine
-            .routed_flows(&workspace, "webhook", &key)
-            .await
-            .map_err(internal)?;
-        if let Some((flow_id, version)) = flows.into_iter().next() {
-            return Ok((workspace, flow_id, version));
+        let routes = state
+            .routes
+            .cached(&workspace, TriggerKind::Webhook, &key)
+            .await?;
+        if let Some(r) = routes.into_iter().next() {
+            return Ok((r.workspace, r.flow_id, r.version));
         }
     }
     Err(ApiError::not_found(format!(
@@ -176,28 +169,10 @@ fn query_map(query: Option<&str>) -> Value {
     )
 }
 
-/// A connector's event as recorded: `(id, name, lead, properties)`. The id is prefixed with
-/// the connector's name; a payload that is not an object becomes `{"value": payload}`.
-pub(crate) fn connector_event(
-    connector: &str,
-    event: trellis_runtime::connector::InboundEvent,
-) -> (String, String, Option<String>, Value) {
-    let id = format!(
-        "{connector}:{}",
-        event.id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
-    );
-    let lead = event.payload["lead"].as_str().map(str::to_owned);
-    let properties = if event.payload.is_object() {
-        event.payload
-    } else {
-        json!({ "value": event.payload })
-    };
-    (id, event.name, lead, properties)
-}
-
 /// `ANY /hooks/connectors/{name}/{*path}` (workspace `default`): the request goes to the
-/// connector's `handle-inbound`; the events it returns are recorded (deduplicated by id)
-/// and start or resume flows; the caller gets the connector's answer.
+/// connector's `handle-inbound`; the events it returns go through the event intake
+/// (checked, deduplicated by id; they start or resume flows); the caller gets the
+/// connector's answer.
 pub async fn connector_hook(
     State(state): State<AppState>,
     method: axum::http::Method,
@@ -210,7 +185,7 @@ pub async fn connector_hook(
     let name = params.get("name").cloned().unwrap_or_default();
     let path = format!("/{}", params.get("path").map(String::as_str).unwrap_or(""));
     let workspace = "default";
-    let limits = state.engine.limits.get(&state.db, workspace).await?;
+    let limits = state.limits.get(&state.db, workspace).await?;
     let body = read_body(body, limits.body_bytes).await?;
     let registry = state.registry()?;
     let request = InboundRequest {
@@ -242,31 +217,18 @@ pub async fn connector_hook(
             .with_extra(json!({ "error": e })));
         }
     };
-    // Every event is checked before any is recorded: a bad one refuses the delivery whole
-    // (the sender may retry it), with the event and the place named.
-    let mut events = Vec::with_capacity(inbound.events.len());
-    for (i, event) in inbound.events.into_iter().enumerate() {
-        if event.name.trim().is_empty() {
-            tracing::warn!(connector = %name, "dropping a connector event without a name");
-            continue;
-        }
-        let event = connector_event(&name, event);
-        crate::input::check_event(&event.0, &event.1, event.2.as_deref(), &event.3).map_err(
-            |mut e| {
-                e.pointer = e.pointer.map(|p| format!("/events/{i}{p}"));
-                e.detail = format!("event {i} from connector {name}: {}", e.detail);
-                e
-            },
-        )?;
-        events.push(event);
-    }
-    let recorded = events.len() as u64;
-    for (id, event_name, lead, properties) in events {
-        super::events::record_event(&state, workspace, &id, &event_name, lead, properties, None)
-            .await?;
-    }
+    // Each event goes through the event intake: one it refuses is logged with its place
+    // in the delivery, and the rest are recorded.
+    let batch = state
+        .events
+        .record_batch(workspace, &name, inbound.events)
+        .await?;
     metrics::counter!("trellis_connector_inbound_events_total", "connector" => name.clone())
-        .increment(recorded);
+        .increment(batch.recorded);
+    if !batch.refused.is_empty() {
+        metrics::counter!("trellis_connector_inbound_refused_total", "connector" => name.clone())
+            .increment(batch.refused.len() as u64);
+    }
     let mut response = Response::builder()
         .status(StatusCode::from_u16(inbound.response.status).unwrap_or(StatusCode::BAD_GATEWAY));
     for (k, v) in &inbound.response.headers {

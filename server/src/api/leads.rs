@@ -170,7 +170,7 @@ pub async fn get_lead(
         .collect();
     let at = q.at.unwrap_or_else(Utc::now).timestamp_millis();
     let published = state
-        .engine
+        .intent
         .models
         .published(&state.db, workspace)
         .await
@@ -303,7 +303,7 @@ pub async fn import_leads(
     let workspace = caller.workspace_id.as_str();
     let txn = state.db.begin().await?;
     let published = state
-        .engine
+        .intent
         .models
         .published(&txn, workspace)
         .await
@@ -365,7 +365,7 @@ pub async fn list_accounts(
         .count(&state.db)
         .await?;
     let backend = state.db.get_database_backend();
-    let p = |n: usize| crate::leads::placeholder(backend, n);
+    let p = |n: usize| crate::db::placeholder(backend, n);
     let sql = format!(
         "SELECT a.id AS id, a.name AS name, COUNT(l.id) AS leads, MAX(s.score) AS best_score, \
          SUM(CASE WHEN s.tier = 'hot' THEN 1 ELSE 0 END) AS hot \

@@ -7,7 +7,6 @@ mod flows;
 pub mod guard;
 mod hooks;
 
-pub(crate) use hooks::connector_event;
 mod leads;
 mod meta;
 mod runs;
@@ -208,8 +207,4 @@ pub(crate) async fn audit<C: ConnectionTrait>(
     .exec_without_returning(conn)
     .await?;
     Ok(())
-}
-
-pub(crate) fn internal(e: anyhow::Error) -> ApiError {
-    ApiError::internal(format!("{e:#}"))
 }

@@ -4,19 +4,18 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use chrono::Utc;
-use sea_orm::sea_query::{Expr as SqlExpr, ExprTrait};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait};
+use sea_orm::sea_query::Expr as SqlExpr;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
 
-use super::internal;
 use crate::AppState;
 use crate::auth::{Caller, Role};
-use crate::db::entities::{flow, run, run_step, subscription};
+use crate::db::entities::{flow, run, run_step};
 use crate::db::run_rows::{self, RawRun};
-use crate::engine::status;
 use crate::error::{ApiError, ApiResult, parse_json};
+use crate::runs::RunStatus;
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -40,11 +39,7 @@ pub async fn start_run(
     body: axum::body::Body,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     caller.require(Role::Operator)?;
-    let limits = state
-        .engine
-        .limits
-        .get(&state.db, &caller.workspace_id)
-        .await?;
+    let limits = state.limits.get(&state.db, &caller.workspace_id).await?;
     let body = crate::error::read_body(body, limits.body_bytes).await?;
     // The body is optional: no body is a run with empty input.
     let body: StartRun = if body.iter().all(u8::is_ascii_whitespace) {
@@ -68,28 +63,17 @@ pub async fn start_run(
             format!("flow {id:?} has versions 1 to {}", f.latest_version),
         ));
     }
-    let compiled = state
-        .engine
-        .compiled(&id, version)
-        .await
-        .map_err(internal)?;
-    let trigger_node = compiled
-        .trigger_id()
-        .ok_or_else(|| ApiError::invalid("/version", "that version has no trigger"))?
-        .to_owned();
     let run_id = state
-        .engine
+        .runs
         .enqueue(
             &state.db,
             &caller.workspace_id,
             &id,
             version,
-            &trigger_node,
             json!({ "input": body.input }),
         )
-        .await
-        .map_err(internal)?;
-    state.engine.wake.notify_waiters();
+        .await?;
+    state.runs.wake();
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "run_id": run_id, "version": version })),
@@ -291,43 +275,18 @@ pub async fn cancel_run(
 ) -> ApiResult<Json<Value>> {
     caller.require(Role::Operator)?;
     let r = find_run(&state, &caller, &id).await?;
-    if status::is_terminal(&r.status) {
+    if RunStatus::parse(&r.status).is_some_and(RunStatus::is_terminal) {
         return Err(ApiError::conflict(format!("run {id} already {}", r.status))
             .with_extra(json!({ "status": r.status })));
     }
-    let now = Utc::now();
-    // The run and what it waits for go together: a subscription left behind would be read
-    // again by every matching event.
-    let txn = state.db.begin().await?;
-    let res = run::Entity::update_many()
-        .col_expr(run::Column::Status, SqlExpr::value(status::CANCELLED))
-        .col_expr(
-            run::Column::StateRev,
-            SqlExpr::col(run::Column::StateRev).add(1),
+    state
+        .runs
+        .cancel(
+            &caller.workspace_id,
+            &id,
+            format!("cancelled by {}", caller.name),
         )
-        .col_expr(run::Column::WakeAt, SqlExpr::value(Option::<i64>::None))
-        .col_expr(run::Column::UpdatedAt, SqlExpr::value(now))
-        .col_expr(run::Column::FinishedAt, SqlExpr::value(Some(now)))
-        .col_expr(
-            run::Column::Error,
-            SqlExpr::value(Some(format!("cancelled by {}", caller.name))),
-        )
-        .filter(run::Column::Id.eq(id.as_str()))
-        .filter(run::Column::Status.is_not_in([
-            status::SUCCEEDED,
-            status::FAILED,
-            status::CANCELLED,
-        ]))
-        .exec(&txn)
         .await?;
-    if res.rows_affected != 1 {
-        return Err(ApiError::conflict(format!("run {id} finished meanwhile")));
-    }
-    subscription::Entity::delete_many()
-        .filter(subscription::Column::RunId.eq(id.as_str()))
-        .exec(&txn)
-        .await?;
-    txn.commit().await?;
     let r = find_run(&state, &caller, &id).await?;
     Ok(Json(run_json(&r)))
 }

@@ -304,7 +304,7 @@ async fn set_published(
     version(&txn, workspace, number).await?;
     // Compiles (and caches) the version before anything points at it.
     state
-        .engine
+        .intent
         .models
         .version(&txn, workspace, number)
         .await
@@ -342,7 +342,7 @@ async fn set_published(
     .await?;
     txn.commit().await?;
     state
-        .engine
+        .intent
         .spawn_rescore(caller.workspace_id.clone(), number);
     let h = head(&state.db, workspace).await?;
     Ok(head_json(&h))
@@ -437,7 +437,7 @@ pub async fn backtest(
             };
             version(&state.db, workspace, number).await?;
             let model = state
-                .engine
+                .intent
                 .models
                 .version(&state.db, workspace, number)
                 .await

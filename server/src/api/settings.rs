@@ -15,11 +15,7 @@ use crate::limits::{LIMITS_DOC, Limits};
 #[utoipa::path(get, path = "/api/v1/settings/limits", tag = "meta",
     responses((status = 200, description = "`{limits, defaults, maxima}`", body = Object)))]
 pub async fn get_limits(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
-    let limits = state
-        .engine
-        .limits
-        .get(&state.db, &caller.workspace_id)
-        .await?;
+    let limits = state.limits.get(&state.db, &caller.workspace_id).await?;
     Ok(Json(json!({
         "limits": limits,
         "defaults": Limits::DEFAULT,
@@ -48,7 +44,7 @@ pub async fn put_limits(
     }
     let doc = serde_json::to_value(limits).map_err(ApiError::internal)?;
     save_doc(&state, &caller, LIMITS_DOC, &doc).await?;
-    state.engine.limits.forget(&caller.workspace_id);
+    state.limits.forget(&caller.workspace_id);
     audit(&state.db, &caller, "limits.set", LIMITS_DOC, doc).await?;
     Ok(Json(json!({ "limits": limits })))
 }

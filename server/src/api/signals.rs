@@ -18,7 +18,7 @@ use crate::AppState;
 use crate::auth::{Caller, Role};
 use crate::db::entities::workspace_doc;
 use crate::error::{ApiError, ApiJson, ApiResult, from_value};
-use crate::leads::LEXICON_DOC;
+use crate::intent::LEXICON_DOC;
 
 /// Longest text `detect` accepts, in characters.
 pub const MAX_TEXT_CHARS: usize = 20_000;
@@ -45,7 +45,7 @@ pub async fn detect(
         ));
     }
     let detector = state
-        .engine
+        .intent
         .detectors
         .get(&state.db, &caller.workspace_id)
         .await

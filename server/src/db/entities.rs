@@ -102,6 +102,72 @@ pub mod flow_trigger {
 
 pub mod run {
     use sea_orm::entity::prelude::*;
+
+    /// Where a run is in its life. Stored as its lower-case name.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
+    #[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+    pub enum RunStatus {
+        /// Due at `wake_at`, for any worker to claim.
+        #[sea_orm(string_value = "queued")]
+        Queued,
+        /// Claimed by `lease_owner` until `lease_until`.
+        #[sea_orm(string_value = "running")]
+        Running,
+        /// Parked until `wake_at` or the event it subscribed to.
+        #[sea_orm(string_value = "waiting")]
+        Waiting,
+        #[sea_orm(string_value = "succeeded")]
+        Succeeded,
+        #[sea_orm(string_value = "failed")]
+        Failed,
+        #[sea_orm(string_value = "cancelled")]
+        Cancelled,
+    }
+
+    impl RunStatus {
+        /// The statuses a run ends in.
+        pub const TERMINAL: [RunStatus; 3] = [
+            RunStatus::Succeeded,
+            RunStatus::Failed,
+            RunStatus::Cancelled,
+        ];
+        /// The statuses of a run that has not ended.
+        pub const LIVE: [RunStatus; 3] =
+            [RunStatus::Queued, RunStatus::Running, RunStatus::Waiting];
+
+        pub fn as_str(self) -> &'static str {
+            match self {
+                RunStatus::Queued => "queued",
+                RunStatus::Running => "running",
+                RunStatus::Waiting => "waiting",
+                RunStatus::Succeeded => "succeeded",
+                RunStatus::Failed => "failed",
+                RunStatus::Cancelled => "cancelled",
+            }
+        }
+
+        /// The status stored as `s`, if it is one.
+        pub fn parse(s: &str) -> Option<RunStatus> {
+            <RunStatus as sea_orm::Iterable>::iter().find(|v| v.as_str() == s)
+        }
+
+        pub fn is_terminal(self) -> bool {
+            Self::TERMINAL.contains(&self)
+        }
+    }
+
+    impl std::fmt::Display for RunStatus {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.as_str())
+        }
+    }
+
+    impl serde::Serialize for RunStatus {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_str(self.as_str())
+        }
+    }
+
     #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
     #[sea_orm(table_name = "runs")]
     pub struct Model {
@@ -110,7 +176,7 @@ pub mod run {
         pub workspace_id: String,
         pub flow_id: String,
         pub version: i32,
-        pub status: String,
+        pub status: RunStatus,
         #[sea_orm(column_type = "JsonBinary")]
         pub trigger: Json,
         #[sea_orm(column_type = "JsonBinary")]

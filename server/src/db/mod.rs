@@ -144,3 +144,11 @@ pub async fn refresh_lead_statistics(db: &DatabaseConnection) -> Result<(), sea_
     }
     Ok(())
 }
+
+/// A placeholder for the `n`th (1-based) statement parameter.
+pub fn placeholder(backend: sea_orm::DatabaseBackend, n: usize) -> String {
+    match backend {
+        sea_orm::DatabaseBackend::Postgres => format!("${n}"),
+        _ => "?".into(),
+    }
+}

@@ -95,12 +95,20 @@ impl RawRun {
         };
         let trigger = json("trigger", &self.trigger)?;
         let state = json("state", &self.state)?;
+        let status = run::RunStatus::parse(&self.status).ok_or_else(|| Unreadable {
+            id: self.id.clone(),
+            state_rev: self.state_rev,
+            reason: format!(
+                "the stored run status {:?} is not one a run has",
+                self.status
+            ),
+        })?;
         Ok(run::Model {
             id: self.id,
             workspace_id: self.workspace_id,
             flow_id: self.flow_id,
             version: self.version,
-            status: self.status,
+            status,
             trigger,
             state,
             state_rev: self.state_rev,

@@ -81,8 +81,9 @@ impl TestServer {
         self._dir.0.join("data")
     }
 
-    pub fn engine(&self) -> std::sync::Arc<trellis_server::engine::Engine> {
-        self.running.as_ref().expect("running").state.engine.clone()
+    /// What the server's handlers share (its run store, event intake, database...).
+    pub fn state(&self) -> trellis_server::AppState {
+        self.running.as_ref().expect("running").state.clone()
     }
 
     /// Stops the server and drops its PostgreSQL database.

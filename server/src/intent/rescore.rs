@@ -11,8 +11,10 @@ use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
 use serde_json::{Value, json};
 use trellis_model::scoring::{BehaviourState, CompiledModel, Rating};
 
-use super::{covers_state, rescore_many, select_leads, tier_change};
+use super::Intent;
 use crate::db::entities::{lead, lead_score, scoring_model};
+use crate::db::placeholder;
+use crate::leads::{covers_state, rescore_many, select_leads, tier_change};
 
 /// Leads a rescore reads, rates and writes per page (one transaction each).
 const RESCORE_PAGE: u64 = 5_000;
@@ -26,14 +28,6 @@ const SCORE_INDEX: &str = "lead_scores_by_score";
 /// size costs about as much as running it, and a different size every page doubled the
 /// time a rescore spends writing.
 const WRITE_CHUNK: usize = 500;
-
-/// A placeholder for the `n`th (1-based) statement parameter.
-pub(crate) fn placeholder(backend: sea_orm::DatabaseBackend, n: usize) -> String {
-    match backend {
-        sea_orm::DatabaseBackend::Postgres => format!("${n}"),
-        _ => "?".into(),
-    }
-}
 
 /// One lead of a rescore as the reader saw it, rated.
 struct Rated {
@@ -312,7 +306,7 @@ impl Drop for AbortOnDrop {
     }
 }
 
-impl crate::engine::Engine {
+impl Intent {
     /// Rescores every lead of `workspace` with model `version`, recording progress in
     /// `scoring_models` and a `lead.tier_changed` event for each lead whose tier or stage
     /// moves. Stops early if another version is published meanwhile (that publish runs its
@@ -526,6 +520,7 @@ impl crate::engine::Engine {
         for change in changes {
             let id = change["lead"].as_str().unwrap_or_default().to_owned();
             let (runs, _) = self
+                .events
                 .record_tier_change(
                     &txn,
                     workspace,
@@ -537,16 +532,16 @@ impl crate::engine::Engine {
         }
         txn.commit().await?;
         if started > 0 {
-            self.wake.notify_waiters();
+            self.runs.wake();
         }
         Ok(())
     }
 
     /// Starts [`rescore_all`](Self::rescore_all) in the background.
     pub fn spawn_rescore(self: &Arc<Self>, workspace: String, version: i32) {
-        let engine = self.clone();
+        let intent = self.clone();
         tokio::spawn(async move {
-            if let Err(e) = engine.rescore_all(&workspace, version).await {
+            if let Err(e) = intent.rescore_all(&workspace, version).await {
                 tracing::error!(workspace, version, error = %format!("{e:#}"), "rescore failed");
             }
         });

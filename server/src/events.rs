@@ -1,0 +1,374 @@
+//! The one event intake. Every event — `POST /api/v1/events`, a connector's webhook or
+//! poll, the signals an intent node detects — is checked the same way, recorded once by
+//! id, attributed to a lead and scored, and routed (starting the flows it triggers and
+//! resuming the runs waiting for it), all in one transaction. A tier or stage change it
+//! causes is recorded as a `lead.tier_changed` event in the same transaction and routed in
+//! turn.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{
+    ActiveValue::Set, ConnectionTrait, DatabaseConnection, EntityTrait, TransactionTrait,
+};
+use serde_json::{Value, json};
+use trellis_model::node_types::TriggerKind;
+
+use crate::db::entities::event;
+use crate::input::{Invalid, check_event, check_timestamp};
+use crate::leads::{Models, TIER_CHANGED};
+use crate::routes;
+use crate::runs::{RunError, Runs};
+
+/// An event from outside, before it is recorded.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewEvent {
+    /// Unique per workspace; a repeated id is accepted and not processed again.
+    pub id: String,
+    pub name: String,
+    /// The lead it is about, when the sender knows it (otherwise its identities say).
+    pub lead: Option<String>,
+    pub properties: Value,
+    /// When it happened (default: when it is recorded).
+    pub timestamp: Option<DateTime<Utc>>,
+}
+
+impl NewEvent {
+    /// A connector's event: the id is prefixed with the connector's name (a missing one is
+    /// made up); a payload that is not an object becomes `{"value": payload}`.
+    pub fn from_connector(
+        connector: &str,
+        event: trellis_runtime::connector::InboundEvent,
+    ) -> NewEvent {
+        let id = format!(
+            "{connector}:{}",
+            event.id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
+        );
+        let lead = event.payload["lead"].as_str().map(str::to_owned);
+        let properties = if event.payload.is_object() {
+            event.payload
+        } else {
+            json!({ "value": event.payload })
+        };
+        NewEvent {
+            id,
+            name: event.name,
+            lead,
+            properties,
+            timestamp: None,
+        }
+    }
+
+    /// What every event must satisfy before it is recorded: its id, name and lead id,
+    /// properties an object that nests within bounds, a plausible timestamp.
+    pub fn check(&self) -> Result<(), Invalid> {
+        check_event(&self.id, &self.name, self.lead.as_deref(), &self.properties)?;
+        if let Some(t) = self.timestamp {
+            check_timestamp(t, "/timestamp")?;
+        }
+        Ok(())
+    }
+}
+
+/// What recording an event did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Recorded {
+    /// An event with this id was recorded before; nothing was done again.
+    Duplicate,
+    New {
+        /// The lead it was attributed to.
+        lead: Option<String>,
+        /// The runs it started.
+        run_ids: Vec<String>,
+        /// How many waiting runs it resumed.
+        runs_resumed: u64,
+        /// The `lead.tier_changed` properties, when it moved the lead's tier or stage.
+        tier_changed: Option<Value>,
+    },
+}
+
+impl Recorded {
+    /// The answer `POST /api/v1/events` gives.
+    pub fn to_json(&self) -> Value {
+        match self {
+            Recorded::Duplicate => {
+                json!({ "accepted": true, "duplicate": true, "runs_started": 0, "runs_resumed": 0 })
+            }
+            Recorded::New {
+                lead,
+                run_ids,
+                runs_resumed,
+                tier_changed,
+            } => json!({
+                "accepted": true, "duplicate": false, "lead": lead,
+                "runs_started": run_ids.len(), "run_ids": run_ids, "runs_resumed": runs_resumed,
+                "tier_changed": tier_changed,
+            }),
+        }
+    }
+}
+
+/// Why an event was not recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    #[error("{0}")]
+    Invalid(#[from] Invalid),
+    #[error(transparent)]
+    Db(#[from] sea_orm::DbErr),
+    #[error(transparent)]
+    Runs(#[from] RunError),
+    #[error("attributing the event to a lead: {0:#}")]
+    Lead(anyhow::Error),
+}
+
+/// One event of a batch that was refused, by its place in the batch.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Refused {
+    pub index: usize,
+    pub id: String,
+    pub problem: Invalid,
+}
+
+/// What recording a batch did.
+#[derive(Debug, Default)]
+pub struct BatchRecorded {
+    pub recorded: u64,
+    pub refused: Vec<Refused>,
+}
+
+/// The event intake.
+#[derive(Debug)]
+pub struct Events {
+    db: DatabaseConnection,
+    runs: Arc<Runs>,
+    models: Arc<Models>,
+}
+
+impl Events {
+    pub fn new(db: DatabaseConnection, runs: Arc<Runs>, models: Arc<Models>) -> Events {
+        Events { db, runs, models }
+    }
+
+    /// Checks and records one event in `workspace` (see the module's description).
+    pub async fn record(&self, workspace: &str, event: NewEvent) -> Result<Recorded, IntakeError> {
+        event.check()?;
+        let NewEvent {
+            id,
+            name,
+            lead,
+            properties,
+            timestamp,
+        } = event;
+        let timestamp = timestamp.unwrap_or_else(Utc::now);
+        let properties = if properties.is_null() {
+            json!({})
+        } else {
+            properties
+        };
+        let txn = self.db.begin().await?;
+        if !insert_event(
+            &txn,
+            workspace,
+            &id,
+            &name,
+            lead.as_deref(),
+            None,
+            &properties,
+            timestamp,
+        )
+        .await?
+        {
+            txn.rollback().await?;
+            return Ok(Recorded::Duplicate);
+        }
+        let attributed = crate::leads::attribute(
+            &txn,
+            &self.models,
+            workspace,
+            &id,
+            &name,
+            lead.as_deref(),
+            &properties,
+            timestamp.timestamp_millis(),
+        )
+        .await
+        .map_err(IntakeError::Lead)?;
+        let lead_id = attributed.as_ref().map(|a| a.lead_id.clone());
+        let payload = json!({ "id": id, "name": name, "lead": lead_id.clone().or(lead), "properties": properties, "timestamp": timestamp });
+        let (mut run_ids, mut runs_resumed) = self.route(&txn, workspace, &name, &payload).await?;
+        let mut tier_changed = None;
+        if let Some(change) = attributed.and_then(|a| a.change) {
+            let (s, r) = self
+                .record_tier_change(&txn, workspace, &format!("{id}:tier"), change.clone())
+                .await?;
+            run_ids.extend(s);
+            runs_resumed += r;
+            tier_changed = Some(change);
+        }
+        txn.commit().await?;
+        self.runs.wake();
+        metrics::counter!("trellis_events_total").increment(1);
+        Ok(Recorded::New {
+            lead: lead_id,
+            run_ids,
+            runs_resumed,
+            tier_changed,
+        })
+    }
+
+    /// Records a connector's events (from its webhook or a poll) in order. An event that
+    /// fails the checks is refused and logged with its place; the rest are recorded.
+    pub async fn record_batch(
+        &self,
+        workspace: &str,
+        connector: &str,
+        events: Vec<trellis_runtime::connector::InboundEvent>,
+    ) -> Result<BatchRecorded, IntakeError> {
+        let mut out = BatchRecorded::default();
+        for (index, e) in events.into_iter().enumerate() {
+            let event = NewEvent::from_connector(connector, e);
+            if let Err(problem) = event.check() {
+                tracing::warn!(connector, workspace, index, id = %format!("{:.200}", event.id), problem = %problem, pointer = %problem.pointer, "connector event refused");
+                out.refused.push(Refused {
+                    index,
+                    id: event.id.chars().take(200).collect(),
+                    problem,
+                });
+                continue;
+            }
+            self.record(workspace, event).await?;
+            out.recorded += 1;
+        }
+        Ok(out)
+    }
+
+    /// Records a `lead.tier_changed` event (`change` holds its properties, `lead` among
+    /// them) inside the caller's transaction and routes it; gives the runs started and the
+    /// count resumed. Wake the workers ([`Runs::wake`]) once the transaction commits.
+    pub async fn record_tier_change<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        workspace: &str,
+        id: &str,
+        change: Value,
+    ) -> Result<(Vec<String>, u64), IntakeError> {
+        let now = Utc::now();
+        let lead = change["lead"].as_str().map(str::to_owned);
+        if !insert_event(
+            conn,
+            workspace,
+            id,
+            TIER_CHANGED,
+            lead.as_deref(),
+            lead.as_deref(),
+            &change,
+            now,
+        )
+        .await?
+        {
+            return Ok((Vec::new(), 0));
+        }
+        let payload = json!({ "id": id, "name": TIER_CHANGED, "lead": lead, "properties": change, "timestamp": now });
+        self.route(conn, workspace, TIER_CHANGED, &payload).await
+    }
+
+    /// Starts the flows `name` triggers and resumes the runs waiting for it.
+    async fn route<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        workspace: &str,
+        name: &str,
+        payload: &Value,
+    ) -> Result<(Vec<String>, u64), IntakeError> {
+        let mut started = Vec::new();
+        for route in
+            routes::triggered(conn, Some(workspace), TriggerKind::Event, Some(name)).await?
+        {
+            let id = self
+                .runs
+                .enqueue(
+                    conn,
+                    workspace,
+                    &route.flow_id,
+                    route.version,
+                    event_trigger(payload),
+                )
+                .await?;
+            started.push(id);
+        }
+        let resumed = self
+            .runs
+            .resume_waiting(conn, workspace, name, payload)
+            .await?;
+        Ok((started, resumed))
+    }
+}
+
+/// The JSON a trigger node sees for an event.
+pub fn event_trigger(event: &Value) -> Value {
+    json!({ "event": event })
+}
+
+/// Inserts an event unless its id was seen before; returns whether it was new. `lead_id` is
+/// the lead it is attributed to, when already known.
+#[allow(clippy::too_many_arguments)] // the event's columns
+async fn insert_event<C: ConnectionTrait>(
+    conn: &C,
+    workspace: &str,
+    id: &str,
+    name: &str,
+    lead: Option<&str>,
+    lead_id: Option<&str>,
+    properties: &Value,
+    timestamp: DateTime<Utc>,
+) -> Result<bool, sea_orm::DbErr> {
+    let inserted = event::Entity::insert(event::ActiveModel {
+        workspace_id: Set(workspace.to_owned()),
+        id: Set(id.to_owned()),
+        name: Set(name.to_owned()),
+        lead: Set(lead.map(str::to_owned)),
+        properties: Set(properties.clone()),
+        timestamp: Set(timestamp),
+        received_at: Set(Utc::now()),
+        lead_id: Set(lead_id.map(str::to_owned)),
+    })
+    .on_conflict(
+        OnConflict::columns([event::Column::WorkspaceId, event::Column::Id])
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(conn)
+    .await?;
+    Ok(inserted > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connector_events_are_named_by_their_connector_and_checked_like_any_other() {
+        let e = NewEvent::from_connector(
+            "crm",
+            trellis_runtime::connector::InboundEvent {
+                id: Some("42".into()),
+                name: "deal.won".into(),
+                payload: json!(7),
+            },
+        );
+        assert_eq!(e.id, "crm:42");
+        assert_eq!(e.properties, json!({ "value": 7 }));
+        assert!(e.check().is_ok());
+        let long = NewEvent {
+            id: "x".repeat(300),
+            ..e.clone()
+        };
+        assert_eq!(long.check().unwrap_err().pointer, "/id");
+        let nul = NewEvent {
+            properties: json!({ "a": "b\u{0}" }),
+            ..e
+        };
+        assert_eq!(nul.check().unwrap_err().pointer, "/properties/a");
+    }
+}

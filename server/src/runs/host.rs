@@ -1,0 +1,84 @@
+//! How a run's calls are served: every call a step makes (`Next::Call`) goes to the
+//! [`CallHost`] that serves its connector name. The connector registry serves published
+//! plugins; reserved names (`trellis.intent@1`, and the next built-in hosts) are served by
+//! the server itself through the same trait.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use trellis_runtime::connector::ConnectorError;
+use trellis_runtime::{CallRequest, CallResult};
+
+/// What the worker must know about a call before making it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CallPlan {
+    /// The call changes something outside: the run is committed before it (so a crash
+    /// repeats it with the same idempotency key) and after it (so it is not made again).
+    pub side_effects: bool,
+    /// The longest the call may take, for which the run's claim is held; `None` for a call
+    /// served in this process well within the claim.
+    pub timeout: Option<Duration>,
+}
+
+/// Serves calls for runs.
+#[async_trait::async_trait]
+pub trait CallHost: Send + Sync + std::fmt::Debug {
+    /// How the worker must treat `request` (`pinned`: the version the run already used).
+    async fn plan(&self, workspace: &str, request: &CallRequest, pinned: Option<&str>) -> CallPlan;
+
+    /// Makes the call. Gives the result and, for a versioned host, the exact version that
+    /// served it (the run keeps using that version).
+    async fn call(
+        &self,
+        workspace: &str,
+        run_id: &str,
+        request: &CallRequest,
+        pinned: Option<&str>,
+    ) -> (CallResult, Option<String>);
+}
+
+/// The hosts of this process, by the connector names they serve.
+#[derive(Clone, Debug, Default)]
+pub struct Hosts {
+    /// Built-in hosts, each serving exactly one reserved name.
+    reserved: Vec<(&'static str, Arc<dyn CallHost>)>,
+    /// Everything else: the connector registry (`None`: this process runs no connectors).
+    connectors: Option<Arc<dyn CallHost>>,
+}
+
+impl Hosts {
+    pub fn new(connectors: Option<Arc<dyn CallHost>>) -> Hosts {
+        Hosts {
+            reserved: Vec::new(),
+            connectors,
+        }
+    }
+
+    /// Serves calls to `name` with `host`.
+    pub fn reserve(mut self, name: &'static str, host: Arc<dyn CallHost>) -> Hosts {
+        self.reserved.push((name, host));
+        self
+    }
+
+    /// The host serving `connector`.
+    pub fn serving(&self, connector: &str) -> Option<&Arc<dyn CallHost>> {
+        self.reserved
+            .iter()
+            .find(|(name, _)| *name == connector)
+            .map(|(_, host)| host)
+            .or(self.connectors.as_ref())
+    }
+
+    /// The answer to a call no host serves.
+    pub fn unserved(request: &CallRequest) -> CallResult {
+        CallResult::Err {
+            error: ConnectorError::NotFound {
+                message: format!(
+                    "this server runs no connectors, so {} cannot be called",
+                    request.connector
+                ),
+            },
+            version: None,
+        }
+    }
+}

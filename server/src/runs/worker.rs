@@ -1,0 +1,268 @@
+//! The workers: claim due runs and advance each by a segment, making its calls through the
+//! [`Hosts`] and committing the segment.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use sea_orm::sea_query::Expr as SqlExpr;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+use trellis_runtime::{Next, RunState, StepRecord};
+
+use super::segment::{execute_segment, guarded_update, insert_steps, insert_subscription};
+use super::{CALLS_PER_CLAIM, Hosts, LEASE, RUN_STEPS, RunError, RunStatus, Runs, now_ms};
+use crate::db::entities::{run, subscription};
+use crate::db::run_rows;
+
+/// Advances claimed runs, serving their calls through `hosts`.
+#[derive(Clone, Debug)]
+pub struct Workers {
+    runs: Arc<Runs>,
+    hosts: Hosts,
+}
+
+impl Workers {
+    pub fn new(runs: Arc<Runs>, hosts: Hosts) -> Workers {
+        Workers { runs, hosts }
+    }
+
+    /// Claims due runs and advances them, `concurrency` at a time, until `shutdown` fires.
+    pub fn spawn(self, concurrency: usize, shutdown: tokio::sync::watch::Receiver<bool>) {
+        let workers = Arc::new(self);
+        tokio::spawn(async move {
+            let mut shutdown = shutdown;
+            let mut idle = Duration::from_millis(20);
+            loop {
+                if *shutdown.borrow() {
+                    break;
+                }
+                let claimed = match workers.runs.claim(concurrency as u64 * 4).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "claiming runs failed");
+                        Vec::new()
+                    }
+                };
+                if claimed.is_empty() {
+                    tokio::select! {
+                        _ = workers.runs.wake.notified() => {}
+                        _ = tokio::time::sleep(idle) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    idle = (idle * 2).min(Duration::from_millis(200));
+                    continue;
+                }
+                idle = Duration::from_millis(20);
+                let mut set = tokio::task::JoinSet::new();
+                let mut pending = claimed.into_iter();
+                loop {
+                    while set.len() < concurrency {
+                        let Some(r) = pending.next() else { break };
+                        let w = workers.clone();
+                        set.spawn(async move {
+                            let id = r.id.clone();
+                            if let Err(err) = w.advance(r).await {
+                                tracing::warn!(run = %id, error = %err, "advancing run failed; it will be retried when its claim lapses");
+                            }
+                        });
+                    }
+                    if set.join_next().await.is_none() {
+                        break;
+                    }
+                }
+            }
+        });
+    }
+
+    /// Executes one claimed run's next segment and commits it. Returns false when the run
+    /// moved on meanwhile (cancelled, or taken over) and nothing was written.
+    pub async fn advance(&self, claimed: run::Model) -> Result<bool, RunError> {
+        use tracing::Instrument as _;
+        let span = tracing::info_span!("run", run = %claimed.id, flow = %claimed.flow_id, version = claimed.version);
+        self.advance_inner(claimed).instrument(span).await
+    }
+
+    async fn advance_inner(&self, claimed: run::Model) -> Result<bool, RunError> {
+        let runs = &self.runs;
+        let compiled = match runs.compiled(&claimed.flow_id, claimed.version).await {
+            Ok(c) => c,
+            Err(e) => {
+                let next = Next::Failed {
+                    error: format!("cannot load flow version: {e}"),
+                };
+                let state: RunState =
+                    serde_json::from_value(claimed.state.clone()).unwrap_or_default();
+                return self.commit(&claimed, &state, &[], &next).await;
+            }
+        };
+        let mut state = match run_rows::state_of(&claimed) {
+            Ok(s) => s,
+            Err(bad) => {
+                super::claim::fail_unreadable(&runs.db, &bad).await?;
+                return Ok(false);
+            }
+        };
+        let limits = runs
+            .limits
+            .get(&runs.db, &claimed.workspace_id)
+            .await?
+            .run();
+        let mut claimed = claimed;
+        let mut records = Vec::new();
+        let mut calls = 0;
+        let next = loop {
+            if state.seq >= RUN_STEPS {
+                break Next::Failed {
+                    error: format!("the run exceeded {RUN_STEPS} steps"),
+                };
+            }
+            let (segment, next) = execute_segment(
+                &compiled,
+                &claimed.id,
+                &claimed.trigger,
+                &mut state,
+                Utc::now(),
+                limits,
+            );
+            records.extend(segment);
+            let Next::Call(request) = next else {
+                break next;
+            };
+            if calls == CALLS_PER_CLAIM {
+                // Let other runs have the worker; the pending call is issued next claim.
+                break Next::Continue;
+            }
+            calls += 1;
+            let Some(host) = self.hosts.serving(&request.connector) else {
+                state.complete_call(Hosts::unserved(&request));
+                continue;
+            };
+            let workspace = claimed.workspace_id.clone();
+            let pinned = state.connectors.get(&request.connector).cloned();
+            let plan = host.plan(&workspace, &request, pinned.as_deref()).await;
+            let hold = LEASE + plan.timeout.unwrap_or_default();
+            if plan.side_effects {
+                // Durable before the call: after a crash the call is issued again with the
+                // same idempotency key, never forgotten.
+                match self.checkpoint(&claimed, &state, &records, hold).await? {
+                    Some(rev) => {
+                        claimed.state_rev = rev;
+                        records.clear();
+                    }
+                    None => return Ok(false),
+                }
+            } else if plan.timeout.is_some() && !self.extend_lease(&claimed, hold).await? {
+                // The claim is held for the call's length, so a slow call is not taken for
+                // a stopped process (and counted as an interruption).
+                return Ok(false);
+            }
+            let (result, version) = host
+                .call(&workspace, &claimed.id, &request, pinned.as_deref())
+                .await;
+            if let Some(v) = version {
+                state
+                    .connectors
+                    .entry(request.connector.clone())
+                    .or_insert(v);
+            }
+            state.complete_call(result);
+            if plan.side_effects {
+                // Durable after the call: a completed call is not made again.
+                match self.checkpoint(&claimed, &state, &records, LEASE).await? {
+                    Some(rev) => {
+                        claimed.state_rev = rev;
+                        records.clear();
+                    }
+                    None => return Ok(false),
+                }
+            }
+        };
+        self.commit(&claimed, &state, &records, &next).await
+    }
+
+    /// Keeps the claim for `hold` more; false when the run moved on meanwhile.
+    async fn extend_lease(&self, claimed: &run::Model, hold: Duration) -> Result<bool, RunError> {
+        let until = now_ms(Utc::now()) + hold.as_millis() as i64;
+        let updated = run::Entity::update_many()
+            .col_expr(run::Column::LeaseUntil, SqlExpr::value(until))
+            .filter(run::Column::Id.eq(claimed.id.as_str()))
+            .filter(run::Column::StateRev.eq(claimed.state_rev))
+            .filter(run::Column::Status.eq(RunStatus::Running))
+            .exec(&self.runs.db)
+            .await?;
+        Ok(updated.rows_affected == 1)
+    }
+
+    /// Commits the state and journal so far while keeping the claim (for `hold` more).
+    /// Returns the new `state_rev`, or `None` when the run moved on meanwhile.
+    async fn checkpoint(
+        &self,
+        claimed: &run::Model,
+        state: &RunState,
+        records: &[StepRecord],
+        hold: Duration,
+    ) -> Result<Option<i64>, RunError> {
+        let now = Utc::now();
+        let txn = self.runs.db.begin().await?;
+        let updated = guarded_update(claimed, state, now)?
+            .col_expr(
+                run::Column::LeaseUntil,
+                SqlExpr::value(now_ms(now) + hold.as_millis() as i64),
+            )
+            .exec(&txn)
+            .await?;
+        if updated.rows_affected != 1 {
+            txn.rollback().await?;
+            tracing::info!(run = %claimed.id, "run moved on while executing; checkpoint discarded");
+            return Ok(None);
+        }
+        insert_steps(&txn, &claimed.workspace_id, &claimed.id, records).await?;
+        txn.commit().await?;
+        Ok(Some(claimed.state_rev + 1))
+    }
+
+    /// Commits a segment's end: the state, the journal, the status and what it waits for.
+    async fn commit(
+        &self,
+        claimed: &run::Model,
+        state: &RunState,
+        records: &[StepRecord],
+        next: &Next,
+    ) -> Result<bool, RunError> {
+        let now = Utc::now();
+        let outcome = super::segment::outcome_of(next, now);
+        let txn = self.runs.db.begin().await?;
+        let updated = guarded_update(claimed, state, now)?
+            .col_expr(run::Column::Status, SqlExpr::value(outcome.status))
+            .col_expr(run::Column::Error, SqlExpr::value(outcome.error.clone()))
+            .col_expr(run::Column::WakeAt, SqlExpr::value(outcome.wake_at))
+            .col_expr(
+                run::Column::LeaseOwner,
+                SqlExpr::value(Option::<String>::None),
+            )
+            .col_expr(run::Column::LeaseUntil, SqlExpr::value(Option::<i64>::None))
+            .col_expr(
+                run::Column::FinishedAt,
+                SqlExpr::value(outcome.finished.then_some(now)),
+            )
+            .exec(&txn)
+            .await?;
+        if updated.rows_affected != 1 {
+            txn.rollback().await?;
+            tracing::info!(run = %claimed.id, "run moved on while executing; segment discarded");
+            return Ok(false);
+        }
+        insert_steps(&txn, &claimed.workspace_id, &claimed.id, records).await?;
+        metrics::counter!("trellis_segments_total").increment(1);
+        subscription::Entity::delete_many()
+            .filter(subscription::Column::RunId.eq(claimed.id.as_str()))
+            .exec(&txn)
+            .await?;
+        if let Some(sub) = &outcome.subscription {
+            insert_subscription(&txn, &claimed.workspace_id, &claimed.id, sub).await?;
+        }
+        txn.commit().await?;
+        super::segment::record_finish(outcome.status);
+        Ok(true)
+    }
+}

@@ -13,6 +13,7 @@ mod m20261128_000007_leads_drop_contributions;
 mod m20261128_000008_leads_by_account;
 mod m20261128_000009_lead_scores;
 mod m20261206_000010_run_guards;
+mod m20261206_000011_doc_versions;
 
 #[derive(Debug)]
 pub struct Migrator;
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000008_leads_by_account::Migration),
             Box::new(m20261128_000009_lead_scores::Migration),
             Box::new(m20261206_000010_run_guards::Migration),
+            Box::new(m20261206_000011_doc_versions::Migration),
         ]
     }
 }

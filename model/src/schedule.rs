@@ -8,6 +8,29 @@ use croner::Cron;
 /// The time zone a schedule uses when its trigger names none: our users are in China.
 pub const DEFAULT_TIMEZONE: &str = "Asia/Shanghai";
 
+/// Why a schedule does not parse.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ScheduleError {
+    #[error(
+        "cron {cron:?} has {fields} fields; expected 5 (minute hour day month weekday) or 6 (seconds first)"
+    )]
+    Fields { cron: String, fields: usize },
+    #[error("cron {cron:?}: {reason}")]
+    Cron { cron: String, reason: String },
+    #[error("unknown time zone {name:?}; use an IANA name such as \"Asia/Shanghai\"")]
+    TimeZone { name: String },
+}
+
+impl ScheduleError {
+    /// The trigger config field at fault.
+    pub fn field(&self) -> &'static str {
+        match self {
+            ScheduleError::TimeZone { .. } => "timezone",
+            _ => "cron",
+        }
+    }
+}
+
 /// A parsed schedule.
 #[derive(Clone, Debug)]
 pub struct Schedule {
@@ -17,17 +40,21 @@ pub struct Schedule {
 
 impl Schedule {
     /// Parses a cron pattern (5 fields, or 6 with seconds first) and a time zone name.
-    pub fn parse(cron: &str, timezone: Option<&str>) -> Result<Schedule, String> {
+    pub fn parse(cron: &str, timezone: Option<&str>) -> Result<Schedule, ScheduleError> {
         let fields = cron.split_whitespace().count();
         if !(5..=6).contains(&fields) {
-            return Err(format!(
-                "cron {cron:?} has {fields} fields; expected 5 (minute hour day month weekday) or 6 (seconds first)"
-            ));
+            return Err(ScheduleError::Fields {
+                cron: cron.to_owned(),
+                fields,
+            });
         }
-        let parsed = Cron::from_str(cron).map_err(|e| format!("cron {cron:?}: {e}"))?;
+        let parsed = Cron::from_str(cron).map_err(|e| ScheduleError::Cron {
+            cron: cron.to_owned(),
+            reason: e.to_string(),
+        })?;
         let name = timezone.unwrap_or(DEFAULT_TIMEZONE);
-        let tz = chrono_tz::Tz::from_str(name).map_err(|_| {
-            format!("unknown time zone {name:?}; use an IANA name such as \"Asia/Shanghai\"")
+        let tz = chrono_tz::Tz::from_str(name).map_err(|_| ScheduleError::TimeZone {
+            name: name.to_owned(),
         })?;
         Ok(Schedule { cron: parsed, tz })
     }
@@ -91,6 +118,8 @@ mod tests {
         );
         assert!(Schedule::parse("61 * * * *", None).is_err());
         assert!(Schedule::parse("* * *", None).is_err());
-        assert!(Schedule::parse("* * * * *", Some("Mars/Olympus")).is_err());
+        let e = Schedule::parse("* * * * *", Some("Mars/Olympus")).unwrap_err();
+        assert_eq!(e.field(), "timezone");
+        assert_eq!(Schedule::parse("* * *", None).unwrap_err().field(), "cron");
     }
 }

@@ -408,18 +408,13 @@ fn check_trigger(node: &crate::flow::Node, i: usize, out: &mut Vec<Diagnostic>) 
         TriggerKind::Schedule => {
             need("cron", c.cron.is_some(), "schedule");
             if let Some(cron) = &c.cron
-                && let Err(message) = crate::schedule::Schedule::parse(cron, c.timezone.as_deref())
+                && let Err(problem) = crate::schedule::Schedule::parse(cron, c.timezone.as_deref())
             {
-                let field = if message.contains("time zone") {
-                    "timezone"
-                } else {
-                    "cron"
-                };
                 out.push(Diagnostic::error(
                     "invalid_config",
-                    format!("/nodes/{i}/config/{field}"),
+                    format!("/nodes/{i}/config/{}", problem.field()),
                     id,
-                    format!("trigger: {message}"),
+                    format!("trigger: {problem}"),
                 ));
             }
         }

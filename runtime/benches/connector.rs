@@ -14,7 +14,7 @@ use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use serde_json::json;
 use trellis_runtime::connector::{
     CallContext, ConnectorHost, Grants, HostConfig, HostServices, HttpFailure, HttpRequest,
-    HttpResponse, Invocation, KvNamespace, Limits,
+    HttpResponse, Invocation, KvNamespace, KvUnavailable, Limits,
 };
 
 #[global_allocator]
@@ -26,7 +26,7 @@ impl HostServices for NoServices {
     fn http(&self, _: HttpRequest, _: Duration, _: u64) -> Result<HttpResponse, HttpFailure> {
         Err(HttpFailure::Transport("no network in the benchmark".into()))
     }
-    fn kv_get(&self, _: &KvNamespace, _: &str) -> Result<Option<Vec<u8>>, String> {
+    fn kv_get(&self, _: &KvNamespace, _: &str) -> Result<Option<Vec<u8>>, KvUnavailable> {
         Ok(None)
     }
     fn kv_set(
@@ -35,10 +35,10 @@ impl HostServices for NoServices {
         _: &str,
         _: &[u8],
         _: Option<Duration>,
-    ) -> Result<(), String> {
+    ) -> Result<(), KvUnavailable> {
         Ok(())
     }
-    fn kv_delete(&self, _: &KvNamespace, _: &str) -> Result<(), String> {
+    fn kv_delete(&self, _: &KvNamespace, _: &str) -> Result<(), KvUnavailable> {
         Ok(())
     }
 }

@@ -99,23 +99,39 @@ pub struct CompiledFlow {
     reads: HashMap<String, Option<BTreeSet<String>>>,
 }
 
+/// An expression or template of a flow that does not compile.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("node {node}: {pointer}: {reason}")]
+pub struct CompileError {
+    pub node: String,
+    /// Where in the node's config.
+    pub pointer: String,
+    pub reason: String,
+}
+
 impl CompiledFlow {
     /// Compiles a validated document; an expression that does not parse is an error
     /// naming the node.
-    pub fn compile(doc: FlowDoc) -> Result<Arc<CompiledFlow>, String> {
+    pub fn compile(doc: FlowDoc) -> Result<Arc<CompiledFlow>, CompileError> {
         let mut exprs = HashMap::new();
         let mut templates = HashMap::new();
         for node in &doc.nodes {
             for site in trellis_model::node_types::expr_sites(&node.node_type, &node.config) {
                 match site {
                     trellis_model::node_types::ExprSite::Cel { pointer, source } => {
-                        let e = Expr::compile(&source)
-                            .map_err(|e| format!("node {}: {pointer}: {e}", node.id))?;
+                        let e = Expr::compile(&source).map_err(|e| CompileError {
+                            node: node.id.to_string(),
+                            pointer: pointer.clone(),
+                            reason: e.to_string(),
+                        })?;
                         exprs.insert((node.id.to_string(), pointer), e);
                     }
                     trellis_model::node_types::ExprSite::Template { pointer, source } => {
-                        let t = Template::parse(&source)
-                            .map_err(|e| format!("node {}: {pointer}: {e}", node.id))?;
+                        let t = Template::parse(&source).map_err(|e| CompileError {
+                            node: node.id.to_string(),
+                            pointer: pointer.clone(),
+                            reason: e.to_string(),
+                        })?;
                         templates.insert((node.id.to_string(), pointer), t);
                     }
                 }

@@ -12,7 +12,7 @@ pub mod limits;
 pub mod retry;
 pub mod state;
 
-pub use executor::{CompiledFlow, Executor, Next, StepRecord, StepStatus};
+pub use executor::{CompileError, CompiledFlow, Executor, Next, StepRecord, StepStatus};
 pub use limits::RunLimits;
 pub use state::{
     Activation, CallRequest, CallResult, PendingCall, Response, RunState, Subscription,

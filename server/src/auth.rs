@@ -61,6 +61,11 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// The caller as the author of a document version.
+    pub fn author(&self) -> crate::docs::Author<'_> {
+        crate::docs::Author { name: &self.name }
+    }
+
     /// Fails with 403 unless the caller has at least `role`.
     pub fn require(&self, role: Role) -> Result<(), ApiError> {
         if self.role >= role {

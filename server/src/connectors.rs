@@ -19,8 +19,8 @@ use serde_json::Value;
 use trellis_model::{Catalog, ConnectorEntry, ConnectorOperation};
 use trellis_runtime::connector::{
     CallContext, ConnectorError, ConnectorHost, Grants, HostConfig, HostServices, HttpFailure,
-    HttpRequest, HttpResponse, Inbound, InboundRequest, Invocation, KvNamespace, Limits, LoadError,
-    Loaded, Manifest, PollCall, Polled, Secret, host_matches,
+    HttpRequest, HttpResponse, Inbound, InboundRequest, Invocation, KvNamespace, KvUnavailable,
+    Limits, LoadError, Loaded, Manifest, PollCall, Polled, Secret, host_matches,
 };
 use trellis_runtime::{CallRequest, CallResult};
 
@@ -809,7 +809,7 @@ impl HostServices for ServerServices {
         })
     }
 
-    fn kv_get(&self, ns: &KvNamespace, key: &str) -> Result<Option<Vec<u8>>, String> {
+    fn kv_get(&self, ns: &KvNamespace, key: &str) -> Result<Option<Vec<u8>>, KvUnavailable> {
         self.block_on(async {
             let row = connector_kv::Entity::find_by_id((
                 ns.workspace.clone(),
@@ -818,7 +818,7 @@ impl HostServices for ServerServices {
             ))
             .one(&self.db)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| KvUnavailable(Box::new(e)))?;
             let now = Utc::now().timestamp_millis();
             Ok(row
                 .filter(|r| r.expires_at.is_none_or(|t| t > now))
@@ -832,7 +832,7 @@ impl HostServices for ServerServices {
         key: &str,
         value: &[u8],
         ttl: Option<Duration>,
-    ) -> Result<(), String> {
+    ) -> Result<(), KvUnavailable> {
         let expires = ttl.map(|t| Utc::now().timestamp_millis() + t.as_millis() as i64);
         self.block_on(async {
             connector_kv::Entity::insert(connector_kv::ActiveModel {
@@ -854,11 +854,11 @@ impl HostServices for ServerServices {
             .exec_without_returning(&self.db)
             .await
             .map(|_| ())
-            .map_err(|e| e.to_string())
+            .map_err(|e| KvUnavailable(Box::new(e)))
         })
     }
 
-    fn kv_delete(&self, ns: &KvNamespace, key: &str) -> Result<(), String> {
+    fn kv_delete(&self, ns: &KvNamespace, key: &str) -> Result<(), KvUnavailable> {
         self.block_on(async {
             connector_kv::Entity::delete_by_id((
                 ns.workspace.clone(),
@@ -868,7 +868,7 @@ impl HostServices for ServerServices {
             .exec(&self.db)
             .await
             .map(|_| ())
-            .map_err(|e| e.to_string())
+            .map_err(|e| KvUnavailable(Box::new(e)))
         })
     }
 }

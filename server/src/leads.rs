@@ -24,8 +24,7 @@ use trellis_model::nba::{Facts, Rules};
 use trellis_model::scoring::{BehaviourState, CompiledModel, EventView, Rating, ScoringModel};
 
 use crate::db::entities::{
-    account, event, lead, lead_identity, lead_score, scoring_model, scoring_model_version,
-    workspace_doc,
+    account, event, lead, lead_identity, lead_score, scoring_model, workspace_doc,
 };
 
 /// A lead with its score (`leads JOIN lead_scores`), as the engine and the API use it.
@@ -88,8 +87,7 @@ impl Models {
         if let Some(m) = self.cache.read().ok().and_then(|c| c.get(&key).cloned()) {
             return Ok(m);
         }
-        let row = scoring_model_version::Entity::find_by_id(key.clone())
-            .one(conn)
+        let row = crate::docs::stored(conn, crate::docs::DocKind::ScoringModel, workspace, number)
             .await?
             .with_context(|| format!("scoring model version {number} does not exist"))?;
         let doc: ScoringModel = serde_json::from_str(&row.doc).context("stored scoring model")?;
@@ -118,6 +116,16 @@ impl Models {
         };
         Ok(Some((number, self.version(conn, workspace, number).await?)))
     }
+}
+
+/// The workspace's scoring-model head: its versions and the progress of its rescore.
+pub async fn model_head<C: ConnectionTrait>(
+    conn: &C,
+    workspace: &str,
+) -> Result<Option<scoring_model::Model>, sea_orm::DbErr> {
+    scoring_model::Entity::find_by_id(workspace.to_owned())
+        .one(conn)
+        .await
 }
 
 /// What attributing an event did to its lead.

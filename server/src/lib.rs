@@ -6,6 +6,7 @@ pub mod auth;
 pub mod cli;
 pub mod connectors;
 pub mod db;
+pub mod docs;
 pub mod error;
 pub mod events;
 pub mod input;

@@ -889,3 +889,80 @@ async fn cancel_removes_the_subscription(backend: Backend) {
     s.finish().await;
 }
 both!(cancel_removes_the_subscription);
+
+/// Migration 000011 (flow and scoring-model versions into the one document store) rolls
+/// back and forward again without losing a version, and the store reads them after.
+async fn the_document_store_migration_keeps_every_version(backend: Backend) {
+    use sea_orm::ConnectionTrait as _;
+    use trellis_migrations::{Migrator, MigratorTrait as _};
+    let s = TestServer::start(backend).await;
+    let id = s.create_flow(simple_flow("v1"), true).await;
+    let (st, body) = s
+        .call(
+            Method::PUT,
+            &format!("/api/v1/flows/{id}"),
+            Some(json!({"base_version": 1, "doc": simple_flow("v2"), "message": "第二版"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    let model = json!({"schema": 1, "name": "行业评分", "features": [
+        {"id": "industry", "label": "行业", "weight": 100.0,
+         "source": {"kind": "fit", "attribute": "industry"},
+         "transform": {"type": "categorical", "values": {"机械": 1.0}, "other": 0.1}}],
+        "tiers": {"warm": 30, "hot": 60}, "stages": {"mql": 30, "sql": 60}});
+    let (st, body) = s
+        .call(
+            Method::PUT,
+            "/api/v1/scoring/model",
+            Some(json!({"base_version": 0, "doc": model})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    let versions = |v: &Value| -> Vec<(Value, Value, Value)> {
+        v["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| (v["number"].clone(), v["hash"].clone(), v["message"].clone()))
+            .collect()
+    };
+    let flow_before = versions(&s.get(&format!("/api/v1/flows/{id}/versions")).await);
+    let model_before = versions(&s.get("/api/v1/scoring/model/versions").await);
+    assert_eq!(flow_before.len(), 2);
+    assert_eq!(model_before.len(), 1);
+
+    let db = s.state().db.clone();
+    Migrator::down(&db, Some(1)).await.expect("down");
+    let count = |table: &'static str| {
+        let db = db.clone();
+        async move {
+            db.query_one_raw(sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                format!("SELECT COUNT(*) AS n FROM {table}"),
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get::<i64>("", "n")
+            .unwrap()
+        }
+    };
+    assert_eq!(count("flow_versions").await, 2);
+    assert_eq!(count("scoring_model_versions").await, 1);
+    Migrator::up(&db, None).await.expect("up again");
+    assert_eq!(count("doc_versions").await, 3);
+
+    assert_eq!(
+        versions(&s.get(&format!("/api/v1/flows/{id}/versions")).await),
+        flow_before
+    );
+    assert_eq!(
+        versions(&s.get("/api/v1/scoring/model/versions").await),
+        model_before
+    );
+    let flow = s.get(&format!("/api/v1/flows/{id}")).await;
+    assert_eq!(flow["doc"]["name"], "v2");
+    assert_eq!(flow["published_version"], 1);
+    s.finish().await;
+}
+both!(the_document_store_migration_keeps_every_version);

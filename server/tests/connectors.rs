@@ -341,6 +341,43 @@ async fn connector_webhooks_become_events(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
+
+    // One bad event in a delivery (a lead id no event may carry) is refused on its own;
+    // the one after it is recorded and starts its run.
+    let batch = json!({"events": [
+        {"name": "crm.lead_created", "id": "L-2", "payload": {"company": "格力", "lead": "x".repeat(300)}},
+        {"name": "crm.lead_created", "id": "L-3", "payload": {"company": "美的", "lead": "l-3"}}]});
+    let r = s
+        .client
+        .post(&url)
+        .header("x-signature", "valid")
+        .json(&batch)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let runs = s.get("/api/v1/runs").await;
+        let list = runs["runs"].as_array().unwrap().clone();
+        if list.len() == 2 && list.iter().all(|r| r["status"] == "succeeded") {
+            let newest = s
+                .get(&format!("/api/v1/runs/{}", list[0]["id"].as_str().unwrap()))
+                .await;
+            assert_eq!(
+                step(&newest, "v")["output"],
+                json!({"company": "美的"}),
+                "{newest}"
+            );
+            break;
+        }
+        assert!(list.len() <= 2, "the refused event started a run: {runs}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no run for L-3: {runs}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     s.finish().await;
 }
 both!(connector_webhooks_become_events);

@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 use trellis_e2e::{TempDir, connector_wasm};
 use trellis_runtime::connector::{
     CallContext, ConnectorError, ConnectorHost, Grants, HostConfig, HostServices, HttpFailure,
-    HttpRequest, HttpResponse, Invocation, KvNamespace, Limits, LoadError, Loaded, Secret,
+    HttpRequest, HttpResponse, Invocation, KvNamespace, KvUnavailable, Limits, LoadError, Loaded,
+    Secret,
 };
 
 /// Key-value in memory; HTTP answers 200 with the request's URL, counting calls.
@@ -30,7 +31,7 @@ impl HostServices for Services {
             body: json!({ "url": r.url }).to_string().into_bytes(),
         })
     }
-    fn kv_get(&self, ns: &KvNamespace, key: &str) -> Result<Option<Vec<u8>>, String> {
+    fn kv_get(&self, ns: &KvNamespace, key: &str) -> Result<Option<Vec<u8>>, KvUnavailable> {
         Ok(self
             .kv
             .lock()
@@ -44,14 +45,14 @@ impl HostServices for Services {
         k: &str,
         v: &[u8],
         _: Option<Duration>,
-    ) -> Result<(), String> {
+    ) -> Result<(), KvUnavailable> {
         self.kv
             .lock()
             .unwrap()
             .insert((ns.clone(), k.into()), v.to_vec());
         Ok(())
     }
-    fn kv_delete(&self, ns: &KvNamespace, key: &str) -> Result<(), String> {
+    fn kv_delete(&self, ns: &KvNamespace, key: &str) -> Result<(), KvUnavailable> {
         self.kv.lock().unwrap().remove(&(ns.clone(), key.into()));
         Ok(())
     }

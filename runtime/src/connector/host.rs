@@ -1186,7 +1186,7 @@ impl kv::Host for CallState {
         }
         services
             .kv_get(&self.ns, &key)
-            .map_err(kv::KvError::Unavailable)
+            .map_err(|e| kv::KvError::Unavailable(e.0.to_string()))
     }
 
     fn set(&mut self, key: String, value: Vec<u8>, ttl_ms: Option<u64>) -> Result<(), kv::KvError> {
@@ -1196,14 +1196,14 @@ impl kv::Host for CallState {
         }
         services
             .kv_set(&self.ns, &key, &value, ttl_ms.map(Duration::from_millis))
-            .map_err(kv::KvError::Unavailable)
+            .map_err(|e| kv::KvError::Unavailable(e.0.to_string()))
     }
 
     fn delete(&mut self, key: String) -> Result<(), kv::KvError> {
         let services = self.kv_allowed()?;
         services
             .kv_delete(&self.ns, &key)
-            .map_err(kv::KvError::Unavailable)
+            .map_err(|e| kv::KvError::Unavailable(e.0.to_string()))
     }
 }
 

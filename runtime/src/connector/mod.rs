@@ -157,16 +157,21 @@ pub trait HostServices: Send + Sync + 'static {
         timeout: Duration,
         max_body: u64,
     ) -> Result<HttpResponse, HttpFailure>;
-    fn kv_get(&self, ns: &KvNamespace, key: &str) -> Result<Option<Vec<u8>>, String>;
+    fn kv_get(&self, ns: &KvNamespace, key: &str) -> Result<Option<Vec<u8>>, KvUnavailable>;
     fn kv_set(
         &self,
         ns: &KvNamespace,
         key: &str,
         value: &[u8],
         ttl: Option<Duration>,
-    ) -> Result<(), String>;
-    fn kv_delete(&self, ns: &KvNamespace, key: &str) -> Result<(), String>;
+    ) -> Result<(), KvUnavailable>;
+    fn kv_delete(&self, ns: &KvNamespace, key: &str) -> Result<(), KvUnavailable>;
 }
+
+/// The server's key-value store failed (the guest sees `unavailable` with the reason).
+#[derive(Debug, thiserror::Error)]
+#[error("the key-value store is unavailable: {0}")]
+pub struct KvUnavailable(#[from] pub Box<dyn std::error::Error + Send + Sync>);
 
 /// Why a call failed: the guest's own typed error, or what the host stopped.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, thiserror::Error)]

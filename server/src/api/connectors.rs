@@ -16,12 +16,13 @@ use utoipa::ToSchema;
 
 use super::audit;
 use crate::AppState;
+use crate::api::body::ApiJson;
 use crate::auth::{Caller, Role};
 use crate::connectors::{PublishError, host_declared, kind};
 use crate::db::entities::{
     connector, connector_grant, connector_poll, connector_secret, connector_version,
 };
-use crate::error::{ApiError, ApiJson, ApiResult};
+use crate::error::{ApiError, ApiResult};
 
 /// Largest component accepted.
 pub const MAX_COMPONENT_BYTES: usize = 32 << 20;

@@ -10,8 +10,9 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::AppState;
+use crate::api::body::{parse_json, read_body, require_json};
 use crate::auth::{Caller, Role};
-use crate::error::{ApiResult, parse_json, read_body, require_json};
+use crate::error::ApiResult;
 use crate::events::NewEvent;
 
 #[derive(Debug, Deserialize, ToSchema)]

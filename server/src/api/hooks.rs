@@ -12,7 +12,8 @@ use subtle::ConstantTimeEq;
 use trellis_model::node_types::{TriggerConfig, TriggerKind};
 
 use crate::AppState;
-use crate::error::{ApiError, ApiResult, read_body};
+use crate::api::body::read_body;
+use crate::error::{ApiError, ApiResult};
 use crate::runs::RunStatus;
 
 /// Headers never copied into `trigger.headers` (they carry credentials): these, and any

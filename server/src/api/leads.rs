@@ -15,9 +15,10 @@ use serde_json::{Map, Value, json};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
+use crate::api::body::ApiJson;
 use crate::auth::{Caller, Role};
 use crate::db::entities::{account, event, lead, lead_identity, lead_score};
-use crate::error::{ApiError, ApiJson, ApiResult};
+use crate::error::{ApiError, ApiResult};
 use crate::leads::{IDENTITY_KINDS, Lead, select_leads};
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -1,6 +1,7 @@
 //! The HTTP API under `/api/v1`, webhooks under `/hooks`, health and metrics. Every
 //! error answers as `application/problem+json`.
 
+pub mod body;
 mod connectors;
 mod events;
 mod flows;
@@ -18,8 +19,7 @@ mod tokens;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use chrono::Utc;
-use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait};
+use sea_orm::ConnectionTrait;
 use serde_json::Value;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
@@ -187,7 +187,7 @@ async fn track_metrics(
     response
 }
 
-/// Appends to the audit log.
+/// Appends to the audit log, as the caller.
 pub(crate) async fn audit<C: ConnectionTrait>(
     conn: &C,
     caller: &Caller,
@@ -195,16 +195,13 @@ pub(crate) async fn audit<C: ConnectionTrait>(
     target: &str,
     detail: Value,
 ) -> ApiResult<()> {
-    audit::Entity::insert(audit::ActiveModel {
-        id: Set(uuid::Uuid::now_v7().to_string()),
-        workspace_id: Set(caller.workspace_id.clone()),
-        actor: Set(caller.name.clone()),
-        action: Set(action.to_owned()),
-        target: Set(target.to_owned()),
-        detail: Set(detail),
-        at: Set(Utc::now()),
-    })
-    .exec_without_returning(conn)
-    .await?;
-    Ok(())
+    Ok(crate::db::audit(
+        conn,
+        &caller.workspace_id,
+        &caller.name,
+        action,
+        target,
+        detail,
+    )
+    .await?)
 }

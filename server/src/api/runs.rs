@@ -11,10 +11,11 @@ use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
+use crate::api::body::parse_json;
 use crate::auth::{Caller, Role};
 use crate::db::entities::{flow, run, run_step};
 use crate::db::run_rows::{self, RawRun};
-use crate::error::{ApiError, ApiResult, parse_json};
+use crate::error::{ApiError, ApiResult};
 use crate::runs::RunStatus;
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -40,7 +41,7 @@ pub async fn start_run(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     caller.require(Role::Operator)?;
     let limits = state.limits.get(&state.db, &caller.workspace_id).await?;
-    let body = crate::error::read_body(body, limits.body_bytes).await?;
+    let body = crate::api::body::read_body(body, limits.body_bytes).await?;
     // The body is optional: no body is a run with empty input.
     let body: StartRun = if body.iter().all(u8::is_ascii_whitespace) {
         StartRun::default()

@@ -8,11 +8,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use chrono::Utc;
-use sea_orm::sea_query::{Expr as SqlExpr, OnConflict};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    TransactionTrait,
-};
+use sea_orm::{ConnectionTrait, TransactionTrait};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use trellis_analytics::{Mapping, SuggestOptions, Table, outcome_value};
@@ -21,11 +17,12 @@ use trellis_model::canonical::content_hash;
 use trellis_model::scoring::{CompiledModel, ScoringModel, diff};
 use utoipa::{IntoParams, ToSchema};
 
-use super::audit;
 use crate::AppState;
+use crate::api::body::{ApiJson, from_value};
 use crate::auth::{Caller, Role};
-use crate::db::entities::{scoring_model, scoring_model_version};
-use crate::error::{ApiError, ApiJson, ApiResult, from_value};
+use crate::db::entities::scoring_model;
+use crate::docs::{self, DocRef};
+use crate::error::{ApiError, ApiResult};
 
 /// Parses and checks a model document; 422 with every problem (JSON pointers under
 /// `prefix`) when it is invalid.
@@ -53,31 +50,21 @@ pub(crate) fn checked(doc: &Value, prefix: &str) -> ApiResult<ScoringModel> {
     Ok(model)
 }
 
+/// The model's head row (versions and rescore progress).
 async fn head<C: ConnectionTrait>(conn: &C, workspace: &str) -> ApiResult<scoring_model::Model> {
-    scoring_model::Entity::find_by_id(workspace.to_owned())
-        .one(conn)
+    docs::head(conn, DocRef::scoring_model(workspace)).await?;
+    crate::leads::model_head(conn, workspace)
         .await?
         .ok_or_else(|| {
             ApiError::not_found("this workspace has no scoring model yet; save one first")
         })
 }
 
-async fn version<C: ConnectionTrait>(
-    conn: &C,
-    workspace: &str,
-    number: i32,
-) -> ApiResult<scoring_model_version::Model> {
-    scoring_model_version::Entity::find_by_id((workspace.to_owned(), number))
-        .one(conn)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("the scoring model has no version {number}")))
-}
-
-fn doc_of(v: &scoring_model_version::Model) -> ApiResult<Value> {
+fn doc_of(v: &docs::Version) -> ApiResult<Value> {
     serde_json::from_str(&v.doc).map_err(ApiError::internal)
 }
 
-fn version_json(v: &scoring_model_version::Model) -> Value {
+fn version_json(v: &docs::Version) -> Value {
     json!({
         "number": v.number, "hash": v.hash, "author": v.author, "message": v.message,
         "created_at": v.created_at,
@@ -104,7 +91,8 @@ fn head_json(h: &scoring_model::Model) -> Value {
     responses((status = 200, description = "`{latest_version, published_version, rescore, doc}`", body = Object), (status = 404, description = "no model yet")))]
 pub async fn get_model(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
     let h = head(&state.db, &caller.workspace_id).await?;
-    let v = version(&state.db, &caller.workspace_id, h.latest_version).await?;
+    let r = DocRef::scoring_model(&caller.workspace_id);
+    let v = docs::version(&state.db, r, h.latest_version).await?;
     let mut out = head_json(&h);
     out["doc"] = doc_of(&v)?;
     Ok(Json(out))
@@ -132,93 +120,21 @@ pub async fn save_model(
     caller.require(Role::Builder)?;
     checked(&body.doc, "/doc")?;
     let txn = state.db.begin().await?;
-    let next = save_version(
+    let edit = docs::Edit {
+        base: body.base_version,
+        body: &body.doc,
+        hash: content_hash(&body.doc),
+        message: body.message.as_deref().unwrap_or(""),
+    };
+    let next = docs::save(
         &txn,
-        &caller,
-        body.base_version,
-        &body.doc,
-        body.message.as_deref().unwrap_or(""),
-    )
-    .await?;
-    audit(
-        &txn,
-        &caller,
-        "scoring.save",
-        "scoring_model",
-        json!({ "version": next }),
+        DocRef::scoring_model(&caller.workspace_id),
+        edit,
+        caller.author(),
     )
     .await?;
     txn.commit().await?;
     Ok(Json(json!({ "version": next })))
-}
-
-/// Appends a version after `base` (guarded, so concurrent editors don't overwrite each
-/// other); returns its number.
-pub(crate) async fn save_version<C: ConnectionTrait>(
-    conn: &C,
-    caller: &Caller,
-    base: i32,
-    doc: &Value,
-    message: &str,
-) -> ApiResult<i32> {
-    let workspace = caller.workspace_id.as_str();
-    let next = base + 1;
-    let existing = scoring_model::Entity::find_by_id(workspace.to_owned())
-        .one(conn)
-        .await?;
-    let current = existing.as_ref().map_or(0, |h| h.latest_version);
-    let moved = if existing.is_none() && base == 0 {
-        scoring_model::Entity::insert(scoring_model::ActiveModel {
-            workspace_id: Set(workspace.to_owned()),
-            latest_version: Set(next),
-            published_version: Set(None),
-            rescore_version: Set(None),
-            rescore_done: Set(0),
-            rescore_total: Set(0),
-            rescore_started_at: Set(None),
-            rescore_finished_at: Set(None),
-            updated_at: Set(Utc::now()),
-        })
-        .on_conflict(
-            OnConflict::column(scoring_model::Column::WorkspaceId)
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(conn)
-        .await?
-            == 1
-    } else {
-        scoring_model::Entity::update_many()
-            .col_expr(scoring_model::Column::LatestVersion, SqlExpr::value(next))
-            .col_expr(scoring_model::Column::UpdatedAt, SqlExpr::value(Utc::now()))
-            .filter(scoring_model::Column::WorkspaceId.eq(workspace))
-            .filter(scoring_model::Column::LatestVersion.eq(base))
-            .exec(conn)
-            .await?
-            .rows_affected
-            == 1
-    };
-    if !moved {
-        return Err(ApiError {
-            pointer: Some("/base_version".into()),
-            ..ApiError::conflict(format!(
-                "version {current} was saved meanwhile; your edit is based on version {base}. Reload, then save with base_version {current}"
-            ))
-        }
-        .with_extra(json!({ "current_version": current })));
-    }
-    scoring_model_version::Entity::insert(scoring_model_version::ActiveModel {
-        workspace_id: Set(workspace.to_owned()),
-        number: Set(next),
-        hash: Set(content_hash(doc)),
-        doc: Set(doc.to_string()),
-        author: Set(caller.name.clone()),
-        message: Set(message.to_owned()),
-        created_at: Set(Utc::now()),
-    })
-    .exec_without_returning(conn)
-    .await?;
-    Ok(next)
 }
 
 /// Every version, newest first (without documents).
@@ -229,11 +145,7 @@ pub async fn list_versions(
     caller: Caller,
 ) -> ApiResult<Json<Value>> {
     let h = head(&state.db, &caller.workspace_id).await?;
-    let versions = scoring_model_version::Entity::find()
-        .filter(scoring_model_version::Column::WorkspaceId.eq(caller.workspace_id.as_str()))
-        .order_by_desc(scoring_model_version::Column::Number)
-        .all(&state.db)
-        .await?;
+    let versions = docs::versions(&state.db, DocRef::scoring_model(&caller.workspace_id)).await?;
     let items: Vec<Value> = versions
         .iter()
         .map(|v| {
@@ -253,7 +165,7 @@ pub async fn get_version(
     caller: Caller,
     Path(n): Path<i32>,
 ) -> ApiResult<Json<Value>> {
-    let v = version(&state.db, &caller.workspace_id, n).await?;
+    let v = docs::version(&state.db, DocRef::scoring_model(&caller.workspace_id), n).await?;
     let mut out = version_json(&v);
     out["doc"] = doc_of(&v)?;
     Ok(Json(out))
@@ -275,10 +187,13 @@ pub async fn diff_versions(
     query: Result<Query<DiffQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<Value>> {
     let Query(q) = query.map_err(|e| ApiError::invalid("", format!("{e}; use ?from=N&to=M")))?;
-    let a = version(&state.db, &caller.workspace_id, q.from).await?;
-    let b = version(&state.db, &caller.workspace_id, q.to).await?;
-    let ma: ScoringModel = serde_json::from_str(&a.doc).map_err(ApiError::internal)?;
-    let mb: ScoringModel = serde_json::from_str(&b.doc).map_err(ApiError::internal)?;
+    let (ma, mb): (ScoringModel, ScoringModel) = docs::pair(
+        &state.db,
+        DocRef::scoring_model(&caller.workspace_id),
+        q.from,
+        q.to,
+    )
+    .await?;
     let mut out = serde_json::to_value(diff(&ma, &mb)).map_err(ApiError::internal)?;
     out["from"] = json!(q.from);
     out["to"] = json!(q.to);
@@ -291,61 +206,37 @@ pub struct VersionRef {
     pub version: i32,
 }
 
-/// Marks `number` published and starts rescoring every lead with it.
+/// Publishes version `number` (or, with `rollback`, a copy of it) in one transaction and
+/// starts rescoring every lead with it; gives the model resource and the new version.
 async fn set_published(
     state: &AppState,
     caller: &Caller,
     number: i32,
-    action: &str,
-) -> ApiResult<Value> {
+    rollback: bool,
+) -> ApiResult<(Value, i32)> {
     let workspace = caller.workspace_id.as_str();
+    let r = DocRef::scoring_model(workspace);
     let txn = state.db.begin().await?;
-    let h = head(&txn, workspace).await?;
-    version(&txn, workspace, number).await?;
     // Compiles (and caches) the version before anything points at it.
+    docs::version(&txn, r, number).await?;
     state
         .intent
         .models
         .version(&txn, workspace, number)
         .await
         .map_err(ApiError::internal)?;
-    scoring_model::Entity::update_many()
-        .col_expr(
-            scoring_model::Column::PublishedVersion,
-            SqlExpr::value(Some(number)),
-        )
-        .col_expr(
-            scoring_model::Column::RescoreVersion,
-            SqlExpr::value(Some(number)),
-        )
-        .col_expr(scoring_model::Column::RescoreDone, SqlExpr::value(0i64))
-        .col_expr(scoring_model::Column::RescoreTotal, SqlExpr::value(0i64))
-        .col_expr(
-            scoring_model::Column::RescoreStartedAt,
-            SqlExpr::value(Some(Utc::now())),
-        )
-        .col_expr(
-            scoring_model::Column::RescoreFinishedAt,
-            SqlExpr::value(Option::<chrono::DateTime<Utc>>::None),
-        )
-        .col_expr(scoring_model::Column::UpdatedAt, SqlExpr::value(Utc::now()))
-        .filter(scoring_model::Column::WorkspaceId.eq(workspace))
-        .exec(&txn)
-        .await?;
-    audit(
-        &txn,
-        caller,
-        action,
-        "scoring_model",
-        json!({ "version": number, "previous": h.published_version }),
-    )
-    .await?;
+    let published = if rollback {
+        docs::rollback(&txn, r, number, caller.author())
+            .await?
+            .version
+    } else {
+        docs::publish(&txn, r, number, caller.author()).await?;
+        number
+    };
     txn.commit().await?;
-    state
-        .intent
-        .spawn_rescore(caller.workspace_id.clone(), number);
+    state.intent.spawn_rescore(workspace.to_owned(), published);
     let h = head(&state.db, workspace).await?;
-    Ok(head_json(&h))
+    Ok((head_json(&h), published))
 }
 
 /// Publishes a version: new events score with it, and every lead is rescored in the
@@ -358,7 +249,7 @@ pub async fn publish(
     ApiJson(body): ApiJson<VersionRef>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     caller.require(Role::Builder)?;
-    let out = set_published(&state, &caller, body.version, "scoring.publish").await?;
+    let (out, _) = set_published(&state, &caller, body.version, false).await?;
     Ok((StatusCode::ACCEPTED, Json(out)))
 }
 
@@ -371,19 +262,7 @@ pub async fn rollback(
     ApiJson(body): ApiJson<VersionRef>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     caller.require(Role::Builder)?;
-    let txn = state.db.begin().await?;
-    let h = head(&txn, &caller.workspace_id).await?;
-    let old = version(&txn, &caller.workspace_id, body.version).await?;
-    let next = save_version(
-        &txn,
-        &caller,
-        h.latest_version,
-        &doc_of(&old)?,
-        &format!("rollback to version {}", old.number),
-    )
-    .await?;
-    txn.commit().await?;
-    let mut out = set_published(&state, &caller, next, "scoring.rollback").await?;
+    let (mut out, next) = set_published(&state, &caller, body.version, true).await?;
     out["version"] = json!(next);
     Ok((StatusCode::ACCEPTED, Json(out)))
 }
@@ -433,9 +312,13 @@ pub async fn backtest(
         (None, n) => {
             let number = match n {
                 Some(n) => n,
-                None => head(&state.db, workspace).await?.latest_version,
+                None => {
+                    docs::head(&state.db, DocRef::scoring_model(workspace))
+                        .await?
+                        .latest
+                }
             };
-            version(&state.db, workspace, number).await?;
+            docs::version(&state.db, DocRef::scoring_model(workspace), number).await?;
             let model = state
                 .intent
                 .models
@@ -561,37 +444,28 @@ pub async fn suggest(
     })?;
     let doc = serde_json::to_value(&suggestion.model).map_err(ApiError::internal)?;
     let txn = state.db.begin().await?;
-    let current = scoring_model::Entity::find_by_id(workspace.clone())
-        .one(&txn)
-        .await?;
+    let r = DocRef::scoring_model(&workspace);
+    let current = crate::leads::model_head(&txn, &workspace).await?;
     let base = current.as_ref().map_or(0, |h| h.latest_version);
     let against = match current.as_ref().and_then(|h| h.published_version) {
-        Some(p) => Some(version(&txn, &workspace, p).await?),
+        Some(p) => Some(docs::version(&txn, r, p).await?),
         None => None,
     };
-    let next = save_version(
-        &txn,
-        &caller,
+    let message = format!(
+        "suggested from {} leads (held-out AUC {})",
+        suggestion.train_rows + suggestion.holdout_rows,
+        suggestion
+            .holdout
+            .as_ref()
+            .map_or("—".to_string(), |h| format!("{:.4}", h.auc))
+    );
+    let edit = docs::Edit {
         base,
-        &doc,
-        &format!(
-            "suggested from {} leads (held-out AUC {})",
-            suggestion.train_rows + suggestion.holdout_rows,
-            suggestion
-                .holdout
-                .as_ref()
-                .map_or("—".to_string(), |h| format!("{:.4}", h.auc))
-        ),
-    )
-    .await?;
-    audit(
-        &txn,
-        &caller,
-        "scoring.suggest",
-        "scoring_model",
-        json!({ "version": next }),
-    )
-    .await?;
+        body: &doc,
+        hash: content_hash(&doc),
+        message: &message,
+    };
+    let next = docs::save_as(&txn, r, edit, caller.author(), "suggest").await?;
     txn.commit().await?;
     let diff = match against {
         Some(v) => {

@@ -7,8 +7,9 @@ use serde_json::{Value, json};
 use super::audit;
 use super::signals::save_doc;
 use crate::AppState;
+use crate::api::body::ApiJson;
 use crate::auth::{Caller, Role};
-use crate::error::{ApiError, ApiJson, ApiResult};
+use crate::error::{ApiError, ApiResult};
 use crate::limits::{LIMITS_DOC, Limits};
 
 /// The workspace's limits in force, with the defaults and the maxima.

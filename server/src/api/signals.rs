@@ -15,9 +15,10 @@ use utoipa::ToSchema;
 
 use super::audit;
 use crate::AppState;
+use crate::api::body::{ApiJson, from_value};
 use crate::auth::{Caller, Role};
 use crate::db::entities::workspace_doc;
-use crate::error::{ApiError, ApiJson, ApiResult, from_value};
+use crate::error::{ApiError, ApiResult};
 use crate::intent::LEXICON_DOC;
 
 /// Longest text `detect` accepts, in characters.

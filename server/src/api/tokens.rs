@@ -15,9 +15,10 @@ use utoipa::ToSchema;
 
 use super::audit;
 use crate::AppState;
+use crate::api::body::ApiJson;
 use crate::auth::{Caller, Role, hash_token, new_token};
 use crate::db::entities::api_token;
-use crate::error::{ApiError, ApiJson, ApiResult};
+use crate::error::{ApiError, ApiResult};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -57,14 +57,30 @@ pub mod flow {
     no_relations!();
 }
 
-pub mod flow_version {
+pub mod doc_version {
     use sea_orm::entity::prelude::*;
+
+    /// The kinds of versioned documents.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
+    #[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+    pub enum DocKind {
+        /// A flow; its id is the flow's.
+        #[sea_orm(string_value = "flow")]
+        Flow,
+        /// A workspace's scoring model; its id is the workspace's (one model each).
+        #[sea_orm(string_value = "scoring_model")]
+        ScoringModel,
+    }
+
+    /// One immutable version of a document.
     #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
-    #[sea_orm(table_name = "flow_versions")]
+    #[sea_orm(table_name = "doc_versions")]
     pub struct Model {
         pub workspace_id: String,
         #[sea_orm(primary_key, auto_increment = false)]
-        pub flow_id: String,
+        pub kind: DocKind,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub doc_id: String,
         #[sea_orm(primary_key, auto_increment = false)]
         pub number: i32,
         pub hash: String,
@@ -533,26 +549,6 @@ pub mod scoring_model {
         pub rescore_started_at: Option<DateTimeUtc>,
         pub rescore_finished_at: Option<DateTimeUtc>,
         pub updated_at: DateTimeUtc,
-    }
-    no_relations!();
-}
-
-pub mod scoring_model_version {
-    use sea_orm::entity::prelude::*;
-    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
-    #[sea_orm(table_name = "scoring_model_versions")]
-    pub struct Model {
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub workspace_id: String,
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub number: i32,
-        pub hash: String,
-        #[sea_orm(column_type = "Text")]
-        pub doc: String,
-        pub author: String,
-        #[sea_orm(column_type = "Text")]
-        pub message: String,
-        pub created_at: DateTimeUtc,
     }
     no_relations!();
 }

@@ -152,3 +152,27 @@ pub fn placeholder(backend: sea_orm::DatabaseBackend, n: usize) -> String {
         _ => "?".into(),
     }
 }
+
+/// Appends to the audit log of `workspace`.
+pub async fn audit<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    workspace: &str,
+    actor: &str,
+    action: &str,
+    target: &str,
+    detail: serde_json::Value,
+) -> Result<(), sea_orm::DbErr> {
+    use sea_orm::{ActiveValue::Set, EntityTrait};
+    entities::audit::Entity::insert(entities::audit::ActiveModel {
+        id: Set(uuid::Uuid::now_v7().to_string()),
+        workspace_id: Set(workspace.to_owned()),
+        actor: Set(actor.to_owned()),
+        action: Set(action.to_owned()),
+        target: Set(target.to_owned()),
+        detail: Set(detail),
+        at: Set(chrono::Utc::now()),
+    })
+    .exec_without_returning(conn)
+    .await?;
+    Ok(())
+}

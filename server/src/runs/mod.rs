@@ -38,7 +38,7 @@ use trellis_model::{Expr, FlowDoc};
 use trellis_runtime::{CompiledFlow, Executor, Response, RunState};
 
 pub use crate::db::entities::run::RunStatus;
-use crate::db::entities::{flow_version, run, subscription};
+use crate::db::entities::{run, subscription};
 use crate::db::run_rows::{self, RawRun};
 use crate::limits::LimitsCache;
 pub use host::{CallHost, CallPlan, Hosts};
@@ -161,8 +161,7 @@ impl Runs {
         if let Some(f) = self.flows.read().ok().and_then(|m| m.get(&key).cloned()) {
             return Ok(f);
         }
-        let row = flow_version::Entity::find_by_id((flow_id.to_owned(), version))
-            .one(conn)
+        let row = crate::docs::stored(conn, crate::docs::DocKind::Flow, flow_id, version)
             .await?
             .ok_or_else(|| RunError::NoVersion {
                 flow: flow_id.to_owned(),
@@ -413,6 +412,17 @@ impl Runs {
         txn.commit().await?;
         segment::record_finish(RunStatus::Cancelled);
         Ok(())
+    }
+
+    /// How many runs of `flow_id` pinned to `version` have not finished.
+    pub async fn unfinished_on(&self, flow_id: &str, version: i32) -> Result<u64, RunError> {
+        use sea_orm::PaginatorTrait;
+        Ok(run::Entity::find()
+            .filter(run::Column::FlowId.eq(flow_id))
+            .filter(run::Column::Version.eq(version))
+            .filter(run::Column::Status.is_in(RunStatus::LIVE))
+            .count(&self.db)
+            .await?)
     }
 
     /// Single-node (SQLite) start: no other process can hold a claim, so every run left

@@ -1,0 +1,207 @@
+//! Where each document kind keeps its head (latest and published version), and what
+//! publishing a version of it also does.
+
+use chrono::Utc;
+use sea_orm::sea_query::{Expr as SqlExpr, OnConflict};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use serde_json::Value;
+use trellis_model::FlowDoc;
+use trellis_model::node_types::{TriggerConfig, TriggerKind};
+
+use super::{DocError, DocKind, DocRef, Head, Version};
+use crate::db::entities::{flow, flow_trigger, scoring_model};
+
+/// The head of `doc`, if the document exists (a deleted flow does not).
+pub(super) async fn read<C: ConnectionTrait>(
+    conn: &C,
+    doc: DocRef<'_>,
+) -> Result<Option<Head>, sea_orm::DbErr> {
+    Ok(match doc.kind {
+        DocKind::Flow => live_flow(conn, doc).await?.map(|f| Head {
+            latest: f.latest_version,
+            published: f.published_version,
+        }),
+        DocKind::ScoringModel => scoring_model::Entity::find_by_id(doc.workspace.to_owned())
+            .one(conn)
+            .await?
+            .map(|m| Head {
+                latest: m.latest_version,
+                published: m.published_version,
+            }),
+    })
+}
+
+/// The flow `doc` names, unless deleted.
+pub(super) async fn live_flow<C: ConnectionTrait>(
+    conn: &C,
+    doc: DocRef<'_>,
+) -> Result<Option<flow::Model>, sea_orm::DbErr> {
+    flow::Entity::find_by_id(doc.id.to_owned())
+        .filter(flow::Column::WorkspaceId.eq(doc.workspace))
+        .filter(flow::Column::DeletedAt.is_null())
+        .one(conn)
+        .await
+}
+
+/// Moves the head from `base` to `base + 1` if it is still at `base`; false otherwise.
+/// A scoring model's head is created by its first save (`base` 0); a flow's head takes the
+/// name the new version gives it.
+pub(super) async fn advance<C: ConnectionTrait>(
+    conn: &C,
+    doc: DocRef<'_>,
+    base: i32,
+    body: &Value,
+) -> Result<bool, sea_orm::DbErr> {
+    let next = base + 1;
+    let now = Utc::now();
+    let moved = match doc.kind {
+        DocKind::Flow => {
+            let mut update = flow::Entity::update_many()
+                .col_expr(flow::Column::LatestVersion, SqlExpr::value(next))
+                .col_expr(flow::Column::UpdatedAt, SqlExpr::value(now));
+            if let Some(name) = body.get("name").and_then(Value::as_str) {
+                update = update.col_expr(flow::Column::Name, SqlExpr::value(name.to_owned()));
+            }
+            update
+                .filter(flow::Column::Id.eq(doc.id))
+                .filter(flow::Column::WorkspaceId.eq(doc.workspace))
+                .filter(flow::Column::DeletedAt.is_null())
+                .filter(flow::Column::LatestVersion.eq(base))
+                .exec(conn)
+                .await?
+                .rows_affected
+        }
+        DocKind::ScoringModel if base == 0 => {
+            scoring_model::Entity::insert(scoring_model::ActiveModel {
+                workspace_id: Set(doc.workspace.to_owned()),
+                latest_version: Set(next),
+                published_version: Set(None),
+                rescore_version: Set(None),
+                rescore_done: Set(0),
+                rescore_total: Set(0),
+                rescore_started_at: Set(None),
+                rescore_finished_at: Set(None),
+                updated_at: Set(now),
+            })
+            .on_conflict(
+                OnConflict::column(scoring_model::Column::WorkspaceId)
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(conn)
+            .await?
+        }
+        DocKind::ScoringModel => {
+            scoring_model::Entity::update_many()
+                .col_expr(scoring_model::Column::LatestVersion, SqlExpr::value(next))
+                .col_expr(scoring_model::Column::UpdatedAt, SqlExpr::value(now))
+                .filter(scoring_model::Column::WorkspaceId.eq(doc.workspace))
+                .filter(scoring_model::Column::LatestVersion.eq(base))
+                .exec(conn)
+                .await?
+                .rows_affected
+        }
+    };
+    Ok(moved == 1)
+}
+
+/// Points the head at `v`. A flow's trigger is routed to it (a webhook path is unique per
+/// workspace); a scoring model's rescore to it is recorded as started (the caller runs it
+/// once the transaction commits).
+pub(super) async fn publish<C: ConnectionTrait>(
+    conn: &C,
+    doc: DocRef<'_>,
+    v: &Version,
+) -> Result<(), DocError> {
+    let now = Utc::now();
+    match doc.kind {
+        DocKind::Flow => {
+            route_trigger(conn, doc, v).await?;
+            flow::Entity::update_many()
+                .col_expr(
+                    flow::Column::PublishedVersion,
+                    SqlExpr::value(Some(v.number)),
+                )
+                .col_expr(flow::Column::UpdatedAt, SqlExpr::value(now))
+                .filter(flow::Column::Id.eq(doc.id))
+                .filter(flow::Column::WorkspaceId.eq(doc.workspace))
+                .exec(conn)
+                .await?;
+        }
+        DocKind::ScoringModel => {
+            scoring_model::Entity::update_many()
+                .col_expr(
+                    scoring_model::Column::PublishedVersion,
+                    SqlExpr::value(Some(v.number)),
+                )
+                .col_expr(
+                    scoring_model::Column::RescoreVersion,
+                    SqlExpr::value(Some(v.number)),
+                )
+                .col_expr(scoring_model::Column::RescoreDone, SqlExpr::value(0i64))
+                .col_expr(scoring_model::Column::RescoreTotal, SqlExpr::value(0i64))
+                .col_expr(
+                    scoring_model::Column::RescoreStartedAt,
+                    SqlExpr::value(Some(now)),
+                )
+                .col_expr(
+                    scoring_model::Column::RescoreFinishedAt,
+                    SqlExpr::value(Option::<chrono::DateTime<Utc>>::None),
+                )
+                .col_expr(scoring_model::Column::UpdatedAt, SqlExpr::value(now))
+                .filter(scoring_model::Column::WorkspaceId.eq(doc.workspace))
+                .exec(conn)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Records which published flow the trigger of `v` routes to.
+async fn route_trigger<C: ConnectionTrait>(
+    conn: &C,
+    doc: DocRef<'_>,
+    v: &Version,
+) -> Result<(), DocError> {
+    let parsed: FlowDoc = serde_json::from_str(&v.doc).map_err(|e| DocError::Corrupt {
+        what: doc.describe(),
+        number: v.number,
+        reason: e.to_string(),
+    })?;
+    let trigger = parsed
+        .trigger()
+        .ok_or_else(|| DocError::Unpublishable("that version has no single trigger".into()))?;
+    let config: TriggerConfig = serde_json::from_value(trigger.config.clone())
+        .map_err(|e| DocError::Unpublishable(e.to_string()))?;
+    let (kind, key) = (config.kind, config.route_key().map(str::to_owned));
+    if kind == TriggerKind::Webhook {
+        let clash = flow_trigger::Entity::find()
+            .filter(flow_trigger::Column::WorkspaceId.eq(doc.workspace))
+            .filter(flow_trigger::Column::Kind.eq(kind.as_str()))
+            .filter(flow_trigger::Column::Key.eq(key.clone()))
+            .filter(flow_trigger::Column::FlowId.ne(doc.id))
+            .one(conn)
+            .await?;
+        if let Some(other) = clash {
+            return Err(DocError::Conflict(format!(
+                "webhook path {:?} is already used by published flow {}",
+                key.unwrap_or_default(),
+                other.flow_id
+            )));
+        }
+    }
+    flow_trigger::Entity::insert(flow_trigger::ActiveModel {
+        flow_id: Set(doc.id.to_owned()),
+        workspace_id: Set(doc.workspace.to_owned()),
+        kind: Set(kind.as_str().into()),
+        key: Set(key),
+    })
+    .on_conflict(
+        OnConflict::column(flow_trigger::Column::FlowId)
+            .update_columns([flow_trigger::Column::Kind, flow_trigger::Column::Key])
+            .to_owned(),
+    )
+    .exec_without_returning(conn)
+    .await?;
+    Ok(())
+}

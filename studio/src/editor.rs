@@ -122,6 +122,26 @@ mod tests {
         );
         assert_eq!(connection_problem(&d, &edge("w", None, "w")), None);
     }
+
+    /// Each drawn edge has its own key, even a repeated one; edges to missing nodes are not drawn.
+    #[test]
+    fn drawn_edges_are_keyed_uniquely() {
+        let mut d = doc();
+        d.edges.push(edge("hot", Some("true"), "a"));
+        d.edges.push(edge("hot", None, "gone"));
+        let keys: Vec<(String, usize)> = drawn_edges(&d)
+            .into_iter()
+            .map(|(e, n)| (format!("{}-{}-{}", e.from, e.port(), e.to), n))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                ("start-out-hot".to_owned(), 0),
+                ("hot-true-a".to_owned(), 0),
+                ("hot-true-a".to_owned(), 1)
+            ]
+        );
+    }
 }
 
 /// The pointer in flow coordinates (canvas scroll and zoom undone).
@@ -457,22 +477,10 @@ fn EditorView(
                        }>
                        <div class="stage" data-testid="stage" style=move || format!("transform: scale({}); transform-origin: 0 0", ed.zoom.get())>
                        <svg class="edges" width="4000" height="3000">
-                           {move || {
-                               let doc = ed.shown();
-                               let drag = ed.drag.get();
-                               let pos = |n: &Node| -> Node {
-                                   let mut n = n.clone();
-                                   if let Some(p) = drag.as_ref().and_then(|d| d.position_of(&n.id)) { n.position = p; }
-                                   n
-                               };
-                               doc.edges.iter().filter_map(|e| {
-                                   let from = pos(doc.node(e.from.as_str())?);
-                                   let to = pos(doc.node(e.to.as_str())?);
-                                   let i = visible_ports(&doc, &from).iter().position(|p| p == e.port()).unwrap_or(0);
-                                   let testid = format!("edge-{}-{}-{}", e.from, e.port(), e.to);
-                                   Some(view! { <path class="edge" data-testid=testid d=curve(out_port_xy(from.position, i), in_port_xy(to.position)) /> })
-                               }).collect_view()
-                           }}
+                           // Keyed like the nodes: a drag or an edit redraws only the edges
+                           // it moves.
+                           <For each=move || ed.with_shown(drawn_edges) key=Clone::clone
+                               children=move |(edge, _)| view! { <EdgePath ed=ed edge=edge /> } />
                            {move || ed.wire.get().map(|w| {
                                let bad = w.over.as_ref().is_some_and(|to| {
                                    let port = (w.port != "out").then_some(w.port.clone());
@@ -485,18 +493,12 @@ fn EditorView(
                            <div class="rubber" data-testid="rubber" style=format!("left:{}px;top:{}px;width:{}px;height:{}px",
                                x0.min(x1), y0.min(y1), (x1 - x0).abs(), (y1 - y0).abs())></div>
                        })}
-                       {move || {
-                           // Not reading `drag` here: re-creating the node under the pointer
-                           // mid-drag would end the gesture. Each box follows the drag itself.
-                           let doc = ed.shown();
-                           let diags = diagnostics.get();
-                           doc.nodes.iter().map(|n| {
-                               let node = n.clone();
-                               let errors: Vec<Diagnostic> = diags.iter().filter(|d| d.severity == Severity::Error && d.node.as_deref() == Some(node.id.as_str())).cloned().collect();
-                               let ports = visible_ports(&doc, &node);
-                               view! { <NodeBox ed=ed node=node ports=ports errors=errors canvas=canvas /> }
-                           }).collect_view()
-                       }}
+                       // Keyed by node id: a box is created once per node and follows the
+                       // document itself, so an edit re-renders only what it changed (and
+                       // the box under the pointer lives through a drag).
+                       <For each=move || ed.with_shown(|d| d.nodes.iter().map(|n| n.id.clone()).collect::<Vec<_>>())
+                           key=NodeId::clone
+                           children=move |id| view! { <NodeBox ed=ed id=id diagnostics=diagnostics canvas=canvas /> } />
                        </div>
                    </div>
                    <Minimap ed=ed canvas=canvas />
@@ -594,107 +596,199 @@ fn Palette(ed: Editor) -> impl IntoView {
     }
 }
 
+/// The edges the canvas draws (both ends exist), each with how many identical edges come
+/// before it, which keys it uniquely.
+fn drawn_edges(doc: &FlowDoc) -> Vec<(Edge, usize)> {
+    let nodes: std::collections::HashSet<&NodeId> = doc.nodes.iter().map(|n| &n.id).collect();
+    let mut seen: std::collections::HashMap<&Edge, usize> = Default::default();
+    doc.edges
+        .iter()
+        .filter(|e| nodes.contains(&e.from) && nodes.contains(&e.to))
+        .map(|e| {
+            let before = seen.entry(e).or_default();
+            *before += 1;
+            (e.clone(), *before - 1)
+        })
+        .collect()
+}
+
+/// One edge on the canvas, from its port to the target's input, following a drag.
+#[component]
+fn EdgePath(ed: Editor, edge: Edge) -> impl IntoView {
+    let testid = format!("edge-{}-{}-{}", edge.from, edge.port(), edge.to);
+    let path = Memo::new(move |_| {
+        let at = |n: &Node| {
+            ed.drag
+                .with(|d| d.as_ref().and_then(|d| d.position_of(&n.id)))
+                .unwrap_or(n.position)
+        };
+        ed.with_shown(|doc| {
+            let from = doc.node(edge.from.as_str())?;
+            let to = doc.node(edge.to.as_str())?;
+            let i = visible_ports(doc, from)
+                .iter()
+                .position(|p| p == edge.port())
+                .unwrap_or(0);
+            Some(curve(out_port_xy(at(from), i), in_port_xy(at(to))))
+        })
+        .unwrap_or_default()
+    });
+    view! { <path class="edge" data-testid=testid d=move || path.get() /> }
+}
+
+/// One node on the canvas, created once per node id. What it shows follows the shown
+/// document through memos, so another node's edit leaves it alone and its own edit
+/// updates only the parts that changed.
 #[component]
 fn NodeBox(
     ed: Editor,
-    node: Node,
-    ports: Vec<String>,
-    errors: Vec<Diagnostic>,
+    id: NodeId,
+    diagnostics: Memo<Vec<Diagnostic>>,
     canvas: NodeRef<Div>,
 ) -> impl IntoView {
     let session = expect_context::<Session>();
-    let id = node.id.clone();
-    let height = node_height(ports.len());
-    let style = {
+    // `None` only while the node's removal reaches the `<For>` that drops this box.
+    let node = {
         let id = id.clone();
-        let at = node.position;
-        move || {
-            let [x, y] = ed
-                .drag
-                .with(|d| d.as_ref().and_then(|d| d.position_of(&id)))
-                .unwrap_or(at);
-            format!("left:{x}px;top:{y}px;width:{NODE_WIDTH}px;height:{height}px")
-        }
+        Memo::new(move |_| ed.with_shown(|d| d.node(id.as_str()).cloned()))
     };
-    let title = node_type(&node.node_type).map(|s| {
-        (
-            s.title.get("zh").copied().unwrap_or(s.name),
-            s.title.get("en").copied().unwrap_or(s.name),
-        )
+    let ports = Memo::new(move |_| {
+        node.with(|n| {
+            n.as_ref()
+                .map(|n| ed.with_shown(|d| visible_ports(d, n)))
+                .unwrap_or_default()
+        })
     });
-    let node_type_name = node.node_type.clone();
+    let position = Memo::new(move |_| {
+        node.with(|n| n.as_ref().map(|n| n.position))
+            .unwrap_or_default()
+    });
+    let kind = Memo::new(move |_| {
+        node.with(|n| n.as_ref().map(|n| n.node_type.clone()).unwrap_or_default())
+    });
+    let label = {
+        let id = id.clone();
+        Memo::new(move |_| {
+            node.with(|n| n.as_ref().and_then(|n| n.label.clone()))
+                .unwrap_or_else(|| id.to_string())
+        })
+    };
+    let errors = {
+        let id = id.clone();
+        Memo::new(move |_| {
+            diagnostics.with(|all| {
+                all.iter()
+                    .filter(|d| {
+                        d.severity == Severity::Error && d.node.as_deref() == Some(id.as_str())
+                    })
+                    .map(|d| d.message.clone())
+                    .collect::<Vec<_>>()
+            })
+        })
+    };
+    // Where a drag has the node for now: only the boxes it moves are restyled.
+    let dragged = {
+        let id = id.clone();
+        Memo::new(move |_| {
+            ed.drag
+                .with(|d| d.as_ref().and_then(|d| d.position_of(&id)))
+        })
+    };
+    let style = move || {
+        let [x, y] = dragged.get().unwrap_or_else(|| position.get());
+        let height = node_height(ports.with(Vec::len));
+        format!("left:{x}px;top:{y}px;width:{NODE_WIDTH}px;height:{height}px")
+    };
+    let title = move || {
+        kind.with(|k| match node_type(k) {
+            Some(s) => {
+                let lang = if session.lang.get() == crate::i18n::Lang::Zh {
+                    "zh"
+                } else {
+                    "en"
+                };
+                s.title.get(lang).copied().unwrap_or(s.name).to_string()
+            }
+            None => k.clone(),
+        })
+    };
     let selected = {
         let id = id.clone();
         move || ed.selected.get().as_ref() == Some(&id) || ed.picked.with(|p| p.contains(&id))
     };
-    let has_errors = !errors.is_empty();
     let mark = {
         let id = id.to_string();
         move || ed.marks.with(|m| m.get(&id).copied().unwrap_or(""))
     };
-    let error_text = errors
-        .iter()
-        .map(|d| d.message.clone())
-        .collect::<Vec<_>>()
-        .join("\n");
     let start_drag = {
-        let node = node.clone();
+        let id = id.clone();
         move |ev: web_sys::PointerEvent| {
             ev.stop_propagation();
             let toggle = ev.shift_key() || ev.ctrl_key() || ev.meta_key();
-            ed.pick(&node.id, toggle);
+            ed.pick(&id, toggle);
             if ed.read_only() || toggle {
                 return;
             }
             let (x, y) = pointer_xy(&canvas, &ev, ed.zoom.get_untracked());
+            let from = position.get_untracked();
             let others = ed.doc.with_untracked(|d| {
                 ed.picked.with_untracked(|p| {
                     p.iter()
-                        .filter(|o| **o != node.id)
+                        .filter(|o| **o != id)
                         .filter_map(|o| d.node(o.as_str()).map(|n| (o.clone(), n.position)))
                         .collect()
                 })
             });
             ed.drag.set(Some(Drag {
-                id: node.id.clone(),
-                from: node.position,
-                grab: (x - node.position[0], y - node.position[1]),
-                at: node.position,
+                id: id.clone(),
+                from,
+                grab: (x - from[0], y - from[1]),
+                at: from,
                 others,
             }));
         }
     };
-    let label = node.label.clone().unwrap_or_else(|| node.id.to_string());
-    view! {
-        <div class="node" class:selected=selected class:has-errors=has_errors data-testid=format!("node-{id}") data-node-id=id.to_string()
-            data-mark=mark
-            title=error_text style=style on:pointerdown=start_drag>
-            <div class="node-title">{move || match &title {
-                Some((zh, en)) => if session.lang.get() == crate::i18n::Lang::Zh { zh.to_string() } else { en.to_string() },
-                None => node_type_name.clone(),
-            }}</div>
-            <div class="node-label">{label}</div>
-            {(node.node_type != "trigger").then(|| view! {
-                <div class="port in" data-in-node=id.to_string() data-testid=format!("in-{id}")
-                    style=format!("top:{}px", HEADER + 8.0 + PORT_GAP / 2.0 - 6.0)></div>
-            })}
-            {ports.into_iter().enumerate().map(|(i, port)| {
+    let out_ports = {
+        let id = id.clone();
+        move || {
+            ports.get().into_iter().enumerate().map(|(i, port)| {
                 let top = HEADER + 8.0 + PORT_GAP * i as f64 + PORT_GAP / 2.0 - 6.0;
-                let n = node.clone();
+                let from = id.clone();
                 let p = port.clone();
                 let start_wire = move |ev: web_sys::PointerEvent| {
                     ev.stop_propagation();
                     if ed.read_only() {
                         return;
                     }
-                    let start = out_port_xy(n.position, i);
-                    ed.wire.set(Some(Wire { from: n.id.clone(), port: p.clone(), start, at: pointer_xy(&canvas, &ev, ed.zoom.get_untracked()), over: None }));
+                    let start = out_port_xy(position.get_untracked(), i);
+                    ed.wire.set(Some(Wire { from: from.clone(), port: p.clone(), start, at: pointer_xy(&canvas, &ev, ed.zoom.get_untracked()), over: None }));
                 };
                 view! {
                     <div class="port-label" style=format!("top:{}px", top - 3.0)>{port.clone()}</div>
                     <div class="port out" data-testid=format!("out-{id}-{port}") style=format!("top:{top}px") on:pointerdown=start_wire></div>
                 }
-            }).collect_view()}
+            }).collect_view()
+        }
+    };
+    let in_port =
+        {
+            let id = id.clone();
+            move || {
+                (kind.with(|k| k != "trigger")).then(|| view! {
+            <div class="port in" data-in-node=id.to_string() data-testid=format!("in-{id}")
+                style=format!("top:{}px", HEADER + 8.0 + PORT_GAP / 2.0 - 6.0)></div>
+        })
+            }
+        };
+    view! {
+        <div class="node" class:selected=selected class:has-errors=move || errors.with(|e| !e.is_empty())
+            data-testid=format!("node-{id}") data-node-id=id.to_string()
+            data-mark=mark
+            title=move || errors.with(|e| e.join("\n")) style=style on:pointerdown=start_drag>
+            <div class="node-title">{title}</div>
+            <div class="node-label">{move || label.get()}</div>
+            {in_port}
+            {out_ports}
         </div>
     }
 }

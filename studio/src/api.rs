@@ -284,3 +284,41 @@ pub async fn delete(token: &str, path: &str) -> Result<(), ApiError> {
         _ => Err(ApiError::Other(problem_detail(response).await)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// Every `.rs` file under `dir`, recursively.
+    fn sources(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("read the source directory") {
+            let path = entry.expect("a directory entry").path();
+            if path.is_dir() {
+                sources(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+
+    /// The studio speaks HTTP only through this module: no other file names the HTTP
+    /// client or the browser's request APIs.
+    #[test]
+    fn only_this_module_makes_requests() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        sources(&src, &mut files);
+        let this = src.join("api.rs");
+        let mut offenders = Vec::new();
+        for file in files.iter().filter(|f| **f != this) {
+            let text = std::fs::read_to_string(file).expect("read a source file");
+            for needle in ["gloo_net", "fetch_with", "XmlHttpRequest", "EventSource"] {
+                if text.contains(needle) {
+                    offenders.push(format!("{}: {needle}", file.display()));
+                }
+            }
+        }
+        assert!(files.len() > 1, "no sources found under {}", src.display());
+        assert_eq!(offenders, Vec::<String>::new());
+    }
+}

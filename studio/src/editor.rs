@@ -1,13 +1,16 @@
-//! The flow editor: canvas (drag to move, drag a port to connect), palette, undo/redo
-//! built on the model's invertible edits, live validation, save with the base version.
+//! The flow editor's view: canvas (drag to move, drag a port to connect), palette,
+//! toolbar, live validation, save with the base version. Its state and what each gesture
+//! changes are in [`state`].
+
+mod state;
 
 use leptos::html::Div;
 use leptos::prelude::*;
 use trellis_model::node_types::{NodeTypeSpec, builtin_node_types, node_type};
-use trellis_model::{
-    Catalog, ConnectorEntry, Diagnostic, Edge, Edit, FlowDoc, Node, NodeId, Severity, validate_with,
-};
+use trellis_model::{Diagnostic, Edge, Edit, FlowDoc, Node, NodeId, Severity, validate_with};
 
+pub use self::state::{Copied, Editor};
+use self::state::{Drag, Selection, Wire, snap};
 use crate::Session;
 use crate::api::{self, SaveError};
 use crate::i18n::Text;
@@ -15,15 +18,10 @@ use crate::i18n::Text;
 pub const NODE_WIDTH: f64 = 168.0;
 const HEADER: f64 = 26.0;
 const PORT_GAP: f64 = 18.0;
-const GRID: f64 = 8.0;
 
 /// Height of a node box with `ports` output ports.
 fn node_height(ports: usize) -> f64 {
     HEADER + 16.0 + PORT_GAP * ports.max(1) as f64
-}
-
-fn snap(v: f64) -> f64 {
-    (v / GRID).round() * GRID
 }
 
 /// Output ports shown on the canvas (the `error` port only where it is wired).
@@ -43,18 +41,17 @@ fn visible_ports(doc: &FlowDoc, node: &Node) -> Vec<String> {
         .collect()
 }
 
-fn out_port_xy(node: &Node, index: usize) -> (f64, f64) {
+/// Where output port `index` of a node at `position` is.
+fn out_port_xy(position: [f64; 2], index: usize) -> (f64, f64) {
     (
-        node.position[0] + NODE_WIDTH,
-        node.position[1] + HEADER + 8.0 + PORT_GAP * index as f64 + PORT_GAP / 2.0,
+        position[0] + NODE_WIDTH,
+        position[1] + HEADER + 8.0 + PORT_GAP * index as f64 + PORT_GAP / 2.0,
     )
 }
 
-fn in_port_xy(node: &Node) -> (f64, f64) {
-    (
-        node.position[0],
-        node.position[1] + HEADER + 8.0 + PORT_GAP / 2.0,
-    )
+/// Where the input port of a node at `position` is.
+fn in_port_xy(position: [f64; 2]) -> (f64, f64) {
+    (position[0], position[1] + HEADER + 8.0 + PORT_GAP / 2.0)
 }
 
 fn curve((x1, y1): (f64, f64), (x2, y2): (f64, f64)) -> String {
@@ -125,339 +122,25 @@ mod tests {
         );
         assert_eq!(connection_problem(&d, &edge("w", None, "w")), None);
     }
-}
 
-#[derive(Clone, Debug, PartialEq)]
-struct Drag {
-    id: NodeId,
-    from: [f64; 2],
-    grab: (f64, f64),
-    at: [f64; 2],
-    /// The rest of the selection, moving by the same offset.
-    others: Vec<(NodeId, [f64; 2])>,
-}
-
-impl Drag {
-    /// Where `id` is while this drag lasts, if it moves with it.
-    fn position_of(&self, id: &NodeId) -> Option<[f64; 2]> {
-        let (dx, dy) = (self.at[0] - self.from[0], self.at[1] - self.from[1]);
-        if &self.id == id {
-            return Some(self.at);
-        }
-        self.others
-            .iter()
-            .find(|(o, _)| o == id)
-            .map(|(_, p)| [(p[0] + dx).max(0.0), (p[1] + dy).max(0.0)])
-    }
-}
-
-#[derive(Clone, Debug, PartialEq)]
-struct Wire {
-    from: NodeId,
-    port: String,
-    start: (f64, f64),
-    at: (f64, f64),
-    over: Option<NodeId>,
-}
-
-/// Copied nodes and the edges between them.
-pub type Copied = (Vec<Node>, Vec<Edge>);
-
-/// A selection box: where the pointer went down and where it is, in flow coordinates.
-type BoxSpan = ((f64, f64), (f64, f64));
-
-/// Editor state; `Copy` so event handlers can share it.
-#[derive(Clone, Copy, Debug)]
-pub struct Editor {
-    pub doc: RwSignal<FlowDoc>,
-    undo: RwSignal<Vec<Edit>>,
-    redo: RwSignal<Vec<Edit>>,
-    pub dirty: RwSignal<bool>,
-    pub selected: RwSignal<Option<NodeId>>,
-    drag: RwSignal<Option<Drag>>,
-    wire: RwSignal<Option<Wire>>,
-    pub notice: RwSignal<Option<String>>,
-    /// A node type being dragged from the palette.
-    palette_drag: RwSignal<Option<&'static str>>,
-    /// Canvas scale (1 = 100 %).
-    pub zoom: RwSignal<f64>,
-    /// The keyboard-shortcut overlay.
-    help: RwSignal<bool>,
-    /// All selected nodes (shift/ctrl-click, box select); `selected` is the one the
-    /// inspector shows.
-    pub picked: RwSignal<std::collections::BTreeSet<NodeId>>,
-    /// Box selection in progress: (start, current) in flow coordinates.
-    rubber: RwSignal<Option<BoxSpan>>,
-    /// An older version shown read-only instead of the working document.
-    pub viewing: RwSignal<Option<(i64, FlowDoc)>>,
-    /// Node marks on the canvas: diff (`added`, `changed`) or run step status.
-    pub marks: RwSignal<std::collections::HashMap<String, &'static str>>,
-    /// The enabled connectors' operations (palette, inspector, validation).
-    pub catalog: RwSignal<Catalog>,
-}
-
-impl Editor {
-    fn new(doc: FlowDoc) -> Self {
-        Editor {
-            doc: RwSignal::new(doc),
-            undo: RwSignal::new(Vec::new()),
-            redo: RwSignal::new(Vec::new()),
-            dirty: RwSignal::new(false),
-            selected: RwSignal::new(None),
-            drag: RwSignal::new(None),
-            wire: RwSignal::new(None),
-            notice: RwSignal::new(None),
-            palette_drag: RwSignal::new(None),
-            zoom: RwSignal::new(1.0),
-            help: RwSignal::new(false),
-            viewing: RwSignal::new(None),
-            catalog: RwSignal::new(Catalog::default()),
-            picked: RwSignal::new(Default::default()),
-            rubber: RwSignal::new(None),
-            marks: RwSignal::new(Default::default()),
-        }
-    }
-
-    /// Applies an edit and records it for undo.
-    /// What the canvas shows: a version being viewed, else the working document.
-    pub fn shown(&self) -> FlowDoc {
-        self.viewing
-            .with(|v| v.as_ref().map(|(_, d)| d.clone()))
-            .unwrap_or_else(|| self.doc.get())
-    }
-
-    pub fn read_only(&self) -> bool {
-        self.viewing.with_untracked(Option::is_some)
-    }
-
-    pub fn apply(&self, edit: Edit) {
-        if self.read_only() {
-            return;
-        }
-        let mut ok = false;
-        self.doc.update(|d| ok = edit.apply(d).is_ok());
-        if ok {
-            self.undo.update(|u| u.push(edit));
-            self.redo.update(Vec::clear);
-            self.dirty.set(true);
-        }
-    }
-
-    pub fn undo(&self) {
-        if self.read_only() {
-            return;
-        }
-        if let Some(edit) = self.undo.try_update(Vec::pop).flatten() {
-            self.doc.update(|d| {
-                let _ = edit.inverse().apply(d);
-            });
-            self.redo.update(|r| r.push(edit));
-            self.dirty.set(true);
-        }
-    }
-
-    pub fn redo(&self) {
-        if self.read_only() {
-            return;
-        }
-        if let Some(edit) = self.redo.try_update(Vec::pop).flatten() {
-            self.doc.update(|d| {
-                let _ = edit.apply(d);
-            });
-            self.undo.update(|u| u.push(edit));
-            self.dirty.set(true);
-        }
-    }
-
-    /// Adds a node calling `operation` of the connector `entry`.
-    fn add_connector_node(&self, entry: &ConnectorEntry, operation: &str) {
-        if self.read_only() {
-            return;
-        }
-        let doc = self.doc.get_untracked();
-        let (id, position) = new_node_slot(&doc, operation);
-        self.insert_node(
-            &doc,
-            serde_json::json!({
-                "id": id, "type": "connector", "connector": entry.reference(), "operation": operation,
-                "config": {}, "input": {}, "position": position
-            }),
-        );
-    }
-
-    /// Appends the node `value` describes as one undoable edit and selects it.
-    fn insert_node(&self, doc: &FlowDoc, value: serde_json::Value) {
-        let Ok(node) = serde_json::from_value::<Node>(value) else {
-            return;
-        };
-        self.selected.set(Some(node.id.clone()));
-        self.apply(Edit::AddNode {
-            node: Box::new(node),
-            index: doc.nodes.len(),
-        });
-    }
-
-    /// Adds a node of `spec`'s type at `at` (a free grid spot when `None`).
-    fn add_node(&self, spec: &NodeTypeSpec, at: Option<[f64; 2]>) {
-        if self.read_only() {
-            return;
-        }
-        let doc = self.doc.get_untracked();
-        let (id, spot) = new_node_slot(&doc, spec.name);
-        let config = default_config(spec.name);
-        self.insert_node(
-            &doc,
-            serde_json::json!({
-                "id": id, "type": spec.name, "config": config, "position": at.unwrap_or(spot)
-            }),
-        );
-    }
-
-    fn delete_selected(&self) {
-        let mut ids: Vec<NodeId> = self.picked.get_untracked().into_iter().collect();
-        if let Some(id) = self.selected.get_untracked()
-            && !ids.contains(&id)
-        {
-            ids.push(id);
-        }
-        if ids.is_empty() {
-            return;
-        }
-        // One undoable batch: each removal is computed on the document the previous left.
-        let mut scratch = self.doc.get_untracked();
-        let mut edits = Vec::new();
-        for id in ids {
-            if let Ok(edit) = Edit::remove_node(&scratch, id.as_str())
-                && edit.apply(&mut scratch).is_ok()
-            {
-                edits.push(edit);
-            }
-        }
-        self.selected.set(None);
-        self.picked.set(Default::default());
-        self.apply(Edit::Batch { edits });
-    }
-
-    /// The selected nodes and the edges between them.
-    fn copy_selection(&self) -> Option<Copied> {
-        let mut ids = self.picked.get_untracked();
-        if let Some(id) = self.selected.get_untracked() {
-            ids.insert(id);
-        }
-        if ids.is_empty() {
-            return None;
-        }
-        let doc = self.doc.get_untracked();
-        let nodes: Vec<Node> = doc
-            .nodes
-            .iter()
-            .filter(|n| ids.contains(&n.id))
-            .cloned()
+    /// Each drawn edge has its own key, even a repeated one; edges to missing nodes are not drawn.
+    #[test]
+    fn drawn_edges_are_keyed_uniquely() {
+        let mut d = doc();
+        d.edges.push(edge("hot", Some("true"), "a"));
+        d.edges.push(edge("hot", None, "gone"));
+        let keys: Vec<(String, usize)> = drawn_edges(&d)
+            .into_iter()
+            .map(|(e, n)| (format!("{}-{}-{}", e.from, e.port(), e.to), n))
             .collect();
-        let edges = doc
-            .edges
-            .iter()
-            .filter(|e| ids.contains(&e.from) && ids.contains(&e.to))
-            .cloned()
-            .collect();
-        Some((nodes, edges))
-    }
-
-    /// Pastes copied nodes (new ids where taken, shifted 40 px) as one undoable edit and
-    /// selects them. Works across flows: the clipboard lives in the session.
-    fn paste(&self, (nodes, edges): Copied) {
-        let mut doc = self.doc.get_untracked();
-        let mut renamed = std::collections::HashMap::new();
-        let mut edits = Vec::new();
-        for node in nodes {
-            let base = node.id.to_string();
-            let mut candidate = base.clone();
-            let mut n = 1;
-            while doc.node(&candidate).is_some() {
-                candidate = format!(
-                    "{base}_copy{}",
-                    if n == 1 { String::new() } else { n.to_string() }
-                );
-                n += 1;
-            }
-            let Ok(id) = NodeId::new(candidate) else {
-                continue;
-            };
-            renamed.insert(node.id.clone(), id.clone());
-            let pasted = Node {
-                id,
-                position: [node.position[0] + 40.0, node.position[1] + 40.0],
-                ..node
-            };
-            let edit = Edit::AddNode {
-                node: Box::new(pasted),
-                index: doc.nodes.len(),
-            };
-            if edit.apply(&mut doc).is_ok() {
-                edits.push(edit);
-            }
-        }
-        for e in edges {
-            if let (Some(from), Some(to)) = (renamed.get(&e.from), renamed.get(&e.to)) {
-                let edit = Edit::Connect {
-                    edge: Edge {
-                        from: from.clone(),
-                        port: e.port.clone(),
-                        to: to.clone(),
-                    },
-                    index: None,
-                };
-                if edit.apply(&mut doc).is_ok() {
-                    edits.push(edit);
-                }
-            }
-        }
-        if edits.is_empty() {
-            return;
-        }
-        self.picked.set(renamed.values().cloned().collect());
-        self.selected.set(renamed.values().next().cloned());
-        self.apply(Edit::Batch { edits });
-    }
-
-    /// Selects `id`; with `toggle` (shift/ctrl) adds it to or removes it from the selection.
-    fn pick(&self, id: &NodeId, toggle: bool) {
-        if toggle {
-            let mut added = false;
-            self.picked.update(|p| {
-                if !p.remove(id) {
-                    p.insert(id.clone());
-                    added = true;
-                }
-            });
-            self.selected.set(added.then(|| id.clone()));
-        } else {
-            // Pressing on a node of the selection keeps it (to drag it all together).
-            if !self.picked.with_untracked(|p| p.contains(id)) {
-                self.picked.set(std::iter::once(id.clone()).collect());
-            }
-            self.selected.set(Some(id.clone()));
-        }
-    }
-}
-
-/// A starting config for a node dragged in from the palette.
-fn default_config(node_type: &str) -> serde_json::Value {
-    use serde_json::json;
-    match node_type {
-        "trigger" => json!({"kind": "manual"}),
-        "branch" => json!({"when": "true"}),
-        "switch" => json!({"cases": [{"port": "a", "when": "true"}]}),
-        "set" => json!({"vars": {}}),
-        "wait" => json!({"duration": "1h"}),
-        "wait_for_event" => json!({"event": "demo_booked", "timeout": "7d"}),
-        "respond" => json!({"body": "{'ok': true}"}),
-        "fail" => json!({"message": "failed"}),
-        "score" | "next_best_action" => json!({"lead": "trigger.event.lead"}),
-        "detect_signals" => {
-            json!({"text": "trigger.event.properties.text", "lead": "trigger.event.lead"})
-        }
-        _ => json!({"text": ""}),
+        assert_eq!(
+            keys,
+            [
+                ("start-out-hot".to_owned(), 0),
+                ("hot-true-a".to_owned(), 0),
+                ("hot-true-a".to_owned(), 1)
+            ]
+        );
     }
 }
 
@@ -576,9 +259,11 @@ fn EditorView(
                 }
             }
             "v" if ctrl => {
-                if let Some(copied) = session.clipboard.get_untracked() {
-                    ed.paste(copied);
-                }
+                session.clipboard.with_untracked(|c| {
+                    if let Some(copied) = c {
+                        ed.paste(copied);
+                    }
+                });
             }
             "?" => ed.help.update(|h| *h = !*h),
             "Escape" => ed.help.set(false),
@@ -646,18 +331,17 @@ fn EditorView(
             let (x0, x1) = (start.0.min(end.0), start.0.max(end.0));
             let (y0, y1) = (start.1.min(end.1), start.1.max(end.1));
             if x1 - x0 > 4.0 || y1 - y0 > 4.0 {
-                let inside: std::collections::BTreeSet<NodeId> = ed
-                    .shown()
-                    .nodes
-                    .iter()
-                    .filter(|n| {
-                        let (nx, ny) = (n.position[0], n.position[1]);
-                        nx < x1 && nx + NODE_WIDTH > x0 && ny < y1 && ny + node_height(1) > y0
-                    })
-                    .map(|n| n.id.clone())
-                    .collect();
-                ed.selected.set(inside.iter().next().cloned());
-                ed.picked.set(inside);
+                let inside = ed.with_shown(|doc| {
+                    doc.nodes
+                        .iter()
+                        .filter(|n| {
+                            let (nx, ny) = (n.position[0], n.position[1]);
+                            nx < x1 && nx + NODE_WIDTH > x0 && ny < y1 && ny + node_height(1) > y0
+                        })
+                        .map(|n| n.id.clone())
+                        .collect()
+                });
+                ed.select(Selection::of(inside));
             }
         }
         if let Some(d) = ed.drag.get_untracked() {
@@ -665,31 +349,9 @@ fn EditorView(
             // Where the pointer was released decides, whatever moves were seen on the way.
             let (x, y) = pointer_xy(&canvas, &ev, ed.zoom.get_untracked());
             let to = [snap(x - d.grab.0).max(0.0), snap(y - d.grab.1).max(0.0)];
-            if to != d.from {
-                // The whole selection moves as one undoable edit.
-                let moved = Drag {
-                    at: to,
-                    ..d.clone()
-                };
-                let mut edits = vec![Edit::MoveNode {
-                    id: d.id.clone(),
-                    from: d.from,
-                    to,
-                }];
-                for (id, from) in &d.others {
-                    if let Some(to) = moved.position_of(id) {
-                        edits.push(Edit::MoveNode {
-                            id: id.clone(),
-                            from: *from,
-                            to,
-                        });
-                    }
-                }
-                ed.apply(if edits.len() == 1 {
-                    edits.remove(0)
-                } else {
-                    Edit::Batch { edits }
-                });
+            // The whole selection moves as one undoable edit.
+            if let Some(edit) = d.drop_at(to) {
+                ed.apply(edit);
             }
         }
         if let Some(w) = ed.wire.get_untracked() {
@@ -764,8 +426,8 @@ fn EditorView(
                    }>{move || session.t(Text::AutoLayout)}</button>
                    <button data-testid="help-toggle" on:click=move |_| ed.help.update(|h| *h = !*h)>"?"</button>
     <button data-testid="delete-node" disabled=move || ed.selected.get().is_none() && ed.picked.with(|p| p.is_empty()) on:click=move |_| ed.delete_selected()>{move || session.t(Text::DeleteNode)}</button>
-                   <button data-testid="undo" disabled=move || ed.undo.with(Vec::is_empty) on:click=move |_| ed.undo()>{move || session.t(Text::Undo)}</button>
-                   <button data-testid="redo" disabled=move || ed.redo.with(Vec::is_empty) on:click=move |_| ed.redo()>{move || session.t(Text::Redo)}</button>
+                   <button data-testid="undo" disabled=move || !ed.can_undo() on:click=move |_| ed.undo()>{move || session.t(Text::Undo)}</button>
+                   <button data-testid="redo" disabled=move || !ed.can_redo() on:click=move |_| ed.redo()>{move || session.t(Text::Redo)}</button>
                    <input type="text" data-testid="save-message" placeholder=move || session.t(Text::SaveMessage)
                        prop:value=move || message.get() on:input=move |ev| message.set(event_target_value(&ev)) />
                    <button class="primary" data-testid="save" disabled=move || ed.viewing.with(Option::is_some) on:click=save>{move || session.t(Text::Save)}</button>
@@ -809,29 +471,16 @@ fn EditorView(
                    <div class="canvas" node_ref=canvas data-testid="canvas" data-dragging=move || ed.drag.with(Option::is_some).to_string()
                        on:pointermove=on_move on:pointerup=on_up
                        on:pointerdown=move |ev: web_sys::PointerEvent| {
-                           ed.selected.set(None);
-                           ed.picked.set(Default::default());
+                           ed.select(Selection::default());
                            let p = pointer_xy(&canvas, &ev, ed.zoom.get_untracked());
                            ed.rubber.set(Some((p, p)));
                        }>
                        <div class="stage" data-testid="stage" style=move || format!("transform: scale({}); transform-origin: 0 0", ed.zoom.get())>
                        <svg class="edges" width="4000" height="3000">
-                           {move || {
-                               let doc = ed.shown();
-                               let drag = ed.drag.get();
-                               let pos = |n: &Node| -> Node {
-                                   let mut n = n.clone();
-                                   if let Some(p) = drag.as_ref().and_then(|d| d.position_of(&n.id)) { n.position = p; }
-                                   n
-                               };
-                               doc.edges.iter().filter_map(|e| {
-                                   let from = pos(doc.node(e.from.as_str())?);
-                                   let to = pos(doc.node(e.to.as_str())?);
-                                   let i = visible_ports(&doc, &from).iter().position(|p| p == e.port()).unwrap_or(0);
-                                   let testid = format!("edge-{}-{}-{}", e.from, e.port(), e.to);
-                                   Some(view! { <path class="edge" data-testid=testid d=curve(out_port_xy(&from, i), in_port_xy(&to)) /> })
-                               }).collect_view()
-                           }}
+                           // Keyed like the nodes: a drag or an edit redraws only the edges
+                           // it moves.
+                           <For each=move || ed.with_shown(drawn_edges) key=Clone::clone
+                               children=move |(edge, _)| view! { <EdgePath ed=ed edge=edge /> } />
                            {move || ed.wire.get().map(|w| {
                                let bad = w.over.as_ref().is_some_and(|to| {
                                    let port = (w.port != "out").then_some(w.port.clone());
@@ -844,18 +493,12 @@ fn EditorView(
                            <div class="rubber" data-testid="rubber" style=format!("left:{}px;top:{}px;width:{}px;height:{}px",
                                x0.min(x1), y0.min(y1), (x1 - x0).abs(), (y1 - y0).abs())></div>
                        })}
-                       {move || {
-                           // Not reading `drag` here: re-creating the node under the pointer
-                           // mid-drag would end the gesture. Each box follows the drag itself.
-                           let doc = ed.shown();
-                           let diags = diagnostics.get();
-                           doc.nodes.iter().map(|n| {
-                               let node = n.clone();
-                               let errors: Vec<Diagnostic> = diags.iter().filter(|d| d.severity == Severity::Error && d.node.as_deref() == Some(node.id.as_str())).cloned().collect();
-                               let ports = visible_ports(&doc, &node);
-                               view! { <NodeBox ed=ed node=node ports=ports errors=errors canvas=canvas /> }
-                           }).collect_view()
-                       }}
+                       // Keyed by node id: a box is created once per node and follows the
+                       // document itself, so an edit re-renders only what it changed (and
+                       // the box under the pointer lives through a drag).
+                       <For each=move || ed.with_shown(|d| d.nodes.iter().map(|n| n.id.clone()).collect::<Vec<_>>())
+                           key=NodeId::clone
+                           children=move |id| view! { <NodeBox ed=ed id=id diagnostics=diagnostics canvas=canvas /> } />
                        </div>
                    </div>
                    <Minimap ed=ed canvas=canvas />
@@ -868,24 +511,6 @@ fn EditorView(
                </div>
            </div>
        }
-}
-
-/// A free id `<prefix>_<n>` and the next free grid spot for a new node.
-fn new_node_slot(doc: &FlowDoc, prefix: &str) -> (String, [f64; 2]) {
-    let mut n = 1;
-    let id = loop {
-        let candidate = format!("{prefix}_{n}");
-        if doc.node(&candidate).is_none() {
-            break candidate;
-        }
-        n += 1;
-    };
-    let count = doc.nodes.len() as f64;
-    let spot = [
-        snap(40.0 + 200.0 * (count % 5.0)),
-        snap(40.0 + 110.0 * (count / 5.0).floor()),
-    ];
-    (id, spot)
 }
 
 #[component]
@@ -971,107 +596,199 @@ fn Palette(ed: Editor) -> impl IntoView {
     }
 }
 
+/// The edges the canvas draws (both ends exist), each with how many identical edges come
+/// before it, which keys it uniquely.
+fn drawn_edges(doc: &FlowDoc) -> Vec<(Edge, usize)> {
+    let nodes: std::collections::HashSet<&NodeId> = doc.nodes.iter().map(|n| &n.id).collect();
+    let mut seen: std::collections::HashMap<&Edge, usize> = Default::default();
+    doc.edges
+        .iter()
+        .filter(|e| nodes.contains(&e.from) && nodes.contains(&e.to))
+        .map(|e| {
+            let before = seen.entry(e).or_default();
+            *before += 1;
+            (e.clone(), *before - 1)
+        })
+        .collect()
+}
+
+/// One edge on the canvas, from its port to the target's input, following a drag.
+#[component]
+fn EdgePath(ed: Editor, edge: Edge) -> impl IntoView {
+    let testid = format!("edge-{}-{}-{}", edge.from, edge.port(), edge.to);
+    let path = Memo::new(move |_| {
+        let at = |n: &Node| {
+            ed.drag
+                .with(|d| d.as_ref().and_then(|d| d.position_of(&n.id)))
+                .unwrap_or(n.position)
+        };
+        ed.with_shown(|doc| {
+            let from = doc.node(edge.from.as_str())?;
+            let to = doc.node(edge.to.as_str())?;
+            let i = visible_ports(doc, from)
+                .iter()
+                .position(|p| p == edge.port())
+                .unwrap_or(0);
+            Some(curve(out_port_xy(at(from), i), in_port_xy(at(to))))
+        })
+        .unwrap_or_default()
+    });
+    view! { <path class="edge" data-testid=testid d=move || path.get() /> }
+}
+
+/// One node on the canvas, created once per node id. What it shows follows the shown
+/// document through memos, so another node's edit leaves it alone and its own edit
+/// updates only the parts that changed.
 #[component]
 fn NodeBox(
     ed: Editor,
-    node: Node,
-    ports: Vec<String>,
-    errors: Vec<Diagnostic>,
+    id: NodeId,
+    diagnostics: Memo<Vec<Diagnostic>>,
     canvas: NodeRef<Div>,
 ) -> impl IntoView {
     let session = expect_context::<Session>();
-    let id = node.id.clone();
-    let height = node_height(ports.len());
-    let style = {
+    // `None` only while the node's removal reaches the `<For>` that drops this box.
+    let node = {
         let id = id.clone();
-        let at = node.position;
-        move || {
-            let [x, y] = ed
-                .drag
-                .with(|d| d.as_ref().and_then(|d| d.position_of(&id)))
-                .unwrap_or(at);
-            format!("left:{x}px;top:{y}px;width:{NODE_WIDTH}px;height:{height}px")
-        }
+        Memo::new(move |_| ed.with_shown(|d| d.node(id.as_str()).cloned()))
     };
-    let title = node_type(&node.node_type).map(|s| {
-        (
-            s.title.get("zh").copied().unwrap_or(s.name),
-            s.title.get("en").copied().unwrap_or(s.name),
-        )
+    let ports = Memo::new(move |_| {
+        node.with(|n| {
+            n.as_ref()
+                .map(|n| ed.with_shown(|d| visible_ports(d, n)))
+                .unwrap_or_default()
+        })
     });
-    let node_type_name = node.node_type.clone();
+    let position = Memo::new(move |_| {
+        node.with(|n| n.as_ref().map(|n| n.position))
+            .unwrap_or_default()
+    });
+    let kind = Memo::new(move |_| {
+        node.with(|n| n.as_ref().map(|n| n.node_type.clone()).unwrap_or_default())
+    });
+    let label = {
+        let id = id.clone();
+        Memo::new(move |_| {
+            node.with(|n| n.as_ref().and_then(|n| n.label.clone()))
+                .unwrap_or_else(|| id.to_string())
+        })
+    };
+    let errors = {
+        let id = id.clone();
+        Memo::new(move |_| {
+            diagnostics.with(|all| {
+                all.iter()
+                    .filter(|d| {
+                        d.severity == Severity::Error && d.node.as_deref() == Some(id.as_str())
+                    })
+                    .map(|d| d.message.clone())
+                    .collect::<Vec<_>>()
+            })
+        })
+    };
+    // Where a drag has the node for now: only the boxes it moves are restyled.
+    let dragged = {
+        let id = id.clone();
+        Memo::new(move |_| {
+            ed.drag
+                .with(|d| d.as_ref().and_then(|d| d.position_of(&id)))
+        })
+    };
+    let style = move || {
+        let [x, y] = dragged.get().unwrap_or_else(|| position.get());
+        let height = node_height(ports.with(Vec::len));
+        format!("left:{x}px;top:{y}px;width:{NODE_WIDTH}px;height:{height}px")
+    };
+    let title = move || {
+        kind.with(|k| match node_type(k) {
+            Some(s) => {
+                let lang = if session.lang.get() == crate::i18n::Lang::Zh {
+                    "zh"
+                } else {
+                    "en"
+                };
+                s.title.get(lang).copied().unwrap_or(s.name).to_string()
+            }
+            None => k.clone(),
+        })
+    };
     let selected = {
         let id = id.clone();
         move || ed.selected.get().as_ref() == Some(&id) || ed.picked.with(|p| p.contains(&id))
     };
-    let has_errors = !errors.is_empty();
     let mark = {
         let id = id.to_string();
         move || ed.marks.with(|m| m.get(&id).copied().unwrap_or(""))
     };
-    let error_text = errors
-        .iter()
-        .map(|d| d.message.clone())
-        .collect::<Vec<_>>()
-        .join("\n");
     let start_drag = {
-        let node = node.clone();
+        let id = id.clone();
         move |ev: web_sys::PointerEvent| {
             ev.stop_propagation();
             let toggle = ev.shift_key() || ev.ctrl_key() || ev.meta_key();
-            ed.pick(&node.id, toggle);
+            ed.pick(&id, toggle);
             if ed.read_only() || toggle {
                 return;
             }
             let (x, y) = pointer_xy(&canvas, &ev, ed.zoom.get_untracked());
+            let from = position.get_untracked();
             let others = ed.doc.with_untracked(|d| {
                 ed.picked.with_untracked(|p| {
                     p.iter()
-                        .filter(|o| **o != node.id)
+                        .filter(|o| **o != id)
                         .filter_map(|o| d.node(o.as_str()).map(|n| (o.clone(), n.position)))
                         .collect()
                 })
             });
             ed.drag.set(Some(Drag {
-                id: node.id.clone(),
-                from: node.position,
-                grab: (x - node.position[0], y - node.position[1]),
-                at: node.position,
+                id: id.clone(),
+                from,
+                grab: (x - from[0], y - from[1]),
+                at: from,
                 others,
             }));
         }
     };
-    let label = node.label.clone().unwrap_or_else(|| node.id.to_string());
-    view! {
-        <div class="node" class:selected=selected class:has-errors=has_errors data-testid=format!("node-{id}") data-node-id=id.to_string()
-            data-mark=mark
-            title=error_text style=style on:pointerdown=start_drag>
-            <div class="node-title">{move || match &title {
-                Some((zh, en)) => if session.lang.get() == crate::i18n::Lang::Zh { zh.to_string() } else { en.to_string() },
-                None => node_type_name.clone(),
-            }}</div>
-            <div class="node-label">{label}</div>
-            {(node.node_type != "trigger").then(|| view! {
-                <div class="port in" data-in-node=id.to_string() data-testid=format!("in-{id}")
-                    style=format!("top:{}px", HEADER + 8.0 + PORT_GAP / 2.0 - 6.0)></div>
-            })}
-            {ports.into_iter().enumerate().map(|(i, port)| {
+    let out_ports = {
+        let id = id.clone();
+        move || {
+            ports.get().into_iter().enumerate().map(|(i, port)| {
                 let top = HEADER + 8.0 + PORT_GAP * i as f64 + PORT_GAP / 2.0 - 6.0;
-                let n = node.clone();
+                let from = id.clone();
                 let p = port.clone();
                 let start_wire = move |ev: web_sys::PointerEvent| {
                     ev.stop_propagation();
                     if ed.read_only() {
                         return;
                     }
-                    let start = out_port_xy(&n, i);
-                    ed.wire.set(Some(Wire { from: n.id.clone(), port: p.clone(), start, at: pointer_xy(&canvas, &ev, ed.zoom.get_untracked()), over: None }));
+                    let start = out_port_xy(position.get_untracked(), i);
+                    ed.wire.set(Some(Wire { from: from.clone(), port: p.clone(), start, at: pointer_xy(&canvas, &ev, ed.zoom.get_untracked()), over: None }));
                 };
                 view! {
                     <div class="port-label" style=format!("top:{}px", top - 3.0)>{port.clone()}</div>
                     <div class="port out" data-testid=format!("out-{id}-{port}") style=format!("top:{top}px") on:pointerdown=start_wire></div>
                 }
-            }).collect_view()}
+            }).collect_view()
+        }
+    };
+    let in_port =
+        {
+            let id = id.clone();
+            move || {
+                (kind.with(|k| k != "trigger")).then(|| view! {
+            <div class="port in" data-in-node=id.to_string() data-testid=format!("in-{id}")
+                style=format!("top:{}px", HEADER + 8.0 + PORT_GAP / 2.0 - 6.0)></div>
+        })
+            }
+        };
+    view! {
+        <div class="node" class:selected=selected class:has-errors=move || errors.with(|e| !e.is_empty())
+            data-testid=format!("node-{id}") data-node-id=id.to_string()
+            data-mark=mark
+            title=move || errors.with(|e| e.join("\n")) style=style on:pointerdown=start_drag>
+            <div class="node-title">{title}</div>
+            <div class="node-label">{move || label.get()}</div>
+            {in_port}
+            {out_ports}
         </div>
     }
 }

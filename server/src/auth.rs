@@ -10,9 +10,9 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::AppState;
 use crate::db::entities::api_token;
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// What a token may do; each role includes the ones below it.
 #[derive(

@@ -92,7 +92,7 @@ fn secret_key(data_dir: &Path) -> anyhow::Result<[u8; 32]> {
         return parse(&text, &path.display().to_string());
     }
     let key: [u8; 32] = rand::random();
-    crate::write_secret_file(&path, &hex::encode(key))?;
+    crate::files::write_secret_file(&path, &hex::encode(key))?;
     Ok(key)
 }
 

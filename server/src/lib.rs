@@ -9,6 +9,7 @@ pub mod db;
 pub mod docs;
 pub mod error;
 pub mod events;
+pub mod files;
 pub mod input;
 pub mod intent;
 pub mod leads;
@@ -19,6 +20,7 @@ pub mod routes;
 pub mod runs;
 pub mod scheduler;
 pub mod serve;
+pub mod state;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -37,50 +39,7 @@ use crate::limits::LimitsCache;
 use crate::routes::Routes;
 use crate::runs::{Hosts, Runs, Workers};
 use crate::scheduler::Scheduler;
-
-/// Shared by every handler.
-#[derive(Clone, Debug)]
-pub struct AppState {
-    pub db: DatabaseConnection,
-    /// Creating, cancelling and inspecting runs.
-    pub runs: Arc<Runs>,
-    /// The one event intake.
-    pub events: Arc<Events>,
-    /// Trigger routes (webhook paths), cached.
-    pub routes: Arc<Routes>,
-    /// Scoring-model cache, signal lexicons, rescores.
-    pub intent: Arc<Intent>,
-    /// Connector plugins; `None` runs no connector nodes (they fail with a clear error).
-    pub registry: Option<Arc<connectors::Registry>>,
-    /// Per-workspace limits (body sizes, run size caps, retention).
-    pub limits: Arc<LimitsCache>,
-    pub metrics: PrometheusHandle,
-    /// The built studio (`cargo xtask studio`), served at `/`.
-    pub studio_dir: Option<Arc<PathBuf>>,
-}
-
-impl AppState {
-    /// The connector operations flows in `workspace` can use.
-    pub async fn catalog(&self, workspace: &str) -> error::ApiResult<trellis_model::Catalog> {
-        match &self.registry {
-            Some(r) => r
-                .catalog(workspace)
-                .await
-                .map_err(error::ApiError::internal),
-            None => Ok(trellis_model::Catalog::default()),
-        }
-    }
-
-    pub fn registry(&self) -> error::ApiResult<&Arc<connectors::Registry>> {
-        self.registry.as_ref().ok_or_else(|| {
-            error::ApiError::new(
-                axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                "service unavailable",
-                "this server runs no connector host",
-            )
-        })
-    }
-}
+pub use crate::state::AppState;
 
 /// Server settings.
 #[derive(Clone, Debug)]
@@ -164,38 +123,8 @@ pub async fn bootstrap(db: &DatabaseConnection, data_dir: &Path) -> anyhow::Resu
     })
     .exec_without_returning(db)
     .await?;
-    write_secret_file(&data_dir.join("admin-token"), &token)?;
+    files::write_secret_file(&data_dir.join("admin-token"), &token)?;
     Ok(Some(token))
-}
-
-/// Makes `path` readable by this user only (`mode` 0700 for a directory, 0600 for a file).
-fn private(path: &Path, mode: u32) -> anyhow::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-            .with_context(|| format!("restricting {} to its owner", path.display()))?;
-    }
-    #[cfg(not(unix))]
-    let _ = (path, mode);
-    Ok(())
-}
-
-pub(crate) fn write_secret_file(path: &Path, content: &str) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    file.write_all(content.as_bytes())?;
-    file.write_all(b"\n")?;
-    Ok(())
 }
 
 /// A started server: its address and a handle to stop it.
@@ -222,7 +151,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     if !config.data_dir.exists() {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating {}", config.data_dir.display()))?;
-        private(&config.data_dir, 0o700)?;
+        files::private(&config.data_dir, 0o700)?;
     }
     let db = db::connect(&config.db).await?;
     if let db::DbLocation::Sqlite(path) = &config.db {
@@ -232,7 +161,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             file.push(suffix);
             let file = PathBuf::from(file);
             if file.exists() {
-                private(&file, 0o600)?;
+                files::private(&file, 0o600)?;
             }
         }
     }

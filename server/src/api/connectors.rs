@@ -15,7 +15,6 @@ use trellis_runtime::connector::{Limits, Manifest};
 use utoipa::ToSchema;
 
 use super::audit;
-use crate::AppState;
 use crate::api::body::ApiJson;
 use crate::auth::{Caller, Role};
 use crate::connectors::{PublishError, host_declared, kind};
@@ -23,6 +22,7 @@ use crate::db::entities::{
     connector, connector_grant, connector_poll, connector_secret, connector_version,
 };
 use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
 
 /// Largest component accepted.
 pub const MAX_COMPONENT_BYTES: usize = 32 << 20;

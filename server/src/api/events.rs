@@ -9,11 +9,11 @@ use serde::Deserialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use crate::AppState;
 use crate::api::body::{parse_json, read_body, require_json};
 use crate::auth::{Caller, Role};
 use crate::error::ApiResult;
 use crate::events::NewEvent;
+use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -12,11 +12,11 @@ use trellis_model::validate::is_valid;
 use trellis_model::{Catalog, FlowDoc, diff, validate_value_with};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::AppState;
 use crate::api::body::ApiJson;
 use crate::auth::{Caller, Role};
 use crate::docs::{self, DocRef};
 use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
 
 /// Validates a document, answering 422 with every diagnostic when it has errors.
 fn checked(doc: &Value, catalog: &Catalog) -> ApiResult<FlowDoc> {

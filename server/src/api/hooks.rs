@@ -11,10 +11,10 @@ use serde_json::{Map, Value, json};
 use subtle::ConstantTimeEq;
 use trellis_model::node_types::{TriggerConfig, TriggerKind};
 
-use crate::AppState;
 use crate::api::body::read_body;
 use crate::error::{ApiError, ApiResult};
 use crate::runs::RunStatus;
+use crate::state::AppState;
 
 /// Headers never copied into `trigger.headers` (they carry credentials): these, and any
 /// whose name contains one of [`CREDENTIAL_WORDS`].

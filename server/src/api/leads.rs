@@ -14,12 +14,12 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::AppState;
 use crate::api::body::ApiJson;
 use crate::auth::{Caller, Role};
 use crate::db::entities::{account, event, lead, lead_identity, lead_score};
 use crate::error::{ApiError, ApiResult};
 use crate::leads::{IDENTITY_KINDS, Lead, select_leads};
+use crate::state::AppState;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]

@@ -10,14 +10,14 @@ use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 use trellis_model::{FlowDoc, builtin_node_types};
 
-use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ApiResult;
+use crate::state::AppState;
 
 /// Every node type with its config JSON Schema and output ports.
 #[utoipa::path(get, path = "/api/v1/node-types", tag = "meta", responses((status = 200, description = "node types", body = Object)))]
 pub async fn node_types(
-    axum::extract::State(state): axum::extract::State<crate::AppState>,
+    axum::extract::State(state): axum::extract::State<crate::state::AppState>,
     caller: Caller,
 ) -> crate::error::ApiResult<Json<Value>> {
     let catalog = state.catalog(&caller.workspace_id).await?;

@@ -27,10 +27,10 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::AppState;
 use crate::auth::Caller;
 use crate::db::entities::audit;
 use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
 
 #[derive(OpenApi)]
 #[openapi(

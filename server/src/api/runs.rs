@@ -10,13 +10,13 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::AppState;
 use crate::api::body::parse_json;
 use crate::auth::{Caller, Role};
 use crate::db::entities::{flow, run, run_step};
 use crate::db::run_rows::{self, RawRun};
 use crate::error::{ApiError, ApiResult};
 use crate::runs::RunStatus;
+use crate::state::AppState;
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

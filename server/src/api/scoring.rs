@@ -17,12 +17,12 @@ use trellis_model::canonical::content_hash;
 use trellis_model::scoring::{CompiledModel, ScoringModel, diff};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::AppState;
 use crate::api::body::{ApiJson, from_value};
 use crate::auth::{Caller, Role};
 use crate::db::entities::scoring_model;
 use crate::docs::{self, DocRef};
 use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
 
 /// Parses and checks a model document; 422 with every problem (JSON pointers under
 /// `prefix`) when it is invalid.

@@ -6,11 +6,11 @@ use serde_json::{Value, json};
 
 use super::audit;
 use super::signals::save_doc;
-use crate::AppState;
 use crate::api::body::ApiJson;
 use crate::auth::{Caller, Role};
 use crate::error::{ApiError, ApiResult};
 use crate::limits::{LIMITS_DOC, Limits};
+use crate::state::AppState;
 
 /// The workspace's limits in force, with the defaults and the maxima.
 #[utoipa::path(get, path = "/api/v1/settings/limits", tag = "meta",

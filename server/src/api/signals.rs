@@ -14,12 +14,12 @@ use trellis_model::signals::{Detector, Lexicon};
 use utoipa::ToSchema;
 
 use super::audit;
-use crate::AppState;
 use crate::api::body::{ApiJson, from_value};
 use crate::auth::{Caller, Role};
 use crate::db::entities::workspace_doc;
 use crate::error::{ApiError, ApiResult};
 use crate::intent::LEXICON_DOC;
+use crate::state::AppState;
 
 /// Longest text `detect` accepts, in characters.
 pub const MAX_TEXT_CHARS: usize = 20_000;

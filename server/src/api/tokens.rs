@@ -14,11 +14,11 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 use super::audit;
-use crate::AppState;
 use crate::api::body::ApiJson;
 use crate::auth::{Caller, Role, hash_token, new_token};
 use crate::db::entities::api_token;
 use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -2,14 +2,14 @@
 //! toolbar, live validation, save with the base version. Its state and what each gesture
 //! changes are in [`state`].
 
-mod state;
+pub mod state;
 
 use leptos::html::Div;
 use leptos::prelude::*;
 use trellis_model::node_types::{NodeTypeSpec, builtin_node_types, node_type};
 use trellis_model::{Diagnostic, Edge, Edit, FlowDoc, Node, NodeId, Severity, validate_with};
 
-pub use self::state::{Copied, Editor};
+use self::state::Editor;
 use self::state::{Drag, Selection, Wire, snap};
 use crate::Session;
 use crate::api::{self, SaveError};

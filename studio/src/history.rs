@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::Session;
 use crate::api;
-use crate::editor::Editor;
+use crate::editor::state::Editor;
 use crate::i18n::Text;
 
 /// Asks the user to confirm (the browser's own dialog).

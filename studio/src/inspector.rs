@@ -9,7 +9,7 @@ use trellis_model::node_types::node_type;
 use trellis_model::{Catalog, Edit, Expr, Node, NodeId};
 
 use crate::Session;
-use crate::editor::Editor;
+use crate::editor::state::Editor;
 use crate::i18n::Text;
 
 /// How a config property is edited.

@@ -103,7 +103,7 @@ pub struct Session {
     pub lang: RwSignal<Lang>,
     pub page: RwSignal<Page>,
     /// Nodes and edges copied with Ctrl-C, pasted with Ctrl-V into any flow.
-    pub clipboard: RwSignal<Option<editor::Copied>>,
+    pub clipboard: RwSignal<Option<editor::state::Copied>>,
 }
 
 impl Session {

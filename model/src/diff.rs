@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::flow::{Edge, FlowDoc, Node};
-use crate::node_types::escape_pointer;
+use crate::node_types::{NodeKind, escape_pointer};
 
 /// How one node changed.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -64,7 +64,9 @@ pub fn diff(a: &FlowDoc, b: &FlowDoc) -> FlowDiff {
             None => out.nodes_added.push(id.to_string()),
             Some(old) => {
                 if let Some(change) = node_change(old, node) {
-                    if old.node_type == "trigger" || node.node_type == "trigger" {
+                    if old.kind() == Some(NodeKind::Trigger)
+                        || node.kind() == Some(NodeKind::Trigger)
+                    {
                         out.trigger_changed = true;
                     }
                     out.nodes_changed.push(change);

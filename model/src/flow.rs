@@ -125,6 +125,13 @@ pub struct Node {
     pub input: Option<Value>,
 }
 
+impl Node {
+    /// Its built-in kind (`None` for a type no built-in has: the validator reports it).
+    pub fn kind(&self) -> Option<crate::node_types::NodeKind> {
+        crate::node_types::NodeKind::from_name(&self.node_type)
+    }
+}
+
 fn empty_object() -> Value {
     Value::Object(Default::default())
 }
@@ -199,7 +206,10 @@ impl FlowDoc {
 
     /// The trigger node, when there is exactly one.
     pub fn trigger(&self) -> Option<&Node> {
-        let mut triggers = self.nodes.iter().filter(|n| n.node_type == "trigger");
+        let mut triggers = self
+            .nodes
+            .iter()
+            .filter(|n| n.kind() == Some(crate::node_types::NodeKind::Trigger));
         match (triggers.next(), triggers.next()) {
             (Some(t), None) => Some(t),
             _ => None,

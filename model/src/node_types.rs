@@ -28,6 +28,11 @@ pub enum Ports {
 pub struct NodeTypeSpec {
     #[serde(rename = "type")]
     pub name: &'static str,
+    #[serde(skip)]
+    pub kind: NodeKind,
+    /// The config a node of this type gets when dropped on the canvas.
+    #[serde(skip)]
+    pub default_config: Value,
     pub category: &'static str,
     pub title: BTreeMap<&'static str, &'static str>,
     pub description: BTreeMap<&'static str, &'static str>,
@@ -96,6 +101,119 @@ impl TriggerKind {
     }
 }
 
+/// The built-in node types. A flow document names them by [`NodeKind::name`]; code
+/// matches the kind, and reads the rest of what it needs to know from [`NodeTypeSpec`]
+/// ([`NodeKind::spec`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NodeKind {
+    Trigger,
+    Branch,
+    Switch,
+    Set,
+    Wait,
+    WaitForEvent,
+    Respond,
+    Fail,
+    Connector,
+    Score,
+    DetectSignals,
+    NextBestAction,
+    Note,
+}
+
+impl NodeKind {
+    pub const ALL: [NodeKind; 13] = [
+        NodeKind::Trigger,
+        NodeKind::Branch,
+        NodeKind::Switch,
+        NodeKind::Set,
+        NodeKind::Wait,
+        NodeKind::WaitForEvent,
+        NodeKind::Respond,
+        NodeKind::Fail,
+        NodeKind::Connector,
+        NodeKind::Score,
+        NodeKind::DetectSignals,
+        NodeKind::NextBestAction,
+        NodeKind::Note,
+    ];
+
+    /// The `type` documents give it.
+    pub fn name(self) -> &'static str {
+        match self {
+            NodeKind::Trigger => "trigger",
+            NodeKind::Branch => "branch",
+            NodeKind::Switch => "switch",
+            NodeKind::Set => "set",
+            NodeKind::Wait => "wait",
+            NodeKind::WaitForEvent => "wait_for_event",
+            NodeKind::Respond => "respond",
+            NodeKind::Fail => "fail",
+            NodeKind::Connector => "connector",
+            NodeKind::Score => "score",
+            NodeKind::DetectSignals => "detect_signals",
+            NodeKind::NextBestAction => "next_best_action",
+            NodeKind::Note => "note",
+        }
+    }
+
+    /// The kind a document's `type` names, if it is a built-in one.
+    pub fn from_name(name: &str) -> Option<NodeKind> {
+        Some(match name {
+            "trigger" => NodeKind::Trigger,
+            "branch" => NodeKind::Branch,
+            "switch" => NodeKind::Switch,
+            "set" => NodeKind::Set,
+            "wait" => NodeKind::Wait,
+            "wait_for_event" => NodeKind::WaitForEvent,
+            "respond" => NodeKind::Respond,
+            "fail" => NodeKind::Fail,
+            "connector" => NodeKind::Connector,
+            "score" => NodeKind::Score,
+            "detect_signals" => NodeKind::DetectSignals,
+            "next_best_action" => NodeKind::NextBestAction,
+            "note" => NodeKind::Note,
+            _ => return None,
+        })
+    }
+
+    /// Everything else known about it.
+    pub fn spec(self) -> &'static NodeTypeSpec {
+        &BUILTINS[self as usize]
+    }
+
+    /// The reserved call host serving its steps, for kinds the server executes as calls
+    /// (`connector` nodes name their connector in their config instead).
+    pub fn host(self) -> Option<&'static str> {
+        match self {
+            NodeKind::Score | NodeKind::DetectSignals | NodeKind::NextBestAction => {
+                Some(INTENT_HOST)
+            }
+            _ => None,
+        }
+    }
+
+    /// The config a new node of this kind starts with.
+    pub fn default_config(self) -> Value {
+        use serde_json::json;
+        match self {
+            NodeKind::Trigger => json!({"kind": "manual"}),
+            NodeKind::Branch => json!({"when": "true"}),
+            NodeKind::Switch => json!({"cases": [{"port": "a", "when": "true"}]}),
+            NodeKind::Set => json!({"vars": {}}),
+            NodeKind::Wait => json!({"duration": "1h"}),
+            NodeKind::WaitForEvent => json!({"event": "demo_booked", "timeout": "7d"}),
+            NodeKind::Respond => json!({"body": "{'ok': true}"}),
+            NodeKind::Fail => json!({"message": "failed"}),
+            NodeKind::Score | NodeKind::NextBestAction => json!({"lead": "trigger.event.lead"}),
+            NodeKind::DetectSignals => {
+                json!({"text": "trigger.event.properties.text", "lead": "trigger.event.lead"})
+            }
+            NodeKind::Connector | NodeKind::Note => json!({"text": ""}),
+        }
+    }
+}
+
 /// `trigger`: how runs of the flow start.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -147,7 +265,7 @@ pub fn redact_secrets(doc: &mut Value) {
         .into_iter()
         .flatten()
     {
-        if node.get("type").and_then(Value::as_str) == Some("trigger")
+        if node.get("type").and_then(Value::as_str) == Some(NodeKind::Trigger.name())
             && let Some(secret) = node.pointer_mut("/config/secret")
             && secret.is_string()
         {
@@ -166,7 +284,8 @@ pub fn restore_secrets(doc: &mut Value, previous: Option<&Value>) -> Result<(), 
             .as_array()?
             .iter()
             .find(|n| {
-                n.get("id") == Some(id) && n.get("type").and_then(Value::as_str) == Some("trigger")
+                n.get("id") == Some(id)
+                    && n.get("type").and_then(Value::as_str) == Some(NodeKind::Trigger.name())
             })?
             .pointer("/config/secret")
             .filter(|s| s.as_str().is_some_and(|s| s != SECRET_SET))
@@ -181,7 +300,7 @@ pub fn restore_secrets(doc: &mut Value, previous: Option<&Value>) -> Result<(), 
         }
         // Only a trigger keeps a trigger's secret: another node under the same id must not
         // receive it.
-        if node.get("type").and_then(Value::as_str) != Some("trigger") {
+        if node.get("type").and_then(Value::as_str) != Some(NodeKind::Trigger.name()) {
             return Err((
                 format!("/nodes/{i}/config/secret"),
                 "only a trigger keeps a webhook secret; type the value".to_owned(),
@@ -349,11 +468,14 @@ pub fn expr_sites(node_type: &str, config: &Value) -> Vec<ExprSite> {
         pointer: pointer.into(),
         source: source.into(),
     };
-    match node_type {
-        "branch" => parse::<BranchConfig>(config)
+    let Some(kind) = NodeKind::from_name(node_type) else {
+        return Vec::new();
+    };
+    match kind {
+        NodeKind::Branch => parse::<BranchConfig>(config)
             .map(|c| vec![cel("/when", &c.when)])
             .unwrap_or_default(),
-        "switch" => parse::<SwitchConfig>(config)
+        NodeKind::Switch => parse::<SwitchConfig>(config)
             .map(|c| {
                 c.cases
                     .iter()
@@ -362,7 +484,7 @@ pub fn expr_sites(node_type: &str, config: &Value) -> Vec<ExprSite> {
                     .collect()
             })
             .unwrap_or_default(),
-        "set" => parse::<SetConfig>(config)
+        NodeKind::Set => parse::<SetConfig>(config)
             .map(|c| {
                 c.vars
                     .iter()
@@ -373,29 +495,29 @@ pub fn expr_sites(node_type: &str, config: &Value) -> Vec<ExprSite> {
                     .collect()
             })
             .unwrap_or_default(),
-        "wait" => parse::<WaitConfig>(config)
+        NodeKind::Wait => parse::<WaitConfig>(config)
             .map(|c| c.until.iter().map(|u| cel("/until", u)).collect())
             .unwrap_or_default(),
-        "wait_for_event" => parse::<WaitForEventConfig>(config)
+        NodeKind::WaitForEvent => parse::<WaitForEventConfig>(config)
             .map(|c| c.match_.iter().map(|m| cel("/match", m)).collect())
             .unwrap_or_default(),
-        "respond" => parse::<RespondConfig>(config)
+        NodeKind::Respond => parse::<RespondConfig>(config)
             .map(|c| vec![cel("/body", &c.body)])
             .unwrap_or_default(),
-        "score" => parse::<ScoreConfig>(config)
+        NodeKind::Score => parse::<ScoreConfig>(config)
             .map(|c| vec![cel("/lead", &c.lead)])
             .unwrap_or_default(),
-        "next_best_action" => parse::<NextBestActionConfig>(config)
+        NodeKind::NextBestAction => parse::<NextBestActionConfig>(config)
             .map(|c| vec![cel("/lead", &c.lead)])
             .unwrap_or_default(),
-        "detect_signals" => parse::<DetectSignalsConfig>(config)
+        NodeKind::DetectSignals => parse::<DetectSignalsConfig>(config)
             .map(|c| {
                 let mut sites = vec![cel("/text", &c.text)];
                 sites.extend(c.lead.iter().map(|l| cel("/lead", l)));
                 sites
             })
             .unwrap_or_default(),
-        "fail" => parse::<FailConfig>(config)
+        NodeKind::Fail => parse::<FailConfig>(config)
             .map(|c| {
                 vec![ExprSite::Template {
                     pointer: "/message".into(),
@@ -403,7 +525,7 @@ pub fn expr_sites(node_type: &str, config: &Value) -> Vec<ExprSite> {
                 }]
             })
             .unwrap_or_default(),
-        _ => Vec::new(),
+        NodeKind::Trigger | NodeKind::Connector | NodeKind::Note => Vec::new(),
     }
 }
 
@@ -421,7 +543,7 @@ pub fn escape_pointer(key: &str) -> String {
 }
 
 fn spec<T: JsonSchema>(
-    name: &'static str,
+    kind: NodeKind,
     category: &'static str,
     (zh, en): (&'static str, &'static str),
     (dzh, den): (&'static str, &'static str),
@@ -429,12 +551,13 @@ fn spec<T: JsonSchema>(
     waits: bool,
     terminal: bool,
 ) -> NodeTypeSpec {
+    let name = kind.name();
     let mut schema = serde_json::to_value(schemars::schema_for!(T)).unwrap_or(Value::Null);
     if let Some(obj) = schema.as_object_mut() {
         // The meta-schema URI would make the validator look it up; the draft is implied.
         obj.remove("$schema");
     }
-    if name == "set"
+    if kind == NodeKind::Set
         && let Some(vars) = schema.pointer_mut("/properties/vars")
     {
         vars["additionalProperties"] = serde_json::json!({"type": "string", "format": "cel"});
@@ -449,6 +572,8 @@ fn spec<T: JsonSchema>(
     };
     NodeTypeSpec {
         name,
+        kind,
+        default_config: kind.default_config(),
         category,
         title: BTreeMap::from([("zh", zh), ("en", en)]),
         description: BTreeMap::from([("zh", dzh), ("en", den)]),
@@ -465,7 +590,7 @@ static BUILTINS: LazyLock<Vec<NodeTypeSpec>> = LazyLock::new(|| {
     const OUT: &[&str] = &[DEFAULT_PORT];
     vec![
         spec::<TriggerConfig>(
-            "trigger",
+            NodeKind::Trigger,
             "trigger",
             ("触发器", "Trigger"),
             (
@@ -477,7 +602,7 @@ static BUILTINS: LazyLock<Vec<NodeTypeSpec>> = LazyLock::new(|| {
             false,
         ),
         spec::<BranchConfig>(
-            "branch",
+            NodeKind::Branch,
             "logic",
             ("条件分支", "Branch"),
             (
@@ -489,7 +614,7 @@ static BUILTINS: LazyLock<Vec<NodeTypeSpec>> = LazyLock::new(|| {
             false,
         ),
         spec::<SwitchConfig>(
-            "switch",
+            NodeKind::Switch,
             "logic",
             ("多路分支", "Switch"),
             (
@@ -501,7 +626,7 @@ static BUILTINS: LazyLock<Vec<NodeTypeSpec>> = LazyLock::new(|| {
             false,
         ),
         spec::<SetConfig>(
-            "set",
+            NodeKind::Set,
             "data",
             ("设置变量", "Set variables"),
             (
@@ -513,7 +638,7 @@ static BUILTINS: LazyLock<Vec<NodeTypeSpec>> = LazyLock::new(|| {
             false,
         ),
         spec::<WaitConfig>(
-            "wait",
+            NodeKind::Wait,
             "timing",
             ("等待", "Wait"),
             (
@@ -525,7 +650,7 @@ static BUILTINS: LazyLock<Vec<NodeTypeSpec>> = LazyLock::new(|| {
             false,
         ),
         spec::<WaitForEventConfig>(
-            "wait_for_event",
+            NodeKind::WaitForEvent,
             "timing",
             ("等待事件", "Wait for event"),
             (
@@ -537,7 +662,7 @@ static BUILTINS: LazyLock<Vec<NodeTypeSpec>> = LazyLock::new(|| {
             false,
         ),
         spec::<RespondConfig>(
-            "respond",
+            NodeKind::Respond,
             "io",
             ("响应", "Respond"),
             (
@@ -549,7 +674,7 @@ static BUILTINS: LazyLock<Vec<NodeTypeSpec>> = LazyLock::new(|| {
             false,
         ),
         spec::<FailConfig>(
-            "fail",
+            NodeKind::Fail,
             "logic",
             ("失败", "Fail"),
             ("以失败结束运行", "End the run as failed"),
@@ -558,7 +683,7 @@ static BUILTINS: LazyLock<Vec<NodeTypeSpec>> = LazyLock::new(|| {
             true,
         ),
         spec::<ConnectorNodeConfig>(
-            "connector",
+            NodeKind::Connector,
             "connector",
             ("连接器", "Connector"),
             (
@@ -570,7 +695,7 @@ static BUILTINS: LazyLock<Vec<NodeTypeSpec>> = LazyLock::new(|| {
             false,
         ),
         spec::<ScoreConfig>(
-            "score",
+            NodeKind::Score,
             "intent",
             ("线索评分", "Score lead"),
             (
@@ -582,7 +707,7 @@ static BUILTINS: LazyLock<Vec<NodeTypeSpec>> = LazyLock::new(|| {
             false,
         ),
         spec::<DetectSignalsConfig>(
-            "detect_signals",
+            NodeKind::DetectSignals,
             "intent",
             ("识别购买信号", "Detect signals"),
             (
@@ -594,7 +719,7 @@ static BUILTINS: LazyLock<Vec<NodeTypeSpec>> = LazyLock::new(|| {
             false,
         ),
         spec::<NextBestActionConfig>(
-            "next_best_action",
+            NodeKind::NextBestAction,
             "intent",
             ("下一步最佳行动", "Next best action"),
             (
@@ -606,7 +731,7 @@ static BUILTINS: LazyLock<Vec<NodeTypeSpec>> = LazyLock::new(|| {
             false,
         ),
         spec::<NoteConfig>(
-            "note",
+            NodeKind::Note,
             "misc",
             ("注释", "Note"),
             (
@@ -627,13 +752,37 @@ pub fn builtin_node_types() -> &'static [NodeTypeSpec] {
 
 /// Looks a built-in node type up by name.
 pub fn node_type(name: &str) -> Option<&'static NodeTypeSpec> {
-    BUILTINS.iter().find(|s| s.name == name)
+    NodeKind::from_name(name).map(NodeKind::spec)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn every_kind_has_its_spec_and_name() {
+        assert_eq!(builtin_node_types().len(), NodeKind::ALL.len());
+        for kind in NodeKind::ALL {
+            assert_eq!(kind.spec().kind, kind);
+            assert_eq!(NodeKind::from_name(kind.name()), Some(kind));
+            assert_eq!(node_type(kind.name()).map(|s| s.name), Some(kind.name()));
+            let config = kind.default_config();
+            if kind != NodeKind::Connector {
+                assert!(
+                    kind.spec()
+                        .validator
+                        .as_ref()
+                        .is_some_and(|v| v.is_valid(&config)),
+                    "{}'s default config {config} fails its schema",
+                    kind.name()
+                );
+            }
+        }
+        assert_eq!(NodeKind::from_name("nope"), None);
+        assert_eq!(NodeKind::Score.host(), Some(INTENT_HOST));
+        assert_eq!(NodeKind::Connector.host(), None);
+    }
 
     #[test]
     fn every_builtin_has_a_compiled_schema() {

@@ -11,7 +11,7 @@ use crate::connectors::Catalog;
 use crate::duration::parse_duration;
 use crate::expr::{Expr, Position, Template};
 use crate::flow::FlowDoc;
-use crate::node_types::{self, ExprSite, TriggerConfig, TriggerKind, WaitConfig};
+use crate::node_types::{self, ExprSite, NodeKind, TriggerConfig, TriggerKind, WaitConfig};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -158,11 +158,11 @@ pub fn validate_with(doc: &FlowDoc, catalog: &Catalog) -> Vec<Diagnostic> {
                 format!("node id {id:?} is used more than once"),
             ));
         }
-        if node.node_type == "trigger" {
+        if node.kind() == Some(NodeKind::Trigger) {
             triggers.push(i);
         }
         check_node(doc, i, &mut out);
-        if node.node_type == "connector" {
+        if node.kind() == Some(NodeKind::Connector) {
             check_connector(node, i, catalog, &mut out);
         }
     }
@@ -255,8 +255,8 @@ fn check_node(doc: &FlowDoc, i: usize, out: &mut Vec<Diagnostic>) {
         duration(format!("/nodes/{i}/retry/backoff"), &retry.backoff);
         duration(format!("/nodes/{i}/retry/max_backoff"), &retry.max_backoff);
     }
-    match node.node_type.as_str() {
-        "wait" => {
+    match node.kind() {
+        Some(NodeKind::Wait) => {
             if let Ok(c) = serde_json::from_value::<WaitConfig>(node.config.clone()) {
                 match (&c.duration, &c.until) {
                     (Some(d), None) => duration(format!("/nodes/{i}/config/duration"), d),
@@ -270,12 +270,12 @@ fn check_node(doc: &FlowDoc, i: usize, out: &mut Vec<Diagnostic>) {
                 }
             }
         }
-        "wait_for_event" => {
+        Some(NodeKind::WaitForEvent) => {
             if let Some(t) = node.config.get("timeout").and_then(Value::as_str) {
                 duration(format!("/nodes/{i}/config/timeout"), t);
             }
         }
-        "trigger" => check_trigger(node, i, out),
+        Some(NodeKind::Trigger) => check_trigger(node, i, out),
         _ => {}
     }
 }
@@ -450,7 +450,7 @@ fn check_edges(doc: &FlowDoc, ids: &HashMap<&str, usize>, out: &mut Vec<Diagnost
             ));
         }
         if let Some(&t) = to
-            && doc.nodes[t].node_type == "trigger"
+            && doc.nodes[t].kind() == Some(NodeKind::Trigger)
         {
             out.push(Diagnostic::error(
                 "edge_into_trigger",
@@ -566,7 +566,7 @@ fn check_reachability(doc: &FlowDoc, ids: &HashMap<&str, usize>, out: &mut Vec<D
         }
     }
     for (i, node) in doc.nodes.iter().enumerate() {
-        if !reached.contains(node.id.as_str()) && node.node_type != "note" {
+        if !reached.contains(node.id.as_str()) && node.kind() != Some(NodeKind::Note) {
             out.push(Diagnostic {
                 severity: Severity::Warning,
                 ..Diagnostic::error(

@@ -10,8 +10,8 @@ use trellis_model::duration::parse_duration;
 use trellis_model::expr::render_json;
 use trellis_model::measure::measure;
 use trellis_model::node_types::{
-    BranchConfig, DEFAULT_PORT, ERROR_PORT, FailConfig, RespondConfig, SetConfig, SwitchConfig,
-    WaitConfig, WaitForEventConfig,
+    BranchConfig, DEFAULT_PORT, ERROR_PORT, FailConfig, NodeKind, RespondConfig, SetConfig,
+    SwitchConfig, WaitConfig, WaitForEventConfig,
 };
 use trellis_model::{Expr, FlowDoc, Node, Scope, Template};
 
@@ -625,10 +625,22 @@ impl<'a> Executor<'a> {
             final_: false,
             ends_run: false,
         };
-        match node.node_type.as_str() {
-            "trigger" => done(DEFAULT_PORT, self.trigger.clone(), Value::Null),
-            "note" => done(DEFAULT_PORT, Value::Null, Value::Null),
-            "branch" => {
+        let Some(kind) = node.kind() else {
+            // Future node types: render the config's templates so the journal shows what
+            // would be sent, then fail clearly.
+            let input = render_json(config, &self.scope_for(node.id.as_str(), state))
+                .unwrap_or(Value::Null);
+            return Outcome::Fail {
+                error: format!("node type {:?} cannot run on this server", node.node_type),
+                input,
+                final_: true,
+                ends_run: true,
+            };
+        };
+        match kind {
+            NodeKind::Trigger => done(DEFAULT_PORT, self.trigger.clone(), Value::Null),
+            NodeKind::Note => done(DEFAULT_PORT, Value::Null, Value::Null),
+            NodeKind::Branch => {
                 let Ok(c) = serde_json::from_value::<BranchConfig>(config.clone()) else {
                     return fail(bad_config(id));
                 };
@@ -644,7 +656,7 @@ impl<'a> Executor<'a> {
                     Err(e) => fail(e),
                 }
             }
-            "switch" => {
+            NodeKind::Switch => {
                 let Ok(c) = serde_json::from_value::<SwitchConfig>(config.clone()) else {
                     return fail(bad_config(id));
                 };
@@ -667,7 +679,7 @@ impl<'a> Executor<'a> {
                 }
                 done("default", json!({ "port": "default" }), Value::Null)
             }
-            "set" => {
+            NodeKind::Set => {
                 let Ok(c) = serde_json::from_value::<SetConfig>(config.clone()) else {
                     return fail(bad_config(id));
                 };
@@ -701,7 +713,7 @@ impl<'a> Executor<'a> {
                     response: None,
                 }
             }
-            "wait" => {
+            NodeKind::Wait => {
                 let due = match head.due {
                     Some(due) => due,
                     None => {
@@ -749,7 +761,7 @@ impl<'a> Executor<'a> {
                     }
                 }
             }
-            "wait_for_event" => {
+            NodeKind::WaitForEvent => {
                 let Ok(c) = serde_json::from_value::<WaitForEventConfig>(config.clone()) else {
                     return fail(bad_config(id));
                 };
@@ -780,7 +792,7 @@ impl<'a> Executor<'a> {
                     }
                 }
             }
-            "respond" => {
+            NodeKind::Respond => {
                 let Ok(c) = serde_json::from_value::<RespondConfig>(config.clone()) else {
                     return fail(bad_config(id));
                 };
@@ -804,7 +816,7 @@ impl<'a> Executor<'a> {
                     Err(e) => fail(e),
                 }
             }
-            "fail" => {
+            NodeKind::Fail => {
                 let Ok(c) = serde_json::from_value::<FailConfig>(config.clone()) else {
                     return fail(bad_config(id));
                 };
@@ -825,19 +837,9 @@ impl<'a> Executor<'a> {
                     ends_run: true,
                 }
             }
-            "connector" => self.connector(node, head, state),
-            "score" | "detect_signals" | "next_best_action" => self.intent(node, head, state),
-            other => {
-                // Future node types: render the config's templates so the journal shows
-                // what would be sent, then fail clearly.
-                let input = render_json(config, &self.scope_for(node.id.as_str(), state))
-                    .unwrap_or(Value::Null);
-                Outcome::Fail {
-                    error: format!("node type {other:?} cannot run on this server"),
-                    input,
-                    final_: true,
-                    ends_run: true,
-                }
+            NodeKind::Connector => self.connector(node, head, state),
+            NodeKind::Score | NodeKind::DetectSignals | NodeKind::NextBestAction => {
+                self.intent(kind, node, head, state)
             }
         }
     }
@@ -847,7 +849,7 @@ impl Executor<'_> {
     /// An intent node (`score`, `detect_signals`, `next_best_action`): its CEL fields are evaluated here and the
     /// engine serves the call (it needs the lead's stored state and the workspace's lexicon),
     /// so it journals and resumes like a connector call.
-    fn intent(&self, node: &Node, head: &Activation, state: &RunState) -> Outcome {
+    fn intent(&self, kind: NodeKind, node: &Node, head: &Activation, state: &RunState) -> Outcome {
         if head.call.is_some() {
             return self.connector(node, head, state);
         }
@@ -874,8 +876,8 @@ impl Executor<'_> {
         }
         Outcome::Call(CallRequest {
             node: node.id.to_string(),
-            connector: trellis_model::node_types::INTENT_HOST.to_owned(),
-            operation: node.node_type.clone(),
+            connector: kind.host().unwrap_or_default().to_owned(),
+            operation: kind.name().to_owned(),
             config: json!({}),
             input: Value::Object(input),
             idempotency_key: format!(

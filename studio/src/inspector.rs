@@ -5,7 +5,7 @@
 
 use leptos::prelude::*;
 use serde_json::{Map, Value};
-use trellis_model::node_types::node_type;
+use trellis_model::node_types::{NodeKind, node_type};
 use trellis_model::{Catalog, Edit, Expr, Node, NodeId};
 
 use crate::Session;
@@ -69,7 +69,7 @@ fn field_of(root: &Value, schema: &Value) -> Field {
 /// The schema a node's config is edited by: its node type's, or for a connector node its
 /// operation's (from the catalog).
 fn config_schema(node: &Node, catalog: &Catalog) -> Option<Value> {
-    if node.node_type == "connector" {
+    if node.kind() == Some(NodeKind::Connector) {
         let entry = catalog.get(node.connector.as_deref()?)?;
         return entry
             .operation(node.operation.as_deref()?)
@@ -219,7 +219,7 @@ fn NodeForm(ed: Editor, node: Node) -> impl IntoView {
             <input type="text" data-testid="label-input" prop:value=move || label.get()
                 on:input=move |ev| label.set(event_target_value(&ev)) on:change=commit_label />
             {rows}
-            {(node.node_type == "connector").then(|| view! { <ConnectorInput ed=ed node=node.clone() /> })}
+            {(node.kind() == Some(NodeKind::Connector)).then(|| view! { <ConnectorInput ed=ed node=node.clone() /> })}
             <ExecutionFields ed=ed node=node.clone() />
         </div>
     }

@@ -238,26 +238,6 @@ pub fn new_node_slot(doc: &FlowDoc, prefix: &str) -> (String, [f64; 2]) {
     (id, spot)
 }
 
-/// A starting config for a node added from the palette.
-pub fn default_config(node_type: &str) -> serde_json::Value {
-    use serde_json::json;
-    match node_type {
-        "trigger" => json!({"kind": "manual"}),
-        "branch" => json!({"when": "true"}),
-        "switch" => json!({"cases": [{"port": "a", "when": "true"}]}),
-        "set" => json!({"vars": {}}),
-        "wait" => json!({"duration": "1h"}),
-        "wait_for_event" => json!({"event": "demo_booked", "timeout": "7d"}),
-        "respond" => json!({"body": "{'ok': true}"}),
-        "fail" => json!({"message": "failed"}),
-        "score" | "next_best_action" => json!({"lead": "trigger.event.lead"}),
-        "detect_signals" => {
-            json!({"text": "trigger.event.properties.text", "lead": "trigger.event.lead"})
-        }
-        _ => json!({"text": ""}),
-    }
-}
-
 /// A node being dragged, with the rest of the selection.
 #[derive(Clone, Debug, PartialEq)]
 pub(super) struct Drag {
@@ -486,7 +466,7 @@ impl Editor {
         }
         let doc = self.doc.get_untracked();
         let (id, spot) = new_node_slot(&doc, spec.name);
-        let config = default_config(spec.name);
+        let config = spec.default_config.clone();
         self.insert_node(
             &doc,
             serde_json::json!({

@@ -175,9 +175,17 @@ pub struct Bin {
     Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
 )]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(
+    feature = "sea-orm",
+    derive(sea_orm::EnumIter, sea_orm::DeriveActiveEnum),
+    sea_orm(rs_type = "String", db_type = "Text")
+)]
 pub enum Tier {
+    #[cfg_attr(feature = "sea-orm", sea_orm(string_value = "cold"))]
     Cold,
+    #[cfg_attr(feature = "sea-orm", sea_orm(string_value = "warm"))]
     Warm,
+    #[cfg_attr(feature = "sea-orm", sea_orm(string_value = "hot"))]
     Hot,
 }
 
@@ -195,9 +203,17 @@ impl Tier {
     Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
 )]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(
+    feature = "sea-orm",
+    derive(sea_orm::EnumIter, sea_orm::DeriveActiveEnum),
+    sea_orm(rs_type = "String", db_type = "Text")
+)]
 pub enum Stage {
+    #[cfg_attr(feature = "sea-orm", sea_orm(string_value = "lead"))]
     Lead,
+    #[cfg_attr(feature = "sea-orm", sea_orm(string_value = "mql"))]
     Mql,
+    #[cfg_attr(feature = "sea-orm", sea_orm(string_value = "sql"))]
     Sql,
 }
 

@@ -21,7 +21,9 @@ use sea_orm::{
 use serde::Deserialize as _;
 use serde_json::{Map, Value, json};
 use trellis_model::nba::{Facts, Rules};
-use trellis_model::scoring::{BehaviourState, CompiledModel, EventView, Rating, ScoringModel};
+use trellis_model::scoring::{
+    BehaviourState, CompiledModel, EventView, Rating, ScoringModel, Stage, Tier,
+};
 
 use crate::db::entities::{
     account, event, lead, lead_identity, lead_score, scoring_model, workspace_doc,
@@ -38,8 +40,8 @@ pub struct Lead {
     /// `trellis_model::scoring::BehaviourState`.
     pub state: Value,
     pub score: f64,
-    pub tier: String,
-    pub stage: String,
+    pub tier: Tier,
+    pub stage: Stage,
     pub probability: Option<f64>,
     pub model_version: Option<i32>,
     /// Epoch ms the score was computed for; every score write moves it forward.
@@ -162,8 +164,8 @@ fn empty_lead(workspace: &str, id: &str, now_ms: i64) -> Lead {
         attributes: json!({}),
         state: json!({}),
         score: 0.0,
-        tier: "cold".into(),
-        stage: "lead".into(),
+        tier: Tier::Cold,
+        stage: Stage::Lead,
         probability: None,
         model_version: None,
         scored_at: now_ms,
@@ -194,8 +196,8 @@ fn score_active(m: &Lead) -> lead_score::ActiveModel {
         workspace_id: Set(m.workspace_id.clone()),
         lead_id: Set(m.id.clone()),
         score: Set(m.score),
-        tier: Set(m.tier.clone()),
-        stage: Set(m.stage.clone()),
+        tier: Set(m.tier),
+        stage: Set(m.stage),
         probability: Set(m.probability),
         model_version: Set(m.model_version),
         scored_at: Set(m.scored_at),
@@ -361,12 +363,12 @@ pub(crate) fn state_of(state: &Value) -> BehaviourState {
 /// The `lead.tier_changed` payload when `rating` moves the lead out of its tier or stage.
 pub(crate) fn tier_change(
     id: &str,
-    tier: &str,
-    stage: &str,
+    tier: Tier,
+    stage: Stage,
     rating: &Rating,
     version: i32,
 ) -> Option<Value> {
-    let (to_tier, to_stage) = (rating.tier.as_str(), rating.stage.as_str());
+    let (to_tier, to_stage) = (rating.tier, rating.stage);
     (tier != to_tier || stage != to_stage).then(|| {
         json!({
             "lead": id,
@@ -383,10 +385,10 @@ pub(crate) fn tier_change(
 /// `scored_at` always moves forward, even within one millisecond: a rescore that read the
 /// lead earlier sees that its reading is stale.
 fn set_score(row: &mut Lead, rating: &Rating, version: i32, now_ms: i64) -> Option<Value> {
-    let change = tier_change(&row.id, &row.tier, &row.stage, rating, version);
+    let change = tier_change(&row.id, row.tier, row.stage, rating, version);
     row.score = rating.score;
-    row.tier = rating.tier.as_str().into();
-    row.stage = rating.stage.as_str().into();
+    row.tier = rating.tier;
+    row.stage = rating.stage;
     row.probability = rating.probability;
     row.model_version = Some(version);
     row.scored_at = now_ms.max(row.scored_at + 1);

@@ -12,6 +12,7 @@ use sea_orm::{
 };
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use trellis_model::scoring::{Stage, Tier};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::api::body::ApiJson;
@@ -49,6 +50,20 @@ fn paging(page: Option<u64>, per_page: Option<u64>) -> ApiResult<(u64, u64)> {
     Ok((page.unwrap_or(1).max(1), per_page))
 }
 
+/// A tier or stage named by query parameter `param`, one of `allowed`.
+fn level<T: serde::de::DeserializeOwned>(
+    value: Option<&str>,
+    param: &str,
+    allowed: &str,
+) -> ApiResult<Option<T>> {
+    value
+        .map(|v| {
+            serde_json::from_value(Value::String(v.to_owned()))
+                .map_err(|_| ApiError::invalid(param, format!("{param} is {allowed}")))
+        })
+        .transpose()
+}
+
 fn summary_row(l: &Lead) -> Value {
     json!({
         "id": l.id,
@@ -75,25 +90,17 @@ pub async fn list_leads(
     query: Result<Query<LeadQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<Value>> {
     let Query(q) = query.map_err(|e| ApiError::invalid("", e.to_string()))?;
-    if let Some(t) = &q.tier
-        && !["cold", "warm", "hot"].contains(&t.as_str())
-    {
-        return Err(ApiError::invalid("tier", "tier is cold, warm or hot"));
-    }
-    if let Some(s) = &q.stage
-        && !["lead", "mql", "sql"].contains(&s.as_str())
-    {
-        return Err(ApiError::invalid("stage", "stage is lead, mql or sql"));
-    }
+    let tier: Option<Tier> = level(q.tier.as_deref(), "tier", "cold, warm or hot")?;
+    let stage: Option<Stage> = level(q.stage.as_deref(), "stage", "lead, mql or sql")?;
     let (page, per_page) = paging(q.page, q.per_page)?;
     let mut find = select_leads()
         .filter(lead::Column::WorkspaceId.eq(caller.workspace_id.as_str()))
         .filter(lead::Column::MergedInto.is_null());
-    if let Some(t) = &q.tier {
-        find = find.filter(lead_score::Column::Tier.eq(t.as_str()));
+    if let Some(t) = tier {
+        find = find.filter(lead_score::Column::Tier.eq(t));
     }
-    if let Some(s) = &q.stage {
-        find = find.filter(lead_score::Column::Stage.eq(s.as_str()));
+    if let Some(s) = stage {
+        find = find.filter(lead_score::Column::Stage.eq(s));
     }
     if let Some(o) = &q.owner {
         find = find.filter(lead::Column::Owner.eq(o.as_str()));

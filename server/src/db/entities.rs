@@ -489,8 +489,8 @@ pub mod lead_score {
         pub lead_id: String,
         #[sea_orm(column_type = "Double")]
         pub score: f64,
-        pub tier: String,
-        pub stage: String,
+        pub tier: trellis_model::scoring::Tier,
+        pub stage: trellis_model::scoring::Stage,
         #[sea_orm(column_type = "Double", nullable)]
         pub probability: Option<f64>,
         pub model_version: Option<i32>,

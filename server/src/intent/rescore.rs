@@ -9,7 +9,7 @@ use chrono::Utc;
 use sea_orm::sea_query::Expr as SqlExpr;
 use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
 use serde_json::{Value, json};
-use trellis_model::scoring::{BehaviourState, CompiledModel, Rating};
+use trellis_model::scoring::{BehaviourState, CompiledModel, Rating, Stage, Tier};
 
 use super::Intent;
 use crate::db::entities::{lead, lead_score, scoring_model};
@@ -32,8 +32,8 @@ const WRITE_CHUNK: usize = 500;
 /// One lead of a rescore as the reader saw it, rated.
 struct Rated {
     id: String,
-    tier: String,
-    stage: String,
+    tier: Tier,
+    stage: Stage,
     /// The score's revision when read: the write applies only if it is unchanged.
     seen: i64,
     rating: Rating,
@@ -56,7 +56,7 @@ impl RatedPage {
 
 /// A lead row as a rescore reads it: id, attributes and state (as JSON text), tier, stage
 /// and the score's revision.
-type RawLead = (String, String, String, String, String, i64);
+type RawLead = (String, String, String, Tier, Stage, i64);
 
 /// Reads the page of leads after `after` in id order, with the columns scoring needs.
 async fn read_page(
@@ -438,7 +438,7 @@ impl Intent {
         let (moved, same): (Vec<&Rated>, Vec<&Rated>) = page
             .rated
             .iter()
-            .partition(|r| r.tier != r.rating.tier.as_str() || r.stage != r.rating.stage.as_str());
+            .partition(|r| r.tier != r.rating.tier || r.stage != r.rating.stage);
         write_ratings(&txn, workspace, version, page.at, &same, false).await?;
         // Only the leads this write moved get a tier change: an event that rescored one
         // meanwhile recorded its own.
@@ -447,7 +447,7 @@ impl Intent {
         let mut changes: Vec<Value> = moved
             .into_iter()
             .filter(|r| won.contains(&r.id))
-            .filter_map(|r| tier_change(&r.id, &r.tier, &r.stage, &r.rating, version))
+            .filter_map(|r| tier_change(&r.id, r.tier, r.stage, &r.rating, version))
             .collect();
         changes.extend(rescore_ids(&txn, workspace, &page.replay, version, model, now_ms).await?);
         set_rescore_done(&txn, workspace, version, done + page.len() as u64, false).await?;

@@ -110,6 +110,15 @@ impl From<crate::docs::DocError> for ApiError {
     }
 }
 
+impl From<crate::leads::LeadError> for ApiError {
+    fn from(e: crate::leads::LeadError) -> Self {
+        match e {
+            crate::leads::LeadError::Db(e) => e.into(),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
 impl From<crate::events::IntakeError> for ApiError {
     fn from(e: crate::events::IntakeError) -> Self {
         use crate::events::IntakeError;
@@ -117,7 +126,7 @@ impl From<crate::events::IntakeError> for ApiError {
             IntakeError::Invalid(e) => e.into(),
             IntakeError::Db(e) => e.into(),
             IntakeError::Runs(e) => e.into(),
-            IntakeError::Lead(e) => ApiError::internal(format!("{e:#}")),
+            IntakeError::Lead(e) => e.into(),
         }
     }
 }

@@ -118,8 +118,8 @@ pub enum IntakeError {
     Db(#[from] sea_orm::DbErr),
     #[error(transparent)]
     Runs(#[from] RunError),
-    #[error("attributing the event to a lead: {0:#}")]
-    Lead(anyhow::Error),
+    #[error("attributing the event to a lead: {0}")]
+    Lead(#[from] crate::leads::LeadError),
 }
 
 /// One event of a batch that was refused, by its place in the batch.
@@ -192,8 +192,7 @@ impl Events {
             &properties,
             timestamp.timestamp_millis(),
         )
-        .await
-        .map_err(IntakeError::Lead)?;
+        .await?;
         let lead_id = attributed.as_ref().map(|a| a.lead_id.clone());
         let payload = json!({ "id": id, "name": name, "lead": lead_id.clone().or(lead), "properties": properties, "timestamp": timestamp });
         let (mut run_ids, mut runs_resumed) = self.route(&txn, workspace, &name, &payload).await?;

@@ -11,7 +11,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use anyhow::Context as _;
 use chrono::Utc;
 use sea_orm::sea_query::{Expr as SqlExpr, OnConflict};
 use sea_orm::{
@@ -71,6 +70,20 @@ pub const TIER_CHANGED: &str = "lead.tier_changed";
 
 pub use trellis_model::scoring::IDENTITY_KINDS;
 
+/// Why a lead could not be attributed, scored or read.
+#[derive(Debug, thiserror::Error)]
+pub enum LeadError {
+    #[error(transparent)]
+    Db(#[from] sea_orm::DbErr),
+    #[error("scoring model version {0} does not exist")]
+    NoModelVersion(i32),
+    /// A stored document does not read.
+    #[error("the stored {what} does not read: {reason}")]
+    Corrupt { what: &'static str, reason: String },
+    #[error("encoding a lead's state: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
 /// Compiled scoring model versions, by workspace and version number.
 #[derive(Debug, Default)]
 pub struct Models {
@@ -84,19 +97,22 @@ impl Models {
         conn: &C,
         workspace: &str,
         number: i32,
-    ) -> anyhow::Result<Arc<CompiledModel>> {
+    ) -> Result<Arc<CompiledModel>, LeadError> {
         let key = (workspace.to_owned(), number);
         if let Some(m) = self.cache.read().ok().and_then(|c| c.get(&key).cloned()) {
             return Ok(m);
         }
         let row = crate::docs::stored(conn, crate::docs::DocKind::ScoringModel, workspace, number)
             .await?
-            .with_context(|| format!("scoring model version {number} does not exist"))?;
-        let doc: ScoringModel = serde_json::from_str(&row.doc).context("stored scoring model")?;
-        let compiled = Arc::new(
-            CompiledModel::new(doc)
-                .map_err(|e| anyhow::anyhow!("stored scoring model is invalid: {e:?}"))?,
-        );
+            .ok_or(LeadError::NoModelVersion(number))?;
+        let doc: ScoringModel = serde_json::from_str(&row.doc).map_err(|e| LeadError::Corrupt {
+            what: "scoring model",
+            reason: e.to_string(),
+        })?;
+        let compiled = Arc::new(CompiledModel::new(doc).map_err(|e| LeadError::Corrupt {
+            what: "scoring model",
+            reason: format!("{e:?}"),
+        })?);
         if let Ok(mut c) = self.cache.write() {
             c.insert(key, compiled.clone());
         }
@@ -108,7 +124,7 @@ impl Models {
         &self,
         conn: &C,
         workspace: &str,
-    ) -> anyhow::Result<Option<(i32, Arc<CompiledModel>)>> {
+    ) -> Result<Option<(i32, Arc<CompiledModel>)>, LeadError> {
         let Some(number) = scoring_model::Entity::find_by_id(workspace.to_owned())
             .one(conn)
             .await?
@@ -456,7 +472,7 @@ pub async fn attribute<C: ConnectionTrait>(
     lead: Option<&str>,
     properties: &Value,
     at_ms: i64,
-) -> anyhow::Result<Option<Attributed>> {
+) -> Result<Option<Attributed>, LeadError> {
     let ids = identities(properties);
     let lead = lead.map(str::trim).filter(|l| !l.is_empty());
     if lead.is_none() && ids.is_empty() {
@@ -604,7 +620,7 @@ async fn lock_identities<C: ConnectionTrait>(
     workspace: &str,
     lead: Option<&str>,
     ids: &[(&'static str, String)],
-) -> anyhow::Result<()> {
+) -> Result<(), LeadError> {
     if conn.get_database_backend() != sea_orm::DbBackend::Postgres {
         return Ok(());
     }
@@ -658,7 +674,7 @@ pub(crate) async fn rescore_many<C: ConnectionTrait>(
     version: i32,
     model: &CompiledModel,
     now_ms: i64,
-) -> anyhow::Result<Vec<Value>> {
+) -> Result<Vec<Value>, LeadError> {
     let mut rows: Vec<Lead> = select_leads()
         .filter(lead::Column::WorkspaceId.eq(workspace))
         .filter(lead::Column::Id.is_in(ids.iter().copied()))
@@ -706,7 +722,7 @@ pub async fn rescore<C: ConnectionTrait>(
     version: i32,
     model: &CompiledModel,
     now_ms: i64,
-) -> anyhow::Result<Option<Value>> {
+) -> Result<Option<Value>, LeadError> {
     let state = current_state(conn, workspace, &row.id, &row.state, model).await?;
     let rating = model.rate(&row.attributes, &state, now_ms);
     row.state = serde_json::to_value(&state)?;
@@ -807,7 +823,7 @@ pub async fn upsert<C: ConnectionTrait>(
     owner: Option<&str>,
     identities: &[(String, String)],
     pending: &mut Pending,
-) -> anyhow::Result<bool> {
+) -> Result<bool, LeadError> {
     let now_ms = Utc::now().timestamp_millis();
     let existing = match pending.remove(id) {
         Some(row) => Some(row),
@@ -883,12 +899,15 @@ pub const NBA_DOC: &str = "nba_rules";
 const NBA_DAYS: i64 = 30;
 
 /// The workspace's next-best-action rules (the built-in ones until it saves its own).
-pub async fn nba_rules<C: ConnectionTrait>(conn: &C, workspace: &str) -> anyhow::Result<Rules> {
+pub async fn nba_rules<C: ConnectionTrait>(conn: &C, workspace: &str) -> Result<Rules, LeadError> {
     match workspace_doc::Entity::find_by_id((workspace.to_owned(), NBA_DOC.to_owned()))
         .one(conn)
         .await?
     {
-        Some(d) => Ok(serde_json::from_str(&d.doc).context("stored next-best-action rules")?),
+        Some(d) => serde_json::from_str(&d.doc).map_err(|e| LeadError::Corrupt {
+            what: "next-best-action rules",
+            reason: e.to_string(),
+        }),
         None => Ok(Rules::builtin()),
     }
 }

@@ -137,11 +137,25 @@ pub struct Proc {
 impl Proc {
     /// Starts `trellis serve` and waits until `/healthz` answers.
     pub async fn start(data_dir: &Path, database_url: Option<&str>) -> Proc {
+        Proc::start_on(data_dir, database_url, None).await
+    }
+
+    /// [`Proc::start`], on the CPUs `cpus` only (a `taskset -c` list such as `0`) when given:
+    /// the server then sizes its runtime for them, as it would on a machine that small.
+    pub async fn start_on(data_dir: &Path, database_url: Option<&str>, cpus: Option<&str>) -> Proc {
         std::fs::create_dir_all(data_dir).unwrap();
         let port = free_port();
         let log = data_dir.join(format!("server-{port}.log"));
         let out = std::fs::File::create(&log).unwrap();
-        let mut cmd = Command::new(trellis_bin());
+        let mut cmd = match cpus {
+            Some(list) => {
+                // taskset execs the server in place, so the child's pid is the server's.
+                let mut c = Command::new("taskset");
+                c.args(["-c", list]).arg(trellis_bin());
+                c
+            }
+            None => Command::new(trellis_bin()),
+        };
         cmd.env("TRELLIS_STUDIO_DIR", studio_dir());
         cmd.args([
             "serve",

@@ -1,7 +1,10 @@
 //! `trellis-bench`: webhook runs per second and latency for the reference lead-scoring
 //! flow, against a real `trellis serve` process, with every run durably recorded.
 //!
-//! Usage: `cargo xtask bench [--seconds N] [--clients N] [--postgres]`.
+//! Usage: `cargo xtask bench [--seconds N] [--warmup N] [--clients N] [--postgres] [--pin]`.
+//!
+//! `--pin` measures as flow engines are compared: the server on CPU 0 only (`taskset`), this
+//! load generator on CPU 1, and it reports the server's CPU time per run and its memory.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark tool: a panic is the report
 
@@ -32,6 +35,9 @@ fn track_body(i: u64) -> Value {
 
 struct Args {
     seconds: u64,
+    warmup: u64,
+    /// Server on CPU 0, load generator on CPU 1.
+    pin: bool,
     clients: usize,
     postgres: bool,
     /// An existing, empty database to use instead of a fresh one.
@@ -41,6 +47,8 @@ struct Args {
 fn parse_args() -> Args {
     let mut a = Args {
         seconds: 10,
+        warmup: 2,
+        pin: false,
         clients: 16,
         postgres: false,
         database_url: None,
@@ -50,9 +58,13 @@ fn parse_args() -> Args {
         match arg.as_str() {
             "--seconds" => a.seconds = it.next().and_then(|v| v.parse().ok()).expect("--seconds N"),
             "--clients" => a.clients = it.next().and_then(|v| v.parse().ok()).expect("--clients N"),
+            "--warmup" => a.warmup = it.next().and_then(|v| v.parse().ok()).expect("--warmup N"),
+            "--pin" => a.pin = true,
             "--postgres" => a.postgres = true,
             "--database-url" => a.database_url = Some(it.next().expect("--database-url URL")),
-            other => panic!("unknown argument {other}; use --seconds N --clients N --postgres"),
+            other => panic!(
+                "unknown argument {other}; use --seconds N --warmup N --clients N --postgres --pin"
+            ),
         }
     }
     a
@@ -71,7 +83,11 @@ async fn main() {
         .database_url
         .clone()
         .or_else(|| pg.as_ref().map(|p| p.url.clone()));
-    let server = Proc::start(&dir.0, url.as_deref()).await;
+    let server = Proc::start_on(&dir.0, url.as_deref(), args.pin.then_some("0")).await;
+    let pid = server.child.id();
+    if args.pin {
+        pin_self_to("1");
+    }
     let api = Api::new(&server.base, &server.token());
     let created = api.post("/api/v1/flows", &reference_flow()).await;
     let id = created["id"].as_str().unwrap();
@@ -98,7 +114,7 @@ async fn main() {
         .unwrap();
     println!("sample answer: {r}");
 
-    let warmup = Duration::from_secs(2);
+    let warmup = Duration::from_secs(args.warmup);
     let counter = Arc::new(AtomicU64::new(2));
     let errors = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
@@ -147,6 +163,9 @@ async fn main() {
             (latencies, measured)
         }));
     }
+    // The server's CPU time over the measured window (after the warm-up).
+    tokio::time::sleep_until((start + warmup).into()).await;
+    let cpu_before = cpu_seconds(pid);
     let mut all = Vec::new();
     let mut measured = 0;
     for t in tasks {
@@ -154,6 +173,7 @@ async fn main() {
         all.extend(l);
         measured += m;
     }
+    let cpu = cpu_seconds(pid) - cpu_before;
     all.sort();
     let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
     let rps = measured as f64 / args.seconds as f64;
@@ -173,6 +193,17 @@ async fn main() {
         errors.load(Ordering::Relaxed)
     );
     println!("throughput: {rps:.0} runs/s");
+    println!(
+        "server CPU: {:.0} µs per run ({:.0}% of one core){}",
+        cpu * 1e6 / measured.max(1) as f64,
+        cpu * 100.0 / args.seconds as f64,
+        if args.pin {
+            ", server pinned to CPU 0, load on CPU 1"
+        } else {
+            ""
+        }
+    );
+    println!("server memory: {}", memory(pid));
     println!(
         "latency: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         ms(pct(0.50)),
@@ -225,6 +256,51 @@ async fn main() {
     if let Some(p) = pg {
         p.drop_db().await;
     }
+}
+
+/// Pins every thread of this process to the CPUs `list` (threads made later inherit it).
+fn pin_self_to(list: &str) {
+    let status = std::process::Command::new("taskset")
+        .args(["-a", "-p", "-c", list, &std::process::id().to_string()])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("taskset (util-linux) is needed for --pin");
+    assert!(status.success(), "taskset failed: {status}");
+}
+
+/// User plus system CPU time of process `pid` so far, in seconds (`/proc/<pid>/stat`).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/<pid>/stat");
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / clock_ticks()
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`).
+fn clock_ticks() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// Resident memory of process `pid` now and at its peak (`/proc/<pid>/status`).
+fn memory(pid: u32) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .map(|l| l[name.len()..].trim().to_owned())
+            .unwrap_or_else(|| "?".into())
+    };
+    format!("RSS {}, peak {}", field("VmRSS:"), field("VmHWM:"))
 }
 
 fn ms(d: Duration) -> f64 {

@@ -52,12 +52,9 @@ pub(crate) fn checked(doc: &Value, prefix: &str) -> ApiResult<ScoringModel> {
 
 /// The model's head row (versions and rescore progress).
 async fn head<C: ConnectionTrait>(conn: &C, workspace: &str) -> ApiResult<scoring_model::Model> {
-    docs::head(conn, DocRef::scoring_model(workspace)).await?;
     crate::leads::model_head(conn, workspace)
         .await?
-        .ok_or_else(|| {
-            ApiError::not_found("this workspace has no scoring model yet; save one first")
-        })
+        .ok_or_else(|| docs::DocError::missing(DocRef::scoring_model(workspace)).into())
 }
 
 fn doc_of(v: &docs::Version) -> ApiResult<Value> {

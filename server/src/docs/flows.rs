@@ -11,8 +11,8 @@ use sea_orm::{
 };
 use serde_json::{Value, json};
 
-use super::{Author, DocError, DocRef, audit, heads};
-use crate::db::entities::{doc_version, flow, flow_trigger, run};
+use super::{Author, DocError, DocRef, audit, heads, insert_version};
+use crate::db::entities::{flow, flow_trigger, run};
 
 /// Creates a flow named `name` whose first version is `body`; gives its id.
 pub async fn create_flow<C: ConnectionTrait>(
@@ -37,27 +37,9 @@ pub async fn create_flow<C: ConnectionTrait>(
     })
     .exec_without_returning(conn)
     .await?;
-    doc_version::Entity::insert(doc_version::ActiveModel {
-        workspace_id: Set(workspace.to_owned()),
-        kind: Set(super::DocKind::Flow),
-        doc_id: Set(id.clone()),
-        number: Set(1),
-        hash: Set(hash),
-        doc: Set(body.to_string()),
-        author: Set(author.name.to_owned()),
-        message: Set("created".into()),
-        created_at: Set(now),
-    })
-    .exec_without_returning(conn)
-    .await?;
-    audit(
-        conn,
-        DocRef::flow(workspace, &id),
-        author,
-        "create",
-        json!({ "version": 1 }),
-    )
-    .await?;
+    let doc = DocRef::flow(workspace, &id);
+    insert_version(conn, doc, 1, body, hash, author, "created").await?;
+    audit(conn, doc, author, "create", json!({ "version": 1 })).await?;
     Ok(id)
 }
 
@@ -130,7 +112,7 @@ pub async fn find_flow<C: ConnectionTrait>(
 ) -> Result<flow::Model, DocError> {
     heads::live_flow(conn, doc)
         .await?
-        .ok_or_else(|| DocError::Missing(format!("flow {:?} does not exist", doc.id)))
+        .ok_or_else(|| DocError::missing(doc))
 }
 
 /// Archives a flow: it leaves lists and stops receiving webhooks, events and schedules;

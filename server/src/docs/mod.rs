@@ -13,9 +13,7 @@ mod flows;
 mod heads;
 
 use chrono::Utc;
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::Value;
 
 use crate::db::entities::doc_version;
@@ -121,16 +119,23 @@ pub enum DocError {
     },
 }
 
-/// The head of `doc`, or [`DocError::Missing`].
-pub async fn head<C: ConnectionTrait>(conn: &C, doc: DocRef<'_>) -> Result<Head, DocError> {
-    heads::read(conn, doc).await?.ok_or_else(|| {
+impl DocError {
+    /// `doc` does not exist (a deleted flow does not either).
+    pub fn missing(doc: DocRef<'_>) -> DocError {
         DocError::Missing(match doc.kind {
             DocKind::Flow => format!("flow {:?} does not exist", doc.id),
             DocKind::ScoringModel => {
                 "this workspace has no scoring model yet; save one first".into()
             }
         })
-    })
+    }
+}
+
+/// The head of `doc`, or [`DocError::Missing`].
+pub async fn head<C: ConnectionTrait>(conn: &C, doc: DocRef<'_>) -> Result<Head, DocError> {
+    heads::read(conn, doc)
+        .await?
+        .ok_or_else(|| DocError::missing(doc))
 }
 
 /// One version of `doc`, or [`DocError::NoVersion`].
@@ -223,7 +228,8 @@ pub async fn save_as<C: ConnectionTrait>(
         author,
         edit.message,
     )
-    .await?;
+    .await?
+    .number;
     audit(
         conn,
         doc,
@@ -287,7 +293,7 @@ pub async fn rollback<C: ConnectionTrait>(
     let h = head(conn, doc).await?;
     let old = version(conn, doc, number).await?;
     let message = format!("rollback to version {}", old.number);
-    let next = append(
+    let v = append(
         conn,
         doc,
         h.latest,
@@ -301,7 +307,7 @@ pub async fn rollback<C: ConnectionTrait>(
         DocError::Stale { .. } => DocError::Moved(doc.describe()),
         other => other,
     })?;
-    let v = version(conn, doc, next).await?;
+    let next = v.number;
     heads::publish(conn, doc, &v).await?;
     audit(
         conn,
@@ -318,7 +324,7 @@ pub async fn rollback<C: ConnectionTrait>(
     })
 }
 
-/// Moves the head from `base` to the next version and inserts it (no audit).
+/// Moves the head from `base` to the next version and inserts it (no audit); gives it.
 async fn append<C: ConnectionTrait>(
     conn: &C,
     doc: DocRef<'_>,
@@ -327,8 +333,7 @@ async fn append<C: ConnectionTrait>(
     hash: String,
     author: Author<'_>,
     message: &str,
-) -> Result<i32, DocError> {
-    let next = base + 1;
+) -> Result<Version, DocError> {
     if !heads::advance(conn, doc, base, body).await? {
         return Err(match heads::read(conn, doc).await? {
             Some(h) => DocError::Stale {
@@ -336,32 +341,38 @@ async fn append<C: ConnectionTrait>(
                 base,
             },
             // A flow is created first; a scoring model starts with its first save.
-            None if doc.kind == DocKind::Flow => {
-                head(conn, doc)
-                    .await
-                    .err()
-                    .unwrap_or(DocError::Missing(format!(
-                        "{} does not exist",
-                        doc.describe()
-                    )))
-            }
+            None if doc.kind == DocKind::Flow => DocError::missing(doc),
             None => DocError::Stale { current: 0, base },
         });
     }
-    doc_version::Entity::insert(doc_version::ActiveModel {
-        workspace_id: Set(doc.workspace.to_owned()),
-        kind: Set(doc.kind),
-        doc_id: Set(doc.id.to_owned()),
-        number: Set(next),
-        hash: Set(hash),
-        doc: Set(body.to_string()),
-        author: Set(author.name.to_owned()),
-        message: Set(message.to_owned()),
-        created_at: Set(Utc::now()),
-    })
-    .exec_without_returning(conn)
-    .await?;
-    Ok(next)
+    Ok(insert_version(conn, doc, base + 1, body, hash, author, message).await?)
+}
+
+/// Inserts version `number` of `doc` (moving the head is the caller's); gives it.
+async fn insert_version<C: ConnectionTrait>(
+    conn: &C,
+    doc: DocRef<'_>,
+    number: i32,
+    body: &Value,
+    hash: String,
+    author: Author<'_>,
+    message: &str,
+) -> Result<Version, sea_orm::DbErr> {
+    let v = Version {
+        workspace_id: doc.workspace.to_owned(),
+        kind: doc.kind,
+        doc_id: doc.id.to_owned(),
+        number,
+        hash,
+        doc: body.to_string(),
+        author: author.name.to_owned(),
+        message: message.to_owned(),
+        created_at: Utc::now(),
+    };
+    doc_version::Entity::insert(doc_version::ActiveModel::from(v.clone()))
+        .exec_without_returning(conn)
+        .await?;
+    Ok(v)
 }
 
 /// Appends `<kind>.<action>` on `doc` to the audit log.

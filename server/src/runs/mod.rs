@@ -130,10 +130,6 @@ impl Runs {
         })
     }
 
-    pub fn db(&self) -> &DatabaseConnection {
-        &self.db
-    }
-
     /// Tells idle workers that runs are due.
     pub fn wake(&self) {
         self.wake.notify_waiters();

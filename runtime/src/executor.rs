@@ -90,8 +90,9 @@ pub enum Next {
 pub struct CompiledFlow {
     doc: FlowDoc,
     index: HashMap<String, usize>,
-    exprs: HashMap<(String, String), Expr>,
-    templates: HashMap<(String, String), Template>,
+    /// Per node, per JSON pointer into its config: looked up without building a key.
+    exprs: HashMap<String, HashMap<String, Expr>>,
+    templates: HashMap<String, HashMap<String, Template>>,
     /// Each node's outgoing edges as `(port, target)`, so a step finds its successors
     /// without a scan.
     successors: HashMap<String, Vec<(String, String)>>,
@@ -113,8 +114,8 @@ impl CompiledFlow {
     /// Compiles a validated document; an expression that does not parse is an error
     /// naming the node.
     pub fn compile(doc: FlowDoc) -> Result<Arc<CompiledFlow>, CompileError> {
-        let mut exprs = HashMap::new();
-        let mut templates = HashMap::new();
+        let mut exprs: HashMap<String, HashMap<String, Expr>> = HashMap::new();
+        let mut templates: HashMap<String, HashMap<String, Template>> = HashMap::new();
         for node in &doc.nodes {
             for site in trellis_model::node_types::expr_sites(&node.node_type, &node.config) {
                 match site {
@@ -124,7 +125,10 @@ impl CompiledFlow {
                             pointer: pointer.clone(),
                             reason: e.to_string(),
                         })?;
-                        exprs.insert((node.id.to_string(), pointer), e);
+                        exprs
+                            .entry(node.id.to_string())
+                            .or_default()
+                            .insert(pointer, e);
                     }
                     trellis_model::node_types::ExprSite::Template { pointer, source } => {
                         let t = Template::parse(&source).map_err(|e| CompileError {
@@ -132,7 +136,10 @@ impl CompiledFlow {
                             pointer: pointer.clone(),
                             reason: e.to_string(),
                         })?;
-                        templates.insert((node.id.to_string(), pointer), t);
+                        templates
+                            .entry(node.id.to_string())
+                            .or_default()
+                            .insert(pointer, t);
                     }
                 }
             }
@@ -160,11 +167,15 @@ impl CompiledFlow {
                 _ => *slot = None,
             }
         };
-        for ((node, _), e) in &exprs {
-            read(node, e.step_refs());
+        for (node, at) in &exprs {
+            for e in at.values() {
+                read(node, e.step_refs());
+            }
         }
-        for ((node, _), t) in &templates {
-            read(node, t.step_refs());
+        for (node, at) in &templates {
+            for t in at.values() {
+                read(node, t.step_refs());
+            }
         }
         // Connector configs and inputs are rendered at run time: read their holes too.
         for node in &doc.nodes {
@@ -209,7 +220,8 @@ impl CompiledFlow {
 
     fn expr(&self, node: &str, pointer: &str) -> Result<&Expr, String> {
         self.exprs
-            .get(&(node.to_owned(), pointer.to_owned()))
+            .get(node)
+            .and_then(|at| at.get(pointer))
             .ok_or_else(|| format!("node {node}: no compiled expression at {pointer}"))
     }
 }
@@ -823,7 +835,8 @@ impl<'a> Executor<'a> {
                 let message = match self
                     .flow
                     .templates
-                    .get(&(id.to_owned(), "/message".to_owned()))
+                    .get(id)
+                    .and_then(|at| at.get("/message"))
                 {
                     Some(t) => t
                         .render(&self.scope_for(node.id.as_str(), state))

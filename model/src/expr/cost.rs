@@ -196,14 +196,14 @@ struct Local<'a> {
     appends: bool,
 }
 
-struct Walk<'a, 's> {
-    scope: &'s Scope<'s>,
+struct Walk<'a, 's, 'v> {
+    scope: &'s Scope<'v>,
     locals: Vec<Local<'a>>,
     /// Bounds of the scope values looked inside, by address: each is summarised once.
     summaries: RefCell<HashMap<usize, Rc<Approx>>>,
 }
 
-impl<'a, 's: 'a> Walk<'a, 's> {
+impl<'a, 's: 'a, 'v: 's> Walk<'a, 's, 'v> {
     fn lookup(&self, name: &str) -> Option<&Local<'a>> {
         self.locals.iter().rev().find(|l| l.name == name)
     }

@@ -19,11 +19,17 @@
 mod cost;
 
 use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, LazyLock};
 
 use cel::common::ast::{EntryExpr, Expr as Ast, IdedExpr};
-use cel::objects::{Key, Map};
+use cel::common::types::{
+    CelBool, CelDouble, CelInt, CelList, CelMap, CelMapKey, CelNull, CelString, CelUInt,
+};
+use cel::common::value::{CowVal, Val};
+use cel::context::VariableResolver;
+use cel::objects::Key;
 use cel::{Context, Env, ExecutionError, Program, Value as CelValue};
 use serde::Serialize;
 use serde_json::{Map as JsonMap, Value};
@@ -31,6 +37,41 @@ use serde_json::{Map as JsonMap, Value};
 pub use cost::BYTES_PER_UNIT;
 
 static ENV: LazyLock<Arc<Env>> = LazyLock::new(|| Arc::new(Env::stdlib()));
+
+thread_local! {
+    /// The interpreter's root context: the standard library plus `min`, `max` (from the
+    /// crate) and `round(x, digits)` (ours), built once per thread. Each evaluation
+    /// binds its variables in a child of it.
+    static ROOT: Context<'static, 'static> = {
+        let mut ctx = Context::with_env(ENV.clone());
+        // These names are not in the standard library, so adding them cannot conflict
+        // (and the tests call all three).
+        let added = [
+            ctx.add_function("min", cel::functions::min),
+            ctx.add_function("max", cel::functions::max),
+            ctx.add_function("round", round),
+        ];
+        debug_assert!(added.iter().all(Result::is_ok), "{added:?}");
+        ctx
+    };
+}
+
+/// A child of `root` whose values may borrow for a shorter `'v` than the root's.
+fn inner<'b, 'v>(root: &'b Context<'b, 'v>) -> Context<'b, 'v> {
+    root.new_inner_scope()
+}
+
+/// The variables one evaluation sees, already converted.
+struct Named<'s, 'v>(Vec<(&'s str, &'s (dyn Val + 'v))>);
+
+impl VariableResolver for Named<'_, '_> {
+    fn resolve<'b>(&'b self, variable: &str) -> Option<CowVal<'b, 'b>> {
+        self.0
+            .iter()
+            .find(|(name, _)| *name == variable)
+            .map(|(_, value)| CowVal::Borrowed(*value))
+    }
+}
 
 /// The longest expression accepted, in bytes.
 pub const MAX_SOURCE_BYTES: usize = 4096;
@@ -154,18 +195,10 @@ impl Expr {
 
     /// Evaluates against `scope` and converts the result to JSON.
     pub fn eval(&self, scope: &Scope<'_>) -> Result<Value, EvalError> {
-        let mut ctx = Context::with_env(ENV.clone());
         let fail = |message: String| EvalError {
             expression: self.source.clone(),
             message,
         };
-        // `min`/`max` come from the crate; `round(x, digits)` is ours.
-        ctx.add_function("min", cel::functions::min)
-            .map_err(|e| fail(e.to_string()))?;
-        ctx.add_function("max", cel::functions::max)
-            .map_err(|e| fail(e.to_string()))?;
-        ctx.add_function("round", round)
-            .map_err(|e| fail(e.to_string()))?;
         let cost = self.cost(scope);
         if cost > COST_LIMIT {
             return Err(fail(format!(
@@ -174,24 +207,28 @@ impl Expr {
                  comprehensions)"
             )));
         }
-        // Only the variables it names are converted, and that is paid from the scope's
-        // budget with the evaluation itself.
-        let named: Vec<&(String, Cow<'_, Value>)> = scope
-            .vars
-            .iter()
-            .filter(|(name, _)| self.roots.iter().any(|r| r == name))
-            .collect();
-        let converted: u64 = named
-            .iter()
-            .map(|(_, v)| crate::measure::measure(v).nodes)
-            .sum();
-        scope.spend(cost.saturating_add(converted)).map_err(fail)?;
-        for (name, value) in named {
-            ctx.add_variable_from_value(name.clone(), json_to_cel(value.as_ref()));
+        scope.spend(cost).map_err(fail)?;
+        // Only the variables it names are handed over, each converted once per scope (and
+        // paid for from its budget then).
+        let mut named = Vec::with_capacity(self.roots.len());
+        for binding in scope.vars.iter().filter(|b| self.roots.contains(&b.name)) {
+            named.push((
+                binding.name.as_str(),
+                scope.converted(binding).map_err(fail)?,
+            ));
         }
-        let result = with_stack(|| guarded(|| self.program.execute(&ctx)))
-            .map_err(|panic| fail(format!("the expression could not be evaluated: {panic}")))?
-            .map_err(|e| fail(describe(&e)))?;
+        let resolver = Named(named);
+        let result = with_stack(|| {
+            guarded(|| {
+                ROOT.with(|root| {
+                    let mut ctx = inner(root);
+                    ctx.set_variable_resolver(&resolver);
+                    self.program.execute(&ctx)
+                })
+            })
+        })
+        .map_err(|panic| fail(format!("the expression could not be evaluated: {panic}")))?
+        .map_err(|e| fail(describe(&e)))?;
         cel_to_json(&result).map_err(fail)
     }
 
@@ -491,8 +528,29 @@ fn round(x: f64, digits: i64) -> f64 {
 /// with `expression_too_costly` once the budget is spent.
 #[derive(Clone, Debug)]
 pub struct Scope<'a> {
-    vars: Vec<(String, Cow<'a, Value>)>,
+    vars: Vec<Binding<'a>>,
     budget: std::cell::Cell<u64>,
+}
+
+/// One variable of a scope, with the interpreter's copy of it made on first use.
+#[derive(Debug)]
+struct Binding<'a> {
+    name: String,
+    value: Cow<'a, Value>,
+    /// The value as the interpreter sees it: converted once per scope, however many
+    /// expressions read it, and again only after the binding changes. A borrowed value's
+    /// strings are borrowed too.
+    cel: OnceCell<Box<dyn Val + 'a>>,
+}
+
+impl Clone for Binding<'_> {
+    fn clone(&self) -> Self {
+        Binding {
+            name: self.name.clone(),
+            value: self.value.clone(),
+            cel: OnceCell::new(),
+        }
+    }
 }
 
 impl Default for Scope<'_> {
@@ -534,6 +592,20 @@ impl<'a> Scope<'a> {
         Ok(())
     }
 
+    /// `binding` as the interpreter sees it, converting it on its first use in this scope;
+    /// the conversion is paid for from the budget, by the nodes it copies.
+    fn converted<'s>(&'s self, binding: &'s Binding<'a>) -> Result<&'s (dyn Val + 'a), String> {
+        if let Some(done) = binding.cel.get() {
+            return Ok(done.as_ref());
+        }
+        self.spend(crate::measure::measure(&binding.value).nodes)?;
+        let converted = match &binding.value {
+            Cow::Borrowed(value) => json_to_val(value, &|s| Cow::Borrowed(s)),
+            Cow::Owned(value) => json_to_val(value, &|s| Cow::Owned(s.to_owned())),
+        };
+        Ok(binding.cel.get_or_init(|| converted).as_ref())
+    }
+
     /// Binds `name`, replacing an earlier binding of the same name.
     pub fn with(mut self, name: &str, value: Value) -> Self {
         self.set(name, value);
@@ -556,47 +628,68 @@ impl<'a> Scope<'a> {
         if self.get(name).is_none_or(|v| !v.is_object()) {
             self.set(name, Value::Object(JsonMap::new()));
         }
-        if let Some((_, slot)) = self.vars.iter_mut().find(|(n, _)| n == name)
-            && let Value::Object(map) = slot.to_mut()
+        if let Some(slot) = self.vars.iter_mut().find(|b| b.name == name)
+            && let Value::Object(map) = slot.value.to_mut()
         {
             map.insert(key.to_owned(), value);
+            slot.cel = OnceCell::new();
         }
     }
 
     fn bind(&mut self, name: &str, value: Cow<'a, Value>) {
-        match self.vars.iter_mut().find(|(n, _)| n == name) {
-            Some(slot) => slot.1 = value,
-            None => self.vars.push((name.to_owned(), value)),
+        match self.vars.iter_mut().find(|b| b.name == name) {
+            Some(slot) => {
+                slot.value = value;
+                slot.cel = OnceCell::new();
+            }
+            None => self.vars.push(Binding {
+                name: name.to_owned(),
+                value,
+                cel: OnceCell::new(),
+            }),
         }
     }
 
     pub fn get(&self, name: &str) -> Option<&Value> {
         self.vars
             .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_ref())
+            .find(|b| b.name == name)
+            .map(|b| b.value.as_ref())
     }
 }
 
-/// JSON → CEL. Integers that fit `i64` become `int` (not `uint`), so `x + 1` works on
-/// JSON numbers as users expect.
-pub fn json_to_cel(value: &Value) -> CelValue {
+/// JSON → the interpreter's values, in one pass. Integers that fit `i64` become `int`
+/// (not `uint`), so `x + 1` works on JSON numbers as users expect. `text` decides whether
+/// strings and keys are borrowed from `value` or copied.
+fn json_to_val<'s, 'v>(
+    value: &'s Value,
+    text: &dyn Fn(&'s str) -> Cow<'v, str>,
+) -> Box<dyn Val + 'v> {
     match value {
-        Value::Null => CelValue::Null,
-        Value::Bool(b) => CelValue::Bool(*b),
+        Value::Null => Box::new(CelNull),
+        Value::Bool(b) => Box::new(CelBool::from(*b)),
         Value::Number(n) => match (n.as_i64(), n.as_u64()) {
-            (Some(i), _) => CelValue::Int(i),
-            (None, Some(u)) => CelValue::UInt(u),
-            _ => CelValue::Float(n.as_f64().unwrap_or(f64::NAN)),
+            (Some(i), _) => Box::new(CelInt::from(i)),
+            (None, Some(u)) => Box::new(CelUInt::from(u)),
+            _ => Box::new(CelDouble::from(n.as_f64().unwrap_or(f64::NAN))),
         },
-        Value::String(s) => CelValue::String(Arc::new(s.clone())),
-        Value::Array(items) => CelValue::List(Arc::new(items.iter().map(json_to_cel).collect())),
+        Value::String(s) => Box::new(CelString::from(text(s))),
+        Value::Array(items) => Box::new(CelList::from(
+            items
+                .iter()
+                .map(|v| json_to_val(v, text))
+                .collect::<Vec<_>>(),
+        )),
         Value::Object(map) => {
-            let mut out: HashMap<Key, CelValue> = HashMap::with_capacity(map.len());
+            let mut out: HashMap<CelMapKey<'v>, Box<dyn Val + 'v>> =
+                HashMap::with_capacity(map.len());
             for (k, v) in map {
-                out.insert(Key::String(Arc::new(k.clone())), json_to_cel(v));
+                out.insert(
+                    CelMapKey::String(CelString::from(text(k))),
+                    json_to_val(v, text),
+                );
             }
-            CelValue::Map(Map { map: Arc::new(out) })
+            Box::new(CelMap::from(out))
         }
     }
 }
@@ -784,6 +877,38 @@ mod tests {
     fn check(src: &str, expected: Value) {
         let got = Expr::compile(src).unwrap().eval(&scope()).unwrap();
         assert_eq!(got, expected, "{src}");
+    }
+
+    #[test]
+    fn a_scope_converts_each_variable_once() {
+        let trigger = json!({"body": {"items": [1, 2, 3, 4, 5, 6, 7, 8], "name": "宁德"}});
+        let mut scope = Scope::new()
+            .with_ref("trigger", &trigger)
+            .with("vars", json!({"n": 1}))
+            .with_budget(COST_LIMIT);
+        let size = Expr::compile("size(trigger.body.items)").unwrap();
+        let spent = |scope: &Scope<'_>| {
+            let before = scope.budget_left();
+            assert_eq!(size.eval(scope).unwrap(), json!(8));
+            before - scope.budget_left()
+        };
+        let (first, second) = (spent(&scope), spent(&scope));
+        // The first evaluation paid for converting `trigger`; the second reused it.
+        assert_eq!(first - second, crate::measure::measure(&trigger).nodes);
+        // Borrowed strings read as strings.
+        let name = Expr::compile("trigger.body.name + '电池'").unwrap();
+        assert_eq!(name.eval(&scope).unwrap(), json!("宁德电池"));
+        // A changed binding is converted again, and the change is seen.
+        let n = Expr::compile("vars.n + 1").unwrap();
+        assert_eq!(n.eval(&scope).unwrap(), json!(2));
+        scope.set_field("vars", "n", json!(41));
+        assert_eq!(n.eval(&scope).unwrap(), json!(42));
+        scope.set("vars", json!({"n": -1}));
+        assert_eq!(n.eval(&scope).unwrap(), json!(0));
+        // A copy of the scope starts without the conversions and gives the same answers.
+        let copy = scope.clone();
+        assert_eq!(n.eval(&copy).unwrap(), json!(0));
+        assert_eq!(size.eval(&copy).unwrap(), json!(8));
     }
 
     #[test]

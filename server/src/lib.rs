@@ -97,6 +97,23 @@ pub fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
+/// Drains the histograms' samples into their summaries every few seconds. Without it they
+/// pile up until `/metrics` is next read: a server nobody scrapes grew by every request's
+/// timings (megabytes a minute under load).
+fn spawn_metrics_upkeep(mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let handle = metrics_handle();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = every.tick() => handle.run_upkeep(),
+                _ = shutdown.wait_for(|stop| *stop) => break,
+            }
+        }
+    });
+}
+
 /// First start: the `default` workspace and an admin token, printed once and written to
 /// `<data_dir>/admin-token` (mode 0600). Returns the token when one was created.
 pub async fn bootstrap(db: &DatabaseConnection, data_dir: &Path) -> anyhow::Result<Option<String>> {
@@ -217,6 +234,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     Workers::new(runs.clone(), hosts).spawn(config.workers.max(1), rx.clone());
     Scheduler::new(db.clone(), runs, events, Some(registry)).spawn(rx.clone());
     retention::spawn(db, limits, rx.clone());
+    spawn_metrics_upkeep(rx.clone());
     intent.resume_rescores().await?;
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await

@@ -1,10 +1,13 @@
 //! `trellis-bench`: webhook runs per second and latency for the reference lead-scoring
 //! flow, against a real `trellis serve` process, with every run durably recorded.
 //!
-//! Usage: `cargo xtask bench [--seconds N] [--warmup N] [--clients N] [--postgres] [--pin]`.
+//! Usage: `cargo xtask bench [--seconds N] [--warmup N] [--clients N[,N…]] [--runs N]
+//! [--postgres] [--pin]`.
 //!
 //! `--pin` measures as flow engines are compared: the server on CPU 0 only (`taskset`), this
-//! load generator on CPU 1, and it reports the server's CPU time per run and its memory.
+//! load generator on CPU 1, and it reports the server's CPU time per run and its memory;
+//! by default 16 and 64 clients, 5 s warm-up, 20 s measured, three runs each, with a table of
+//! medians (`cargo xtask bench --pin`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark tool: a panic is the report
 
@@ -38,41 +41,154 @@ struct Args {
     warmup: u64,
     /// Server on CPU 0, load generator on CPU 1.
     pin: bool,
-    clients: usize,
+    /// One measurement per entry, each against a fresh server and database.
+    clients: Vec<usize>,
+    /// Measurements per client count; the summary gives their medians.
+    runs: usize,
     postgres: bool,
+    /// `trellis serve` processes sharing the one PostgreSQL database; clients spread over
+    /// them.
+    processes: usize,
     /// An existing, empty database to use instead of a fresh one.
     database_url: Option<String>,
 }
 
 fn parse_args() -> Args {
+    let (mut seconds, mut warmup, mut clients, mut runs) = (None, None, None, None);
     let mut a = Args {
         seconds: 10,
         warmup: 2,
         pin: false,
-        clients: 16,
+        clients: vec![16],
+        runs: 1,
         postgres: false,
+        processes: 1,
         database_url: None,
     };
     let mut it = std::env::args().skip(1);
+    let number = |flag: &str, value: Option<String>| -> u64 {
+        value
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{flag} N"))
+    };
     while let Some(arg) = it.next() {
         match arg.as_str() {
-            "--seconds" => a.seconds = it.next().and_then(|v| v.parse().ok()).expect("--seconds N"),
-            "--clients" => a.clients = it.next().and_then(|v| v.parse().ok()).expect("--clients N"),
-            "--warmup" => a.warmup = it.next().and_then(|v| v.parse().ok()).expect("--warmup N"),
+            "--seconds" => seconds = Some(number("--seconds", it.next())),
+            "--warmup" => warmup = Some(number("--warmup", it.next())),
+            "--runs" => runs = Some(number("--runs", it.next()) as usize),
+            "--clients" => {
+                let list = it.next().expect("--clients N[,N…]");
+                clients = Some(
+                    list.split(',')
+                        .map(|n| n.trim().parse().expect("--clients N[,N…]"))
+                        .collect::<Vec<usize>>(),
+                );
+            }
             "--pin" => a.pin = true,
             "--postgres" => a.postgres = true,
+            "--processes" => a.processes = number("--processes", it.next()).max(1) as usize,
             "--database-url" => a.database_url = Some(it.next().expect("--database-url URL")),
             other => panic!(
-                "unknown argument {other}; use --seconds N --warmup N --clients N --postgres --pin"
+                "unknown argument {other}; use --seconds N --warmup N --clients N[,N…] --runs N \
+                 --postgres --processes N --pin"
             ),
         }
     }
+    // `--pin` is the one-core comparison: 16 and 64 connections, 5 s warm-up, 20 s
+    // measured, three runs each, unless told otherwise.
+    if a.pin {
+        (a.seconds, a.warmup, a.clients, a.runs) = (20, 5, vec![16, 64], 3);
+    }
+    a.seconds = seconds.unwrap_or(a.seconds);
+    a.warmup = warmup.unwrap_or(a.warmup);
+    a.clients = clients.unwrap_or(a.clients);
+    a.runs = runs.unwrap_or(a.runs).max(1);
+    assert!(
+        a.processes == 1 || a.postgres || a.database_url.is_some(),
+        "--processes N shares one PostgreSQL database: add --postgres"
+    );
+    assert!(
+        !(a.pin && a.processes > 1),
+        "--pin measures one process on one core; leave it out with --processes"
+    );
+    assert!(
+        a.database_url.is_none() || a.clients.len() * a.runs == 1,
+        "--database-url takes one measurement (one client count, --runs 1)"
+    );
     a
+}
+
+/// What one measurement found.
+struct Measurement {
+    rps: f64,
+    cpu_us_per_run: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    rss_kb: u64,
+    peak_kb: u64,
+    errors: u64,
 }
 
 #[tokio::main]
 async fn main() {
     let args = parse_args();
+    let mut summary = Vec::new();
+    for &clients in &args.clients {
+        let mut found = Vec::new();
+        for run in 1..=args.runs {
+            if args.runs > 1 {
+                println!("== {clients} clients, run {run} of {}", args.runs);
+            }
+            found.push(measure(&args, clients).await);
+        }
+        summary.push((clients, found));
+    }
+    if args.clients.len() * args.runs > 1 {
+        print_summary(&args, &summary);
+    }
+    let errors: u64 = summary
+        .iter()
+        .flat_map(|(_, f)| f.iter().map(|m| m.errors))
+        .sum();
+    assert_eq!(errors, 0, "requests failed: see the first error above");
+}
+
+/// Medians over the runs of each client count, as a Markdown table.
+fn print_summary(args: &Args, summary: &[(usize, Vec<Measurement>)]) {
+    fn median(mut v: Vec<f64>) -> f64 {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    }
+    println!();
+    println!(
+        "medians of {} run(s), {} s measured after {} s warm-up{}:",
+        args.runs,
+        args.seconds,
+        args.warmup,
+        if args.pin {
+            ", server pinned to CPU 0, load on CPU 1"
+        } else {
+            ""
+        }
+    );
+    println!("| clients | runs/s | p50 | p99 | server CPU per run | RSS (peak) |");
+    println!("| --- | --- | --- | --- | --- | --- |");
+    for (clients, found) in summary {
+        let m = |f: fn(&Measurement) -> f64| median(found.iter().map(f).collect());
+        println!(
+            "| {clients} | {:.0} | {:.2} ms | {:.2} ms | {:.0} µs | {:.0} MB ({:.0} MB) |",
+            m(|x| x.rps),
+            m(|x| x.p50_ms),
+            m(|x| x.p99_ms),
+            m(|x| x.cpu_us_per_run),
+            m(|x| x.rss_kb as f64) / 1024.0,
+            m(|x| x.peak_kb as f64) / 1024.0,
+        );
+    }
+}
+
+/// One measurement against a fresh server and database.
+async fn measure(args: &Args, clients: usize) -> Measurement {
     let dir = TempDir::new();
     let pg = if args.postgres && args.database_url.is_none() {
         Some(PgDb::create().await)
@@ -83,11 +199,16 @@ async fn main() {
         .database_url
         .clone()
         .or_else(|| pg.as_ref().map(|p| p.url.clone()));
-    let server = Proc::start_on(&dir.0, url.as_deref(), args.pin.then_some("0")).await;
-    let pid = server.child.id();
+    let mut servers = Vec::new();
+    for p in 0..args.processes {
+        let data = dir.0.join(format!("p{p}"));
+        servers.push(Proc::start_on(&data, url.as_deref(), args.pin.then_some("0")).await);
+    }
+    let pids: Vec<u32> = servers.iter().map(|s| s.child.id()).collect();
     if args.pin {
         pin_self_to("1");
     }
+    let server = &servers[0];
     let api = Api::new(&server.base, &server.token());
     let created = api.post("/api/v1/flows", &reference_flow()).await;
     let id = created["id"].as_str().unwrap();
@@ -96,11 +217,15 @@ async fn main() {
         &json!({"version": 1}),
     )
     .await;
-    let hook_url = format!("{}/hooks/lead", server.base);
+    let hook_urls: Vec<String> = servers
+        .iter()
+        .map(|s| format!("{}/hooks/lead", s.base))
+        .collect();
+    let hook_url = hook_urls[0].clone();
 
     // Check the answer once.
     let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.clients)
+        .pool_max_idle_per_host(clients)
         .build()
         .unwrap();
     let r: Value = client
@@ -120,10 +245,10 @@ async fn main() {
     let start = Instant::now();
     let end = start + warmup + Duration::from_secs(args.seconds);
     let mut tasks = Vec::new();
-    for _ in 0..args.clients {
+    for c in 0..clients {
         let (client, url, counter, errors) = (
             client.clone(),
-            hook_url.clone(),
+            hook_urls[c % hook_urls.len()].clone(),
             counter.clone(),
             errors.clone(),
         );
@@ -165,7 +290,8 @@ async fn main() {
     }
     // The server's CPU time over the measured window (after the warm-up).
     tokio::time::sleep_until((start + warmup).into()).await;
-    let cpu_before = cpu_seconds(pid);
+    let cpu_now = || pids.iter().map(|&p| cpu_seconds(p)).sum::<f64>();
+    let cpu_before = cpu_now();
     let mut all = Vec::new();
     let mut measured = 0;
     for t in tasks {
@@ -173,18 +299,23 @@ async fn main() {
         all.extend(l);
         measured += m;
     }
-    let cpu = cpu_seconds(pid) - cpu_before;
+    let cpu = cpu_now() - cpu_before;
+    let (rss_kb, peak_kb) = pids
+        .iter()
+        .map(|&p| memory(p))
+        .fold((0, 0), |(r, k), (r2, k2)| (r + r2, k + k2));
     all.sort();
     let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
     let rps = measured as f64 / args.seconds as f64;
+    let cpu_us_per_run = cpu * 1e6 / measured.max(1) as f64;
     let backend = if url.is_some() {
         "PostgreSQL"
     } else {
         "SQLite"
     };
     println!(
-        "backend: {backend}, clients: {}, measured: {}s after {}s warm-up",
-        args.clients,
+        "backend: {backend}, processes: {}, clients: {clients}, measured: {}s after {}s warm-up",
+        args.processes,
         args.seconds,
         warmup.as_secs()
     );
@@ -194,8 +325,7 @@ async fn main() {
     );
     println!("throughput: {rps:.0} runs/s");
     println!(
-        "server CPU: {:.0} µs per run ({:.0}% of one core){}",
-        cpu * 1e6 / measured.max(1) as f64,
+        "server CPU: {cpu_us_per_run:.0} µs per run ({:.0}% of one core){}",
         cpu * 100.0 / args.seconds as f64,
         if args.pin {
             ", server pinned to CPU 0, load on CPU 1"
@@ -203,7 +333,7 @@ async fn main() {
             ""
         }
     );
-    println!("server memory: {}", memory(pid));
+    println!("server memory (all processes): RSS {rss_kb} kB, peak {peak_kb} kB");
     println!(
         "latency: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         ms(pct(0.50)),
@@ -218,7 +348,7 @@ async fn main() {
         Some(u) => u.clone(),
         None => format!(
             "sqlite://{}?mode=ro",
-            dir.0.join("trellis.sqlite").display()
+            dir.0.join("p0").join("trellis.sqlite").display()
         ),
     };
     let metrics = reqwest::get(format!("{}/metrics", server.base))
@@ -227,7 +357,10 @@ async fn main() {
         .text()
         .await
         .unwrap();
-    for line in metrics.lines().filter(|l| l.starts_with("trellis_commit")) {
+    for line in metrics
+        .lines()
+        .filter(|l| l.starts_with("trellis_commit") && l.contains("quantile=\"0.5\""))
+    {
         println!("server metric: {line}");
     }
     if errors.load(Ordering::Relaxed) > 0 {
@@ -238,7 +371,7 @@ async fn main() {
             tail.join("\n")
         );
     }
-    drop(server);
+    drop(servers);
     let db = Database::connect(&db_url).await.unwrap();
     let row = db
         .query_one_raw(Statement::from_string(
@@ -249,12 +382,23 @@ async fn main() {
         .unwrap()
         .unwrap();
     let recorded: i64 = row.try_get("", "n").unwrap();
-    println!(
-        "runs recorded as succeeded: {recorded} (requests answered 2xx: {})",
-        total_sent - errors.load(Ordering::Relaxed)
+    let answered = total_sent - errors.load(Ordering::Relaxed);
+    println!("runs recorded as succeeded: {recorded} (requests answered 2xx: {answered})");
+    assert!(
+        recorded as u64 >= answered,
+        "a run answered 2xx is missing from the database"
     );
     if let Some(p) = pg {
         p.drop_db().await;
+    }
+    Measurement {
+        rps,
+        cpu_us_per_run,
+        p50_ms: ms(pct(0.50)),
+        p99_ms: ms(pct(0.99)),
+        rss_kb,
+        peak_kb,
+        errors: errors.load(Ordering::Relaxed),
     }
 }
 
@@ -290,17 +434,17 @@ fn clock_ticks() -> f64 {
         .unwrap_or(100.0)
 }
 
-/// Resident memory of process `pid` now and at its peak (`/proc/<pid>/status`).
-fn memory(pid: u32) -> String {
+/// Resident memory of process `pid` now and at its peak, in kB (`/proc/<pid>/status`).
+fn memory(pid: u32) -> (u64, u64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let field = |name: &str| {
         status
             .lines()
             .find(|l| l.starts_with(name))
-            .map(|l| l[name.len()..].trim().to_owned())
-            .unwrap_or_else(|| "?".into())
+            .and_then(|l| l[name.len()..].trim().trim_end_matches(" kB").parse().ok())
+            .unwrap_or(0)
     };
-    format!("RSS {}, peak {}", field("VmRSS:"), field("VmHWM:"))
+    (field("VmRSS:"), field("VmHWM:"))
 }
 
 fn ms(d: Duration) -> f64 {

@@ -14,6 +14,7 @@ mod m20261128_000008_leads_by_account;
 mod m20261128_000009_lead_scores;
 mod m20261206_000010_run_guards;
 mod m20261206_000011_doc_versions;
+mod m20261206_000012_rescore_lease;
 
 #[derive(Debug)]
 pub struct Migrator;
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000009_lead_scores::Migration),
             Box::new(m20261206_000010_run_guards::Migration),
             Box::new(m20261206_000011_doc_versions::Migration),
+            Box::new(m20261206_000012_rescore_lease::Migration),
         ]
     }
 }

@@ -236,6 +236,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     retention::spawn(db, limits, rx.clone());
     spawn_metrics_upkeep(rx.clone());
     intent.resume_rescores().await?;
+    intent.spawn_rescore_watch(rx.clone());
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .with_context(|| format!("binding {}", config.addr))?;

@@ -964,3 +964,98 @@ async fn the_lead_scores_migration_rolls_back_without_loss(backend: Backend) {
     s.finish().await;
 }
 both!(the_lead_scores_migration_rolls_back_without_loss);
+
+/// Several processes on one database: a rescore is done by the one that holds its lease;
+/// another does nothing while the lease is live, and takes the rescore over once the holder
+/// stops renewing it.
+async fn one_process_holds_a_rescore_and_another_takes_over(backend: Backend) {
+    use sea_orm::{ConnectionTrait as _, Statement};
+    let s = TestServer::start(backend).await;
+    let leads: Vec<Value> = (0..300)
+        .map(|i| json!({"id": format!("p-{i:03}"), "attributes": {"industry": "机械"}}))
+        .collect();
+    let (st, v) = s
+        .post("/api/v1/leads/import", json!({ "leads": leads }))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let v1 = save_and_publish(&s, model(40.0), 0).await;
+
+    // A second process on the same database: its own intent engine, the same stores.
+    let state = s.state();
+    let other = trellis_server::intent::Intent::new(
+        state.db.clone(),
+        state.db.clone(),
+        std::sync::Arc::new(trellis_server::leads::Models::default()),
+        state.events.clone(),
+        state.runs.clone(),
+    );
+    let db = state.db.clone();
+    let sql = |q: &str| Statement::from_string(db.get_database_backend(), q.to_owned());
+    let workspace: String = db
+        .query_one_raw(sql("SELECT workspace_id FROM scoring_models"))
+        .await
+        .expect("select")
+        .expect("a model")
+        .try_get_by_index(0)
+        .expect("workspace");
+
+    // The finished rescore is nobody's to do.
+    assert_eq!(
+        other.rescore_all(&workspace, v1).await.expect("rescore"),
+        None
+    );
+
+    // As if a third process were rescoring (its lease is live) when this one looks.
+    let live = Utc::now().timestamp_millis() + 60_000;
+    db.execute_raw(sql(&format!(
+        "UPDATE scoring_models SET rescore_finished_at = NULL, rescore_done = 0, \
+         rescore_owner = 'elsewhere', rescore_lease_until = {live}"
+    )))
+    .await
+    .expect("update");
+    assert_eq!(other.take_over_rescores().await.expect("look"), 0);
+    assert_eq!(
+        other.rescore_all(&workspace, v1).await.expect("rescore"),
+        None
+    );
+    assert_eq!(
+        state
+            .intent
+            .rescore_all(&workspace, v1)
+            .await
+            .expect("rescore"),
+        None
+    );
+    let m = s.get("/api/v1/scoring/model").await;
+    assert!(m["rescore"]["finished_at"].is_null(), "{m}");
+
+    // The holder stops: its lease lapses. Both processes try at once; one does it.
+    db.execute_raw(sql(&format!(
+        "UPDATE scoring_models SET rescore_lease_until = {}",
+        Utc::now().timestamp_millis() - 1
+    )))
+    .await
+    .expect("update");
+    let (a, b) = tokio::join!(
+        other.rescore_all(&workspace, v1),
+        state.intent.rescore_all(&workspace, v1)
+    );
+    // (The server's own watch may, rarely, have taken it over first: then neither did.)
+    let done: Vec<u64> = [a.expect("rescore"), b.expect("rescore")]
+        .into_iter()
+        .flatten()
+        .collect();
+    assert!(done.len() <= 1, "two processes did the rescore: {done:?}");
+    assert!(done.iter().all(|n| *n == 300), "{done:?}");
+    let m = wait_rescore(&s, v1).await;
+    assert_eq!(m["rescore"]["done"], json!(300), "{m}");
+
+    // A publish frees the new rescore for whichever process claims it first; the watch of
+    // a process that did not publish finds nothing left to take.
+    let v2 = save_and_publish(&s, model(10.0), v1).await;
+    assert_eq!(other.take_over_rescores().await.expect("look"), 0);
+    let card = s.get("/api/v1/leads/p-007").await;
+    assert_eq!(card["model_version"], json!(v2), "{card}");
+    s.finish().await;
+}
+both!(one_process_holds_a_rescore_and_another_takes_over);

@@ -548,6 +548,9 @@ pub mod scoring_model {
         pub rescore_total: i64,
         pub rescore_started_at: Option<DateTimeUtc>,
         pub rescore_finished_at: Option<DateTimeUtc>,
+        /// The process doing the rescore, while it renews its lease (epoch ms).
+        pub rescore_owner: Option<String>,
+        pub rescore_lease_until: Option<i64>,
         pub updated_at: DateTimeUtc,
     }
     no_relations!();

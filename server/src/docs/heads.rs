@@ -81,6 +81,8 @@ pub(super) async fn advance<C: ConnectionTrait>(
                 rescore_total: Set(0),
                 rescore_started_at: Set(None),
                 rescore_finished_at: Set(None),
+                rescore_owner: Set(None),
+                rescore_lease_until: Set(None),
                 updated_at: Set(now),
             })
             .on_conflict(
@@ -147,6 +149,15 @@ pub(super) async fn publish<C: ConnectionTrait>(
                 .col_expr(
                     scoring_model::Column::RescoreFinishedAt,
                     SqlExpr::value(Option::<chrono::DateTime<Utc>>::None),
+                )
+                // The new rescore is free for the first process to claim.
+                .col_expr(
+                    scoring_model::Column::RescoreOwner,
+                    SqlExpr::value(Option::<String>::None),
+                )
+                .col_expr(
+                    scoring_model::Column::RescoreLeaseUntil,
+                    SqlExpr::value(Option::<i64>::None),
                 )
                 .col_expr(scoring_model::Column::UpdatedAt, SqlExpr::value(now))
                 .filter(scoring_model::Column::WorkspaceId.eq(doc.workspace))

@@ -30,6 +30,8 @@ pub struct Intent {
     pub detectors: Detectors,
     events: Arc<Events>,
     runs: Arc<Runs>,
+    /// This process's identity as the holder of a rescore's lease.
+    owner: String,
 }
 
 impl Intent {
@@ -47,6 +49,7 @@ impl Intent {
             detectors: Detectors::default(),
             events,
             runs,
+            owner: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
         })
     }
 }

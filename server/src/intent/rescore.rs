@@ -1,6 +1,11 @@
 //! Rescoring every lead of a workspace after a model is published: a reader task reads and
 //! rates pages of leads on the read-only connection while the writer stores the previous
 //! page, one guarded `UPDATE` per page, so events racing the rescore keep their scores.
+//!
+//! Several processes may share one PostgreSQL database: a rescore is done by the process
+//! that claims its lease in `scoring_models`, renewed with every page it writes; when the
+//! holder stops renewing it, the next process whose watch looks takes the rescore over
+//! (it starts over; the writes are idempotent).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,6 +23,18 @@ use crate::leads::{covers_state, rescore_many, select_leads, tier_change};
 
 /// Leads a rescore reads, rates and writes per page (one transaction each).
 const RESCORE_PAGE: u64 = 5_000;
+
+/// How long a rescore's lease lasts: every page written renews it. Pages take well under
+/// a second; a holder silent this long has stopped.
+const RESCORE_LEASE: Duration = Duration::from_secs(60);
+
+/// How often each process looks for rescores no process holds (a publish whose process
+/// stopped, a holder whose lease lapsed).
+const RESCORE_WATCH: Duration = Duration::from_secs(15);
+
+fn lease_until(now_ms: i64) -> i64 {
+    now_ms + RESCORE_LEASE.as_millis() as i64
+}
 
 /// The score index, which a rescore on SQLite drops while it writes and builds again after.
 const SCORE_INDEX: &str = "lead_scores_by_score";
@@ -318,7 +335,13 @@ impl Intent {
     /// model's behaviours are replayed in the writer's transaction; a last sweep rescores
     /// any lead still not on `version` (one an event scored with the previous model while
     /// the publish committed).
-    pub async fn rescore_all(&self, workspace: &str, version: i32) -> anyhow::Result<u64> {
+    ///
+    /// Gives `None`, doing nothing, when another process holds the rescore's lease (or the
+    /// rescore is finished or superseded).
+    pub async fn rescore_all(&self, workspace: &str, version: i32) -> anyhow::Result<Option<u64>> {
+        if !self.claim_rescore(workspace, version).await? {
+            return Ok(None);
+        }
         // On SQLite, keeping the score index up to date costs most of a rescore's writes
         // (each update moves an entry to a random place in it); building it once afterwards
         // from the sorted scores costs a fraction. Lists still answer meanwhile, sorting
@@ -337,7 +360,34 @@ impl Intent {
         if finished {
             set_rescore_done(&self.db, workspace, version, done, true).await?;
         }
-        Ok(done)
+        Ok(Some(done))
+    }
+
+    /// Takes the lease of the rescore to `version` if it is the published version, not
+    /// finished, and no process holds a live lease on it.
+    async fn claim_rescore(&self, workspace: &str, version: i32) -> Result<bool, sea_orm::DbErr> {
+        let now = Utc::now().timestamp_millis();
+        let res = scoring_model::Entity::update_many()
+            .col_expr(
+                scoring_model::Column::RescoreOwner,
+                SqlExpr::value(Some(self.owner.clone())),
+            )
+            .col_expr(
+                scoring_model::Column::RescoreLeaseUntil,
+                SqlExpr::value(Some(lease_until(now))),
+            )
+            .filter(scoring_model::Column::WorkspaceId.eq(workspace))
+            .filter(scoring_model::Column::PublishedVersion.eq(version))
+            .filter(scoring_model::Column::RescoreVersion.eq(version))
+            .filter(scoring_model::Column::RescoreFinishedAt.is_null())
+            .filter(
+                Condition::any()
+                    .add(scoring_model::Column::RescoreOwner.is_null())
+                    .add(scoring_model::Column::RescoreLeaseUntil.lt(now)),
+            )
+            .exec(&self.db)
+            .await?;
+        Ok(res.rows_affected == 1)
     }
 
     /// Creates the score index where a rescore dropped it (a no-op when it is there).
@@ -397,14 +447,14 @@ impl Intent {
                 .await?;
             write_time += t.elapsed();
             let Some(n) = written else {
-                tracing::info!(workspace, version, "rescore superseded by a newer publish");
+                tracing::info!(workspace, version, "rescore superseded or taken over");
                 return Ok((done, false));
             };
             done += n;
         }
         let t = Instant::now();
         let Some(swept) = self.sweep(workspace, version, &model).await? else {
-            tracing::info!(workspace, version, "rescore superseded by a newer publish");
+            tracing::info!(workspace, version, "rescore superseded or taken over");
             return Ok((done, false));
         };
         write_time += t.elapsed();
@@ -421,8 +471,8 @@ impl Intent {
     }
 
     /// Writes a rated page in one transaction, with the progress (`done` leads before it);
-    /// `None` when `version` is no longer the published one. Gives how many leads the page
-    /// held.
+    /// `None` when this process no longer holds the rescore (see
+    /// [`begin_if_held`](Self::begin_if_held)). Gives how many leads the page held.
     async fn write_page(
         &self,
         workspace: &str,
@@ -431,7 +481,7 @@ impl Intent {
         page: RatedPage,
         done: u64,
     ) -> anyhow::Result<Option<u64>> {
-        let Some(txn) = self.begin_if_published(workspace, version).await? else {
+        let Some(txn) = self.begin_if_held(workspace, version).await? else {
             return Ok(None);
         };
         let now_ms = Utc::now().timestamp_millis();
@@ -457,14 +507,14 @@ impl Intent {
     }
 
     /// Rescores, one transaction, the leads a rescore left on another model version;
-    /// `None` when `version` is no longer the published one. Gives how many there were.
+    /// `None` when this process no longer holds the rescore. Gives how many there were.
     async fn sweep(
         &self,
         workspace: &str,
         version: i32,
         model: &CompiledModel,
     ) -> anyhow::Result<Option<u64>> {
-        let Some(txn) = self.begin_if_published(workspace, version).await? else {
+        let Some(txn) = self.begin_if_held(workspace, version).await? else {
             return Ok(None);
         };
         let stale: Vec<String> = select_leads()
@@ -487,19 +537,29 @@ impl Intent {
         Ok(Some(stale.len() as u64))
     }
 
-    /// Begins a rescore transaction, or gives `None` (and begins nothing) when `version`
-    /// is no longer the published one.
-    async fn begin_if_published(
+    /// Begins a rescore transaction and renews the lease in it, or gives `None` (and begins
+    /// nothing) when `version` is no longer the published one or another process took the
+    /// rescore over. On PostgreSQL the renewal locks the row until the transaction ends, so
+    /// a takeover waits for it and then sees the renewed lease.
+    async fn begin_if_held(
         &self,
         workspace: &str,
         version: i32,
     ) -> Result<Option<sea_orm::DatabaseTransaction>, sea_orm::DbErr> {
         use sea_orm::TransactionTrait;
         let txn = self.db.begin().await?;
-        let current = scoring_model::Entity::find_by_id(workspace.to_owned())
-            .one(&txn)
+        let renewed = scoring_model::Entity::update_many()
+            .col_expr(
+                scoring_model::Column::RescoreLeaseUntil,
+                SqlExpr::value(Some(lease_until(Utc::now().timestamp_millis()))),
+            )
+            .filter(scoring_model::Column::WorkspaceId.eq(workspace))
+            .filter(scoring_model::Column::PublishedVersion.eq(version))
+            .filter(scoring_model::Column::RescoreVersion.eq(version))
+            .filter(scoring_model::Column::RescoreOwner.eq(self.owner.as_str()))
+            .exec(&txn)
             .await?;
-        if current.and_then(|c| c.published_version) == Some(version) {
+        if renewed.rows_affected == 1 {
             return Ok(Some(txn));
         }
         txn.rollback().await?;
@@ -547,25 +607,69 @@ impl Intent {
         });
     }
 
-    /// Resumes rescores a stopped server left unfinished.
+    /// At start: resumes the rescores left unfinished. On SQLite this is the only process,
+    /// so leases a stopped process held are released at once, and a score index an
+    /// interrupted rescore dropped is built again.
     pub async fn resume_rescores(self: &Arc<Self>) -> anyhow::Result<()> {
-        // A rescore a stop interrupted on SQLite may have left the score index dropped.
         if !crate::db::is_postgres(&self.db) {
+            scoring_model::Entity::update_many()
+                .col_expr(
+                    scoring_model::Column::RescoreOwner,
+                    SqlExpr::value(Option::<String>::None),
+                )
+                .filter(scoring_model::Column::RescoreFinishedAt.is_null())
+                .exec(&self.db)
+                .await?;
             self.ensure_score_index().await?;
         }
+        self.take_over_rescores().await?;
+        Ok(())
+    }
+
+    /// Starts every unfinished rescore of a published version that no process holds a
+    /// live lease on; gives how many it started (each claims its lease first, so a
+    /// rescore another process claims meanwhile is left to it).
+    pub async fn take_over_rescores(self: &Arc<Self>) -> Result<usize, sea_orm::DbErr> {
+        let now = Utc::now().timestamp_millis();
         let pending = scoring_model::Entity::find()
             .filter(scoring_model::Column::RescoreVersion.is_not_null())
             .filter(scoring_model::Column::RescoreFinishedAt.is_null())
+            .filter(
+                Condition::any()
+                    .add(scoring_model::Column::RescoreOwner.is_null())
+                    .add(scoring_model::Column::RescoreLeaseUntil.lt(now)),
+            )
             .all(&self.db)
             .await?;
+        let mut started = 0;
         for p in pending {
             if let Some(v) = p
                 .rescore_version
                 .filter(|v| Some(*v) == p.published_version)
             {
                 self.spawn_rescore(p.workspace_id, v);
+                started += 1;
             }
         }
-        Ok(())
+        Ok(started)
+    }
+
+    /// Looks for rescores no process holds every [`RESCORE_WATCH`] until `shutdown`.
+    pub fn spawn_rescore_watch(self: &Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let intent = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(RESCORE_WATCH);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = shutdown.changed() => return,
+                }
+                if let Err(e) = intent.take_over_rescores().await {
+                    tracing::warn!(error = %e, "looking for rescores to take over");
+                }
+            }
+        });
     }
 }

@@ -75,7 +75,7 @@ impl Catalog {
         self.entries.values()
     }
 
-    /// Problems with `config` for `reference`'s `operation`, as `(pointer in config, message)`.
+    /// Problems with `config` for `reference`'s `operation`.
     /// Strings holding `{{ }}` templates are rendered at run time, so they are not checked
     /// against the schema here (their syntax is).
     pub fn check_config(
@@ -83,21 +83,18 @@ impl Catalog {
         reference: &str,
         operation: &str,
         config: &Value,
-    ) -> Vec<(String, String)> {
+    ) -> Vec<crate::forms::ConfigProblem> {
         let Some(v) = self
             .validators
             .get(&(reference.to_owned(), operation.to_owned()))
         else {
             return Vec::new();
         };
-        v.iter_errors(config)
-            .filter(|e| {
-                !config
-                    .pointer(e.instance_path().as_str())
-                    .and_then(Value::as_str)
-                    .is_some_and(|s| s.contains("{{"))
-            })
-            .map(|e| (e.instance_path().as_str().to_owned(), e.to_string()))
-            .collect()
+        crate::forms::schema_problems(v, config, |pointer| {
+            config
+                .pointer(pointer)
+                .and_then(Value::as_str)
+                .is_some_and(|s| s.contains("{{"))
+        })
     }
 }

@@ -13,6 +13,7 @@ pub mod duration;
 pub mod edit;
 pub mod expr;
 pub mod flow;
+pub mod forms;
 pub mod layout;
 pub mod measure;
 pub mod nba;

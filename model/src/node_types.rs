@@ -67,13 +67,10 @@ impl NodeTypeSpec {
         ports
     }
 
-    /// Config problems as `(pointer inside config, message)`.
-    pub fn check_config(&self, config: &Value) -> Vec<(String, String)> {
+    /// The config's problems against the type's schema.
+    pub fn check_config(&self, config: &Value) -> Vec<crate::forms::ConfigProblem> {
         match &self.validator {
-            Some(v) => v
-                .iter_errors(config)
-                .map(|e| (e.instance_path().as_str().to_owned(), e.to_string()))
-                .collect(),
+            Some(v) => crate::forms::schema_problems(v, config, |_| false),
             None => Vec::new(),
         }
     }
@@ -563,6 +560,7 @@ fn spec<T: JsonSchema>(
         vars["additionalProperties"] = serde_json::json!({"type": "string", "format": "cel"});
         vars["propertyNames"] = serde_json::json!({"pattern": "^[A-Za-z_][A-Za-z0-9_]{0,63}$"});
     }
+    crate::forms::annotate(kind, &mut schema);
     let validator = jsonschema::validator_for(&schema)
         .ok()
         .map(std::sync::Arc::new);
@@ -802,9 +800,12 @@ mod tests {
         assert!(branch.check_config(&json!({"when": "true"})).is_empty());
         let errors = branch.check_config(&json!({"when": 3}));
         assert_eq!(errors.len(), 1);
-        assert_eq!(errors[0].0, "/when");
+        assert_eq!(errors[0].pointer, "/when");
         let set = node_type("set").unwrap();
-        assert_eq!(set.check_config(&json!({"vars": {"a": 1}}))[0].0, "/vars/a");
+        assert_eq!(
+            set.check_config(&json!({"vars": {"a": 1}}))[0].pointer,
+            "/vars/a"
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ use crate::connectors::Catalog;
 use crate::duration::parse_duration;
 use crate::expr::{Expr, Position, Template};
 use crate::flow::FlowDoc;
+use crate::forms::{ConfigProblem, Issue};
 use crate::node_types::{self, ExprSite, NodeKind, TriggerConfig, TriggerKind, WaitConfig};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -34,6 +35,13 @@ pub struct Diagnostic {
     /// For expressions: where inside the expression the problem is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub position: Option<Position>,
+    /// The node's config field the problem is in, for the studio to name it and take the
+    /// user there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// For `invalid_config`: what is wrong with `field`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issue: Option<Issue>,
 }
 
 impl Diagnostic {
@@ -43,14 +51,55 @@ impl Diagnostic {
         node: Option<&str>,
         message: impl Into<String>,
     ) -> Self {
+        let pointer = pointer.into();
         Diagnostic {
             severity: Severity::Error,
             code,
             message: message.into(),
-            pointer: pointer.into(),
+            field: config_field(&pointer),
+            pointer,
             node: node.map(str::to_owned),
             position: None,
+            issue: None,
         }
+    }
+
+    /// A problem of a node's config against its schema.
+    fn config(i: usize, node: Option<&str>, what: &str, p: ConfigProblem) -> Self {
+        Diagnostic {
+            field: p.field,
+            issue: Some(p.issue),
+            ..Diagnostic::error(
+                "invalid_config",
+                format!("/nodes/{i}/config{}", p.pointer),
+                node,
+                format!("{what}: {}", p.message),
+            )
+        }
+    }
+
+    fn with_issue(self, issue: Issue) -> Self {
+        Diagnostic {
+            issue: Some(issue),
+            ..self
+        }
+    }
+}
+
+/// The config field a document pointer is in: `f` of `/nodes/N/config/f/…`.
+fn config_field(pointer: &str) -> Option<String> {
+    let mut parts = pointer.split('/');
+    match (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) {
+        (Some(""), Some("nodes"), Some(_), Some("config"), Some(field)) => {
+            Some(field.replace("~1", "/").replace("~0", "~"))
+        }
+        _ => None,
     }
 }
 
@@ -213,15 +262,10 @@ fn check_node(doc: &FlowDoc, i: usize, out: &mut Vec<Diagnostic>) {
         return;
     };
     let config_errors = spec.check_config(&node.config);
-    for (pointer, message) in &config_errors {
-        out.push(Diagnostic::error(
-            "invalid_config",
-            format!("/nodes/{i}/config{pointer}"),
-            id,
-            format!("{}: {message}", node.node_type),
-        ));
-    }
     if !config_errors.is_empty() {
+        for p in config_errors {
+            out.push(Diagnostic::config(i, id, &node.node_type, p));
+        }
         return;
     }
     for site in node_types::expr_sites(&node.node_type, &node.config) {
@@ -261,12 +305,24 @@ fn check_node(doc: &FlowDoc, i: usize, out: &mut Vec<Diagnostic>) {
                 match (&c.duration, &c.until) {
                     (Some(d), None) => duration(format!("/nodes/{i}/config/duration"), d),
                     (None, Some(_)) => {}
-                    _ => out.push(Diagnostic::error(
-                        "invalid_config",
-                        format!("/nodes/{i}/config"),
-                        id,
-                        "wait: set exactly one of `duration` or `until`",
-                    )),
+                    (None, None) => out.push(
+                        Diagnostic::error(
+                            "invalid_config",
+                            format!("/nodes/{i}/config/duration"),
+                            id,
+                            "wait: set exactly one of `duration` or `until`",
+                        )
+                        .with_issue(Issue::Missing),
+                    ),
+                    (Some(_), Some(_)) => out.push(
+                        Diagnostic::error(
+                            "invalid_config",
+                            format!("/nodes/{i}/config/until"),
+                            id,
+                            "wait: set exactly one of `duration` or `until`",
+                        )
+                        .with_issue(Issue::Invalid),
+                    ),
                 }
             }
         }
@@ -335,12 +391,12 @@ fn check_connector(
         ));
         return;
     }
-    for (pointer, message) in catalog.check_config(reference, operation, &node.config) {
-        out.push(Diagnostic::error(
-            "invalid_config",
-            format!("/nodes/{i}/config{pointer}"),
+    for p in catalog.check_config(reference, operation, &node.config) {
+        out.push(Diagnostic::config(
+            i,
             id,
-            format!("{reference} {operation}: {message}"),
+            &format!("{reference} {operation}"),
+            p,
         ));
     }
     let mut templates = Vec::new();
@@ -394,12 +450,15 @@ fn check_trigger(node: &crate::flow::Node, i: usize, out: &mut Vec<Diagnostic>) 
     let id = Some(node.id.as_str());
     let mut need = |field: &str, present: bool, what: &str| {
         if !present {
-            out.push(Diagnostic::error(
-                "invalid_config",
-                format!("/nodes/{i}/config/{field}"),
-                id,
-                format!("trigger: kind {what} needs `{field}`"),
-            ));
+            out.push(
+                Diagnostic::error(
+                    "invalid_config",
+                    format!("/nodes/{i}/config/{field}"),
+                    id,
+                    format!("trigger: kind {what} needs `{field}`"),
+                )
+                .with_issue(Issue::Missing),
+            );
         }
     };
     match c.kind {
@@ -410,12 +469,15 @@ fn check_trigger(node: &crate::flow::Node, i: usize, out: &mut Vec<Diagnostic>) 
             if let Some(cron) = &c.cron
                 && let Err(problem) = crate::schedule::Schedule::parse(cron, c.timezone.as_deref())
             {
-                out.push(Diagnostic::error(
-                    "invalid_config",
-                    format!("/nodes/{i}/config/{}", problem.field()),
-                    id,
-                    format!("trigger: {problem}"),
-                ));
+                out.push(
+                    Diagnostic::error(
+                        "invalid_config",
+                        format!("/nodes/{i}/config/{}", problem.field()),
+                        id,
+                        format!("trigger: {problem}"),
+                    )
+                    .with_issue(Issue::Invalid),
+                );
             }
         }
         TriggerKind::Manual => {}

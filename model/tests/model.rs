@@ -125,7 +125,7 @@ fn bad_config() {
             ("/nodes/3", json!({"id": "w", "type": "wait", "config": {}})),
             ("/edges/2", json!({"from": "reply", "to": "w"})),
         ],
-        expect![[r#"Error invalid_config /nodes/3/config [w]"#]],
+        expect!["Error invalid_config /nodes/3/config/duration [w]"],
     );
 }
 

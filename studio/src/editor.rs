@@ -504,9 +504,10 @@ fn EditorView(
                    <Minimap ed=ed canvas=canvas />
                    </div>
                    <div class="side">
+                    // Problems first: always in sight, whatever the inspector holds.
+                    <ProblemsPanel ed=ed diagnostics=diagnostics />
                     <crate::inspector::Inspector ed=ed />
                     <crate::history::HistoryPanel ed=ed flow_id=flow_id.get_value() base=base reload=reload />
-                    <ProblemsPanel ed=ed diagnostics=diagnostics />
                 </div>
                </div>
            </div>
@@ -681,7 +682,12 @@ fn NodeBox(
                     .filter(|d| {
                         d.severity == Severity::Error && d.node.as_deref() == Some(id.as_str())
                     })
-                    .map(|d| d.message.clone())
+                    .map(|d| {
+                        let lang = session.lang.get();
+                        ed.with_shown(|doc| {
+                            ed.catalog.with(|c| crate::words::describe(d, doc, c, lang))
+                        })
+                    })
                     .collect::<Vec<_>>()
             })
         })
@@ -764,7 +770,10 @@ fn NodeBox(
                     ed.wire.set(Some(Wire { from: from.clone(), port: p.clone(), start, at: pointer_xy(&canvas, &ev, ed.zoom.get_untracked()), over: None }));
                 };
                 view! {
-                    <div class="port-label" style=format!("top:{}px", top - 3.0)>{port.clone()}</div>
+                    <div class="port-label" data-testid=format!("port-label-{id}-{port}") style=format!("top:{}px", top - 3.0)>{
+                        let port = port.clone();
+                        move || crate::words::port_label(&port, session.lang.get())
+                    }</div>
                     <div class="port out" data-testid=format!("out-{id}-{port}") style=format!("top:{top}px") on:pointerdown=start_wire></div>
                 }
             }).collect_view()
@@ -804,19 +813,42 @@ fn ProblemsPanel(ed: Editor, diagnostics: Memo<Vec<Diagnostic>>) -> impl IntoVie
                 if list.is_empty() {
                     return view! { <p class="hint" data-testid="no-problems">{session.t(Text::NoProblems)}</p> }.into_any();
                 }
+                let lang = session.lang.get();
                 list.into_iter().map(|d| {
                     let node = d.node.clone();
+                    let field = d.field.clone();
                     let class = if d.severity == Severity::Error { "problem error" } else { "problem warning" };
+                    let words = ed.doc.with(|doc| ed.catalog.with(|c| crate::words::describe(&d, doc, c, lang)));
                     view! {
-                        <div class=class data-testid="problem" data-code=d.code on:click=move |_| {
-                            if let Some(n) = node.clone().and_then(|n| NodeId::new(n).ok()) { ed.selected.set(Some(n)); }
-                        }>
-                            <code>{d.pointer.clone()}</code>" "{d.message.clone()}
-                        </div>
+                        <div class=class data-testid="problem" data-code=d.code title=d.pointer.clone() on:click=move |_| {
+                            if let Some(n) = node.clone().and_then(|n| NodeId::new(n).ok()) {
+                                ed.pick(&n, false);
+                                // The form is built on the next frame; then take the user to the field.
+                                if let Some(f) = field.clone() {
+                                    request_animation_frame(move || focus_testid(&format!("field-{f}")));
+                                }
+                            }
+                        }>{words}</div>
                     }
                 }).collect_view().into_any()
             }}
         </div>
+    }
+}
+
+/// Focuses (and scrolls to) the element with `data-testid` `testid`, if there is one.
+fn focus_testid(testid: &str) {
+    use wasm_bindgen::JsCast;
+    let Some(el) = web_sys::window().and_then(|w| w.document()).and_then(|d| {
+        d.query_selector(&format!("[data-testid=\"{testid}\"]"))
+            .ok()
+            .flatten()
+    }) else {
+        return;
+    };
+    el.scroll_into_view();
+    if let Ok(el) = el.dyn_into::<web_sys::HtmlElement>() {
+        let _ = el.focus();
     }
 }
 

@@ -1,16 +1,20 @@
-//! The node inspector: a form generated from the node type's JSON Schema. Plain fields
-//! (text, number, boolean, enum) get inputs, CEL fields are checked as you type (with the
-//! error position), nested objects and arrays are edited as JSON. Every change is an edit,
-//! so it can be undone.
+//! The node inspector: a form generated from the node type's JSON Schema, in the words
+//! its `x-trellis` annotations give (label, help, example, labelled choices; a field shows
+//! only where it applies, see [`trellis_model::forms`]). Plain fields (text, number,
+//! boolean, enum) get inputs, CEL fields are checked as you type (with the error position),
+//! nested objects and arrays are edited as JSON. Every change is an edit, so it can be
+//! undone.
 
 use leptos::prelude::*;
 use serde_json::{Map, Value};
-use trellis_model::node_types::{NodeKind, node_type};
+use trellis_model::forms::{FieldForm, resolve};
+use trellis_model::node_types::NodeKind;
 use trellis_model::{Catalog, Edit, Expr, Node, NodeId};
 
 use crate::Session;
 use crate::editor::state::Editor;
 use crate::i18n::Text;
+use crate::words::config_schema;
 
 /// How a config property is edited.
 #[derive(Clone, Debug, PartialEq)]
@@ -21,18 +25,6 @@ enum Field {
     Bool,
     Choice(Vec<String>),
     Json,
-}
-
-/// Resolves `$ref: #/$defs/X` against the root schema.
-fn resolve<'a>(root: &'a Value, schema: &'a Value) -> &'a Value {
-    match schema
-        .get("$ref")
-        .and_then(Value::as_str)
-        .and_then(|r| r.strip_prefix("#/$defs/"))
-    {
-        Some(name) => root.pointer(&format!("/$defs/{name}")).unwrap_or(schema),
-        None => schema,
-    }
 }
 
 fn field_of(root: &Value, schema: &Value) -> Field {
@@ -64,18 +56,6 @@ fn field_of(root: &Value, schema: &Value) -> Field {
         "boolean" => Field::Bool,
         _ => Field::Json,
     }
-}
-
-/// The schema a node's config is edited by: its node type's, or for a connector node its
-/// operation's (from the catalog).
-fn config_schema(node: &Node, catalog: &Catalog) -> Option<Value> {
-    if node.kind() == Some(NodeKind::Connector) {
-        let entry = catalog.get(node.connector.as_deref()?)?;
-        return entry
-            .operation(node.operation.as_deref()?)
-            .map(|o| o.config_schema.clone());
-    }
-    node_type(&node.node_type).map(|s| s.config_schema.clone())
 }
 
 /// The secrets a connector node may refer to (empty for other nodes).
@@ -203,18 +183,26 @@ fn NodeForm(ed: Editor, node: Node) -> impl IntoView {
             }
         }
     };
+    let schema = StoredValue::new(
+        ed.catalog
+            .with_untracked(|c| config_schema(&node, c))
+            .unwrap_or(Value::Null),
+    );
     let rows = ed
         .catalog
         .with_untracked(|c| fields(&node, c))
         .into_iter()
         .map(|(name, field, required)| {
             let current = node.config.get(&name).cloned();
-            view! { <FieldRow ed=ed id=id.clone() name=name field=field required=required current=current /> }
+            view! { <FieldRow ed=ed id=id.clone() name=name field=field required=required current=current schema=schema /> }
         })
         .collect_view();
     view! {
         <div class="node-form" data-testid=format!("inspector-{}", node.id)>
-            <div class="hint">{format!("{} · {}", node.node_type, node.id)}</div>
+            <div class="hint">{
+                let (ty, nid) = (node.node_type.clone(), node.id.clone());
+                move || format!("{} · {}", crate::words::type_title(&ty, session.lang.get()), nid)
+            }</div>
             <label>{move || session.t(Text::Label)}</label>
             <input type="text" data-testid="label-input" prop:value=move || label.get()
                 on:input=move |ev| label.set(event_target_value(&ev)) on:change=commit_label />
@@ -359,12 +347,59 @@ fn FieldRow(
     field: Field,
     required: bool,
     current: Option<Value>,
+    /// The node's config schema (the field's words).
+    schema: StoredValue<Value>,
 ) -> impl IntoView {
+    let session = expect_context::<Session>();
     let testid = format!("field-{name}");
-    let title = if required {
-        format!("{name} *")
-    } else {
-        name.clone()
+    let words = {
+        let name = name.clone();
+        move |pick: fn(FieldForm<'_>, &str) -> Option<String>| {
+            let lang = session.lang.get();
+            schema.with_value(|s| FieldForm::of(s, &name).and_then(|f| pick(f, lang.code())))
+        }
+    };
+    let title = {
+        let (name, words) = (name.clone(), words.clone());
+        move || {
+            let label = words(|f, l| f.label(l)).unwrap_or_else(|| name.clone());
+            if required {
+                format!("{label} *")
+            } else {
+                label
+            }
+        }
+    };
+    let help = {
+        let words = words.clone();
+        move || words(|f, l| f.help(l))
+    };
+    let placeholder = {
+        let name = name.clone();
+        schema.with_value(|s| FieldForm::of(s, &name).and_then(|f| f.example()))
+    };
+    // Shown only where it applies to the node's config as it is now.
+    let applies = {
+        let (name, id) = (name.clone(), id.clone());
+        move || {
+            let config = ed
+                .doc
+                .with(|d| d.node(id.as_str()).map(|n| n.config.clone()));
+            config.is_none_or(|c| {
+                schema.with_value(|s| FieldForm::of(s, &name).is_none_or(|f| f.applies(&c)))
+            })
+        }
+    };
+    let choice_label = {
+        let name = name.clone();
+        move |value: &str| {
+            let lang = session.lang.get();
+            schema.with_value(|s| {
+                FieldForm::of(s, &name)
+                    .map(|f| f.choice_label(value, lang.code()))
+                    .unwrap_or_else(|| value.to_owned())
+            })
+        }
     };
     let text = match (&field, &current) {
         (Field::Json, Some(v)) => serde_json::to_string_pretty(v).unwrap_or_default(),
@@ -421,7 +456,10 @@ fn FieldRow(
                     set_config_value(ed, &id.get_value(), &name.get_value(), (!text.is_empty()).then_some(Value::String(text)));
                 }>
                 <option value="">"—"</option>
-                {options.into_iter().map(|o| view! { <option value=o.clone()>{o.clone()}</option> }).collect_view()}
+                {options.into_iter().map(|o| {
+                    let label = { let (o, choice_label) = (o.clone(), choice_label.clone()); move || choice_label(&o) };
+                    view! { <option value=o.clone()>{label}</option> }
+                }).collect_view()}
             </select>
         }.into_any(),
         Field::Bool => view! {
@@ -433,17 +471,18 @@ fn FieldRow(
                 } />
         }.into_any(),
         Field::Json => view! {
-            <textarea data-testid=testid.clone() rows="5" prop:value=move || value.get() on:input=on_input on:change=on_change></textarea>
+            <textarea data-testid=testid.clone() rows="5" placeholder=placeholder.clone() prop:value=move || value.get() on:input=on_input on:change=on_change></textarea>
         }.into_any(),
         Field::Cel | Field::Text | Field::Number { .. } => view! {
             <input type="text" data-testid=testid.clone() class:cel=matches!(field.get_value(), Field::Cel)
-                prop:value=move || value.get() on:input=on_input on:change=on_change />
+                placeholder=placeholder.clone() prop:value=move || value.get() on:input=on_input on:change=on_change />
         }.into_any(),
     };
     view! {
-        <div class="field">
-            <label>{title}</label>
+        <div class="field" data-testid=format!("row-{}", name.get_value()) style:display=move || if applies() { "" } else { "none" }>
+            <label data-testid=format!("label-{}", name.get_value())>{title}</label>
             {input}
+            {move || help().map(|h| view! { <div class="field-help" data-testid=format!("help-{}", name.get_value())>{h}</div> })}
             {move || error.get().map(|e| view! { <div class="field-error" data-testid=format!("error-{}", name.get_value())>{e}</div> })}
         </div>
     }

@@ -16,6 +16,7 @@ mod i18n;
 mod inspector;
 mod leads;
 mod scoring;
+mod words;
 
 use leptos::prelude::*;
 use wasm_bindgen::prelude::wasm_bindgen;
@@ -174,7 +175,8 @@ pub fn App() -> impl IntoView {
     });
     view! {
         <TopBar />
-        <main>
+        // The editor uses the whole window; the other pages read better as a column.
+        <main class:wide=move || matches!(session.page.get(), Page::Flow(_))>
             <Show when=move || session.token.get().is_some() fallback=|| view! { <SignIn /> }>
                 {move || match session.page.get() {
                     Page::Connectors => view! { <connectors::ConnectorsPage /> }.into_any(),

@@ -1180,3 +1180,106 @@ async fn scoring_sliders_backtest_publish_and_lead_card() {
     })
     .await;
 }
+
+/// The inspector speaks business language: labelled fields with help and examples, choices
+/// in words, only the fields that apply; ports and problems in words, and a problem takes the
+/// user to its field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forms_ports_and_problems_in_words() {
+    with_browser("forms_ports_and_problems_in_words", |c, api| async move {
+        let doc = json!({"schema": 1, "name": "询价跟进", "nodes": [
+            {"id": "start", "type": "trigger", "config": {"kind": "manual"}, "position": [40, 40]},
+            {"id": "hot", "type": "branch", "label": "是否看过价格页", "config": {"when": "true"}, "position": [300, 40]}],
+            "edges": [{"from": "start", "to": "hot"}]});
+        api.post("/api/v1/flows", &doc).await;
+        sign_in(&c, &api).await?;
+        click(&c, "open-flow").await?;
+
+        // Ports say what they mean.
+        expect_text(&c, "port-label-hot-true", "满足条件").await?;
+        expect_text(&c, "port-label-hot-false", "不满足").await?;
+
+        // The trigger's form: labels, help, choices in Chinese; webhook fields only for a webhook.
+        click(&c, "node-start").await?;
+        find(&c, "inspector-start").await?;
+        expect_text(&c, "label-kind", "触发方式 *").await?;
+        let help = text(&c, "help-kind").await?;
+        if !help.contains("Webhook") {
+            return Err(format!("the kind's help: {help:?}"));
+        }
+        let options = find(&c, "field-kind")
+            .await?
+            .text()
+            .await
+            .map_err(|e| e.to_string())?;
+        for words in ["手动", "Webhook 调用", "收到事件", "定时"] {
+            if !options.contains(words) {
+                return Err(format!("choice {words:?} missing from {options:?}"));
+            }
+        }
+        let shown = |testid: &'static str| {
+            let c = c.clone();
+            async move {
+                find(&c, testid)
+                    .await?
+                    .is_displayed()
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+        };
+        if shown("row-path").await? || shown("row-event").await? {
+            return Err("a manual trigger shows webhook or event fields".into());
+        }
+        find(&c, "field-kind")
+            .await?
+            .select_by_value("webhook")
+            .await
+            .map_err(|e| e.to_string())?;
+        eventually("the webhook path row shows", || async {
+            shown("row-path").await.unwrap_or(false) && !shown("row-event").await.unwrap_or(true)
+        })
+        .await?;
+        expect_text(&c, "label-path", "Webhook 路径").await?;
+        let placeholder = attr(&c, "field-path", "placeholder").await?;
+        if placeholder.as_deref() != Some("lead") {
+            return Err(format!("the path's example: {placeholder:?}"));
+        }
+
+        // A webhook without a path is a problem in words; clicking it focuses the field.
+        let problem = "第 1 个节点「触发器」：缺少「Webhook 路径」";
+        expect("the problem", problem, || async {
+            let all = c
+                .find_all(Locator::Css("[data-testid='problem']"))
+                .await
+                .map_err(|e| e.to_string())?;
+            for p in all {
+                let t = p.text().await.map_err(|e| e.to_string())?;
+                if t == problem {
+                    return Ok(Some(t));
+                }
+            }
+            Ok(None)
+        })
+        .await?;
+        click(&c, "node-hot").await?;
+        find(&c, "inspector-hot").await?;
+        c.find(Locator::XPath(&format!("//*[@data-testid='problem'][text()='{problem}']")))
+            .await
+            .map_err(|e| e.to_string())?
+            .click()
+            .await
+            .map_err(|e| e.to_string())?;
+        expect("the focused field", "field-path", || async {
+            let el = c.active_element().await.map_err(|e| e.to_string())?;
+            el.attr("data-testid").await.map_err(|e| e.to_string())
+        })
+        .await?;
+
+        // In English the same form and ports read in English.
+        click(&c, "lang-toggle").await?;
+        expect_text(&c, "label-kind", "Starts on *").await?;
+        expect_text(&c, "port-label-hot-true", "Condition met").await?;
+        Ok(())
+    })
+    .await;
+}

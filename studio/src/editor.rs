@@ -348,9 +348,13 @@ fn EditorView(
             ed.drag.set(None);
             // Where the pointer was released decides, whatever moves were seen on the way.
             let (x, y) = pointer_xy(&canvas, &ev, ed.zoom.get_untracked());
+            // A click is not a move: snapping alone would shift a node off the grid and
+            // leave an edit to undo.
+            let pressed = (d.from[0] + d.grab.0, d.from[1] + d.grab.1);
+            let moved = (x - pressed.0).abs() > CLICK_SLOP || (y - pressed.1).abs() > CLICK_SLOP;
             let to = [snap(x - d.grab.0).max(0.0), snap(y - d.grab.1).max(0.0)];
             // The whole selection moves as one undoable edit.
-            if let Some(edit) = d.drop_at(to) {
+            if moved && let Some(edit) = d.drop_at(to) {
                 ed.apply(edit);
             }
         }
@@ -376,7 +380,8 @@ fn EditorView(
 
     let save = move |_| {
         let token = session.token.get_untracked().unwrap_or_default();
-        let doc = serde_json::to_value(ed.doc.get_untracked()).unwrap_or_default();
+        let sent = ed.doc.get_untracked();
+        let doc = serde_json::to_value(&sent).unwrap_or_default();
         let msg = message.get_untracked();
         let base_version = base.get_untracked();
         let id = flow_id.get_value();
@@ -386,7 +391,7 @@ fn EditorView(
                     base.set(version);
                     saved.set(Some(version));
                     conflict.set(None);
-                    ed.dirty.set(false);
+                    ed.mark_saved(sent);
                     message.set(String::new());
                 }
                 Err(SaveError::Conflict { current }) => conflict.set(Some(current)),
@@ -471,6 +476,7 @@ fn EditorView(
                    <div class="canvas" node_ref=canvas data-testid="canvas" data-dragging=move || ed.drag.with(Option::is_some).to_string()
                        on:pointermove=on_move on:pointerup=on_up
                        on:pointerdown=move |ev: web_sys::PointerEvent| {
+                           commit_pending_input();
                            ed.select(Selection::default());
                            let p = pointer_xy(&canvas, &ev, ed.zoom.get_untracked());
                            ed.rubber.set(Some((p, p)));
@@ -730,6 +736,7 @@ fn NodeBox(
         let id = id.clone();
         move |ev: web_sys::PointerEvent| {
             ev.stop_propagation();
+            commit_pending_input();
             let toggle = ev.shift_key() || ev.ctrl_key() || ev.meta_key();
             ed.pick(&id, toggle);
             if ed.read_only() || toggle {
@@ -833,6 +840,23 @@ fn ProblemsPanel(ed: Editor, diagnostics: Memo<Vec<Diagnostic>>) -> impl IntoVie
                 }).collect_view().into_any()
             }}
         </div>
+    }
+}
+
+/// How far (px) the pointer may wander between press and release for a click.
+const CLICK_SLOP: f64 = 3.0;
+
+/// Takes the focus from the field being typed in, so the browser commits it (its `change`
+/// fires, synchronously) before a click elsewhere rebuilds the inspector: a pointer press
+/// on the canvas comes before the browser's own blur, and would otherwise drop the edit.
+fn commit_pending_input() {
+    use wasm_bindgen::JsCast;
+    if let Some(el) = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.active_element())
+        .and_then(|el| el.dyn_into::<web_sys::HtmlElement>().ok())
+    {
+        let _ = el.blur();
     }
 }
 

@@ -1283,3 +1283,51 @@ async fn forms_ports_and_problems_in_words() {
     })
     .await;
 }
+
+/// Bugs 21(a) and 21(h): an inspector edit survives clicking another node without leaving
+/// the field first, and undoing back to the saved document clears the unsaved flag (a click
+/// on a node off the grid is not a move to undo).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_survives_a_click_elsewhere_and_undo_to_saved_is_clean() {
+    with_browser("edit_survives_click_elsewhere", |c, api| async move {
+        let doc = json!({"schema": 1, "name": "编辑测试", "nodes": [
+            {"id": "start", "type": "trigger", "config": {"kind": "manual"}, "position": [40, 40]},
+            {"id": "hot", "type": "branch", "config": {"when": "true"}, "position": [300, 40]}],
+            "edges": [{"from": "start", "to": "hot"}]});
+        api.post("/api/v1/flows", &doc).await;
+        sign_in(&c, &api).await?;
+        click(&c, "open-flow").await?;
+        click(&c, "node-hot").await?;
+        find(&c, "inspector-hot").await?;
+        // Select all and type over it, as a person does (WebDriver's clear would commit an
+        // empty field as an edit of its own).
+        find(&c, "field-when")
+            .await?
+            .send_keys("\u{e009}a\u{e000}trigger.input.score >= 70.0")
+            .await
+            .map_err(|e| e.to_string())?;
+        // Straight to another node, no Tab.
+        click(&c, "node-start").await?;
+        find(&c, "inspector-start").await?;
+        expect_text(&c, "dirty", "有未保存的修改").await?;
+        click(&c, "node-hot").await?;
+        find(&c, "inspector-hot").await?;
+        let value = find(&c, "field-when")
+            .await?
+            .prop("value")
+            .await
+            .map_err(|e| e.to_string())?;
+        if value.as_deref() != Some("trigger.input.score >= 70.0") {
+            return Err(format!("the edit was lost: the field holds {value:?}"));
+        }
+        // Undo it: the document is the saved one again, so nothing is unsaved.
+        click(&c, "undo").await?;
+        expect("the unsaved flag", "false", || async {
+            attr(&c, "dirty", "data-dirty").await
+        })
+        .await?;
+        expect_text(&c, "dirty", "").await?;
+        Ok(())
+    })
+    .await;
+}

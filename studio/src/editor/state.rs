@@ -315,6 +315,9 @@ pub struct Editor {
     /// The working document.
     pub doc: RwSignal<FlowDoc>,
     history: RwSignal<History>,
+    /// The document as last loaded or saved: `dirty` is whether the working one differs
+    /// (undoing back to it is clean again).
+    saved: StoredValue<FlowDoc>,
     pub dirty: RwSignal<bool>,
     /// The node the inspector shows (see [`Selection`]). Setting it, even to the same
     /// node, rebuilds the inspector's form.
@@ -343,6 +346,7 @@ pub struct Editor {
 impl Editor {
     pub fn new(doc: FlowDoc) -> Self {
         Editor {
+            saved: StoredValue::new(doc.clone()),
             doc: RwSignal::new(doc),
             history: RwSignal::new(History::default()),
             dirty: RwSignal::new(false),
@@ -402,8 +406,24 @@ impl Editor {
             changed
         });
         if changed {
-            self.dirty.set(true);
+            self.refresh_dirty();
         }
+    }
+
+    fn refresh_dirty(&self) {
+        let dirty = self
+            .saved
+            .with_value(|saved| self.doc.with_untracked(|d| d != saved));
+        if self.dirty.get_untracked() != dirty {
+            self.dirty.set(dirty);
+        }
+    }
+
+    /// Records `doc` as the saved document (what a save sent; the working document may have
+    /// moved on meanwhile).
+    pub fn mark_saved(&self, doc: FlowDoc) {
+        self.saved.set_value(doc);
+        self.refresh_dirty();
     }
 
     /// Applies an edit and records it for undo.
@@ -756,7 +776,14 @@ mod tests {
         ed.undo();
         ed.undo();
         assert_eq!(ed.doc.get_untracked(), doc());
+        assert!(
+            !ed.dirty.get_untracked(),
+            "undone back to the saved document"
+        );
         ed.redo();
+        assert!(ed.dirty.get_untracked());
+        ed.mark_saved(ed.doc.get_untracked());
+        assert!(!ed.dirty.get_untracked());
         assert_eq!(ed.doc.with_untracked(|d| d.nodes.len()), 5);
         // Viewing an older version is read-only.
         ed.viewing.set(Some((1, doc())));

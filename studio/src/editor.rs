@@ -430,7 +430,7 @@ fn EditorView(
                        }
                    }>{move || session.t(Text::AutoLayout)}</button>
                    <button data-testid="help-toggle" on:click=move |_| ed.help.update(|h| *h = !*h)>"?"</button>
-    <button data-testid="delete-node" disabled=move || ed.selected.get().is_none() && ed.picked.with(|p| p.is_empty()) on:click=move |_| ed.delete_selected()>{move || session.t(Text::DeleteNode)}</button>
+    <button data-testid="delete-node" disabled=move || ed.viewing.with(Option::is_some) || (ed.selected.get().is_none() && ed.picked.with(|p| p.is_empty())) on:click=move |_| ed.delete_selected()>{move || session.t(Text::DeleteNode)}</button>
                    <button data-testid="undo" disabled=move || !ed.can_undo() on:click=move |_| ed.undo()>{move || session.t(Text::Undo)}</button>
                    <button data-testid="redo" disabled=move || !ed.can_redo() on:click=move |_| ed.redo()>{move || session.t(Text::Redo)}</button>
                    <input type="text" data-testid="save-message" placeholder=move || session.t(Text::SaveMessage)
@@ -451,7 +451,7 @@ fn EditorView(
             {move || ed.viewing.get().map(|(n, _)| view! {
                 <div class="banner info" data-testid="read-only">
                     {format!("{} v{n} ", session.t(Text::ReadOnlyVersion))}
-                    <button data-testid="back-to-latest" on:click=move |_| { ed.viewing.set(None); ed.marks.set(Default::default()); }>
+                    <button data-testid="back-to-latest" on:click=move |_| ed.back_to_latest()>
                         {session.t(Text::BackToLatest)}
                     </button>
                 </div>

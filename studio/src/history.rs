@@ -23,8 +23,7 @@ async fn show_version(token: &str, flow_id: &str, n: i64, ed: Editor) {
     match api::get_json(token, &format!("/api/v1/flows/{flow_id}/versions/{n}")).await {
         Ok(v) => match serde_json::from_value::<trellis_model::FlowDoc>(v["doc"].clone()) {
             Ok(doc) => {
-                ed.marks.set(Default::default());
-                ed.viewing.set(Some((n, doc)));
+                ed.view_version(n, doc);
             }
             Err(e) => ed.notice.set(Some(e.to_string())),
         },
@@ -104,8 +103,8 @@ pub fn HistoryPanel(
                 let version = run["version"].as_i64().unwrap_or(0);
                 if version != base.get_untracked() {
                     show_version(&token, &id, version, ed).await;
-                } else {
-                    ed.viewing.set(None);
+                } else if ed.read_only() {
+                    ed.back_to_latest();
                 }
                 ed.marks.set(run_marks(&run));
                 open_step.set(None);
@@ -220,8 +219,15 @@ pub fn HistoryPanel(
                                 let detail = step.clone();
                                 view! {
                                     <tr class="step" data-testid=format!("step-{seq}") on:click=move |_| open_step.set(Some(seq))>
-                                        <td>{step["node"].as_str().unwrap_or("").to_owned()}</td>
-                                        <td>{crate::i18n::step_status(session.lang.get_untracked(), &status)}</td>
+                                        <td data-testid=format!("step-node-{seq}")>{
+                                            // The node's label in the version on the canvas (the run's), else its id.
+                                            let node = step["node"].as_str().unwrap_or("").to_owned();
+                                            move || ed.with_shown(|d| d.node(&node).and_then(|n| n.label.clone()).unwrap_or_else(|| node.clone()))
+                                        }</td>
+                                        <td>{
+                                            let status = status.clone();
+                                            move || crate::i18n::step_status(session.lang.get(), &status)
+                                        }</td>
                                         <td>{format!("#{}", step["attempt"])}</td>
                                         <td>{format!("{} ms", step["duration_ms"])}</td>
                                     </tr>
@@ -245,8 +251,11 @@ pub fn HistoryPanel(
                         let open = id.clone();
                         view! {
                             <div class="run-row" data-testid=format!("run-row-{id}") on:click=move |_| show_run(open.clone())>
-                                <span class=format!("status {status}")>{crate::i18n::status(session.lang.get_untracked(), &status)}</span>
-                                <span class="hint">{format!(" v{} · {}", run["version"], run["created_at"].as_str().unwrap_or("").get(..19).unwrap_or(""))}</span>
+                                <span class=format!("status {status}") data-testid=format!("run-row-status-{id}")>{
+                                    let status = status.clone();
+                                    move || crate::i18n::status(session.lang.get(), &status)
+                                }</span>
+                                <span class="hint">{format!(" v{} · {}", run["version"], crate::words::local_time(run["created_at"].as_str()))}</span>
                             </div>
                         }
                     }).collect_view().into_any(),

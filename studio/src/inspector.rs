@@ -151,11 +151,20 @@ pub fn Inspector(ed: Editor) -> impl IntoView {
                 let Some(id) = ed.selected.get() else {
                     return view! { <p class="hint">{session.t(Text::SelectANode)}</p> }.into_any();
                 };
-                // Rebuild the form when another node is selected, not on every keystroke.
-                let Some(node) = ed.doc.with_untracked(|d| d.node(id.as_str()).cloned()) else {
+                // Rebuild the form when another node is selected or a version is viewed, not
+                // on every keystroke. A viewed version's node is shown, and cannot be edited.
+                let viewing = ed.viewing.with(Option::is_some);
+                let Some(node) = ed.viewing.with_untracked(|v| match v {
+                    Some((_, d)) => d.node(id.as_str()).cloned(),
+                    None => ed.doc.with_untracked(|d| d.node(id.as_str()).cloned()),
+                }) else {
                     return view! { <p class="hint">{session.t(Text::SelectANode)}</p> }.into_any();
                 };
-                view! { <NodeForm ed=ed node=node /> }.into_any()
+                view! {
+                    <fieldset class="node-fieldset" disabled=viewing data-testid="inspector-fields">
+                        <NodeForm ed=ed node=node />
+                    </fieldset>
+                }.into_any()
             }}
         </div>
     }

@@ -113,9 +113,7 @@ fn lead_table(session: Session, v: &Value, page: RwSignal<u64>) -> impl IntoView
 
 /// An RFC 3339 timestamp as `YYYY-MM-DD HH:MM` (UTC), or a dash.
 fn short_time(v: &Value) -> String {
-    v.as_str()
-        .map(|s| s.chars().take(16).collect::<String>().replace('T', " "))
-        .unwrap_or_else(|| "—".into())
+    crate::words::local_time(v.as_str())
 }
 
 #[component]

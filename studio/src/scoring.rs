@@ -492,7 +492,7 @@ pub fn ScoringPage() -> impl IntoView {
                                 <tr data-testid=format!("model-version-{n}")>
                                     <td>{format!("v{n}")}{is_published.then(|| view! { <span class="badge">{session.t(Text::PublishedBadge)}</span> })}</td>
                                     <td class="hint">{v["message"].as_str().unwrap_or_default().to_owned()}</td>
-                                    <td class="hint">{v["created_at"].as_str().unwrap_or_default().chars().take(19).collect::<String>().replace('T', " ")}</td>
+                                    <td class="hint">{crate::words::local_time(v["created_at"].as_str())}</td>
                                     <td>{(!is_published).then(|| view! {
                                         <button data-testid=format!("rollback-model-{n}") disabled=move || busy.get()
                                             on:click=move |_| rollback(n)>{session.t(Text::Rollback)}</button>

@@ -198,3 +198,22 @@ fn fixed(code: &str, lang: Lang) -> Option<String> {
         Lang::En => en.to_owned(),
     })
 }
+
+/// An RFC 3339 time as the browser's local time, `YYYY-MM-DD HH:MM` (or `—`).
+pub fn local_time(iso: Option<&str>) -> String {
+    let Some(iso) = iso.filter(|s| !s.is_empty()) else {
+        return "—".to_owned();
+    };
+    let d = js_sys::Date::new(&wasm_bindgen::JsValue::from_str(iso));
+    if d.get_time().is_nan() {
+        return iso.to_owned();
+    }
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}",
+        d.get_full_year(),
+        d.get_month() + 1,
+        d.get_date(),
+        d.get_hours(),
+        d.get_minutes()
+    )
+}

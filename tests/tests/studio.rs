@@ -1331,3 +1331,69 @@ async fn an_edit_survives_a_click_elsewhere_and_undo_to_saved_is_clean() {
     })
     .await;
 }
+
+/// Bugs 21(d) and 21(e): viewing an old version leaves nothing editable (the inspector of
+/// the node selected before is gone, delete is off), and run statuses follow the language;
+/// the journal names steps by their node's label.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_versions_are_read_only_and_statuses_follow_the_language() {
+    with_browser("old_versions_read_only", |c, api| async move {
+        let v1 = json!({"schema": 1, "name": "只读测试", "nodes": [
+            {"id": "start", "type": "trigger", "config": {"kind": "manual"}, "position": [48, 48]},
+            {"id": "calc", "type": "set", "label": "计算分数", "config": {"vars": {"x": "1"}}, "position": [304, 48]}],
+            "edges": [{"from": "start", "to": "calc"}]});
+        let id = api.post("/api/v1/flows", &v1).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let mut v2 = v1.clone();
+        v2["nodes"][1]["config"]["vars"]["x"] = json!("2");
+        api.send(
+            reqwest::Method::PUT,
+            &format!("/api/v1/flows/{id}"),
+            Some(&json!({"base_version": 1, "doc": v2, "message": "x = 2"})),
+        )
+        .await;
+        sign_in(&c, &api).await?;
+        click(&c, "open-flow").await?;
+        expect_text(&c, "version", "v2").await?;
+
+        click(&c, "run-flow").await?;
+        expect_text(&c, "run-status", "成功").await?;
+        expect_text(&c, "step-node-1", "计算分数").await?;
+        let runs = api.get(&format!("/api/v1/runs?flow={id}")).await;
+        let run_id = runs["runs"][0]["id"].as_str().ok_or("no run")?.to_owned();
+        // The runs list does not update itself yet: reopen the flow to see the new run.
+        click(&c, "back").await?;
+        click(&c, "open-flow").await?;
+        let chip = format!("run-row-status-{run_id}");
+        expect_text(&c, &chip, "成功").await?;
+        click(&c, "lang-toggle").await?;
+        expect_text(&c, &chip, "succeeded").await?;
+        click(&c, "lang-toggle").await?;
+        expect_text(&c, &chip, "成功").await?;
+
+        // A node selected, then an old version viewed: nothing of it stays editable.
+        click(&c, "node-calc").await?;
+        find(&c, "inspector-calc").await?;
+        if attr(&c, "delete-node", "disabled").await?.is_some() {
+            return Err("delete is off with a node selected".into());
+        }
+        click(&c, "view-1").await?;
+        text(&c, "read-only").await?;
+        gone(&c, "inspector-calc").await?;
+        if attr(&c, "delete-node", "disabled").await?.is_none() {
+            return Err("delete is on while viewing an old version".into());
+        }
+        // Its nodes can be looked at, not edited.
+        click(&c, "node-calc").await?;
+        find(&c, "inspector-calc").await?;
+        if attr(&c, "inspector-fields", "disabled").await?.is_none() {
+            return Err("the inspector of an old version's node can be edited".into());
+        }
+        click(&c, "back-to-latest").await?;
+        gone(&c, "read-only").await?;
+        Ok(())
+    })
+    .await;
+}

@@ -365,6 +365,21 @@ impl Editor {
         }
     }
 
+    /// Shows version `n` read-only. The selection is dropped: the inspector must not keep
+    /// editing a node of the working document behind a version being viewed.
+    pub fn view_version(&self, n: i64, doc: FlowDoc) {
+        self.select(Selection::default());
+        self.marks.set(Default::default());
+        self.viewing.set(Some((n, doc)));
+    }
+
+    /// Back from a viewed version to the working document.
+    pub fn back_to_latest(&self) {
+        self.select(Selection::default());
+        self.marks.set(Default::default());
+        self.viewing.set(None);
+    }
+
     /// What the canvas shows: a version being viewed, else the working document.
     pub fn shown(&self) -> FlowDoc {
         self.with_shown(FlowDoc::clone)
@@ -786,7 +801,9 @@ mod tests {
         assert!(!ed.dirty.get_untracked());
         assert_eq!(ed.doc.with_untracked(|d| d.nodes.len()), 5);
         // Viewing an older version is read-only.
-        ed.viewing.set(Some((1, doc())));
+        ed.pick(&id("a"), false);
+        ed.view_version(1, doc());
+        assert_eq!(ed.selection(), Selection::default());
         ed.undo();
         assert_eq!(ed.doc.with_untracked(|d| d.nodes.len()), 5);
         assert_eq!(ed.shown(), doc());

@@ -172,17 +172,19 @@ fn ConnectorCard(
                     }).collect_view()}
                 </ul>
                 {wildcard.then(|| view! {
-                    <p class="hint">{requested_hosts.join(", ")}</p>
-                    <input type="text" data-testid=format!("grant-host-input-{}", n.get_value()) placeholder=move || session.t(Text::HostPlaceholder)
-                        prop:value=move || new_host.get() on:input=move |ev| new_host.set(event_target_value(&ev)) />
-                    <button data-testid=format!("grant-host-add-{}", n.get_value()) on:click=move |_| {
-                        let host = new_host.get_untracked().trim().to_owned();
-                        if host.is_empty() { return; }
-                        new_host.set(String::new());
-                        put_grants(Box::new(move |g| if !g.0.contains(&host) { g.0.push(host) }));
-                    }>{move || session.t(Text::Grant)}</button>
+                    <p class="hint" title=requested_hosts.join(", ")>{move || session.t(Text::AnyHostHint)}</p>
+                    <div class="grant-row">
+                        <input type="text" data-testid=format!("grant-host-input-{}", n.get_value()) placeholder=move || session.t(Text::HostPlaceholder)
+                            prop:value=move || new_host.get() on:input=move |ev| new_host.set(event_target_value(&ev)) />
+                        <button data-testid=format!("grant-host-add-{}", n.get_value()) on:click=move |_| {
+                            let host = new_host.get_untracked().trim().to_owned();
+                            if host.is_empty() { return; }
+                            new_host.set(String::new());
+                            put_grants(Box::new(move |g| if !g.0.contains(&host) { g.0.push(host) }));
+                        }>{move || session.t(Text::Grant)}</button>
+                    </div>
                 })}
-                <strong>{move || session.t(Text::Secrets)}</strong>
+                <strong data-testid=format!("secrets-heading-{}", n.get_value())>{move || session.t(Text::Secrets)}</strong>
                 <ul>
                     {secret_rows.into_iter().map(|s| {
                         let secret = s["name"].as_str().unwrap_or_default().to_owned();

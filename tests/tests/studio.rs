@@ -943,6 +943,20 @@ async fn connectors_admin_palette_and_inspector() {
         type_into(&c, "secret-input-http-json-token", "studio-secret-123").await?;
         click(&c, "secret-save-http-json-token").await?;
         expect_text(&c, "secret-status-http-json-token", "已设置").await?;
+        snapshot(&c, "connectors_page").await;
+        // Bug 21(g): the grant button sat on top of the secrets heading.
+        let overlap = c
+            .execute(
+                "const a = document.querySelector(\"[data-testid='grant-host-add-http-json']\").getBoundingClientRect();
+                 const b = document.querySelector(\"[data-testid='secrets-heading-http-json']\").getBoundingClientRect();
+                 return a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;",
+                vec![],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        if overlap != json!(false) {
+            return Err("the grant button covers the secrets heading".into());
+        }
         let page = c.source().await.map_err(|e| e.to_string())?;
         if page.contains("studio-secret-123") {
             return Err("the secret is still on the page".into());

@@ -280,11 +280,15 @@ fn sweep_test_databases() {
     }
 }
 
-/// Installs Debian's Chromium and chromedriver for the browser tests when they are missing
-/// and this is a Debian machine we may administer; otherwise the tests say what to install.
+/// Installs Debian's Chromium and chromedriver for the browser tests, and a CJK font for
+/// their screenshots, when they are missing and this is a Debian machine we may
+/// administer; otherwise the tests say what to install.
 fn ensure_browser() {
     let present = |p: &str| Path::new(p).exists();
-    if present("/usr/bin/chromium") && present("/usr/bin/chromedriver") {
+    if present("/usr/bin/chromium")
+        && present("/usr/bin/chromedriver")
+        && present("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
+    {
         return;
     }
     let root_user = Command::new("id")
@@ -294,14 +298,21 @@ fn ensure_browser() {
         .unwrap_or(false);
     if !root_user || !present("/usr/bin/apt-get") {
         eprintln!(
-            "xtask: the browser tests need Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)"
+            "xtask: the browser tests need Debian's chromium and chromium-driver (apt-get install chromium chromium-driver fonts-wqy-microhei)"
         );
         return;
     }
-    eprintln!("xtask: installing chromium and chromium-driver for the browser tests");
+    eprintln!("xtask: installing chromium, chromium-driver and a CJK font for the browser tests");
     let _ = Command::new("apt-get").args(["update", "-qq"]).status();
     let _ = Command::new("apt-get")
-        .args(["install", "-y", "-qq", "chromium", "chromium-driver"])
+        .args([
+            "install",
+            "-y",
+            "-qq",
+            "chromium",
+            "chromium-driver",
+            "fonts-wqy-microhei",
+        ])
         .env("DEBIAN_FRONTEND", "noninteractive")
         .status();
 }

@@ -1411,3 +1411,86 @@ async fn old_versions_are_read_only_and_statuses_follow_the_language() {
     })
     .await;
 }
+
+/// Bug 21(i) and the studio's delivery: the page names its assets by content hash; each is
+/// served Brotli- or gzip-compressed as the browser accepts, cached for a year, while the
+/// page itself is revalidated; everything the browser downloads stays within 1.5 MB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn studio_assets_are_hashed_compressed_and_cached() {
+    assert!(
+        studio_dir().join("index.html").exists(),
+        "the studio is not built at {}: run `cargo xtask studio` (cargo xtask test does)",
+        studio_dir().display()
+    );
+    let dir = TempDir::new();
+    let server = Proc::start(&dir.0.join("data"), None).await;
+    let client = reqwest::Client::new();
+    let page = client
+        .get(format!("{}/", server.base))
+        .send()
+        .await
+        .expect("index");
+    assert_eq!(
+        page.headers()["cache-control"],
+        "no-cache",
+        "the page must be revalidated"
+    );
+    let html = page.text().await.expect("index body");
+    let assets: Vec<String> = html
+        .split(['"', '\''])
+        .filter(|s| {
+            s.starts_with('/')
+                && (s.ends_with(".wasm") || s.ends_with(".js") || s.ends_with(".css"))
+        })
+        .map(str::to_owned)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(assets.len(), 3, "wasm, js and css in {html}");
+    let mut total = 0;
+    for asset in &assets {
+        let hashed = asset
+            .rsplit_once('.')
+            .and_then(|(stem, _)| stem.rsplit_once('-'))
+            .is_some_and(|(_, h)| h.len() == 16 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert!(hashed, "{asset} carries no content hash");
+        for (accept, encoding) in [("br, gzip", "br"), ("gzip", "gzip")] {
+            let r = client
+                .get(format!("{}{asset}", server.base))
+                .header("accept-encoding", accept)
+                .send()
+                .await
+                .expect("asset");
+            assert_eq!(r.status(), 200, "{asset}");
+            assert_eq!(
+                r.headers()["content-encoding"],
+                encoding,
+                "{asset} for {accept}"
+            );
+            assert_eq!(
+                r.headers()["cache-control"],
+                "public, max-age=31536000, immutable",
+                "{asset}"
+            );
+            let bytes = r.bytes().await.expect("body").len();
+            if encoding == "br" {
+                total += bytes;
+            }
+        }
+        let plain = client
+            .get(format!("{}{asset}", server.base))
+            .header("accept-encoding", "identity")
+            .send()
+            .await
+            .expect("asset");
+        assert!(plain.headers().get("content-encoding").is_none(), "{asset}");
+        if asset.ends_with(".wasm") {
+            assert_eq!(plain.headers()["content-type"], "application/wasm");
+        }
+    }
+    assert!(
+        total <= 1_500 * 1024,
+        "the studio downloads {} KB compressed, over the 1.5 MB budget",
+        total / 1024
+    );
+}

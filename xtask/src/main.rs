@@ -90,8 +90,11 @@ fn ensure_targets() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Builds the studio: the wasm32 crate in the `wasm-release` profile, then wasm-bindgen
-/// (`--target web`) and the static files into `studio/dist`, which `trellis serve` serves.
+/// Builds the studio into `studio/dist`, which `trellis serve` serves: the wasm32 crate in
+/// the `wasm-release` profile, wasm-bindgen (`--target web`), then binaryen's `wasm-opt -Oz`
+/// (from npm, see [`wasm_opt`]). Every asset but `index.html` gets its content hash in its
+/// name (the server lets browsers keep those for a year) and a Brotli and a gzip copy beside
+/// it (the server sends the one the browser accepts).
 fn build_studio() -> anyhow::Result<PathBuf> {
     ensure_targets()?;
     let mut build = cargo();
@@ -109,28 +112,156 @@ fn build_studio() -> anyhow::Result<PathBuf> {
         .join("wasm32-unknown-unknown")
         .join("wasm-release")
         .join("trellis_studio.wasm");
-    let out = root().join("studio").join("dist");
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let bindgen = target_dir().join("studio-bindgen");
+    std::fs::create_dir_all(&bindgen)?;
     wasm_bindgen_cli_support::Bindgen::new()
         .input_path(&wasm)
         .web(true)?
         .typescript(false)
-        .generate(&out)
+        .generate(&bindgen)
         .with_context(|| format!("wasm-bindgen on {}", wasm.display()))?;
-    for file in ["index.html", "studio.css"] {
-        std::fs::copy(root().join("studio").join(file), out.join(file))
-            .with_context(|| format!("copying {file}"))?;
+    let optimized = wasm_opt(&bindgen.join("trellis_studio_bg.wasm"))?;
+
+    let out = root().join("studio").join("dist");
+    if out.exists() {
+        std::fs::remove_dir_all(&out).with_context(|| format!("clearing {}", out.display()))?;
     }
-    let bytes = std::fs::read(out.join("trellis_studio_bg.wasm"))?;
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    std::io::Write::write_all(&mut gz, &bytes)?;
-    let gzipped = gz.finish()?.len();
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let studio = root().join("studio");
+    let wasm_name = emit_asset(
+        &out,
+        "trellis_studio_bg",
+        "wasm",
+        &std::fs::read(&optimized)?,
+    )?;
+    let js_name = emit_asset(
+        &out,
+        "trellis_studio",
+        "js",
+        &std::fs::read(bindgen.join("trellis_studio.js"))?,
+    )?;
+    let css_name = emit_asset(
+        &out,
+        "studio",
+        "css",
+        &std::fs::read(studio.join("studio.css"))?,
+    )?;
+    let index = std::fs::read_to_string(studio.join("index.html"))?
+        .replace("/trellis_studio_bg.wasm", &format!("/{}", wasm_name.0))
+        .replace("/trellis_studio.js", &format!("/{}", js_name.0))
+        .replace("/studio.css", &format!("/{}", css_name.0));
+    std::fs::write(out.join("index.html"), index)?;
+    let (raw, br, gz) = [&wasm_name, &js_name, &css_name]
+        .iter()
+        .fold((0, 0, 0), |t, a| {
+            (t.0 + a.1.raw, t.1 + a.1.br, t.2 + a.1.gz)
+        });
     println!(
-        "studio: {} ({} KB wasm, {} KB gzipped)",
+        "studio: {} ({} KB wasm; all assets {} KB, {} KB Brotli, {} KB gzip)",
         out.display(),
-        bytes.len() / 1024,
-        gzipped / 1024
+        wasm_name.1.raw / 1024,
+        raw / 1024,
+        br / 1024,
+        gz / 1024
     );
+    Ok(out)
+}
+
+/// Sizes of one emitted asset: as is, Brotli, gzip.
+struct AssetSizes {
+    raw: usize,
+    br: usize,
+    gz: usize,
+}
+
+/// Writes `bytes` to `dir` as `<stem>-<hash>.<ext>` with `.br` and `.gz` copies; gives the
+/// file name and its sizes.
+fn emit_asset(
+    dir: &Path,
+    stem: &str,
+    ext: &str,
+    bytes: &[u8],
+) -> anyhow::Result<(String, AssetSizes)> {
+    use sha2::Digest as _;
+    use std::io::Write as _;
+    let hash = hex::encode(&sha2::Sha256::digest(bytes)[..8]);
+    let name = format!("{stem}-{hash}.{ext}");
+    std::fs::write(dir.join(&name), bytes)?;
+    let mut br = Vec::new();
+    {
+        let params = brotli::enc::BrotliEncoderParams {
+            quality: 11,
+            lgwin: 24,
+            ..Default::default()
+        };
+        brotli::BrotliCompress(&mut &bytes[..], &mut br, &params)?;
+    }
+    std::fs::write(dir.join(format!("{name}.br")), &br)?;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(bytes)?;
+    let gz = gz.finish()?;
+    std::fs::write(dir.join(format!("{name}.gz")), &gz)?;
+    Ok((
+        name,
+        AssetSizes {
+            raw: bytes.len(),
+            br: br.len(),
+            gz: gz.len(),
+        },
+    ))
+}
+
+/// The binaryen release whose `wasm-opt` optimises the studio (npm package `binaryen`).
+const BINARYEN: &str = "132.0.0";
+
+/// `wasm-opt -Oz` on `input`, kept under the target directory by the input's hash (it takes
+/// a minute on two cores, and the studio is rebuilt far more often than it changes).
+/// binaryen comes from npm (Debian's is too old for the features Rust's wasm uses) and is
+/// installed under the target directory on first use.
+fn wasm_opt(input: &Path) -> anyhow::Result<PathBuf> {
+    use sha2::Digest as _;
+    let bytes = std::fs::read(input)?;
+    let key = hex::encode(&sha2::Sha256::digest(&bytes)[..12]);
+    let cache = target_dir().join("studio-opt");
+    let out = cache.join(format!("{key}.wasm"));
+    if out.exists() {
+        return Ok(out);
+    }
+    let tools = target_dir().join("tools");
+    let bin = tools.join("node_modules").join(".bin").join("wasm-opt");
+    let version_file = tools.join("binaryen.version");
+    let installed = std::fs::read_to_string(&version_file).unwrap_or_default();
+    if !bin.exists() || installed.trim() != BINARYEN {
+        std::fs::create_dir_all(&tools)?;
+        let mut npm = Command::new("npm");
+        npm.args([
+            "install",
+            "--silent",
+            "--no-audit",
+            "--no-fund",
+            "--no-save",
+            &format!("binaryen@{BINARYEN}"),
+        ])
+        .current_dir(&tools);
+        status(
+            npm,
+            "installing binaryen from npm for wasm-opt (needs Node.js and npm: apt-get install nodejs npm)",
+        )?;
+        std::fs::write(&version_file, BINARYEN)?;
+    }
+    std::fs::create_dir_all(&cache)?;
+    let partial = cache.join(format!("{key}.partial.wasm"));
+    let mut opt = Command::new(&bin);
+    opt.arg("-Oz").arg(input).arg("-o").arg(&partial);
+    eprintln!("xtask: wasm-opt -Oz on the studio (about a minute)");
+    status(opt, "wasm-opt on the studio")?;
+    std::fs::rename(&partial, &out)?;
+    // Older optimised builds are of no further use.
+    for entry in std::fs::read_dir(&cache)?.flatten() {
+        if entry.path() != out {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
     Ok(out)
 }
 

@@ -123,17 +123,55 @@ pub async fn fallback(
         ))
         .into_response();
     }
+    // Assets named by their content hash never change: browsers keep them for a year. The
+    // page that names them is revalidated every time (Last-Modified), so a new build is
+    // picked up at once. Each asset has Brotli and gzip copies beside it (`cargo xtask
+    // studio` writes them); the browser gets the one it accepts.
+    let immutable = is_hashed_asset(path);
     let service = tower_http::services::ServeDir::new(dir.as_ref())
+        .precompressed_br()
+        .precompressed_gzip()
         .fallback(tower_http::services::ServeFile::new(dir.join("index.html")));
     match service.oneshot(req).await {
         Ok(mut response) => {
-            // File names carry no content hash, so browsers revalidate (Last-Modified).
+            let cache = if immutable && response.status().is_success() {
+                "public, max-age=31536000, immutable"
+            } else {
+                "no-cache"
+            };
             response.headers_mut().insert(
                 header::CACHE_CONTROL,
-                axum::http::HeaderValue::from_static("no-cache"),
+                axum::http::HeaderValue::from_static(cache),
             );
             response.map(axum::body::Body::new)
         }
         Err(e) => crate::error::ApiError::internal(e).into_response(),
+    }
+}
+
+/// Whether `path` names a studio asset by content hash: `/<stem>-<16 hex digits>.<ext>`.
+fn is_hashed_asset(path: &str) -> bool {
+    let Some(name) = path.strip_prefix('/').filter(|n| !n.contains('/')) else {
+        return false;
+    };
+    let Some((stem, _ext)) = name.rsplit_once('.') else {
+        return false;
+    };
+    stem.rsplit_once('-')
+        .is_some_and(|(_, hash)| hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn hashed_assets_are_recognised() {
+        use super::is_hashed_asset;
+        assert!(is_hashed_asset("/trellis_studio_bg-0123456789abcdef.wasm"));
+        assert!(is_hashed_asset("/studio-0123456789abcdef.css"));
+        assert!(!is_hashed_asset("/index.html"));
+        assert!(!is_hashed_asset("/studio.css"));
+        assert!(!is_hashed_asset("/leads"));
+        assert!(!is_hashed_asset("/a/b-0123456789abcdef.js"));
+        assert!(!is_hashed_asset("/x-0123456789abcdeg.js"));
     }
 }

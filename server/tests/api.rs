@@ -966,3 +966,79 @@ async fn the_document_store_migration_keeps_every_version(backend: Backend) {
     s.finish().await;
 }
 both!(the_document_store_migration_keeps_every_version);
+
+/// A flow's name is its own: a rename makes no version, a rollback keeps the name the flow
+/// has, a save names the flow as its document does; a bad name is refused with its pointer.
+async fn renames_make_no_version_and_rollbacks_keep_the_name(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let id = s.create_flow(simple_flow("询价跟进"), false).await;
+    let (st, body) = s
+        .call(
+            Method::PUT,
+            &format!("/api/v1/flows/{id}"),
+            Some(json!({"base_version": 1, "doc": simple_flow("询价跟进 v2"), "message": "两倍"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    assert_eq!(
+        s.get(&format!("/api/v1/flows/{id}")).await["name"],
+        "询价跟进 v2"
+    );
+
+    let (st, body) = s
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/flows/{id}"),
+            Some(json!({"name": "  竞品对比线索培育  "})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    assert_eq!(body["previous"], "询价跟进 v2");
+    let flow = s.get(&format!("/api/v1/flows/{id}")).await;
+    assert_eq!(flow["name"], "竞品对比线索培育");
+    assert_eq!(
+        flow["doc"]["name"], "竞品对比线索培育",
+        "the editor loads the name"
+    );
+    assert_eq!(
+        flow["latest_version"],
+        json!(2),
+        "a rename is not a version"
+    );
+
+    let (st, body) = s
+        .post(
+            &format!("/api/v1/flows/{id}/rollback"),
+            json!({"version": 1}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    let flow = s.get(&format!("/api/v1/flows/{id}")).await;
+    assert_eq!(flow["latest_version"], json!(3));
+    assert_eq!(
+        flow["name"], "竞品对比线索培育",
+        "a rollback keeps the name"
+    );
+    let listed = s.get("/api/v1/flows").await;
+    assert_eq!(listed["flows"][0]["name"], "竞品对比线索培育", "{listed}");
+
+    for bad in [json!({"name": "   "}), json!({"name": "名".repeat(201)})] {
+        let (st, body) = s
+            .call(Method::PATCH, &format!("/api/v1/flows/{id}"), Some(bad))
+            .await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(body["pointer"], "/name", "{body}");
+    }
+    let (st, body) = s
+        .call(
+            Method::PATCH,
+            "/api/v1/flows/no-such-flow",
+            Some(json!({"name": "x"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "{body}");
+    let audit = s.get(&format!("/api/v1/audit?target={id}")).await;
+    assert_eq!(audit["entries"][1]["action"], "flow.rename", "{audit}");
+    s.finish().await;
+}
+both!(renames_make_no_version_and_rollbacks_keep_the_name);

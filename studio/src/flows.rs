@@ -39,21 +39,14 @@ pub async fn rename(session: Session, id: String) -> Result<(), ApiError> {
     else {
         return Ok(());
     };
-    let mut doc = flow.doc.clone();
-    doc["name"] = Value::String(name.trim().to_owned());
-    api::save_flow(
+    // A rename is the flow's, not a version's.
+    api::patch_json(
         &token,
-        &id,
-        flow.latest_version,
-        &doc,
-        &session.t(Text::Rename),
+        &format!("/api/v1/flows/{id}"),
+        &serde_json::json!({ "name": name.trim() }),
     )
     .await
     .map(|_| ())
-    .map_err(|e| match e {
-        api::SaveError::Other(e) => e,
-        other => ApiError::Other(format!("{other:?}")),
-    })
 }
 
 pub async fn duplicate(session: Session, id: String) -> Result<(), ApiError> {

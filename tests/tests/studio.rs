@@ -560,6 +560,7 @@ async fn versions_diff_rollback_and_run_status() {
                 .to_owned();
             let mut v2 = v1.clone();
             v2["nodes"][1]["config"]["vars"]["x"] = json!("2");
+            v2["name"] = json!("版本测试（改名）");
             api.send(
                 reqwest::Method::PUT,
                 &format!("/api/v1/flows/{id}"),
@@ -632,6 +633,11 @@ async fn versions_diff_rollback_and_run_status() {
                 || flow["doc"]["nodes"][1]["config"]["vars"]["x"] != "1"
             {
                 return Err(format!("after rollback: {flow}"));
+            }
+            // Bug 21(c): the rollback restores v1's content, not its name.
+            expect_text(&c, "flow-title", "版本测试（改名）").await?;
+            if flow["name"] != "版本测试（改名）" {
+                return Err(format!("the rollback renamed the flow: {flow}"));
             }
             Ok(())
         },
@@ -747,9 +753,14 @@ async fn import_duplicate_rename_delete() {
         let deadline = Instant::now() + Duration::from_secs(10);
         while api.get(&format!("/api/v1/flows/{id}")).await["name"] != "线索培育 2026" {
             if Instant::now() > deadline {
-                return Err("rename did not save a new version".into());
+                return Err("the rename did not apply".into());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // A rename is not a version.
+        let renamed = api.get(&format!("/api/v1/flows/{id}")).await;
+        if renamed["latest_version"] != 1 || renamed["doc"]["name"] != "线索培育 2026" {
+            return Err(format!("after the rename: {renamed}"));
         }
 
         click(&c, &format!("delete-{id}")).await?;
@@ -1298,9 +1309,10 @@ async fn forms_ports_and_problems_in_words() {
     .await;
 }
 
-/// Bugs 21(a) and 21(h): an inspector edit survives clicking another node without leaving
-/// the field first, and undoing back to the saved document clears the unsaved flag (a click
-/// on a node off the grid is not a move to undo).
+/// Bugs 21(a), (b) and (h): an inspector edit survives clicking another node without
+/// leaving the field first, Save stays where it was when the unsaved note appears, and
+/// undoing back to the saved document clears the unsaved flag (a click on a node off the
+/// grid is not a move to undo).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edit_survives_a_click_elsewhere_and_undo_to_saved_is_clean() {
     with_browser("edit_survives_click_elsewhere", |c, api| async move {
@@ -1313,6 +1325,15 @@ async fn an_edit_survives_a_click_elsewhere_and_undo_to_saved_is_clean() {
         click(&c, "open-flow").await?;
         click(&c, "node-hot").await?;
         find(&c, "inspector-hot").await?;
+        let save_at = || async {
+            c.execute(
+                "const r = document.querySelector(\"[data-testid='save']\").getBoundingClientRect(); return [r.left, r.top];",
+                vec![],
+            )
+            .await
+            .map_err(|e| e.to_string())
+        };
+        let before = save_at().await?;
         // Select all and type over it, as a person does (WebDriver's clear would commit an
         // empty field as an edit of its own).
         find(&c, "field-when")
@@ -1324,6 +1345,11 @@ async fn an_edit_survives_a_click_elsewhere_and_undo_to_saved_is_clean() {
         click(&c, "node-start").await?;
         find(&c, "inspector-start").await?;
         expect_text(&c, "dirty", "有未保存的修改").await?;
+        // Bug 21(b): the unsaved note must not push Save from under the pointer.
+        let after = save_at().await?;
+        if before != after {
+            return Err(format!("Save moved from {before} to {after} when the unsaved note appeared"));
+        }
         click(&c, "node-hot").await?;
         find(&c, "inspector-hot").await?;
         let value = find(&c, "field-when")

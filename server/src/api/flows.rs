@@ -149,10 +149,59 @@ pub async fn get_flow(
     let r = DocRef::flow(&caller.workspace_id, &id);
     let f = docs::find_flow(&state.db, r).await?;
     let v = docs::version(&state.db, r, f.latest_version).await?;
+    // The name is the flow's own (renames make no version): the document carries it.
+    let mut doc = redacted(&v.doc_value());
+    doc["name"] = Value::String(f.name.clone());
     Ok(Json(json!({
         "id": f.id, "name": f.name, "latest_version": f.latest_version, "published_version": f.published_version,
-        "created_at": f.created_at, "updated_at": f.updated_at, "doc": redacted(&v.doc_value()), "hash": v.hash,
+        "created_at": f.created_at, "updated_at": f.updated_at, "doc": doc, "hash": v.hash,
     })))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenameFlow {
+    /// The new name: 1–200 characters.
+    pub name: String,
+}
+
+/// Renames a flow. The name belongs to the flow, not to a version: no version is made, and
+/// a rollback keeps the name.
+#[utoipa::path(patch, path = "/api/v1/flows/{id}", tag = "flows", params(("id" = String, Path)), request_body = RenameFlow,
+    responses((status = 200, description = "`{name, previous}`", body = Object), (status = 404, description = "no such flow"), (status = 422, description = "bad name")))]
+pub async fn rename_flow(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<RenameFlow>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Role::Builder)?;
+    let name = body.name.trim();
+    if name.is_empty() {
+        return Err(ApiError::invalid("/name", "a flow needs a name"));
+    }
+    if name.chars().count() > 200 {
+        return Err(ApiError::invalid(
+            "/name",
+            "a flow's name is at most 200 characters",
+        ));
+    }
+    if name.contains('\0') {
+        return Err(ApiError::invalid(
+            "/name",
+            "a name cannot hold a NUL character",
+        ));
+    }
+    let txn = state.db.begin().await?;
+    let previous = docs::rename_flow(
+        &txn,
+        DocRef::flow(&caller.workspace_id, &id),
+        name,
+        caller.author(),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(Json(json!({ "name": name, "previous": previous })))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

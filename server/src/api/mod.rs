@@ -72,6 +72,7 @@ pub fn openapi_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(
             flows::get_flow,
             flows::save_flow,
+            flows::rename_flow,
             flows::delete_flow
         ))
         .routes(routes!(flows::validate_flow))

@@ -105,6 +105,33 @@ pub async fn list_flows<C: ConnectionTrait>(
         .collect())
 }
 
+/// Renames a flow: its name is the head's, so no version is made (and a rollback keeps
+/// it). Gives the name it had.
+pub async fn rename_flow<C: ConnectionTrait>(
+    conn: &C,
+    doc: DocRef<'_>,
+    name: &str,
+    author: Author<'_>,
+) -> Result<String, DocError> {
+    let f = find_flow(conn, doc).await?;
+    flow::Entity::update_many()
+        .col_expr(flow::Column::Name, SqlExpr::value(name.to_owned()))
+        .col_expr(flow::Column::UpdatedAt, SqlExpr::value(Utc::now()))
+        .filter(flow::Column::Id.eq(doc.id))
+        .filter(flow::Column::WorkspaceId.eq(doc.workspace))
+        .exec(conn)
+        .await?;
+    audit(
+        conn,
+        doc,
+        author,
+        "rename",
+        json!({ "from": f.name, "to": name }),
+    )
+    .await?;
+    Ok(f.name)
+}
+
 /// The flow `doc` names, unless archived.
 pub async fn find_flow<C: ConnectionTrait>(
     conn: &C,

@@ -4,7 +4,6 @@
 use chrono::Utc;
 use sea_orm::sea_query::{Expr as SqlExpr, OnConflict};
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
-use serde_json::Value;
 use trellis_model::FlowDoc;
 use trellis_model::node_types::{TriggerConfig, TriggerKind};
 
@@ -44,13 +43,14 @@ pub(super) async fn live_flow<C: ConnectionTrait>(
 }
 
 /// Moves the head from `base` to `base + 1` if it is still at `base`; false otherwise.
-/// A scoring model's head is created by its first save (`base` 0); a flow's head takes the
-/// name the new version gives it.
+/// A scoring model's head is created by its first save (`base` 0). A flow's head takes
+/// `name` when given: a save names the flow as its document does, a rollback keeps the
+/// name the flow has (names are the flow's, see [`super::flows::rename_flow`]).
 pub(super) async fn advance<C: ConnectionTrait>(
     conn: &C,
     doc: DocRef<'_>,
     base: i32,
-    body: &Value,
+    name: Option<&str>,
 ) -> Result<bool, sea_orm::DbErr> {
     let next = base + 1;
     let now = Utc::now();
@@ -59,7 +59,7 @@ pub(super) async fn advance<C: ConnectionTrait>(
             let mut update = flow::Entity::update_many()
                 .col_expr(flow::Column::LatestVersion, SqlExpr::value(next))
                 .col_expr(flow::Column::UpdatedAt, SqlExpr::value(now));
-            if let Some(name) = body.get("name").and_then(Value::as_str) {
+            if let Some(name) = name {
                 update = update.col_expr(flow::Column::Name, SqlExpr::value(name.to_owned()));
             }
             update

@@ -18,7 +18,9 @@ use serde_json::Value;
 
 use crate::db::entities::doc_version;
 pub use crate::db::entities::doc_version::DocKind;
-pub use flows::{FlowSummary, LastRun, archive_flow, create_flow, find_flow, list_flows};
+pub use flows::{
+    FlowSummary, LastRun, archive_flow, create_flow, find_flow, list_flows, rename_flow,
+};
 
 /// One version of a document.
 pub type Version = doc_version::Model;
@@ -227,6 +229,8 @@ pub async fn save_as<C: ConnectionTrait>(
         edit.hash,
         author,
         edit.message,
+        // A save names the flow as its document does.
+        edit.body.get("name").and_then(Value::as_str),
     )
     .await?
     .number;
@@ -301,6 +305,8 @@ pub async fn rollback<C: ConnectionTrait>(
         old.hash.clone(),
         author,
         &message,
+        // A rollback restores the content, not the name the flow had then.
+        None,
     )
     .await
     .map_err(|e| match e {
@@ -325,6 +331,8 @@ pub async fn rollback<C: ConnectionTrait>(
 }
 
 /// Moves the head from `base` to the next version and inserts it (no audit); gives it.
+/// A flow's head takes `name` when given.
+#[allow(clippy::too_many_arguments)] // reason: each is a distinct fact of the version; a struct would only rename them
 async fn append<C: ConnectionTrait>(
     conn: &C,
     doc: DocRef<'_>,
@@ -333,8 +341,9 @@ async fn append<C: ConnectionTrait>(
     hash: String,
     author: Author<'_>,
     message: &str,
+    name: Option<&str>,
 ) -> Result<Version, DocError> {
-    if !heads::advance(conn, doc, base, body).await? {
+    if !heads::advance(conn, doc, base, name).await? {
         return Err(match heads::read(conn, doc).await? {
             Some(h) => DocError::Stale {
                 current: h.latest,

@@ -159,24 +159,73 @@ fn pointer_xy(canvas: &NodeRef<Div>, ev: &web_sys::PointerEvent, zoom: f64) -> (
 }
 
 /// Zoom that shows every node in the canvas (at most 100 %).
-fn fit_zoom(doc: &FlowDoc, canvas: &NodeRef<Div>) -> f64 {
+/// Fits the flow into the canvas: the zoom that shows every node, then the canvas scrolled
+/// to the flow's top-left corner (whatever was scrolled before).
+fn fit_view(ed: Editor, canvas: NodeRef<Div>) {
+    const PAD: f64 = 24.0;
     let Some(el) = canvas.get_untracked() else {
-        return 1.0;
+        return;
     };
+    let (min, max) = ed.with_shown(|doc| {
+        doc.nodes
+            .iter()
+            .fold(([f64::MAX, f64::MAX], [0.0f64, 0.0f64]), |(min, max), n| {
+                (
+                    [min[0].min(n.position[0]), min[1].min(n.position[1])],
+                    [
+                        max[0].max(n.position[0] + NODE_WIDTH),
+                        max[1].max(n.position[1] + node_height(3)),
+                    ],
+                )
+            })
+    });
+    if min[0] > max[0] {
+        return;
+    }
+    let (left, top) = ((min[0] - PAD).max(0.0), (min[1] - PAD).max(0.0));
     let (w, h) = (el.client_width() as f64, el.client_height() as f64);
-    let max_x = doc
-        .nodes
-        .iter()
-        .map(|n| n.position[0] + NODE_WIDTH)
-        .fold(0.0, f64::max)
-        + 40.0;
-    let max_y = doc
-        .nodes
-        .iter()
-        .map(|n| n.position[1] + node_height(3))
-        .fold(0.0, f64::max)
-        + 40.0;
-    (w / max_x).min(h / max_y).clamp(0.2, 1.0)
+    let zoom = (w / (max[0] + PAD - left))
+        .min(h / (max[1] + PAD - top))
+        .clamp(0.2, 1.0);
+    ed.zoom.set(zoom);
+    // Scrolled once the new scale has laid out.
+    request_animation_frame(move || {
+        if let Some(el) = canvas.get_untracked() {
+            el.set_scroll_left((left * zoom).round() as i32);
+            el.set_scroll_top((top * zoom).round() as i32);
+        }
+    });
+}
+
+/// Where a node added by a click goes: a free spot in the part of the canvas on screen,
+/// clear of the minimap (`None` when the view is full; the caller falls back to a grid
+/// spot).
+fn click_spot(ed: Editor, canvas: NodeRef<Div>) -> Option<[f64; 2]> {
+    let el = canvas.get_untracked()?;
+    let zoom = ed.zoom.get_untracked();
+    let (sl, st) = (el.scroll_left() as f64, el.scroll_top() as f64);
+    let view = [
+        sl / zoom,
+        st / zoom,
+        (sl + el.client_width() as f64) / zoom,
+        (st + el.client_height() as f64) / zoom,
+    ];
+    let frame = el.get_bounding_client_rect();
+    let minimap = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.query_selector("[data-testid='minimap']").ok().flatten())
+        .map(|m| {
+            let r = m.get_bounding_client_rect();
+            [
+                (r.left() - frame.left() + sl) / zoom,
+                (r.top() - frame.top() + st) / zoom,
+                (r.right() - frame.left() + sl) / zoom,
+                (r.bottom() - frame.top() + st) / zoom,
+            ]
+        });
+    ed.with_shown(|doc| {
+        state::free_spot(doc, view, minimap.as_slice(), (NODE_WIDTH, node_height(2)))
+    })
 }
 
 /// The in-port's node id under a pointer event, if any.
@@ -419,10 +468,7 @@ fn EditorView(
                    <button data-testid="zoom-out" on:click=move |_| ed.zoom.update(|z| *z = (*z / 1.25).max(0.2))>"−"</button>
                    <span class="hint" data-testid="zoom">{move || format!("{:.0}%", ed.zoom.get() * 100.0)}</span>
                    <button data-testid="zoom-in" on:click=move |_| ed.zoom.update(|z| *z = (*z * 1.25).min(2.0))>"+"</button>
-                   <button data-testid="zoom-fit" on:click=move |_| {
-                       let z = ed.doc.with_untracked(|d| fit_zoom(d, &canvas));
-                       ed.zoom.set(z);
-                   }>{move || session.t(Text::FitView)}</button>
+                   <button data-testid="zoom-fit" on:click=move |_| fit_view(ed, canvas)>{move || session.t(Text::FitView)}</button>
                    <button data-testid="auto-layout" on:click=move |_| {
                        let edit = ed.doc.with_untracked(trellis_model::layout::layout_edit);
                        if !matches!(&edit, Edit::Batch { edits } if edits.is_empty()) {
@@ -471,7 +517,7 @@ fn EditorView(
                    <div class="banner error" data-testid="notice" on:click=move |_| ed.notice.set(None)>{m}</div>
                })}
                <div class="workspace">
-                   <Palette ed=ed />
+                   <Palette ed=ed canvas=canvas />
                    <div class="canvas-wrap">
                    <div class="canvas" node_ref=canvas data-testid="canvas" data-dragging=move || ed.drag.with(Option::is_some).to_string()
                        on:pointermove=on_move on:pointerup=on_up
@@ -521,7 +567,7 @@ fn EditorView(
 }
 
 #[component]
-fn Palette(ed: Editor) -> impl IntoView {
+fn Palette(ed: Editor, canvas: NodeRef<Div>) -> impl IntoView {
     let session = expect_context::<Session>();
     let query = RwSignal::new(String::new());
     // Categories in palette order, each with its node types.
@@ -563,7 +609,7 @@ fn Palette(ed: Editor) -> impl IntoView {
                         let testid = format!("palette-{}", spec.name);
                         view! {
                             <Show when=move || matches(spec)>
-                                <button class="palette-item" data-testid=testid.clone() on:click=move |_| ed.add_node(spec, None)
+                                <button class="palette-item" data-testid=testid.clone() on:click=move |_| ed.add_node(spec, click_spot(ed, canvas))
                                     on:pointerdown=move |_| ed.palette_drag.set(Some(spec.name))
                                     title=move || spec.description.get(session.lang.get().code()).copied().unwrap_or("")>
                                     {move || spec.title.get(session.lang.get().code()).copied().unwrap_or(spec.name)}
@@ -593,7 +639,7 @@ fn Palette(ed: Editor) -> impl IntoView {
                         let testid = format!("palette-connector-{}-{}", entry.name, op.name);
                         view! {
                             <button class="palette-item connector" data-testid=testid
-                                on:click=move |_| ed.add_connector_node(&entry, &op.name)>{label}</button>
+                                on:click=move |_| ed.add_connector_node(&entry, &op.name, click_spot(ed, canvas))>{label}</button>
                         }
                     }).collect_view();
                     view! { {header} {items} }

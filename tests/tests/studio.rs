@@ -1520,3 +1520,75 @@ async fn studio_assets_are_hashed_compressed_and_cached() {
         total / 1024
     );
 }
+
+/// Bug 21(f): fit shows every node even when the canvas was scrolled, and a node added by a
+/// click lands in the part of the canvas on screen, clear of the minimap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fit_and_click_added_nodes_stay_in_view() {
+    with_browser("fit_and_click_added_nodes", |c, api| async move {
+        let doc = json!({"schema": 1, "name": "视图测试", "nodes": [
+            {"id": "start", "type": "trigger", "config": {"kind": "manual"}, "position": [48, 48]},
+            {"id": "far", "type": "note", "config": {"text": "远处"}, "position": [1600, 400]}],
+            "edges": []});
+        api.post("/api/v1/flows", &doc).await;
+        sign_in(&c, &api).await?;
+        click(&c, "open-flow").await?;
+        find(&c, "node-far").await?;
+        let scroll = |x: i32, y: i32| {
+            let c = c.clone();
+            async move {
+                c.execute(
+                    &format!("const el = document.querySelector(\"[data-testid='canvas']\"); el.scrollLeft = {x}; el.scrollTop = {y}; return el.scrollLeft;"),
+                    vec![],
+                )
+                .await
+                .map_err(|e| e.to_string())
+            }
+        };
+        // Is the element inside the canvas's visible box, and clear of the minimap?
+        let placement = |testid: String| {
+            let c = c.clone();
+            async move {
+                c.execute(
+                    &format!(
+                        "const r = document.querySelector(\"[data-testid='{testid}']\").getBoundingClientRect();
+                         const v = document.querySelector(\"[data-testid='canvas']\").getBoundingClientRect();
+                         const m = document.querySelector(\"[data-testid='minimap']\").getBoundingClientRect();
+                         const inside = r.left >= v.left && r.top >= v.top && r.right <= v.right && r.bottom <= v.bottom;
+                         const underMinimap = r.left < m.right && m.left < r.right && r.top < m.bottom && m.top < r.bottom;
+                         return [inside, underMinimap];"
+                    ),
+                    vec![],
+                )
+                .await
+                .map_err(|e| e.to_string())
+            }
+        };
+        scroll(700, 200).await?;
+        click(&c, "zoom-fit").await?;
+        let mut fitted = json!(null);
+        for _ in 0..30 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let (a, b) = (placement("node-start".into()).await?, placement("node-far".into()).await?);
+            fitted = json!([a, b]);
+            if a[0] == json!(true) && b[0] == json!(true) {
+                break;
+            }
+        }
+        if fitted != json!([[true, false], [true, false]]) {
+            return Err(format!("after fit, [inside, under minimap] of both nodes: {fitted}"));
+        }
+        // Scrolled to an empty part of a larger flow, a click adds the node there.
+        click(&c, "zoom-in").await?;
+        click(&c, "zoom-in").await?;
+        scroll(900, 0).await?;
+        click(&c, "palette-note").await?;
+        find(&c, "node-note_1").await?;
+        let added = placement("node-note_1".into()).await?;
+        if added != json!([true, false]) {
+            return Err(format!("the added node [inside, under minimap]: {added}"));
+        }
+        Ok(())
+    })
+    .await;
+}

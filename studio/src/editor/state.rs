@@ -238,6 +238,47 @@ pub fn new_node_slot(doc: &FlowDoc, prefix: &str) -> (String, [f64; 2]) {
     (id, spot)
 }
 
+/// A rectangle in flow coordinates: left, top, right, bottom.
+pub type Rect = [f64; 4];
+
+fn overlaps(a: Rect, b: Rect) -> bool {
+    a[0] < b[2] && b[0] < a[2] && a[1] < b[3] && b[1] < a[3]
+}
+
+/// Where a node added by a click goes: the first grid spot, row by row, inside `view` (the
+/// part of the canvas on screen) that overlaps no node and nothing in `avoid` (the
+/// minimap); `None` when the view has no such spot.
+pub fn free_spot(doc: &FlowDoc, view: Rect, avoid: &[Rect], size: (f64, f64)) -> Option<[f64; 2]> {
+    const MARGIN: f64 = 24.0;
+    let (w, h) = size;
+    let taken: Vec<Rect> = doc
+        .nodes
+        .iter()
+        .map(|n| {
+            [
+                n.position[0] - MARGIN,
+                n.position[1] - MARGIN,
+                n.position[0] + w + MARGIN,
+                n.position[1] + h + MARGIN,
+            ]
+        })
+        .chain(avoid.iter().copied())
+        .collect();
+    let mut y = snap(view[1] + MARGIN);
+    while y + h <= view[3] {
+        let mut x = snap(view[0] + MARGIN);
+        while x + w <= view[2] {
+            let spot = [x, y, x + w, y + h];
+            if !taken.iter().any(|t| overlaps(spot, *t)) {
+                return Some([x, y]);
+            }
+            x += GRID * 2.0;
+        }
+        y += GRID * 2.0;
+    }
+    None
+}
+
 /// A node being dragged, with the rest of the selection.
 #[derive(Clone, Debug, PartialEq)]
 pub(super) struct Drag {
@@ -478,13 +519,20 @@ impl Editor {
         self.select(selection);
     }
 
-    /// Adds a node calling `operation` of the connector `entry`.
-    pub fn add_connector_node(&self, entry: &ConnectorEntry, operation: &str) {
+    /// Adds a node calling `operation` of the connector `entry` at `at` (a free grid spot
+    /// when `None`).
+    pub fn add_connector_node(
+        &self,
+        entry: &ConnectorEntry,
+        operation: &str,
+        at: Option<[f64; 2]>,
+    ) {
         if self.read_only() {
             return;
         }
         let doc = self.doc.get_untracked();
-        let (id, position) = new_node_slot(&doc, operation);
+        let (id, spot) = new_node_slot(&doc, operation);
+        let position = at.unwrap_or(spot);
         self.insert_node(
             &doc,
             serde_json::json!({
@@ -771,6 +819,36 @@ mod tests {
         let d = doc();
         assert_eq!(new_node_slot(&d, "note"), ("note_1".into(), [640.0, 40.0]));
         assert_eq!(snap(13.0), 16.0);
+    }
+
+    #[test]
+    fn a_clicked_node_lands_in_view_clear_of_nodes_and_the_minimap() {
+        let d = doc();
+        let size = (168.0, 80.0);
+        // Scrolled far right: nothing there yet, so the view's first spot.
+        let spot = free_spot(&d, [800.0, 0.0, 1600.0, 600.0], &[], size).expect("a spot");
+        assert_eq!(spot, [824.0, 24.0]);
+        // Over the document's nodes: a spot none of them covers.
+        let view = [0.0, 0.0, 900.0, 600.0];
+        let spot = free_spot(&d, view, &[], size).expect("a spot");
+        let taken = |n: &Node| {
+            overlaps(
+                [spot[0], spot[1], spot[0] + 168.0, spot[1] + 80.0],
+                [
+                    n.position[0],
+                    n.position[1],
+                    n.position[0] + 168.0,
+                    n.position[1] + 80.0,
+                ],
+            )
+        };
+        assert!(!d.nodes.iter().any(taken), "{spot:?}");
+        assert!(spot[0] + 168.0 <= 900.0 && spot[1] + 80.0 <= 600.0);
+        // The minimap's corner is avoided, and a full view gives none.
+        let minimap = [600.0, 0.0, 900.0, 600.0];
+        let spot = free_spot(&d, view, &[minimap], size).expect("a spot");
+        assert!(spot[0] + 168.0 <= 600.0, "{spot:?}");
+        assert_eq!(free_spot(&d, [0.0, 0.0, 100.0, 100.0], &[], size), None);
     }
 
     /// The signals glue: the editor's operations reach the document, history and selection.

@@ -15,6 +15,7 @@ mod m20261128_000009_lead_scores;
 mod m20261206_000010_run_guards;
 mod m20261206_000011_doc_versions;
 mod m20261206_000012_rescore_lease;
+mod m20261206_000013_test_runs;
 
 #[derive(Debug)]
 pub struct Migrator;
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000010_run_guards::Migration),
             Box::new(m20261206_000011_doc_versions::Migration),
             Box::new(m20261206_000012_rescore_lease::Migration),
+            Box::new(m20261206_000013_test_runs::Migration),
         ]
     }
 }

@@ -309,6 +309,34 @@ pub fn event_trigger(event: &Value) -> Value {
     json!({ "event": event })
 }
 
+/// The triggers the last `limit` events named `name` gave flows (as they would give one
+/// now), newest first, with when each arrived: samples for a test run.
+pub async fn recent_triggers<C: ConnectionTrait>(
+    conn: &C,
+    workspace: &str,
+    name: &str,
+    limit: u64,
+) -> Result<Vec<(DateTime<Utc>, Value)>, sea_orm::DbErr> {
+    use sea_orm::{ColumnTrait, QueryFilter, QueryOrder, QuerySelect};
+    let events = event::Entity::find()
+        .filter(event::Column::WorkspaceId.eq(workspace))
+        .filter(event::Column::Name.eq(name))
+        .order_by_desc(event::Column::ReceivedAt)
+        .limit(limit)
+        .all(conn)
+        .await?;
+    Ok(events
+        .into_iter()
+        .map(|e| {
+            let payload = json!({
+                "id": e.id, "name": e.name, "lead": e.lead_id.or(e.lead),
+                "properties": e.properties, "timestamp": e.timestamp,
+            });
+            (e.received_at, event_trigger(&payload))
+        })
+        .collect())
+}
+
 /// Inserts an event unless its id was seen before; returns whether it was new. `lead_id` is
 /// the lead it is attributed to, when already known.
 #[allow(clippy::too_many_arguments)] // the event's columns

@@ -1042,3 +1042,96 @@ async fn renames_make_no_version_and_rollbacks_keep_the_name(backend: Backend) {
     s.finish().await;
 }
 both!(renames_make_no_version_and_rollbacks_keep_the_name);
+
+/// Test runs: a webhook flow is tested with a whole trigger (`trigger.body`), taken from a
+/// recent real call; an event flow from a recent event. A test run is listed as a test and
+/// never becomes the flow's last run.
+async fn test_runs_use_real_samples_and_are_not_the_last_run(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let hook = json!({"schema": 1, "name": "询价 Webhook", "nodes": [
+        {"id": "start", "type": "trigger", "config": {"kind": "webhook", "path": "quote"}, "position": [0, 0]},
+        {"id": "reply", "type": "respond", "config": {"body": "{'company': trigger.body.company}"}, "position": [160, 0]}],
+        "edges": [{"from": "start", "to": "reply"}]});
+    let id = s.create_flow(hook, true).await;
+    let live = s
+        .client
+        .post(format!("{}/hooks/quote", s.base))
+        .json(&json!({"company": "苏州精工"}))
+        .send()
+        .await
+        .expect("hook");
+    assert_eq!(live.status(), StatusCode::OK);
+    let samples = s.get(&format!("/api/v1/flows/{id}/samples")).await;
+    assert_eq!(samples["kind"], "webhook", "{samples}");
+    assert_eq!(samples["path"], "quote", "{samples}");
+    let trigger = samples["samples"][0]["trigger"].clone();
+    assert_eq!(trigger["body"]["company"], "苏州精工", "{samples}");
+
+    let mut changed = trigger.clone();
+    changed["body"]["company"] = json!("无锡重工");
+    let (st, started) = s
+        .post(
+            &format!("/api/v1/flows/{id}/runs"),
+            json!({"trigger": changed, "test": true}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{started}");
+    let run = s.wait_run(started["run_id"].as_str().unwrap(), 20).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(
+        run["response"]["body"],
+        json!({"company": "无锡重工"}),
+        "{run}"
+    );
+    assert_eq!(run["test"], json!(true));
+    let listed = s.get("/api/v1/flows").await;
+    let last = &listed["flows"][0]["last_run"];
+    assert_ne!(
+        last["id"], started["run_id"],
+        "a test run is not the last run: {listed}"
+    );
+    let runs = s.get(&format!("/api/v1/runs?flow={id}")).await;
+    assert_eq!(runs["runs"][0]["test"], json!(true), "{runs}");
+    assert_eq!(runs["runs"][1]["test"], json!(false), "{runs}");
+    // The test run is not a sample of real traffic.
+    let samples = s.get(&format!("/api/v1/flows/{id}/samples")).await;
+    assert_eq!(
+        samples["samples"].as_array().map(Vec::len),
+        Some(1),
+        "{samples}"
+    );
+
+    // Bad triggers are refused with their place.
+    for (body, pointer) in [
+        (json!({"trigger": [1]}), "/trigger"),
+        (
+            json!({"trigger": {"body": {}}, "input": {"x": 1}}),
+            "/input",
+        ),
+    ] {
+        let (st, problem) = s.post(&format!("/api/v1/flows/{id}/runs"), body).await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+        assert_eq!(problem["pointer"], pointer, "{problem}");
+    }
+
+    // An event flow's samples are recent events of its name.
+    let on_event = json!({"schema": 1, "name": "下载白皮书", "nodes": [
+        {"id": "start", "type": "trigger", "config": {"kind": "event", "event": "download"}, "position": [0, 0]},
+        {"id": "calc", "type": "set", "config": {"vars": {"file": "trigger.event.properties.file"}}, "position": [160, 0]}],
+        "edges": [{"from": "start", "to": "calc"}]});
+    let event_flow = s.create_flow(on_event, false).await;
+    let (st, v) = s
+        .post(
+            "/api/v1/events",
+            json!({"id": "dl-1", "name": "download", "lead": "lead-7", "properties": {"file": "安全白皮书.pdf"}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+    let samples = s.get(&format!("/api/v1/flows/{event_flow}/samples")).await;
+    assert_eq!(samples["kind"], "event", "{samples}");
+    let event = &samples["samples"][0]["trigger"]["event"];
+    assert_eq!(event["properties"]["file"], "安全白皮书.pdf", "{samples}");
+    assert_eq!(event["name"], "download", "{samples}");
+    s.finish().await;
+}
+both!(test_runs_use_real_samples_and_are_not_the_last_run);

@@ -31,6 +31,59 @@ async fn show_version(token: &str, flow_id: &str, n: i64, ed: Editor) {
     }
 }
 
+/// What a test run gives the flow's trigger: its kind, and the webhook path or event name.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct TriggerShape {
+    kind: String,
+    path: Option<String>,
+    event: Option<String>,
+    has_secret: bool,
+}
+
+fn trigger_shape(doc: &trellis_model::FlowDoc) -> TriggerShape {
+    use trellis_model::node_types::TriggerConfig;
+    doc.trigger()
+        .and_then(|t| serde_json::from_value::<TriggerConfig>(t.config.clone()).ok())
+        .map(|c| TriggerShape {
+            kind: c.kind.as_str().to_owned(),
+            path: c.path,
+            event: c.event,
+            has_secret: c.secret.is_some(),
+        })
+        .unwrap_or_default()
+}
+
+/// The body of a test run's request: the typed JSON as the trigger would receive it (a
+/// webhook's request body, an event, or manual input).
+fn test_run_body(shape: &TriggerShape, typed: Value) -> Value {
+    let trigger = match shape.kind.as_str() {
+        "webhook" => json!({ "body": typed, "headers": {}, "query": {}, "path": shape.path }),
+        "event" => {
+            let mut event = typed;
+            if event.get("name").is_none()
+                && let (Some(obj), Some(name)) = (event.as_object_mut(), &shape.event)
+            {
+                obj.insert("name".into(), json!(name));
+            }
+            json!({ "event": event })
+        }
+        _ => json!({ "input": typed }),
+    };
+    json!({ "trigger": trigger, "test": true })
+}
+
+/// The part of a sample trigger the test input shows (the inverse of [`test_run_body`]).
+fn sample_part(kind: &str, trigger: &Value) -> Value {
+    match kind {
+        "webhook" => trigger["body"].clone(),
+        "event" => trigger["event"].clone(),
+        _ => trigger
+            .get("input")
+            .cloned()
+            .unwrap_or_else(|| trigger.clone()),
+    }
+}
+
 /// Node marks from a diff: added / changed.
 fn diff_marks(diff: &Value) -> HashMap<String, &'static str> {
     let mut marks = HashMap::new();
@@ -164,11 +217,36 @@ pub fn HistoryPanel(
             }
         });
     };
+    // What a test run gives the trigger follows the trigger's kind in the working document.
+    let shape = Memo::new(move |_| ed.doc.with(trigger_shape));
+    let samples_refresh = RwSignal::new(0u32);
+    let samples = LocalResource::new(move || {
+        samples_refresh.track();
+        let (token, id) = (token(), flow_id.get_value());
+        async move { api::get_json(&token, &format!("/api/v1/flows/{id}/samples")).await }
+    });
+    // The runs list follows new runs (webhook calls, events) while the editor is open.
+    if let Ok(every) = set_interval_with_handle(
+        move || runs_refresh.update(|r| *r += 1),
+        std::time::Duration::from_secs(3),
+    ) {
+        on_cleanup(move || every.clear());
+    }
     let start_run = move |_| {
-        let body = match serde_json::from_str::<Value>(&input.get_untracked()) {
-            Ok(v) => json!({ "input": v, "version": base.get_untracked() }),
+        let text = input.get_untracked();
+        let value = if text.trim().is_empty() {
+            Ok(json!({}))
+        } else {
+            serde_json::from_str::<Value>(&text)
+        };
+        let body = match value {
+            Ok(v) => {
+                let mut body = test_run_body(&shape.get_untracked(), v);
+                body["version"] = json!(base.get_untracked());
+                body
+            }
             Err(e) => {
-                run_status.set(Some(format!("input: {e}")));
+                run_status.set(Some(format!("JSON: {e}")));
                 return;
             }
         };
@@ -190,7 +268,10 @@ pub fn HistoryPanel(
                     let status = run["status"].as_str().unwrap_or("").to_owned();
                     run_status.set(Some(status.clone()));
                     current_run.set(Some(run));
-                    if matches!(status.as_str(), "succeeded" | "failed" | "cancelled") {
+                    if matches!(
+                        status.as_str(),
+                        "succeeded" | "failed" | "cancelled" | "waiting"
+                    ) {
                         runs_refresh.update(|r| *r += 1);
                         break;
                     }
@@ -202,9 +283,68 @@ pub fn HistoryPanel(
 
     view! {
         <div class="history" data-testid="history">
-            <h3>{move || session.t(Text::Run)}</h3>
-            <textarea rows="2" data-testid="run-input" prop:value=move || input.get() on:input=move |ev| input.set(event_target_value(&ev))></textarea>
-            <button data-testid="run-flow" on:click=start_run>{move || session.t(Text::Run)}</button>
+            <h3>{move || session.t(Text::TestRun)}</h3>
+            {move || {
+                let s = shape.get();
+                (s.kind == "webhook").then(|| {
+                    let origin = web_sys::window().and_then(|w| w.location().origin().ok()).unwrap_or_default();
+                    let url = format!("{origin}/hooks/{}", s.path.clone().unwrap_or_default());
+                    let secret = if s.has_secret { " -H 'X-Trellis-Secret: …'" } else { "" };
+                    let curl = format!("curl -X POST {url} -H 'Content-Type: application/json'{secret} -d '{{\"company\": \"…\"}}'");
+                    let copied = RwSignal::new(false);
+                    let to_copy = url.clone();
+                    view! {
+                        <div class="webhook" data-testid="webhook">
+                            <label>{move || session.t(Text::WebhookUrl)}</label>
+                            <div class="grant-row">
+                                <code data-testid="webhook-url">{url.clone()}</code>
+                                <button data-testid="copy-webhook-url" on:click=move |_| {
+                                    if let Some(w) = web_sys::window() {
+                                        let _ = w.navigator().clipboard().write_text(&to_copy);
+                                        copied.set(true);
+                                    }
+                                }>{move || if copied.get() { session.t(Text::Copied) } else { session.t(Text::Copy) }}</button>
+                            </div>
+                            <div class="hint">{move || session.t(Text::CurlExample)}</div>
+                            <pre class="curl" data-testid="webhook-curl">{curl}</pre>
+                        </div>
+                    }
+                })
+            }}
+            <label>{move || match shape.get().kind.as_str() {
+                "webhook" => session.t(Text::TestBody),
+                "event" => session.t(Text::TestEvent),
+                _ => session.t(Text::TestInput),
+            }}</label>
+            {move || samples.get().map(|r| {
+                let list = r.ok().and_then(|v| v["samples"].as_array().cloned()).unwrap_or_default();
+                if list.is_empty() {
+                    return view! { <div class="hint" data-testid="no-samples">{session.t(Text::NoSamples)}</div> }.into_any();
+                }
+                let kind = shape.get_untracked().kind;
+                let options: Vec<(String, String)> = list.iter().map(|sample| {
+                    let part = sample_part(&kind, &sample["trigger"]);
+                    let text = serde_json::to_string(&part).unwrap_or_default();
+                    let short: String = text.chars().take(60).collect();
+                    (crate::words::local_time(sample["at"].as_str()) + " · " + &short,
+                     serde_json::to_string_pretty(&part).unwrap_or_default())
+                }).collect();
+                let fills = StoredValue::new(options.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>());
+                view! {
+                    <select data-testid="run-sample" on:change=move |ev| {
+                        if let Ok(i) = event_target_value(&ev).parse::<usize>()
+                            && let Some(v) = fills.with_value(|f| f.get(i).cloned())
+                        {
+                            input.set(v);
+                        }
+                    }>
+                        <option value="">{session.t(Text::UseRecentSample)}</option>
+                        {options.into_iter().enumerate().map(|(i, (label, _))| view! { <option value=i.to_string()>{label}</option> }).collect_view()}
+                    </select>
+                }.into_any()
+            })}
+            <textarea rows="4" data-testid="run-input" prop:value=move || input.get() on:input=move |ev| input.set(event_target_value(&ev))></textarea>
+            <button data-testid="run-flow" on:click=move |ev| { start_run(ev); samples_refresh.update(|r| *r += 1); }>{move || session.t(Text::TestRun)}</button>
             {move || run_status.get().map(|s| view! { <span class="status" data-testid="run-status">{crate::i18n::status(session.lang.get(), &s)}</span> })}
             {move || current_run.get().map(|run| {
                 let steps = run["steps"].as_array().cloned().unwrap_or_default();
@@ -251,6 +391,9 @@ pub fn HistoryPanel(
                         let open = id.clone();
                         view! {
                             <div class="run-row" data-testid=format!("run-row-{id}") on:click=move |_| show_run(open.clone())>
+                                {run["test"].as_bool().unwrap_or(false).then(|| view! {
+                                    <span class="tag" data-testid=format!("run-test-{id}")>{move || session.t(Text::TestRunTag)}</span>" "
+                                })}
                                 <span class=format!("status {status}") data-testid=format!("run-row-status-{id}")>{
                                     let status = status.clone();
                                     move || crate::i18n::status(session.lang.get(), &status)

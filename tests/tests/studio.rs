@@ -1592,3 +1592,74 @@ async fn fit_and_click_added_nodes_stay_in_view() {
     })
     .await;
 }
+
+/// Item 21.5: a webhook flow shows its address and a curl example; a test run takes a recent
+/// real call as its sample (so `trigger.body` works), is marked as a test, and the runs list
+/// shows a new real call without a reload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_test_runs_from_real_samples() {
+    with_browser("webhook_test_runs", |c, api| async move {
+        let doc = json!({"schema": 1, "name": "询价 Webhook", "nodes": [
+            {"id": "start", "type": "trigger", "config": {"kind": "webhook", "path": "quote"}, "position": [48, 48]},
+            {"id": "reply", "type": "respond", "label": "回复公司名", "config": {"body": "{'company': trigger.body.company}"}, "position": [304, 48]}],
+            "edges": [{"from": "start", "to": "reply"}]});
+        let id = trellis_e2e::create_published(&api, &doc).await;
+        let call = |company: &'static str| {
+            let api = api.clone();
+            async move {
+                api.client
+                    .post(format!("{}/hooks/quote", api.base))
+                    .json(&json!({ "company": company }))
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())
+                    .map(|r| r.status())
+            }
+        };
+        if call("苏州精工").await? != 200 {
+            return Err("the webhook call failed".into());
+        }
+        sign_in(&c, &api).await?;
+        click(&c, "open-flow").await?;
+        let url = text(&c, "webhook-url").await?;
+        if !url.ends_with("/hooks/quote") || !url.starts_with("http://127.0.0.1:") {
+            return Err(format!("webhook address: {url:?}"));
+        }
+        let curl = text(&c, "webhook-curl").await?;
+        if !curl.contains(&url) {
+            return Err(format!("curl example: {curl:?}"));
+        }
+        // The real call is offered as a sample; choosing it fills the test input.
+        let sample = find(&c, "run-sample").await?;
+        sample.select_by_value("0").await.map_err(|e| e.to_string())?;
+        expect("the test input", "苏州精工", || async {
+            let v = find(&c, "run-input").await?.prop("value").await.map_err(|e| e.to_string())?;
+            Ok(v.filter(|v| v.contains("苏州精工")).map(|_| "苏州精工".to_owned()))
+        })
+        .await?;
+        click(&c, "run-flow").await?;
+        expect_text(&c, "run-status", "成功").await?;
+        let runs = api.get(&format!("/api/v1/runs?flow={id}")).await;
+        let test_run = runs["runs"][0].clone();
+        if test_run["test"] != true {
+            return Err(format!("the studio's run is not a test: {runs}"));
+        }
+        let run = api.get(&format!("/api/v1/runs/{}", test_run["id"].as_str().unwrap_or(""))).await;
+        if run["response"]["body"]["company"] != "苏州精工" {
+            return Err(format!("the test run's answer: {run}"));
+        }
+        find(&c, &format!("run-test-{}", test_run["id"].as_str().unwrap_or(""))).await?;
+        // A real call while the editor is open shows up by itself.
+        call("无锡重工").await?;
+        let runs = api.get(&format!("/api/v1/runs?flow={id}")).await;
+        let live = runs["runs"][0]["id"].as_str().unwrap_or("").to_owned();
+        find(&c, &format!("run-row-{live}")).await?;
+        // The flow's last run is the real call, not the test.
+        let listed = api.get("/api/v1/flows").await;
+        if listed["flows"][0]["last_run"]["id"] != json!(live) {
+            return Err(format!("last run: {listed}"));
+        }
+        Ok(())
+    })
+    .await;
+}

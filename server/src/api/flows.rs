@@ -158,6 +158,53 @@ pub async fn get_flow(
     })))
 }
 
+/// Recent real triggers of a flow, to test it with: for an event trigger the last events
+/// of its name, otherwise the triggers of its last live runs (webhook calls, manual runs),
+/// newest first; with the trigger's kind and, for a webhook, its path.
+#[utoipa::path(get, path = "/api/v1/flows/{id}/samples", tag = "flows", params(("id" = String, Path)),
+    responses((status = 200, description = "`{kind, path?, event?, samples: [{at, trigger}]}`", body = Object), (status = 404, description = "no such flow")))]
+pub async fn trigger_samples(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    use trellis_model::node_types::{TriggerConfig, TriggerKind};
+    const SAMPLES: u64 = 10;
+    let r = DocRef::flow(&caller.workspace_id, &id);
+    let f = docs::find_flow(&state.db, r).await?;
+    let v = docs::version(&state.db, r, f.latest_version).await?;
+    let trigger = serde_json::from_value::<FlowDoc>(v.doc_value())
+        .ok()
+        .and_then(|d| {
+            d.trigger()
+                .and_then(|t| serde_json::from_value::<TriggerConfig>(t.config.clone()).ok())
+        });
+    let Some(trigger) = trigger else {
+        return Ok(Json(json!({ "kind": null, "samples": [] })));
+    };
+    let samples = match (trigger.kind, &trigger.event) {
+        (TriggerKind::Event, Some(name)) => {
+            crate::events::recent_triggers(&state.db, &caller.workspace_id, name, SAMPLES).await?
+        }
+        _ => {
+            state
+                .runs
+                .recent_triggers(&caller.workspace_id, &id, SAMPLES)
+                .await?
+        }
+    };
+    let samples: Vec<Value> = samples
+        .into_iter()
+        .map(|(at, trigger)| json!({ "at": at, "trigger": trigger }))
+        .collect();
+    Ok(Json(json!({
+        "kind": trigger.kind.as_str(),
+        "path": trigger.path,
+        "event": trigger.event,
+        "samples": samples,
+    })))
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RenameFlow {

@@ -77,6 +77,7 @@ pub fn openapi_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         ))
         .routes(routes!(flows::validate_flow))
         .routes(routes!(flows::list_versions))
+        .routes(routes!(flows::trigger_samples))
         .routes(routes!(flows::get_version))
         .routes(routes!(flows::diff_versions))
         .routes(routes!(flows::publish))

@@ -25,6 +25,15 @@ pub struct StartRun {
     #[serde(default)]
     #[schema(value_type = Object)]
     pub input: Value,
+    /// The whole trigger instead of `input`, as the flow's trigger would receive it: for a
+    /// webhook `{body, headers, query, path}`, for an event `{event}` (see
+    /// `GET /api/v1/flows/{id}/samples` for recent real ones).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub trigger: Option<Value>,
+    /// A test run: shown with the flow's runs, never as its last run.
+    #[serde(default)]
+    pub test: bool,
     /// Version to run; defaults to the published one, else the latest.
     #[serde(default)]
     pub version: Option<i32>,
@@ -64,14 +73,43 @@ pub async fn start_run(
             format!("flow {id:?} has versions 1 to {}", f.latest_version),
         ));
     }
+    let trigger = match body.trigger {
+        Some(Value::Object(t)) => {
+            if !body.input.is_null() {
+                return Err(ApiError::invalid(
+                    "/input",
+                    "give either `input` or a whole `trigger`, not both",
+                ));
+            }
+            let t = Value::Object(t);
+            crate::input::check_json(&t, "/trigger", crate::limits::MAX_INPUT_DEPTH)?;
+            t
+        }
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "/trigger",
+                "a trigger is an object, e.g. {\"body\": {…}} for a webhook or {\"event\": {…}} for an event",
+            ));
+        }
+        None => {
+            crate::input::check_json(&body.input, "/input", crate::limits::MAX_INPUT_DEPTH)?;
+            json!({ "input": body.input })
+        }
+    };
+    let purpose = if body.test {
+        crate::runs::RunPurpose::Test
+    } else {
+        crate::runs::RunPurpose::Live
+    };
     let run_id = state
         .runs
-        .enqueue(
+        .enqueue_as(
             &state.db,
             &caller.workspace_id,
             &id,
             version,
-            json!({ "input": body.input }),
+            trigger,
+            purpose,
         )
         .await?;
     state.runs.wake();
@@ -95,7 +133,7 @@ fn run_json(r: &RawRun) -> Value {
     let trigger = read("trigger", &r.trigger);
     let state = read("state", &r.state);
     let mut out = json!({
-        "id": r.id, "flow_id": r.flow_id, "version": r.version, "status": r.status, "error": r.error,
+        "id": r.id, "flow_id": r.flow_id, "version": r.version, "status": r.status, "error": r.error, "test": r.test,
         "created_at": r.created_at, "updated_at": r.updated_at, "finished_at": r.finished_at,
         "wake_at": r.wake_at.and_then(chrono::DateTime::from_timestamp_millis),
         "trigger": trigger, "vars": state.get("vars"), "response": state.get("response"),
@@ -210,6 +248,7 @@ struct RunSummary {
     error: Option<String>,
     created_at: chrono::DateTime<Utc>,
     finished_at: Option<chrono::DateTime<Utc>>,
+    test: bool,
 }
 
 /// Runs, newest first.
@@ -249,6 +288,7 @@ pub async fn list_runs(
             run::Column::Error,
             run::Column::CreatedAt,
             run::Column::FinishedAt,
+            run::Column::Test,
         ])
         .order_by_desc(run::Column::Id)
         .limit(limit)
@@ -261,7 +301,7 @@ pub async fn list_runs(
     let list: Vec<Value> = runs
         .iter()
         .map(|r| json!({ "id": r.id, "flow_id": r.flow_id, "version": r.version, "status": r.status, "error": r.error,
-                         "created_at": r.created_at, "finished_at": r.finished_at }))
+                         "created_at": r.created_at, "finished_at": r.finished_at, "test": r.test }))
         .collect();
     Ok(Json(json!({ "runs": list, "next_before": next })))
 }

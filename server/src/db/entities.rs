@@ -211,6 +211,8 @@ pub mod run {
         /// Times in a row the run's process stopped while running it at `interrupted_rev`.
         pub interruptions: i32,
         pub interrupted_rev: Option<i64>,
+        /// A test run (a sample trigger from the studio): not the flow's "last run".
+        pub test: bool,
     }
     no_relations!();
 }

@@ -21,7 +21,7 @@ macro_rules! run_columns {
         "id, workspace_id, flow_id, version, status, \
          CAST(trigger AS TEXT) AS trigger, CAST(state AS TEXT) AS state, state_rev, error, \
          wake_at, lease_owner, lease_until, created_at, updated_at, finished_at, \
-         interruptions, interrupted_rev"
+         interruptions, interrupted_rev, test"
     };
 }
 
@@ -48,6 +48,7 @@ pub fn select() -> sea_orm::Select<run::Entity> {
             C::FinishedAt,
             C::Interruptions,
             C::InterruptedRev,
+            C::Test,
         ])
         .column_as(Expr::cust("CAST(trigger AS TEXT)"), "trigger")
         .column_as(Expr::cust("CAST(state AS TEXT)"), "state")
@@ -73,6 +74,7 @@ pub struct RawRun {
     pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
     pub interruptions: i32,
     pub interrupted_rev: Option<i64>,
+    pub test: bool,
 }
 
 /// A run whose stored JSON does not read: its id and why.
@@ -121,6 +123,7 @@ impl RawRun {
             finished_at: self.finished_at,
             interruptions: self.interruptions,
             interrupted_rev: self.interrupted_rev,
+            test: self.test,
         })
     }
 }

@@ -73,11 +73,12 @@ pub async fn list_flows<C: ConnectionTrait>(
         .all(conn)
         .await?;
     // The last run of every flow in one query (run ids are time-ordered UUIDv7s), not one
-    // query per flow.
+    // query per flow. Test runs are not a flow's last run.
     let latest_ids = SqlQuery::select()
         .expr(Func::max(SqlExpr::col(run::Column::Id)))
         .from(run::Entity)
         .and_where(run::Column::WorkspaceId.eq(workspace))
+        .and_where(run::Column::Test.eq(false))
         .group_by_col(run::Column::FlowId)
         .to_owned();
     // The columns shown only: a run whose stored state does not read is listed all the same.

@@ -102,6 +102,14 @@ pub struct SegmentResult {
     pub error: Option<String>,
 }
 
+/// Why a run was started: for real, or as a test from the studio (kept and shown like any
+/// run, but never a flow's "last run").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunPurpose {
+    Live,
+    Test,
+}
+
 /// The run store: shared by API handlers, the event intake, the scheduler and the workers.
 #[derive(Debug)]
 pub struct Runs {
@@ -187,6 +195,20 @@ impl Runs {
         version: i32,
         trigger: Value,
     ) -> Result<String, RunError> {
+        self.enqueue_as(conn, workspace, flow_id, version, trigger, RunPurpose::Live)
+            .await
+    }
+
+    /// [`enqueue`](Self::enqueue), for a live run or a test.
+    pub async fn enqueue_as<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        workspace: &str,
+        flow_id: &str,
+        version: i32,
+        trigger: Value,
+        purpose: RunPurpose,
+    ) -> Result<String, RunError> {
         let compiled = self.compiled_on(conn, flow_id, version).await?;
         let trigger_node = compiled.trigger_id().ok_or_else(|| RunError::NoTrigger {
             flow: flow_id.to_owned(),
@@ -205,6 +227,7 @@ impl Runs {
             state: Set(serde_json::to_value(&state)?),
             state_rev: Set(0),
             error: Set(None),
+            test: Set(purpose == RunPurpose::Test),
             wake_at: Set(Some(now_ms(now))),
             lease_owner: Set(None),
             lease_until: Set(None),
@@ -258,6 +281,8 @@ impl Runs {
             finished_at: Set(outcome.finished.then_some(now)),
             interruptions: Set(0),
             interrupted_rev: Set(None),
+            // Webhook runs are live; the column's default says so without a parameter.
+            test: sea_orm::ActiveValue::NotSet,
         };
         let (done, committed) = tokio::sync::oneshot::channel();
         let pending = writer::NewRun {
@@ -419,6 +444,34 @@ impl Runs {
             .filter(run::Column::Status.is_in(RunStatus::LIVE))
             .count(&self.db)
             .await?)
+    }
+
+    /// The triggers of the flow's last `limit` live runs (webhook calls, events, manual
+    /// starts), newest first, with when each started: samples for a test run. A trigger
+    /// that does not read is left out.
+    pub async fn recent_triggers(
+        &self,
+        workspace: &str,
+        flow_id: &str,
+        limit: u64,
+    ) -> Result<Vec<(DateTime<Utc>, Value)>, RunError> {
+        use sea_orm::{QueryOrder, QuerySelect};
+        let rows: Vec<(DateTime<Utc>, String)> = run::Entity::find()
+            .select_only()
+            .column(run::Column::CreatedAt)
+            .column_as(SqlExpr::cust("CAST(trigger AS TEXT)"), "trigger")
+            .filter(run::Column::WorkspaceId.eq(workspace))
+            .filter(run::Column::FlowId.eq(flow_id))
+            .filter(run::Column::Test.eq(false))
+            .order_by_desc(run::Column::Id)
+            .limit(limit)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(at, text)| Some((at, serde_json::from_str(&text).ok()?)))
+            .collect())
     }
 
     /// Single-node (SQLite) start: no other process can hold a claim, so every run left

@@ -16,6 +16,7 @@ mod m20261206_000010_run_guards;
 mod m20261206_000011_doc_versions;
 mod m20261206_000012_rescore_lease;
 mod m20261206_000013_test_runs;
+mod m20261206_000014_events_by_name;
 
 #[derive(Debug)]
 pub struct Migrator;
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000011_doc_versions::Migration),
             Box::new(m20261206_000012_rescore_lease::Migration),
             Box::new(m20261206_000013_test_runs::Migration),
+            Box::new(m20261206_000014_events_by_name::Migration),
         ]
     }
 }

@@ -8,6 +8,7 @@ pub mod connectors;
 pub mod db;
 pub mod docs;
 pub mod error;
+pub mod event_catalog;
 pub mod events;
 pub mod files;
 pub mod input;

@@ -78,8 +78,9 @@ async fn walkthrough(backend: Backend) {
         (rb["version"].clone(), rb["published_version"].clone()),
         (json!(3), json!(3))
     );
+    // v1's content, under the name the flow has now (a rollback is not a rename).
     let flow = s.get(&format!("/api/v1/flows/{id}")).await;
-    assert_eq!(flow["doc"], simple_flow("线索评分"));
+    assert_eq!(flow["doc"], simple_flow("线索评分 v2"));
     assert_eq!(
         (
             flow["latest_version"].clone(),
@@ -932,7 +933,14 @@ async fn the_document_store_migration_keeps_every_version(backend: Backend) {
     assert_eq!(model_before.len(), 1);
 
     let db = s.state().db.clone();
-    Migrator::down(&db, Some(1)).await.expect("down");
+    // Undo every migration from the document store's on (later ones come off first).
+    let migrations = <Migrator as trellis_migrations::MigratorTrait>::migrations();
+    let at = migrations
+        .iter()
+        .position(|m| m.name() == "m20261206_000011_doc_versions")
+        .expect("the document store migration");
+    let steps = (migrations.len() - at) as u32;
+    Migrator::down(&db, Some(steps)).await.expect("down");
     let count = |table: &'static str| {
         let db = db.clone();
         async move {
@@ -1135,3 +1143,70 @@ async fn test_runs_use_real_samples_and_are_not_the_last_run(backend: Backend) {
     s.finish().await;
 }
 both!(test_runs_use_real_samples_and_are_not_the_last_run);
+
+/// The event catalog: each event name with its count, its properties' paths, types and
+/// sample values, and the attributes leads carry.
+async fn the_event_catalog_lists_names_properties_and_lead_attributes(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    for (i, (name, props)) in [
+        (
+            "page_view",
+            json!({"category": "pricing", "page": {"path": "/pricing"}}),
+        ),
+        (
+            "page_view",
+            json!({"category": "competitor_comparison", "seconds": 42}),
+        ),
+        ("download", json!({"file": "安全白皮书.pdf"})),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (st, v) = s
+            .post(
+                "/api/v1/events",
+                json!({"id": format!("c-{i}"), "name": name, "lead": "lead-1", "properties": props}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+    }
+    let (st, v) = s
+        .post(
+            "/api/v1/leads/import",
+            json!({"leads": [{"id": "lead-9", "attributes": {"industry": "机械", "employees": 120}}]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let c = s.get("/api/v1/event-catalog").await;
+    assert_eq!(c["events"][0]["name"], "page_view", "{c}");
+    assert_eq!(c["events"][0]["count"], json!(2), "{c}");
+    assert_eq!(c["events"][1]["name"], "download", "{c}");
+    let props = c["events"][0]["properties"].as_array().expect("properties");
+    let category = props
+        .iter()
+        .find(|p| p["path"] == "category")
+        .expect("category");
+    assert_eq!(category["seen"], json!(2));
+    assert_eq!(category["types"], json!(["string"]));
+    let mut samples: Vec<&str> = category["samples"]
+        .as_array()
+        .expect("samples")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    samples.sort();
+    assert_eq!(samples, ["competitor_comparison", "pricing"]);
+    assert!(props.iter().any(|p| p["path"] == "page.path"), "{c}");
+    let attributes: Vec<&str> = c["lead_attributes"]
+        .as_array()
+        .expect("attributes")
+        .iter()
+        .filter_map(|a| a["path"].as_str())
+        .collect();
+    assert!(
+        attributes.contains(&"industry") && attributes.contains(&"employees"),
+        "{c}"
+    );
+    s.finish().await;
+}
+both!(the_event_catalog_lists_names_properties_and_lead_attributes);

@@ -282,6 +282,9 @@ fn EditorView(
     let diagnostics = Memo::new(move |_| ed.catalog.with(|c| ed.doc.with(|d| validate_with(d, c))));
     leptos::task::spawn_local(async move {
         let token = session.token.get_untracked().unwrap_or_default();
+        if let Ok(events) = api::get_json(&token, "/api/v1/event-catalog").await {
+            ed.events.set(events);
+        }
         if let Ok(catalog) = api::catalog(&token).await {
             ed.catalog.set(catalog);
         }

@@ -487,10 +487,35 @@ fn FieldRow(
                 placeholder=placeholder.clone() prop:value=move || value.get() on:input=on_input on:change=on_change />
         }.into_any(),
     };
+    // Beside an expression: the data picker. A picked field is added to what is there; a
+    // picked comparison joins an existing condition with "and".
+    let picker = matches!(field.get_value(), Field::Cel).then(|| {
+        let on_pick = Callback::new(move |picked: String| {
+            let current = value.get_untracked();
+            let current = current.trim_end();
+            let next = if current.is_empty() {
+                picked
+            } else if picked.contains(" == ") {
+                format!("{current} && {picked}")
+            } else {
+                format!("{current} {picked}")
+            };
+            match check(&next) {
+                Ok(v) => {
+                    error.set(None);
+                    set_config_value(ed, &id.get_value(), &name.get_value(), v);
+                }
+                Err(e) => error.set(Some(e)),
+            }
+            value.set(next);
+        });
+        view! { <crate::picker::DataPicker ed=ed field=name.get_value() on_pick=on_pick /> }
+    });
     view! {
         <div class="field" data-testid=format!("row-{}", name.get_value()) style:display=move || if applies() { "" } else { "none" }>
             <label data-testid=format!("label-{}", name.get_value())>{title}</label>
             {input}
+            {picker}
             {move || help().map(|h| view! { <div class="field-help" data-testid=format!("help-{}", name.get_value())>{h}</div> })}
             {move || error.get().map(|e| view! { <div class="field-error" data-testid=format!("error-{}", name.get_value())>{e}</div> })}
         </div>

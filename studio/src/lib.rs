@@ -15,6 +15,7 @@ mod history;
 mod i18n;
 mod inspector;
 mod leads;
+mod picker;
 mod scoring;
 mod words;
 

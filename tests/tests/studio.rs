@@ -1663,3 +1663,61 @@ async fn webhook_test_runs_from_real_samples() {
     })
     .await;
 }
+
+/// Item 21.2, the data picker: an event flow's condition is made by picking a property its
+/// real events carry and one of their values; no CEL is typed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_condition_is_picked_from_real_event_data() {
+    with_browser("condition_from_event_data", |c, api| async move {
+        for (i, category) in ["pricing", "competitor_comparison", "competitor_comparison"]
+            .iter()
+            .enumerate()
+        {
+            api.post(
+                "/api/v1/events",
+                &json!({"id": format!("pv-{i}"), "name": "page_view", "lead": format!("lead-{i}"),
+                        "properties": {"category": category, "url": format!("/p/{i}")}}),
+            )
+            .await;
+        }
+        let catalog = api.get("/api/v1/event-catalog").await;
+        if catalog["events"][0]["name"] != "page_view" || catalog["events"][0]["count"] != 3 {
+            return Err(format!("event catalog: {catalog}"));
+        }
+        let doc = json!({"schema": 1, "name": "竞品页跟进", "nodes": [
+            {"id": "start", "type": "trigger", "config": {"kind": "event", "event": "page_view"}, "position": [48, 48]},
+            {"id": "seen", "type": "branch", "label": "看过竞品对比", "config": {"when": "true"}, "position": [304, 48]}],
+            "edges": [{"from": "start", "to": "seen"}]});
+        api.post("/api/v1/flows", &doc).await;
+        sign_in(&c, &api).await?;
+        click(&c, "open-flow").await?;
+        click(&c, "node-seen").await?;
+        find(&c, "inspector-seen").await?;
+        // Empty the condition (select all, delete, leave the field).
+        find(&c, "field-when")
+            .await?
+            .send_keys("\u{e009}a\u{e000}\u{e003}\u{e004}")
+            .await
+            .map_err(|e| e.to_string())?;
+        click(&c, "pick-when").await?;
+        find(&c, "picker-when").await?;
+        snapshot(&c, "data_picker").await;
+        click(
+            &c,
+            "pick-value-trigger.event.properties.category-competitor_comparison",
+        )
+        .await?;
+        gone(&c, "picker-when").await?;
+        let want = "trigger.event.properties.category == 'competitor_comparison'";
+        expect("the condition", want, || async {
+            find(&c, "field-when").await?.prop("value").await.map_err(|e| e.to_string())
+        })
+        .await?;
+        gone(&c, "error-when").await?;
+        expect_text(&c, "dirty", "有未保存的修改").await?;
+        click(&c, "save").await?;
+        expect_text(&c, "version", "v2").await?;
+        Ok(())
+    })
+    .await;
+}

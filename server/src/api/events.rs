@@ -53,3 +53,16 @@ pub async fn post_event(
     let recorded = state.events.record(&caller.workspace_id, event).await?;
     Ok((StatusCode::ACCEPTED, Json(recorded.to_json())))
 }
+
+/// The workspace's event catalog: every event name with its count and last arrival, the
+/// properties its recent events carry (paths, types, sample values), and the attributes
+/// leads carry. The studio's data picker reads it.
+#[utoipa::path(get, path = "/api/v1/event-catalog", tag = "events",
+    responses((status = 200, description = "`{events: [{name, count, last_at, read, properties: [{path, types, seen, samples}]}], lead_attributes, leads_read}`", body = Object)))]
+pub async fn event_catalog(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<crate::event_catalog::EventCatalog>> {
+    let catalog = crate::event_catalog::event_catalog(&state.db, &caller.workspace_id).await?;
+    Ok(Json(catalog))
+}

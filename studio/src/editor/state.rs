@@ -382,6 +382,9 @@ pub struct Editor {
     pub marks: RwSignal<HashMap<String, &'static str>>,
     /// The enabled connectors' operations (palette, inspector, validation).
     pub catalog: RwSignal<Catalog>,
+    /// The workspace's event catalog (`GET /api/v1/event-catalog`): the data picker's
+    /// events, properties and lead attributes.
+    pub events: RwSignal<serde_json::Value>,
 }
 
 impl Editor {
@@ -403,6 +406,7 @@ impl Editor {
             viewing: RwSignal::new(None),
             marks: RwSignal::new(Default::default()),
             catalog: RwSignal::new(Catalog::default()),
+            events: RwSignal::new(serde_json::Value::Null),
         }
     }
 

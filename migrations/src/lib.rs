@@ -17,6 +17,7 @@ mod m20261206_000011_doc_versions;
 mod m20261206_000012_rescore_lease;
 mod m20261206_000013_test_runs;
 mod m20261206_000014_events_by_name;
+mod m20261206_000015_rescore_backfill;
 
 #[derive(Debug)]
 pub struct Migrator;
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000012_rescore_lease::Migration),
             Box::new(m20261206_000013_test_runs::Migration),
             Box::new(m20261206_000014_events_by_name::Migration),
+            Box::new(m20261206_000015_rescore_backfill::Migration),
         ]
     }
 }

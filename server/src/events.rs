@@ -252,6 +252,21 @@ impl Events {
         id: &str,
         change: Value,
     ) -> Result<(Vec<String>, u64), IntakeError> {
+        self.record_tier_change_as(conn, workspace, id, change, TierChangeRouting::StartFlows)
+            .await
+    }
+
+    /// [`record_tier_change`](Self::record_tier_change); with
+    /// [`TierChangeRouting::RecordOnly`] the change goes on the lead's timeline and starts
+    /// and resumes nothing (a backfill).
+    pub async fn record_tier_change_as<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        workspace: &str,
+        id: &str,
+        change: Value,
+        routing: TierChangeRouting,
+    ) -> Result<(Vec<String>, u64), IntakeError> {
         let now = Utc::now();
         let lead = change["lead"].as_str().map(str::to_owned);
         if !insert_event(
@@ -266,6 +281,9 @@ impl Events {
         )
         .await?
         {
+            return Ok((Vec::new(), 0));
+        }
+        if routing == TierChangeRouting::RecordOnly {
             return Ok((Vec::new(), 0));
         }
         let payload = json!({ "id": id, "name": TIER_CHANGED, "lead": lead, "properties": change, "timestamp": now });
@@ -302,6 +320,14 @@ impl Events {
             .await?;
         Ok((started, resumed))
     }
+}
+
+/// Whether a recorded tier change starts the flows that react to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TierChangeRouting {
+    StartFlows,
+    /// On the lead's timeline only: a backfill.
+    RecordOnly,
 }
 
 /// The JSON a trigger node sees for an event.

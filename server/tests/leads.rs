@@ -1059,3 +1059,102 @@ async fn one_process_holds_a_rescore_and_another_takes_over(backend: Backend) {
     s.finish().await;
 }
 both!(one_process_holds_a_rescore_and_another_takes_over);
+
+/// Publishing a model shows its impact first, and can be a backfill: scores and tiers move
+/// and the changes are on the leads' timelines, but no flow starts. A normal publish starts
+/// the flows that react to tier changes.
+async fn a_publish_shows_its_impact_and_a_backfill_starts_no_flow(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let v1 = save_and_publish(&s, model(40.0), 0).await;
+    let leads: Vec<Value> = (0..20)
+        .map(|i| {
+            let industry = if i < 12 {
+                "新能源汽车零部件"
+            } else {
+                "纺织"
+            };
+            json!({"id": format!("b-{i:02}"), "attributes": {"industry": industry}})
+        })
+        .collect();
+    let (st, v) = s
+        .post("/api/v1/leads/import", json!({ "leads": leads }))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let flow = s
+        .create_flow(
+            json!({"schema": 1, "name": "降温提醒", "nodes": [
+                {"id": "t", "type": "trigger", "config": {"kind": "event", "event": "lead.tier_changed"}},
+                {"id": "s", "type": "set", "config": {"vars": {"to": "trigger.event.properties.to_tier"}}}],
+                "edges": [{"from": "t", "to": "s"}]}),
+            true,
+        )
+        .await;
+    let runs_of_flow = || async {
+        s.get(&format!("/api/v1/runs?flow={flow}&limit=500")).await["runs"]
+            .as_array()
+            .map(Vec::len)
+            .unwrap_or(0)
+    };
+    assert_eq!(runs_of_flow().await, 0);
+
+    // Industry weighs less in v2: the 12 leads of the best industry fall from warm to cold.
+    let (st, v) = s
+        .call(
+            Method::PUT,
+            "/api/v1/scoring/model",
+            Some(json!({"doc": model(10.0), "base_version": v1, "message": "行业权重降低"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let v2 = v["version"].as_i64().expect("version") as i32;
+    let impact = s
+        .get(&format!("/api/v1/scoring/model/impact?version={v2}"))
+        .await;
+    assert_eq!(impact["leads"], json!(20), "{impact}");
+    assert_eq!(impact["changes"], json!(12), "{impact}");
+    assert_eq!(
+        impact["moves"],
+        json!([{"from": "warm", "to": "cold", "leads": 12}]),
+        "{impact}"
+    );
+    assert_eq!(impact["flows"][0]["id"], json!(flow), "{impact}");
+    assert_eq!(impact["flows"][0]["runs"], json!(12), "{impact}");
+    let (st, v) = s
+        .call(Method::GET, "/api/v1/scoring/model/impact?version=99", None)
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "{v}");
+
+    // A backfill moves the tiers and starts nothing.
+    let (st, v) = s
+        .post(
+            "/api/v1/scoring/model/publish",
+            json!({"version": v2, "backfill": true}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+    wait_rescore(&s, v2).await;
+    let card = s.get("/api/v1/leads/b-03").await;
+    assert_eq!(card["tier"], "cold", "{card}");
+    assert_eq!(card["model_version"], json!(v2), "{card}");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(runs_of_flow().await, 0, "a backfill started runs");
+
+    // Publishing v1 again (a rollback, not a backfill) moves them back and starts the flow.
+    let (st, v) = s
+        .post("/api/v1/scoring/model/rollback", json!({"version": v1}))
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+    let v3 = v["version"].as_i64().expect("version") as i32;
+    wait_rescore(&s, v3).await;
+    let mut started = 0;
+    for _ in 0..100 {
+        started = runs_of_flow().await;
+        if started == 12 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(started, 12, "one run per lead that moved");
+    s.finish().await;
+}
+both!(a_publish_shows_its_impact_and_a_backfill_starts_no_flow);

@@ -207,6 +207,8 @@ pub fn ScoringPage() -> impl IntoView {
         })
     });
 
+    // A publish waiting for confirmation: the version and what publishing it would do.
+    let pending = RwSignal::new(None::<(i64, Value)>);
     let save = move |publish: bool| {
         let Some(doc) = draft.get_untracked() else {
             return;
@@ -229,19 +231,45 @@ pub fn ScoringPage() -> impl IntoView {
                 } else {
                     base
                 };
+                // A publish shows what it will do first (see `confirm_publish`).
                 if publish {
-                    api::post_json(
+                    let impact = api::get_json(
                         &t,
-                        "/api/v1/scoring/model/publish",
-                        &json!({ "version": version }),
+                        &format!("/api/v1/scoring/model/impact?version={version}"),
                     )
                     .await?;
+                    pending.set(Some((version, impact)));
                 }
                 Ok::<_, ApiError>(())
             }
             .await;
             match result {
                 Ok(()) => error.set(None),
+                Err(ApiError::Unauthorized) => session.sign_out(),
+                Err(ApiError::Other(m)) => error.set(Some(m)),
+            }
+            busy.set(false);
+            if !publish {
+                reload();
+            }
+        });
+    };
+    // Publishes the version the impact was shown for; a backfill starts no flow.
+    let confirm_publish = move |backfill: bool| {
+        let Some((version, _)) = pending.get_untracked() else {
+            return;
+        };
+        pending.set(None);
+        busy.set(true);
+        leptos::task::spawn_local(async move {
+            let r = api::post_json(
+                &token(),
+                "/api/v1/scoring/model/publish",
+                &json!({ "version": version, "backfill": backfill }),
+            )
+            .await;
+            match r {
+                Ok(_) => error.set(None),
                 Err(ApiError::Unauthorized) => session.sign_out(),
                 Err(ApiError::Other(m)) => error.set(Some(m)),
             }
@@ -396,6 +424,26 @@ pub fn ScoringPage() -> impl IntoView {
                             <button data-testid="discard-model" disabled=move || !dirty.get()
                                 on:click=move |_| reload()>{move || session.t(Text::DiscardDraft)}</button>
                         </p>
+                        {move || pending.get().map(|(version, impact)| {
+                            let lang = session.lang.get();
+                            view! {
+                                <div class="dialog" data-testid="publish-impact" role="dialog">
+                                    <p><strong>{impact_title(version, lang)}</strong></p>
+                                    <p data-testid="impact-leads">{impact_leads(&impact, lang)}</p>
+                                    <ul data-testid="impact-flows">
+                                        {impact_flows(&impact, lang).into_iter().map(|line| view! { <li>{line}</li> }).collect_view()}
+                                    </ul>
+                                    <p class="actions">
+                                        <button class="primary" data-testid="publish-confirm" on:click=move |_| confirm_publish(false)>
+                                            {if lang == Lang::Zh { "发布" } else { "Publish" }}</button>
+                                        <button data-testid="publish-backfill" on:click=move |_| confirm_publish(true)>
+                                            {if lang == Lang::Zh { "只回填分数，不启动流程" } else { "Backfill scores only, start no flow" }}</button>
+                                        <button data-testid="publish-cancel" on:click=move |_| { pending.set(None); reload(); }>
+                                            {if lang == Lang::Zh { "取消" } else { "Cancel" }}</button>
+                                    </p>
+                                </div>
+                            }
+                        })}
                     </section>
                     <section class="samples" data-testid="samples">
                         <h3>{move || session.t(Text::SampleLeads)}</h3>
@@ -513,6 +561,79 @@ fn tier_rank(tier: &str) -> u8 {
         "warm" => 1,
         _ => 0,
     }
+}
+
+fn impact_title(version: i64, lang: Lang) -> String {
+    match lang {
+        Lang::Zh => format!("发布版本 {version} 之前，先看看它会带来什么："),
+        Lang::En => format!("Before publishing version {version}, here is what it will do:"),
+    }
+}
+
+fn tier_word(tier: &str, lang: Lang) -> String {
+    let (zh, en) = match tier {
+        "hot" => ("热", "hot"),
+        "warm" => ("温", "warm"),
+        "cold" => ("冷", "cold"),
+        other => (other, other),
+    };
+    match lang {
+        Lang::Zh => zh.to_owned(),
+        Lang::En => en.to_owned(),
+    }
+}
+
+/// "20 条线索中，12 条的等级或阶段会变化：温 → 冷 12 条".
+fn impact_leads(impact: &Value, lang: Lang) -> String {
+    let moves: Vec<String> = impact["moves"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| {
+            let (from, to) = (
+                tier_word(m["from"].as_str().unwrap_or(""), lang),
+                tier_word(m["to"].as_str().unwrap_or(""), lang),
+            );
+            match lang {
+                Lang::Zh => format!("{from} → {to} {} 条", m["leads"]),
+                Lang::En => format!("{from} → {to}: {}", m["leads"]),
+            }
+        })
+        .collect();
+    let (leads, changes) = (&impact["leads"], &impact["changes"]);
+    match (lang, moves.is_empty()) {
+        (Lang::Zh, true) => format!("{leads} 条线索中，{changes} 条的等级或阶段会变化。"),
+        (Lang::Zh, false) => format!(
+            "{leads} 条线索中，{changes} 条的等级或阶段会变化：{}。",
+            moves.join("，")
+        ),
+        (Lang::En, true) => format!("Of {leads} leads, {changes} change tier or stage."),
+        (Lang::En, false) => format!(
+            "Of {leads} leads, {changes} change tier or stage: {}.",
+            moves.join(", ")
+        ),
+    }
+}
+
+/// One line per flow that reacts to tier changes, with the runs it would start.
+fn impact_flows(impact: &Value, lang: Lang) -> Vec<String> {
+    let flows = impact["flows"].as_array().cloned().unwrap_or_default();
+    if flows.is_empty() {
+        return vec![match lang {
+            Lang::Zh => "没有流程会因此启动。".to_owned(),
+            Lang::En => "No flow starts because of it.".to_owned(),
+        }];
+    }
+    flows
+        .iter()
+        .map(|f| {
+            let (name, runs) = (f["name"].as_str().unwrap_or(""), &f["runs"]);
+            match lang {
+                Lang::Zh => format!("流程「{name}」将启动约 {runs} 次运行"),
+                Lang::En => format!("Flow \"{name}\" will start about {runs} runs"),
+            }
+        })
+        .collect()
 }
 
 /// The rescore a publish started: a progress bar until it finishes.

@@ -1158,6 +1158,17 @@ async fn scoring_sliders_backtest_publish_and_lead_card() {
 
         snapshot(&c, "scoring_page").await;
         click(&c, "publish-model").await?;
+        // Item 21.7: the publish says what it will do, and waits for a choice.
+        let leads = text(&c, "impact-leads").await?;
+        if !leads.contains("条线索中") {
+            return Err(format!("the publish impact: {leads:?}"));
+        }
+        expect_text(&c, "impact-flows", "没有流程会因此启动。").await?;
+        snapshot(&c, "scoring_publish_impact").await;
+        if api.get("/api/v1/scoring/model").await["published_version"] != json!(1) {
+            return Err("the publish happened before it was confirmed".into());
+        }
+        click(&c, "publish-confirm").await?;
         // The page shows v1's finished rescore until the publish answers: wait for v2's.
         expect_attr(&c, "rescore-progress", "data-version", "2").await?;
         expect_attr(&c, "rescore-progress", "data-finished", "true").await?;

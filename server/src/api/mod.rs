@@ -107,6 +107,7 @@ pub fn openapi_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(scoring::get_version))
         .routes(routes!(scoring::diff_versions))
         .routes(routes!(scoring::publish))
+        .routes(routes!(scoring::impact))
         .routes(routes!(scoring::rollback))
         .routes(routes!(scoring::schema))
         .routes(routes!(scoring::backtest))

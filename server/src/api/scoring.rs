@@ -201,6 +201,11 @@ pub async fn diff_versions(
 #[serde(deny_unknown_fields)]
 pub struct VersionRef {
     pub version: i32,
+    /// A backfill: every lead's score and tier move and the changes go on their timelines,
+    /// but no flow starts (see `GET /api/v1/scoring/model/impact` for what a publish would
+    /// start).
+    #[serde(default)]
+    pub backfill: bool,
 }
 
 /// Publishes version `number` (or, with `rollback`, a copy of it) in one transaction and
@@ -210,6 +215,7 @@ async fn set_published(
     caller: &Caller,
     number: i32,
     rollback: bool,
+    backfill: bool,
 ) -> ApiResult<(Value, i32)> {
     let workspace = caller.workspace_id.as_str();
     let r = DocRef::scoring_model(workspace);
@@ -230,6 +236,9 @@ async fn set_published(
         docs::publish(&txn, r, number, caller.author()).await?;
         number
     };
+    if backfill {
+        state.intent.mark_backfill(&txn, workspace).await?;
+    }
     txn.commit().await?;
     state.intent.spawn_rescore(workspace.to_owned(), published);
     let h = head(&state.db, workspace).await?;
@@ -246,7 +255,7 @@ pub async fn publish(
     ApiJson(body): ApiJson<VersionRef>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     caller.require(Role::Builder)?;
-    let (out, _) = set_published(&state, &caller, body.version, false).await?;
+    let (out, _) = set_published(&state, &caller, body.version, false, body.backfill).await?;
     Ok((StatusCode::ACCEPTED, Json(out)))
 }
 
@@ -259,9 +268,55 @@ pub async fn rollback(
     ApiJson(body): ApiJson<VersionRef>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     caller.require(Role::Builder)?;
-    let (mut out, next) = set_published(&state, &caller, body.version, true).await?;
+    let (mut out, next) = set_published(&state, &caller, body.version, true, body.backfill).await?;
     out["version"] = json!(next);
     Ok((StatusCode::ACCEPTED, Json(out)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ImpactQuery {
+    /// The version whose publish is weighed.
+    pub version: i32,
+}
+
+/// What publishing a version would do, before it is done: how many leads would change tier
+/// or stage (from → to), and which published flows react to `lead.tier_changed` (each would
+/// start about one run per change, fewer where its conditions filter). Nothing is written.
+#[utoipa::path(get, path = "/api/v1/scoring/model/impact", tag = "scoring", params(ImpactQuery),
+    responses((status = 200, description = "`{version, leads, changes, moves: [{from, to, leads}], replayed, flows: [{id, name, runs}]}`", body = Object), (status = 404, description = "no such version")))]
+pub async fn impact(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<ImpactQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(q) = query.map_err(|e| ApiError::invalid("/version", e.to_string()))?;
+    let workspace = caller.workspace_id.as_str();
+    docs::version(&state.db, DocRef::scoring_model(workspace), q.version).await?;
+    let impact = state
+        .intent
+        .publish_impact(workspace, q.version)
+        .await
+        .map_err(ApiError::internal)?;
+    let routes = crate::routes::triggered(
+        &state.db,
+        Some(workspace),
+        trellis_model::node_types::TriggerKind::Event,
+        Some(crate::leads::TIER_CHANGED),
+    )
+    .await?;
+    let mut flows = Vec::new();
+    for route in routes {
+        let f = docs::find_flow(&state.db, DocRef::flow(workspace, &route.flow_id)).await?;
+        flows.push(json!({ "id": f.id, "name": f.name, "runs": impact.changes }));
+    }
+    Ok(Json(json!({
+        "version": q.version,
+        "leads": impact.leads,
+        "changes": impact.changes,
+        "moves": impact.moves,
+        "replayed": impact.replayed,
+        "flows": flows,
+    })))
 }
 
 /// The scoring model document's JSON Schema.

@@ -553,6 +553,8 @@ pub mod scoring_model {
         /// The process doing the rescore, while it renews its lease (epoch ms).
         pub rescore_owner: Option<String>,
         pub rescore_lease_until: Option<i64>,
+        /// The rescore moves scores and tiers without starting flows.
+        pub rescore_backfill: bool,
         pub updated_at: DateTimeUtc,
     }
     no_relations!();

@@ -83,6 +83,7 @@ pub(super) async fn advance<C: ConnectionTrait>(
                 rescore_finished_at: Set(None),
                 rescore_owner: Set(None),
                 rescore_lease_until: Set(None),
+                rescore_backfill: Set(false),
                 updated_at: Set(now),
             })
             .on_conflict(
@@ -158,6 +159,12 @@ pub(super) async fn publish<C: ConnectionTrait>(
                 .col_expr(
                     scoring_model::Column::RescoreLeaseUntil,
                     SqlExpr::value(Option::<i64>::None),
+                )
+                // A publish starts flows unless it asks to be a backfill (set after this,
+                // in the same transaction).
+                .col_expr(
+                    scoring_model::Column::RescoreBackfill,
+                    SqlExpr::value(false),
                 )
                 .col_expr(scoring_model::Column::UpdatedAt, SqlExpr::value(now))
                 .filter(scoring_model::Column::WorkspaceId.eq(doc.workspace))

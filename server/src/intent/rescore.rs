@@ -19,6 +19,7 @@ use trellis_model::scoring::{BehaviourState, CompiledModel, Rating, Stage, Tier}
 use super::Intent;
 use crate::db::entities::{lead, lead_score, scoring_model};
 use crate::db::placeholder;
+use crate::events::TierChangeRouting;
 use crate::leads::{covers_state, rescore_many, select_leads, tier_change};
 
 /// Leads a rescore reads, rates and writes per page (one transaction each).
@@ -339,9 +340,9 @@ impl Intent {
     /// Gives `None`, doing nothing, when another process holds the rescore's lease (or the
     /// rescore is finished or superseded).
     pub async fn rescore_all(&self, workspace: &str, version: i32) -> anyhow::Result<Option<u64>> {
-        if !self.claim_rescore(workspace, version).await? {
+        let Some(routing) = self.claim_rescore(workspace, version).await? else {
             return Ok(None);
-        }
+        };
         // On SQLite, keeping the score index up to date costs most of a rescore's writes
         // (each update moves an entry to a random place in it); building it once afterwards
         // from the sorted scores costs a fraction. Lists still answer meanwhile, sorting
@@ -352,7 +353,7 @@ impl Intent {
                 .execute_unprepared(&format!("DROP INDEX IF EXISTS {SCORE_INDEX}"))
                 .await?;
         }
-        let rescored = self.rescore_pages(workspace, version).await;
+        let rescored = self.rescore_pages(workspace, version, routing).await;
         if bulk {
             self.ensure_score_index().await?;
         }
@@ -364,8 +365,13 @@ impl Intent {
     }
 
     /// Takes the lease of the rescore to `version` if it is the published version, not
-    /// finished, and no process holds a live lease on it.
-    async fn claim_rescore(&self, workspace: &str, version: i32) -> Result<bool, sea_orm::DbErr> {
+    /// finished, and no process holds a live lease on it; gives whether its tier changes
+    /// start flows (`None` when not claimed).
+    async fn claim_rescore(
+        &self,
+        workspace: &str,
+        version: i32,
+    ) -> Result<Option<TierChangeRouting>, sea_orm::DbErr> {
         let now = Utc::now().timestamp_millis();
         let res = scoring_model::Entity::update_many()
             .col_expr(
@@ -387,7 +393,18 @@ impl Intent {
             )
             .exec(&self.db)
             .await?;
-        Ok(res.rows_affected == 1)
+        if res.rows_affected != 1 {
+            return Ok(None);
+        }
+        let backfill = scoring_model::Entity::find_by_id(workspace.to_owned())
+            .one(&self.db)
+            .await?
+            .is_some_and(|m| m.rescore_backfill);
+        Ok(Some(if backfill {
+            TierChangeRouting::RecordOnly
+        } else {
+            TierChangeRouting::StartFlows
+        }))
     }
 
     /// Creates the score index where a rescore dropped it (a no-op when it is there).
@@ -402,7 +419,12 @@ impl Intent {
 
     /// The pages of [`rescore_all`](Self::rescore_all); gives how many leads it rescored
     /// and whether it finished (rather than giving way to a newer publish).
-    async fn rescore_pages(&self, workspace: &str, version: i32) -> anyhow::Result<(u64, bool)> {
+    async fn rescore_pages(
+        &self,
+        workspace: &str,
+        version: i32,
+        routing: TierChangeRouting,
+    ) -> anyhow::Result<(u64, bool)> {
         use sea_orm::PaginatorTrait;
         let model = self.models.version(&self.db, workspace, version).await?;
         crate::db::refresh_lead_statistics(&self.db).await?;
@@ -443,7 +465,7 @@ impl Intent {
         } {
             let t = Instant::now();
             let written = self
-                .write_page(workspace, version, &model, next, done)
+                .write_page(workspace, version, &model, next, done, routing)
                 .await?;
             write_time += t.elapsed();
             let Some(n) = written else {
@@ -453,7 +475,7 @@ impl Intent {
             done += n;
         }
         let t = Instant::now();
-        let Some(swept) = self.sweep(workspace, version, &model).await? else {
+        let Some(swept) = self.sweep(workspace, version, &model, routing).await? else {
             tracing::info!(workspace, version, "rescore superseded or taken over");
             return Ok((done, false));
         };
@@ -480,6 +502,7 @@ impl Intent {
         model: &CompiledModel,
         page: RatedPage,
         done: u64,
+        routing: TierChangeRouting,
     ) -> anyhow::Result<Option<u64>> {
         let Some(txn) = self.begin_if_held(workspace, version).await? else {
             return Ok(None);
@@ -501,7 +524,7 @@ impl Intent {
             .collect();
         changes.extend(rescore_ids(&txn, workspace, &page.replay, version, model, now_ms).await?);
         set_rescore_done(&txn, workspace, version, done + page.len() as u64, false).await?;
-        self.commit_tier_changes(txn, workspace, version, now_ms, changes)
+        self.commit_tier_changes(txn, workspace, version, now_ms, changes, routing)
             .await?;
         Ok(Some(page.len() as u64))
     }
@@ -513,6 +536,7 @@ impl Intent {
         workspace: &str,
         version: i32,
         model: &CompiledModel,
+        routing: TierChangeRouting,
     ) -> anyhow::Result<Option<u64>> {
         let Some(txn) = self.begin_if_held(workspace, version).await? else {
             return Ok(None);
@@ -532,7 +556,7 @@ impl Intent {
             .await?;
         let now_ms = Utc::now().timestamp_millis();
         let changes = rescore_ids(&txn, workspace, &stale, version, model, now_ms).await?;
-        self.commit_tier_changes(txn, workspace, version, now_ms, changes)
+        self.commit_tier_changes(txn, workspace, version, now_ms, changes, routing)
             .await?;
         Ok(Some(stale.len() as u64))
     }
@@ -566,8 +590,8 @@ impl Intent {
         Ok(None)
     }
 
-    /// Records a rescore's tier changes in `txn`, commits it, and wakes the workers if the
-    /// changes started runs.
+    /// Records a rescore's tier changes in `txn` (starting flows as `routing` says),
+    /// commits it, and wakes the workers if the changes started runs.
     async fn commit_tier_changes(
         &self,
         txn: sea_orm::DatabaseTransaction,
@@ -575,17 +599,19 @@ impl Intent {
         version: i32,
         now_ms: i64,
         changes: Vec<Value>,
+        routing: TierChangeRouting,
     ) -> anyhow::Result<()> {
         let mut started = 0;
         for change in changes {
             let id = change["lead"].as_str().unwrap_or_default().to_owned();
             let (runs, _) = self
                 .events
-                .record_tier_change(
+                .record_tier_change_as(
                     &txn,
                     workspace,
                     &format!("rescore:{version}:{id}:{now_ms}"),
                     change,
+                    routing,
                 )
                 .await?;
             started += runs.len();
@@ -671,5 +697,83 @@ impl Intent {
                 }
             }
         });
+    }
+}
+
+/// What publishing a model version would do to the workspace's leads, worked out by rating
+/// every lead without writing anything.
+#[derive(Clone, Debug, Default, serde::Serialize, PartialEq)]
+pub struct PublishImpact {
+    /// Leads rated.
+    pub leads: u64,
+    /// Leads whose tier or stage would move: each is one `lead.tier_changed` event.
+    pub changes: u64,
+    /// Of those, by tier: from → to, with how many leads.
+    pub moves: Vec<TierMove>,
+    /// Leads whose history the new model reads differently (new behaviours): replayed at
+    /// publish, not estimated here.
+    pub replayed: u64,
+}
+
+/// Leads moving from one tier to another.
+#[derive(Clone, Debug, serde::Serialize, PartialEq)]
+pub struct TierMove {
+    pub from: Tier,
+    pub to: Tier,
+    pub leads: u64,
+}
+
+impl Intent {
+    /// What publishing `version` would do (see [`PublishImpact`]), reading on the reader
+    /// connection.
+    pub async fn publish_impact(
+        &self,
+        workspace: &str,
+        version: i32,
+    ) -> anyhow::Result<PublishImpact> {
+        let model = self.models.version(&self.db, workspace, version).await?;
+        let (tx, mut pages) = tokio::sync::mpsc::channel(2);
+        let _reader = AbortOnDrop(tokio::spawn(read_rated(
+            self.reader.clone(),
+            workspace.to_owned(),
+            model,
+            tx,
+        )));
+        let mut impact = PublishImpact::default();
+        let mut moves: std::collections::BTreeMap<(Tier, Tier), u64> = Default::default();
+        while let Some(page) = pages.recv().await {
+            let page = page?.await?;
+            impact.replayed += page.replay.len() as u64;
+            for r in &page.rated {
+                impact.leads += 1;
+                if r.tier != r.rating.tier || r.stage != r.rating.stage {
+                    impact.changes += 1;
+                }
+                if r.tier != r.rating.tier {
+                    *moves.entry((r.tier, r.rating.tier)).or_default() += 1;
+                }
+            }
+        }
+        impact.leads += impact.replayed;
+        impact.moves = moves
+            .into_iter()
+            .map(|((from, to), leads)| TierMove { from, to, leads })
+            .collect();
+        Ok(impact)
+    }
+
+    /// Makes the rescore the publish in `txn` started a backfill: scores and tiers move,
+    /// the changes go on the leads' timelines, and no flow starts.
+    pub async fn mark_backfill<C: ConnectionTrait>(
+        &self,
+        txn: &C,
+        workspace: &str,
+    ) -> Result<(), sea_orm::DbErr> {
+        scoring_model::Entity::update_many()
+            .col_expr(scoring_model::Column::RescoreBackfill, SqlExpr::value(true))
+            .filter(scoring_model::Column::WorkspaceId.eq(workspace))
+            .exec(txn)
+            .await?;
+        Ok(())
     }
 }

@@ -458,9 +458,15 @@ fn EditorView(
            <div class="editor" data-testid="editor">
                <div class="toolbar">
                    <button data-testid="back" on:click=move |_| {
-                    if !ed.dirty.get_untracked() || crate::history::confirm(&session.t(Text::DiscardChanges)) {
+                    if !ed.dirty.get_untracked() {
                         on_close.run(());
+                        return;
                     }
+                    leptos::task::spawn_local(async move {
+                        if session.dialogs.confirm(session.t(Text::DiscardChanges)).await {
+                            on_close.run(());
+                        }
+                    });
                 }>{move || session.t(Text::BackToList)}</button>
                    <strong data-testid="flow-title">{move || ed.doc.with(|d| d.name.clone())}</strong>
                    <span class="hint" data-testid="version">{move || format!("v{}", base.get())}</span>

@@ -8,13 +8,6 @@ use crate::Session;
 use crate::api::{self, ApiError};
 use crate::i18n::Text;
 
-fn prompt(message: &str, default: &str) -> Option<String> {
-    web_sys::window()?
-        .prompt_with_message_and_default(message, default)
-        .ok()
-        .flatten()
-}
-
 /// Runs an action that changes the list, then refreshes it (or reports the error).
 pub fn act<F>(error: RwSignal<Option<String>>, refresh: Callback<()>, fut: F)
 where
@@ -34,8 +27,10 @@ where
 pub async fn rename(session: Session, id: String) -> Result<(), ApiError> {
     let token = session.token.get_untracked().unwrap_or_default();
     let flow = api::get_flow(&token, &id).await?;
-    let Some(name) =
-        prompt(&session.t(Text::RenamePrompt), &flow.name).filter(|n| !n.trim().is_empty())
+    let Some(name) = session
+        .dialogs
+        .ask(session.t(Text::RenamePrompt), flow.name.clone())
+        .await
     else {
         return Ok(());
     };
@@ -59,7 +54,7 @@ pub async fn duplicate(session: Session, id: String) -> Result<(), ApiError> {
 
 pub async fn delete(session: Session, id: String, name: String) -> Result<(), ApiError> {
     let question = format!("{} “{name}”?", session.t(Text::DeleteFlow));
-    if !crate::history::confirm(&question) {
+    if !session.dialogs.confirm(question).await {
         return Ok(());
     }
     let token = session.token.get_untracked().unwrap_or_default();

@@ -11,13 +11,6 @@ use crate::api;
 use crate::editor::state::Editor;
 use crate::i18n::Text;
 
-/// Asks the user to confirm (the browser's own dialog).
-pub fn confirm(message: &str) -> bool {
-    web_sys::window()
-        .and_then(|w| w.confirm_with_message(message).ok())
-        .unwrap_or(false)
-}
-
 /// Shows version `n` read-only on the canvas.
 async fn show_version(token: &str, flow_id: &str, n: i64, ed: Editor) {
     match api::get_json(token, &format!("/api/v1/flows/{flow_id}/versions/{n}")).await {
@@ -199,11 +192,11 @@ pub fn HistoryPanel(
             "publish" => format!("{} v{n}?", session.t(Text::Publish)),
             _ => format!("{} v{n}?", session.t(Text::Rollback)),
         };
-        if !confirm(&question) {
-            return;
-        }
         let (token, id) = (token(), flow_id.get_value());
         leptos::task::spawn_local(async move {
+            if !session.dialogs.confirm(question).await {
+                return;
+            }
             match api::post_json(
                 &token,
                 &format!("/api/v1/flows/{id}/{action}"),

@@ -192,6 +192,10 @@ pub enum Text {
     NoSamples,
     TestRunTag,
     TestRun,
+    Ok,
+    Cancel,
+    NameRequired,
+    NewFlowPrompt,
 }
 
 // The translations, checked at compile time by leptos_i18n: every key exists in every
@@ -354,6 +358,10 @@ leptos_i18n::declare_locales! {
         no_samples: "还没有真实数据，可以自己填写",
         test_run_tag: "测试",
         test_run: "测试运行",
+        ok: "确定",
+        cancel: "取消",
+        name_required: "请填写名称。",
+        new_flow_prompt: "新流程的名称（例如：竞品对比线索培育）",
     },
     en: {
         app_title: "Trellis Studio",
@@ -509,6 +517,10 @@ leptos_i18n::declare_locales! {
         no_samples: "No real data yet: type your own",
         test_run_tag: "test",
         test_run: "Test run",
+        ok: "OK",
+        cancel: "Cancel",
+        name_required: "Please give it a name.",
+        new_flow_prompt: "Name of the new flow (e.g. Competitor comparison nurture)",
     },
 }
 
@@ -848,6 +860,14 @@ pub fn tr(lang: Lang, text: Text) -> String {
         (Lang::En, TestRunTag) => i18n::td_string!(Locale::en, test_run_tag).to_string(),
         (Lang::Zh, TestRun) => i18n::td_string!(Locale::zh, test_run).to_string(),
         (Lang::En, TestRun) => i18n::td_string!(Locale::en, test_run).to_string(),
+        (Lang::Zh, Ok) => i18n::td_string!(Locale::zh, ok).to_string(),
+        (Lang::En, Ok) => i18n::td_string!(Locale::en, ok).to_string(),
+        (Lang::Zh, Cancel) => i18n::td_string!(Locale::zh, cancel).to_string(),
+        (Lang::En, Cancel) => i18n::td_string!(Locale::en, cancel).to_string(),
+        (Lang::Zh, NameRequired) => i18n::td_string!(Locale::zh, name_required).to_string(),
+        (Lang::En, NameRequired) => i18n::td_string!(Locale::en, name_required).to_string(),
+        (Lang::Zh, NewFlowPrompt) => i18n::td_string!(Locale::zh, new_flow_prompt).to_string(),
+        (Lang::En, NewFlowPrompt) => i18n::td_string!(Locale::en, new_flow_prompt).to_string(),
     }
 }
 

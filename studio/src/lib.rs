@@ -9,6 +9,7 @@
 
 mod api;
 mod connectors;
+mod dialog;
 mod editor;
 mod flows;
 mod history;
@@ -106,6 +107,8 @@ pub struct Session {
     pub page: RwSignal<Page>,
     /// Nodes and edges copied with Ctrl-C, pasted with Ctrl-V into any flow.
     pub clipboard: RwSignal<Option<editor::state::Copied>>,
+    /// The in-page dialog (questions asked from async tasks, which have no context).
+    pub dialogs: dialog::Dialogs,
 }
 
 impl Session {
@@ -153,6 +156,7 @@ pub fn App() -> impl IntoView {
         lang: RwSignal::new(lang),
         page: RwSignal::new(current_page()),
         clipboard: RwSignal::new(None),
+        dialogs: dialog::Dialogs::new(),
     };
     provide_context(session);
     // Back/forward and typed URLs: the hash names the page.
@@ -176,6 +180,7 @@ pub fn App() -> impl IntoView {
     });
     view! {
         <TopBar />
+        <dialog::DialogHost />
         // The editor uses the whole window; the other pages read better as a column.
         <main class:wide=move || matches!(session.page.get(), Page::Flow(_))>
             <Show when=move || session.token.get().is_some() fallback=|| view! { <SignIn /> }>
@@ -269,10 +274,17 @@ fn FlowList() -> impl IntoView {
         let token = session.token.get().unwrap_or_default();
         async move { api::list_flows(&token).await }
     });
+    // A new flow is named first: the list would otherwise fill with 新流程.
     let new_flow = move |_| {
         let token = session.token.get_untracked().unwrap_or_default();
-        let name = session.t(Text::NewFlowName).to_owned();
         leptos::task::spawn_local(async move {
+            let Some(name) = session
+                .dialogs
+                .ask(session.t(Text::NewFlowPrompt), String::new())
+                .await
+            else {
+                return;
+            };
             let doc = serde_json::json!({"schema": 1, "name": name, "nodes": [
                 {"id": "start", "type": "trigger", "config": {"kind": "manual"}, "position": [40, 40]}], "edges": []});
             if let Ok(id) = api::create_flow(&token, &doc).await {

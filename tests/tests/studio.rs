@@ -84,10 +84,8 @@ async fn click(c: &Client, testid: &str) -> Result<(), String> {
 }
 
 async fn type_into(c: &Client, testid: &str, value: &str) -> Result<(), String> {
-    let el = c
-        .find(Locator::Css(&format!("[data-testid='{testid}']")))
-        .await
-        .map_err(|e| e.to_string())?;
+    // Waits for it: a field may appear after a fetch (a dialog, a form).
+    let el = find(c, testid).await?;
     el.clear().await.map_err(|e| e.to_string())?;
     el.send_keys(value).await.map_err(|e| e.to_string())
 }
@@ -320,18 +318,6 @@ async fn attr(c: &Client, testid: &str, name: &str) -> Result<Option<String>, St
     Err(format!("[data-testid={testid}] kept being replaced"))
 }
 
-/// Waits until the page shows a dialog (it may open after a fetch).
-async fn wait_alert(c: &Client) -> Result<String, String> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match c.get_alert_text().await {
-            Ok(text) => return Ok(text),
-            Err(e) if Instant::now() > deadline => return Err(format!("no dialog appeared: {e}")),
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
-}
-
 /// Clicks with Shift held (adds to the selection).
 async fn shift_click(c: &Client, testid: &str) -> Result<(), String> {
     use fantoccini::actions::{KeyAction, KeyActions};
@@ -385,8 +371,13 @@ async fn edit_connect_undo_save_and_conflict() {
     with_browser("edit_connect_undo_save_and_conflict", |c, api| async move {
         // A new flow from the list starts with a trigger; replace it by one from the palette.
         sign_in(&c, &api).await?;
+        // Item 21.9: a new flow is named first, in the page; an empty name is refused.
         click(&c, "new-flow").await?;
-        expect_text(&c, "flow-title", "新流程").await?;
+        click(&c, "dialog-ok").await?;
+        find(&c, "dialog-missing").await?;
+        type_into(&c, "dialog-input", "询价线索培育").await?;
+        click(&c, "dialog-ok").await?;
+        expect_text(&c, "flow-title", "询价线索培育").await?;
         expect_text(&c, "version", "v1").await?;
         let id = api.get("/api/v1/flows").await["flows"][0]["id"]
             .as_str()
@@ -619,14 +610,10 @@ async fn versions_diff_rollback_and_run_status() {
 
             // Publish v2 (confirmed), then roll back to v1: v3 is published with v1's content.
             click(&c, "publish-2").await?;
-            c.accept_alert()
-                .await
-                .map_err(|e| format!("confirm publish: {e}"))?;
+            click(&c, "dialog-ok").await?;
             find(&c, "published-2").await?;
             click(&c, "rollback-1").await?;
-            c.accept_alert()
-                .await
-                .map_err(|e| format!("confirm rollback: {e}"))?;
+            click(&c, "dialog-ok").await?;
             expect_text(&c, "version", "v3").await?;
             let flow = api.get(&format!("/api/v1/flows/{id}")).await;
             if flow["published_version"] != 3
@@ -745,11 +732,8 @@ async fn import_duplicate_rename_delete() {
         }
 
         click(&c, &format!("rename-{id}")).await?;
-        wait_alert(&c).await?;
-        c.send_alert_text("线索培育 2026")
-            .await
-            .map_err(|e| format!("prompt: {e}"))?;
-        c.accept_alert().await.map_err(|e| e.to_string())?;
+        type_into(&c, "dialog-input", "线索培育 2026").await?;
+        click(&c, "dialog-ok").await?;
         let deadline = Instant::now() + Duration::from_secs(10);
         while api.get(&format!("/api/v1/flows/{id}")).await["name"] != "线索培育 2026" {
             if Instant::now() > deadline {
@@ -764,9 +748,11 @@ async fn import_duplicate_rename_delete() {
         }
 
         click(&c, &format!("delete-{id}")).await?;
-        c.accept_alert()
-            .await
-            .map_err(|e| format!("confirm delete: {e}"))?;
+        let question = text(&c, "dialog-message").await?;
+        if !question.contains("线索培育 2026") {
+            return Err(format!("the delete question: {question:?}"));
+        }
+        click(&c, "dialog-ok").await?;
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let names: Vec<String> = api.get("/api/v1/flows").await["flows"]

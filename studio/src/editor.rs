@@ -249,7 +249,8 @@ pub fn FlowEditor(flow_id: String, on_close: Callback<()>) -> impl IntoView {
         <Transition fallback=move || view! { <p class="hint">{session.t(Text::Loading)}</p> }>
             {move || loaded.get().map(|result| match result {
                 Ok(flow) => match serde_json::from_value::<FlowDoc>(flow.doc.clone()) {
-                    Ok(doc) => view! { <EditorView flow_id=id.get_value() doc=doc base_version=flow.latest_version on_close=on_close
+                    Ok(doc) => view! { <EditorView flow_id=id.get_value() doc=doc base_version=flow.latest_version
+                        published_version=flow.published_version on_close=on_close
                         reload=Callback::new(move |_| loaded.refetch()) /> }.into_any(),
                     Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
                 },
@@ -268,12 +269,14 @@ fn EditorView(
     flow_id: String,
     doc: FlowDoc,
     base_version: i64,
+    published_version: Option<i64>,
     on_close: Callback<()>,
     reload: Callback<()>,
 ) -> impl IntoView {
     let session = expect_context::<Session>();
     let ed = Editor::new(doc);
     let base = RwSignal::new(base_version);
+    let published = RwSignal::new(published_version);
     let flow_id = StoredValue::new(flow_id);
     let canvas = NodeRef::<Div>::new();
     let message = RwSignal::new(String::new());
@@ -491,6 +494,30 @@ fn EditorView(
                    <input type="text" data-testid="save-message" placeholder=move || session.t(Text::SaveMessage)
                        prop:value=move || message.get() on:input=move |ev| message.set(event_target_value(&ev)) />
                    <button class="primary" data-testid="save" disabled=move || ed.viewing.with(Option::is_some) on:click=save>{move || session.t(Text::Save)}</button>
+                   // Publishing is always in sight: the latest saved version, once saved.
+                   <button data-testid="publish-latest"
+                       disabled=move || ed.dirty.get() || ed.viewing.with(Option::is_some) || published.get() == Some(base.get())
+                       title=move || if ed.dirty.get() { session.t(Text::Unsaved) } else { String::new() }
+                       on:click=move |_| {
+                           let n = base.get_untracked();
+                           let (token, id) = (session.token.get_untracked().unwrap_or_default(), flow_id.get_value());
+                           leptos::task::spawn_local(async move {
+                               let question = format!("{} v{n}?", session.t(Text::Publish));
+                               if !session.dialogs.confirm(question).await {
+                                   return;
+                               }
+                               match api::post_json(&token, &format!("/api/v1/flows/{id}/publish"), &serde_json::json!({ "version": n })).await {
+                                   Ok(_) => published.set(Some(n)),
+                                   Err(e) => ed.notice.set(Some(format!("{e:?}"))),
+                               }
+                           });
+                       }>
+                       {move || if published.get() == Some(base.get()) {
+                           format!("{} v{}", session.t(Text::PublishedBadge), base.get())
+                       } else {
+                           format!("{} v{}", session.t(Text::Publish), base.get())
+                       }}
+                   </button>
                </div>
                {move || ed.help.get().then(|| view! {
                 <div class="help" data-testid="help" on:click=move |_| ed.help.set(false)>
@@ -568,7 +595,7 @@ fn EditorView(
                     // Problems first: always in sight, whatever the inspector holds.
                     <ProblemsPanel ed=ed diagnostics=diagnostics />
                     <crate::inspector::Inspector ed=ed />
-                    <crate::history::HistoryPanel ed=ed flow_id=flow_id.get_value() base=base reload=reload />
+                    <crate::history::HistoryPanel ed=ed flow_id=flow_id.get_value() base=base published=published reload=reload />
                 </div>
                </div>
            </div>

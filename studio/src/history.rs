@@ -117,6 +117,8 @@ pub fn HistoryPanel(
     ed: Editor,
     flow_id: String,
     base: RwSignal<i64>,
+    /// The published version, shared with the editor's toolbar.
+    published: RwSignal<Option<i64>>,
     reload: Callback<()>,
 ) -> impl IntoView {
     let session = expect_context::<Session>();
@@ -126,6 +128,7 @@ pub fn HistoryPanel(
     let versions = LocalResource::new(move || {
         refresh.track();
         base.track();
+        published.track();
         let (token, id) = (token(), flow_id.get_value());
         async move { api::get_json(&token, &format!("/api/v1/flows/{id}/versions")).await }
     });
@@ -205,7 +208,7 @@ pub fn HistoryPanel(
             .await
             {
                 Ok(_) if action == "rollback" => reload.run(()),
-                Ok(_) => refresh.update(|r| *r += 1),
+                Ok(_) => published.set(Some(n)),
                 Err(e) => ed.notice.set(Some(format!("{e:?}"))),
             }
         });

@@ -1364,6 +1364,19 @@ async fn an_edit_survives_a_click_elsewhere_and_undo_to_saved_is_clean() {
         })
         .await?;
         expect_text(&c, "dirty", "").await?;
+
+        // Item 21.9: publish is in the toolbar, for the saved version, after a question.
+        expect_text(&c, "publish-latest", "发布 v1").await?;
+        click(&c, "publish-latest").await?;
+        click(&c, "dialog-ok").await?;
+        expect_text(&c, "publish-latest", "已发布 v1").await?;
+        if attr(&c, "publish-latest", "disabled").await?.is_none() {
+            return Err("publishing the published version again is offered".into());
+        }
+        let flows = api.get("/api/v1/flows").await;
+        if flows["flows"][0]["published_version"] != 1 {
+            return Err(format!("not published: {flows}"));
+        }
         Ok(())
     })
     .await;

@@ -188,10 +188,16 @@ fn card_view(session: Session, v: Value) -> impl IntoView {
                 {if contributions.is_empty() {
                     view! { <p class="hint">{move || session.t(Text::NothingPublished)}</p> }.into_any()
                 } else {
+                    // One scale for every bar (the largest feature weight is the full track),
+                    // so +3.4 looks a tenth of +35.
+                    let full = contributions
+                        .iter()
+                        .filter_map(|c| c["weight"].as_f64())
+                        .fold(0.0f64, f64::max);
                     contributions.into_iter().map(|c| {
                         let points = c["points"].as_f64().unwrap_or(0.0);
                         let weight = c["weight"].as_f64().unwrap_or(0.0);
-                        let pct = if weight > 0.0 { (points / weight * 100.0).clamp(0.0, 100.0) } else { 0.0 };
+                        let pct = if full > 0.0 { (points / full * 100.0).clamp(0.0, 100.0) } else { 0.0 };
                         let (zh, en) = (
                             c["explanation"].as_str().unwrap_or_default().to_owned(),
                             c["explanation_en"].as_str().unwrap_or_default().to_owned(),
@@ -199,8 +205,9 @@ fn card_view(session: Session, v: Value) -> impl IntoView {
                         view! {
                             <div class="contribution" data-testid="explanation-bar" data-feature=c["feature"].as_str().unwrap_or_default().to_owned()>
                                 <div class="bar-track" title=format!("{points:.1} / {weight:.1}")>
-                                    <div class="bar-fill" style=format!("width: {pct:.1}%")></div>
+                                    <div class="bar-fill" data-points=format!("{points:.3}") data-pct=format!("{pct:.3}") style=format!("width: {pct:.1}%")></div>
                                 </div>
+                                <span class="points">{format!("{points:+.1}")}</span>
                                 <span class="why">{move || if lang() == Lang::En { en.clone() } else { zh.clone() }}</span>
                             </div>
                         }

@@ -1182,6 +1182,36 @@ async fn scoring_sliders_backtest_publish_and_lead_card() {
         if bars.len() != 3 {
             return Err(format!("{} explanation bars, expected 3", bars.len()));
         }
+        // Item 21.8: the bars share one scale, so their widths are in the ratio of points.
+        let fills = c
+            .find_all(Locator::Css(".bar-fill"))
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut ratios = Vec::new();
+        for f in fills {
+            let read = |name: &'static str| {
+                let f = f.clone();
+                async move {
+                    f.attr(name)
+                        .await
+                        .ok()
+                        .flatten()
+                        .and_then(|v| v.parse::<f64>().ok())
+                        .unwrap_or(0.0)
+                }
+            };
+            let (points, pct) = (read("data-points").await, read("data-pct").await);
+            if points > 0.5 {
+                ratios.push(pct / points);
+            }
+        }
+        if ratios.len() < 2
+            || ratios
+                .iter()
+                .any(|r| (r - ratios[0]).abs() > 1e-2 * ratios[0])
+        {
+            return Err(format!("bars not on one scale (width per point): {ratios:?}"));
+        }
         let industry = text(&c, "explanation").await?;
         if !industry.contains("+33 行业 新能源汽车零部件") {
             return Err(format!("explanation: {industry:?}"));

@@ -37,6 +37,13 @@ fn lease_until(now_ms: i64) -> i64 {
     now_ms + RESCORE_LEASE.as_millis() as i64
 }
 
+/// A rescore no process holds at `now_ms`: never claimed, or its lease lapsed.
+fn unheld(now_ms: i64) -> Condition {
+    Condition::any()
+        .add(scoring_model::Column::RescoreOwner.is_null())
+        .add(scoring_model::Column::RescoreLeaseUntil.lt(now_ms))
+}
+
 /// The score index, which a rescore on SQLite drops while it writes and builds again after.
 const SCORE_INDEX: &str = "lead_scores_by_score";
 
@@ -386,11 +393,7 @@ impl Intent {
             .filter(scoring_model::Column::PublishedVersion.eq(version))
             .filter(scoring_model::Column::RescoreVersion.eq(version))
             .filter(scoring_model::Column::RescoreFinishedAt.is_null())
-            .filter(
-                Condition::any()
-                    .add(scoring_model::Column::RescoreOwner.is_null())
-                    .add(scoring_model::Column::RescoreLeaseUntil.lt(now)),
-            )
+            .filter(unheld(now))
             .exec(&self.db)
             .await?;
         if res.rows_affected != 1 {
@@ -660,11 +663,7 @@ impl Intent {
         let pending = scoring_model::Entity::find()
             .filter(scoring_model::Column::RescoreVersion.is_not_null())
             .filter(scoring_model::Column::RescoreFinishedAt.is_null())
-            .filter(
-                Condition::any()
-                    .add(scoring_model::Column::RescoreOwner.is_null())
-                    .add(scoring_model::Column::RescoreLeaseUntil.lt(now)),
-            )
+            .filter(unheld(now))
             .all(&self.db)
             .await?;
         let mut started = 0;

@@ -18,6 +18,8 @@ mod m20261206_000012_rescore_lease;
 mod m20261206_000013_test_runs;
 mod m20261206_000014_events_by_name;
 mod m20261206_000015_rescore_backfill;
+mod m20261206_000016_lead_actions;
+mod m20261206_000017_users;
 
 #[derive(Debug)]
 pub struct Migrator;
@@ -41,6 +43,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000013_test_runs::Migration),
             Box::new(m20261206_000014_events_by_name::Migration),
             Box::new(m20261206_000015_rescore_backfill::Migration),
+            Box::new(m20261206_000016_lead_actions::Migration),
+            Box::new(m20261206_000017_users::Migration),
         ]
     }
 }

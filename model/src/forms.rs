@@ -40,6 +40,19 @@ pub fn words(words: &Value, lang: &str) -> Option<String> {
 
 /// Resolves `$ref: #/$defs/X` against the root schema.
 pub fn resolve<'a>(root: &'a Value, schema: &'a Value) -> &'a Value {
+    // An optional field (`Option<T>`) reads as `anyOf: [T, null]`: it is edited as `T`.
+    if let Some([one, other]) = schema
+        .get("anyOf")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+    {
+        let is_null = |v: &Value| v.get("type").and_then(Value::as_str) == Some("null");
+        match (is_null(one), is_null(other)) {
+            (false, true) => return resolve(root, one),
+            (true, false) => return resolve(root, other),
+            _ => {}
+        }
+    }
     match schema
         .get("$ref")
         .and_then(Value::as_str)
@@ -99,6 +112,12 @@ impl<'a> FieldForm<'a> {
             Value::String(s) => s.clone(),
             other => other.to_string(),
         })
+    }
+
+    /// The studio widget that edits the field, when its type alone does not say
+    /// (`list`, `map`, `template`, `flow`, `condition`, `behaviour`).
+    pub fn widget(&self) -> Option<&'a str> {
+        self.annotation("widget").and_then(Value::as_str)
     }
 
     /// The label of choice `value` (an `enum` member), or the value itself.

@@ -6,7 +6,9 @@
 //! validates, diffs and undoes with exactly the code the server runs.
 
 pub mod backtest;
+pub mod behaviour;
 pub mod canonical;
+pub mod condition;
 pub mod connectors;
 pub mod diff;
 pub mod duration;

@@ -8,6 +8,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::behaviour::Behaviour;
+
 /// The port an edge without `port` leaves from.
 pub const DEFAULT_PORT: &str = "out";
 /// The port a node routes to when it fails after its retries, if connected.
@@ -84,6 +86,9 @@ pub enum TriggerKind {
     Webhook,
     Event,
     Schedule,
+    // When a lead's behaviour condition becomes true (an event it names arrives and
+    // completes it). A doc comment here would make the schema a `oneOf`, not an `enum`.
+    Behaviour,
 }
 
 impl TriggerKind {
@@ -94,6 +99,7 @@ impl TriggerKind {
             TriggerKind::Webhook => "webhook",
             TriggerKind::Event => "event",
             TriggerKind::Schedule => "schedule",
+            TriggerKind::Behaviour => "behaviour",
         }
     }
 }
@@ -115,11 +121,17 @@ pub enum NodeKind {
     Score,
     DetectSignals,
     NextBestAction,
+    UpdateLead,
+    AssignOwner,
+    Notify,
+    Enroll,
+    Suppress,
+    CheckBehaviour,
     Note,
 }
 
 impl NodeKind {
-    pub const ALL: [NodeKind; 13] = [
+    pub const ALL: [NodeKind; 19] = [
         NodeKind::Trigger,
         NodeKind::Branch,
         NodeKind::Switch,
@@ -132,6 +144,12 @@ impl NodeKind {
         NodeKind::Score,
         NodeKind::DetectSignals,
         NodeKind::NextBestAction,
+        NodeKind::UpdateLead,
+        NodeKind::AssignOwner,
+        NodeKind::Notify,
+        NodeKind::Enroll,
+        NodeKind::Suppress,
+        NodeKind::CheckBehaviour,
         NodeKind::Note,
     ];
 
@@ -150,6 +168,12 @@ impl NodeKind {
             NodeKind::Score => "score",
             NodeKind::DetectSignals => "detect_signals",
             NodeKind::NextBestAction => "next_best_action",
+            NodeKind::UpdateLead => "update_lead",
+            NodeKind::AssignOwner => "assign_owner",
+            NodeKind::Notify => "notify",
+            NodeKind::Enroll => "enroll",
+            NodeKind::Suppress => "suppress",
+            NodeKind::CheckBehaviour => "behaviour",
             NodeKind::Note => "note",
         }
     }
@@ -169,6 +193,12 @@ impl NodeKind {
             "score" => NodeKind::Score,
             "detect_signals" => NodeKind::DetectSignals,
             "next_best_action" => NodeKind::NextBestAction,
+            "update_lead" => NodeKind::UpdateLead,
+            "assign_owner" => NodeKind::AssignOwner,
+            "notify" => NodeKind::Notify,
+            "enroll" => NodeKind::Enroll,
+            "suppress" => NodeKind::Suppress,
+            "behaviour" => NodeKind::CheckBehaviour,
             "note" => NodeKind::Note,
             _ => return None,
         })
@@ -186,6 +216,12 @@ impl NodeKind {
             NodeKind::Score | NodeKind::DetectSignals | NodeKind::NextBestAction => {
                 Some(INTENT_HOST)
             }
+            NodeKind::UpdateLead
+            | NodeKind::AssignOwner
+            | NodeKind::Notify
+            | NodeKind::Enroll
+            | NodeKind::Suppress
+            | NodeKind::CheckBehaviour => Some(LEADS_HOST),
             _ => None,
         }
     }
@@ -206,6 +242,20 @@ impl NodeKind {
             NodeKind::DetectSignals => {
                 json!({"text": "trigger.event.properties.text", "lead": "trigger.event.lead"})
             }
+            NodeKind::UpdateLead => json!({"lead": LEAD_EXAMPLE, "add_tags": []}),
+            NodeKind::AssignOwner => {
+                json!({"lead": LEAD_EXAMPLE, "strategy": "round_robin", "owners": []})
+            }
+            NodeKind::Notify => json!({
+                "to": "lead_owner", "lead": LEAD_EXAMPLE,
+                "title": "线索 {{ trigger.event.lead }} 需要跟进", "message": ""
+            }),
+            NodeKind::Enroll => json!({"action": "enroll", "lead": LEAD_EXAMPLE, "flow": ""}),
+            NodeKind::Suppress => json!({"lead": LEAD_EXAMPLE, "days": 30}),
+            NodeKind::CheckBehaviour => json!({
+                "lead": LEAD_EXAMPLE,
+                "condition": {"kind": "at_least", "did": {"event": "page_view"}, "times": 3, "days": 14}
+            }),
             NodeKind::Connector | NodeKind::Note => json!({"text": ""}),
         }
     }
@@ -235,6 +285,16 @@ pub struct TriggerConfig {
     /// IANA time zone of `cron` (default `Asia/Shanghai`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timezone: Option<String>,
+    /// For `kind: behaviour`: the condition over the lead's history that starts a run
+    /// when an arriving event makes it true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub behaviour: Option<Behaviour>,
+    /// For event and behaviour triggers: CEL over `trigger` that the event must satisfy
+    /// too (the condition builder writes it), e.g.
+    /// `trigger.event.properties.category == 'pricing'`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "cel"))]
+    pub when: Option<String>,
 }
 
 impl TriggerConfig {
@@ -246,6 +306,7 @@ impl TriggerConfig {
             TriggerKind::Webhook => self.path.as_deref(),
             TriggerKind::Event => self.event.as_deref(),
             TriggerKind::Schedule => self.cron.as_deref(),
+            TriggerKind::Behaviour => None,
         }
     }
 }
@@ -324,6 +385,154 @@ pub fn restore_secrets(doc: &mut Value, previous: Option<&Value>) -> Result<(), 
 /// The reserved connector name under which the engine serves the intent nodes (`score`,
 /// `detect_signals`): the executor issues them as calls, like connector operations.
 pub const INTENT_HOST: &str = "trellis.intent@1";
+
+/// The reserved name under which the server serves the lead actions (`update_lead`,
+/// `assign_owner`, `notify`, `enroll`, `suppress`) and `behaviour` checks: they read and
+/// change stored leads, so they are calls, journaled like connector operations.
+pub const LEADS_HOST: &str = "trellis.leads@1";
+
+/// The lifecycle stages a sales team moves a lead through by hand (the score's own
+/// stages, lead / MQL / SQL, follow the model).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LifecycleStage {
+    Subscriber,
+    Lead,
+    Mql,
+    Sql,
+    Opportunity,
+    Customer,
+    Evangelist,
+    Disqualified,
+}
+
+/// `update_lead`: set attributes, add or remove tags, set the lifecycle stage.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateLeadConfig {
+    /// CEL giving the lead id.
+    #[schemars(extend("format" = "cel"))]
+    pub lead: String,
+    /// Attribute name → value; values may hold `{{ }}` templates.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub add_tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove_tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle_stage: Option<LifecycleStage>,
+}
+
+/// How `assign_owner` picks the owner. (Plain comments on the variants: doc comments would
+/// make the schema a `oneOf`, and the studio shows an `enum` as a choice.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AssignStrategy {
+    // Always `owner`.
+    Fixed,
+    // `owners` in turn.
+    RoundRobin,
+    // By the lead's `territory_attribute`: `territories` maps its value to an owner.
+    Territory,
+    // Whoever of `owners` owns the fewest leads.
+    Load,
+}
+
+/// `assign_owner`: give the lead an owner.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssignOwnerConfig {
+    #[schemars(extend("format" = "cel"))]
+    pub lead: String,
+    pub strategy: AssignStrategy,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub owners: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub territory_attribute: Option<String>,
+    /// Attribute value → owner.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub territories: BTreeMap<String, String>,
+    /// The owner when no territory matches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
+    /// Whether a lead that has an owner is given a new one.
+    #[serde(default)]
+    pub reassign: bool,
+}
+
+/// Who `notify` tells.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Recipient {
+    LeadOwner,
+    People,
+}
+
+/// `notify`: a message in the recipients' inbox.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyConfig {
+    pub to: Recipient,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub people: Vec<String>,
+    /// CEL giving the lead the message is about (and whose owner is told).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "cel"))]
+    pub lead: Option<String>,
+    /// May hold `{{ }}` templates.
+    #[schemars(length(min = 1, max = 200))]
+    pub title: String,
+    /// May hold `{{ }}` templates.
+    #[serde(default)]
+    #[schemars(length(max = 4000))]
+    pub message: String,
+}
+
+/// What `enroll` does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EnrollAction {
+    Enroll,
+    Remove,
+}
+
+/// `enroll`: start another flow for the lead, or stop its runs of it.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollConfig {
+    pub action: EnrollAction,
+    /// The flow's id (empty until one is chosen; validation asks for it).
+    pub flow: String,
+    #[schemars(extend("format" = "cel"))]
+    pub lead: String,
+}
+
+/// `suppress`: no flow starts for the lead for a while (or until lifted).
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SuppressConfig {
+    #[schemars(extend("format" = "cel"))]
+    pub lead: String,
+    /// How long; none: until lifted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 3650))]
+    pub days: Option<u32>,
+    /// Lift a suppression instead.
+    #[serde(default)]
+    pub lift: bool,
+}
+
+/// `behaviour`: does a condition over the lead's history hold now?
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckBehaviourConfig {
+    #[schemars(extend("format" = "cel"))]
+    pub lead: String,
+    pub condition: Behaviour,
+}
 
 /// `score`: rescore a lead now with the published scoring model.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
@@ -522,7 +731,65 @@ pub fn expr_sites(node_type: &str, config: &Value) -> Vec<ExprSite> {
                 }]
             })
             .unwrap_or_default(),
-        NodeKind::Trigger | NodeKind::Connector | NodeKind::Note => Vec::new(),
+        NodeKind::Trigger => parse::<TriggerConfig>(config)
+            .map(|c| {
+                let mut sites: Vec<ExprSite> = c.when.iter().map(|w| cel("/when", w)).collect();
+                if let Some(b) = &c.behaviour {
+                    sites.extend(
+                        b.filters()
+                            .into_iter()
+                            .map(|(p, f)| cel(&format!("/behaviour{p}"), f)),
+                    );
+                }
+                sites
+            })
+            .unwrap_or_default(),
+        NodeKind::UpdateLead => parse::<UpdateLeadConfig>(config)
+            .map(|c| {
+                let mut sites = vec![cel("/lead", &c.lead)];
+                sites.extend(c.attributes.iter().map(|(k, v)| ExprSite::Template {
+                    pointer: format!("/attributes/{}", escape_pointer(k)),
+                    source: v.clone(),
+                }));
+                sites
+            })
+            .unwrap_or_default(),
+        NodeKind::AssignOwner => parse::<AssignOwnerConfig>(config)
+            .map(|c| vec![cel("/lead", &c.lead)])
+            .unwrap_or_default(),
+        NodeKind::Notify => parse::<NotifyConfig>(config)
+            .map(|c| {
+                let mut sites: Vec<ExprSite> = c.lead.iter().map(|l| cel("/lead", l)).collect();
+                sites.push(ExprSite::Template {
+                    pointer: "/title".into(),
+                    source: c.title,
+                });
+                sites.push(ExprSite::Template {
+                    pointer: "/message".into(),
+                    source: c.message,
+                });
+                sites
+            })
+            .unwrap_or_default(),
+        NodeKind::Enroll => parse::<EnrollConfig>(config)
+            .map(|c| vec![cel("/lead", &c.lead)])
+            .unwrap_or_default(),
+        NodeKind::Suppress => parse::<SuppressConfig>(config)
+            .map(|c| vec![cel("/lead", &c.lead)])
+            .unwrap_or_default(),
+        NodeKind::CheckBehaviour => parse::<CheckBehaviourConfig>(config)
+            .map(|c| {
+                let mut sites = vec![cel("/lead", &c.lead)];
+                sites.extend(
+                    c.condition
+                        .filters()
+                        .into_iter()
+                        .map(|(p, f)| cel(&format!("/condition{p}"), f)),
+                );
+                sites
+            })
+            .unwrap_or_default(),
+        NodeKind::Connector | NodeKind::Note => Vec::new(),
     }
 }
 
@@ -728,6 +995,78 @@ static BUILTINS: LazyLock<Vec<NodeTypeSpec>> = LazyLock::new(|| {
             false,
             false,
         ),
+        spec::<UpdateLeadConfig>(
+            NodeKind::UpdateLead,
+            "lead",
+            ("更新线索", "Update lead"),
+            (
+                "设置线索属性、打上或去掉标签、设置生命周期阶段",
+                "Set the lead's attributes, add or remove tags, set its lifecycle stage",
+            ),
+            Ports::Fixed(OUT),
+            false,
+            false,
+        ),
+        spec::<AssignOwnerConfig>(
+            NodeKind::AssignOwner,
+            "lead",
+            ("分配负责人", "Assign owner"),
+            (
+                "按固定人员、轮流、区域规则或当前负载给线索分配销售",
+                "Give the lead an owner: fixed, in turn, by territory or by current load",
+            ),
+            Ports::Fixed(OUT),
+            false,
+            false,
+        ),
+        spec::<NotifyConfig>(
+            NodeKind::Notify,
+            "lead",
+            ("通知", "Notify"),
+            (
+                "给线索负责人或指定人员发一条站内消息",
+                "Send the lead's owner or named people a message in their inbox",
+            ),
+            Ports::Fixed(OUT),
+            false,
+            false,
+        ),
+        spec::<EnrollConfig>(
+            NodeKind::Enroll,
+            "lead",
+            ("加入或移出流程", "Enroll in flow"),
+            (
+                "让线索进入另一个流程，或停止它在某个流程中的运行",
+                "Start another flow for the lead, or stop its runs of one",
+            ),
+            Ports::Fixed(OUT),
+            false,
+            false,
+        ),
+        spec::<SuppressConfig>(
+            NodeKind::Suppress,
+            "lead",
+            ("暂停触达", "Suppress"),
+            (
+                "一段时间内不再为这条线索启动任何流程",
+                "Start no flow for the lead for a while",
+            ),
+            Ports::Fixed(OUT),
+            false,
+            false,
+        ),
+        spec::<CheckBehaviourConfig>(
+            NodeKind::CheckBehaviour,
+            "logic",
+            ("行为条件", "Behaviour condition"),
+            (
+                "按线索最近的行为分支，例如 7 天内既看过对比页又下载过白皮书",
+                "Branch on what the lead did lately, e.g. viewed the comparison and downloaded the whitepaper within 7 days",
+            ),
+            Ports::Fixed(&["true", "false"]),
+            false,
+            false,
+        ),
         spec::<NoteConfig>(
             NodeKind::Note,
             "misc",
@@ -783,6 +1122,13 @@ fn field(label: Value, help: Value, example: Option<&str>) -> Value {
 
 const LEAD_EXAMPLE: &str = "trigger.event.lead";
 
+/// Names the studio widget that edits the field (`list`, `map`, `template`, `flow`,
+/// `condition`, `behaviour`) when its type alone does not say it.
+fn widget(mut form: Value, name: &str) -> Value {
+    form["widget"] = Value::String(name.to_owned());
+    form
+}
+
 fn lead_field(help: Value) -> Value {
     field(w("线索", "Lead"), help, Some(LEAD_EXAMPLE))
 }
@@ -805,6 +1151,7 @@ fn builtin_fields(kind: NodeKind) -> Vec<(&'static str, Value)> {
                 "webhook": w("Webhook 调用", "Webhook call"),
                 "event": w("收到事件", "An event arrives"),
                 "schedule": w("定时", "On a schedule"),
+                "behaviour": w("线索行为满足条件", "A lead's behaviour matches"),
             });
             let mut path = field(
                 w("Webhook 路径", "Webhook path"),
@@ -851,8 +1198,34 @@ fn builtin_fields(kind: NodeKind) -> Vec<(&'static str, Value)> {
                 Some("Asia/Shanghai"),
             );
             timezone["shown_when"] = json!({ "kind": only(&["schedule"]) });
+            let mut behaviour = widget(
+                field(
+                    w("行为条件", "Behaviour"),
+                    w(
+                        "线索的行为满足这个条件时开始，例如 7 天内既看过对比页又下载过白皮书（顺序不限）",
+                        "Starts when a lead's behaviour comes to match, e.g. viewed the comparison and downloaded the whitepaper within 7 days, in either order",
+                    ),
+                    None,
+                ),
+                "behaviour",
+            );
+            behaviour["shown_when"] = json!({ "kind": only(&["behaviour"]) });
+            let mut when = widget(
+                field(
+                    w("而且事件满足", "And the event matches"),
+                    w(
+                        "只有满足这些条件的事件才开始流程；不填则都开始",
+                        "Only events that match start the flow; empty: every one does",
+                    ),
+                    None,
+                ),
+                "condition",
+            );
+            when["shown_when"] = json!({ "kind": only(&["event", "behaviour"]) });
             vec![
                 ("kind", kind_field),
+                ("behaviour", behaviour),
+                ("when", when),
                 ("path", path),
                 ("secret", secret),
                 ("event", event),
@@ -862,13 +1235,16 @@ fn builtin_fields(kind: NodeKind) -> Vec<(&'static str, Value)> {
         }
         NodeKind::Branch => vec![(
             "when",
-            field(
-                w("条件", "Condition"),
-                w(
-                    "条件成立时走「满足条件」，否则走「不满足」",
-                    "When it holds the run goes on at \"Condition met\", otherwise at \"Not met\"",
+            widget(
+                field(
+                    w("条件", "Condition"),
+                    w(
+                        "条件成立时走「满足条件」，否则走「不满足」",
+                        "When it holds the run goes on at \"Condition met\", otherwise at \"Not met\"",
+                    ),
+                    Some("trigger.event.properties.category == 'pricing'"),
                 ),
-                Some("trigger.event.properties.category == 'pricing'"),
+                "condition",
             ),
         )],
         NodeKind::Switch => vec![(
@@ -987,6 +1363,287 @@ fn builtin_fields(kind: NodeKind) -> Vec<(&'static str, Value)> {
                 Some("找不到线索 {{ trigger.event.lead }}"),
             ),
         )],
+        NodeKind::UpdateLead => vec![
+            ("lead", lead_field(w("要更新的线索", "The lead to update"))),
+            (
+                "attributes",
+                widget(
+                    field(
+                        w("设置属性", "Set attributes"),
+                        w(
+                            "属性名和值，例如 意向 = 高；值里可以用 {{ }} 插入数据",
+                            "Attribute names and values, e.g. intent = high; {{ }} inserts data",
+                        ),
+                        None,
+                    ),
+                    "map",
+                ),
+            ),
+            (
+                "add_tags",
+                widget(
+                    field(
+                        w("打上标签", "Add tags"),
+                        w("给线索加上这些标签", "Tags to put on the lead"),
+                        Some("高意向"),
+                    ),
+                    "list",
+                ),
+            ),
+            (
+                "remove_tags",
+                widget(
+                    field(
+                        w("去掉标签", "Remove tags"),
+                        w("从线索上去掉这些标签", "Tags to take off the lead"),
+                        None,
+                    ),
+                    "list",
+                ),
+            ),
+            ("lifecycle_stage", {
+                let mut f = field(
+                    w("生命周期阶段", "Lifecycle stage"),
+                    w(
+                        "销售手动推进的阶段；不选则不变",
+                        "The stage sales moves the lead to; unchanged when empty",
+                    ),
+                    None,
+                );
+                f["choices"] = json!({
+                    "subscriber": w("订阅者", "Subscriber"),
+                    "lead": w("线索", "Lead"),
+                    "mql": w("市场认可线索 (MQL)", "Marketing qualified (MQL)"),
+                    "sql": w("销售认可线索 (SQL)", "Sales qualified (SQL)"),
+                    "opportunity": w("商机", "Opportunity"),
+                    "customer": w("客户", "Customer"),
+                    "evangelist": w("推荐者", "Evangelist"),
+                    "disqualified": w("不合格", "Disqualified"),
+                });
+                f
+            }),
+        ],
+        NodeKind::AssignOwner => {
+            let only = |kinds: &[&str]| json!({ "strategy": kinds });
+            let mut strategy = field(
+                w("分配方式", "How"),
+                w(
+                    "固定给一个人、在几个人之间轮流、按区域规则，或给当前线索最少的人",
+                    "Always one person, in turn, by territory, or whoever owns the fewest leads",
+                ),
+                None,
+            );
+            strategy["choices"] = json!({
+                "fixed": w("固定人员", "One person"),
+                "round_robin": w("轮流分配", "In turn"),
+                "territory": w("按区域", "By territory"),
+                "load": w("按当前负载", "By current load"),
+            });
+            let mut owner = field(
+                w("负责人", "Owner"),
+                w("线索交给这个人", "The lead goes to this person"),
+                Some("zhang.wei"),
+            );
+            owner["shown_when"] = only(&["fixed"]);
+            let mut owners = widget(
+                field(
+                    w("候选人", "People"),
+                    w(
+                        "在这些人之间轮流或按负载分配",
+                        "The people to take turns or balance the load between",
+                    ),
+                    Some("zhang.wei"),
+                ),
+                "list",
+            );
+            owners["shown_when"] = only(&["round_robin", "load"]);
+            let mut attribute = field(
+                w("区域属性", "Territory attribute"),
+                w(
+                    "线索的哪个属性表示区域，例如 region 或 省份",
+                    "The lead attribute that names its territory, e.g. region",
+                ),
+                Some("region"),
+            );
+            attribute["shown_when"] = only(&["territory"]);
+            let mut territories = widget(
+                field(
+                    w("区域与负责人", "Territories"),
+                    w(
+                        "区域属性的值 → 负责人，例如 华东 → zhang.wei",
+                        "Territory value → owner, e.g. East China → zhang.wei",
+                    ),
+                    None,
+                ),
+                "map",
+            );
+            territories["shown_when"] = only(&["territory"]);
+            let mut fallback = field(
+                w("其他区域交给", "Otherwise"),
+                w(
+                    "没有对应区域时的负责人",
+                    "The owner when no territory matches",
+                ),
+                None,
+            );
+            fallback["shown_when"] = only(&["territory"]);
+            vec![
+                ("lead", lead_field(w("要分配的线索", "The lead to assign"))),
+                ("strategy", strategy),
+                ("owner", owner),
+                ("owners", owners),
+                ("territory_attribute", attribute),
+                ("territories", territories),
+                ("fallback", fallback),
+                (
+                    "reassign",
+                    field(
+                        w("已有负责人也重新分配", "Reassign owned leads"),
+                        w(
+                            "不勾选时，已有负责人的线索保持不变",
+                            "When off, a lead that has an owner keeps it",
+                        ),
+                        None,
+                    ),
+                ),
+            ]
+        }
+        NodeKind::Notify => {
+            let mut to = field(
+                w("通知谁", "Tell"),
+                w(
+                    "线索的负责人，或指定的人",
+                    "The lead's owner, or the people named",
+                ),
+                None,
+            );
+            to["choices"] = json!({
+                "lead_owner": w("线索负责人", "The lead's owner"),
+                "people": w("指定人员", "Named people"),
+            });
+            let mut people = widget(
+                field(
+                    w("人员", "People"),
+                    w("收到通知的人", "Who gets the message"),
+                    Some("zhang.wei"),
+                ),
+                "list",
+            );
+            people["shown_when"] = json!({ "to": ["people"] });
+            vec![
+                ("to", to),
+                ("people", people),
+                (
+                    "lead",
+                    lead_field(w(
+                        "通知关于哪条线索（负责人从它读取）",
+                        "The lead the message is about (its owner is told)",
+                    )),
+                ),
+                (
+                    "title",
+                    widget(
+                        field(
+                            w("标题", "Title"),
+                            w(
+                                "消息标题；可以用 {{ }} 插入数据",
+                                "The message's title; {{ }} inserts data",
+                            ),
+                            Some("高意向线索：{{ trigger.event.lead }}"),
+                        ),
+                        "template",
+                    ),
+                ),
+                (
+                    "message",
+                    widget(
+                        field(
+                            w("内容", "Message"),
+                            w(
+                                "消息正文；可以用 {{ }} 插入数据",
+                                "The message's text; {{ }} inserts data",
+                            ),
+                            None,
+                        ),
+                        "template",
+                    ),
+                ),
+            ]
+        }
+        NodeKind::Enroll => {
+            let mut action = field(
+                w("操作", "Action"),
+                w(
+                    "让线索进入流程，或停止它在流程中的运行",
+                    "Start the flow for the lead, or stop its runs of it",
+                ),
+                None,
+            );
+            action["choices"] = json!({
+                "enroll": w("加入流程", "Enroll"),
+                "remove": w("移出流程", "Remove"),
+            });
+            vec![
+                ("action", action),
+                (
+                    "flow",
+                    widget(
+                        field(
+                            w("流程", "Flow"),
+                            w("另一个已发布的流程", "Another published flow"),
+                            None,
+                        ),
+                        "flow",
+                    ),
+                ),
+                ("lead", lead_field(w("哪条线索", "Which lead"))),
+            ]
+        }
+        NodeKind::Suppress => vec![
+            (
+                "lead",
+                lead_field(w("暂停触达的线索", "The lead to suppress")),
+            ),
+            (
+                "days",
+                field(
+                    w("暂停天数", "Days"),
+                    w(
+                        "这么多天内不为它启动任何流程；不填则一直暂停，直到解除",
+                        "No flow starts for it for this many days; empty: until lifted",
+                    ),
+                    Some("30"),
+                ),
+            ),
+            (
+                "lift",
+                field(
+                    w("解除暂停", "Lift instead"),
+                    w(
+                        "勾选时解除这条线索的暂停",
+                        "When on, lifts the lead's suppression",
+                    ),
+                    None,
+                ),
+            ),
+        ],
+        NodeKind::CheckBehaviour => vec![
+            ("lead", lead_field(w("看哪条线索的行为", "Whose behaviour"))),
+            (
+                "condition",
+                widget(
+                    field(
+                        w("行为", "Behaviour"),
+                        w(
+                            "成立时走「满足条件」，否则走「不满足」",
+                            "When it holds the run goes on at \"Condition met\", otherwise at \"Not met\"",
+                        ),
+                        None,
+                    ),
+                    "behaviour",
+                ),
+            ),
+        ],
         NodeKind::Note => vec![(
             "text",
             field(
@@ -1120,6 +1777,37 @@ mod tests {
                     );
                 }
                 assert_ne!(form.label("zh"), form.label("en"), "{} {name}", kind.name());
+            }
+        }
+    }
+
+    #[test]
+    fn every_field_with_labelled_choices_is_an_enum() {
+        for kind in NodeKind::ALL {
+            let schema = &kind.spec().config_schema;
+            let Some(props) = schema.get("properties").and_then(Value::as_object) else {
+                continue;
+            };
+            for (name, prop) in props {
+                let Some(choices) = prop
+                    .pointer("/x-trellis/choices")
+                    .and_then(Value::as_object)
+                else {
+                    continue;
+                };
+                let resolved = crate::forms::resolve(schema, prop);
+                let values: Vec<&str> = resolved
+                    .get("enum")
+                    .and_then(Value::as_array)
+                    .map(|e| e.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                for choice in choices.keys() {
+                    assert!(
+                        values.contains(&choice.as_str()),
+                        "{} {name}: choice {choice} is not in the schema's enum {resolved}",
+                        kind.name()
+                    );
+                }
             }
         }
     }

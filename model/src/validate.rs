@@ -332,6 +332,95 @@ fn check_node(doc: &FlowDoc, i: usize, out: &mut Vec<Diagnostic>) {
             }
         }
         Some(NodeKind::Trigger) => check_trigger(node, i, out),
+        Some(
+            NodeKind::AssignOwner | NodeKind::Notify | NodeKind::CheckBehaviour | NodeKind::Enroll,
+        ) => check_lead_action(node, i, out),
+        _ => {}
+    }
+}
+
+/// What a lead action needs beyond its schema: the people its choice names.
+fn check_lead_action(node: &crate::flow::Node, i: usize, out: &mut Vec<Diagnostic>) {
+    use crate::node_types::{
+        AssignOwnerConfig, AssignStrategy, CheckBehaviourConfig, EnrollConfig, NotifyConfig,
+        Recipient,
+    };
+    let id = Some(node.id.as_str());
+    let mut missing = |field: &str, message: &str| {
+        out.push(
+            Diagnostic::error(
+                "invalid_config",
+                format!("/nodes/{i}/config/{field}"),
+                id,
+                message.to_owned(),
+            )
+            .with_issue(Issue::Missing),
+        );
+    };
+    match node.kind() {
+        Some(NodeKind::AssignOwner) => {
+            let Ok(c) = serde_json::from_value::<AssignOwnerConfig>(node.config.clone()) else {
+                return;
+            };
+            match c.strategy {
+                AssignStrategy::Fixed if c.owner.as_deref().is_none_or(str::is_empty) => {
+                    missing("owner", "assign owner: a fixed assignment needs `owner`")
+                }
+                AssignStrategy::RoundRobin | AssignStrategy::Load if c.owners.is_empty() => {
+                    missing(
+                        "owners",
+                        "assign owner: name the people to choose from in `owners`",
+                    )
+                }
+                AssignStrategy::Territory => {
+                    if c.territory_attribute.as_deref().is_none_or(str::is_empty) {
+                        missing(
+                            "territory_attribute",
+                            "assign owner: a territory assignment needs `territory_attribute`",
+                        );
+                    }
+                    if c.territories.is_empty() && c.fallback.is_none() {
+                        missing(
+                            "territories",
+                            "assign owner: map at least one territory to an owner in `territories`",
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+        Some(NodeKind::Notify) => {
+            if let Ok(c) = serde_json::from_value::<NotifyConfig>(node.config.clone()) {
+                if c.to == Recipient::People && c.people.is_empty() {
+                    missing("people", "notify: name who gets the message in `people`");
+                }
+                if c.to == Recipient::LeadOwner && c.lead.is_none() {
+                    missing("lead", "notify: telling the lead's owner needs `lead`");
+                }
+            }
+        }
+        Some(NodeKind::Enroll) => {
+            if let Ok(c) = serde_json::from_value::<EnrollConfig>(node.config.clone())
+                && c.flow.trim().is_empty()
+            {
+                missing("flow", "enroll: choose the flow in `flow`");
+            }
+        }
+        Some(NodeKind::CheckBehaviour) => {
+            if let Ok(c) = serde_json::from_value::<CheckBehaviourConfig>(node.config.clone())
+                && let Err((pointer, e)) = c.condition.compile()
+            {
+                out.push(
+                    Diagnostic::error(
+                        "invalid_config",
+                        format!("/nodes/{i}/config/condition{pointer}"),
+                        id,
+                        format!("behaviour: {}", e.message),
+                    )
+                    .with_issue(Issue::Invalid),
+                );
+            }
+        }
         _ => {}
     }
 }
@@ -478,6 +567,34 @@ fn check_trigger(node: &crate::flow::Node, i: usize, out: &mut Vec<Diagnostic>) 
                     )
                     .with_issue(Issue::Invalid),
                 );
+            }
+        }
+        TriggerKind::Behaviour => {
+            need("behaviour", c.behaviour.is_some(), "behaviour");
+            if let Some(b) = &c.behaviour {
+                let problem = if !b.can_start() {
+                    Some((
+                        "/kind".to_owned(),
+                        "trigger: \"did not do\" only becomes true as time passes, so it cannot \
+                         start a flow; use it in a behaviour branch"
+                            .to_owned(),
+                    ))
+                } else {
+                    b.compile()
+                        .err()
+                        .map(|(p, e)| (p, format!("trigger: {}", e.message)))
+                };
+                if let Some((pointer, message)) = problem {
+                    out.push(
+                        Diagnostic::error(
+                            "invalid_config",
+                            format!("/nodes/{i}/config/behaviour{pointer}"),
+                            id,
+                            message,
+                        )
+                        .with_issue(Issue::Invalid),
+                    );
+                }
             }
         }
         TriggerKind::Manual => {}

@@ -6,12 +6,13 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use trellis_model::behaviour::CompiledBehaviour;
 use trellis_model::duration::parse_duration;
 use trellis_model::expr::render_json;
 use trellis_model::measure::measure;
 use trellis_model::node_types::{
     BranchConfig, DEFAULT_PORT, ERROR_PORT, FailConfig, NodeKind, RespondConfig, SetConfig,
-    SwitchConfig, WaitConfig, WaitForEventConfig,
+    SwitchConfig, TriggerConfig, WaitConfig, WaitForEventConfig,
 };
 use trellis_model::{Expr, FlowDoc, Node, Scope, Template};
 
@@ -98,6 +99,8 @@ pub struct CompiledFlow {
     successors: HashMap<String, Vec<(String, String)>>,
     /// The step outputs each node's expressions read; `None`: any of them.
     reads: HashMap<String, Option<BTreeSet<String>>>,
+    /// The trigger's behaviour condition, for a `kind: behaviour` trigger.
+    behaviour: Option<CompiledBehaviour>,
 }
 
 /// An expression or template of a flow that does not compile.
@@ -186,6 +189,19 @@ impl CompiledFlow {
                 read(node.id.as_str(), json_step_refs(value));
             }
         }
+        let behaviour = match doc.trigger().and_then(|t| {
+            serde_json::from_value::<TriggerConfig>(t.config.clone())
+                .ok()
+                .and_then(|c| c.behaviour)
+                .map(|b| (t.id.to_string(), b))
+        }) {
+            Some((node, b)) => Some(b.compile().map_err(|(pointer, e)| CompileError {
+                node,
+                pointer: format!("/behaviour{pointer}"),
+                reason: e.to_string(),
+            })?),
+            None => None,
+        };
         Ok(Arc::new(CompiledFlow {
             doc,
             index,
@@ -193,6 +209,7 @@ impl CompiledFlow {
             templates,
             successors,
             reads,
+            behaviour,
         }))
     }
 
@@ -212,6 +229,31 @@ impl CompiledFlow {
 
     pub fn trigger_id(&self) -> Option<&str> {
         self.doc.trigger().map(|t| t.id.as_str())
+    }
+
+    /// The trigger's `when`: what an event must satisfy (over `trigger`) to start a run.
+    pub fn trigger_when(&self) -> Option<&Expr> {
+        self.exprs.get(self.trigger_id()?)?.get("/when")
+    }
+
+    /// Whether `trigger` (what the trigger node would see) passes the trigger's `when`;
+    /// an error evaluating it is the error's text.
+    pub fn admits(&self, trigger: &Value) -> Result<bool, String> {
+        match self.trigger_when() {
+            None => Ok(true),
+            Some(when) => when
+                .eval_bool(
+                    &Scope::new()
+                        .with_budget(crate::limits::STEP_BUDGET)
+                        .with_ref("trigger", trigger),
+                )
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// The trigger's behaviour condition, for a `kind: behaviour` trigger.
+    pub fn trigger_behaviour(&self) -> Option<&CompiledBehaviour> {
+        self.behaviour.as_ref()
     }
 
     fn node(&self, id: &str) -> Option<&Node> {
@@ -851,24 +893,66 @@ impl<'a> Executor<'a> {
                 }
             }
             NodeKind::Connector => self.connector(node, head, state),
-            NodeKind::Score | NodeKind::DetectSignals | NodeKind::NextBestAction => {
-                self.intent(kind, node, head, state)
-            }
+            NodeKind::Score
+            | NodeKind::DetectSignals
+            | NodeKind::NextBestAction
+            | NodeKind::UpdateLead
+            | NodeKind::AssignOwner
+            | NodeKind::Notify
+            | NodeKind::Enroll
+            | NodeKind::Suppress
+            | NodeKind::CheckBehaviour => self.served(kind, node, head, state),
         }
     }
 }
 
 impl Executor<'_> {
-    /// An intent node (`score`, `detect_signals`, `next_best_action`): its CEL fields are evaluated here and the
-    /// engine serves the call (it needs the lead's stored state and the workspace's lexicon),
-    /// so it journals and resumes like a connector call.
-    fn intent(&self, kind: NodeKind, node: &Node, head: &Activation, state: &RunState) -> Outcome {
+    /// A node the server serves (the intent nodes `score`, `detect_signals`,
+    /// `next_best_action` on `trellis.intent@1`; the lead actions and `behaviour` on
+    /// `trellis.leads@1`): its CEL fields are evaluated here, a lead action's templates
+    /// rendered, and the server makes the call (it needs stored leads, events, the lexicon),
+    /// so it journals and resumes like a connector call. A `behaviour` check goes on at
+    /// `true` or `false` by the answer's `holds`.
+    fn served(&self, kind: NodeKind, node: &Node, head: &Activation, state: &RunState) -> Outcome {
         if head.call.is_some() {
-            return self.connector(node, head, state);
+            let outcome = self.connector(node, head, state);
+            return match outcome {
+                Outcome::Done {
+                    output,
+                    input,
+                    vars,
+                    response,
+                    ..
+                } if kind == NodeKind::CheckBehaviour => {
+                    let holds = output.get("holds").and_then(Value::as_bool) == Some(true);
+                    Outcome::Done {
+                        port: vec![if holds { "true" } else { "false" }.to_owned()],
+                        output,
+                        input,
+                        vars,
+                        response,
+                    }
+                }
+                other => other,
+            };
         }
         let id = node.id.as_str();
         let scope = self.scope_for(node.id.as_str(), state);
         let mut input = Map::new();
+        if kind.host() == Some(trellis_model::node_types::LEADS_HOST) {
+            match render_json(&node.config, &scope) {
+                Ok(Value::Object(rendered)) => input = rendered,
+                Ok(_) => {}
+                Err(e) => {
+                    return Outcome::Fail {
+                        error: e.to_string(),
+                        input: Value::Null,
+                        final_: false,
+                        ends_run: false,
+                    };
+                }
+            }
+        }
         for field in ["lead", "text"] {
             let Ok(e) = self.flow.expr(id, &format!("/{field}")) else {
                 continue;

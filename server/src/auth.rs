@@ -1,55 +1,15 @@
-//! Bearer-token authentication and role checks.
-//!
-//! Tokens are 32 random bytes shown once; only their SHA-256 is stored (a token is
-//! high-entropy, so a slow password hash would add latency without adding safety).
+//! Who is calling: a bearer token (machines) or a session cookie (people, see
+//! [`crate::users`]), and role checks. API tokens are 32 random bytes shown once; only
+//! their SHA-256 is stored ([`crate::credentials`]).
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use rand::RngCore;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
+pub use crate::credentials::{Role, hash_token, new_token};
 use crate::db::entities::api_token;
 use crate::error::ApiError;
 use crate::state::AppState;
-
-/// What a token may do; each role includes the ones below it.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Read flows, versions and runs.
-    Viewer,
-    /// Also start and cancel runs, send events.
-    Operator,
-    /// Also create, save, publish and roll back flows.
-    Builder,
-    /// Also manage tokens.
-    Admin,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Viewer => "viewer",
-            Role::Operator => "operator",
-            Role::Builder => "builder",
-            Role::Admin => "admin",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Role> {
-        match s {
-            "viewer" => Some(Role::Viewer),
-            "operator" => Some(Role::Operator),
-            "builder" => Some(Role::Builder),
-            "admin" => Some(Role::Admin),
-            _ => None,
-        }
-    }
-}
 
 /// The authenticated caller.
 #[derive(Clone, Debug)]
@@ -81,17 +41,6 @@ impl Caller {
     }
 }
 
-/// A new random token, `trl_` + 64 hex digits.
-pub fn new_token() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    format!("trl_{}", hex::encode(bytes))
-}
-
-pub fn hash_token(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
-}
-
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
@@ -99,11 +48,12 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| ApiError::unauthorized("send `Authorization: Bearer <token>`"))?;
+        let Some(header) = parts.headers.get(axum::http::header::AUTHORIZATION) else {
+            return session_caller(parts, state).await;
+        };
+        let header = header
+            .to_str()
+            .map_err(|_| ApiError::unauthorized("send `Authorization: Bearer <token>`"))?;
         // The scheme is case-insensitive (RFC 9110 §11.1).
         let token = header
             .split_once(' ')
@@ -129,4 +79,55 @@ impl FromRequestParts<AppState> for Caller {
             role,
         })
     }
+}
+
+/// The value of the session cookie a request carries.
+pub fn session_cookie(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(cookie::Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == crate::users::SESSION_COOKIE)
+        .map(|c| c.value().to_owned())
+}
+
+/// A caller signed in with a session cookie. A request that may change something must
+/// also carry the session's CSRF value in `X-Trellis-CSRF`.
+async fn session_caller(parts: &Parts, state: &AppState) -> Result<Caller, ApiError> {
+    let Some(token) = session_cookie(&parts.headers) else {
+        return Err(ApiError::unauthorized(
+            "sign in, or send `Authorization: Bearer <token>`",
+        ));
+    };
+    let (user, workspace, role) = crate::users::session_of(&state.db, &token)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("the session has ended; sign in again"))?;
+    let safe = matches!(
+        parts.method,
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
+    if !safe {
+        let sent = parts
+            .headers
+            .get(crate::users::CSRF_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let want = crate::users::csrf_of(&token);
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(
+            sent.as_bytes(),
+            want.as_bytes(),
+        )) {
+            return Err(ApiError::forbidden(
+                "this request needs the session's X-Trellis-CSRF header",
+            ));
+        }
+    }
+    Ok(Caller {
+        workspace_id: workspace,
+        token_id: format!("user:{}", user.id),
+        name: user.name,
+        role,
+    })
 }

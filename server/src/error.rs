@@ -131,6 +131,20 @@ impl From<crate::events::IntakeError> for ApiError {
     }
 }
 
+impl From<crate::users::AccountError> for ApiError {
+    fn from(e: crate::users::AccountError) -> Self {
+        use crate::users::AccountError;
+        match e {
+            AccountError::BadLogin => ApiError::unauthorized(e.to_string()),
+            AccountError::Invalid { pointer, detail } => ApiError::invalid(pointer, detail),
+            AccountError::BadTicket | AccountError::NoUser(_) => ApiError::not_found(e.to_string()),
+            AccountError::Taken(_) => ApiError::conflict(e.to_string()),
+            AccountError::Db(e) => e.into(),
+            AccountError::Hash(_) => ApiError::internal(e),
+        }
+    }
+}
+
 impl From<sea_orm::DbErr> for ApiError {
     fn from(e: sea_orm::DbErr) -> Self {
         // A busy or unreachable database is a temporary condition, not a bug.

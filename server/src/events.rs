@@ -13,6 +13,7 @@ use sea_orm::{
     ActiveValue::Set, ConnectionTrait, DatabaseConnection, EntityTrait, TransactionTrait,
 };
 use serde_json::{Value, json};
+use trellis_model::behaviour::DAY_MS;
 use trellis_model::node_types::TriggerKind;
 
 use crate::db::entities::event;
@@ -299,9 +300,61 @@ impl Events {
         payload: &Value,
     ) -> Result<(Vec<String>, u64), IntakeError> {
         let mut started = Vec::new();
-        for route in
-            routes::triggered(conn, Some(workspace), TriggerKind::Event, Some(name)).await?
-        {
+        let lead = match payload.get("lead").and_then(Value::as_str) {
+            Some(id) => crate::leads::find(conn, workspace, id).await?,
+            None => None,
+        };
+        let now_ms = Utc::now().timestamp_millis();
+        // A suppressed lead starts no flow (its waiting runs still hear the event).
+        let suppressed = lead
+            .as_ref()
+            .is_some_and(|l| crate::leads::is_suppressed(l, now_ms));
+        let trigger = event_trigger(payload);
+        let mut candidates =
+            routes::triggered(conn, Some(workspace), TriggerKind::Event, Some(name)).await?;
+        if let Some(lead) = lead.as_ref().filter(|_| !suppressed) {
+            for route in
+                routes::triggered(conn, Some(workspace), TriggerKind::Behaviour, None).await?
+            {
+                let flow = self
+                    .runs
+                    .compiled_on(conn, &route.flow_id, route.version)
+                    .await?;
+                let Some(behaviour) = flow.trigger_behaviour() else {
+                    continue;
+                };
+                let names = behaviour.behaviour.event_names();
+                if !names.contains(&name) {
+                    continue;
+                }
+                let since = now_ms - i64::from(behaviour.behaviour.days()) * DAY_MS;
+                let history =
+                    crate::leads::history(conn, workspace, &lead.id, &names, since).await?;
+                let id = payload
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                if behaviour.became_true(&history, now_ms, id) {
+                    candidates.push(route);
+                }
+            }
+        }
+        for route in candidates {
+            if suppressed {
+                break;
+            }
+            let flow = self
+                .runs
+                .compiled_on(conn, &route.flow_id, route.version)
+                .await?;
+            match flow.admits(&trigger) {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(error) => {
+                    tracing::warn!(workspace, flow = %route.flow_id, %error, "a trigger's condition failed on an event; the flow was not started");
+                    continue;
+                }
+            }
             let id = self
                 .runs
                 .enqueue(
@@ -309,7 +362,7 @@ impl Events {
                     workspace,
                     &route.flow_id,
                     route.version,
-                    event_trigger(payload),
+                    trigger.clone(),
                 )
                 .await?;
             started.push(id);

@@ -49,6 +49,8 @@ pub struct Lead {
     pub merged_into: Option<String>,
     pub created_at: chrono::DateTime<Utc>,
     pub updated_at: chrono::DateTime<Utc>,
+    /// Epoch ms until which no flow starts for the lead.
+    pub suppressed_until: Option<i64>,
 }
 
 /// Leads with their scores: add filters and order, then `.into_model::<Lead>()`.
@@ -189,6 +191,7 @@ fn empty_lead(workspace: &str, id: &str, now_ms: i64) -> Lead {
         merged_into: None,
         created_at: now,
         updated_at: now,
+        suppressed_until: None,
     }
 }
 
@@ -204,6 +207,7 @@ fn active(m: &Lead) -> lead::ActiveModel {
         merged_into: Set(m.merged_into.clone()),
         created_at: Set(m.created_at),
         updated_at: Set(m.updated_at),
+        suppressed_until: Set(m.suppressed_until),
     }
 }
 
@@ -563,17 +567,25 @@ pub async fn attribute<C: ConnectionTrait>(
         .exec(conn)
         .await?;
 
-    if name == "identify" {
-        if let (Some(Value::Object(traits)), Value::Object(attrs)) =
-            (properties.get("traits"), &mut row.attributes)
-        {
-            for (k, v) in traits {
+    // Traits (what a form or a CRM says about the person) come with identify calls and
+    // with any other event (a whitepaper download's form): each is kept as an attribute.
+    let mut traits_changed = false;
+    if let (Some(Value::Object(traits)), Value::Object(attrs)) =
+        (properties.get("traits"), &mut row.attributes)
+    {
+        for (k, v) in traits {
+            if attrs.get(k) != Some(v) {
                 attrs.insert(k.clone(), v.clone());
+                traits_changed = true;
             }
         }
-        if let Some(owner) = properties.get("owner").and_then(Value::as_str) {
-            row.owner = Some(owner.to_owned());
-        }
+    }
+    if name == "identify"
+        && let Some(owner) = properties.get("owner").and_then(Value::as_str)
+    {
+        row.owner = Some(owner.to_owned());
+    }
+    if name == "identify" || traits_changed {
         link_account(conn, workspace, &mut row).await?;
     }
     row.last_event_at = Some(row.last_event_at.map_or(at_ms, |t| t.max(at_ms)));
@@ -942,4 +954,36 @@ pub fn facts(row: &Lead, events: &[EventView], score: Value, now_ms: i64) -> Fac
 /// The score fields rules see, from a lead's stored score.
 pub fn score_facts(row: &Lead) -> Value {
     json!({ "score": row.score, "tier": row.tier, "stage": row.stage, "probability": row.probability })
+}
+
+/// A lead's events named in `names` after `since_ms`, as behaviour conditions read them.
+pub async fn history<C: ConnectionTrait>(
+    conn: &C,
+    workspace: &str,
+    lead_id: &str,
+    names: &[&str],
+    since_ms: i64,
+) -> Result<Vec<trellis_model::behaviour::Happened>, sea_orm::DbErr> {
+    let since = chrono::DateTime::from_timestamp_millis(since_ms).unwrap_or_default();
+    Ok(event::Entity::find()
+        .filter(event::Column::WorkspaceId.eq(workspace))
+        .filter(event::Column::LeadId.eq(lead_id))
+        .filter(event::Column::Name.is_in(names.iter().copied()))
+        .filter(event::Column::Timestamp.gt(since))
+        .order_by_asc(event::Column::Timestamp)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|e| trellis_model::behaviour::Happened {
+            at_ms: e.timestamp.timestamp_millis(),
+            id: e.id,
+            name: e.name,
+            properties: e.properties,
+        })
+        .collect())
+}
+
+/// Whether no flow may start for the lead at `now_ms`.
+pub fn is_suppressed(lead: &Lead, now_ms: i64) -> bool {
+    lead.suppressed_until.is_some_and(|until| until > now_ms)
 }

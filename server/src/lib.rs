@@ -5,6 +5,7 @@ pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod connectors;
+pub mod credentials;
 pub mod db;
 pub mod docs;
 pub mod error;
@@ -13,6 +14,7 @@ pub mod events;
 pub mod files;
 pub mod input;
 pub mod intent;
+pub mod lead_actions;
 pub mod leads;
 pub mod limits;
 pub mod offline;
@@ -22,6 +24,7 @@ pub mod runs;
 pub mod scheduler;
 pub mod serve;
 pub mod state;
+pub mod users;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -190,17 +193,31 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             config.data_dir.join("admin-token").display()
         );
     }
+    if let Some(password) = users::ensure_first_admin(&db, &config.data_dir, "default").await? {
+        println!(
+            "Sign in to the studio as {} with the password {password} (also in {}, mode 0600).",
+            users::FIRST_ADMIN_LOGIN,
+            config.data_dir.join("admin-password").display()
+        );
+    }
     let registry = connectors::Registry::new(db.clone(), &config.data_dir)?;
     let reader = db::connect_reader(&config.db, &db).await?;
     let limits = Arc::new(LimitsCache::default());
     let runs = Runs::new(db.clone(), limits.clone());
     let models = Arc::new(leads::Models::default());
     let events = Arc::new(Events::new(db.clone(), runs.clone(), models.clone()));
+    let lead_actions =
+        lead_actions::LeadActions::new(db.clone(), models.clone(), events.clone(), runs.clone());
     let intent = Intent::new(db.clone(), reader, models, events.clone(), runs.clone());
-    let hosts = Hosts::new(Some(registry.clone() as Arc<dyn runs::CallHost>)).reserve(
-        trellis_model::node_types::INTENT_HOST,
-        intent.clone() as Arc<dyn runs::CallHost>,
-    );
+    let hosts = Hosts::new(Some(registry.clone() as Arc<dyn runs::CallHost>))
+        .reserve(
+            trellis_model::node_types::INTENT_HOST,
+            intent.clone() as Arc<dyn runs::CallHost>,
+        )
+        .reserve(
+            trellis_model::node_types::LEADS_HOST,
+            lead_actions as Arc<dyn runs::CallHost>,
+        );
     if let Some(dir) = &config.connectors_dir {
         register_connectors(&registry, dir).await?;
     }

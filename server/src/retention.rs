@@ -1,7 +1,7 @@
 //! Run retention: finished runs older than their workspace's `run_retention_days` are
 //! deleted with their journal, in the background, in bounded transactions (at most
 //! [`STEPS_PER_TXN`] journal rows, then at most [`BATCH`] runs) with a pause between them,
-//! so writers are never held up for long.
+//! so writers are never held up for long. Expired sessions and tickets go at the same time.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,6 +46,9 @@ pub fn spawn(
                 Ok(0) => {}
                 Ok(n) => tracing::info!(runs = n, "expired runs deleted"),
                 Err(e) => tracing::warn!(error = %format!("{e:#}"), "run retention failed"),
+            }
+            if let Err(e) = crate::users::forget_expired(&db).await {
+                tracing::warn!(error = %e, "removing expired sessions failed");
             }
         }
     });

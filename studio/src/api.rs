@@ -38,8 +38,7 @@ struct Problem {
 }
 
 pub async fn list_flows(token: &str) -> Result<Vec<FlowSummary>, ApiError> {
-    let response = Request::get("/api/v1/flows")
-        .header("Authorization", &format!("Bearer {token}"))
+    let response = with_credential(Request::get("/api/v1/flows"), token)
         .send()
         .await
         .map_err(|e| ApiError::Other(e.to_string()))?;
@@ -83,8 +82,21 @@ pub enum SaveError {
     Other(ApiError),
 }
 
-fn auth(token: &str) -> String {
-    format!("Bearer {token}")
+/// How a request proves who sends it. `credential` is an API token (`trl_…`, for IT and
+/// machines: sent as a bearer token) or, for a person signed in with a session cookie, the
+/// session's CSRF value (the browser sends the cookie itself; the header proves the
+/// request comes from the studio's own page).
+fn with_credential(
+    builder: gloo_net::http::RequestBuilder,
+    credential: &str,
+) -> gloo_net::http::RequestBuilder {
+    if credential.starts_with("trl_") {
+        builder.header("Authorization", &format!("Bearer {credential}"))
+    } else if credential.is_empty() {
+        builder
+    } else {
+        builder.header("X-Trellis-CSRF", credential)
+    }
 }
 
 async fn problem_detail(response: gloo_net::http::Response) -> String {
@@ -98,8 +110,7 @@ async fn problem_detail(response: gloo_net::http::Response) -> String {
 }
 
 pub async fn get_flow(token: &str, id: &str) -> Result<FlowDetail, ApiError> {
-    let response = Request::get(&format!("/api/v1/flows/{id}"))
-        .header("Authorization", &auth(token))
+    let response = with_credential(Request::get(&format!("/api/v1/flows/{id}")), token)
         .send()
         .await
         .map_err(|e| ApiError::Other(e.to_string()))?;
@@ -136,8 +147,7 @@ async fn create_flow_at(
     token: &str,
     doc: &serde_json::Value,
 ) -> Result<String, ApiError> {
-    let response = Request::post(url)
-        .header("Authorization", &auth(token))
+    let response = with_credential(Request::post(url), token)
         .json(doc)
         .map_err(|e| ApiError::Other(e.to_string()))?
         .send()
@@ -165,8 +175,7 @@ pub async fn save_flow(
     message: &str,
 ) -> Result<i64, SaveError> {
     let body = serde_json::json!({ "base_version": base_version, "doc": doc, "message": message });
-    let response = Request::put(&format!("/api/v1/flows/{id}"))
-        .header("Authorization", &auth(token))
+    let response = with_credential(Request::put(&format!("/api/v1/flows/{id}")), token)
         .json(&body)
         .map_err(|e| SaveError::Other(ApiError::Other(e.to_string())))?
         .send()
@@ -205,8 +214,8 @@ async fn send_json(
         "PUT" => Request::put(path),
         "PATCH" => Request::patch(path),
         _ => Request::get(path),
-    }
-    .header("Authorization", &auth(token));
+    };
+    let builder = with_credential(builder, token);
     let request = match body {
         Some(b) => builder
             .json(b)
@@ -271,10 +280,25 @@ pub async fn post_json(
     send_json("POST", path, token, Some(body)).await
 }
 
+/// A text resource (a CSV export).
+pub async fn get_text(token: &str, path: &str) -> Result<String, ApiError> {
+    let response = with_credential(Request::get(path), token)
+        .send()
+        .await
+        .map_err(|e| ApiError::Other(e.to_string()))?;
+    match response.status() {
+        200 => response
+            .text()
+            .await
+            .map_err(|e| ApiError::Other(e.to_string())),
+        401 => Err(ApiError::Unauthorized),
+        _ => Err(ApiError::Other(problem_detail(response).await)),
+    }
+}
+
 /// `DELETE` a resource.
 pub async fn delete(token: &str, path: &str) -> Result<(), ApiError> {
-    let response = Request::delete(path)
-        .header("Authorization", &auth(token))
+    let response = with_credential(Request::delete(path), token)
         .send()
         .await
         .map_err(|e| ApiError::Other(e.to_string()))?;

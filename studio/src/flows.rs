@@ -2,7 +2,6 @@
 
 use leptos::prelude::*;
 use serde_json::Value;
-use wasm_bindgen::JsCast;
 
 use crate::Session;
 use crate::api::{self, ApiError};
@@ -66,21 +65,8 @@ pub async fn export(session: Session, id: String) -> Result<(), ApiError> {
     let token = session.token.get_untracked().unwrap_or_default();
     let flow = api::get_flow(&token, &id).await?;
     let text = serde_json::to_string_pretty(&flow.doc).unwrap_or_default();
-    let fail = |_| ApiError::Other("the browser refused the download".into());
-    let parts = js_sys::Array::of1(&wasm_bindgen::JsValue::from_str(&text));
-    let options = web_sys::BlobPropertyBag::new();
-    options.set_type("application/json");
-    let blob = web_sys::Blob::new_with_str_sequence_and_options(&parts, &options).map_err(fail)?;
-    let url = web_sys::Url::create_object_url_with_blob(&blob).map_err(fail)?;
-    let document = web_sys::window()
-        .and_then(|w| w.document())
-        .ok_or(ApiError::Other("no document".into()))?;
-    let a: web_sys::HtmlAnchorElement =
-        document.create_element("a").map_err(fail)?.unchecked_into();
-    a.set_href(&url);
-    a.set_download(&format!("{}.json", flow.name));
-    a.click();
-    let _ = web_sys::Url::revoke_object_url(&url);
+    crate::save_file(&text, "application/json", &format!("{}.json", flow.name))
+        .map_err(ApiError::Other)?;
     Ok(())
 }
 

@@ -51,7 +51,8 @@ fn trigger_shape(doc: &trellis_model::FlowDoc) -> TriggerShape {
 fn test_run_body(shape: &TriggerShape, typed: Value) -> Value {
     let trigger = match shape.kind.as_str() {
         "webhook" => json!({ "body": typed, "headers": {}, "query": {}, "path": shape.path }),
-        "event" => {
+        // A behaviour trigger starts with the event that completed the behaviour.
+        "event" | "behaviour" => {
             let mut event = typed;
             if event.get("name").is_none()
                 && let (Some(obj), Some(name)) = (event.as_object_mut(), &shape.event)
@@ -69,7 +70,7 @@ fn test_run_body(shape: &TriggerShape, typed: Value) -> Value {
 fn sample_part(kind: &str, trigger: &Value) -> Value {
     match kind {
         "webhook" => trigger["body"].clone(),
-        "event" => trigger["event"].clone(),
+        "event" | "behaviour" => trigger["event"].clone(),
         _ => trigger
             .get("input")
             .cloned()
@@ -216,8 +217,10 @@ pub fn HistoryPanel(
     // What a test run gives the trigger follows the trigger's kind in the working document.
     let shape = Memo::new(move |_| ed.doc.with(trigger_shape));
     let samples_refresh = RwSignal::new(0u32);
+    // Samples follow the saved trigger: a save that changes it offers its events.
     let samples = LocalResource::new(move || {
         samples_refresh.track();
+        base.track();
         let (token, id) = (token(), flow_id.get_value());
         async move { api::get_json(&token, &format!("/api/v1/flows/{id}/samples")).await }
     });
@@ -429,5 +432,31 @@ pub fn HistoryPanel(
                 })}
             </Transition>
         </div>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_or_behaviour_sample_round_trips_through_the_test_input() {
+        let sample = json!({"event": {"id": "v-1", "name": "page_view", "lead": "east-1"}});
+        for kind in ["event", "behaviour"] {
+            let shape = TriggerShape {
+                kind: kind.into(),
+                ..TriggerShape::default()
+            };
+            let typed = sample_part(kind, &sample);
+            assert_eq!(test_run_body(&shape, typed)["trigger"], sample, "{kind}");
+        }
+        let manual = TriggerShape {
+            kind: "manual".into(),
+            ..TriggerShape::default()
+        };
+        assert_eq!(
+            test_run_body(&manual, json!({"n": 1}))["trigger"],
+            json!({"input": {"n": 1}})
+        );
     }
 }

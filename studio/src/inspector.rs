@@ -203,7 +203,13 @@ fn NodeForm(ed: Editor, node: Node) -> impl IntoView {
         .into_iter()
         .map(|(name, field, required)| {
             let current = node.config.get(&name).cloned();
-            view! { <FieldRow ed=ed id=id.clone() name=name field=field required=required current=current schema=schema /> }
+            let widget = schema.with_value(|s| {
+                FieldForm::of(s, &name)
+                    .and_then(|f| f.widget())
+                    .map(str::to_owned)
+            });
+            let trigger = node.kind() == Some(NodeKind::Trigger);
+            view! { <FieldRow ed=ed id=id.clone() name=name field=field required=required current=current schema=schema widget=widget in_trigger=trigger /> }
         })
         .collect_view();
     view! {
@@ -358,6 +364,11 @@ fn FieldRow(
     current: Option<Value>,
     /// The node's config schema (the field's words).
     schema: StoredValue<Value>,
+    /// The widget the field's words name (`list`, `map`, `template`, `flow`, `condition`,
+    /// `behaviour`), if any.
+    widget: Option<String>,
+    /// Whether the field is the trigger's (its conditions see only what started the run).
+    in_trigger: bool,
 ) -> impl IntoView {
     let session = expect_context::<Session>();
     let testid = format!("field-{name}");
@@ -456,7 +467,47 @@ fn FieldRow(
             set_config_value(ed, &id.get_value(), &name.get_value(), v);
         }
     };
+    let set = move |v: Option<Value>| set_config_value(ed, &id.get_value(), &name.get_value(), v);
+    let special = match widget.as_deref() {
+        Some("list") => Some(
+            view! { <ListField testid=testid.clone() current=current.clone() placeholder=placeholder.clone() on_change=Callback::new(set) /> }
+                .into_any(),
+        ),
+        Some("map") => Some(
+            view! { <MapField testid=testid.clone() current=current.clone() on_change=Callback::new(set) /> }.into_any(),
+        ),
+        Some("flow") => Some(
+            view! { <FlowChoice testid=testid.clone() current=current.clone() on_change=Callback::new(set) /> }.into_any(),
+        ),
+        Some("condition") => {
+            let items = Signal::derive(move || {
+                let lang = session.lang.get();
+                ed.with_shown(|doc| {
+                    ed.events.with(|c| crate::picker::pick_groups(doc, c, lang))
+                })
+                .into_iter()
+                .take(if in_trigger { 1 } else { usize::MAX })
+                .flat_map(|g| g.items)
+                .collect::<Vec<_>>()
+            });
+            let stored = current.as_ref().and_then(Value::as_str).unwrap_or_default().to_owned();
+            Some(view! {
+                <crate::condition::ConditionBuilder items=items value=stored testid=format!("cond-{}", name.get_value())
+                    on_change=Callback::new(move |cel: Option<String>| set(cel.map(Value::String))) />
+            }.into_any())
+        }
+        Some("behaviour") => {
+            let catalog = Signal::derive(move || ed.events.get());
+            Some(view! {
+                <crate::condition::BehaviourEditor value=current.clone() catalog=catalog testid=format!("behaviour-{}", name.get_value())
+                    on_change=Callback::new(move |v: Value| set(Some(v))) />
+            }.into_any())
+        }
+        _ => None,
+    };
+    let template = widget.as_deref() == Some("template");
     let input = match field.get_value() {
+        _ if special.is_some() => special.unwrap_or_else(|| ().into_any()),
         Field::Choice(options) => view! {
             <select data-testid=testid.clone() prop:value=move || value.get()
                 on:change=move |ev| {
@@ -511,6 +562,24 @@ fn FieldRow(
         });
         view! { <crate::picker::DataPicker ed=ed field=name.get_value() on_pick=on_pick /> }
     });
+    // Beside a text with `{{ }}` holes: the picker inserts a hole.
+    let picker = picker.or_else(|| {
+        template.then(|| {
+            let on_pick = Callback::new(move |picked: String| {
+                // A comparison makes no sense in a text: keep its field.
+                let path = picked.split(" == ").next().unwrap_or_default().to_owned();
+                let next = format!("{}{{{{ {path} }}}}", value.get_untracked());
+                set_config_value(
+                    ed,
+                    &id.get_value(),
+                    &name.get_value(),
+                    Some(Value::String(next.clone())),
+                );
+                value.set(next);
+            });
+            view! { <crate::picker::DataPicker ed=ed field=name.get_value() on_pick=on_pick /> }
+        })
+    });
     view! {
         <div class="field" data-testid=format!("row-{}", name.get_value()) style:display=move || if applies() { "" } else { "none" }>
             <label data-testid=format!("label-{}", name.get_value())>{title}</label>
@@ -519,5 +588,176 @@ fn FieldRow(
             {move || help().map(|h| view! { <div class="field-help" data-testid=format!("help-{}", name.get_value())>{h}</div> })}
             {move || error.get().map(|e| view! { <div class="field-error" data-testid=format!("error-{}", name.get_value())>{e}</div> })}
         </div>
+    }
+}
+
+/// A list of words (tags, people): chips with a remove button, and an input that adds one
+/// on Enter or with the button.
+#[component]
+fn ListField(
+    testid: String,
+    current: Option<Value>,
+    placeholder: Option<String>,
+    on_change: Callback<Option<Value>>,
+) -> impl IntoView {
+    let session = expect_context::<Session>();
+    let items = RwSignal::new(
+        current
+            .as_ref()
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default(),
+    );
+    let typed = RwSignal::new(String::new());
+    let emit = move || {
+        let list = items.get_untracked();
+        on_change.run((!list.is_empty()).then(|| Value::from(list)));
+    };
+    let add = move || {
+        let text = typed.get_untracked();
+        let new: Vec<String> = text
+            .split([',', '，'])
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if new.is_empty() {
+            return;
+        }
+        items.update(|l| {
+            for t in new {
+                if !l.contains(&t) {
+                    l.push(t);
+                }
+            }
+        });
+        typed.set(String::new());
+        emit();
+    };
+    let tid = StoredValue::new(testid);
+    view! {
+        <div class="list-field">
+            <div class="chips">
+                {move || items.get().into_iter().enumerate().map(|(i, t)| view! {
+                    <span class="chip" data-testid=format!("{}-item-{i}", tid.get_value())>{t}
+                        <button type="button" class="small" data-testid=format!("{}-remove-{i}", tid.get_value())
+                            on:click=move |_| { items.update(|l| { if i < l.len() { l.remove(i); } }); emit(); }>"×"</button>
+                    </span>
+                }).collect_view()}
+            </div>
+            <input type="text" data-testid=tid.get_value() placeholder=placeholder prop:value=move || typed.get()
+                on:input=move |ev| typed.set(event_target_value(&ev))
+                on:keydown=move |ev| if ev.key() == "Enter" { ev.prevent_default(); add(); }
+                on:change=move |_| add() />
+            <button type="button" class="small" data-testid=format!("{}-add", tid.get_value()) on:click=move |_| add()>
+                {move || session.t(Text::Add)}
+            </button>
+        </div>
+    }
+}
+
+/// Name → value pairs (attributes to set, territory → owner): a row each, added and
+/// removed with buttons.
+#[component]
+fn MapField(
+    testid: String,
+    current: Option<Value>,
+    on_change: Callback<Option<Value>>,
+) -> impl IntoView {
+    let session = expect_context::<Session>();
+    let rows = RwSignal::new(
+        current
+            .as_ref()
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| {
+                        (
+                            k.clone(),
+                            v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default(),
+    );
+    let emit = move || {
+        let map: Map<String, Value> = rows
+            .get_untracked()
+            .into_iter()
+            .filter(|(k, _)| !k.trim().is_empty())
+            .map(|(k, v)| (k.trim().to_owned(), Value::String(v)))
+            .collect();
+        on_change.run((!map.is_empty()).then_some(Value::Object(map)));
+    };
+    let tid = StoredValue::new(testid);
+    // Rebuilt when a row is added or removed; typing edits the row in place.
+    let count = Memo::new(move |_| rows.with(Vec::len));
+    view! {
+        <div class="map-field" data-testid=tid.get_value()>
+            {move || (0..count.get()).map(|i| {
+                let (k, v) = rows.with_untracked(|r| r.get(i).cloned().unwrap_or_default());
+                view! {
+                    <div class="map-row">
+                        <input type="text" data-testid=format!("{}-key-{i}", tid.get_value()) prop:value=k
+                            placeholder=move || session.t(Text::Name)
+                            on:change=move |ev| { let t = event_target_value(&ev); rows.update(|r| if let Some(x) = r.get_mut(i) { x.0 = t }); emit(); } />
+                        <span>"→"</span>
+                        <input type="text" data-testid=format!("{}-value-{i}", tid.get_value()) prop:value=v
+                            on:change=move |ev| { let t = event_target_value(&ev); rows.update(|r| if let Some(x) = r.get_mut(i) { x.1 = t }); emit(); } />
+                        <button type="button" class="small" data-testid=format!("{}-remove-{i}", tid.get_value())
+                            on:click=move |_| { rows.update(|r| { if i < r.len() { r.remove(i); } }); emit(); }>"×"</button>
+                    </div>
+                }
+            }).collect_view()}
+            <button type="button" class="small" data-testid=format!("{}-add", tid.get_value())
+                on:click=move |_| rows.update(|r| r.push((String::new(), String::new())))>
+                {move || session.t(Text::AddRow)}
+            </button>
+        </div>
+    }
+}
+
+/// One of the workspace's flows, by name.
+#[component]
+fn FlowChoice(
+    testid: String,
+    current: Option<Value>,
+    on_change: Callback<Option<Value>>,
+) -> impl IntoView {
+    let session = expect_context::<Session>();
+    let flows = RwSignal::new(Vec::<crate::api::FlowSummary>::new());
+    let token = session.token.get_untracked().unwrap_or_default();
+    leptos::task::spawn_local(async move {
+        if let Ok(list) = crate::api::list_flows(&token).await {
+            flows.set(list);
+        }
+    });
+    let chosen = current
+        .as_ref()
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    view! {
+        <select data-testid=testid prop:value=move || { flows.track(); chosen.clone() }
+            on:change=move |ev| {
+                let id = event_target_value(&ev);
+                on_change.run((!id.is_empty()).then_some(Value::String(id)));
+            }>
+            <option value="">{move || session.t(Text::ChooseFlow)}</option>
+            {move || flows.get().into_iter().map(|f| {
+                let unpublished = f.published_version.is_none();
+                view! {
+                    <option value=f.id.clone()>
+                        {f.name.clone()}{move || if unpublished { format!(" ({})", session.t(Text::NotPublished)) } else { String::new() }}
+                    </option>
+                }
+            }).collect_view()}
+        </select>
     }
 }

@@ -1,4 +1,5 @@
-//! The leads page (best score first, filtered by tier, paged) and the lead card: the score
+//! The leads page (best score first; searched, filtered by tier, owner and tag, paged;
+//! selected leads enrolled in a flow; exported as CSV) and the lead card: the score
 //! with each feature's contribution as a bar, the one-line behaviour summary, purchase
 //! signals, next best actions and the recent timeline.
 
@@ -15,16 +16,34 @@ const PER_PAGE: u64 = 50;
 pub fn LeadsPage() -> impl IntoView {
     let session = expect_context::<Session>();
     let tier = RwSignal::new(String::new());
+    let search = RwSignal::new(String::new());
+    let owner = RwSignal::new(String::new());
+    let tag = RwSignal::new(String::new());
     let page = RwSignal::new(1u64);
+    let selected = RwSignal::new(Vec::<String>::new());
+    let notice = RwSignal::new(None::<String>);
+    // The query the list, the export and the enrolment share.
+    let query = move || {
+        let mut q = String::new();
+        for (name, v) in [
+            ("tier", tier.get()),
+            ("q", search.get()),
+            ("owner", owner.get()),
+            ("tag", tag.get()),
+        ] {
+            if !v.trim().is_empty() {
+                q.push_str(&format!(
+                    "&{name}={}",
+                    js_sys::encode_uri_component(v.trim())
+                ));
+            }
+        }
+        q
+    };
     let list = LocalResource::new(move || {
         let token = session.token.get().unwrap_or_default();
-        let (tier, page) = (tier.get(), page.get());
+        let (filter, page) = (query(), page.get());
         async move {
-            let filter = if tier.is_empty() {
-                String::new()
-            } else {
-                format!("&tier={tier}")
-            };
             api::get_json(
                 &token,
                 &format!("/api/v1/leads?page={page}&per_page={PER_PAGE}{filter}"),
@@ -32,12 +51,91 @@ pub fn LeadsPage() -> impl IntoView {
             .await
         }
     });
+    let flows = LocalResource::new(move || {
+        let token = session.token.get().unwrap_or_default();
+        async move { api::list_flows(&token).await }
+    });
+    let target = RwSignal::new(String::new());
+    let enroll = move |_| {
+        let (token, flow, leads) = (
+            session.token.get_untracked().unwrap_or_default(),
+            target.get_untracked(),
+            selected.get_untracked(),
+        );
+        if flow.is_empty() || leads.is_empty() {
+            return;
+        }
+        leptos::task::spawn_local(async move {
+            let body = serde_json::json!({ "leads": leads });
+            let lang = session.lang.get_untracked();
+            match api::post_json(&token, &format!("/api/v1/flows/{flow}/enroll"), &body).await {
+                Ok(v) => {
+                    let started = v["started"].as_array().map_or(0, Vec::len);
+                    let skipped: Vec<String> = v["skipped"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|s| {
+                            format!(
+                                "{}（{}）",
+                                s["lead"].as_str().unwrap_or_default(),
+                                s["reason"].as_str().unwrap_or_default()
+                            )
+                        })
+                        .collect();
+                    notice.set(Some(match lang {
+                        Lang::Zh => format!(
+                            "已加入 {started} 条线索{}",
+                            if skipped.is_empty() {
+                                String::new()
+                            } else {
+                                format!("；跳过 {}", skipped.join("、"))
+                            }
+                        ),
+                        Lang::En => format!(
+                            "{started} enrolled{}",
+                            if skipped.is_empty() {
+                                String::new()
+                            } else {
+                                format!("; skipped {}", skipped.join(", "))
+                            }
+                        ),
+                    }));
+                    selected.set(Vec::new());
+                }
+                Err(api::ApiError::Other(m)) => notice.set(Some(m)),
+                Err(api::ApiError::Unauthorized) => session.sign_out(),
+            }
+        });
+    };
+    let export = move |_| {
+        let token = session.token.get_untracked().unwrap_or_default();
+        let filter = query();
+        leptos::task::spawn_local(async move {
+            let path = format!("/api/v1/leads/export?{}", filter.trim_start_matches('&'));
+            match api::get_text(&token, &path).await {
+                Ok(text) => {
+                    if let Err(e) = crate::save_file(&text, "text/csv;charset=utf-8", "leads.csv") {
+                        notice.set(Some(e));
+                    }
+                }
+                Err(api::ApiError::Other(m)) => notice.set(Some(m)),
+                Err(api::ApiError::Unauthorized) => session.sign_out(),
+            }
+        });
+    };
     let lang = move || session.lang.get();
+    let filter_input = move |testid: &'static str, signal: RwSignal<String>, text: Text| {
+        view! {
+            <input type="text" data-testid=testid placeholder=move || session.t(text) prop:value=move || signal.get()
+                on:change=move |ev| { signal.set(event_target_value(&ev)); page.set(1); } />
+        }
+    };
     view! {
         <div class="card" data-testid="leads-page">
             <h2>{move || session.t(Text::Leads)}</h2>
-            <p>
-                <label for="tier-filter" class="inline">{move || session.t(Text::Tier)}</label>
+            <div class="lead-filters">
+                {filter_input("lead-search", search, Text::SearchLeads)}
                 <select id="tier-filter" data-testid="tier-filter" on:change=move |ev| {
                     tier.set(event_target_value(&ev));
                     page.set(1);
@@ -47,10 +145,26 @@ pub fn LeadsPage() -> impl IntoView {
                         <option value=t selected=move || tier.get() == t>{move || i18n::tier(lang(), t)}</option>
                     }).collect_view()}
                 </select>
-            </p>
+                {filter_input("lead-owner-filter", owner, Text::Owner)}
+                {filter_input("lead-tag-filter", tag, Text::Tags)}
+                <button type="button" data-testid="leads-export" on:click=export>{move || session.t(Text::ExportCsv)}</button>
+            </div>
+            <div class="lead-filters">
+                <select data-testid="enroll-flow" on:change=move |ev| target.set(event_target_value(&ev))>
+                    <option value="">{move || session.t(Text::ChooseFlow)}</option>
+                    {move || flows.get().and_then(Result::ok).unwrap_or_default().into_iter()
+                        .filter(|f| f.published_version.is_some())
+                        .map(|f| view! { <option value=f.id.clone()>{f.name.clone()}</option> }).collect_view()}
+                </select>
+                <button type="button" data-testid="enroll-selected"
+                    disabled=move || selected.with(Vec::is_empty) || target.with(String::is_empty) on:click=enroll>
+                    {move || format!("{} ({})", session.t(Text::EnrollSelected), selected.with(Vec::len))}
+                </button>
+                {move || notice.get().map(|n| view! { <span class="hint" data-testid="leads-notice">{n}</span> })}
+            </div>
             <Transition fallback=move || view! { <p class="hint">{session.t(Text::Loading)}</p> }>
                 {move || list.get().map(|result| match result {
-                    Ok(v) => lead_table(session, &v, page).into_any(),
+                    Ok(v) => lead_table(session, &v, page, selected).into_any(),
                     Err(e) => session.failed(e, "leads-error"),
                 })}
             </Transition>
@@ -58,7 +172,12 @@ pub fn LeadsPage() -> impl IntoView {
     }
 }
 
-fn lead_table(session: Session, v: &Value, page: RwSignal<u64>) -> impl IntoView + use<> {
+fn lead_table(
+    session: Session,
+    v: &Value,
+    page: RwSignal<u64>,
+    selected: RwSignal<Vec<String>>,
+) -> impl IntoView + use<> {
     let leads = v["leads"].as_array().cloned().unwrap_or_default();
     let total = v["total"].as_u64().unwrap_or(0);
     let current = v["page"].as_u64().unwrap_or(1);
@@ -68,11 +187,27 @@ fn lead_table(session: Session, v: &Value, page: RwSignal<u64>) -> impl IntoView
             .into_any();
     }
     let lang = move || session.lang.get();
+    let on_page: Vec<String> = leads
+        .iter()
+        .filter_map(|l| l["id"].as_str().map(str::to_owned))
+        .collect();
+    let all = on_page.clone();
     view! {
         <table data-testid="lead-table">
             <thead><tr>
+                <th><input type="checkbox" data-testid="select-all-leads" title=move || session.t(Text::SelectAll)
+                    prop:checked=move || selected.with(|s| all.iter().all(|id| s.contains(id)))
+                    on:change=move |ev| {
+                        let on = event_target_checked(&ev);
+                        selected.update(|s| {
+                            s.retain(|id| !on_page.contains(id));
+                            if on { s.extend(on_page.iter().cloned()); }
+                        });
+                    } /></th>
                 <th>{move || session.t(Text::Lead)}</th>
                 <th>{move || session.t(Text::Company)}</th>
+                <th>{move || session.t(Text::Owner)}</th>
+                <th>{move || session.t(Text::Tags)}</th>
                 <th>{move || session.t(Text::Score)}</th>
                 <th>{move || session.t(Text::Tier)}</th>
                 <th>{move || session.t(Text::Stage)}</th>
@@ -85,13 +220,24 @@ fn lead_table(session: Session, v: &Value, page: RwSignal<u64>) -> impl IntoView
                     let score = l["score"].as_f64().unwrap_or(0.0);
                     let tier = l["tier"].as_str().unwrap_or("cold").to_owned();
                     let stage = l["stage"].as_str().unwrap_or("lead").to_owned();
+                    let tags: Vec<String> = l["tags"].as_array().into_iter().flatten()
+                        .filter_map(|t| t.as_str().map(str::to_owned)).collect();
                     let t2 = tier.clone();
                     let open = id.clone();
+                    let (pick, checked) = (id.clone(), id.clone());
                     view! {
                         <tr data-testid=format!("lead-row-{id}")>
+                            <td><input type="checkbox" data-testid=format!("select-lead-{id}")
+                                prop:checked=move || selected.with(|s| s.contains(&checked))
+                                on:change=move |ev| {
+                                    let on = event_target_checked(&ev);
+                                    selected.update(|s| { s.retain(|x| *x != pick); if on { s.push(pick.clone()); } });
+                                } /></td>
                             <td><a href=format!("#/leads/{id}") data-testid=format!("open-lead-{id}")
                                 on:click=move |_| session.page.set(Page::Lead(open.clone()))>{name}</a></td>
                             <td>{l["company"].as_str().unwrap_or("—").to_owned()}</td>
+                            <td data-testid=format!("lead-owner-{id}")>{l["owner"].as_str().unwrap_or("—").to_owned()}</td>
+                            <td><span class="chips">{tags.into_iter().map(|t| view! { <span class="chip">{t}</span> }).collect_view()}</span></td>
                             <td><span class="score-bar"><span style=format!("width: {}%", score.clamp(0.0, 100.0))></span></span>
                                 {format!(" {score:.1}")}</td>
                             <td><span class=format!("tier {tier}")>{move || i18n::tier(lang(), &t2)}</span></td>

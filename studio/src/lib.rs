@@ -8,14 +8,17 @@
 //! `#/connectors`). Chinese first, English on a switch.
 
 mod api;
+mod condition;
 mod connectors;
 mod dialog;
 mod editor;
 mod flows;
 mod history;
 mod i18n;
+mod inbox;
 mod inspector;
 mod leads;
+mod people;
 mod picker;
 mod scoring;
 mod words;
@@ -46,6 +49,27 @@ pub(crate) async fn sleep(ms: i32) {
     let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
 }
 
+/// Has the browser save `text` as a file called `name`.
+pub(crate) fn save_file(text: &str, mime: &str, name: &str) -> Result<(), String> {
+    use wasm_bindgen::JsCast;
+    let fail = |_| "the browser refused the download".to_owned();
+    let parts = js_sys::Array::of1(&wasm_bindgen::JsValue::from_str(text));
+    let options = web_sys::BlobPropertyBag::new();
+    options.set_type(mime);
+    let blob = web_sys::Blob::new_with_str_sequence_and_options(&parts, &options).map_err(fail)?;
+    let url = web_sys::Url::create_object_url_with_blob(&blob).map_err(fail)?;
+    let document = web_sys::window()
+        .and_then(|w| w.document())
+        .ok_or_else(|| "no document".to_owned())?;
+    let a: web_sys::HtmlAnchorElement =
+        document.create_element("a").map_err(fail)?.unchecked_into();
+    a.set_href(&url);
+    a.set_download(name);
+    a.click();
+    let _ = web_sys::Url::revoke_object_url(&url);
+    Ok(())
+}
+
 fn session_storage() -> Option<web_sys::Storage> {
     web_sys::window().and_then(|w| w.session_storage().ok().flatten())
 }
@@ -63,6 +87,10 @@ pub enum Page {
     Lead(String),
     Scoring,
     Connectors,
+    Inbox,
+    People,
+    /// An invitation or a password reset, opened from its link.
+    Ticket(String),
 }
 
 impl Page {
@@ -75,6 +103,9 @@ impl Page {
             ("leads", id) => Page::Lead(id.to_owned()),
             ("scoring", _) => Page::Scoring,
             ("connectors", _) => Page::Connectors,
+            ("inbox", _) => Page::Inbox,
+            ("people", _) => Page::People,
+            ("ticket", t) if !t.is_empty() => Page::Ticket(t.to_owned()),
             _ => Page::Flows,
         }
     }
@@ -87,6 +118,9 @@ impl Page {
             Page::Lead(id) => format!("/leads/{id}"),
             Page::Scoring => "/scoring".into(),
             Page::Connectors => "/connectors".into(),
+            Page::Inbox => "/inbox".into(),
+            Page::People => "/people".into(),
+            Page::Ticket(t) => format!("/ticket/{t}"),
         }
     }
 }
@@ -102,7 +136,14 @@ fn current_page() -> Page {
 /// open (mirrored in the URL's hash, so back/forward and links work).
 #[derive(Clone, Copy, Debug)]
 pub struct Session {
+    /// The credential requests carry: an API token (`trl_…`), or the CSRF value of the
+    /// signed-in person's session cookie (see `api::with_credential`).
     pub token: RwSignal<Option<String>>,
+    /// The signed-in person (`{user: {name…}, role, workspace}`), when signed in with an
+    /// account.
+    pub user: RwSignal<Option<serde_json::Value>>,
+    /// Whether the studio is still asking the server about this browser's session.
+    pub checking: RwSignal<bool>,
     pub lang: RwSignal<Lang>,
     pub page: RwSignal<Page>,
     /// Nodes and edges copied with Ctrl-C, pasted with Ctrl-V into any flow.
@@ -140,7 +181,33 @@ impl Session {
         if let Some(s) = session_storage() {
             let _ = s.remove_item(TOKEN_KEY);
         }
+        // A person's session ends on the server too (the cookie is cleared there).
+        if let Some(csrf) = self
+            .token
+            .get_untracked()
+            .filter(|t| !t.starts_with("trl_"))
+        {
+            leptos::task::spawn_local(async move {
+                let _ = api::delete(&csrf, "/api/v1/session").await;
+            });
+        }
+        self.user.set(None);
         self.token.set(None);
+    }
+
+    /// The signed-in person's role, when signed in with an account.
+    pub fn role(&self) -> Option<String> {
+        self.user.with(|u| {
+            u.as_ref()
+                .and_then(|u| u["role"].as_str().map(str::to_owned))
+        })
+    }
+
+    /// Signs in as the person the server's answer names (`{user, role, csrf…}`).
+    pub fn signed_in(&self, answer: serde_json::Value) {
+        let csrf = answer["csrf"].as_str().unwrap_or_default().to_owned();
+        self.user.set(Some(answer));
+        self.token.set(Some(csrf));
     }
 }
 
@@ -151,14 +218,26 @@ pub fn App() -> impl IntoView {
         .and_then(|s| s.get_item(LANG_KEY).ok().flatten())
         .and_then(|l| Lang::parse(&l))
         .unwrap_or(Lang::Zh);
+    let checking = token.is_none();
     let session = Session {
         token: RwSignal::new(token),
+        user: RwSignal::new(None),
+        checking: RwSignal::new(checking),
         lang: RwSignal::new(lang),
         page: RwSignal::new(current_page()),
         clipboard: RwSignal::new(None),
         dialogs: dialog::Dialogs::new(),
     };
     provide_context(session);
+    // A person signed in earlier (in this tab or another) has a session cookie.
+    if checking {
+        leptos::task::spawn_local(async move {
+            if let Ok(answer) = api::get_json("", "/api/v1/session").await {
+                session.signed_in(answer);
+            }
+            session.checking.set(false);
+        });
+    }
     // Back/forward and typed URLs: the hash names the page.
     let nav = window_event_listener(leptos::ev::hashchange, move |_| {
         let page = current_page();
@@ -183,7 +262,11 @@ pub fn App() -> impl IntoView {
         <dialog::DialogHost />
         // The editor uses the whole window; the other pages read better as a column.
         <main class:wide=move || matches!(session.page.get(), Page::Flow(_))>
-            <Show when=move || session.token.get().is_some() fallback=|| view! { <SignIn /> }>
+            <Show when=move || session.token.get().is_some() fallback=move || match session.page.get() {
+                Page::Ticket(t) => view! { <people::TicketPage ticket=t /> }.into_any(),
+                _ if session.checking.get() => view! { <p class="hint">{session.t(Text::Loading)}</p> }.into_any(),
+                _ => view! { <SignIn /> }.into_any(),
+            }>
                 {move || match session.page.get() {
                     Page::Connectors => view! { <connectors::ConnectorsPage /> }.into_any(),
                     Page::Flow(id) => view! {
@@ -193,6 +276,9 @@ pub fn App() -> impl IntoView {
                     Page::Lead(id) => view! { <leads::LeadCard lead_id=id /> }.into_any(),
                     Page::Scoring => view! { <scoring::ScoringPage /> }.into_any(),
                     Page::Flows => view! { <FlowList /> }.into_any(),
+                    Page::Inbox => view! { <inbox::InboxPage /> }.into_any(),
+                    Page::People => view! { <people::PeoplePage /> }.into_any(),
+                    Page::Ticket(t) => view! { <people::TicketPage ticket=t /> }.into_any(),
                 }}
             </Show>
         </main>
@@ -213,7 +299,16 @@ fn TopBar() -> impl IntoView {
                     <button data-testid="nav-leads" on:click=move |_| session.go(Page::Leads)>{move || session.t(Text::Leads)}</button>
                     <button data-testid="nav-scoring" on:click=move |_| session.go(Page::Scoring)>{move || session.t(Text::ScoringModel)}</button>
                     <button data-testid="nav-connectors" on:click=move |_| session.go(Page::Connectors)>{move || session.t(Text::Connectors)}</button>
+                    <button data-testid="nav-inbox" on:click=move |_| session.go(Page::Inbox)>{move || session.t(Text::Inbox)}</button>
+                    <Show when=move || session.role().is_none_or(|r| r == "admin")>
+                        <button data-testid="nav-people" on:click=move |_| session.go(Page::People)>{move || session.t(Text::People)}</button>
+                    </Show>
                 </nav>
+                {move || session.user.get().map(|u| view! {
+                    <span class="hint" data-testid="signed-in-as">{format!("{} · {}",
+                        u["user"]["name"].as_str().unwrap_or_default(),
+                        crate::people::role_name(session.lang.get(), u["role"].as_str().unwrap_or_default()))}</span>
+                })}
                 <button data-testid="sign-out" on:click=move |_| session.sign_out()>{move || session.t(Text::SignOut)}</button>
             </Show>
         </header>
@@ -223,10 +318,14 @@ fn TopBar() -> impl IntoView {
 #[component]
 fn SignIn() -> impl IntoView {
     let session = expect_context::<Session>();
+    // People sign in with their account; IT can still paste an API token.
+    let with_token = RwSignal::new(false);
     let input = RwSignal::new(String::new());
+    let login = RwSignal::new(String::new());
+    let password = RwSignal::new(String::new());
     let error = RwSignal::new(None::<Text>);
     let busy = RwSignal::new(false);
-    let submit = move |ev: leptos::ev::SubmitEvent| {
+    let submit_token = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let token = input.get_untracked().trim().to_owned();
         if token.is_empty() {
@@ -249,20 +348,64 @@ fn SignIn() -> impl IntoView {
             busy.set(false);
         });
     };
+    let submit_account = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let body = serde_json::json!({
+            "login": login.get_untracked().trim(),
+            "password": password.get_untracked(),
+        });
+        busy.set(true);
+        leptos::task::spawn_local(async move {
+            match api::post_json("", "/api/v1/session", &body).await {
+                Ok(answer) => {
+                    error.set(None);
+                    password.set(String::new());
+                    session.signed_in(answer);
+                }
+                Err(ApiError::Unauthorized) => error.set(Some(Text::BadLogin)),
+                Err(ApiError::Other(_)) => error.set(Some(Text::ServerUnreachable)),
+            }
+            busy.set(false);
+        });
+    };
     view! {
         <div class="card signin" data-testid="sign-in-page">
             <h2>{move || session.t(Text::SignInTitle)}</h2>
-            <p class="hint">{move || session.t(Text::SignInHint)}</p>
-            <form on:submit=submit>
-                <label for="token">{move || session.t(Text::TokenLabel)}</label>
-                <input id="token" type="password" data-testid="token-input" autocomplete="off"
-                    prop:value=move || input.get() on:input=move |ev| input.set(event_target_value(&ev)) />
-                <p></p>
-                <button class="primary" type="submit" data-testid="sign-in" disabled=move || busy.get()>
-                    {move || session.t(Text::SignIn)}
+            {move || if with_token.get() {
+                view! {
+                    <p class="hint">{session.t(Text::SignInHint)}</p>
+                    <form on:submit=submit_token>
+                        <label for="token">{move || session.t(Text::TokenLabel)}</label>
+                        <input id="token" type="password" data-testid="token-input" autocomplete="off"
+                            prop:value=move || input.get() on:input=move |ev| input.set(event_target_value(&ev)) />
+                        <p></p>
+                        <button class="primary" type="submit" data-testid="sign-in" disabled=move || busy.get()>
+                            {move || session.t(Text::SignIn)}
+                        </button>
+                    </form>
+                }.into_any()
+            } else {
+                view! {
+                    <form on:submit=submit_account>
+                        <label for="login">{move || session.t(Text::LoginLabel)}</label>
+                        <input id="login" type="text" data-testid="login-input" autocomplete="username"
+                            prop:value=move || login.get() on:input=move |ev| login.set(event_target_value(&ev)) />
+                        <label for="password">{move || session.t(Text::PasswordLabel)}</label>
+                        <input id="password" type="password" data-testid="password-input" autocomplete="current-password"
+                            prop:value=move || password.get() on:input=move |ev| password.set(event_target_value(&ev)) />
+                        <p></p>
+                        <button class="primary" type="submit" data-testid="sign-in-account" disabled=move || busy.get()>
+                            {move || session.t(Text::SignIn)}
+                        </button>
+                    </form>
+                }.into_any()
+            }}
+            {move || error.get().map(|e| view! { <p class="error" data-testid="sign-in-error">{session.t(e)}</p> })}
+            <p>
+                <button type="button" class="link" data-testid="use-token" on:click=move |_| { error.set(None); with_token.update(|t| *t = !*t); }>
+                    {move || if with_token.get() { session.t(Text::UsePassword) } else { session.t(Text::UseToken) }}
                 </button>
-                {move || error.get().map(|e| view! { <p class="error" data-testid="sign-in-error">{session.t(e)}</p> })}
-            </form>
+            </p>
         </div>
     }
 }

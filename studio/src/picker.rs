@@ -40,17 +40,9 @@ fn say(lang: Lang, zh: &str, en: &str) -> String {
     }
 }
 
-/// A JSON sample as a CEL literal (`'text'`, `12`, `true`).
+/// A JSON sample as a CEL literal (`'text'`, `12`, `true`); `None` for lists and objects.
 pub fn cel_literal(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(format!(
-            "'{}'",
-            s.replace('\\', "\\\\").replace('\'', "\\'")
-        )),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
+    (!v.is_array() && !v.is_object() && !v.is_null()).then(|| trellis_model::condition::literal(v))
 }
 
 fn item(path: String, label: String) -> PickItem {
@@ -62,6 +54,60 @@ fn item(path: String, label: String) -> PickItem {
     }
 }
 
+/// The properties recent events named `name` carry, as fields under `prefix`
+/// (`trigger.event.properties.` in a flow, `event.properties.` in a behaviour condition).
+pub fn event_items(catalog: &Value, name: &str, prefix: &str, lang: Lang) -> Vec<PickItem> {
+    let known = catalog["events"]
+        .as_array()
+        .and_then(|events| events.iter().find(|e| e["name"] == name));
+    let read = known.and_then(|e| e["read"].as_u64()).unwrap_or(0);
+    known
+        .and_then(|e| e["properties"].as_array())
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            let path = p["path"].as_str().unwrap_or_default();
+            let types: Vec<&str> = p["types"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            PickItem {
+                path: format!("{prefix}{path}"),
+                label: say(
+                    lang,
+                    &format!("事件属性 {path}"),
+                    &format!("Property {path}"),
+                ),
+                hint: match lang {
+                    Lang::Zh => format!(
+                        "{}；最近 {read} 个事件中 {} 个有",
+                        types.join("/"),
+                        p["seen"]
+                    ),
+                    Lang::En => format!(
+                        "{}; in {} of the last {read} events",
+                        types.join("/"),
+                        p["seen"]
+                    ),
+                },
+                samples: p["samples"].as_array().cloned().unwrap_or_default(),
+            }
+        })
+        .collect()
+}
+
+/// The event names the workspace has seen, most frequent first.
+pub fn event_names(catalog: &Value) -> Vec<String> {
+    catalog["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
 /// What a flow can read, grouped: from its trigger (and the event catalog), its `set`
 /// nodes' variables and its other nodes' outputs.
 pub fn pick_groups(doc: &FlowDoc, catalog: &Value, lang: Lang) -> Vec<PickGroup> {
@@ -71,7 +117,7 @@ pub fn pick_groups(doc: &FlowDoc, catalog: &Value, lang: Lang) -> Vec<PickGroup>
         .and_then(|t| serde_json::from_value::<TriggerConfig>(t.config.clone()).ok());
     let mut trigger_items = Vec::new();
     match trigger.as_ref().map(|t| (t.kind, t.event.as_deref())) {
-        Some((TriggerKind::Event, Some(name))) => {
+        Some((kind @ (TriggerKind::Event | TriggerKind::Behaviour), name)) => {
             trigger_items.push(item(
                 "trigger.event.lead".into(),
                 say(lang, "事件所属线索", "The event's lead"),
@@ -80,43 +126,26 @@ pub fn pick_groups(doc: &FlowDoc, catalog: &Value, lang: Lang) -> Vec<PickGroup>
                 "trigger.event.timestamp".into(),
                 say(lang, "事件发生时间", "When it happened"),
             ));
-            let known = catalog["events"]
-                .as_array()
-                .and_then(|events| events.iter().find(|e| e["name"] == name));
-            for p in known
-                .and_then(|e| e["properties"].as_array())
-                .into_iter()
-                .flatten()
-            {
-                let path = p["path"].as_str().unwrap_or_default();
-                let types: Vec<&str> = p["types"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_str)
-                    .collect();
-                let read = known.and_then(|e| e["read"].as_u64()).unwrap_or(0);
-                trigger_items.push(PickItem {
-                    path: format!("trigger.event.properties.{path}"),
-                    label: say(
-                        lang,
-                        &format!("事件属性 {path}"),
-                        &format!("Property {path}"),
-                    ),
-                    hint: match lang {
-                        Lang::Zh => format!(
-                            "{}；最近 {read} 个事件中 {} 个有",
-                            types.join("/"),
-                            p["seen"]
-                        ),
-                        Lang::En => format!(
-                            "{}; in {} of the last {read} events",
-                            types.join("/"),
-                            p["seen"]
-                        ),
-                    },
-                    samples: p["samples"].as_array().cloned().unwrap_or_default(),
-                });
+            let names: Vec<String> = match kind {
+                TriggerKind::Behaviour => {
+                    trigger_items.push(item(
+                        "trigger.event.name".into(),
+                        say(lang, "事件名称", "The event's name"),
+                    ));
+                    trigger
+                        .as_ref()
+                        .and_then(|t| t.behaviour.as_ref())
+                        .map(|b| b.event_names().into_iter().map(str::to_owned).collect())
+                        .unwrap_or_default()
+                }
+                _ => name.into_iter().map(str::to_owned).collect(),
+            };
+            for name in names {
+                for i in event_items(catalog, &name, "trigger.event.properties.", lang) {
+                    if !trigger_items.iter().any(|t| t.path == i.path) {
+                        trigger_items.push(i);
+                    }
+                }
             }
         }
         Some((TriggerKind::Webhook, _)) => trigger_items.push(item(

@@ -147,6 +147,8 @@ async fn sign_in_then_flow_list_in_chinese_and_english() {
         // Chinese by default.
         expect_text(&c, "app-title", "Trellis 工作室").await?;
         text(&c, "sign-in-page").await?;
+        // IT signs in with a token (people with their account: see `people_sign_in…`).
+        click(&c, "use-token").await?;
         // A wrong token is refused with a message.
         type_into(&c, "token-input", "trl_wrong").await?;
         click(&c, "sign-in").await?;
@@ -346,8 +348,10 @@ async fn shift_click(c: &Client, testid: &str) -> Result<(), String> {
         .map_err(|e| format!("shift-click {testid}: {e}"))
 }
 
+/// Signs in with the admin's API token (the way IT does).
 async fn sign_in(c: &Client, api: &Api) -> Result<(), String> {
     c.goto(&api.base).await.map_err(|e| e.to_string())?;
+    click(c, "use-token").await?;
     find(c, "token-input").await?;
     type_into(c, "token-input", &api.token).await?;
     click(c, "sign-in").await?;
@@ -1757,6 +1761,265 @@ async fn a_condition_is_picked_from_real_event_data() {
         expect_text(&c, "dirty", "有未保存的修改").await?;
         click(&c, "save").await?;
         expect_text(&c, "version", "v2").await?;
+        Ok(())
+    })
+    .await;
+}
+
+async fn choose(c: &Client, testid: &str, value: &str) -> Result<(), String> {
+    for _ in 0..5 {
+        match find(c, testid).await?.select_by_value(value).await {
+            Err(e) if is_stale(&e) => continue,
+            other => return other.map_err(|e| format!("choose {value:?} in {testid}: {e}")),
+        }
+    }
+    Err(format!("[data-testid={testid}] kept being replaced"))
+}
+
+/// Types `value` into `testid` and leaves the field (Tab), so it commits.
+async fn enter(c: &Client, testid: &str, value: &str) -> Result<(), String> {
+    type_into(c, testid, &format!("{value}\u{e004}")).await
+}
+
+/// Issue 21's first scenario, built from the palette, pickers and the condition builder
+/// only (no CEL and no JSON typed): "viewed the competitor-comparison page and downloaded
+/// the security whitepaper within 7 days → tag 高意向, assign the territory's rep, notify
+/// them"; test-run with a real recent event, then published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_scenario_is_built_without_code() {
+    with_browser("first_scenario_without_code", |c, api| async move {
+        api.post(
+            "/api/v1/leads/import",
+            &json!({"leads": [{"id": "east-1", "attributes": {"name": "王磊", "company": "苏州精工", "region": "华东"},
+                               "identities": {"user_id": "u-east"}}]}),
+        )
+        .await;
+        let yesterday = chrono::Utc::now() - chrono::Duration::days(1);
+        for (id, name, category, at) in [
+            ("d-1", "download", "security_whitepaper", yesterday),
+            ("v-0", "page_view", "pricing", yesterday),
+            ("v-1", "page_view", "competitor_comparison", chrono::Utc::now()),
+        ] {
+            api.post(
+                "/api/v1/events",
+                &json!({"id": id, "name": name, "timestamp": at,
+                        "properties": {"user_id": "u-east", "category": category}}),
+            )
+            .await;
+        }
+        sign_in(&c, &api).await?;
+        click(&c, "new-flow").await?;
+        type_into(&c, "dialog-input", "竞品对比高意向").await?;
+        click(&c, "dialog-ok").await?;
+        expect_text(&c, "flow-title", "竞品对比高意向").await?;
+
+        // The trigger: a lead's behaviour, two events in either order within 7 days.
+        click(&c, "node-start").await?;
+        choose(&c, "field-kind", "behaviour").await?;
+        find(&c, "behaviour-behaviour").await?;
+        choose(&c, "behaviour-behaviour-event-0", "page_view").await?;
+        click(&c, "behaviour-behaviour-filter-0-add-group").await?;
+        choose(&c, "behaviour-behaviour-filter-0-field-0-0", "event.properties.category").await?;
+        enter(&c, "behaviour-behaviour-filter-0-value-0-0", "competitor_comparison").await?;
+        click(&c, "behaviour-behaviour-add").await?;
+        choose(&c, "behaviour-behaviour-event-1", "download").await?;
+        click(&c, "behaviour-behaviour-filter-1-add-group").await?;
+        choose(&c, "behaviour-behaviour-filter-1-field-0-0", "event.properties.category").await?;
+        enter(&c, "behaviour-behaviour-filter-1-value-0-0", "security_whitepaper").await?;
+        enter(&c, "behaviour-behaviour-days", "7").await?;
+        snapshot(&c, "behaviour_trigger").await;
+
+        // Tag, assign by territory, notify the owner.
+        click(&c, "palette-update_lead").await?;
+        drag_onto(&c, "out-start-out", "in-update_lead_1").await?;
+        click(&c, "node-update_lead_1").await?;
+        enter(&c, "field-add_tags", "高意向").await?;
+        find(&c, "field-add_tags-item-0").await?;
+        click(&c, "palette-assign_owner").await?;
+        drag_onto(&c, "out-update_lead_1-out", "in-assign_owner_1").await?;
+        click(&c, "node-assign_owner_1").await?;
+        choose(&c, "field-strategy", "territory").await?;
+        enter(&c, "field-territory_attribute", "region").await?;
+        click(&c, "field-territories-add").await?;
+        enter(&c, "field-territories-key-0", "华东").await?;
+        enter(&c, "field-territories-value-0", "zhang.wei").await?;
+        enter(&c, "field-fallback", "wang.fang").await?;
+        click(&c, "palette-notify").await?;
+        drag_onto(&c, "out-assign_owner_1-out", "in-notify_1").await?;
+        click(&c, "node-notify_1").await?;
+        enter(&c, "field-message", "刚看过竞品对比并下载了安全白皮书").await?;
+        find(&c, "no-problems").await?;
+        snapshot(&c, "first_scenario").await;
+        click(&c, "save").await?;
+        expect_text(&c, "version", "v2").await?;
+        let flows = api.get("/api/v1/flows").await;
+        let id = flows["flows"][0]["id"].as_str().ok_or("no flow")?.to_owned();
+        let doc = api.get(&format!("/api/v1/flows/{id}")).await["doc"].clone();
+        let trigger = &doc["nodes"][0]["config"];
+        if trigger["behaviour"]["did"][1]["filter"]
+            != "event.properties.category == 'security_whitepaper'"
+            || trigger["behaviour"]["days"] != 7
+        {
+            return Err(format!("the trigger as saved: {trigger}"));
+        }
+
+        // A test run with the real event that just arrived.
+        choose(&c, "run-sample", "0").await?;
+        click(&c, "run-flow").await?;
+        if let Err(e) = expect_text(&c, "run-status", "成功").await {
+            let runs = api.get(&format!("/api/v1/runs?flow={id}")).await;
+            let run = api
+                .get(&format!("/api/v1/runs/{}", runs["runs"][0]["id"].as_str().unwrap_or("")))
+                .await;
+            return Err(format!("{e}: {run}"));
+        }
+        let runs = api.get(&format!("/api/v1/runs?flow={id}")).await;
+        let run = api
+            .get(&format!("/api/v1/runs/{}", runs["runs"][0]["id"].as_str().unwrap_or("")))
+            .await;
+        let owner = run["steps"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["node"] == "assign_owner_1"))
+            .map(|s| s["output"]["owner"].clone());
+        if owner != Some(json!("zhang.wei")) || run["test"] != true {
+            return Err(format!("the test run: {run}"));
+        }
+        let card = api.get("/api/v1/leads/east-1").await;
+        if card["attributes"]["tags"] != json!(["高意向"]) {
+            return Err(format!("the lead after the test run: {card}"));
+        }
+        // The rep's inbox has the message.
+        click(&c, "nav-inbox").await?;
+        expect_text(&c, "message-body", "刚看过竞品对比并下载了安全白皮书").await?;
+        let inbox = api.get("/api/v1/inbox?recipient=zhang.wei").await;
+        if inbox["unread"] != 1 {
+            return Err(format!("inbox: {inbox}"));
+        }
+
+        // Published from the editor.
+        c.back().await.map_err(|e| e.to_string())?;
+        click(&c, "publish-latest").await?;
+        click(&c, "dialog-ok").await?;
+        expect("the published version", "2", || async {
+            Ok(api.get(&format!("/api/v1/flows/{id}")).await["published_version"]
+                .as_i64()
+                .map(|v| v.to_string()))
+        })
+        .await?;
+        Ok(())
+    })
+    .await;
+}
+
+/// Issue 21, people: an invited admin sets a password from the link and is signed in (a
+/// reload keeps the session), invites a viewer from the People page, signs out and in again
+/// with the account; the viewer sets a password from their link, sees no People page, and no
+/// page they open holds a secret (the webhook's, the admin token).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn people_sign_in_and_a_viewer_sees_no_secret() {
+    with_browser("people_and_viewer", |c, api| async move {
+        const SECRET: &str = "s3cret-webhook-value";
+        let doc = json!({"schema": 1, "name": "询价 Webhook", "nodes": [
+            {"id": "start", "type": "trigger", "config": {"kind": "webhook", "path": "quote", "secret": SECRET}, "position": [48, 48]}],
+            "edges": []});
+        trellis_e2e::create_published(&api, &doc).await;
+        let invite = api
+            .post("/api/v1/users/invites", &json!({"name": "张伟", "email": "zhang.wei@example.cn", "role": "admin"}))
+            .await;
+        let ticket = invite["ticket"].as_str().ok_or("no ticket")?.to_owned();
+        c.goto(&format!("{}/#/ticket/{ticket}", api.base)).await.map_err(|e| e.to_string())?;
+        type_into(&c, "new-password", "zhang-wei-passw0rd").await?;
+        click(&c, "set-password").await?;
+        find(&c, "flow-list").await?;
+        expect_text(&c, "signed-in-as", "张伟 · 管理员").await?;
+        c.refresh().await.map_err(|e| e.to_string())?;
+        expect_text(&c, "signed-in-as", "张伟 · 管理员").await?;
+
+        click(&c, "nav-people").await?;
+        find(&c, "person-zhang.wei@example.cn").await?;
+        type_into(&c, "invite-name", "李娜").await?;
+        type_into(&c, "invite-login", "li.na@example.cn").await?;
+        choose(&c, "invite-role", "viewer").await?;
+        click(&c, "invite").await?;
+        let link = text(&c, "ticket-link").await?;
+        if !link.contains("/#/ticket/trt_") {
+            return Err(format!("invitation link: {link:?}"));
+        }
+        click(&c, "sign-out").await?;
+        find(&c, "sign-in-page").await?;
+        type_into(&c, "login-input", "zhang.wei@example.cn").await?;
+        type_into(&c, "password-input", "wrong-password").await?;
+        click(&c, "sign-in-account").await?;
+        expect_text(&c, "sign-in-error", "账号或密码不正确。").await?;
+        type_into(&c, "password-input", "zhang-wei-passw0rd").await?;
+        click(&c, "sign-in-account").await?;
+        expect_text(&c, "signed-in-as", "张伟 · 管理员").await?;
+        click(&c, "sign-out").await?;
+        find(&c, "sign-in-page").await?;
+
+        c.goto(&link).await.map_err(|e| e.to_string())?;
+        type_into(&c, "new-password", "li-na-passw0rd").await?;
+        click(&c, "set-password").await?;
+        expect_text(&c, "signed-in-as", "李娜 · 查看者").await?;
+        find(&c, "flow-list").await?;
+        gone(&c, "nav-people").await?;
+        let clean = |page: String, what: &str| -> Result<(), String> {
+            if page.contains(SECRET) || page.contains(&api.token) {
+                return Err(format!("a secret is on the viewer's {what} page"));
+            }
+            Ok(())
+        };
+        clean(c.source().await.map_err(|e| e.to_string())?, "flow list")?;
+        click(&c, "open-flow").await?;
+        click(&c, "node-start").await?;
+        find(&c, "inspector-start").await?;
+        clean(c.source().await.map_err(|e| e.to_string())?, "flow")?;
+        for (nav, page) in [("nav-connectors", "connectors"), ("nav-leads", "leads"), ("nav-inbox", "inbox")] {
+            click(&c, nav).await?;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            clean(c.source().await.map_err(|e| e.to_string())?, page)?;
+        }
+        Ok(())
+    })
+    .await;
+}
+
+/// Issue 21, leads: names, companies, owners and tags in the list; search and the tag
+/// filter narrow it; selected leads are enrolled in a published flow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leads_are_found_filtered_and_enrolled() {
+    with_browser("leads_page", |c, api| async move {
+        api.post(
+            "/api/v1/leads/import",
+            &json!({"leads": [
+                {"id": "east", "owner": "zhang.wei", "attributes": {"name": "王磊", "company": "苏州精工", "tags": ["高意向"]}},
+                {"id": "west", "attributes": {"name": "赵强", "company": "无锡重工"}}]}),
+        )
+        .await;
+        let doc = json!({"schema": 1, "name": "新客培育", "nodes": [
+            {"id": "t", "type": "trigger", "config": {"kind": "manual"}, "position": [48, 48]},
+            {"id": "w", "type": "wait", "config": {"duration": "3d"}, "position": [304, 48]}],
+            "edges": [{"from": "t", "to": "w"}]});
+        let flow = trellis_e2e::create_published(&api, &doc).await;
+        sign_in(&c, &api).await?;
+        click(&c, "nav-leads").await?;
+        expect_text(&c, "lead-owner-east", "zhang.wei").await?;
+        find(&c, "lead-row-west").await?;
+        enter(&c, "lead-search", "苏州").await?;
+        gone(&c, "lead-row-west").await?;
+        find(&c, "lead-row-east").await?;
+        enter(&c, "lead-search", "").await?;
+        find(&c, "lead-row-west").await?;
+        enter(&c, "lead-tag-filter", "高意向").await?;
+        gone(&c, "lead-row-west").await?;
+        click(&c, "select-lead-east").await?;
+        choose(&c, "enroll-flow", &flow).await?;
+        click(&c, "enroll-selected").await?;
+        expect_text(&c, "leads-notice", "已加入 1 条线索").await?;
+        let runs = api.get(&format!("/api/v1/runs?flow={flow}")).await;
+        if runs["runs"].as_array().map(Vec::len) != Some(1) {
+            return Err(format!("the enrolment's runs: {runs}"));
+        }
         Ok(())
     })
     .await;

@@ -186,6 +186,11 @@ impl Expr {
         &self.source
     }
 
+    /// The parsed tree (the condition builder reads its rules back from it).
+    pub(crate) fn ast(&self) -> &IdedExpr {
+        self.program.expression()
+    }
+
     /// The ids of the steps whose outputs this expression reads (`steps.<id>…`), or `None`
     /// when it uses `steps` in another way and may read any of them.
     pub fn step_refs(&self) -> Option<BTreeSet<String>> {

@@ -159,7 +159,7 @@ pub async fn get_flow(
 }
 
 /// Recent real triggers of a flow, to test it with: for an event trigger the last events
-/// of its name, otherwise the triggers of its last live runs (webhook calls, manual runs),
+/// of its name (for a behaviour trigger, of the names it looks at), otherwise the triggers of its last live runs (webhook calls, manual runs),
 /// newest first; with the trigger's kind and, for a webhook, its path.
 #[utoipa::path(get, path = "/api/v1/flows/{id}/samples", tag = "flows", params(("id" = String, Path)),
     responses((status = 200, description = "`{kind, path?, event?, samples: [{at, trigger}]}`", body = Object), (status = 404, description = "no such flow")))]
@@ -185,6 +185,24 @@ pub async fn trigger_samples(
     let samples = match (trigger.kind, &trigger.event) {
         (TriggerKind::Event, Some(name)) => {
             crate::events::recent_triggers(&state.db, &caller.workspace_id, name, SAMPLES).await?
+        }
+        // Events of every name the behaviour looks at, newest first.
+        (TriggerKind::Behaviour, _) => {
+            let mut all = Vec::new();
+            for name in trigger
+                .behaviour
+                .as_ref()
+                .map(|b| b.event_names())
+                .unwrap_or_default()
+            {
+                all.extend(
+                    crate::events::recent_triggers(&state.db, &caller.workspace_id, name, SAMPLES)
+                        .await?,
+                );
+            }
+            all.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
+            all.truncate(SAMPLES as usize);
+            all
         }
         _ => {
             state
@@ -448,4 +466,75 @@ pub async fn delete_flow(
     txn.commit().await?;
     state.routes.clear();
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Enroll {
+    /// Lead ids: 1–1,000.
+    pub leads: Vec<String>,
+}
+
+/// Enrolls leads in the flow (its published version): each gets a run whose trigger is a
+/// `lead.enrolled` event, unless it is suppressed or already has a live run of the flow.
+#[utoipa::path(post, path = "/api/v1/flows/{id}/enroll", tag = "flows", params(("id" = String, Path)),
+    request_body = Enroll,
+    responses((status = 200, description = "`{started, skipped: [{lead, reason}]}`", body = Object)))]
+pub async fn enroll_leads(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<Enroll>,
+) -> ApiResult<Json<Value>> {
+    use crate::lead_actions::{enroll_one, live_runs};
+    caller.require(Role::Operator)?;
+    if body.leads.is_empty() || body.leads.len() > 1000 {
+        return Err(ApiError::invalid(
+            "/leads",
+            "enroll 1 to 1,000 leads at a time",
+        ));
+    }
+    let f = docs::find_flow(&state.db, DocRef::flow(&caller.workspace_id, &id)).await?;
+    if f.published_version.is_none() {
+        return Err(ApiError::conflict(format!(
+            "flow {:?} is not published: publish it before enrolling leads",
+            f.name
+        )));
+    }
+    let mut started = Vec::new();
+    let mut skipped = Vec::new();
+    let batch = uuid::Uuid::now_v7().to_string();
+    for (i, lead_id) in body.leads.iter().enumerate() {
+        let Some(lead) = crate::leads::find(&state.db, &caller.workspace_id, lead_id).await? else {
+            skipped.push(json!({ "lead": lead_id, "reason": "the lead does not exist" }));
+            continue;
+        };
+        let live = live_runs(&state.db, &caller.workspace_id, &f.id, &lead.id).await?;
+        let out = enroll_one(
+            &state.db,
+            &state.runs,
+            &caller.workspace_id,
+            &f,
+            &lead,
+            &live,
+            json!({ "by": caller.name }),
+            &format!("enroll:{batch}:{i}"),
+        )
+        .await
+        .map_err(ApiError::internal)?;
+        if out["started"] == json!(true) {
+            started.push(out["run"].clone());
+        } else {
+            skipped.push(json!({ "lead": lead.id, "reason": out["reason"] }));
+        }
+    }
+    crate::api::audit(
+        &state.db,
+        &caller,
+        "flow.enroll",
+        &f.id,
+        json!({ "started": started.len(), "skipped": skipped.len() }),
+    )
+    .await?;
+    Ok(Json(json!({ "started": started, "skipped": skipped })))
 }

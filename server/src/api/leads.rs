@@ -32,6 +32,10 @@ pub struct LeadQuery {
     pub owner: Option<String>,
     pub min_score: Option<f64>,
     pub max_score: Option<f64>,
+    /// Words the lead's id or attributes (name, company, anything) contain, any case.
+    pub q: Option<String>,
+    /// Only leads with this tag.
+    pub tag: Option<String>,
     /// 1-based page (default 1).
     pub page: Option<u64>,
     /// Page size, 1–200 (default 50).
@@ -64,11 +68,82 @@ fn level<T: serde::de::DeserializeOwned>(
         .transpose()
 }
 
+/// The leads a list query selects (not merged), before order and paging.
+fn filtered(
+    state: &AppState,
+    caller: &Caller,
+    q: &LeadQuery,
+) -> ApiResult<sea_orm::Select<lead::Entity>> {
+    use sea_orm::sea_query::{Expr as SqlExpr, ExprTrait, Func};
+    let tier: Option<Tier> = level(q.tier.as_deref(), "tier", "cold, warm or hot")?;
+    let stage: Option<Stage> = level(q.stage.as_deref(), "stage", "lead, mql or sql")?;
+    let mut find = select_leads()
+        .filter(lead::Column::WorkspaceId.eq(caller.workspace_id.as_str()))
+        .filter(lead::Column::MergedInto.is_null());
+    if let Some(t) = tier {
+        find = find.filter(lead_score::Column::Tier.eq(t));
+    }
+    if let Some(s) = stage {
+        find = find.filter(lead_score::Column::Stage.eq(s));
+    }
+    if let Some(o) = q.owner.as_deref().filter(|o| !o.trim().is_empty()) {
+        find = find.filter(lead::Column::Owner.eq(o.trim()));
+    }
+    if let Some(min) = q.min_score {
+        find = find.filter(lead_score::Column::Score.gte(min));
+    }
+    if let Some(max) = q.max_score {
+        find = find.filter(lead_score::Column::Score.lte(max));
+    }
+    if let Some(words) = q.q.as_deref().map(str::trim).filter(|w| !w.is_empty()) {
+        if words.chars().count() > 100 {
+            return Err(ApiError::invalid(
+                "/q",
+                "a search has at most 100 characters",
+            ));
+        }
+        // LIKE's own characters are searched for as themselves.
+        let pattern = format!(
+            "%{}%",
+            words
+                .to_lowercase()
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        let text = |col: SqlExpr| Func::lower(col.cast_as("TEXT"));
+        find = find.filter(
+            sea_orm::Condition::any()
+                .add(
+                    text(SqlExpr::col((lead::Entity, lead::Column::Id)))
+                        .like(sea_orm::sea_query::LikeExpr::new(pattern.clone()).escape('\\')),
+                )
+                .add(
+                    text(SqlExpr::col((lead::Entity, lead::Column::Attributes)))
+                        .like(sea_orm::sea_query::LikeExpr::new(pattern).escape('\\')),
+                ),
+        );
+    }
+    if let Some(tag) = q.tag.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        let holds = if crate::db::is_postgres(&state.db) {
+            SqlExpr::cust_with_values("leads.attributes -> 'tags' ? $1", [tag.to_owned()])
+        } else {
+            SqlExpr::cust_with_values(
+                "EXISTS (SELECT 1 FROM json_each(leads.attributes, '$.tags') WHERE json_each.value = ?)",
+                [tag.to_owned()],
+            )
+        };
+        find = find.filter(holds);
+    }
+    Ok(find)
+}
+
 fn summary_row(l: &Lead) -> Value {
     json!({
         "id": l.id,
         "name": l.attributes.get("name"),
         "company": l.attributes.get("company"),
+        "tags": crate::lead_actions::tags_of(&l.attributes),
         "account_id": l.account_id,
         "owner": l.owner,
         "score": l.score,
@@ -90,27 +165,8 @@ pub async fn list_leads(
     query: Result<Query<LeadQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<Value>> {
     let Query(q) = query.map_err(|e| ApiError::invalid("", e.to_string()))?;
-    let tier: Option<Tier> = level(q.tier.as_deref(), "tier", "cold, warm or hot")?;
-    let stage: Option<Stage> = level(q.stage.as_deref(), "stage", "lead, mql or sql")?;
     let (page, per_page) = paging(q.page, q.per_page)?;
-    let mut find = select_leads()
-        .filter(lead::Column::WorkspaceId.eq(caller.workspace_id.as_str()))
-        .filter(lead::Column::MergedInto.is_null());
-    if let Some(t) = tier {
-        find = find.filter(lead_score::Column::Tier.eq(t));
-    }
-    if let Some(s) = stage {
-        find = find.filter(lead_score::Column::Stage.eq(s));
-    }
-    if let Some(o) = &q.owner {
-        find = find.filter(lead::Column::Owner.eq(o.as_str()));
-    }
-    if let Some(min) = q.min_score {
-        find = find.filter(lead_score::Column::Score.gte(min));
-    }
-    if let Some(max) = q.max_score {
-        find = find.filter(lead_score::Column::Score.lte(max));
-    }
+    let find = filtered(&state, &caller, &q)?;
     let total = find.clone().count(&state.db).await?;
     let rows = find
         .order_by_desc(lead_score::Column::Score)
@@ -133,6 +189,77 @@ pub async fn list_leads(
         "page": page,
         "per_page": per_page,
     })))
+}
+
+/// The most leads one export holds.
+pub const MAX_EXPORT: u64 = 50_000;
+
+/// The leads a list query selects, best score first, as CSV (UTF-8 with a byte-order mark,
+/// so spreadsheet programs read the Chinese right): id, name, company, owner, score, tier,
+/// stage, tags, last activity. At most [`MAX_EXPORT`] rows; paging is ignored.
+#[utoipa::path(get, path = "/api/v1/leads/export", tag = "leads", params(LeadQuery),
+    responses((status = 200, description = "text/csv", content_type = "text/csv")))]
+pub async fn export_leads(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<LeadQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let Query(q) = query.map_err(|e| ApiError::invalid("", e.to_string()))?;
+    let rows = filtered(&state, &caller, &q)?
+        .order_by_desc(lead_score::Column::Score)
+        .order_by_asc(lead::Column::Id)
+        .limit(MAX_EXPORT)
+        .into_model::<Lead>()
+        .all(&state.db)
+        .await?;
+    let mut out = csv::Writer::from_writer(vec![0xEF, 0xBB, 0xBF]);
+    let text = |v: Option<&Value>| match v {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    };
+    out.write_record([
+        "id",
+        "name",
+        "company",
+        "owner",
+        "score",
+        "tier",
+        "stage",
+        "tags",
+        "last_activity",
+    ])
+    .map_err(ApiError::internal)?;
+    for l in &rows {
+        out.write_record([
+            l.id.clone(),
+            text(l.attributes.get("name")),
+            text(l.attributes.get("company")),
+            l.owner.clone().unwrap_or_default(),
+            format!("{:.1}", l.score),
+            json!(l.tier).as_str().unwrap_or_default().to_owned(),
+            json!(l.stage).as_str().unwrap_or_default().to_owned(),
+            crate::lead_actions::tags_of(&l.attributes).join(";"),
+            l.last_event_at
+                .and_then(DateTime::<Utc>::from_timestamp_millis)
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_default(),
+        ])
+        .map_err(ApiError::internal)?;
+    }
+    let body = out.into_inner().map_err(ApiError::internal)?;
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                "attachment; filename=\"leads.csv\"",
+            ),
+        ],
+        body,
+    )
+        .into_response())
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -8,6 +8,7 @@ mod flows;
 pub mod guard;
 mod hooks;
 
+mod inbox;
 mod leads;
 mod meta;
 mod runs;
@@ -15,6 +16,7 @@ mod scoring;
 mod settings;
 mod signals;
 mod tokens;
+mod users;
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -78,6 +80,7 @@ pub fn openapi_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(flows::validate_flow))
         .routes(routes!(flows::list_versions))
         .routes(routes!(flows::trigger_samples))
+        .routes(routes!(flows::enroll_leads))
         .routes(routes!(flows::get_version))
         .routes(routes!(flows::diff_versions))
         .routes(routes!(flows::publish))
@@ -90,6 +93,11 @@ pub fn openapi_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(events::event_catalog))
         .routes(routes!(tokens::create_token, tokens::list_tokens))
         .routes(routes!(tokens::revoke_token))
+        .routes(routes!(users::sign_in, users::current, users::sign_out))
+        .routes(routes!(users::list_users))
+        .routes(routes!(users::invite))
+        .routes(routes!(users::reset))
+        .routes(routes!(users::get_ticket, users::redeem))
         .routes(routes!(connectors::list))
         .routes(routes!(connectors::get))
         .routes(routes!(connectors::patch_version))
@@ -98,10 +106,13 @@ pub fn openapi_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(connectors::put_limits))
         .routes(routes!(connectors::put_poll))
         .routes(routes!(leads::list_leads))
+        .routes(routes!(leads::export_leads))
         .routes(routes!(leads::import_leads))
         .routes(routes!(leads::get_lead))
         .routes(routes!(leads::list_accounts))
         .routes(routes!(leads::get_account))
+        .routes(routes!(inbox::list_inbox))
+        .routes(routes!(inbox::mark_read))
         .routes(routes!(scoring::get_model, scoring::save_model))
         .routes(routes!(scoring::list_versions))
         .routes(routes!(scoring::get_version))

@@ -213,6 +213,8 @@ pub mod run {
         pub interrupted_rev: Option<i64>,
         /// A test run (a sample trigger from the studio): not the flow's "last run".
         pub test: bool,
+        /// The lead the run is about (its trigger event's lead, or the lead enrolled).
+        pub lead_id: Option<String>,
     }
     no_relations!();
 }
@@ -461,6 +463,8 @@ pub mod lead {
         pub merged_into: Option<String>,
         pub created_at: DateTimeUtc,
         pub updated_at: DateTimeUtc,
+        /// Epoch milliseconds until which no flow starts for the lead.
+        pub suppressed_until: Option<i64>,
     }
     no_relations!();
 
@@ -574,6 +578,118 @@ pub mod workspace_doc {
         pub doc: String,
         pub author: String,
         pub updated_at: DateTimeUtc,
+    }
+    no_relations!();
+}
+
+/// The in-studio inbox: what `notify` nodes said, to whom.
+pub mod notification {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "notifications")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub workspace_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub recipient: String,
+        pub title: String,
+        #[sea_orm(column_type = "Text")]
+        pub body: String,
+        pub lead_id: Option<String>,
+        pub flow_id: Option<String>,
+        pub run_id: Option<String>,
+        pub created_at: DateTimeUtc,
+        pub read_at: Option<DateTimeUtc>,
+    }
+    no_relations!();
+}
+
+/// Whose turn it is in each round-robin assignment.
+pub mod assignment_turn {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "assignment_turns")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub workspace_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub key: String,
+        pub turn: i64,
+    }
+    no_relations!();
+}
+
+/// A person who signs in to the studio.
+pub mod user {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "users")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub name: String,
+        pub email: Option<String>,
+        pub phone: Option<String>,
+        /// PHC string (`$argon2id$…`).
+        pub password_hash: Option<String>,
+        pub created_at: DateTimeUtc,
+        pub disabled_at: Option<DateTimeUtc>,
+    }
+    no_relations!();
+}
+
+/// A user's role in a workspace.
+pub mod membership {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "memberships")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub workspace_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub user_id: String,
+        pub role: String,
+        pub created_at: DateTimeUtc,
+    }
+    no_relations!();
+}
+
+/// A signed-in session (the cookie's value is kept only as its SHA-256).
+pub mod session {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "sessions")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id_hash: String,
+        pub user_id: String,
+        pub workspace_id: String,
+        pub created_at: DateTimeUtc,
+        pub expires_at: i64,
+    }
+    no_relations!();
+}
+
+/// A one-time ticket: an invitation or a password reset.
+pub mod user_ticket {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "user_tickets")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub token_hash: String,
+        pub kind: String,
+        pub workspace_id: String,
+        pub user_id: Option<String>,
+        pub role: Option<String>,
+        pub name: Option<String>,
+        pub email: Option<String>,
+        pub phone: Option<String>,
+        pub created_by: String,
+        pub created_at: DateTimeUtc,
+        pub expires_at: i64,
+        pub used_at: Option<DateTimeUtc>,
     }
     no_relations!();
 }

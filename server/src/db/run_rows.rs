@@ -21,7 +21,7 @@ macro_rules! run_columns {
         "id, workspace_id, flow_id, version, status, \
          CAST(trigger AS TEXT) AS trigger, CAST(state AS TEXT) AS state, state_rev, error, \
          wake_at, lease_owner, lease_until, created_at, updated_at, finished_at, \
-         interruptions, interrupted_rev, test"
+         interruptions, interrupted_rev, test, lead_id"
     };
 }
 
@@ -49,6 +49,7 @@ pub fn select() -> sea_orm::Select<run::Entity> {
             C::Interruptions,
             C::InterruptedRev,
             C::Test,
+            C::LeadId,
         ])
         .column_as(Expr::cust("CAST(trigger AS TEXT)"), "trigger")
         .column_as(Expr::cust("CAST(state AS TEXT)"), "state")
@@ -75,6 +76,7 @@ pub struct RawRun {
     pub interruptions: i32,
     pub interrupted_rev: Option<i64>,
     pub test: bool,
+    pub lead_id: Option<String>,
 }
 
 /// A run whose stored JSON does not read: its id and why.
@@ -124,6 +126,7 @@ impl RawRun {
             interruptions: self.interruptions,
             interrupted_rev: self.interrupted_rev,
             test: self.test,
+            lead_id: self.lead_id,
         })
     }
 }

@@ -49,18 +49,7 @@ impl CallHost for Intent {
                 message: format!("no intent operation {other:?}"),
             }),
         };
-        let result = match result {
-            Ok(output) => CallResult::Ok {
-                output,
-                version: INTENT_VERSION.to_owned(),
-            },
-            Err(error) => CallResult::Err {
-                error,
-                version: Some(INTENT_VERSION.to_owned()),
-            },
-        };
-        // The host is part of the server: a run is not pinned to its version.
-        (result, None)
+        crate::runs::served(result, INTENT_VERSION)
     }
 }
 

@@ -82,3 +82,22 @@ impl Hosts {
         }
     }
 }
+
+/// The answer of a host that is part of the server (a reserved name), journaled with the
+/// host's `version`; no run is pinned to it (it changes with the server).
+pub fn served(
+    result: Result<serde_json::Value, ConnectorError>,
+    version: &str,
+) -> (CallResult, Option<String>) {
+    let result = match result {
+        Ok(output) => CallResult::Ok {
+            output,
+            version: version.to_owned(),
+        },
+        Err(error) => CallResult::Err {
+            error,
+            version: Some(version.to_owned()),
+        },
+    };
+    (result, None)
+}

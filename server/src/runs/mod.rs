@@ -41,7 +41,7 @@ pub use crate::db::entities::run::RunStatus;
 use crate::db::entities::{run, subscription};
 use crate::db::run_rows::{self, RawRun};
 use crate::limits::LimitsCache;
-pub use host::{CallHost, CallPlan, Hosts};
+pub use host::{CallHost, CallPlan, Hosts, served};
 pub use segment::execute_segment;
 pub use worker::Workers;
 
@@ -217,6 +217,7 @@ impl Runs {
         let id = uuid::Uuid::now_v7().to_string();
         let now = Utc::now();
         let state = RunState::start(trigger_node);
+        let lead = lead_of(&trigger);
         run::Entity::insert(run::ActiveModel {
             id: Set(id.clone()),
             workspace_id: Set(workspace.to_owned()),
@@ -228,6 +229,7 @@ impl Runs {
             state_rev: Set(0),
             error: Set(None),
             test: Set(purpose == RunPurpose::Test),
+            lead_id: Set(lead),
             wake_at: Set(Some(now_ms(now))),
             lease_owner: Set(None),
             lease_until: Set(None),
@@ -283,6 +285,8 @@ impl Runs {
             interrupted_rev: Set(None),
             // Webhook runs are live; the column's default says so without a parameter.
             test: sea_orm::ActiveValue::NotSet,
+            // A webhook's body names no lead the server knows.
+            lead_id: sea_orm::ActiveValue::NotSet,
         };
         let (done, committed) = tokio::sync::oneshot::channel();
         let pending = writer::NewRun {
@@ -500,4 +504,13 @@ impl Runs {
             .await?;
         Ok(res.rows_affected)
     }
+}
+
+/// The lead a run is about, from its trigger: the event's lead, or the lead enrolled.
+pub fn lead_of(trigger: &Value) -> Option<String> {
+    trigger
+        .pointer("/event/lead")
+        .or_else(|| trigger.get("lead"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
 }

@@ -300,9 +300,16 @@ impl Events {
         payload: &Value,
     ) -> Result<(Vec<String>, u64), IntakeError> {
         let mut started = Vec::new();
+        let mut candidates =
+            routes::triggered(conn, Some(workspace), TriggerKind::Event, Some(name)).await?;
+        let behaviours =
+            routes::triggered(conn, Some(workspace), TriggerKind::Behaviour, None).await?;
+        // The lead is read only when some flow may start for it.
         let lead = match payload.get("lead").and_then(Value::as_str) {
-            Some(id) => crate::leads::find(conn, workspace, id).await?,
-            None => None,
+            Some(id) if !candidates.is_empty() || !behaviours.is_empty() => {
+                crate::leads::find(conn, workspace, id).await?
+            }
+            _ => None,
         };
         let now_ms = Utc::now().timestamp_millis();
         // A suppressed lead starts no flow (its waiting runs still hear the event).
@@ -310,12 +317,8 @@ impl Events {
             .as_ref()
             .is_some_and(|l| crate::leads::is_suppressed(l, now_ms));
         let trigger = event_trigger(payload);
-        let mut candidates =
-            routes::triggered(conn, Some(workspace), TriggerKind::Event, Some(name)).await?;
         if let Some(lead) = lead.as_ref().filter(|_| !suppressed) {
-            for route in
-                routes::triggered(conn, Some(workspace), TriggerKind::Behaviour, None).await?
-            {
+            for route in behaviours {
                 let flow = self
                     .runs
                     .compiled_on(conn, &route.flow_id, route.version)

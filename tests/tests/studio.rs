@@ -475,7 +475,7 @@ async fn inspector_checks_cel_as_you_type() {
     with_browser("inspector_checks_cel_as_you_type", |c, api| async move {
         let doc = json!({"schema": 1, "name": "条件测试", "nodes": [
             {"id": "start", "type": "trigger", "config": {"kind": "manual"}, "position": [40, 40]},
-            {"id": "hot", "type": "branch", "config": {"when": "true"}, "position": [260, 40]}],
+            {"id": "hot", "type": "respond", "config": {"body": "true"}, "position": [260, 40]}],
             "edges": [{"from": "start", "to": "hot"}]});
         let id = api.post("/api/v1/flows", &doc).await["id"]
             .as_str()
@@ -485,17 +485,17 @@ async fn inspector_checks_cel_as_you_type() {
         click(&c, "open-flow").await?;
         click(&c, "node-hot").await?;
         find(&c, "inspector-hot").await?;
-        type_into(&c, "field-when", "trigger.input.score >= ").await?;
-        let error = text(&c, "error-when").await?;
+        type_into(&c, "field-body", "trigger.input.score >= ").await?;
+        let error = text(&c, "error-body").await?;
         if !error.starts_with("1:") {
             return Err(format!(
                 "the CEL error should start with its position: {error:?}"
             ));
         }
-        type_into(&c, "field-when", "trigger.input.score >= 70.0").await?;
-        gone(&c, "error-when").await?;
+        type_into(&c, "field-body", "trigger.input.score >= 70.0").await?;
+        gone(&c, "error-body").await?;
         // Leaving the field commits the change as an edit; then save.
-        find(&c, "field-when")
+        find(&c, "field-body")
             .await?
             .send_keys("\u{e004}")
             .await
@@ -530,7 +530,7 @@ async fn inspector_checks_cel_as_you_type() {
         if hot["timeout"] != "30s" || hot["retry"]["max_attempts"] != 3 {
             return Err(format!("execution policy not saved: {hot}"));
         }
-        if saved["doc"]["nodes"][1]["config"]["when"] != "trigger.input.score >= 70.0" {
+        if saved["doc"]["nodes"][1]["config"]["body"] != "trigger.input.score >= 70.0" {
             return Err(format!("saved config: {}", saved["doc"]["nodes"][1]));
         }
         Ok(())
@@ -1349,7 +1349,7 @@ async fn an_edit_survives_a_click_elsewhere_and_undo_to_saved_is_clean() {
     with_browser("edit_survives_click_elsewhere", |c, api| async move {
         let doc = json!({"schema": 1, "name": "编辑测试", "nodes": [
             {"id": "start", "type": "trigger", "config": {"kind": "manual"}, "position": [40, 40]},
-            {"id": "hot", "type": "branch", "config": {"when": "true"}, "position": [300, 40]}],
+            {"id": "hot", "type": "respond", "config": {"body": "true"}, "position": [300, 40]}],
             "edges": [{"from": "start", "to": "hot"}]});
         api.post("/api/v1/flows", &doc).await;
         sign_in(&c, &api).await?;
@@ -1367,7 +1367,7 @@ async fn an_edit_survives_a_click_elsewhere_and_undo_to_saved_is_clean() {
         let before = save_at().await?;
         // Select all and type over it, as a person does (WebDriver's clear would commit an
         // empty field as an edit of its own).
-        find(&c, "field-when")
+        find(&c, "field-body")
             .await?
             .send_keys("\u{e009}a\u{e000}trigger.input.score >= 70.0")
             .await
@@ -1383,7 +1383,7 @@ async fn an_edit_survives_a_click_elsewhere_and_undo_to_saved_is_clean() {
         }
         click(&c, "node-hot").await?;
         find(&c, "inspector-hot").await?;
-        let value = find(&c, "field-when")
+        let value = find(&c, "field-body")
             .await?
             .prop("value")
             .await
@@ -1708,8 +1708,9 @@ async fn webhook_test_runs_from_real_samples() {
     .await;
 }
 
-/// Item 21.2, the data picker: an event flow's condition is made by picking a property its
-/// real events carry and one of their values; no CEL is typed.
+/// Item 21.2, the condition builder: an event flow's condition is made by picking a property
+/// its real events carry and typing one of their values; the CEL it writes is one click
+/// away; no CEL is typed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_condition_is_picked_from_real_event_data() {
     with_browser("condition_from_event_data", |c, api| async move {
@@ -1737,30 +1738,29 @@ async fn a_condition_is_picked_from_real_event_data() {
         click(&c, "open-flow").await?;
         click(&c, "node-seen").await?;
         find(&c, "inspector-seen").await?;
-        // Empty the condition (select all, delete, leave the field).
-        find(&c, "field-when")
-            .await?
-            .send_keys("\u{e009}a\u{e000}\u{e003}\u{e004}")
-            .await
-            .map_err(|e| e.to_string())?;
-        click(&c, "pick-when").await?;
-        find(&c, "picker-when").await?;
-        snapshot(&c, "data_picker").await;
-        click(
-            &c,
-            "pick-value-trigger.event.properties.category-competitor_comparison",
-        )
-        .await?;
-        gone(&c, "picker-when").await?;
+        // The condition builder: the property its real events carry, one of their values.
+        click(&c, "cond-when-add-group").await?;
+        choose(&c, "cond-when-field-0-0", "trigger.event.properties.category").await?;
+        snapshot(&c, "condition_builder").await;
+        enter(&c, "cond-when-value-0-0", "competitor_comparison").await?;
+        // The CEL it wrote is one click away.
+        click(&c, "cond-when-toggle").await?;
         let want = "trigger.event.properties.category == 'competitor_comparison'";
         expect("the condition", want, || async {
-            find(&c, "field-when").await?.prop("value").await.map_err(|e| e.to_string())
+            find(&c, "cond-when-cel").await?.prop("value").await.map_err(|e| e.to_string())
         })
         .await?;
-        gone(&c, "error-when").await?;
+        click(&c, "cond-when-toggle").await?;
+        find(&c, "cond-when-rule-0-0").await?;
         expect_text(&c, "dirty", "有未保存的修改").await?;
         click(&c, "save").await?;
         expect_text(&c, "version", "v2").await?;
+        let flows = api.get("/api/v1/flows").await;
+        let id = flows["flows"][0]["id"].as_str().ok_or("no flow")?.to_owned();
+        let saved = api.get(&format!("/api/v1/flows/{id}/versions/2")).await;
+        if saved["doc"]["nodes"][1]["config"]["when"] != want {
+            return Err(format!("saved condition: {}", saved["doc"]["nodes"][1]));
+        }
         Ok(())
     })
     .await;

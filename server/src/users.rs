@@ -44,6 +44,8 @@ pub enum AccountError {
     Taken(String),
     #[error("no user {0:?} in this workspace")]
     NoUser(String),
+    #[error("the workspace's last admin stays an admin: make someone else admin first")]
+    LastAdmin,
     #[error(transparent)]
     Db(#[from] sea_orm::DbErr),
     #[error("hashing the password failed: {0}")]
@@ -472,6 +474,38 @@ pub async fn redeem(
     let out = open_session(&txn, &user, &t.workspace_id, role).await?;
     txn.commit().await?;
     Ok(out)
+}
+
+/// Gives a user of `workspace` another role. The workspace's last admin stays an admin.
+pub async fn set_role(
+    db: &DatabaseConnection,
+    workspace: &str,
+    user_id: &str,
+    role: Role,
+) -> Result<(), AccountError> {
+    let txn = db.begin().await?;
+    let Some(m) = membership::Entity::find_by_id((workspace.to_owned(), user_id.to_owned()))
+        .lock_exclusive()
+        .one(&txn)
+        .await?
+    else {
+        return Err(AccountError::NoUser(user_id.to_owned()));
+    };
+    if m.role == Role::Admin.as_str() && role != Role::Admin {
+        let admins = membership::Entity::find()
+            .filter(membership::Column::WorkspaceId.eq(workspace))
+            .filter(membership::Column::Role.eq(Role::Admin.as_str()))
+            .count(&txn)
+            .await?;
+        if admins <= 1 {
+            return Err(AccountError::LastAdmin);
+        }
+    }
+    let mut m: membership::ActiveModel = m.into();
+    m.role = Set(role.as_str().into());
+    m.update(&txn).await?;
+    txn.commit().await?;
+    Ok(())
 }
 
 /// Deletes expired sessions and expired or used tickets.

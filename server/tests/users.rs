@@ -249,6 +249,83 @@ async fn people_and_sign_in(backend: Backend) {
         );
     }
 
+    // Roles change; the last admin stays one.
+    let (st, me_now, _) = request(
+        &s,
+        Some(&admin),
+        false,
+        Method::GET,
+        "/api/v1/session",
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    let admin_id = me_now["user"]["id"].as_str().expect("id").to_owned();
+    let (st, v, _) = request(
+        &s,
+        Some(&admin),
+        true,
+        Method::PATCH,
+        &format!("/api/v1/users/{admin_id}"),
+        Some(json!({"role": "viewer"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    let (st, users_now, _) =
+        request(&s, Some(&admin), false, Method::GET, "/api/v1/users", None).await;
+    assert_eq!(st, StatusCode::OK);
+    let li_id = users_now["users"]
+        .as_array()
+        .expect("users")
+        .iter()
+        .find(|u| u["email"] == json!("li.na@example.cn"))
+        .and_then(|u| u["id"].as_str())
+        .expect("li na")
+        .to_owned();
+    let (st, v, _) = request(
+        &s,
+        Some(&admin),
+        true,
+        Method::PATCH,
+        &format!("/api/v1/users/{li_id}"),
+        Some(json!({"role": "builder"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (_, me_li, _) = request(
+        &s,
+        Some(&viewer),
+        false,
+        Method::GET,
+        "/api/v1/session",
+        None,
+    )
+    .await;
+    assert_eq!(
+        me_li["role"],
+        json!("builder"),
+        "a role change takes effect at once"
+    );
+    let (st, v, _) = request(
+        &s,
+        Some(&viewer),
+        true,
+        Method::PATCH,
+        &format!("/api/v1/users/{li_id}"),
+        Some(json!({"role": "admin"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+    request(
+        &s,
+        Some(&admin),
+        true,
+        Method::PATCH,
+        &format!("/api/v1/users/{li_id}"),
+        Some(json!({"role": "viewer"})),
+    )
+    .await;
+
     // An admin's reset ends the old sessions; the new password works.
     let (st, users, _) = request(&s, Some(&admin), false, Method::GET, "/api/v1/users", None).await;
     assert_eq!(st, StatusCode::OK);

@@ -1,5 +1,5 @@
-//! People: the workspace's users and their roles, inviting someone and resetting a
-//! password (admins; each gives a one-time link, shown once), and the page such a link
+//! People: the workspace's users and their roles (changed in place), inviting someone and
+//! resetting a password (admins; each gives a one-time link, shown once), and the page such a link
 //! opens, where the person sets a password and is signed in.
 
 use leptos::prelude::*;
@@ -84,6 +84,18 @@ pub fn PeoplePage() -> impl IntoView {
             }
         });
     };
+    let change_role = move |id: String, role: String| {
+        let token = session.token.get_untracked().unwrap_or_default();
+        leptos::task::spawn_local(async move {
+            let path = format!("/api/v1/users/{}", js_sys::encode_uri_component(&id));
+            match api::patch_json(&token, &path, &json!({ "role": role })).await {
+                Ok(_) => error.set(None),
+                Err(ApiError::Unauthorized) => session.sign_out(),
+                Err(ApiError::Other(m)) => error.set(Some(m)),
+            }
+            reload.update(|n| *n += 1);
+        });
+    };
     let table = move |v: Value| {
         let lang = session.lang.get();
         let rows = v["users"].as_array().cloned().unwrap_or_default();
@@ -103,7 +115,15 @@ pub fn PeoplePage() -> impl IntoView {
                             <tr data-testid=format!("person-{reach}")>
                                 <td>{u["name"].as_str().unwrap_or_default().to_owned()}</td>
                                 <td>{reach.clone()}</td>
-                                <td>{role_name(lang, u["role"].as_str().unwrap_or_default())}</td>
+                                <td>{
+                                    let (uid, current) = (id.clone(), u["role"].as_str().unwrap_or_default().to_owned());
+                                    view! {
+                                        <select data-testid=format!("role-{reach}") prop:value=current.clone()
+                                            on:change=move |ev| change_role(uid.clone(), event_target_value(&ev))>
+                                            {ROLES.map(|r| view! { <option value=r selected=current == r>{role_name(lang, r)}</option> }).collect_view()}
+                                        </select>
+                                    }
+                                }</td>
                                 <td><button type="button" class="small" data-testid=format!("reset-{reach}")
                                     on:click=move |_| reset(id.clone())>{session.t(Text::ResetPassword)}</button></td>
                             </tr>

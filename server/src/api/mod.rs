@@ -97,6 +97,7 @@ pub fn openapi_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(users::list_users))
         .routes(routes!(users::invite))
         .routes(routes!(users::reset))
+        .routes(routes!(users::set_role))
         .routes(routes!(users::get_ticket, users::redeem))
         .routes(routes!(connectors::list))
         .routes(routes!(connectors::get))

@@ -225,3 +225,33 @@ pub async fn redeem(
     let (token, signed) = users::redeem(&state.db, &ticket, &body.password).await?;
     Ok(signed_in_response(StatusCode::OK, &token, &signed))
 }
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleChange {
+    pub role: Role,
+}
+
+/// Gives a user another role (admins). The last admin cannot stop being one (409).
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users",
+    params(("id" = String, Path)), request_body = RoleChange,
+    responses((status = 200, description = "`{id, role}`", body = Object),
+        (status = 409, description = "the workspace's last admin")))]
+pub async fn set_role(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<RoleChange>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Role::Admin)?;
+    users::set_role(&state.db, &caller.workspace_id, &id, body.role).await?;
+    crate::api::audit(
+        &state.db,
+        &caller,
+        "user.role",
+        &id,
+        json!({ "role": body.role }),
+    )
+    .await?;
+    Ok(Json(json!({ "id": id, "role": body.role })))
+}

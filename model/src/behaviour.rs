@@ -105,6 +105,14 @@ impl Behaviour {
         }
     }
 
+    /// [`dids`](Self::dids), to edit.
+    pub fn dids_mut(&mut self) -> Vec<&mut Did> {
+        match self {
+            Behaviour::AllWithin { did, .. } => did.iter_mut().collect(),
+            Behaviour::AtLeast { did, .. } | Behaviour::NoneWithin { did, .. } => vec![did],
+        }
+    }
+
     /// The event names the condition looks at, without repeats.
     pub fn event_names(&self) -> Vec<&str> {
         let mut names: Vec<&str> = Vec::new();

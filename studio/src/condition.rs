@@ -340,13 +340,6 @@ fn with_kind(b: &Behaviour, code: &str) -> Behaviour {
     }
 }
 
-fn dids_mut(b: &mut Behaviour) -> Vec<&mut Did> {
-    match b {
-        Behaviour::AllWithin { did, .. } => did.iter_mut().collect(),
-        Behaviour::AtLeast { did, .. } | Behaviour::NoneWithin { did, .. } => vec![did],
-    }
-}
-
 /// The behaviour editor: which events, how many times, within how many days, each event
 /// narrowed with the condition builder over the properties such events carry.
 #[component]
@@ -404,7 +397,7 @@ pub fn BehaviourEditor(
                     <select data-testid=format!("{p}-event-{i}") prop:value=did.event.clone()
                         on:change=move |ev| {
                             let name = event_target_value(&ev);
-                            b.update(|b| if let Some(d) = dids_mut(b).into_iter().nth(i) { d.event = name; d.filter = None; });
+                            b.update(|b| if let Some(d) = b.dids_mut().into_iter().nth(i) { d.event = name; d.filter = None; });
                             emit();
                         }>
                         <option value="">{say(lang, "选择事件…", "Choose an event…")}</option>
@@ -422,7 +415,7 @@ pub fn BehaviourEditor(
                     <ConditionBuilder items=items value=did.filter.clone().unwrap_or_default()
                         testid=format!("{p}-filter-{i}")
                         on_change=Callback::new(move |cel: Option<String>| {
-                            b.update(|b| if let Some(d) = dids_mut(b).into_iter().nth(i) { d.filter = cel; });
+                            b.update(|b| if let Some(d) = b.dids_mut().into_iter().nth(i) { d.filter = cel; });
                             emit();
                         }) />
                 </div>

@@ -8,5 +8,8 @@
 pub mod suggest;
 pub mod table;
 
-pub use suggest::{SuggestError, SuggestOptions, Suggestion, backtest_table, score_rows, suggest};
+pub use suggest::{
+    Progress, Step, SuggestError, SuggestOptions, Suggestion, backtest_table, score_rows, suggest,
+    suggest_with_progress,
+};
 pub use table::{ColumnKind, Mapping, Table, TableError, outcome_value, parse_outcome};

@@ -14,10 +14,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use linfa::Dataset;
-use linfa::prelude::Fit as _;
-use linfa_logistic::LogisticRegression;
-use ndarray::{Array1, Array2};
+use argmin::core::{CostFunction, Executor, Gradient};
+use argmin::solver::linesearch::MoreThuenteLineSearch;
+use argmin::solver::quasinewton::LBFGS;
+use ndarray::Array1;
 use sha2::{Digest, Sha256};
 use trellis_model::backtest::{Backtest, BacktestError, Scored, backtest};
 use trellis_model::scoring::{
@@ -150,6 +150,52 @@ struct Candidate {
     encoder: Encoder,
     /// Category per row of the table.
     codes: Vec<usize>,
+}
+
+/// What a suggestion is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// Choosing the regularisation strength by cross-validation.
+    Regularisation,
+    /// Choosing pairs of columns by cross-validation.
+    Pairs,
+    /// Fitting the final model.
+    Fit,
+    /// Backtesting it on the training and held-out leads.
+    Backtest,
+}
+
+/// How far a suggestion is: `done` of `total` regression fits (the costly part), and the
+/// step it is in. `total` is known from the start; a pair search that stops early jumps
+/// `done` ahead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Progress {
+    pub step: Step,
+    pub done: u32,
+    pub total: u32,
+}
+
+/// Counts fits and reports each one.
+struct Tracker<'a> {
+    done: u32,
+    total: u32,
+    report: &'a mut dyn FnMut(Progress),
+}
+
+impl Tracker<'_> {
+    fn tick(&mut self, step: Step) {
+        self.done = (self.done + 1).min(self.total);
+        (self.report)(Progress {
+            step,
+            done: self.done,
+            total: self.total,
+        });
+    }
+
+    fn skip_to(&mut self, done: u32) {
+        self.done = self.done.max(done.min(self.total));
+    }
 }
 
 fn cell_text(column: &Column, row: usize) -> Option<String> {
@@ -315,6 +361,91 @@ impl Fit {
     }
 }
 
+/// The L2-penalised logistic regression over the one-hot encoding of `features`: the
+/// negative log-likelihood of `rows` plus `alpha / 2 · ‖w‖²` (the intercept is not
+/// penalised), the objective `linfa-logistic` minimises. Each row has exactly one active
+/// category per feature, so the design is kept as those indices: a cost or gradient costs
+/// rows × features, not rows × categories as a dense matrix would (30 times less on a CRM
+/// export), and argmin's L-BFGS minimises it.
+struct OneHot<'a> {
+    /// `per_row` active columns per row, row after row.
+    active: &'a [u32],
+    per_row: usize,
+    /// +1 converted, −1 not.
+    y: &'a [f64],
+    alpha: f64,
+    /// Columns; the intercept is parameter `width`.
+    width: usize,
+}
+
+/// `ln(1 + e^t)` without overflow.
+fn softplus(t: f64) -> f64 {
+    t.max(0.0) + (-t.abs()).exp().ln_1p()
+}
+
+impl OneHot<'_> {
+    /// Every row's log-odds under `w` (contiguous: the solver's own vectors).
+    fn log_odds(&self, w: &[f64]) -> Vec<f64> {
+        let b = w[self.width];
+        self.active
+            .chunks_exact(self.per_row.max(1))
+            .map(|cols| b + cols.iter().map(|&j| w[j as usize]).sum::<f64>())
+            .collect()
+    }
+}
+
+/// The parameters as a slice: argmin's vectors are ours, made contiguous by `Array1::zeros`
+/// and kept so by its arithmetic.
+fn params(w: &Array1<f64>) -> std::borrow::Cow<'_, [f64]> {
+    match w.as_slice() {
+        Some(s) => std::borrow::Cow::Borrowed(s),
+        None => std::borrow::Cow::Owned(w.to_vec()),
+    }
+}
+
+impl CostFunction for OneHot<'_> {
+    type Param = Array1<f64>;
+    type Output = f64;
+
+    fn cost(&self, w: &Array1<f64>) -> Result<f64, argmin::core::Error> {
+        let w = params(w);
+        let z = self.log_odds(&w);
+        let loss: f64 = z.iter().zip(self.y).map(|(z, y)| softplus(-y * z)).sum();
+        let penalty = 0.5 * self.alpha * w[..self.width].iter().map(|x| x * x).sum::<f64>();
+        Ok(loss + penalty)
+    }
+}
+
+impl Gradient for OneHot<'_> {
+    type Param = Array1<f64>;
+    type Gradient = Array1<f64>;
+
+    fn gradient(&self, w: &Array1<f64>) -> Result<Array1<f64>, argmin::core::Error> {
+        let w = params(w);
+        let z = self.log_odds(&w);
+        let mut g = vec![0.0; self.width + 1];
+        let mut intercept = 0.0;
+        for ((cols, z), y) in self
+            .active
+            .chunks_exact(self.per_row.max(1))
+            .zip(&z)
+            .zip(self.y)
+        {
+            // d/dz of ln(1 + e^(−y·z)) is −y·σ(−y·z).
+            let d = -y / (1.0 + (y * z).exp());
+            for &j in cols {
+                g[j as usize] += d;
+            }
+            intercept += d;
+        }
+        for (g, w) in g.iter_mut().zip(w.iter()).take(self.width) {
+            *g += self.alpha * w;
+        }
+        g[self.width] = intercept;
+        Ok(Array1::from(g))
+    }
+}
+
 fn fit(
     features: &[&Candidate],
     rows: &[usize],
@@ -330,49 +461,48 @@ fn fit(
         })
         .collect();
     let width: usize = features.iter().map(|f| f.encoder.categories()).sum();
-    let mut x = Array2::<f64>::zeros((rows.len(), width));
-    for (i, &r) in rows.iter().enumerate() {
-        for (f, o) in features.iter().zip(&offsets) {
-            x[[i, o + f.codes[r]]] = 1.0;
-        }
-    }
-    let y: Array1<bool> = rows.iter().map(|&r| outcome[r]).collect();
-    if y.iter().all(|&v| v) || y.iter().all(|&v| !v) {
+    let active: Vec<u32> = rows
+        .iter()
+        .flat_map(|&r| {
+            features
+                .iter()
+                .zip(&offsets)
+                .map(move |(f, o)| (o + f.codes[r]) as u32)
+        })
+        .collect();
+    let y: Vec<f64> = rows
+        .iter()
+        .map(|&r| if outcome[r] { 1.0 } else { -1.0 })
+        .collect();
+    if y.iter().all(|&v| v > 0.0) || y.iter().all(|&v| v < 0.0) {
         return Err(SuggestError::OneOutcome);
     }
-    let fitted = LogisticRegression::default()
-        .alpha(alpha)
-        .max_iterations(400)
-        .fit(&Dataset::new(x, y))
+    let problem = OneHot {
+        active: &active,
+        per_row: features.len(),
+        y: &y,
+        alpha,
+        width,
+    };
+    let solver = LBFGS::new(MoreThuenteLineSearch::new(), 10)
+        .with_tolerance_grad(1e-4)
         .map_err(|e| SuggestError::Fit(e.to_string()))?;
-    let params = fitted.params();
-    let mut out = Fit {
+    let result = Executor::new(problem, solver)
+        .configure(|state| state.param(Array1::zeros(width + 1)).max_iters(400))
+        .run()
+        .map_err(|e| SuggestError::Fit(e.to_string()))?;
+    let params = result
+        .state
+        .best_param
+        .unwrap_or_else(|| Array1::zeros(width + 1));
+    Ok(Fit {
         coefficients: features
             .iter()
             .zip(&offsets)
             .map(|(f, o)| (0..f.encoder.categories()).map(|k| params[o + k]).collect())
             .collect(),
-        intercept: fitted.intercept(),
-    };
-    // linfa picks which label is "positive"; orient by what the fit does to converted rows.
-    let (mut pos, mut neg, mut np, mut nn) = (0.0, 0.0, 0usize, 0usize);
-    for &r in rows {
-        let eta = out.log_odds(features, r);
-        if outcome[r] {
-            pos += eta;
-            np += 1;
-        } else {
-            neg += eta;
-            nn += 1;
-        }
-    }
-    if pos / (np as f64) < neg / (nn as f64) {
-        out.intercept = -out.intercept;
-        for c in &mut out.coefficients {
-            c.iter_mut().for_each(|b| *b = -*b);
-        }
-    }
-    Ok(out)
+        intercept: params[width],
+    })
 }
 
 fn slug(name: &str, taken: &mut Vec<String>, index: usize) -> String {
@@ -570,6 +700,15 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
 
 /// Fits a model to `table`'s history. See the module documentation.
 pub fn suggest(table: &Table, opts: &SuggestOptions) -> Result<Suggestion, SuggestError> {
+    suggest_with_progress(table, opts, &mut |_| {})
+}
+
+/// [`suggest`], reporting its progress after every regression fit.
+pub fn suggest_with_progress(
+    table: &Table,
+    opts: &SuggestOptions,
+    report: &mut dyn FnMut(Progress),
+) -> Result<Suggestion, SuggestError> {
     if opts.holdout_percent > 50 {
         return Err(SuggestError::BadHoldout(opts.holdout_percent));
     }
@@ -650,9 +789,21 @@ pub fn suggest(table: &Table, opts: &SuggestOptions) -> Result<Suggestion, Sugge
     }
 
     let folds = folds(&train);
+    let alpha_fits = if opts.alpha.is_none() {
+        ALPHAS.len() as u32 * FOLDS as u32
+    } else {
+        0
+    };
+    let pair_fits = opts.auto_crosses as u32 * FOLDS as u32;
+    let mut tracker = Tracker {
+        done: 0,
+        // The final fit and the backtest count one each.
+        total: alpha_fits + pair_fits + 2,
+        report,
+    };
     let alpha = match opts.alpha {
         Some(a) => a,
-        None => choose_alpha(&candidates, &folds, table.rows, &outcome)?,
+        None => choose_alpha(&candidates, &folds, table.rows, &outcome, &mut tracker)?,
     };
     if opts.auto_crosses > 0 {
         choose_crosses(
@@ -663,11 +814,14 @@ pub fn suggest(table: &Table, opts: &SuggestOptions) -> Result<Suggestion, Sugge
             &outcome,
             alpha,
             opts,
+            &mut tracker,
         )?;
     }
+    tracker.skip_to(alpha_fits + pair_fits);
 
     let features: Vec<&Candidate> = candidates.iter().collect();
     let fitted = fit(&features, &train, &outcome, alpha)?;
+    tracker.tick(Step::Fit);
     let (mut model, used) = to_model(&features, &fitted, &train, opts);
 
     // Tiers and stages at the training scores' median and 80th percentile.
@@ -699,6 +853,7 @@ pub fn suggest(table: &Table, opts: &SuggestOptions) -> Result<Suggestion, Sugge
             &outcome,
         ))?)
     };
+    tracker.tick(Step::Backtest);
     Ok(Suggestion {
         model,
         train_rows: train.len(),
@@ -777,21 +932,50 @@ fn folds(train: &[usize]) -> Vec<(Vec<usize>, Vec<usize>)> {
         .collect()
 }
 
+/// `f` on every fold, each in a thread of its own: the folds' fits are independent, and
+/// a suggestion is what a user waits for.
+fn per_fold<T: Send>(
+    folds: &[(Vec<usize>, Vec<usize>)],
+    f: impl Fn(&(Vec<usize>, Vec<usize>)) -> Result<T, SuggestError> + Sync,
+) -> Vec<Result<T, SuggestError>> {
+    std::thread::scope(|scope| {
+        let f = &f;
+        let handles: Vec<_> = folds
+            .iter()
+            .map(|fold| scope.spawn(move || f(fold)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
+}
+
+/// The regularisation strengths tried.
+const ALPHAS: [f64; 3] = [1.0, 3.0, 10.0];
+
 /// The regularisation strength with the best mean validation AUC over the folds.
 fn choose_alpha(
     candidates: &[Candidate],
     folds: &[(Vec<usize>, Vec<usize>)],
     rows: usize,
     outcome: &[bool],
+    tracker: &mut Tracker<'_>,
 ) -> Result<f64, SuggestError> {
     let features: Vec<&Candidate> = candidates.iter().collect();
     let mut best = (f64::NEG_INFINITY, 1.0);
-    for alpha in [1.0, 3.0, 10.0] {
+    for alpha in ALPHAS {
         let mut auc = 0.0;
-        for (fit_rows, valid) in folds {
+        for fold_auc in per_fold(folds, |(fit_rows, valid)| {
             let f = fit(&features, fit_rows, outcome, alpha)?;
             let eta: Vec<f64> = (0..rows).map(|r| f.log_odds(&features, r)).collect();
-            auc += auc_rows(|r| eta[r], valid, outcome) / folds.len() as f64;
+            Ok(auc_rows(|r| eta[r], valid, outcome))
+        }) {
+            auc += fold_auc? / folds.len() as f64;
+            tracker.tick(Step::Regularisation);
         }
         if auc > best.0 {
             best = (auc, alpha);
@@ -805,6 +989,10 @@ fn choose_alpha(
 /// then scores every candidate pair by adding only its block of coefficients on top of
 /// that fit (a cheap, exact-per-category solve) and measuring the fold's AUC; the pair that
 /// raises the mean AUC most is added, if it raises it by at least 0.0005.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the cross-validation inputs are read-only and always passed together from `suggest`"
+)]
 fn choose_crosses(
     table: &Table,
     candidates: &mut Vec<Candidate>,
@@ -813,6 +1001,7 @@ fn choose_crosses(
     outcome: &[bool],
     alpha: f64,
     opts: &SuggestOptions,
+    tracker: &mut Tracker<'_>,
 ) -> Result<(), SuggestError> {
     let text: Vec<String> = candidates
         .iter()
@@ -832,10 +1021,14 @@ fn choose_crosses(
         let features: Vec<&Candidate> = candidates.iter().collect();
         let mut offsets = Vec::with_capacity(folds.len());
         let mut base = 0.0;
-        for (fit_rows, valid) in folds {
+        for fold in per_fold(folds, |(fit_rows, valid)| {
             let f = fit(&features, fit_rows, outcome, alpha)?;
             let eta: Vec<f64> = (0..table.rows).map(|r| f.log_odds(&features, r)).collect();
-            base += auc_rows(|r| eta[r], valid, outcome) / folds.len() as f64;
+            Ok((auc_rows(|r| eta[r], valid, outcome), eta))
+        }) {
+            let (auc, eta) = fold?;
+            tracker.tick(Step::Pairs);
+            base += auc / folds.len() as f64;
             offsets.push(eta);
         }
         let mut best: Option<(f64, usize)> = None;
@@ -968,6 +1161,24 @@ mod tests {
         );
         assert!(lo.score < hi.score);
         assert!(lo.probability.expect("p") < hi.probability.expect("p"));
+    }
+
+    #[test]
+    fn progress_counts_every_fit_and_ends_at_the_total() {
+        let table = history();
+        let mut seen = Vec::new();
+        let s = suggest_with_progress(&table, &options(), &mut |p| seen.push(p));
+        assert!(s.is_ok());
+        let last = seen.last().copied().expect("progress was reported");
+        assert_eq!(last.step, Step::Backtest);
+        assert_eq!(last.done, last.total);
+        assert!(
+            seen.windows(2)
+                .all(|w| w[0].done <= w[1].done && w[0].total == w[1].total),
+            "{seen:?}"
+        );
+        assert_eq!(seen[0].step, Step::Regularisation);
+        assert!(seen.iter().any(|p| p.step == Step::Fit));
     }
 
     #[test]

@@ -25,8 +25,9 @@ pub struct Rule {
     /// What the rule is for, Chinese first.
     pub name: String,
     /// CEL over `lead` (attributes, plus `id` and `owner`), `score` (`score`, `tier`,
-    /// `stage`, `probability`), `signals` (recent, `[{category, polarity, phrase}]`) and
-    /// `events` (recent, `[{name, properties, at}]`).
+    /// `stage`, `probability`), `signals` (recent, `[{category, polarity, phrase}]`),
+    /// `events` (recent, `[{name, properties, at}]`), `signal` (category → latest
+    /// polarity) and `did` (event name → count); see [`Facts::scope`].
     pub when: String,
     pub actions: Vec<Action>,
 }
@@ -57,12 +58,42 @@ pub struct NextAction {
 }
 
 /// The facts rules see.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Facts {
     pub lead: Value,
     pub score: Value,
     pub signals: Vec<Value>,
     pub events: Vec<Value>,
+}
+
+impl Facts {
+    /// What a rule's condition reads: `lead`, `score`, `signals`, `events`, and two
+    /// summaries a condition builder can pick fields from: `signal.<category>`, the
+    /// polarity of the lead's latest signal of that category (`signal.budget ==
+    /// 'positive'`), and `did.<event>`, how many of that event it had (`did.download > 0`,
+    /// `!has(did.download)`).
+    pub fn scope(&self) -> Scope<'static> {
+        let mut signal = serde_json::Map::new();
+        for s in &self.signals {
+            if let (Some(c), Some(p)) = (s["category"].as_str(), s["polarity"].as_str()) {
+                signal.insert(c.to_owned(), Value::from(p));
+            }
+        }
+        let mut did = serde_json::Map::new();
+        for e in &self.events {
+            if let Some(name) = e["name"].as_str() {
+                let n = did.get(name).and_then(Value::as_u64).unwrap_or(0);
+                did.insert(name.to_owned(), Value::from(n + 1));
+            }
+        }
+        Scope::new()
+            .with("lead", self.lead.clone())
+            .with("score", self.score.clone())
+            .with("signals", Value::Array(self.signals.clone()))
+            .with("events", Value::Array(self.events.clone()))
+            .with("signal", Value::Object(signal))
+            .with("did", Value::Object(did))
+    }
 }
 
 impl Rules {
@@ -71,15 +102,15 @@ impl Rules {
         #[expect(clippy::expect_used, reason = "the built-in rules are tested to parse")]
         serde_json::from_value(json!({ "rules": [
             { "id": "hot_budget", "name": "热线索且预算已批：1 小时内电话跟进",
-              "when": "score.tier == 'hot' && signals.exists(s, s.category == 'budget' && s.polarity == 'positive')",
+              "when": "score.tier == 'hot' && signal.budget == 'positive'",
               "actions": [ { "kind": "call", "title": "1 小时内电话联系", "title_en": "Call within 1 hour", "within": "1h" } ] },
             { "id": "technical_interest", "name": "关注技术细节：发送技术方案包和本地成功案例",
-              "when": "signals.exists(s, s.category == 'technical') || events.exists(e, e.name == 'download')",
+              "when": "has(signal.technical) || has(did.download)",
               "actions": [
-                { "kind": "send_content", "title": "技术方案包", "title_en": "Technical proposal package", "url": "https://example.com/kits/technical-proposal" },
-                { "kind": "send_content", "title": "本地成功案例视频", "title_en": "Local success-case video", "url": "https://example.com/cases/local" } ] },
+                { "kind": "send_content", "title": "技术方案包", "title_en": "Technical proposal package" },
+                { "kind": "send_content", "title": "本地成功案例视频", "title_en": "Local success-case video" } ] },
             { "id": "competitor", "name": "在比较竞品：安排对比演示",
-              "when": "signals.exists(s, s.category == 'competitor')",
+              "when": "has(signal.competitor)",
               "actions": [ { "kind": "meeting", "title": "安排竞品对比演示", "title_en": "Book a comparison demo", "within": "3d" } ] },
             { "id": "stalled", "name": "预算或项目受阻：销售经理介入",
               "when": "signals.exists(s, s.polarity == 'negative')",
@@ -133,11 +164,7 @@ impl Rules {
     /// The first `max` rules that hold for `facts`, in order. A rule whose condition fails
     /// to evaluate (a missing attribute) does not hold.
     pub fn next_actions(&self, facts: &Facts, max: usize) -> Vec<NextAction> {
-        let scope = Scope::new()
-            .with("lead", facts.lead.clone())
-            .with("score", facts.score.clone())
-            .with("signals", Value::Array(facts.signals.clone()))
-            .with("events", Value::Array(facts.events.clone()));
+        let scope = facts.scope();
         self.rules
             .iter()
             .filter(|r| {

@@ -479,6 +479,7 @@ impl ScoringModel {
 
     /// Sets feature `index`'s weight (clamped to 0–100, to 0.1) and rescales the others in
     /// proportion so the weights still sum to 100: how a business user moves one slider.
+    /// A hand edit voids the calibration (a probability fitted to other weights would lie).
     /// The rounding remainder goes to the heaviest other feature.
     pub fn set_weight(&mut self, index: usize, weight: f64) {
         let tenth = |x: f64| (x * 10.0).round() / 10.0;
@@ -486,6 +487,8 @@ impl ScoringModel {
         if index >= n || !weight.is_finite() {
             return;
         }
+        // The calibration was fitted to the old weights.
+        self.calibration = None;
         if n == 1 {
             self.features[0].weight = 100.0;
             return;
@@ -517,6 +520,73 @@ impl ScoringModel {
         {
             heaviest.weight = tenth((heaviest.weight + drift).max(0.0));
         }
+    }
+
+    /// Adds `feature` with its weight (0–100; the only feature gets 100), the others scaled
+    /// down in proportion to make room. Its id is made unique. A hand edit voids the
+    /// calibration, which was fitted to the old weights.
+    pub fn add_feature(&mut self, mut feature: Feature) -> usize {
+        feature.id = self.fresh_id(&feature.id);
+        let weight = feature.weight;
+        feature.weight = 0.0;
+        self.features.push(feature);
+        let index = self.features.len() - 1;
+        self.set_weight(index, weight);
+        self.calibration = None;
+        index
+    }
+
+    /// Removes feature `index`; the others keep their proportions and again sum to 100.
+    pub fn remove_feature(&mut self, index: usize) {
+        if index >= self.features.len() {
+            return;
+        }
+        self.features.remove(index);
+        self.calibration = None;
+        let total: f64 = self.features.iter().map(|f| f.weight).sum();
+        let n = self.features.len();
+        for f in &mut self.features {
+            f.weight = if total > 0.0 {
+                (f.weight * 1000.0 / total).round() / 10.0
+            } else {
+                (1000.0 / n as f64).round() / 10.0
+            };
+        }
+        let drift = 100.0 - self.features.iter().map(|f| f.weight).sum::<f64>();
+        if let Some(heaviest) = self
+            .features
+            .iter_mut()
+            .max_by(|a, b| a.weight.total_cmp(&b.weight))
+        {
+            heaviest.weight = ((heaviest.weight + drift).max(0.0) * 10.0).round() / 10.0;
+        }
+    }
+
+    /// `base` as a feature id no other feature has: letters, digits and `_` kept (others
+    /// become `_`), then `_2`, `_3`… if it is taken.
+    pub fn fresh_id(&self, base: &str) -> String {
+        let mut stem: String = base
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
+            .take(56)
+            .collect();
+        if stem.trim_matches('_').is_empty() {
+            stem = "feature".into();
+        }
+        let taken = |id: &str| self.features.iter().any(|f| f.id == id);
+        if !taken(&stem) {
+            return stem;
+        }
+        (2..)
+            .map(|n| format!("{stem}_{n}"))
+            .find(|id| !taken(id))
+            .unwrap_or(stem)
     }
 
     pub fn tier(&self, score: f64) -> Tier {
@@ -574,6 +644,97 @@ impl Behaviour {
             Some(h) => (-(elapsed_ms as f64) / (h * DAY_MS as f64)).exp2(),
             None => 1.0,
         }
+    }
+}
+
+impl Feature {
+    /// A fit feature on `attribute`: points per listed value (none yet), nothing for other
+    /// or missing values.
+    pub fn fit(label: &str, attribute: &str) -> Feature {
+        Feature {
+            id: attribute.to_owned(),
+            label: label.to_owned(),
+            label_en: None,
+            weight: 10.0,
+            source: Source::Fit {
+                attribute: attribute.to_owned(),
+                cross: None,
+            },
+            transform: Transform::Categorical {
+                values: BTreeMap::new(),
+                other: 0.0,
+                missing: 0.0,
+            },
+        }
+    }
+
+    /// A behaviour feature counting `event` over the last 30 days, full points at 3.
+    pub fn behaviour(label: &str, event: &str) -> Feature {
+        Feature {
+            id: event.to_owned(),
+            label: label.to_owned(),
+            label_en: None,
+            weight: 10.0,
+            source: Source::Behaviour(Behaviour {
+                event: event.to_owned(),
+                filter: None,
+                aggregate: AggregateKind::Count,
+                field: None,
+                window_days: Some(30),
+                half_life_days: None,
+            }),
+            transform: Transform::Cap { cap: 3.0 },
+        }
+    }
+}
+
+impl Transform {
+    /// The code of this kind of transform (`categorical`, `bins`, `cap`, `log`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Transform::Categorical { .. } => "categorical",
+            Transform::Bins { .. } => "bins",
+            Transform::Cap { .. } => "cap",
+            Transform::Log { .. } => "log",
+        }
+    }
+
+    /// A transform of kind `code` made from this one: the level of a missing value and a cap
+    /// carry over where both kinds have them. `None` for an unknown code.
+    pub fn with_kind(&self, code: &str) -> Option<Transform> {
+        let missing = match self {
+            Transform::Categorical { missing, .. } | Transform::Bins { missing, .. } => *missing,
+            _ => 0.0,
+        };
+        let cap = match self {
+            Transform::Cap { cap } | Transform::Log { cap } => *cap,
+            _ => 3.0,
+        };
+        Some(match code {
+            "categorical" => Transform::Categorical {
+                values: BTreeMap::new(),
+                other: 0.0,
+                missing,
+            },
+            "bins" => Transform::Bins {
+                bins: vec![
+                    Bin {
+                        below: Some(cap),
+                        level: 0.5,
+                    },
+                    Bin {
+                        below: None,
+                        level: 1.0,
+                    },
+                ],
+                missing,
+            },
+            "cap" => Transform::Cap { cap },
+            "log" => Transform::Log { cap },
+            _ => return None,
+        })
+        .filter(|t| t.kind() != self.kind())
+        .or_else(|| Some(self.clone()))
     }
 }
 
@@ -757,8 +918,13 @@ fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
+/// Null or an empty string: a value that is not there.
+fn is_blank(v: &Value) -> bool {
+    v.is_null() || v.as_str().is_some_and(|s| s.trim().is_empty())
+}
+
 fn level_of(t: &Transform, v: Option<&Value>) -> f64 {
-    let missing = v.is_none_or(|v| v.is_null() || v.as_str().is_some_and(|s| s.trim().is_empty()));
+    let missing = v.is_none_or(is_blank);
     match t {
         Transform::Categorical {
             values,
@@ -906,6 +1072,75 @@ impl CompiledModel {
         changed
     }
 
+    /// Whether `event` counts for feature `index`: a behaviour feature on its type whose
+    /// filter (if any) holds. Always false for a fit feature.
+    pub fn counts(&self, index: usize, event: &EventView) -> bool {
+        let Some(Feature {
+            source: Source::Behaviour(b),
+            ..
+        }) = self.model.features.get(index)
+        else {
+            return false;
+        };
+        if b.event != event.kind && b.event != "*" {
+            return false;
+        }
+        match self.filters.get(index).and_then(Option::as_ref) {
+            None => true,
+            Some(filter) => {
+                let scope = Scope::new().with(
+                    "event",
+                    serde_json::json!({
+                        "type": event.kind, "at": event.at, "properties": event.properties,
+                    }),
+                );
+                filter.eval_bool(&scope).unwrap_or(false)
+            }
+        }
+    }
+
+    /// The value feature `index` sees for a lead: the attribute (fit), or the aggregate's
+    /// count when events were counted (behaviour). `None` when there is none.
+    pub fn observed(
+        &self,
+        index: usize,
+        attributes: &Value,
+        state: &BehaviourState,
+        now: i64,
+    ) -> Option<Value> {
+        let (f, key) = (self.model.features.get(index)?, self.keys.get(index)?);
+        match &f.source {
+            Source::Fit { attribute, cross } => {
+                fit_value(attributes, attribute, cross.as_deref()).filter(|v| !is_blank(v))
+            }
+            Source::Behaviour(b) => {
+                let agg = state.get(key.as_ref()?)?;
+                let (_, count) = agg.value(b, now);
+                (count > 0).then(|| Value::from(count))
+            }
+        }
+    }
+
+    /// Feature `index`'s level (0–1) for a lead: what [`rate`](Self::rate) multiplies by
+    /// its weight. 0 for an index out of range.
+    pub fn level(&self, index: usize, attributes: &Value, state: &BehaviourState, now: i64) -> f64 {
+        let (Some(f), Some(key)) = (self.model.features.get(index), self.keys.get(index)) else {
+            return 0.0;
+        };
+        match &f.source {
+            Source::Fit { attribute, cross } => level_of(
+                &f.transform,
+                fit_value(attributes, attribute, cross.as_deref()).as_ref(),
+            ),
+            Source::Behaviour(b) => {
+                let empty = Aggregate::default();
+                let agg = key.as_ref().and_then(|k| state.get(k)).unwrap_or(&empty);
+                let (v, _) = agg.value(b, now);
+                level_of(&f.transform, v.map(Value::from).as_ref())
+            }
+        }
+    }
+
     /// The state built from scratch from a lead's events (what [`apply`] keeps up to
     /// date incrementally).
     ///
@@ -927,8 +1162,14 @@ impl CompiledModel {
                 Source::Fit { attribute, cross } => {
                     let v = fit_value(attributes, attribute, cross.as_deref());
                     let level = level_of(&f.transform, v.as_ref());
-                    let shown = v.as_ref().map_or("—".to_string(), display);
-                    (v.unwrap_or(Value::Null), level, shown.clone(), shown)
+                    // A missing value says so in words: its points are the model's `missing`
+                    // level, which is 0 unless the model (or the history it was fitted to)
+                    // says a missing value means something.
+                    let (zh, en) = match v.as_ref().filter(|v| !is_blank(v)) {
+                        Some(v) => (display(v), display(v)),
+                        None => ("未填写".to_owned(), "not set".to_owned()),
+                    };
+                    (v.unwrap_or(Value::Null), level, zh, en)
                 }
                 Source::Behaviour(b) => {
                     let agg = key.as_ref().and_then(|k| state.get(k)).unwrap_or(&empty);
@@ -1018,21 +1259,12 @@ impl CompiledModel {
     /// [`score`](Self::score) without the contributions and their explanations: what a
     /// bulk rescore stores, at a fraction of the cost (no strings are built).
     pub fn rate(&self, attributes: &Value, state: &BehaviourState, now: i64) -> Rating {
-        let empty = Aggregate::default();
-        let points = self.model.features.iter().zip(&self.keys).map(|(f, key)| {
-            let level = match &f.source {
-                Source::Fit { attribute, cross } => level_of(
-                    &f.transform,
-                    fit_value(attributes, attribute, cross.as_deref()).as_ref(),
-                ),
-                Source::Behaviour(b) => {
-                    let agg = key.as_ref().and_then(|k| state.get(k)).unwrap_or(&empty);
-                    let (v, _) = agg.value(b, now);
-                    level_of(&f.transform, v.map(Value::from).as_ref())
-                }
-            };
-            round2(f.weight * level)
-        });
+        let points = self
+            .model
+            .features
+            .iter()
+            .enumerate()
+            .map(|(i, f)| round2(f.weight * self.level(i, attributes, state, now)));
         self.rating(points.sum())
     }
 
@@ -1175,6 +1407,77 @@ mod tests {
             "stages": { "mql": 40, "sql": 70 }
         }))
         .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn features_are_added_and_removed_with_weights_summing_to_100() {
+        let mut m = model();
+        m.calibration = Some(Calibration {
+            scale: 0.1,
+            offset: -5.0,
+        });
+        let mut f = Feature::fit("行业", "industry");
+        f.weight = 20.0;
+        let i = m.add_feature(f);
+        assert_eq!(m.features[i].id, "industry_2", "the id is made unique");
+        assert_eq!(m.features[i].weight, 20.0);
+        assert!(m.calibration.is_none(), "a hand edit voids the calibration");
+        let total = |m: &ScoringModel| m.features.iter().map(|f| f.weight).sum::<f64>();
+        assert!((total(&m) - 100.0).abs() < 1e-9, "{}", total(&m));
+        assert!(m.problems().is_empty(), "{:?}", m.problems());
+        m.remove_feature(0);
+        assert!((total(&m) - 100.0).abs() < 1e-9, "{}", total(&m));
+        assert_eq!(m.features.len(), 3);
+        // The rest keep their proportions: 20 : 50 of the old weights stay 2 : 5 or so.
+        let (a, b) = (m.features[0].weight, m.features[1].weight);
+        assert!((a / b - 0.4).abs() < 0.01, "{a} {b}");
+        let mut empty = model();
+        empty.features.clear();
+        let i = empty.add_feature(Feature::behaviour("下载", "download"));
+        assert_eq!(empty.features[i].weight, 100.0);
+        assert!(empty.problems().is_empty(), "{:?}", empty.problems());
+        assert_eq!(empty.fresh_id("Lead Source"), "lead_source");
+        assert_eq!(
+            empty.fresh_id("公司 规模"),
+            "feature",
+            "nothing ASCII is left"
+        );
+    }
+
+    #[test]
+    fn a_transform_changes_kind_keeping_what_carries_over() {
+        let t = Transform::Categorical {
+            values: BTreeMap::new(),
+            other: 0.0,
+            missing: 0.3,
+        };
+        match t.with_kind("bins") {
+            Some(Transform::Bins { bins, missing }) => {
+                assert_eq!(missing, 0.3);
+                assert_eq!(bins.last().map(|b| b.below), Some(None));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            Transform::Cap { cap: 5.0 }.with_kind("log"),
+            Some(Transform::Log { cap: 5.0 })
+        );
+        assert_eq!(t.with_kind("categorical"), Some(t.clone()));
+        assert_eq!(t.with_kind("sigmoid"), None);
+    }
+
+    #[test]
+    fn a_missing_value_reads_as_not_set_and_adds_its_missing_level() {
+        let m = CompiledModel::new(model()).unwrap_or_else(|e| panic!("{e}"));
+        let s = m.score(&json!({"industry": ""}), &BehaviourState::new(), NOW);
+        let industry = &s.contributions[0];
+        assert_eq!(industry.points, 0.0);
+        assert!(
+            industry.explanation.contains("未填写"),
+            "{}",
+            industry.explanation
+        );
+        assert!(industry.explanation_en.contains("not set"));
     }
 
     fn view(category: &str, days_ago: f64) -> EventView {

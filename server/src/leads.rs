@@ -14,8 +14,8 @@ use std::sync::{Arc, RwLock};
 use chrono::Utc;
 use sea_orm::sea_query::{Expr as SqlExpr, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 use serde::Deserialize as _;
 use serde_json::{Map, Value, json};
@@ -364,6 +364,34 @@ async fn events_of_many<C: ConnectionTrait>(
         }
     }
     Ok(by_lead)
+}
+
+/// How many events named `name` the workspace has (`*`: every event but the engine's own),
+/// and the most recent `limit` of them as the scorer sees them.
+pub async fn recent_events<C: ConnectionTrait>(
+    conn: &C,
+    workspace: &str,
+    name: &str,
+    limit: u64,
+) -> Result<(u64, Vec<EventView>), sea_orm::DbErr> {
+    let named = |q: sea_orm::Select<event::Entity>| {
+        let q = q.filter(event::Column::WorkspaceId.eq(workspace));
+        if name == "*" {
+            q.filter(event::Column::Name.not_like("lead.%"))
+        } else {
+            q.filter(event::Column::Name.eq(name))
+        }
+    };
+    let total = named(event::Entity::find()).count(conn).await?;
+    let recent = named(event::Entity::find())
+        .order_by_desc(event::Column::Timestamp)
+        .limit(limit)
+        .all(conn)
+        .await?
+        .into_iter()
+        .filter_map(scored_event)
+        .collect();
+    Ok((total, recent))
 }
 
 /// An event as the scorer sees it; `None` for the engine's own `lead.*` events.

@@ -700,6 +700,47 @@ async fn history_import_backtest_suggest(backend: Backend) {
     );
     assert!(!used.iter().any(|u| u == "after_sale"));
     assert!(sug["holdout"]["auc"].as_f64().expect("auc") > 0.6, "{sug}");
+    // Its progress stays readable, finished: every fit done.
+    let progress = s.get("/api/v1/scoring/suggest/progress").await;
+    assert_eq!(progress["running"], json!(false), "{progress}");
+    assert_eq!(progress["leads"], json!(400), "{progress}");
+    assert_eq!(progress["error"], Value::Null, "{progress}");
+    assert!(
+        progress["progress"]["done"].as_u64() > Some(0),
+        "{progress}"
+    );
+    assert_eq!(
+        progress["progress"]["done"], progress["progress"]["total"],
+        "{progress}"
+    );
+    // Coverage: the attribute every lead has matches; an event none has does not.
+    let (st, cov) = s
+        .post("/api/v1/scoring/coverage", json!({"doc": model(40.0)}))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{cov}");
+    assert_eq!(cov["leads"], json!(400), "{cov}");
+    let features = cov["features"].as_array().expect("features");
+    let industry = features
+        .iter()
+        .find(|f| f["feature"] == "industry")
+        .expect("industry");
+    assert_eq!(industry["with_value"], json!(400), "{cov}");
+    assert_eq!(industry["matches_nothing"], json!(false), "{cov}");
+    assert!(
+        industry["values"].as_array().is_some_and(|v| v.len() == 4),
+        "the four industries leads have: {cov}"
+    );
+    for f in features.iter().filter(|f| f["events"].is_object()) {
+        assert_eq!(f["events"]["total"], json!(0), "{cov}");
+        assert_eq!(f["matches_nothing"], json!(true), "{cov}");
+    }
+    let mut bad = model(40.0);
+    bad["tiers"]["warm"] = json!(90);
+    let (st, e) = s
+        .post("/api/v1/scoring/coverage", json!({"doc": bad}))
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert_eq!(e["pointer"], json!("/doc/tiers"), "{e}");
     let m = s.get("/api/v1/scoring/model").await;
     assert_eq!(m["latest_version"], json!(v1 + 1));
     assert_eq!(m["published_version"], json!(v1), "a suggestion is a draft");
@@ -757,6 +798,13 @@ async fn history_import_backtest_suggest(backend: Backend) {
         .await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
     assert_eq!(e["pointer"], json!("/exclude"));
+    let progress = s.get("/api/v1/scoring/suggest/progress").await;
+    assert!(
+        progress["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("Tags")),
+        "a failed suggestion says why: {progress}"
+    );
     s.finish().await;
 }
 both!(history_import_backtest_suggest);

@@ -10,15 +10,8 @@ use trellis_model::behaviour::{Behaviour, Did};
 use trellis_model::condition::{Condition, Group, Join, Op, Rule};
 
 use crate::Session;
-use crate::i18n::Lang;
+use crate::i18n::{Lang, say};
 use crate::picker::PickItem;
-
-fn say(lang: Lang, zh: &str, en: &str) -> String {
-    match lang {
-        Lang::Zh => zh.to_owned(),
-        Lang::En => en.to_owned(),
-    }
-}
 
 fn op_code(op: Op) -> &'static str {
     match op {

@@ -641,6 +641,14 @@ leptos_i18n::declare_locales! {
 use self::i18n::Locale;
 
 /// The text in `lang`.
+/// A one-off phrase in both languages, for words that appear in one place only.
+pub fn say(lang: Lang, zh: &str, en: &str) -> String {
+    match lang {
+        Lang::Zh => zh.to_owned(),
+        Lang::En => en.to_owned(),
+    }
+}
+
 pub fn tr(lang: Lang, text: Text) -> String {
     use Text::*;
     match (lang, text) {

@@ -11,6 +11,7 @@ mod api;
 mod condition;
 mod connectors;
 mod dialog;
+mod doc_editor;
 mod editor;
 mod flows;
 mod history;
@@ -18,8 +19,10 @@ mod i18n;
 mod inbox;
 mod inspector;
 mod leads;
+mod lexicon;
 mod people;
 mod picker;
+mod rules;
 mod scoring;
 mod words;
 
@@ -88,6 +91,10 @@ pub enum Page {
     Scoring,
     Connectors,
     Inbox,
+    /// The signal lexicon (信号词库).
+    Lexicon,
+    /// The next-best-action rules (下一步行动).
+    Rules,
     People,
     /// An invitation or a password reset, opened from its link.
     Ticket(String),
@@ -104,6 +111,8 @@ impl Page {
             ("scoring", _) => Page::Scoring,
             ("connectors", _) => Page::Connectors,
             ("inbox", _) => Page::Inbox,
+            ("lexicon", _) => Page::Lexicon,
+            ("rules", _) => Page::Rules,
             ("people", _) => Page::People,
             ("ticket", t) if !t.is_empty() => Page::Ticket(t.to_owned()),
             _ => Page::Flows,
@@ -119,6 +128,8 @@ impl Page {
             Page::Scoring => "/scoring".into(),
             Page::Connectors => "/connectors".into(),
             Page::Inbox => "/inbox".into(),
+            Page::Lexicon => "/lexicon".into(),
+            Page::Rules => "/rules".into(),
             Page::People => "/people".into(),
             Page::Ticket(t) => format!("/ticket/{t}"),
         }
@@ -277,6 +288,8 @@ pub fn App() -> impl IntoView {
                     Page::Scoring => view! { <scoring::ScoringPage /> }.into_any(),
                     Page::Flows => view! { <FlowList /> }.into_any(),
                     Page::Inbox => view! { <inbox::InboxPage /> }.into_any(),
+                    Page::Lexicon => view! { <lexicon::LexiconPage /> }.into_any(),
+                    Page::Rules => view! { <rules::RulesPage /> }.into_any(),
                     Page::People => view! { <people::PeoplePage /> }.into_any(),
                     Page::Ticket(t) => view! { <people::TicketPage ticket=t /> }.into_any(),
                 }}
@@ -298,6 +311,8 @@ fn TopBar() -> impl IntoView {
                     <button data-testid="nav-flows" on:click=move |_| session.go(Page::Flows)>{move || session.t(Text::Flows)}</button>
                     <button data-testid="nav-leads" on:click=move |_| session.go(Page::Leads)>{move || session.t(Text::Leads)}</button>
                     <button data-testid="nav-scoring" on:click=move |_| session.go(Page::Scoring)>{move || session.t(Text::ScoringModel)}</button>
+                    <button data-testid="nav-rules" on:click=move |_| session.go(Page::Rules)>{move || crate::i18n::say(session.lang.get(), "行动规则", "Rules")}</button>
+                    <button data-testid="nav-lexicon" on:click=move |_| session.go(Page::Lexicon)>{move || crate::i18n::say(session.lang.get(), "信号词库", "Lexicon")}</button>
                     <button data-testid="nav-connectors" on:click=move |_| session.go(Page::Connectors)>{move || session.t(Text::Connectors)}</button>
                     <button data-testid="nav-inbox" on:click=move |_| session.go(Page::Inbox)>{move || session.t(Text::Inbox)}</button>
                     <Show when=move || session.role().is_none_or(|r| r == "admin")>

@@ -12,7 +12,7 @@ use trellis_model::node_types::{NodeKind, TriggerConfig, TriggerKind};
 
 use crate::Session;
 use crate::editor::state::Editor;
-use crate::i18n::Lang;
+use crate::i18n::{Lang, say};
 
 /// One field a flow can read.
 #[derive(Clone, Debug, PartialEq)]
@@ -31,13 +31,6 @@ pub struct PickItem {
 pub struct PickGroup {
     pub title: String,
     pub items: Vec<PickItem>,
-}
-
-fn say(lang: Lang, zh: &str, en: &str) -> String {
-    match lang {
-        Lang::Zh => zh.to_owned(),
-        Lang::En => en.to_owned(),
-    }
 }
 
 /// A JSON sample as a CEL literal (`'text'`, `12`, `true`); `None` for lists and objects.
@@ -105,6 +98,19 @@ pub fn event_names(catalog: &Value) -> Vec<String> {
         .into_iter()
         .flatten()
         .filter_map(|e| e["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// The lead attributes the workspace's leads carry, most common first, with sample values.
+pub fn lead_attributes(catalog: &Value) -> Vec<(String, Vec<Value>)> {
+    catalog["lead_attributes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| {
+            let path = a["path"].as_str()?.to_owned();
+            Some((path, a["samples"].as_array().cloned().unwrap_or_default()))
+        })
         .collect()
 }
 

@@ -5,13 +5,19 @@
 //! backtest of the draft (ROC and lift charts), save, publish with the rescore's progress,
 //! and rollback to any earlier version.
 
+mod feature;
+pub(crate) mod suggest;
+
 use leptos::prelude::*;
 use serde_json::{Value, json};
-use trellis_model::scoring::{BehaviourState, CompiledModel, Rating, ScoringModel, Source, diff};
+use trellis_model::scoring::{
+    BehaviourState, CompiledModel, Feature, Rating, ScoringModel, Source, diff,
+};
 
 use crate::Session;
 use crate::api::{self, ApiError};
-use crate::i18n::{self, Lang, Text};
+use crate::i18n::{self, Lang, Text, say};
+use feature::{FeatureEditor, coverage_warning, new_feature};
 
 /// Leads the page rescores in the browser.
 const SAMPLE_SIZE: u64 = 200;
@@ -123,7 +129,14 @@ pub fn ScoringPage() -> impl IntoView {
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
     let backtest = RwSignal::new(None::<Value>);
-    let outcome = RwSignal::new("converted".to_owned());
+    // The outcome attribute: chosen from the leads' real attributes once they are known.
+    let outcome = RwSignal::new(String::new());
+    // The event catalog: lead attributes and events, for the pickers.
+    let catalog = RwSignal::new(Value::Null);
+    // What data each feature of the draft matches (`POST /api/v1/scoring/coverage`).
+    let coverage = RwSignal::new(None::<Value>);
+    // The feature whose editor is open.
+    let open = RwSignal::new(None::<usize>);
     // Scores decay with time: both sides of a comparison are taken at the same instant.
     let now = RwSignal::new(js_sys::Date::now() as i64);
 
@@ -155,6 +168,111 @@ pub fn ScoringPage() -> impl IntoView {
         });
     };
     reload();
+    leptos::task::spawn_local(async move {
+        match api::get_json(&token(), "/api/v1/event-catalog").await {
+            Ok(c) => {
+                if let Some(first) = suggest::outcome_candidates(&c).into_iter().next()
+                    && outcome.get_untracked().is_empty()
+                {
+                    outcome.set(first);
+                }
+                catalog.set(c);
+            }
+            Err(e) => fail(e),
+        }
+    });
+
+    // Coverage is checked again when what the features read or how they give points
+    // changes, not when a weight moves (a slider stays request-free), half a second after
+    // the last change.
+    let coverage_key = Memo::new(move |_| {
+        draft.with(|d| {
+            d.as_ref().map(|d| {
+                let mut d = d.clone();
+                d.features.iter_mut().for_each(|f| f.weight = 0.0);
+                d.calibration = None;
+                d
+            })
+        })
+    });
+    let coverage_seq = StoredValue::new(0u32);
+    Effect::new(move |_| {
+        if coverage_key.with(Option::is_none) {
+            return;
+        }
+        let Some(full) = draft.get_untracked() else {
+            return;
+        };
+        if !full.problems().is_empty() {
+            return;
+        }
+        let n = coverage_seq.get_value().wrapping_add(1);
+        coverage_seq.set_value(n);
+        leptos::task::spawn_local(async move {
+            crate::sleep(500).await;
+            if coverage_seq.get_value() != n {
+                return;
+            }
+            let body = json!({ "doc": full });
+            match api::post_json(&token(), "/api/v1/scoring/coverage", &body).await {
+                Ok(v) if coverage_seq.get_value() == n => coverage.set(Some(v)),
+                Ok(_) => {}
+                Err(ApiError::Unauthorized) => session.sign_out(),
+                // A draft the server refuses shows its problems already.
+                Err(ApiError::Other(_)) => coverage.set(None),
+            }
+        });
+    });
+    let coverage_of = move |i: usize| -> Option<Value> {
+        coverage.with(|c| c.as_ref().and_then(|c| c["features"].get(i).cloned()))
+    };
+    let feature_at = move |i: usize| -> Option<Feature> {
+        draft.with(|d| d.as_ref().and_then(|d| d.features.get(i).cloned()))
+    };
+    // The features' ids: the list is rebuilt when a feature is added or removed, while
+    // weights, labels and warnings update in place.
+    let ids = Memo::new(move |_| {
+        draft.with(|d| {
+            d.as_ref()
+                .map(|d| d.features.iter().map(|f| f.id.clone()).collect::<Vec<_>>())
+                .unwrap_or_default()
+        })
+    });
+    let add_feature = move |behaviour: bool| {
+        let c = catalog.get_untracked();
+        draft.update(|d| {
+            if let Some(d) = d {
+                let f = new_feature(d, &c, behaviour);
+                open.set(Some(d.add_feature(f)));
+            }
+        });
+        dirty.set(true);
+    };
+    let remove_feature = move |i: usize| {
+        open.set(None);
+        draft.update(|d| {
+            if let Some(d) = d {
+                d.remove_feature(i);
+            }
+        });
+        dirty.set(true);
+    };
+    let warnings = Memo::new(move |_| {
+        let lang = session.lang.get();
+        draft.with(|d| {
+            let Some(d) = d else { return 0 };
+            d.features
+                .iter()
+                .enumerate()
+                .filter(|(i, f)| {
+                    coverage_of(*i)
+                        .filter(|c| c["feature"] == f.id.as_str())
+                        .and_then(|c| coverage_warning(f, &c, lang))
+                        .is_some()
+                })
+                .count()
+        })
+    });
 
     // The comparison: the published model's ratings (or the stored ones) against the
     // draft's, both computed here.
@@ -366,6 +484,9 @@ pub fn ScoringPage() -> impl IntoView {
                 <p class="empty" data-testid="no-model">{move || session.t(Text::NoScoringModel)}</p>
                 <p><button class="primary" data-testid="create-starter-model" on:click=create_starter>
                     {move || session.t(Text::StartFromTemplate)}</button></p>
+                <p class="hint">{move || say(lang(),
+                    "已有带结果（例如是否成交）的历史线索？用下方的「建议权重」直接从数据中得到一个模型。",
+                    "Leads with a known outcome (converted or not)? \"Suggest weights\" below makes a model from that history.")}</p>
             </Show>
             {move || loaded.get().map(|l| {
                 let latest = l.head["latest_version"].as_i64().unwrap_or(0);
@@ -384,35 +505,66 @@ pub fn ScoringPage() -> impl IntoView {
                     <section class="features" data-testid="features">
                         <h3>{move || session.t(Text::FeatureWeights)}
                             <span class="dirty">{move || dirty.get().then(|| session.t(Text::Unsaved))}</span></h3>
-                        {move || draft.get().map(|m| m.features.iter().enumerate().map(|(i, f)| {
-                            let id = f.id.clone();
-                            let label = match lang() { Lang::En => f.label_en.clone().unwrap_or_else(|| f.label.clone()), Lang::Zh => f.label.clone() };
-                            let what = match &f.source {
-                                Source::Fit { attribute, cross: None } => attribute.clone(),
-                                Source::Fit { attribute, cross: Some(c) } => format!("{attribute} × {c}"),
-                                Source::Behaviour(b) => b.event.clone(),
+                        {move || (warnings.get() > 0).then(|| view! {
+                            <p class="banner warning" data-testid="coverage-warnings">{move || match lang() {
+                                Lang::Zh => format!("有 {} 个特征与现有数据不匹配，给所有线索都是 0 分：见下方提示。", warnings.get()),
+                                Lang::En => format!("{} feature(s) match none of the data and give every lead 0: see below.", warnings.get()),
+                            }}</p>
+                        })}
+                        {move || ids.get().into_iter().enumerate().map(|(i, id)| {
+                            let label = move || feature_at(i).map(|f| match lang() {
+                                Lang::En => f.label_en.clone().unwrap_or_else(|| f.label.clone()),
+                                Lang::Zh => f.label.clone(),
+                            }).unwrap_or_default();
+                            let what = move || feature_at(i).map(|f| describe(&f, lang())).unwrap_or_default();
+                            let weight = move || feature_at(i).map_or(0.0, |f| f.weight);
+                            let warning = move || {
+                                let f = feature_at(i)?;
+                                let c = coverage_of(i).filter(|c| c["feature"] == f.id.as_str())?;
+                                coverage_warning(&f, &c, lang())
                             };
-                            let weight = f.weight;
+                            let wid = id.clone();
                             view! {
-                                <div class="feature-row">
+                                <div class="feature-row" data-testid=format!("feature-row-{id}")>
                                     <label for=format!("weight-{id}")>{label}" "<span class="hint">{what}</span></label>
                                     <input type="range" min="0" max="100" step="0.5" id=format!("weight-{id}")
-                                        data-testid=format!("weight-{id}") prop:value=weight.to_string()
+                                        data-testid=format!("weight-{id}") prop:value=move || weight().to_string()
                                         on:input=move |ev| {
                                             if let Ok(v) = event_target_value(&ev).parse::<f64>() {
                                                 draft.update(|d| if let Some(d) = d { d.set_weight(i, v) });
                                                 dirty.set(true);
                                             }
                                         } />
-                                    <span class="weight" data-testid=format!("weight-value-{id}")>{format!("{weight:.1}%")}</span>
+                                    <span class="weight" data-testid=format!("weight-value-{id}")>{move || format!("{:.1}%", weight())}</span>
+                                    <button type="button" class="small" data-testid=format!("edit-feature-{id}")
+                                        on:click=move |_| open.update(|o| *o = if *o == Some(i) { None } else { Some(i) })>
+                                        {move || if open.get() == Some(i) { say(lang(), "收起", "Close") } else { say(lang(), "编辑", "Edit") }}</button>
+                                    <button type="button" class="small" data-testid=format!("remove-feature-{id}")
+                                        on:click=move |_| remove_feature(i)>{move || say(lang(), "删除", "Remove")}</button>
                                 </div>
+                                {move || warning().map(|w| view! { <p class="warning" data-testid=format!("feature-warning-{wid}")>{w}</p> })}
+                                {move || (open.get() == Some(i)).then(|| view! {
+                                    <FeatureEditor draft=draft index=i catalog=catalog.into()
+                                        coverage=Signal::derive(move || coverage_of(i))
+                                        on_edit=Callback::new(move |()| dirty.set(true)) />
+                                })}
                             }
-                        }).collect_view())}
+                        }).collect_view()}
+                        <p class="actions">
+                            <button type="button" data-testid="add-fit-feature" on:click=move |_| add_feature(false)>
+                                {move || say(lang(), "+ 按线索属性给分", "+ Points by a lead attribute")}</button>
+                            <button type="button" data-testid="add-behaviour-feature" on:click=move |_| add_feature(true)>
+                                {move || say(lang(), "+ 按线索行为给分", "+ Points by behaviour")}</button>
+                        </p>
+                        <Thresholds draft=draft on_edit=Callback::new(move |()| dirty.set(true)) />
                         {move || {
                             let p = problems.get();
                             (!p.is_empty()).then(|| view! {
                                 <ul class="error" data-testid="model-problems">
-                                    {p.into_iter().map(|d| view! { <li>{format!("{}: {}", d.pointer, d.message)}</li> }).collect_view()}
+                                    {p.into_iter().map(|d| {
+                                        let words = draft.with_untracked(|m| m.as_ref().map(|m| problem_words(&d, m, lang())).unwrap_or_default());
+                                        view! { <li>{words}</li> }
+                                    }).collect_view()}
                                 </ul>
                             })
                         }}
@@ -518,18 +670,6 @@ pub fn ScoringPage() -> impl IntoView {
                         }.into_any()
                     }}
                 </section>
-                <section class="backtest">
-                    <h3>{move || session.t(Text::Backtest)}</h3>
-                    <p>
-                        <label for="outcome">{move || session.t(Text::OutcomeAttribute)}</label>
-                        <input type="text" id="outcome" data-testid="backtest-outcome" class="short"
-                            prop:value=move || outcome.get() on:input=move |ev| outcome.set(event_target_value(&ev)) />
-                        " "
-                        <button data-testid="run-backtest" disabled=move || busy.get() || !problems.with(Vec::is_empty)
-                            on:click=run_backtest>{move || session.t(Text::RunBacktest)}</button>
-                    </p>
-                    {move || backtest.get().map(|b| backtest_view(session, &b))}
-                </section>
                 <section class="model-history">
                     <h3>{move || session.t(Text::Versions)}</h3>
                     <table><tbody>
@@ -551,6 +691,120 @@ pub fn ScoringPage() -> impl IntoView {
                     </tbody></table>
                 </section>
             </Show>
+            <section class="backtest" data-testid="history-section">
+                <h3>{move || session.t(Text::Backtest)}</h3>
+                <p>
+                    <label for="outcome">{move || session.t(Text::OutcomeAttribute)}</label>
+                    <suggest::OutcomePicker outcome=outcome catalog=catalog.into() />
+                    " "
+                    <button data-testid="run-backtest"
+                        disabled=move || busy.get() || outcome.with(String::is_empty) || draft.with(Option::is_none) || !problems.with(Vec::is_empty)
+                        on:click=run_backtest>{move || session.t(Text::RunBacktest)}</button>
+                </p>
+                {move || backtest.get().map(|b| backtest_view(session, &b))}
+                <suggest::SuggestPanel outcome=outcome catalog=catalog.into()
+                    on_done=Callback::new(move |()| reload()) />
+            </section>
+        </div>
+    }
+}
+
+/// A problem with the model in words: where (the feature by name, the thresholds) and
+/// what, in the studio's language.
+fn problem_words(d: &trellis_model::Diagnostic, m: &ScoringModel, lang: Lang) -> String {
+    let mut parts = d.pointer.trim_start_matches('/').split('/');
+    let place = match (
+        parts.next(),
+        parts.next().and_then(|i| i.parse::<usize>().ok()),
+    ) {
+        (Some("features"), Some(i)) => {
+            let label = m.features.get(i).map_or("", |f| f.label.as_str());
+            match lang {
+                Lang::Zh => format!("第 {} 个特征「{label}」：", i + 1),
+                Lang::En => format!("Feature {} \"{label}\": ", i + 1),
+            }
+        }
+        (Some("features"), None) => String::new(),
+        (Some("tiers"), _) => say(lang, "等级分数线：", "Tier thresholds: "),
+        (Some("stages"), _) => say(lang, "阶段分数线：", "Stage thresholds: "),
+        (Some("name"), _) => say(lang, "模型名称：", "Model name: "),
+        _ => format!("{}: ", d.pointer),
+    };
+    let what = match (lang, d.code) {
+        (Lang::En, _) => d.message.clone(),
+        (Lang::Zh, "weights_not_100") => "各特征权重合计须为 100。".to_owned(),
+        (Lang::Zh, "invalid_weight") => "权重在 0 到 100 之间。".to_owned(),
+        (Lang::Zh, "invalid_level") => "得分比例在 0% 到 100% 之间。".to_owned(),
+        (Lang::Zh, "invalid_source") => {
+            "请选择要读取的属性或事件（“合计”和“最近一次的数值”还要选数值字段；天数至少为 1）。"
+                .to_owned()
+        }
+        (Lang::Zh, "invalid_expression") => format!("筛选条件无法理解：{}", d.message),
+        (Lang::Zh, "invalid_transform") => {
+            "给分方式有误：区间上限要依次增大、只有最后一段不设上限，封顶值为正数。".to_owned()
+        }
+        (Lang::Zh, "invalid_thresholds") if d.pointer == "/tiers" => {
+            "温的分数线不能高于热。".to_owned()
+        }
+        (Lang::Zh, "invalid_thresholds") => "MQL 的分数线不能高于 SQL。".to_owned(),
+        (Lang::Zh, "duplicate_feature") => "特征编号重复。".to_owned(),
+        (Lang::Zh, "invalid_feature_id") => "特征编号只能用字母、数字、_ 或 -。".to_owned(),
+        (Lang::Zh, "invalid_name") => "模型需要一个名称。".to_owned(),
+        (Lang::Zh, _) => d.message.clone(),
+    };
+    format!("{place}{what}")
+}
+
+/// What a feature reads, in a few words: the attribute, or the event and its window.
+fn describe(f: &Feature, lang: Lang) -> String {
+    match &f.source {
+        Source::Fit {
+            attribute,
+            cross: None,
+        } => attribute.clone(),
+        Source::Fit {
+            attribute,
+            cross: Some(c),
+        } => format!("{attribute} × {c}"),
+        Source::Behaviour(b) => match (b.window_days, lang) {
+            (Some(d), Lang::Zh) => format!("{}（{d} 天内）", b.event),
+            (Some(d), Lang::En) => format!("{} (last {d} days)", b.event),
+            (None, _) => b.event.clone(),
+        },
+    }
+}
+
+/// The tier and stage thresholds, edited as scores.
+#[component]
+fn Thresholds(draft: RwSignal<Option<ScoringModel>>, on_edit: Callback<()>) -> impl IntoView {
+    let session = expect_context::<Session>();
+    let field = move |testid: &'static str,
+                      zh: &'static str,
+                      en: &'static str,
+                      get: fn(&ScoringModel) -> f64,
+                      set: fn(&mut ScoringModel, f64)| {
+        view! {
+            <label>{move || say(session.lang.get(), zh, en)}
+                <input type="number" min="0" max="100" step="1" class="short" data-testid=testid
+                    prop:value=move || draft.with(|d| d.as_ref().map(get).unwrap_or_default()).to_string()
+                    on:change=move |ev| {
+                        if let Ok(x) = event_target_value(&ev).trim().parse::<f64>()
+                            && x.is_finite()
+                        {
+                            draft.update(|d| if let Some(d) = d { set(d, x.clamp(0.0, 100.0)) });
+                            on_edit.run(());
+                        }
+                    } />
+            </label>
+        }
+    };
+    view! {
+        <div class="thresholds" data-testid="thresholds">
+            <h4>{move || say(session.lang.get(), "分数线", "Thresholds")}</h4>
+            {field("tier-warm", "温 ≥", "Warm ≥", |m| m.tiers.warm, |m, x| m.tiers.warm = x)}
+            {field("tier-hot", "热 ≥", "Hot ≥", |m| m.tiers.hot, |m, x| m.tiers.hot = x)}
+            {field("stage-mql", "市场认可线索（MQL）≥", "MQL ≥", |m| m.stages.mql, |m, x| m.stages.mql = x)}
+            {field("stage-sql", "销售认可线索（SQL）≥", "SQL ≥", |m| m.stages.sql, |m, x| m.stages.sql = x)}
         </div>
     }
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
 use fantoccini::{Client, Locator};
-use serde_json::json;
+use serde_json::{Value, json};
 use trellis_e2e::browser::Driver;
 use trellis_e2e::{Api, Proc, TempDir, studio_dir};
 
@@ -173,6 +173,21 @@ async fn sign_in_then_flow_list_in_chinese_and_english() {
         Ok(())
     })
     .await;
+}
+
+/// Polls until `testid`'s text contains `want` (30 s: a suggestion fits for seconds).
+async fn expect_contains(c: &Client, testid: &str, want: &str) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = text(c, testid).await.unwrap_or_default();
+        if got.contains(want) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!("[data-testid={testid}] says {got:?}, not {want:?}"));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 async fn find(c: &Client, testid: &str) -> Result<fantoccini::elements::Element, String> {
@@ -1125,7 +1140,7 @@ async fn scoring_sliders_backtest_publish_and_lead_card() {
         find(&c, "diff-industry").await?;
         snapshot(&c, "scoring_sliders").await;
 
-        type_into(&c, "backtest-outcome", "converted").await?;
+        choose(&c, "backtest-outcome", "converted").await?;
         click(&c, "run-backtest").await?;
         find(&c, "roc-chart").await?;
         find(&c, "lift-chart").await?;
@@ -2019,6 +2034,238 @@ async fn leads_are_found_filtered_and_enrolled() {
         let runs = api.get(&format!("/api/v1/runs?flow={flow}")).await;
         if runs["runs"].as_array().map(Vec::len) != Some(1) {
             return Err(format!("the enrolment's runs: {runs}"));
+        }
+        Ok(())
+    })
+    .await;
+}
+
+/// Issue 21's second scenario: from an empty workspace with imported leads to a published
+/// model in the scoring page: the template's features that match no data are flagged, a
+/// feature is added and pointed at a real attribute with a value the leads have, weights
+/// are suggested from the history in the page, and the publish shows its impact first and
+/// is taken as a backfill, so the flow waiting for tier changes starts nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scoring_page_takes_an_empty_workspace_to_a_published_model() {
+    with_browser("scoring_from_empty", |c, api| async move {
+        // 300 leads whose conversion follows their source and occupation.
+        let sources = ["Google", "Direct Traffic", "Referral", "Olark Chat"];
+        let jobs = ["Working Professional", "Student", "Unemployed"];
+        let leads: Vec<Value> = (0..300)
+            .map(|i: usize| {
+                let (source, job) = (sources[i % 4], jobs[(i / 4) % 3]);
+                let p = [0.3, 0.5, 0.8, 0.1][i % 4] * [1.0, 0.4, 0.6][(i / 4) % 3];
+                // A fixed pseudo-random draw per lead.
+                let draw = ((i * 7919) % 1000) as f64 / 1000.0;
+                json!({"id": format!("X{i:03}"), "attributes": {
+                    "name": format!("客户{i}"), "Lead Source": source, "Occupation": job,
+                    "TotalVisits": (i * 37) % 11, "Converted": u8::from(draw < p)}})
+            })
+            .collect();
+        api.post("/api/v1/leads/import", &json!({ "leads": leads })).await;
+        let follow_up = json!({"schema": 1, "name": "分层变化跟进", "nodes": [
+            {"id": "t", "type": "trigger", "config": {"kind": "event", "event": "lead.tier_changed"}, "position": [48, 48]},
+            {"id": "w", "type": "wait", "config": {"duration": "1d"}, "position": [304, 48]}],
+            "edges": [{"from": "t", "to": "w"}]});
+        let flow = trellis_e2e::create_published(&api, &follow_up).await;
+
+        sign_in(&c, &api).await?;
+        click(&c, "nav-scoring").await?;
+        find(&c, "no-model").await?;
+        click(&c, "create-starter-model").await?;
+        // The template reads `industry`, which these leads do not have: said in words.
+        expect_contains(&c, "feature-warning-industry", "没有线索有属性「industry」").await?;
+        find(&c, "coverage-warnings").await?;
+        snapshot(&c, "scoring_template_warnings").await;
+
+        // A feature of our own, on a real attribute, with a value the leads have.
+        click(&c, "add-fit-feature").await?;
+        choose(&c, "feature-lead_source-attribute", "Lead Source").await?;
+        expect_contains(&c, "feature-warning-lead_source", "没有线索从这个特征得分").await?;
+        click(&c, "feature-lead_source-suggest-Referral").await?;
+        gone(&c, "feature-warning-lead_source").await?;
+        enter(&c, "feature-lead_source-level-Referral", "80").await?;
+        enter(&c, "tier-hot", "60").await?;
+        click(&c, "save-model").await?;
+        expect("the saved feature's level", "0.8", || async {
+            let doc = api.get("/api/v1/scoring/model").await["doc"].clone();
+            Ok(Some(doc["features"][3]["transform"]["values"]["Referral"].to_string()))
+        })
+        .await?;
+
+        // Suggested weights from the history, in the page.
+        choose(&c, "backtest-outcome", "Converted").await?;
+        click(&c, "suggest-weights").await?;
+        expect_contains(&c, "suggest-result", "已存为草稿版本").await?;
+        let progress = api.get("/api/v1/scoring/suggest/progress").await;
+        if progress["running"] != json!(false)
+            || progress["progress"]["done"] != progress["progress"]["total"]
+            || progress["leads"] != json!(300)
+        {
+            return Err(format!("the suggestion's progress: {progress}"));
+        }
+        gone(&c, "coverage-warnings").await?;
+        snapshot(&c, "scoring_suggested").await;
+
+        // Publish: the impact first, then a backfill that starts no flow.
+        click(&c, "publish-model").await?;
+        let impact = text(&c, "impact-flows").await?;
+        if !impact.contains("分层变化跟进") {
+            return Err(format!("the impact should name the tier-change flow: {impact:?}"));
+        }
+        snapshot(&c, "scoring_publish_backfill").await;
+        click(&c, "publish-backfill").await?;
+        expect_attr(&c, "rescore-progress", "data-finished", "true").await?;
+        let m = api.get("/api/v1/scoring/model").await;
+        if m["published_version"] != m["latest_version"] {
+            return Err(format!("the suggested version is published: {m}"));
+        }
+        let tiers = api.get("/api/v1/leads?per_page=200").await;
+        let warm_or_hot = tiers["leads"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|l| l["tier"] != json!("cold"))
+            .count();
+        if warm_or_hot == 0 {
+            return Err(format!("the rescore gave every lead cold: {tiers}"));
+        }
+        let runs = api.get(&format!("/api/v1/runs?flow={flow}")).await;
+        if runs["runs"].as_array().is_none_or(|r| !r.is_empty()) {
+            return Err(format!("a backfill starts no flow: {runs}"));
+        }
+        Ok(())
+    })
+    .await;
+}
+
+/// Issue 21: the signal lexicon is edited in the studio, checked as it is typed (a phrase
+/// listed twice is refused in words), tried on a sentence before saving, and once saved
+/// the server's detector reads with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_signal_lexicon_is_edited_checked_and_tried_in_the_page() {
+    with_browser("lexicon_page", |c, api| async move {
+        let terms = api.get("/api/v1/signals/lexicon").await["lexicon"]["terms"]
+            .as_array()
+            .map_or(0, Vec::len);
+        sign_in(&c, &api).await?;
+        click(&c, "nav-lexicon").await?;
+        find(&c, "lexicon-builtin").await?;
+        type_into(&c, "lexicon-try", "我们的预算已经批了").await?;
+        let found = text(&c, "lexicon-signals").await?;
+        if !found.contains("预算") {
+            return Err(format!("the try-out box: {found:?}"));
+        }
+        type_into(&c, "lexicon-try", "客户在比较蓝鲸智控的方案").await?;
+        find(&c, "lexicon-no-signal").await?;
+
+        // A competitor of our own, as a topic.
+        click(&c, "add-term-competitor").await?;
+        let new = format!("term-{terms}");
+        choose(&c, &format!("{new}-polarity"), "neutral").await?;
+        type_into(&c, &format!("{new}-phrases-new"), "蓝鲸智控\u{e007}").await?;
+        expect_contains(&c, "lexicon-signals", "竞品").await?;
+        // A phrase listed twice is refused, in words, and nothing can be saved.
+        type_into(&c, &format!("{new}-phrases-new"), "预算\u{e007}").await?;
+        expect_contains(&c, "lexicon-problems", "这个短语已经在别处列出").await?;
+        if find(&c, "save-lexicon")
+            .await?
+            .is_enabled()
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            return Err("a lexicon with problems can be saved".into());
+        }
+        click(&c, &format!("{new}-phrases-remove-1")).await?;
+        gone(&c, "lexicon-problems").await?;
+        click(&c, "save-lexicon").await?;
+        find(&c, "lexicon-notice").await?;
+        let saved = api.get("/api/v1/signals/lexicon").await;
+        if saved["builtin"] != json!(false) || !saved.to_string().contains("蓝鲸智控") {
+            return Err(format!("the saved lexicon: {saved}"));
+        }
+        let detected = api
+            .post(
+                "/api/v1/signals/detect",
+                &json!({"text": "客户在比较蓝鲸智控的方案"}),
+            )
+            .await;
+        if !detected.to_string().contains("competitor") {
+            return Err(format!(
+                "the server reads with the saved lexicon: {detected}"
+            ));
+        }
+        Ok(())
+    })
+    .await;
+}
+
+/// Issue 21: next-best-action rules are built with the condition builder (no CEL), checked
+/// as they are edited, tried on a real lead before saving, and once saved the lead card
+/// suggests what they say.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn next_best_action_rules_are_built_tried_and_saved_in_the_page() {
+    with_browser("rules_page", |c, api| async move {
+        api.post(
+            "/api/v1/leads/import",
+            &json!({"leads": [{"id": "r1", "attributes": {"name": "周敏", "company": "常州精密"},
+                               "identities": {"user_id": "u-r1"}}]}),
+        )
+        .await;
+        api.post(
+            "/api/v1/events",
+            &json!({"id": "dl-1", "name": "download",
+            "properties": {"user_id": "u-r1", "file": "security.pdf"}}),
+        )
+        .await;
+        let builtin = api.get("/api/v1/nba/rules").await["rules"]
+            .as_array()
+            .map_or(0, Vec::len);
+        sign_in(&c, &api).await?;
+        click(&c, "nav-rules").await?;
+        find(&c, "rules-builtin").await?;
+        choose(&c, "rules-try-lead", "r1").await?;
+        expect_contains(&c, "rules-try-result", "关注技术细节").await?;
+
+        // A rule of our own, from pickers only.
+        click(&c, "add-rule").await?;
+        let r = format!("rule-{builtin}");
+        expect_contains(&c, "rules-problems", "还没有设置条件").await?;
+        enter(&c, &format!("{r}-name"), "下载过资料：发送本地案例").await?;
+        click(&c, &format!("{r}-when-add-group")).await?;
+        choose(&c, &format!("{r}-when-field-0-0"), "did.download").await?;
+        choose(&c, &format!("{r}-when-op-0-0"), "gt").await?;
+        enter(&c, &format!("{r}-when-value-0-0"), "0").await?;
+        choose(&c, &format!("{r}-action-0-kind"), "send_content").await?;
+        enter(&c, &format!("{r}-action-0-title"), "发送苏州工厂案例视频").await?;
+        enter(
+            &c,
+            &format!("{r}-action-0-url"),
+            "https://cases.trellis.local/suzhou.mp4",
+        )
+        .await?;
+        gone(&c, "rules-problems").await?;
+        expect_attr(&c, &format!("{r}-holds"), "data-holds", "true").await?;
+        snapshot(&c, "rules_page").await;
+        click(&c, "save-rules").await?;
+        find(&c, "rules-notice").await?;
+        let saved = api.get("/api/v1/nba/rules").await;
+        let rule = &saved["rules"][builtin];
+        if saved["builtin"] != json!(false)
+            || rule["when"] != json!("did.download > 0")
+            || rule["actions"][0]["url"] != json!("https://cases.trellis.local/suzhou.mp4")
+        {
+            return Err(format!("the saved rules: {saved}"));
+        }
+        let card = api.get("/api/v1/leads/r1").await;
+        if !card["next_actions"]
+            .to_string()
+            .contains("下载过资料：发送本地案例")
+        {
+            return Err(format!(
+                "the lead card's next actions: {}",
+                card["next_actions"]
+            ));
         }
         Ok(())
     })

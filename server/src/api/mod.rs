@@ -124,6 +124,8 @@ pub fn openapi_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(scoring::schema))
         .routes(routes!(scoring::backtest))
         .routes(routes!(scoring::suggest))
+        .routes(routes!(scoring::suggest_progress))
+        .routes(routes!(scoring::coverage))
         .routes(routes!(signals::detect))
         .routes(routes!(signals::get_lexicon, signals::put_lexicon))
         .routes(routes!(signals::get_rules, signals::put_rules))

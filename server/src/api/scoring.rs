@@ -433,15 +433,43 @@ pub struct SuggestIn {
 
 /// Fits suggested weights to the workspace's leads with outcomes and saves the result as a
 /// new draft version: answers with its number, the model, its diff against the published
-/// version, and its backtests (training and held-out leads).
+/// version, and its backtests (training and held-out leads). One suggestion runs at a time
+/// per workspace (409 while one does); `GET /api/v1/scoring/suggest/progress` shows how far
+/// it is. It finishes and is saved even if the caller stops waiting.
 #[utoipa::path(post, path = "/api/v1/scoring/suggest", tag = "scoring", request_body = SuggestIn,
-    responses((status = 200, description = "`{version, doc, diff, train, holdout, used, skipped}`", body = Object), (status = 422, description = "nothing to fit")))]
+    responses((status = 200, description = "`{version, doc, diff, train, holdout, used, skipped}`", body = Object), (status = 409, description = "a suggestion is running"), (status = 422, description = "nothing to fit")))]
 pub async fn suggest(
     State(state): State<AppState>,
     caller: Caller,
     ApiJson(body): ApiJson<SuggestIn>,
 ) -> ApiResult<Json<Value>> {
     caller.require(Role::Builder)?;
+    let running = state
+        .intent
+        .suggestions
+        .start(&caller.workspace_id)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "a suggestion is running",
+                "weights are being suggested for this workspace already; wait for that one",
+            )
+        })?;
+    // Its own task: a caller that stops waiting does not stop it half way.
+    let task = tokio::spawn(async move {
+        let result = fit_and_save(&state, &caller, body, &running).await;
+        running.finish(result.as_ref().err().map(|e| e.detail.clone()));
+        result
+    });
+    task.await.map_err(ApiError::internal)?.map(Json)
+}
+
+async fn fit_and_save(
+    state: &AppState,
+    caller: &Caller,
+    body: SuggestIn,
+    running: &crate::intent::Running,
+) -> ApiResult<Value> {
     let workspace = caller.workspace_id.clone();
     let leads = crate::leads::all(&state.db, &workspace).await?;
     const ID: &str = "__lead_id";
@@ -468,6 +496,7 @@ pub async fn suggest(
             ),
         ));
     }
+    running.leads(records.len());
     let mut options = SuggestOptions::new(body.outcome.clone());
     options.exclude = body.exclude.clone();
     options.id_column = Some(ID.into());
@@ -480,9 +509,13 @@ pub async fn suggest(
     if let Some(n) = &body.name {
         options.name = n.clone();
     }
+    let progress = state.intent.suggestions.clone();
+    let ws = workspace.clone();
     let suggestion = tokio::task::spawn_blocking(move || {
         let table = Table::from_records(&records, &Mapping::default())?;
-        trellis_analytics::suggest(&table, &options)
+        trellis_analytics::suggest_with_progress(&table, &options, &mut |p| {
+            progress.report(&ws, p);
+        })
     })
     .await
     .map_err(ApiError::internal)?
@@ -526,7 +559,7 @@ pub async fn suggest(
         }
         None => Value::Null,
     };
-    Ok(Json(json!({
+    Ok(json!({
         "version": next,
         "doc": doc,
         "diff": diff,
@@ -537,5 +570,87 @@ pub async fn suggest(
         "holdout": suggestion.holdout,
         "used": suggestion.used,
         "skipped": suggestion.skipped.iter().map(|(c, why)| json!({ "attribute": c, "reason": why })).collect::<Vec<_>>(),
-    })))
+    }))
+}
+
+/// How far the workspace's running (or latest) suggestion is in this process: `{running,
+/// leads, progress: {step, done, total}, started_at, finished_at, error}`; 404 when none
+/// ran here.
+#[utoipa::path(get, path = "/api/v1/scoring/suggest/progress", tag = "scoring",
+    responses((status = 200, description = "the suggestion's progress", body = Object), (status = 404, description = "no suggestion ran in this process")))]
+pub async fn suggest_progress(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<crate::intent::SuggestStatus>> {
+    state
+        .intent
+        .suggestions
+        .status(&caller.workspace_id)
+        .map(Json)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not found",
+                "no suggestion ran for this workspace in this process",
+            )
+        })
+}
+
+/// Recent events of each behaviour feature's type that coverage checks against its filter.
+const COVERAGE_EVENTS: u64 = 1_000;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CoverageIn {
+    /// The model document (the studio's draft).
+    #[schema(value_type = Object)]
+    pub doc: Value,
+}
+
+/// Which of the workspace's data each feature of a model matches: per feature, leads with
+/// a value and leads it gives points to, the most frequent values (fit features), listed
+/// values no lead has, and for behaviour features the events of their type and how many of
+/// the most recent 1,000 pass the filter. The scoring page warns about a feature that
+/// matches nothing.
+#[utoipa::path(post, path = "/api/v1/scoring/coverage", tag = "scoring", request_body = CoverageIn,
+    responses((status = 200, description = "`{leads, features: [{feature, with_value, scoring, values, unseen_values, events, matches_nothing}]}`", body = Object), (status = 422, description = "invalid model")))]
+pub async fn coverage(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CoverageIn>,
+) -> ApiResult<Json<Value>> {
+    let workspace = caller.workspace_id.as_str();
+    let model = CompiledModel::new(checked(&body.doc, "/doc")?).map_err(ApiError::internal)?;
+    let leads = crate::leads::all(&state.db, workspace).await?;
+    let states: Vec<_> = leads
+        .iter()
+        .map(|l| crate::leads::state_of(&l.state))
+        .collect();
+    let now = Utc::now().timestamp_millis();
+    let mut coverage = trellis_model::coverage::Coverage::of_leads(
+        &model,
+        leads.iter().zip(&states).map(|(l, s)| (&l.attributes, s)),
+        now,
+    );
+    let behaviours: Vec<(usize, String)> = model
+        .behaviours()
+        .map(|(i, b)| (i, b.event.clone()))
+        .collect();
+    for (i, event) in behaviours {
+        let (total, recent) =
+            crate::leads::recent_events(&state.db, workspace, &event, COVERAGE_EVENTS).await?;
+        coverage.add_events(&model, i, total, &recent);
+    }
+    let features: Vec<Value> = coverage
+        .features
+        .iter()
+        .map(|f| {
+            let mut v = json!(f);
+            v["matches_nothing"] = json!(f.matches_nothing());
+            v
+        })
+        .collect();
+    Ok(Json(
+        json!({ "leads": coverage.leads, "features": features }),
+    ))
 }

@@ -7,6 +7,7 @@
 mod host;
 mod lexicon;
 mod rescore;
+mod suggestions;
 
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ use crate::events::Events;
 use crate::leads::Models;
 use crate::runs::Runs;
 pub use lexicon::{Detectors, LEXICON_DOC};
+pub use suggestions::{Running, SuggestStatus, Suggestions};
 
 /// The intent engine: shared by the API, the workers (as a call host) and the rescores.
 #[derive(Debug)]
@@ -28,6 +30,8 @@ pub struct Intent {
     pub models: Arc<Models>,
     /// Purchase-signal detectors per workspace.
     pub detectors: Detectors,
+    /// "Suggest weights" in progress, per workspace.
+    pub suggestions: Arc<Suggestions>,
     events: Arc<Events>,
     runs: Arc<Runs>,
     /// This process's identity as the holder of a rescore's lease.
@@ -47,6 +51,7 @@ impl Intent {
             reader,
             models,
             detectors: Detectors::default(),
+            suggestions: Arc::default(),
             events,
             runs,
             owner: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),

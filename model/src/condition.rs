@@ -57,10 +57,14 @@ pub enum Op {
     Exists,
     /// The field is not there.
     Missing,
+    /// A date (RFC 3339) within the last N days (the value), as of `now`.
+    WithinDays,
+    /// A date more than N days before `now`.
+    OlderThanDays,
 }
 
 impl Op {
-    pub const ALL: [Op; 12] = [
+    pub const ALL: [Op; 14] = [
         Op::Eq,
         Op::Ne,
         Op::Gt,
@@ -73,6 +77,8 @@ impl Op {
         Op::In,
         Op::Exists,
         Op::Missing,
+        Op::WithinDays,
+        Op::OlderThanDays,
     ];
 
     /// Whether the operator takes a value.
@@ -95,6 +101,8 @@ impl Op {
             Op::In => ("是其中之一", "is one of"),
             Op::Exists => ("有值", "is set"),
             Op::Missing => ("没有值", "is not set"),
+            Op::WithinDays => ("在最近几天内（天数）", "is within the last (days)"),
+            Op::OlderThanDays => ("早于几天前（天数）", "is more than (days) ago"),
         };
         if lang == "en" { en } else { zh }
     }
@@ -177,8 +185,67 @@ impl Rule {
             Op::In => format!("{path} in {value}"),
             Op::Exists => format!("has({path})"),
             Op::Missing => format!("!has({path})"),
+            Op::WithinDays | Op::OlderThanDays => {
+                let days = self.value.as_f64().unwrap_or(0.0).max(0.0);
+                let hours = (days * 24.0).round() as i64;
+                let cmp = if self.op == Op::WithinDays { ">=" } else { "<" };
+                format!("timestamp({path}) {cmp} timestamp(now) - duration('{hours}h')")
+            }
             _ => unreachable!("comparisons are written above"),
         }
+    }
+
+    /// `timestamp(path) >= timestamp(now) - duration('Nh')` (or `<`) as a relative-date
+    /// rule.
+    fn read_relative(op: Op, left: &IdedExpr, right: &IdedExpr) -> Option<Rule> {
+        let op = match op {
+            Op::Ge => Op::WithinDays,
+            Op::Lt => Op::OlderThanDays,
+            _ => return None,
+        };
+        let path = match &left.expr {
+            Ast::Call(c) if c.func_name == "timestamp" && c.target.is_none() => {
+                match c.args.as_slice() {
+                    [p] => path_of(p)?,
+                    _ => return None,
+                }
+            }
+            _ => return None,
+        };
+        let Ast::Call(minus) = &right.expr else {
+            return None;
+        };
+        let [now, span] = minus.args.as_slice() else {
+            return None;
+        };
+        if minus.func_name != operators::SUBSTRACT {
+            return None;
+        }
+        match &now.expr {
+            Ast::Call(c)
+                if c.func_name == "timestamp"
+                    && matches!(c.args.as_slice(), [a] if matches!(&a.expr, Ast::Ident(n) if n == "now")) =>
+                {}
+            _ => return None,
+        }
+        let hours: i64 = match &span.expr {
+            Ast::Call(c) if c.func_name == "duration" => match c.args.as_slice() {
+                [a] => match &a.expr {
+                    Ast::Literal(LiteralValue::String(h)) => {
+                        h.inner().strip_suffix('h')?.parse().ok()?
+                    }
+                    _ => return None,
+                },
+                _ => return None,
+            },
+            _ => return None,
+        };
+        let value = if hours % 24 == 0 {
+            Value::from(hours / 24)
+        } else {
+            serde_json::Number::from_f64(hours as f64 / 24.0).map(Value::Number)?
+        };
+        Some(Rule { path, op, value })
     }
 
     fn read(e: &IdedExpr) -> Option<Rule> {
@@ -199,6 +266,9 @@ impl Rule {
         if let Some(op) = Op::of_comparison(name)
             && let [left, right] = call.args.as_slice()
         {
+            if let Some(rule) = Rule::read_relative(op, left, right) {
+                return Some(rule);
+            }
             return Some(Rule {
                 path: path_of(left)?,
                 op,
@@ -434,6 +504,7 @@ mod tests {
             let value = match op {
                 Op::In => json!(["华东", "华南"]),
                 Op::Gt | Op::Ge | Op::Lt | Op::Le => json!(-3.5),
+                Op::WithinDays | Op::OlderThanDays => json!(7),
                 Op::Exists | Op::Missing => Value::Null,
                 _ => json!("it's \"quoted\""),
             };
@@ -442,6 +513,44 @@ mod tests {
             assert!(Expr::compile(&cel).is_ok(), "{cel}");
             assert_eq!(Condition::from_cel(&cel), Some(c), "{cel}");
         }
+    }
+
+    #[test]
+    fn relative_dates_compare_with_now() {
+        let within = Condition::rule("lead.last_visit_at", Op::WithinDays, json!(7));
+        let cel = within.to_cel();
+        assert_eq!(
+            cel,
+            "timestamp(lead.last_visit_at) >= timestamp(now) - duration('168h')"
+        );
+        let expr = Expr::compile(&cel).expect("compiles");
+        let scope = |at: &str| {
+            crate::expr::Scope::new()
+                .with("now", json!("2026-12-06T12:00:00Z"))
+                .with("lead", json!({ "last_visit_at": at }))
+        };
+        assert_eq!(
+            expr.eval_bool(&scope("2026-12-01T08:00:00Z")).ok(),
+            Some(true)
+        );
+        assert_eq!(
+            expr.eval_bool(&scope("2026-11-20T08:00:00+08:00")).ok(),
+            Some(false)
+        );
+        let older = Condition::rule("lead.last_visit_at", Op::OlderThanDays, json!(0.5));
+        let cel = older.to_cel();
+        assert!(cel.ends_with("duration('12h')"), "{cel}");
+        assert_eq!(Condition::from_cel(&cel), Some(older));
+        let expr = Expr::compile(&cel).expect("compiles");
+        assert_eq!(
+            expr.eval_bool(&scope("2026-12-05T08:00:00Z")).ok(),
+            Some(true)
+        );
+        // Another span or another clock is CEL the builder leaves alone.
+        assert_eq!(
+            Condition::from_cel("timestamp(a.b) >= timestamp(c) - duration('1h')"),
+            None
+        );
     }
 
     #[test]

@@ -245,7 +245,8 @@ impl CompiledFlow {
                 .eval_bool(
                     &Scope::new()
                         .with_budget(crate::limits::STEP_BUDGET)
-                        .with_ref("trigger", trigger),
+                        .with_ref("trigger", trigger)
+                        .with("now", Value::String(Utc::now().to_rfc3339())),
                 )
                 .map_err(|e| e.to_string()),
         }
@@ -297,6 +298,9 @@ pub struct Executor<'a> {
     pub lead: Option<&'a Value>,
     /// Size caps on what the run keeps.
     pub limits: RunLimits,
+    /// `now` in CEL (RFC 3339): the time of the step being executed, for relative dates
+    /// (`timestamp(x) >= timestamp(now) - duration('168h')`).
+    now: std::cell::Cell<DateTime<Utc>>,
 }
 
 enum Outcome {
@@ -339,6 +343,7 @@ impl<'a> Executor<'a> {
             trigger,
             lead: None,
             limits: RunLimits::DEFAULT,
+            now: std::cell::Cell::new(Utc::now()),
         }
     }
 
@@ -373,7 +378,8 @@ impl<'a> Executor<'a> {
             .with_budget(crate::limits::STEP_BUDGET)
             .with_ref("trigger", self.trigger)
             .with("vars", Value::Object(state.vars.clone()))
-            .with("steps", Value::Object(steps));
+            .with("steps", Value::Object(steps))
+            .with("now", Value::String(self.now.get().to_rfc3339()));
         if let Some(lead) = self.lead {
             scope = scope.with_ref("lead", lead);
         }
@@ -387,6 +393,7 @@ impl<'a> Executor<'a> {
         now: DateTime<Utc>,
         jitter: f64,
     ) -> (Option<StepRecord>, Next) {
+        self.now.set(now);
         let Some(head) = state.queue.front().cloned() else {
             return (None, Next::Succeeded);
         };

@@ -178,3 +178,24 @@ fn failure_without_handler_fails_the_run() {
         }
     );
 }
+
+#[test]
+fn relative_dates_compare_with_the_steps_clock() {
+    // "Visited within the last 7 days", as the condition builder writes it.
+    let f = flow(json!({"schema": 1, "name": "最近访问", "nodes": [
+        {"id": "t", "type": "trigger", "config": {"kind": "manual"}, "position": [0, 0]},
+        {"id": "b", "type": "branch", "config": {
+            "when": "timestamp(trigger.input.visited_at) >= timestamp(now) - duration('168h')"}, "position": [200, 0]},
+        {"id": "recent", "type": "set", "config": {"vars": {"recent": "true"}}, "position": [400, 0]},
+        {"id": "stale", "type": "set", "config": {"vars": {"recent": "false"}}, "position": [400, 100]}],
+        "edges": [{"from": "t", "to": "b"}, {"from": "b", "port": "true", "to": "recent"},
+                  {"from": "b", "port": "false", "to": "stale"}]}));
+    let trigger = json!({"input": {"visited_at": "2026-10-28T09:00:00+08:00"}});
+    for (now, recent) in [(t0(), true), (t0() + Duration::days(10), false)] {
+        let ex = Executor::new(&f, "r1", &trigger);
+        let mut state = RunState::start("t");
+        let (_, next) = drive(&ex, &mut state, now);
+        assert_eq!(next, Next::Succeeded);
+        assert_eq!(state.vars["recent"], json!(recent), "at {now}");
+    }
+}

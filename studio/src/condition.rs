@@ -27,6 +27,8 @@ fn op_code(op: Op) -> &'static str {
         Op::In => "in",
         Op::Exists => "exists",
         Op::Missing => "missing",
+        Op::WithinDays => "within_days",
+        Op::OlderThanDays => "older_than_days",
     }
 }
 
@@ -54,7 +56,11 @@ pub fn typed_value(op: Op, text: &str, samples: &[Value]) -> Value {
     let boolean = samples.iter().any(Value::is_boolean);
     let one = |t: &str| -> Value {
         let t = t.trim();
-        if matches!(op, Op::Gt | Op::Ge | Op::Lt | Op::Le) || numeric {
+        if matches!(
+            op,
+            Op::Gt | Op::Ge | Op::Lt | Op::Le | Op::WithinDays | Op::OlderThanDays
+        ) || numeric
+        {
             if let Ok(n) = t.parse::<i64>() {
                 return json!(n);
             }
@@ -479,6 +485,10 @@ mod tests {
             json!(["华东", "华南", "华北"])
         );
         assert_eq!(typed_value(Op::Exists, "x", &[]), Value::Null);
+        assert_eq!(
+            typed_value(Op::WithinDays, " 7 ", &[json!("2026-12-01")]),
+            json!(7)
+        );
         for op in Op::ALL {
             assert_eq!(op_of(op_code(op)), op);
         }

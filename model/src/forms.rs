@@ -120,6 +120,12 @@ impl<'a> FieldForm<'a> {
         self.annotation("widget").and_then(Value::as_str)
     }
 
+    /// Whether the field names people of the workspace (an owner, recipients): the studio
+    /// offers them, by name, while any other id can still be typed.
+    pub fn names_people(&self) -> bool {
+        self.annotation("people").and_then(Value::as_bool) == Some(true)
+    }
+
     /// The label of choice `value` (an `enum` member), or the value itself.
     pub fn choice_label(&self, value: &str, lang: &str) -> String {
         self.annotation("choices")

@@ -1129,6 +1129,14 @@ fn widget(mut form: Value, name: &str) -> Value {
     form
 }
 
+/// Marks a field whose values are people of the workspace ([`FieldForm::names_people`]).
+///
+/// [`FieldForm::names_people`]: crate::forms::FieldForm::names_people
+fn people(mut form: Value) -> Value {
+    form["people"] = Value::Bool(true);
+    form
+}
+
 fn lead_field(help: Value) -> Value {
     field(w("线索", "Lead"), help, Some(LEAD_EXAMPLE))
 }
@@ -1439,21 +1447,21 @@ fn builtin_fields(kind: NodeKind) -> Vec<(&'static str, Value)> {
                 "territory": w("按区域", "By territory"),
                 "load": w("按当前负载", "By current load"),
             });
-            let mut owner = field(
+            let mut owner = people(field(
                 w("负责人", "Owner"),
                 w("线索交给这个人", "The lead goes to this person"),
                 Some("zhang.wei"),
-            );
+            ));
             owner["shown_when"] = only(&["fixed"]);
             let mut owners = widget(
-                field(
+                people(field(
                     w("候选人", "People"),
                     w(
                         "在这些人之间轮流或按负载分配",
                         "The people to take turns or balance the load between",
                     ),
                     Some("zhang.wei"),
-                ),
+                )),
                 "list",
             );
             owners["shown_when"] = only(&["round_robin", "load"]);
@@ -1467,25 +1475,25 @@ fn builtin_fields(kind: NodeKind) -> Vec<(&'static str, Value)> {
             );
             attribute["shown_when"] = only(&["territory"]);
             let mut territories = widget(
-                field(
+                people(field(
                     w("区域与负责人", "Territories"),
                     w(
                         "区域属性的值 → 负责人，例如 华东 → zhang.wei",
                         "Territory value → owner, e.g. East China → zhang.wei",
                     ),
                     None,
-                ),
+                )),
                 "map",
             );
             territories["shown_when"] = only(&["territory"]);
-            let mut fallback = field(
+            let mut fallback = people(field(
                 w("其他区域交给", "Otherwise"),
                 w(
                     "没有对应区域时的负责人",
                     "The owner when no territory matches",
                 ),
                 None,
-            );
+            ));
             fallback["shown_when"] = only(&["territory"]);
             vec![
                 ("lead", lead_field(w("要分配的线索", "The lead to assign"))),
@@ -1521,18 +1529,18 @@ fn builtin_fields(kind: NodeKind) -> Vec<(&'static str, Value)> {
                 "lead_owner": w("线索负责人", "The lead's owner"),
                 "people": w("指定人员", "Named people"),
             });
-            let mut people = widget(
-                field(
+            let mut recipients = widget(
+                people(field(
                     w("人员", "People"),
                     w("收到通知的人", "Who gets the message"),
                     Some("zhang.wei"),
-                ),
+                )),
                 "list",
             );
-            people["shown_when"] = json!({ "to": ["people"] });
+            recipients["shown_when"] = json!({ "to": ["people"] });
             vec![
                 ("to", to),
-                ("people", people),
+                ("people", recipients),
                 (
                     "lead",
                     lead_field(w(

@@ -225,6 +225,7 @@ async fn people_and_sign_in(backend: Backend) {
     for (method, path, body) in [
         (Method::GET, "/api/v1/tokens", None),
         (Method::GET, "/api/v1/users", None),
+        (Method::GET, "/api/v1/people", None),
         (Method::POST, "/api/v1/flows", Some(simple)),
         (
             Method::POST,
@@ -274,6 +275,25 @@ async fn people_and_sign_in(backend: Backend) {
     let (st, users_now, _) =
         request(&s, Some(&admin), false, Method::GET, "/api/v1/users", None).await;
     assert_eq!(st, StatusCode::OK);
+    // The pickers' list: logins and names, nothing else.
+    let (st, people, _) =
+        request(&s, Some(&admin), false, Method::GET, "/api/v1/people", None).await;
+    assert_eq!(st, StatusCode::OK, "{people}");
+    let list = people["people"].as_array().expect("people");
+    assert!(
+        list.contains(&json!({"login": "li.na@example.cn", "name": "李娜"})),
+        "{people}"
+    );
+    assert!(
+        list.iter()
+            .any(|p| p["login"] == json!("admin@trellis.local")),
+        "{people}"
+    );
+    assert!(
+        list.iter()
+            .all(|p| p.as_object().is_some_and(|o| o.len() == 2)),
+        "{people}"
+    );
     let li_id = users_now["users"]
         .as_array()
         .expect("users")

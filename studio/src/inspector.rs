@@ -146,6 +146,7 @@ pub fn Inspector(ed: Editor) -> impl IntoView {
     let session = expect_context::<Session>();
     view! {
         <div class="inspector" data-testid="inspector">
+            <PeopleOptions />
             <h3>{move || session.t(Text::Inspector)}</h3>
             {move || {
                 let Some(id) = ed.selected.get() else {
@@ -398,6 +399,13 @@ fn FieldRow(
         let name = name.clone();
         schema.with_value(|s| FieldForm::of(s, &name).and_then(|f| f.example()))
     };
+    // A field naming people offers the workspace's (typing any other id stays possible).
+    let people: Option<&'static str> = {
+        let name = name.clone();
+        schema
+            .with_value(|s| FieldForm::of(s, &name).is_some_and(|f| f.names_people()))
+            .then_some(PEOPLE_LIST)
+    };
     // Shown only where it applies to the node's config as it is now.
     let applies = {
         let (name, id) = (name.clone(), id.clone());
@@ -470,11 +478,11 @@ fn FieldRow(
     let set = move |v: Option<Value>| set_config_value(ed, &id.get_value(), &name.get_value(), v);
     let special = match widget.as_deref() {
         Some("list") => Some(
-            view! { <ListField testid=testid.clone() current=current.clone() placeholder=placeholder.clone() on_change=Callback::new(set) /> }
+            view! { <ListField testid=testid.clone() current=current.clone() placeholder=placeholder.clone() list=people on_change=Callback::new(set) /> }
                 .into_any(),
         ),
         Some("map") => Some(
-            view! { <MapField testid=testid.clone() current=current.clone() on_change=Callback::new(set) /> }.into_any(),
+            view! { <MapField testid=testid.clone() current=current.clone() list=people on_change=Callback::new(set) /> }.into_any(),
         ),
         Some("flow") => Some(
             view! { <FlowChoice testid=testid.clone() current=current.clone() on_change=Callback::new(set) /> }.into_any(),
@@ -535,7 +543,7 @@ fn FieldRow(
         }.into_any(),
         Field::Cel | Field::Text | Field::Number { .. } => view! {
             <input type="text" data-testid=testid.clone() class:cel=matches!(field.get_value(), Field::Cel)
-                placeholder=placeholder.clone() prop:value=move || value.get() on:input=on_input on:change=on_change />
+                list=people placeholder=placeholder.clone() prop:value=move || value.get() on:input=on_input on:change=on_change />
         }.into_any(),
     };
     // Beside an expression: the data picker. A picked field is added to what is there; a
@@ -591,6 +599,43 @@ fn FieldRow(
     }
 }
 
+/// The id of the `<datalist>` of the workspace's people.
+const PEOPLE_LIST: &str = "trellis-people";
+
+/// The workspace's people as suggestions (`GET /api/v1/people`): their login as the value,
+/// their name as the label, for the fields that name an owner or a recipient.
+#[component]
+fn PeopleOptions() -> impl IntoView {
+    let session = expect_context::<Session>();
+    let people = RwSignal::new(Vec::<(String, String)>::new());
+    leptos::task::spawn_local(async move {
+        let token = session.token.get_untracked().unwrap_or_default();
+        // Viewers are not shown the list; the fields then take typed ids only.
+        if let Ok(v) = crate::api::get_json(&token, "/api/v1/people").await {
+            people.set(
+                v["people"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| {
+                        Some((
+                            p["login"].as_str()?.to_owned(),
+                            p["name"].as_str().unwrap_or_default().to_owned(),
+                        ))
+                    })
+                    .collect(),
+            );
+        }
+    });
+    view! {
+        <datalist id=PEOPLE_LIST data-testid="people-options">
+            {move || people.get().into_iter().map(|(login, name)| view! {
+                <option value=login>{name}</option>
+            }).collect_view()}
+        </datalist>
+    }
+}
+
 /// A list of words (tags, people): chips with a remove button, and an input that adds one
 /// on Enter or with the button.
 #[component]
@@ -598,6 +643,8 @@ fn ListField(
     testid: String,
     current: Option<Value>,
     placeholder: Option<String>,
+    /// A `<datalist>` of suggestions (the workspace's people).
+    list: Option<&'static str>,
     on_change: Callback<Option<Value>>,
 ) -> impl IntoView {
     let session = expect_context::<Session>();
@@ -650,7 +697,7 @@ fn ListField(
                     </span>
                 }).collect_view()}
             </div>
-            <input type="text" data-testid=tid.get_value() placeholder=placeholder prop:value=move || typed.get()
+            <input type="text" data-testid=tid.get_value() list=list placeholder=placeholder prop:value=move || typed.get()
                 on:input=move |ev| typed.set(event_target_value(&ev))
                 on:keydown=move |ev| if ev.key() == "Enter" { ev.prevent_default(); add(); }
                 on:change=move |_| add() />
@@ -667,6 +714,8 @@ fn ListField(
 fn MapField(
     testid: String,
     current: Option<Value>,
+    /// A `<datalist>` of suggestions for the values (the workspace's people).
+    list: Option<&'static str>,
     on_change: Callback<Option<Value>>,
 ) -> impl IntoView {
     let session = expect_context::<Session>();
@@ -708,7 +757,7 @@ fn MapField(
                             placeholder=move || session.t(Text::Name)
                             on:change=move |ev| { let t = event_target_value(&ev); rows.update(|r| if let Some(x) = r.get_mut(i) { x.0 = t }); emit(); } />
                         <span>"→"</span>
-                        <input type="text" data-testid=format!("{}-value-{i}", tid.get_value()) prop:value=v
+                        <input type="text" data-testid=format!("{}-value-{i}", tid.get_value()) list=list prop:value=v
                             on:change=move |ev| { let t = event_target_value(&ev); rows.update(|r| if let Some(x) = r.get_mut(i) { x.1 = t }); emit(); } />
                         <button type="button" class="small" data-testid=format!("{}-remove-{i}", tid.get_value())
                             on:click=move |_| { rows.update(|r| { if i < r.len() { r.remove(i); } }); emit(); }>"×"</button>

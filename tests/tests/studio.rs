@@ -1859,6 +1859,17 @@ async fn the_first_scenario_is_built_without_code() {
         enter(&c, "field-territories-key-0", "华东").await?;
         enter(&c, "field-territories-value-0", "zhang.wei").await?;
         enter(&c, "field-fallback", "wang.fang").await?;
+        // Owner fields offer the workspace's people (any other id can still be typed).
+        expect_attr(&c, "field-fallback", "list", "trellis-people").await?;
+        expect_attr(&c, "field-territories-value-0", "list", "trellis-people").await?;
+        expect("the people offered", "true", || async {
+            let logins = c
+                .execute("return [...document.querySelectorAll('#trellis-people option')].map(o => o.value)", vec![])
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(Some(logins.to_string().contains("admin@trellis.local").to_string()))
+        })
+        .await?;
         click(&c, "palette-notify").await?;
         drag_onto(&c, "out-assign_owner_1-out", "in-notify_1").await?;
         click(&c, "node-notify_1").await?;

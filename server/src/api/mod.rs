@@ -95,6 +95,7 @@ pub fn openapi_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(tokens::revoke_token))
         .routes(routes!(users::sign_in, users::current, users::sign_out))
         .routes(routes!(users::list_users))
+        .routes(routes!(users::list_people))
         .routes(routes!(users::invite))
         .routes(routes!(users::reset))
         .routes(routes!(users::set_role))

@@ -122,6 +122,25 @@ pub async fn list_users(State(state): State<AppState>, caller: Caller) -> ApiRes
     Ok(Json(json!({ "users": users })))
 }
 
+/// The workspace's people as the studio's pickers offer them (owners, recipients): each
+/// one's login (email, else phone) and name. For builders and up; disabled people are left
+/// out.
+#[utoipa::path(get, path = "/api/v1/people", tag = "users",
+    responses((status = 200, description = "`{people: [{login, name}]}`", body = Object)))]
+pub async fn list_people(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+    caller.require(Role::Builder)?;
+    let people: Vec<Value> = users::members(&state.db, &caller.workspace_id)
+        .await?
+        .into_iter()
+        .filter(|(u, _)| u.disabled_at.is_none())
+        .filter_map(|(u, _)| {
+            let login = u.email.clone().or_else(|| u.phone.clone())?;
+            Some(json!({ "login": login, "name": u.name }))
+        })
+        .collect();
+    Ok(Json(json!({ "people": people })))
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewInvite {

@@ -199,6 +199,13 @@ impl CompiledBehaviour {
         let dids = b.dids();
         let mut counts = vec![0u32; dids.len()];
         let mut matched: Vec<(i64, &str)> = Vec::new();
+        // Filters may compare an event's dates with `now` (the condition builder's "within
+        // the last N days"): the time the condition is checked at.
+        let now = Value::String(
+            chrono::DateTime::from_timestamp_millis(now_ms)
+                .unwrap_or_default()
+                .to_rfc3339(),
+        );
         for h in history {
             if h.at_ms <= since || h.at_ms > now_ms || Some(h.id.as_str()) == leave_out {
                 continue;
@@ -213,7 +220,7 @@ impl CompiledBehaviour {
                     None => true,
                     Some(f) => {
                         let v = scope_value.get_or_insert_with(|| h.scope_value());
-                        f.eval_bool(&Scope::new().with_ref("event", v))
+                        f.eval_bool(&Scope::new().with_ref("event", v).with_ref("now", &now))
                             .unwrap_or(false)
                     }
                 };
@@ -364,6 +371,38 @@ mod tests {
         assert!(!quiet.behaviour.can_start());
         history.push(ev("e", "email_open", 4, ""));
         assert!(!quiet.check(&history, 4 * DAY_MS, None).holds);
+    }
+
+    #[test]
+    fn filters_compare_dates_with_the_time_of_the_check() {
+        // "a quote request whose project starts within the last 3 days": the builder's
+        // relative date, with `now` the time the condition is checked at.
+        let filter = crate::condition::Condition::rule(
+            "event.properties.project_start",
+            crate::condition::Op::WithinDays,
+            json!(3),
+        )
+        .to_cel();
+        let recent = Behaviour::AtLeast {
+            did: Did {
+                event: "quote".into(),
+                filter: Some(filter),
+            },
+            times: 1,
+            days: 30,
+        }
+        .compile()
+        .unwrap();
+        let quote = |starts_day: i64| Happened {
+            id: "q".into(),
+            name: "quote".into(),
+            at_ms: DAY_MS,
+            properties: json!({ "project_start": chrono::DateTime::from_timestamp_millis(starts_day * DAY_MS).unwrap().to_rfc3339() }),
+        };
+        assert!(recent.check(&[quote(9)], 10 * DAY_MS, None).holds);
+        assert!(!recent.check(&[quote(5)], 10 * DAY_MS, None).holds);
+        // The same event, checked later: its date is no longer recent.
+        assert!(!recent.check(&[quote(9)], 20 * DAY_MS, None).holds);
     }
 
     #[test]

@@ -565,6 +565,11 @@ impl ScoringModel {
     /// `base` as a feature id no other feature has: letters, digits and `_` kept (others
     /// become `_`), then `_2`, `_3`… if it is taken.
     pub fn fresh_id(&self, base: &str) -> String {
+        self.fresh_id_except(base, None)
+    }
+
+    /// [`Self::fresh_id`], ignoring the feature at `except` (the one being renamed).
+    pub fn fresh_id_except(&self, base: &str, except: Option<usize>) -> String {
         let mut stem: String = base
             .chars()
             .map(|c| {
@@ -579,7 +584,12 @@ impl ScoringModel {
         if stem.trim_matches('_').is_empty() {
             stem = "feature".into();
         }
-        let taken = |id: &str| self.features.iter().any(|f| f.id == id);
+        let taken = |id: &str| {
+            self.features
+                .iter()
+                .enumerate()
+                .any(|(i, f)| Some(i) != except && f.id == id)
+        };
         if !taken(&stem) {
             return stem;
         }
@@ -1437,6 +1447,10 @@ mod tests {
         assert_eq!(empty.features[i].weight, 100.0);
         assert!(empty.problems().is_empty(), "{:?}", empty.problems());
         assert_eq!(empty.fresh_id("Lead Source"), "lead_source");
+        // A feature renamed to what it is already called keeps its id.
+        let own = m.features[0].id.clone();
+        assert_eq!(m.fresh_id_except(&own, Some(0)), own);
+        assert_eq!(m.fresh_id(&own), format!("{own}_2"));
         assert_eq!(
             empty.fresh_id("公司 规模"),
             "feature",

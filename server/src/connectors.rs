@@ -683,12 +683,11 @@ impl crate::runs::CallHost for Registry {
 
     async fn call(
         &self,
-        workspace: &str,
-        run_id: &str,
+        site: crate::runs::CallSite<'_>,
         request: &CallRequest,
         pinned: Option<&str>,
     ) -> (CallResult, Option<String>) {
-        Registry::call(self, workspace, run_id, request, pinned).await
+        Registry::call(self, site.workspace, site.run_id, request, pinned).await
     }
 }
 

@@ -138,7 +138,9 @@ impl From<crate::users::AccountError> for ApiError {
             AccountError::BadLogin => ApiError::unauthorized(e.to_string()),
             AccountError::Invalid { pointer, detail } => ApiError::invalid(pointer, detail),
             AccountError::BadTicket | AccountError::NoUser(_) => ApiError::not_found(e.to_string()),
-            AccountError::Taken(_) | AccountError::LastAdmin => ApiError::conflict(e.to_string()),
+            AccountError::Taken(_) | AccountError::LastAdmin | AccountError::OwnAccount => {
+                ApiError::conflict(e.to_string())
+            }
             AccountError::Db(e) => e.into(),
             AccountError::Hash(_) => ApiError::internal(e),
         }

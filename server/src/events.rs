@@ -19,7 +19,7 @@ use trellis_model::node_types::TriggerKind;
 use crate::db::entities::event;
 use crate::input::{Invalid, check_event, check_timestamp};
 use crate::leads::{Models, TIER_CHANGED};
-use crate::routes;
+use crate::routes::Routes;
 use crate::runs::{RunError, Runs};
 
 /// An event from outside, before it is recorded.
@@ -37,7 +37,10 @@ pub struct NewEvent {
 
 impl NewEvent {
     /// A connector's event: the id is prefixed with the connector's name (a missing one is
-    /// made up); a payload that is not an object becomes `{"value": payload}`.
+    /// made up); a payload that is not an object becomes `{"value": payload}`. A payload's
+    /// `lead` names the lead; its `timestamp` (RFC 3339) is when the event happened and is
+    /// taken out of the properties (one that does not parse stays there, and the event is
+    /// dated when it is recorded).
     pub fn from_connector(
         connector: &str,
         event: trellis_runtime::connector::InboundEvent,
@@ -47,17 +50,26 @@ impl NewEvent {
             event.id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
         );
         let lead = event.payload["lead"].as_str().map(str::to_owned);
-        let properties = if event.payload.is_object() {
+        let mut properties = if event.payload.is_object() {
             event.payload
         } else {
             json!({ "value": event.payload })
         };
+        let timestamp = properties["timestamp"]
+            .as_str()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc));
+        if timestamp.is_some()
+            && let Some(map) = properties.as_object_mut()
+        {
+            map.remove("timestamp");
+        }
         NewEvent {
             id,
             name: event.name,
             lead,
             properties,
-            timestamp: None,
+            timestamp,
         }
     }
 
@@ -144,11 +156,22 @@ pub struct Events {
     db: DatabaseConnection,
     runs: Arc<Runs>,
     models: Arc<Models>,
+    routes: Arc<Routes>,
 }
 
 impl Events {
-    pub fn new(db: DatabaseConnection, runs: Arc<Runs>, models: Arc<Models>) -> Events {
-        Events { db, runs, models }
+    pub fn new(
+        db: DatabaseConnection,
+        runs: Arc<Runs>,
+        models: Arc<Models>,
+        routes: Arc<Routes>,
+    ) -> Events {
+        Events {
+            db,
+            runs,
+            models,
+            routes,
+        }
     }
 
     /// Checks and records one event in `workspace` (see the module's description).
@@ -300,10 +323,16 @@ impl Events {
         payload: &Value,
     ) -> Result<(Vec<String>, u64), IntakeError> {
         let mut started = Vec::new();
-        let mut candidates =
-            routes::triggered(conn, Some(workspace), TriggerKind::Event, Some(name)).await?;
-        let behaviours =
-            routes::triggered(conn, Some(workspace), TriggerKind::Behaviour, None).await?;
+        // Which flows an event may start is read through the route cache: a publish in this
+        // process is seen at once, one in another process within `routes::ROUTE_TTL`.
+        let mut candidates = self
+            .routes
+            .cached_on(conn, workspace, TriggerKind::Event, Some(name))
+            .await?;
+        let behaviours = self
+            .routes
+            .cached_on(conn, workspace, TriggerKind::Behaviour, None)
+            .await?;
         // The lead is read only when some flow may start for it.
         let lead = match payload.get("lead").and_then(Value::as_str) {
             Some(id) if !candidates.is_empty() || !behaviours.is_empty() => {
@@ -479,5 +508,28 @@ mod tests {
             ..e
         };
         assert_eq!(nul.check().unwrap_err().pointer, "/properties/a");
+    }
+
+    #[test]
+    fn a_connector_event_dates_itself_with_its_timestamp() {
+        let event = |payload: Value| {
+            NewEvent::from_connector(
+                "site-tracking",
+                trellis_runtime::connector::InboundEvent {
+                    id: Some("m1".into()),
+                    name: "page_view".into(),
+                    payload,
+                },
+            )
+        };
+        let e = event(json!({"path": "/pricing", "timestamp": "2026-12-01T08:00:00.250+08:00"}));
+        assert_eq!(
+            e.timestamp.map(|t| t.to_rfc3339()),
+            Some("2026-12-01T00:00:00.250+00:00".to_owned())
+        );
+        assert_eq!(e.properties, json!({"path": "/pricing"}));
+        let e = event(json!({"path": "/pricing", "timestamp": "yesterday"}));
+        assert_eq!(e.timestamp, None);
+        assert_eq!(e.properties["timestamp"], "yesterday");
     }
 }

@@ -25,7 +25,7 @@ use trellis_runtime::{CallRequest, CallResult};
 use crate::db::entities::{assignment_turn, flow, lead, notification, run};
 use crate::events::Events;
 use crate::leads::{Lead, Models, find, find_for_update, history, is_suppressed, rescore};
-use crate::runs::{CallHost, CallPlan, RunStatus, Runs};
+use crate::runs::{CallHost, CallPlan, CallSite, RunStatus, Runs};
 
 /// The version the lead actions' calls are journaled with.
 const LEADS_VERSION: &str = "trellis.leads@1.0.0";
@@ -77,11 +77,11 @@ impl CallHost for LeadActions {
 
     async fn call(
         &self,
-        workspace: &str,
-        run_id: &str,
+        site: CallSite<'_>,
         request: &CallRequest,
         _pinned: Option<&str>,
     ) -> (CallResult, Option<String>) {
+        let workspace = site.workspace;
         let input = &request.input;
         let result = match request.operation.as_str() {
             "update_lead" => match parse(input) {
@@ -89,18 +89,15 @@ impl CallHost for LeadActions {
                 Err(e) => Err(e),
             },
             "assign_owner" => match parse(input) {
-                Ok(c) => self.assign(workspace, run_id, &request.node, c).await,
+                Ok(c) => self.assign(site, &request.node, c).await,
                 Err(e) => Err(e),
             },
             "notify" => match parse(input) {
-                Ok(c) => {
-                    self.notify(workspace, run_id, &request.idempotency_key, c)
-                        .await
-                }
+                Ok(c) => self.notify(site, &request.idempotency_key, c).await,
                 Err(e) => Err(e),
             },
             "enroll" => match parse(input) {
-                Ok(c) => self.enroll(workspace, run_id, c).await,
+                Ok(c) => self.enroll(site, c).await,
                 Err(e) => Err(e),
             },
             "suppress" => match parse(input) {
@@ -250,11 +247,11 @@ impl LeadActions {
     /// Picks and records the lead's owner.
     async fn assign(
         &self,
-        workspace: &str,
-        run_id: &str,
+        site: CallSite<'_>,
         node: &str,
         c: AssignOwnerConfig,
     ) -> Result<Value, ConnectorError> {
+        let workspace = site.workspace;
         let txn = self.db.begin().await.map_err(|e| internal(&e))?;
         let row = find_for_update(&txn, workspace, &c.lead)
             .await
@@ -292,13 +289,7 @@ impl LeadActions {
                         message: "round robin needs at least one person in owners".into(),
                     });
                 }
-                let flow_id = run::Entity::find_by_id(run_id.to_owned())
-                    .one(&txn)
-                    .await
-                    .map_err(|e| internal(&e))?
-                    .map(|r| r.flow_id)
-                    .unwrap_or_default();
-                let turn = next_turn(&txn, workspace, &format!("{flow_id}/{node}"))
+                let turn = next_turn(&txn, workspace, &format!("{}/{node}", site.flow_id))
                     .await
                     .map_err(|e| internal(&e))?;
                 let i = usize::try_from(turn).unwrap_or(0) % owners.len();
@@ -376,11 +367,11 @@ impl LeadActions {
     /// Puts the message in each recipient's inbox, once per call.
     async fn notify(
         &self,
-        workspace: &str,
-        run_id: &str,
+        site: CallSite<'_>,
         key: &str,
         c: NotifyConfig,
     ) -> Result<Value, ConnectorError> {
+        let workspace = site.workspace;
         let lead = match &c.lead {
             Some(id) if !id.is_empty() => Some(
                 find(&self.db, workspace, id)
@@ -417,11 +408,6 @@ impl LeadActions {
                 message: "nobody to notify: name people".into(),
             });
         }
-        let flow_id = run::Entity::find_by_id(run_id.to_owned())
-            .one(&self.db)
-            .await
-            .map_err(|e| internal(&e))?
-            .map(|r| r.flow_id);
         let now = Utc::now();
         let rows: Vec<notification::ActiveModel> = recipients
             .iter()
@@ -435,8 +421,8 @@ impl LeadActions {
                 title: Set(c.title.chars().take(200).collect()),
                 body: Set(c.message.chars().take(4000).collect()),
                 lead_id: Set(lead.as_ref().map(|l| l.id.clone())),
-                flow_id: Set(flow_id.clone()),
-                run_id: Set(Some(run_id.to_owned())),
+                flow_id: Set(Some(site.flow_id.to_owned())),
+                run_id: Set(Some(site.run_id.to_owned())),
                 created_at: Set(now),
                 read_at: Set(None),
             })
@@ -455,12 +441,8 @@ impl LeadActions {
 
     /// Starts `flow` for the lead (unless it has a live run of it or is suppressed), or
     /// cancels its live runs of it.
-    async fn enroll(
-        &self,
-        workspace: &str,
-        run_id: &str,
-        c: EnrollConfig,
-    ) -> Result<Value, ConnectorError> {
+    async fn enroll(&self, site: CallSite<'_>, c: EnrollConfig) -> Result<Value, ConnectorError> {
+        let (workspace, run_id) = (site.workspace, site.run_id);
         let lead = find(&self.db, workspace, &c.lead)
             .await
             .map_err(|e| internal(&e))?
@@ -495,11 +477,7 @@ impl LeadActions {
                 Ok(json!({ "lead": lead.id, "flow": target.id, "cancelled": cancelled }))
             }
             EnrollAction::Enroll => {
-                let from = run::Entity::find_by_id(run_id.to_owned())
-                    .one(&self.db)
-                    .await
-                    .map_err(|e| internal(&e))?;
-                if from.as_ref().is_some_and(|r| r.flow_id == target.id) {
+                if site.flow_id == target.id {
                     return Err(ConnectorError::InvalidInput {
                         message: "a flow cannot enroll a lead in itself".into(),
                     });
@@ -511,7 +489,7 @@ impl LeadActions {
                     &target,
                     &lead,
                     &live,
-                    json!({ "from_flow": from.map(|r| r.flow_id), "from_run": run_id }),
+                    json!({ "from_flow": site.flow_id, "from_run": run_id }),
                     &format!("enroll:{run_id}"),
                 )
                 .await

@@ -205,7 +205,13 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let limits = Arc::new(LimitsCache::default());
     let runs = Runs::new(db.clone(), limits.clone());
     let models = Arc::new(leads::Models::default());
-    let events = Arc::new(Events::new(db.clone(), runs.clone(), models.clone()));
+    let routes = Arc::new(Routes::new(db.clone()));
+    let events = Arc::new(Events::new(
+        db.clone(),
+        runs.clone(),
+        models.clone(),
+        routes.clone(),
+    ));
     let lead_actions =
         lead_actions::LeadActions::new(db.clone(), models.clone(), events.clone(), runs.clone());
     let intent = Intent::new(db.clone(), reader, models, events.clone(), runs.clone());
@@ -238,7 +244,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         None => {}
     }
     let state = AppState {
-        routes: Arc::new(Routes::new(db.clone())),
+        routes,
         db: db.clone(),
         runs: runs.clone(),
         events: events.clone(),

@@ -15,6 +15,9 @@ use crate::db::entities::{flow, flow_trigger};
 /// at once; one in another process sharing the database is seen within this time.
 pub const ROUTE_TTL: Duration = Duration::from_secs(1);
 
+/// How many keys the cache holds at most.
+const MAX_CACHED: usize = 10_000;
+
 /// A published flow version a trigger starts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Route {
@@ -23,8 +26,8 @@ pub struct Route {
     pub version: i32,
 }
 
-/// (workspace, trigger kind, key) → when looked up, and the routes.
-type RouteCache = HashMap<(String, TriggerKind, String), (Instant, Vec<Route>)>;
+/// (workspace, trigger kind, key or any) → when looked up, and the routes.
+type RouteCache = HashMap<(String, TriggerKind, Option<String>), (Instant, Vec<Route>)>;
 
 /// The trigger-route cache.
 #[derive(Debug)]
@@ -48,7 +51,19 @@ impl Routes {
         kind: TriggerKind,
         key: &str,
     ) -> Result<Vec<Route>, sea_orm::DbErr> {
-        let cache_key = (workspace.to_owned(), kind, key.to_owned());
+        self.cached_on(&self.db, workspace, kind, Some(key)).await
+    }
+
+    /// [`triggered`] through the cache, read on `conn` when not cached (inside a caller's
+    /// transaction: SQLite has one connection). `key` `None` is any key.
+    pub async fn cached_on<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        workspace: &str,
+        kind: TriggerKind,
+        key: Option<&str>,
+    ) -> Result<Vec<Route>, sea_orm::DbErr> {
+        let cache_key = (workspace.to_owned(), kind, key.map(str::to_owned));
         if let Some((at, flows)) = self
             .cache
             .read()
@@ -58,8 +73,15 @@ impl Routes {
         {
             return Ok(flows);
         }
-        let flows = triggered(&self.db, Some(workspace), kind, Some(key)).await?;
+        let flows = triggered(conn, Some(workspace), kind, key).await?;
         if let Ok(mut m) = self.cache.write() {
+            // Keys come from callers (hook paths, event names): the cache stays bounded.
+            if m.len() >= MAX_CACHED {
+                m.retain(|_, (at, _)| at.elapsed() < ROUTE_TTL);
+                if m.len() >= MAX_CACHED {
+                    m.clear();
+                }
+            }
             m.insert(cache_key, (Instant::now(), flows.clone()));
         }
         Ok(flows)

@@ -46,6 +46,8 @@ pub enum AccountError {
     NoUser(String),
     #[error("the workspace's last admin stays an admin: make someone else admin first")]
     LastAdmin,
+    #[error("you cannot disable your own account: another admin can")]
+    OwnAccount,
     #[error(transparent)]
     Db(#[from] sea_orm::DbErr),
     #[error("hashing the password failed: {0}")]
@@ -122,6 +124,18 @@ pub struct SignedIn {
     pub csrf: String,
 }
 
+impl SignedIn {
+    /// What the session `token` of `user` in `workspace` shows the studio.
+    fn new(user: &user::Model, workspace: &str, role: Role, token: &str) -> Self {
+        SignedIn {
+            user: user.into(),
+            workspace: workspace.to_owned(),
+            role,
+            csrf: csrf_of(token),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct UserView {
     pub id: String,
@@ -173,12 +187,7 @@ async fn open_session<C: ConnectionTrait>(
     })
     .exec_without_returning(conn)
     .await?;
-    let signed = SignedIn {
-        user: user.into(),
-        workspace: workspace.to_owned(),
-        role,
-        csrf: csrf_of(&token),
-    };
+    let signed = SignedIn::new(user, workspace, role, &token);
     Ok((token, signed))
 }
 
@@ -258,12 +267,9 @@ pub async fn signed_in(
     db: &DatabaseConnection,
     token: &str,
 ) -> Result<Option<SignedIn>, sea_orm::DbErr> {
-    Ok(session_of(db, token).await?.map(|(u, ws, role)| SignedIn {
-        user: (&u).into(),
-        workspace: ws,
-        role,
-        csrf: csrf_of(token),
-    }))
+    Ok(session_of(db, token)
+        .await?
+        .map(|(u, ws, role)| SignedIn::new(&u, &ws, role, token)))
 }
 
 /// Ends a session.
@@ -476,6 +482,45 @@ pub async fn redeem(
     Ok(out)
 }
 
+/// The ids of `workspace`'s admins whose accounts are enabled.
+async fn enabled_admins<C: ConnectionTrait>(
+    conn: &C,
+    workspace: &str,
+) -> Result<Vec<String>, sea_orm::DbErr> {
+    // Every admin membership is locked (PostgreSQL), so two admins disabling or demoting
+    // each other at once cannot both pass.
+    let ids: Vec<String> = membership::Entity::find()
+        .filter(membership::Column::WorkspaceId.eq(workspace))
+        .filter(membership::Column::Role.eq(Role::Admin.as_str()))
+        .lock_exclusive()
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|m| m.user_id)
+        .collect();
+    Ok(user::Entity::find()
+        .filter(user::Column::Id.is_in(ids))
+        .filter(user::Column::DisabledAt.is_null())
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|u| u.id)
+        .collect())
+}
+
+/// Fails with `LastAdmin` when `user_id` is `workspace`'s only enabled admin.
+async fn keep_an_admin<C: ConnectionTrait>(
+    conn: &C,
+    workspace: &str,
+    user_id: &str,
+) -> Result<(), AccountError> {
+    let admins = enabled_admins(conn, workspace).await?;
+    if admins.iter().all(|id| id == user_id) {
+        return Err(AccountError::LastAdmin);
+    }
+    Ok(())
+}
+
 /// Gives a user of `workspace` another role. The workspace's last admin stays an admin.
 pub async fn set_role(
     db: &DatabaseConnection,
@@ -492,18 +537,58 @@ pub async fn set_role(
         return Err(AccountError::NoUser(user_id.to_owned()));
     };
     if m.role == Role::Admin.as_str() && role != Role::Admin {
-        let admins = membership::Entity::find()
-            .filter(membership::Column::WorkspaceId.eq(workspace))
-            .filter(membership::Column::Role.eq(Role::Admin.as_str()))
-            .count(&txn)
-            .await?;
-        if admins <= 1 {
-            return Err(AccountError::LastAdmin);
-        }
+        keep_an_admin(&txn, workspace, user_id).await?;
     }
     let mut m: membership::ActiveModel = m.into();
     m.role = Set(role.as_str().into());
     m.update(&txn).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Disables (or enables again) the account of a user of `workspace`. A disabled account
+/// cannot sign in, its sessions end at once, and pickers leave it out; its history stays.
+/// Nobody disables their own account, and the last enabled admin stays enabled.
+pub async fn set_disabled(
+    db: &DatabaseConnection,
+    workspace: &str,
+    by_user: Option<&str>,
+    user_id: &str,
+    disabled: bool,
+) -> Result<(), AccountError> {
+    let txn = db.begin().await?;
+    let Some(m) = membership::Entity::find_by_id((workspace.to_owned(), user_id.to_owned()))
+        .lock_exclusive()
+        .one(&txn)
+        .await?
+    else {
+        return Err(AccountError::NoUser(user_id.to_owned()));
+    };
+    let Some(u) = user::Entity::find_by_id(user_id.to_owned())
+        .one(&txn)
+        .await?
+    else {
+        return Err(AccountError::NoUser(user_id.to_owned()));
+    };
+    if disabled {
+        if by_user == Some(user_id) {
+            return Err(AccountError::OwnAccount);
+        }
+        if m.role == Role::Admin.as_str() {
+            keep_an_admin(&txn, workspace, user_id).await?;
+        }
+    }
+    if u.disabled_at.is_some() != disabled {
+        let mut u: user::ActiveModel = u.into();
+        u.disabled_at = Set(disabled.then(Utc::now));
+        u.update(&txn).await?;
+    }
+    if disabled {
+        session::Entity::delete_many()
+            .filter(session::Column::UserId.eq(user_id))
+            .exec(&txn)
+            .await?;
+    }
     txn.commit().await?;
     Ok(())
 }

@@ -405,6 +405,108 @@ async fn people_and_sign_in(backend: Backend) {
     )
     .await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
+    // An admin disables an account: its sessions end, it cannot sign in, pickers leave it
+    // out; enabled again, it signs in. Nobody disables their own account.
+    let (st, v, _) = request(
+        &s,
+        Some(&admin),
+        true,
+        Method::PATCH,
+        &format!("/api/v1/users/{admin_id}"),
+        Some(json!({"disabled": true, "role": "viewer"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    assert!(
+        v["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("own account")),
+        "{v}"
+    );
+    let (_, me_still, _) = request(
+        &s,
+        Some(&admin),
+        false,
+        Method::GET,
+        "/api/v1/session",
+        None,
+    )
+    .await;
+    assert_eq!(me_still["role"], json!("admin"), "nothing was half done");
+    let (st, v, _) = request(
+        &s,
+        Some(&admin),
+        true,
+        Method::PATCH,
+        &format!("/api/v1/users/{li_id}"),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let viewer = sign_in(&s, "li.na@example.cn", "new-li-na-passw0rd").await;
+    let (st, v, _) = request(
+        &s,
+        Some(&admin),
+        true,
+        Method::PATCH,
+        &format!("/api/v1/users/{li_id}"),
+        Some(json!({"disabled": true})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["disabled"], json!(true), "{v}");
+    let (st, _, _) = request(&s, Some(&viewer), false, Method::GET, "/api/v1/flows", None).await;
+    assert_eq!(
+        st,
+        StatusCode::UNAUTHORIZED,
+        "a disabled account's session ends"
+    );
+    let (st, _, _) = request(
+        &s,
+        None,
+        false,
+        Method::POST,
+        "/api/v1/session",
+        Some(json!({"login": "li.na@example.cn", "password": "new-li-na-passw0rd"})),
+    )
+    .await;
+    assert_eq!(
+        st,
+        StatusCode::UNAUTHORIZED,
+        "a disabled account cannot sign in"
+    );
+    let (_, people, _) =
+        request(&s, Some(&admin), false, Method::GET, "/api/v1/people", None).await;
+    assert!(
+        !people["people"]
+            .as_array()
+            .expect("people")
+            .iter()
+            .any(|p| p["login"] == json!("li.na@example.cn")),
+        "{people}"
+    );
+    let (_, users_now, _) =
+        request(&s, Some(&admin), false, Method::GET, "/api/v1/users", None).await;
+    assert!(
+        users_now["users"]
+            .as_array()
+            .expect("users")
+            .iter()
+            .any(|u| u["id"] == json!(li_id) && u["disabled"] == json!(true)),
+        "{users_now}"
+    );
+    let (st, v, _) = request(
+        &s,
+        Some(&admin),
+        true,
+        Method::PATCH,
+        &format!("/api/v1/users/{li_id}"),
+        Some(json!({"disabled": false})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    sign_in(&s, "li.na@example.cn", "new-li-na-passw0rd").await;
+
     // Machines keep their tokens.
     assert!(s.get("/api/v1/flows").await["flows"].is_array());
     s.finish().await;

@@ -6,7 +6,7 @@ use leptos::prelude::*;
 use serde_json::{Value, json};
 
 use crate::api::{self, ApiError};
-use crate::i18n::{Lang, Text, tr};
+use crate::i18n::{Lang, Text, say, tr};
 use crate::{Page, Session};
 
 const ROLES: [&str; 4] = ["viewer", "operator", "builder", "admin"];
@@ -96,6 +96,32 @@ pub fn PeoplePage() -> impl IntoView {
             reload.update(|n| *n += 1);
         });
     };
+    // Disabling asks first: the person is signed out at once and cannot sign in.
+    let set_disabled = move |id: String, name: String, disabled: bool| {
+        let token = session.token.get_untracked().unwrap_or_default();
+        leptos::task::spawn_local(async move {
+            let lang = session.lang.get_untracked();
+            let question = say(
+                lang,
+                &format!(
+                    "停用「{name}」的账号？对方会立即退出登录，之后无法登录，也不再出现在负责人和收件人的候选中。"
+                ),
+                &format!(
+                    "Disable {name}'s account? They are signed out at once, cannot sign in, and are no longer offered as an owner or recipient."
+                ),
+            );
+            if disabled && !session.dialogs.confirm(question).await {
+                return;
+            }
+            let path = format!("/api/v1/users/{}", js_sys::encode_uri_component(&id));
+            match api::patch_json(&token, &path, &json!({ "disabled": disabled })).await {
+                Ok(_) => error.set(None),
+                Err(ApiError::Unauthorized) => session.sign_out(),
+                Err(ApiError::Other(m)) => error.set(Some(m)),
+            }
+            reload.update(|n| *n += 1);
+        });
+    };
     let table = move |v: Value| {
         let lang = session.lang.get();
         let rows = v["users"].as_array().cloned().unwrap_or_default();
@@ -111,9 +137,14 @@ pub fn PeoplePage() -> impl IntoView {
                     {rows.into_iter().map(|u| {
                         let id = u["id"].as_str().unwrap_or_default().to_owned();
                         let reach = u["email"].as_str().or(u["phone"].as_str()).unwrap_or_default().to_owned();
+                        let person = u["name"].as_str().unwrap_or_default().to_owned();
+                        let disabled = u["disabled"].as_bool().unwrap_or(false);
+                        let (did, dname) = (id.clone(), person.clone());
                         view! {
-                            <tr data-testid=format!("person-{reach}")>
-                                <td>{u["name"].as_str().unwrap_or_default().to_owned()}</td>
+                            <tr data-testid=format!("person-{reach}") class:disabled=disabled>
+                                <td>{person.clone()}{disabled.then(|| view! {
+                                    " "<span class="chip" data-testid=format!("disabled-{reach}")>{say(lang, "已停用", "disabled")}</span>
+                                })}</td>
                                 <td>{reach.clone()}</td>
                                 <td>{
                                     let (uid, current) = (id.clone(), u["role"].as_str().unwrap_or_default().to_owned());
@@ -124,8 +155,15 @@ pub fn PeoplePage() -> impl IntoView {
                                         </select>
                                     }
                                 }</td>
-                                <td><button type="button" class="small" data-testid=format!("reset-{reach}")
-                                    on:click=move |_| reset(id.clone())>{session.t(Text::ResetPassword)}</button></td>
+                                <td>
+                                    <button type="button" class="small" data-testid=format!("reset-{reach}")
+                                        on:click=move |_| reset(id.clone())>{session.t(Text::ResetPassword)}</button>
+                                    " "
+                                    <button type="button" class="small" data-testid=format!("toggle-disabled-{reach}")
+                                        on:click=move |_| set_disabled(did.clone(), dname.clone(), !disabled)>
+                                        {if disabled { say(lang, "启用", "Enable") } else { say(lang, "停用", "Disable") }}
+                                    </button>
+                                </td>
                             </tr>
                         }
                     }).collect_view()}

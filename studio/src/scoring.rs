@@ -185,13 +185,18 @@ pub fn ScoringPage() -> impl IntoView {
     // Coverage is checked again when what the features read or how they give points
     // changes, not when a weight moves (a slider stays request-free), half a second after
     // the last change.
+    // What coverage depends on: what each feature reads and how it turns it into points,
+    // not the weights (a slider move sends no request).
     let coverage_key = Memo::new(move |_| {
         draft.with(|d| {
             d.as_ref().map(|d| {
-                let mut d = d.clone();
-                d.features.iter_mut().for_each(|f| f.weight = 0.0);
-                d.calibration = None;
-                d
+                let reads = d
+                    .features
+                    .iter()
+                    .map(|f| (f.source.clone(), f.transform.clone()))
+                    .collect::<Vec<_>>();
+                // A draft becoming valid is checked too.
+                (reads, d.problems().is_empty())
             })
         })
     });

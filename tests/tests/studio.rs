@@ -1940,7 +1940,8 @@ async fn the_first_scenario_is_built_without_code() {
 /// Issue 21, people: an invited admin sets a password from the link and is signed in (a
 /// reload keeps the session), invites a viewer from the People page, signs out and in again
 /// with the account; the viewer sets a password from their link, sees no People page, and no
-/// page they open holds a secret (the webhook's, the admin token).
+/// page they open holds a secret (the webhook's, the admin token); the admin then disables
+/// the viewer's account, which no longer signs in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn people_sign_in_and_a_viewer_sees_no_secret() {
     with_browser("people_and_viewer", |c, api| async move {
@@ -2005,6 +2006,21 @@ async fn people_sign_in_and_a_viewer_sees_no_secret() {
             tokio::time::sleep(Duration::from_millis(300)).await;
             clean(c.source().await.map_err(|e| e.to_string())?, page)?;
         }
+
+        // The admin disables the viewer's account in the People page; it no longer signs in.
+        click(&c, "sign-out").await?;
+        type_into(&c, "login-input", "zhang.wei@example.cn").await?;
+        type_into(&c, "password-input", "zhang-wei-passw0rd").await?;
+        click(&c, "sign-in-account").await?;
+        click(&c, "nav-people").await?;
+        click(&c, "toggle-disabled-li.na@example.cn").await?;
+        click(&c, "dialog-ok").await?;
+        expect_text(&c, "disabled-li.na@example.cn", "已停用").await?;
+        click(&c, "sign-out").await?;
+        type_into(&c, "login-input", "li.na@example.cn").await?;
+        type_into(&c, "password-input", "li-na-passw0rd").await?;
+        click(&c, "sign-in-account").await?;
+        expect_text(&c, "sign-in-error", "账号或密码不正确。").await?;
         Ok(())
     })
     .await;

@@ -98,7 +98,7 @@ pub fn openapi_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(users::list_people))
         .routes(routes!(users::invite))
         .routes(routes!(users::reset))
-        .routes(routes!(users::set_role))
+        .routes(routes!(users::change_user))
         .routes(routes!(users::get_ticket, users::redeem))
         .routes(routes!(connectors::list))
         .routes(routes!(connectors::get))

@@ -247,30 +247,60 @@ pub async fn redeem(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RoleChange {
-    pub role: Role,
+pub struct UserChange {
+    /// Another role in this workspace.
+    pub role: Option<Role>,
+    /// `true` disables the account (it cannot sign in; its sessions end), `false` enables
+    /// it again.
+    pub disabled: Option<bool>,
 }
 
-/// Gives a user another role (admins). The last admin cannot stop being one (409).
+/// Changes a user (admins): their role, or whether the account is disabled. The last
+/// enabled admin stays an enabled admin, and nobody disables their own account (409).
 #[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users",
-    params(("id" = String, Path)), request_body = RoleChange,
-    responses((status = 200, description = "`{id, role}`", body = Object),
-        (status = 409, description = "the workspace's last admin")))]
-pub async fn set_role(
+    params(("id" = String, Path)), request_body = UserChange,
+    responses((status = 200, description = "`{id, role?, disabled?}`", body = Object),
+        (status = 409, description = "the workspace's last admin, or the caller's own account")))]
+pub async fn change_user(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    ApiJson(body): ApiJson<RoleChange>,
+    ApiJson(body): ApiJson<UserChange>,
 ) -> ApiResult<Json<Value>> {
     caller.require(Role::Admin)?;
-    users::set_role(&state.db, &caller.workspace_id, &id, body.role).await?;
-    crate::api::audit(
-        &state.db,
-        &caller,
-        "user.role",
-        &id,
-        json!({ "role": body.role }),
-    )
-    .await?;
-    Ok(Json(json!({ "id": id, "role": body.role })))
+    if body.role.is_none() && body.disabled.is_none() {
+        return Err(ApiError::invalid(
+            "",
+            "say what changes: `role`, `disabled` or both",
+        ));
+    }
+    let me = caller.token_id.strip_prefix("user:");
+    // Refused before anything changes, so a combined change is not half done.
+    if body.disabled == Some(true) && me == Some(id.as_str()) {
+        return Err(users::AccountError::OwnAccount.into());
+    }
+    let mut out = json!({ "id": id });
+    if let Some(role) = body.role {
+        users::set_role(&state.db, &caller.workspace_id, &id, role).await?;
+        crate::api::audit(
+            &state.db,
+            &caller,
+            "user.role",
+            &id,
+            json!({ "role": role }),
+        )
+        .await?;
+        out["role"] = json!(role);
+    }
+    if let Some(disabled) = body.disabled {
+        users::set_disabled(&state.db, &caller.workspace_id, me, &id, disabled).await?;
+        let what = if disabled {
+            "user.disable"
+        } else {
+            "user.enable"
+        };
+        crate::api::audit(&state.db, &caller, what, &id, json!({})).await?;
+        out["disabled"] = json!(disabled);
+    }
+    Ok(Json(out))
 }

@@ -33,11 +33,11 @@ impl CallHost for Intent {
 
     async fn call(
         &self,
-        workspace: &str,
-        _run_id: &str,
+        site: crate::runs::CallSite<'_>,
         request: &CallRequest,
         _pinned: Option<&str>,
     ) -> (CallResult, Option<String>) {
+        let workspace = site.workspace;
         let result = match request.operation.as_str() {
             "score" => self.score_node(workspace, &request.input).await,
             "next_best_action" => self.nba_node(workspace, &request.input).await,

@@ -20,6 +20,14 @@ pub struct CallPlan {
     pub timeout: Option<Duration>,
 }
 
+/// The run a call is made for.
+#[derive(Clone, Copy, Debug)]
+pub struct CallSite<'a> {
+    pub workspace: &'a str,
+    pub run_id: &'a str,
+    pub flow_id: &'a str,
+}
+
 /// Serves calls for runs.
 #[async_trait::async_trait]
 pub trait CallHost: Send + Sync + std::fmt::Debug {
@@ -30,8 +38,7 @@ pub trait CallHost: Send + Sync + std::fmt::Debug {
     /// served it (the run keeps using that version).
     async fn call(
         &self,
-        workspace: &str,
-        run_id: &str,
+        site: CallSite<'_>,
         request: &CallRequest,
         pinned: Option<&str>,
     ) -> (CallResult, Option<String>);

@@ -41,7 +41,7 @@ pub use crate::db::entities::run::RunStatus;
 use crate::db::entities::{run, subscription};
 use crate::db::run_rows::{self, RawRun};
 use crate::limits::LimitsCache;
-pub use host::{CallHost, CallPlan, Hosts, served};
+pub use host::{CallHost, CallPlan, CallSite, Hosts, served};
 pub use segment::execute_segment;
 pub use worker::Workers;
 

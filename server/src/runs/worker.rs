@@ -10,7 +10,9 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
 use trellis_runtime::{Next, RunState, StepRecord};
 
 use super::segment::{execute_segment, guarded_update, insert_steps, insert_subscription};
-use super::{CALLS_PER_CLAIM, Hosts, LEASE, RUN_STEPS, RunError, RunStatus, Runs, now_ms};
+use super::{
+    CALLS_PER_CLAIM, CallSite, Hosts, LEASE, RUN_STEPS, RunError, RunStatus, Runs, now_ms,
+};
 use crate::db::entities::{run, subscription};
 use crate::db::run_rows;
 
@@ -156,9 +158,12 @@ impl Workers {
                 // a stopped process (and counted as an interruption).
                 return Ok(false);
             }
-            let (result, version) = host
-                .call(&workspace, &claimed.id, &request, pinned.as_deref())
-                .await;
+            let site = CallSite {
+                workspace: &workspace,
+                run_id: &claimed.id,
+                flow_id: &claimed.flow_id,
+            };
+            let (result, version) = host.call(site, &request, pinned.as_deref()).await;
             if let Some(v) = version {
                 state
                     .connectors

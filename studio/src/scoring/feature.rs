@@ -481,9 +481,7 @@ fn rename_with(draft: RwSignal<Option<ScoringModel>>, index: usize, to: &str) {
         if f.label != from || from == to {
             return;
         }
-        let mut others = d.clone();
-        others.features.remove(index);
-        let id = others.fresh_id(to);
+        let id = d.fresh_id_except(to, Some(index));
         let f = &mut d.features[index];
         f.label = to.to_owned();
         f.id = id;

@@ -462,13 +462,16 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
         .args(extra)
         .env("TRELLIS_STUDIO_DIR", &studio)
         .env("TRELLIS_CONNECTORS_DIR", &connectors);
-    // The connector SDK's own tests (its allocator, its doc examples) run natively.
+    // The connector SDK's own tests (its allocator, its doc examples) and the product
+    // connectors' unit tests run natively.
     let mut sdk = cargo();
     sdk.args([
         "test",
         "--locked",
         "-p",
         "trellis-connector-sdk",
+        "-p",
+        "site-tracking",
         "--manifest-path",
     ])
     .arg(root().join("connectors").join("Cargo.toml"))

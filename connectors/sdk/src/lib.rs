@@ -463,6 +463,8 @@ pub struct Event {
     pub name: String,
     /// Unique per source; the host drops repeats.
     pub id: Option<String>,
+    /// The event's properties (an object); `lead` names the lead it is about and
+    /// `timestamp` (RFC 3339) says when it happened (default: when it is recorded).
     pub payload: Value,
 }
 

@@ -1,0 +1,221 @@
+//! The `site-tracking` connector through the server, on SQLite and PostgreSQL: Segment's
+//! tracking calls at `/hooks/connectors/site-tracking/v1/…`, the write key, identities,
+//! campaign and page, clock correction, resent batches, robots and bad entries.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
+mod common;
+
+use common::{Backend, TestServer};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use trellis_e2e::connector_wasm;
+
+const KEY: &str = "wk_live_7Hq2";
+
+/// A tracking call as a Segment client sends it: the write key as the Basic user.
+async fn track(s: &TestServer, key: Option<&str>, path: &str, body: &Value) -> (StatusCode, Value) {
+    let mut req = s.client.post(format!(
+        "{}/hooks/connectors/site-tracking/v1/{path}",
+        s.base
+    ));
+    if let Some(k) = key {
+        req = req.basic_auth(k, Some(""));
+    }
+    let resp = req.json(body).send().await.expect("request");
+    let status = resp.status();
+    let text = resp.text().await.expect("body");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+async fn timeline(s: &TestServer, lead: &str) -> Vec<Value> {
+    s.get(&format!("/api/v1/leads/{lead}")).await["timeline"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+async fn segment_calls_become_events(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let (st, published) = s
+        .publish_connector(std::fs::read(connector_wasm("site-tracking")).unwrap())
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{published}");
+    assert_eq!(published["reference"], "site-tracking@0");
+
+    let page = json!({
+        "anonymousId": "anon-1", "messageId": "m-page-1",
+        "properties": {"path": "/compare/competitor", "title": "参数对比", "url": "https://x.cn/compare/competitor"},
+        "context": {"campaign": {"source": "baidu", "medium": "cpc", "name": "q4-compare"},
+                    "userAgent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/130.0"}
+    });
+    // No write key set up yet: 401, and nothing is recorded.
+    let (st, p) = track(&s, Some(KEY), "page", &page).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED, "{p}");
+    let (st, g) = s
+        .call(
+            Method::PUT,
+            "/api/v1/connectors/site-tracking/grants",
+            Some(json!({"secrets": ["write_key"]})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{g}");
+    let (st, _) = s
+        .call(
+            Method::PUT,
+            "/api/v1/connectors/site-tracking/secrets/write_key",
+            Some(json!({"value": format!("wk_old_1, {KEY}")})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    for key in [None, Some("wk_wrong")] {
+        let (st, p) = track(&s, key, "page", &page).await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED, "{p}");
+        assert!(p["detail"].as_str().unwrap().contains("write key"), "{p}");
+    }
+    let leads = s.get("/api/v1/leads").await;
+    assert_eq!(leads["total"], 0, "a refused call records nothing: {leads}");
+
+    // A page view, then identify: the anonymous visitor becomes a named lead.
+    let (st, a) = track(&s, Some(KEY), "page", &page).await;
+    assert_eq!(
+        (st, a["accepted"].clone()),
+        (StatusCode::OK, json!(1)),
+        "{a}"
+    );
+    // analytics.js sends the key in the body, to a one-letter path.
+    let identify = json!({
+        "writeKey": KEY, "type": "identify", "userId": "u-1001", "anonymousId": "anon-1",
+        "messageId": "m-identify-1",
+        "traits": {"name": "王磊", "company": "苏州精工", "email": "wang.lei@szjg.cn"}
+    });
+    let resp = s
+        .client
+        .post(format!("{}/hooks/connectors/site-tracking/v1/i", s.base))
+        .header("content-type", "text/plain")
+        .body(identify.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        resp.headers()
+            .get("access-control-allow-origin")
+            .and_then(|v| v.to_str().ok()),
+        Some("*")
+    );
+
+    // A batch from a client whose clock is an hour fast, with a robot and a bad entry.
+    let now = chrono::Utc::now();
+    let sent = now + chrono::Duration::hours(1);
+    let happened = sent - chrono::Duration::seconds(30);
+    let batch = json!({
+        "sentAt": sent.to_rfc3339(),
+        "batch": [
+            {"type": "track", "event": "download", "userId": "u-1001", "messageId": "m-dl-1",
+             "timestamp": happened.to_rfc3339(),
+             "properties": {"file": "安全白皮书.pdf", "category": "whitepaper"}},
+            {"type": "screen", "userId": "u-1001", "messageId": "m-screen-1", "name": "报价"},
+            {"type": "group", "userId": "u-1001", "groupId": "g-szjg", "messageId": "m-group-1",
+             "traits": {"name": "苏州精工", "industry": "制造"}},
+            {"type": "track", "event": "download"},
+            {"type": "page", "anonymousId": "crawler-1", "messageId": "m-bot-1",
+             "context": {"userAgent": "Mozilla/5.0 (compatible; Baiduspider/2.0; +http://www.baidu.com/search/spider.html)"}},
+            {"type": "alias", "userId": "u-1001", "previousId": "anon-2", "messageId": "m-alias-1"}
+        ]
+    });
+    let (st, b) = track(&s, Some(KEY), "batch", &batch).await;
+    assert_eq!(st, StatusCode::OK, "{b}");
+    assert_eq!(b["accepted"], 4, "{b}");
+    assert_eq!(b["bots"], 1, "{b}");
+    let rejected = b["rejected"].as_array().unwrap();
+    assert_eq!(rejected.len(), 1, "{b}");
+    assert_eq!(rejected[0]["index"], 3);
+    assert_eq!(rejected[0]["pointer"], "/batch/3");
+    assert!(
+        rejected[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("userId or anonymousId"),
+        "{b}"
+    );
+    // Resent (a client retrying after a timeout): recorded once.
+    let (st, again) = track(&s, Some(KEY), "batch", &batch).await;
+    assert_eq!(st, StatusCode::OK, "{again}");
+
+    // A bad single call: 400 with the reason, nothing recorded.
+    let (st, p) = track(&s, Some(KEY), "track", &json!({"userId": "u-1001"})).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{p}");
+    assert!(p["detail"].as_str().unwrap().contains("event name"), "{p}");
+    let (st, p) = track(&s, Some(KEY), "batch", &json!({"batch": "no"})).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{p}");
+
+    // One lead, found by its name, with the user_id identity and every call once.
+    let found = s.get("/api/v1/leads?q=%E7%8E%8B%E7%A3%8A").await;
+    assert_eq!(found["total"], 1, "{found}");
+    let lead = found["leads"][0]["id"].as_str().unwrap().to_owned();
+    let card = s.get(&format!("/api/v1/leads/{lead}")).await;
+    let identities = card["identities"].as_array().unwrap();
+    for (kind, value) in [
+        ("user_id", "u-1001"),
+        ("anonymous_id", "anon-1"),
+        ("anonymous_id", "anon-2"),
+        ("email", "wang.lei@szjg.cn"),
+    ] {
+        assert!(
+            identities.contains(&json!({"kind": kind, "value": value})),
+            "{kind} {value} in {card}"
+        );
+    }
+    assert_eq!(card["attributes"]["company"], "苏州精工", "{card}");
+    assert_eq!(
+        card["attributes"]["name"], "王磊",
+        "a group call's traits are the company's, not the person's: {card}"
+    );
+    let events = timeline(&s, &lead).await;
+    let mut names: Vec<&str> = events.iter().map(|e| e["name"].as_str().unwrap()).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "alias",
+            "download",
+            "group",
+            "identify",
+            "page_view",
+            "screen_view"
+        ],
+        "{events:?}"
+    );
+    let by_name = |n: &str| events.iter().find(|e| e["name"] == n).unwrap().clone();
+    let view = by_name("page_view");
+    assert_eq!(view["id"], "site-tracking:m-page-1");
+    assert_eq!(view["properties"]["path"], "/compare/competitor");
+    assert_eq!(
+        view["properties"]["utm"],
+        json!({"source": "baidu", "medium": "cpc", "campaign": "q4-compare"})
+    );
+    let download = by_name("download");
+    assert_eq!(download["properties"]["category"], "whitepaper");
+    // Dated by the server's clock: 30 s before the batch arrived, not an hour ahead.
+    let at = chrono::DateTime::parse_from_rfc3339(download["timestamp"].as_str().unwrap())
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let off = (at - (now - chrono::Duration::seconds(30)))
+        .num_seconds()
+        .abs();
+    assert!(off <= 5, "download dated {at}, {off} s off");
+    assert!(
+        download["properties"].get("timestamp").is_none(),
+        "the time is the event's, not a property: {download}"
+    );
+
+    // The server is healthy after all of it.
+    let (st, _) = s.call(Method::GET, "/healthz", None).await;
+    assert_eq!(st, StatusCode::OK);
+    s.finish().await;
+}
+both!(segment_calls_become_events);

@@ -9,7 +9,7 @@ mod common;
 use common::{Backend, TestServer};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use trellis_e2e::connector_wasm;
+use trellis_e2e::{connector_wasm, segment_python};
 
 const KEY: &str = "wk_live_7Hq2";
 
@@ -38,23 +38,15 @@ async fn timeline(s: &TestServer, lead: &str) -> Vec<Value> {
         .unwrap_or_default()
 }
 
-async fn segment_calls_become_events(backend: Backend) {
-    let s = TestServer::start(backend).await;
+async fn publish(s: &TestServer) {
     let (st, published) = s
         .publish_connector(std::fs::read(connector_wasm("site-tracking")).unwrap())
         .await;
     assert_eq!(st, StatusCode::CREATED, "{published}");
     assert_eq!(published["reference"], "site-tracking@0");
+}
 
-    let page = json!({
-        "anonymousId": "anon-1", "messageId": "m-page-1",
-        "properties": {"path": "/compare/competitor", "title": "参数对比", "url": "https://x.cn/compare/competitor"},
-        "context": {"campaign": {"source": "baidu", "medium": "cpc", "name": "q4-compare"},
-                    "userAgent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/130.0"}
-    });
-    // No write key set up yet: 401, and nothing is recorded.
-    let (st, p) = track(&s, Some(KEY), "page", &page).await;
-    assert_eq!(st, StatusCode::UNAUTHORIZED, "{p}");
+async fn set_write_key(s: &TestServer, keys: &str) {
     let (st, g) = s
         .call(
             Method::PUT,
@@ -67,10 +59,26 @@ async fn segment_calls_become_events(backend: Backend) {
         .call(
             Method::PUT,
             "/api/v1/connectors/site-tracking/secrets/write_key",
-            Some(json!({"value": format!("wk_old_1, {KEY}")})),
+            Some(json!({ "value": keys })),
         )
         .await;
     assert_eq!(st, StatusCode::NO_CONTENT);
+}
+
+async fn segment_calls_become_events(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    publish(&s).await;
+
+    let page = json!({
+        "anonymousId": "anon-1", "messageId": "m-page-1",
+        "properties": {"path": "/compare/competitor", "title": "参数对比", "url": "https://x.cn/compare/competitor"},
+        "context": {"campaign": {"source": "baidu", "medium": "cpc", "name": "q4-compare"},
+                    "userAgent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/130.0"}
+    });
+    // No write key set up yet: 401, and nothing is recorded.
+    let (st, p) = track(&s, Some(KEY), "page", &page).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED, "{p}");
+    set_write_key(&s, &format!("wk_old_1, {KEY}")).await;
     for key in [None, Some("wk_wrong")] {
         let (st, p) = track(&s, key, "page", &page).await;
         assert_eq!(st, StatusCode::UNAUTHORIZED, "{p}");
@@ -219,3 +227,87 @@ async fn segment_calls_become_events(backend: Backend) {
     s.finish().await;
 }
 both!(segment_calls_become_events);
+
+/// Segment's own Python library, unmodified, its host pointed at Trellis: every call type,
+/// batched and gzipped as the library sends them, becomes the events of one lead.
+const PYTHON_CLIENT: &str = r#"
+import sys
+import segment.analytics as analytics
+
+errors = []
+analytics.write_key = sys.argv[1]
+analytics.host = sys.argv[2]
+analytics.gzip = True
+analytics.max_retries = 0
+analytics.on_error = lambda error, batch: errors.append(str(error))
+analytics.identify(user_id="py-u1", anonymous_id="py-anon",
+                   traits={"name": "陈静", "email": "chen.jing@wxzg.cn", "company": "无锡重工"})
+analytics.page(user_id="py-u1", category="Docs", name="Pricing",
+               properties={"path": "/pricing", "url": "https://wxzg.cn/pricing"})
+analytics.screen(user_id="py-u1", name="Home")
+analytics.track(user_id="py-u1", event="download", properties={"file": "安全白皮书.pdf"})
+analytics.group(user_id="py-u1", group_id="g-wxzg", traits={"name": "无锡重工"})
+analytics.alias(previous_id="py-anon-2", user_id="py-u1")
+analytics.shutdown()
+if errors:
+    print("errors:", errors)
+    sys.exit(1)
+"#;
+
+async fn segment_python_library_sends_every_call(backend: Backend) {
+    let python = segment_python();
+    let s = TestServer::start(backend).await;
+    publish(&s).await;
+    set_write_key(&s, KEY).await;
+    let host = format!("{}/hooks/connectors/site-tracking", s.base);
+    let out = tokio::process::Command::new(&python)
+        .args(["-c", PYTHON_CLIENT, KEY, &host])
+        .output()
+        .await
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "analytics-python failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let found = s.get("/api/v1/leads?q=%E9%99%88%E9%9D%99").await;
+    assert_eq!(found["total"], 1, "{found}");
+    let lead = found["leads"][0]["id"].as_str().unwrap().to_owned();
+    let card = s.get(&format!("/api/v1/leads/{lead}")).await;
+    let identities = card["identities"].as_array().unwrap();
+    for (kind, value) in [
+        ("user_id", "py-u1"),
+        ("anonymous_id", "py-anon"),
+        ("anonymous_id", "py-anon-2"),
+    ] {
+        assert!(
+            identities.contains(&json!({"kind": kind, "value": value})),
+            "{kind} {value} in {card}"
+        );
+    }
+    let events = timeline(&s, &lead).await;
+    let mut names: Vec<&str> = events.iter().map(|e| e["name"].as_str().unwrap()).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "alias",
+            "download",
+            "group",
+            "identify",
+            "page_view",
+            "screen_view"
+        ],
+        "{events:?}"
+    );
+    let page = events.iter().find(|e| e["name"] == "page_view").unwrap();
+    assert_eq!(page["properties"]["path"], "/pricing", "{page}");
+    assert_eq!(page["properties"]["page_name"], "Pricing", "{page}");
+    assert_eq!(
+        page["properties"]["library"]["name"], "analytics-python",
+        "{page}"
+    );
+    s.finish().await;
+}
+both!(segment_python_library_sends_every_call);

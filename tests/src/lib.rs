@@ -29,6 +29,30 @@ pub fn trellis_bin() -> PathBuf {
 
 /// A connector component built by `cargo xtask connectors` (which `cargo xtask test` runs):
 /// `$TRELLIS_CONNECTORS_DIR/<crate>.wasm`, else under this build's target directory.
+/// The Python interpreter with Segment's library (`segment-analytics-python`) that
+/// `cargo xtask test` installs under the target directory; panics saying how to get it.
+pub fn segment_python() -> PathBuf {
+    let python = match std::env::var_os("TRELLIS_SEGMENT_PYTHON") {
+        Some(p) => PathBuf::from(p),
+        None => {
+            let exe = std::env::current_exe().expect("current exe");
+            let target = exe.ancestors().nth(3).expect("target dir").to_path_buf();
+            target.join("segment-py/bin/python")
+        }
+    };
+    let ok = std::process::Command::new(&python)
+        .args(["-c", "import segment.analytics"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "Segment's Python library is not installed at {}: run `cargo xtask test` (it installs it), or \
+         `python3 -m venv <target>/segment-py && <target>/segment-py/bin/pip install segment-analytics-python==2.4.0`",
+        python.display()
+    );
+    python
+}
+
 pub fn connector_wasm(crate_name: &str) -> PathBuf {
     let file = format!("{}.wasm", crate_name.replace('-', "_"));
     let dir = match std::env::var_os("TRELLIS_CONNECTORS_DIR") {
@@ -506,5 +530,251 @@ pub mod mock_api {
             s.effects.entry(key.to_owned()).or_insert(1);
         }
         axum::Json(json!({ "ok": true, "path": path, "body": body }))
+    }
+}
+
+/// WeCom's side of a callback: WXBizMsgCrypt written apart from the connector's (so the
+/// tests check the connector against a second implementation), for the mock WeCom server
+/// and the callback tests.
+pub mod wecom {
+    use aes::cipher::{BlockEncryptMut, KeyIvInit, block_padding::NoPadding};
+    use base64::Engine as _;
+    use sha1::Digest as _;
+
+    /// A corp's callback settings as WeCom's admin console shows them.
+    #[derive(Clone, Debug)]
+    pub struct Corp {
+        pub token: String,
+        pub encoding_aes_key: String,
+        pub corp_id: String,
+    }
+
+    /// A callback as WeCom sends it: the query's signature and the encrypted text.
+    #[derive(Clone, Debug)]
+    pub struct Sealed {
+        pub msg_signature: String,
+        pub timestamp: String,
+        pub nonce: String,
+        pub encrypt: String,
+    }
+
+    impl Sealed {
+        /// The callback's query string (with `echostr` for a URL check).
+        pub fn query(&self, echo: bool) -> String {
+            let enc = |s: &str| {
+                s.bytes()
+                    .map(|b| match b {
+                        b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                            (b as char).to_string()
+                        }
+                        _ => format!("%{b:02X}"),
+                    })
+                    .collect::<String>()
+            };
+            let mut q = format!(
+                "msg_signature={}&timestamp={}&nonce={}",
+                self.msg_signature, self.timestamp, self.nonce
+            );
+            if echo {
+                q.push_str(&format!("&echostr={}", enc(&self.encrypt)));
+            }
+            q
+        }
+
+        /// The same callback with the ciphertext's last `bytes` bytes cut off, signed again
+        /// (a truncated delivery that still passes the signature).
+        pub fn truncated(&self, corp: &Corp, bytes: usize) -> Sealed {
+            let b64 = base64::engine::general_purpose::STANDARD;
+            let raw = b64.decode(&self.encrypt).expect("Base64");
+            let encrypt = b64.encode(&raw[..raw.len().saturating_sub(bytes)]);
+            Sealed {
+                msg_signature: corp.sign(&self.timestamp, &self.nonce, &encrypt),
+                encrypt,
+                ..self.clone()
+            }
+        }
+
+        /// The same callback with a signature off by one character.
+        pub fn forged(&self) -> Sealed {
+            let mut sig = self.msg_signature.clone();
+            let first = if sig.starts_with('0') { "1" } else { "0" };
+            sig.replace_range(0..1, first);
+            Sealed {
+                msg_signature: sig,
+                ..self.clone()
+            }
+        }
+
+        /// The POST body WeCom sends.
+        pub fn body(&self, to: &str) -> String {
+            format!(
+                "<xml><ToUserName><![CDATA[{to}]]></ToUserName><Encrypt><![CDATA[{}]]></Encrypt><AgentID><![CDATA[1000002]]></AgentID></xml>",
+                self.encrypt
+            )
+        }
+    }
+
+    impl Corp {
+        fn key(&self) -> [u8; 32] {
+            // 43 characters and "=": the last one's spare bits are ignored.
+            let mut padded = self.encoding_aes_key.clone();
+            padded.push('=');
+            let engine = base64::engine::GeneralPurpose::new(
+                &base64::alphabet::STANDARD,
+                base64::engine::GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
+            );
+            let bytes = engine
+                .decode(padded)
+                .expect("a 43-character EncodingAESKey");
+            bytes.try_into().expect("32 bytes")
+        }
+
+        /// `msg` encrypted for `receive_id` and signed, as of `timestamp`.
+        pub fn seal_for(&self, msg: &str, receive_id: &str, timestamp: i64, nonce: &str) -> Sealed {
+            let key = self.key();
+            let mut plain = b"0123456789abcdef".to_vec();
+            plain.extend_from_slice(&(msg.len() as u32).to_be_bytes());
+            plain.extend_from_slice(msg.as_bytes());
+            plain.extend_from_slice(receive_id.as_bytes());
+            let pad = 32 - plain.len() % 32;
+            plain.extend(std::iter::repeat_n(pad as u8, pad));
+            let len = plain.len();
+            let mut iv = [0u8; 16];
+            iv.copy_from_slice(&key[..16]);
+            let cipher = cbc::Encryptor::<aes::Aes256>::new(&key.into(), &iv.into())
+                .encrypt_padded_mut::<NoPadding>(&mut plain, len)
+                .expect("whole blocks")
+                .to_vec();
+            let encrypt = base64::engine::general_purpose::STANDARD.encode(cipher);
+            let timestamp = timestamp.to_string();
+            Sealed {
+                msg_signature: self.sign(&timestamp, nonce, &encrypt),
+                timestamp,
+                nonce: nonce.to_owned(),
+                encrypt,
+            }
+        }
+
+        /// `msg_signature` over a callback's parts.
+        pub fn sign(&self, timestamp: &str, nonce: &str, encrypt: &str) -> String {
+            let mut parts = [self.token.as_str(), timestamp, nonce, encrypt];
+            parts.sort_unstable();
+            let digest = sha1::Sha1::digest(parts.concat().as_bytes());
+            digest.iter().map(|b| format!("{b:02x}")).collect()
+        }
+
+        /// `msg` encrypted for this corp, signed now.
+        pub fn seal(&self, msg: &str, nonce: &str) -> Sealed {
+            self.seal_for(msg, &self.corp_id, chrono::Utc::now().timestamp(), nonce)
+        }
+    }
+}
+
+/// A mock of WeCom's server API on a loopback port, in WeCom's request and answer shapes:
+/// `gettoken` (tokens that expire when told to), `message/send` (errcodes for a bad or
+/// expired token, a rate limit when told to), each request counted.
+pub mod mock_wecom {
+    use std::net::SocketAddr;
+    use std::sync::{Arc, Mutex};
+
+    use axum::extract::{Query, State};
+    use serde_json::{Value, json};
+
+    pub const CORP_ID: &str = "ww8a3b5c7d9e1f2a4b";
+    pub const SECRET: &str = "app-secret-QmV5Lx";
+
+    #[derive(Debug, Default)]
+    pub struct WeComState {
+        /// `gettoken` requests answered.
+        pub gettoken_calls: u32,
+        /// The token now valid (`None` before the first `gettoken`).
+        pub token: Option<String>,
+        /// App messages accepted, as sent.
+        pub messages: Vec<Value>,
+        /// `message/send` requests, answered or not.
+        pub send_calls: u32,
+        /// The next `message/send` answers `45009` this many times.
+        pub rate_limited: u32,
+    }
+
+    #[derive(Clone, Debug)]
+    pub struct MockWeCom {
+        pub addr: SocketAddr,
+        pub state: Arc<Mutex<WeComState>>,
+    }
+
+    impl MockWeCom {
+        pub async fn start() -> MockWeCom {
+            let state = Arc::new(Mutex::new(WeComState::default()));
+            let app = axum::Router::new()
+                .route("/cgi-bin/gettoken", axum::routing::get(gettoken))
+                .route("/cgi-bin/message/send", axum::routing::post(send))
+                .with_state(state.clone());
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            });
+            MockWeCom { addr, state }
+        }
+
+        /// The `api_base` to configure.
+        pub fn base(&self) -> String {
+            format!("http://{}", self.addr)
+        }
+
+        /// WeCom invalidates the current token (as it may, before `expires_in`).
+        pub fn expire_token(&self) {
+            if let Some(t) = self.state.lock().unwrap().token.as_mut() {
+                t.push_str("-expired");
+            }
+        }
+    }
+
+    type Params = Query<std::collections::HashMap<String, String>>;
+
+    async fn gettoken(
+        State(s): State<Arc<Mutex<WeComState>>>,
+        Query(q): Params,
+    ) -> axum::Json<Value> {
+        let mut s = s.lock().unwrap();
+        if q.get("corpid").map(String::as_str) != Some(CORP_ID) {
+            return axum::Json(json!({"errcode": 40013, "errmsg": "invalid corpid"}));
+        }
+        if q.get("corpsecret").map(String::as_str) != Some(SECRET) {
+            return axum::Json(json!({"errcode": 40001, "errmsg": "invalid credential"}));
+        }
+        s.gettoken_calls += 1;
+        let token = format!("tok-{}", s.gettoken_calls);
+        s.token = Some(token.clone());
+        axum::Json(json!({"errcode": 0, "errmsg": "ok", "access_token": token, "expires_in": 7200}))
+    }
+
+    async fn send(
+        State(s): State<Arc<Mutex<WeComState>>>,
+        Query(q): Params,
+        axum::Json(body): axum::Json<Value>,
+    ) -> axum::Json<Value> {
+        let mut s = s.lock().unwrap();
+        s.send_calls += 1;
+        let given = q.get("access_token").cloned().unwrap_or_default();
+        match &s.token {
+            Some(t) if t.ends_with("-expired") && t.starts_with(&given) && !given.is_empty() => {
+                return axum::Json(json!({"errcode": 42001, "errmsg": "access_token expired"}));
+            }
+            Some(t) if *t == given => {}
+            _ => return axum::Json(json!({"errcode": 40014, "errmsg": "invalid access_token"})),
+        }
+        if s.rate_limited > 0 {
+            s.rate_limited -= 1;
+            return axum::Json(json!({"errcode": 45009, "errmsg": "api freq out of limit"}));
+        }
+        if body["agentid"].as_i64().is_none() || body["msgtype"].as_str().is_none() {
+            return axum::Json(json!({"errcode": 40008, "errmsg": "invalid message type"}));
+        }
+        s.messages.push(body);
+        axum::Json(
+            json!({"errcode": 0, "errmsg": "ok", "invaliduser": "", "msgid": format!("msg-{}", s.messages.len())}),
+        )
     }
 }

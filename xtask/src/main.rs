@@ -411,6 +411,39 @@ fn sweep_test_databases() {
     }
 }
 
+/// Segment's Python library, pinned, in a virtual environment under the target directory
+/// (the site-tracking tests drive it): made when missing; its interpreter is given to the
+/// tests as `TRELLIS_SEGMENT_PYTHON`. Without Python or PyPI the tests say what to install.
+const SEGMENT_PYTHON_PACKAGE: &str = "segment-analytics-python==2.4.0";
+
+fn ensure_segment_client() -> PathBuf {
+    let venv = target_dir().join("segment-py");
+    let python = venv.join("bin").join("python");
+    let stamp = venv.join(".installed");
+    let wanted = SEGMENT_PYTHON_PACKAGE.as_bytes();
+    if std::fs::read(&stamp).is_ok_and(|s| s == wanted) && python.exists() {
+        return python;
+    }
+    eprintln!("xtask: installing {SEGMENT_PYTHON_PACKAGE} for the site-tracking tests");
+    let made = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status()
+        .is_ok_and(|s| s.success())
+        && Command::new(&python)
+            .args(["-m", "pip", "install", "-q", SEGMENT_PYTHON_PACKAGE])
+            .status()
+            .is_ok_and(|s| s.success());
+    if made {
+        let _ = std::fs::write(&stamp, wanted);
+    } else {
+        eprintln!(
+            "xtask: could not install {SEGMENT_PYTHON_PACKAGE}: the site-tracking tests need python3 with venv and pip, and PyPI"
+        );
+    }
+    python
+}
+
 /// Installs Debian's Chromium and chromedriver for the browser tests, and a CJK font for
 /// their screenshots, when they are missing and this is a Debian machine we may
 /// administer; otherwise the tests say what to install.
@@ -453,6 +486,7 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
     let connectors = build_connectors()?;
     ensure_postgres()?;
     ensure_browser();
+    let segment_python = ensure_segment_client();
     sweep_test_databases();
     let mut build = cargo();
     build.args(["build", "-p", "trellis-server", "--bin", "trellis"]);
@@ -461,7 +495,8 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
     t.args(["test", "--workspace"])
         .args(extra)
         .env("TRELLIS_STUDIO_DIR", &studio)
-        .env("TRELLIS_CONNECTORS_DIR", &connectors);
+        .env("TRELLIS_CONNECTORS_DIR", &connectors)
+        .env("TRELLIS_SEGMENT_PYTHON", &segment_python);
     // The connector SDK's own tests (its allocator, its doc examples) and the product
     // connectors' unit tests run natively.
     let mut sdk = cargo();
@@ -472,6 +507,8 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
         "trellis-connector-sdk",
         "-p",
         "site-tracking",
+        "-p",
+        "wecom",
         "--manifest-path",
     ])
     .arg(root().join("connectors").join("Cargo.toml"))

@@ -1,0 +1,308 @@
+//! The `wecom` connector's callbacks through the server, on SQLite and PostgreSQL: URL
+//! verification, an encrypted `add_external_contact` becoming a lead, WeCom's retries
+//! recorded once, and every way a callback can be wrong refused with a 4xx, recording
+//! nothing. The callbacks are sealed by the tests' own WXBizMsgCrypt
+//! (`trellis_e2e::wecom`), apart from the connector's.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
+mod common;
+
+use common::{Backend, TestServer};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use trellis_e2e::connector_wasm;
+use trellis_e2e::mock_wecom::{self, MockWeCom};
+use trellis_e2e::wecom::{Corp, Sealed};
+
+fn corp() -> Corp {
+    Corp {
+        token: "Trellis2026Token".into(),
+        encoding_aes_key: "kL9mN2pQ4rS6tU8vW0xY1zA3bC5dE7fG9hJ2kM4nP6q".into(),
+        corp_id: "ww8a3b5c7d9e1f2a4b".into(),
+    }
+}
+
+fn added(external: &str, follow: &str, state: &str) -> String {
+    format!(
+        "<xml><ToUserName><![CDATA[ww8a3b5c7d9e1f2a4b]]></ToUserName><FromUserName><![CDATA[sys]]></FromUserName>\
+         <CreateTime>{}</CreateTime><MsgType><![CDATA[event]]></MsgType>\
+         <Event><![CDATA[change_external_contact]]></Event><ChangeType><![CDATA[add_external_contact]]></ChangeType>\
+         <UserID><![CDATA[{follow}]]></UserID><ExternalUserID><![CDATA[{external}]]></ExternalUserID>\
+         <State><![CDATA[{state}]]></State><WelcomeCode><![CDATA[WELCOME1]]></WelcomeCode></xml>",
+        chrono::Utc::now().timestamp()
+    )
+}
+
+async fn post(s: &TestServer, sealed: &Sealed, body: String) -> (StatusCode, String) {
+    let resp = s
+        .client
+        .post(format!(
+            "{}/hooks/connectors/wecom/callback?{}",
+            s.base,
+            sealed.query(false)
+        ))
+        .header("content-type", "text/xml")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (resp.status(), resp.text().await.unwrap())
+}
+
+async fn events_recorded(s: &TestServer) -> usize {
+    let leads = s.get("/api/v1/leads?per_page=200").await;
+    let mut n = 0;
+    for l in leads["leads"].as_array().unwrap() {
+        let card = s
+            .get(&format!("/api/v1/leads/{}", l["id"].as_str().unwrap()))
+            .await;
+        n += card["timeline"].as_array().map_or(0, Vec::len);
+    }
+    n
+}
+
+async fn callbacks_are_checked_and_become_leads(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let (st, published) = s
+        .publish_connector(std::fs::read(connector_wasm("wecom")).unwrap())
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{published}");
+    assert_eq!(published["reference"], "wecom@0");
+    let c = corp();
+    let url_check = c.seal("1616140317555161061", "263014780");
+    let get = |sealed: Sealed| {
+        let (client, base) = (s.client.clone(), s.base.clone());
+        async move {
+            let resp = client
+                .get(format!(
+                    "{base}/hooks/connectors/wecom/callback?{}",
+                    sealed.query(true)
+                ))
+                .send()
+                .await
+                .unwrap();
+            (resp.status(), resp.text().await.unwrap())
+        }
+    };
+
+    // Not set up yet: refused, in words.
+    let (st, body) = get(url_check.clone()).await;
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(body.contains("encoding_aes_key"), "{body}");
+    let (st, g) = s
+        .call(
+            Method::PUT,
+            "/api/v1/connectors/wecom/grants",
+            Some(json!({"secrets": ["token", "encoding_aes_key", "corp_id"]})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{g}");
+    for (name, value) in [
+        ("token", &c.token),
+        ("encoding_aes_key", &c.encoding_aes_key),
+        ("corp_id", &c.corp_id),
+    ] {
+        let (st, v) = s
+            .call(
+                Method::PUT,
+                &format!("/api/v1/connectors/wecom/secrets/{name}"),
+                Some(json!({ "value": value })),
+            )
+            .await;
+        assert_eq!(st, StatusCode::NO_CONTENT, "{v}");
+    }
+
+    // URL verification: the decrypted echostr, as is.
+    let (st, body) = get(url_check).await;
+    assert_eq!((st, body.as_str()), (StatusCode::OK, "1616140317555161061"));
+
+    // A customer adds a sales rep: a lead with the external contact id, its channel.
+    let xml = added("wmJ8sQ2rCustomer01", "zhangwei", "expo-2026-suzhou");
+    let sealed = c.seal(&xml, "1372623149");
+    let (st, body) = post(&s, &sealed, sealed.body(&c.corp_id)).await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    // WeCom retries a callback it thinks was slow: recorded once.
+    let again = c.seal(&xml, "1372623150");
+    let (st, _) = post(&s, &again, again.body(&c.corp_id)).await;
+    assert_eq!(st, StatusCode::OK);
+    let found = s.get("/api/v1/leads?q=expo-2026-suzhou").await;
+    assert_eq!(found["total"], 1, "{found}");
+    let lead = found["leads"][0]["id"].as_str().unwrap().to_owned();
+    let card = s.get(&format!("/api/v1/leads/{lead}")).await;
+    assert!(
+        card["identities"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"kind": "external_contact_id", "value": "wmJ8sQ2rCustomer01"})),
+        "{card}"
+    );
+    assert_eq!(
+        card["attributes"]["wecom_follow_user"], "zhangwei",
+        "{card}"
+    );
+    let timeline: Vec<Value> = card["timeline"].as_array().unwrap().clone();
+    assert_eq!(timeline.len(), 1, "{timeline:?}");
+    assert_eq!(timeline[0]["name"], "wecom.external_contact_added");
+    assert_eq!(timeline[0]["properties"]["follow_user"], "zhangwei");
+    let before = events_recorded(&s).await;
+
+    // Every way a callback can be wrong: a 4xx, and nothing recorded.
+    let other = added("wmSomeoneElse", "lina", "ad");
+    let now = chrono::Utc::now().timestamp();
+    let forged = c.seal(&other, "1").forged();
+    let replayed = c.seal_for(&other, &c.corp_id, now - 3600, "2");
+    let elsewhere = c.seal_for(&other, "wwAnotherCorp000001", now, "3");
+    let truncated = c.seal(&other, "4").truncated(&c, 32);
+    for (what, sealed, want) in [
+        ("a forged signature", forged, StatusCode::FORBIDDEN),
+        ("a replayed timestamp", replayed, StatusCode::FORBIDDEN),
+        (
+            "another corp's receive id",
+            elsewhere,
+            StatusCode::FORBIDDEN,
+        ),
+        ("a truncated ciphertext", truncated, StatusCode::BAD_REQUEST),
+    ] {
+        let (st, body) = post(&s, &sealed, sealed.body(&c.corp_id)).await;
+        assert_eq!(st, want, "{what}: {body}");
+        assert!(body.contains("detail"), "{what}: {body}");
+    }
+    let ok = c.seal(&other, "5");
+    let (st, body) = post(&s, &ok, "not xml <".into()).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{body}");
+    let resp = s
+        .client
+        .post(format!(
+            "{}/hooks/connectors/wecom/callback?timestamp=1",
+            s.base
+        ))
+        .body(ok.body(&c.corp_id))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(events_recorded(&s).await, before, "nothing recorded");
+    assert_eq!(s.get("/api/v1/leads").await["total"], 1);
+
+    let (st, _) = s.call(Method::GET, "/healthz", None).await;
+    assert_eq!(st, StatusCode::OK, "the server is healthy");
+    s.finish().await;
+}
+both!(callbacks_are_checked_and_become_leads);
+
+fn notify_flow(api_base: &str) -> Value {
+    json!({
+        "schema": 1,
+        "name": "通知销售",
+        "nodes": [
+            {"id": "start", "type": "trigger", "config": {"kind": "manual"}, "position": [0, 0]},
+            {"id": "tell", "type": "connector", "connector": "wecom@0", "operation": "send_app_message",
+             "config": {"agent_id": 1000002, "api_base": api_base},
+             "input": {"touser": ["zhangwei"], "msgtype": "textcard", "title": "高意向线索",
+                       "description": "{{ trigger.input.who }} 刚看了竞品对比页", "url": "https://crm.example.cn/leads/1"},
+             "retry": {"max_attempts": 1},
+             "position": [200, 0]}
+        ],
+        "edges": [{"from": "start", "to": "tell"}]
+    })
+}
+
+async fn run(s: &TestServer, flow: &str, who: &str) -> Value {
+    let (st, started) = s
+        .post(
+            &format!("/api/v1/flows/{flow}/runs"),
+            json!({"input": {"who": who}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{started}");
+    s.wait_run(started["run_id"].as_str().unwrap(), 30).await
+}
+
+fn output(run: &Value) -> Value {
+    run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|s| s["node"] == "tell" || s["node_id"] == "tell")
+        .map(|s| s["output"].clone())
+        .unwrap_or_else(|| panic!("no step tell in {run}"))
+}
+
+async fn app_messages_reach_employees_with_one_token(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let mock = MockWeCom::start().await;
+    let (st, published) = s
+        .publish_connector(std::fs::read(connector_wasm("wecom")).unwrap())
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{published}");
+    let (st, g) = s
+        .call(
+            Method::PUT,
+            "/api/v1/connectors/wecom/grants",
+            Some(json!({"hosts": ["127.0.0.1"], "secrets": ["corp_id", "secret"], "kv": true})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{g}");
+    for (name, value) in [
+        ("corp_id", mock_wecom::CORP_ID),
+        ("secret", mock_wecom::SECRET),
+    ] {
+        let (st, v) = s
+            .call(
+                Method::PUT,
+                &format!("/api/v1/connectors/wecom/secrets/{name}"),
+                Some(json!({ "value": value })),
+            )
+            .await;
+        assert_eq!(st, StatusCode::NO_CONTENT, "{v}");
+    }
+    let flow = s.create_flow(notify_flow(&mock.base()), true).await;
+
+    // Two messages, one token.
+    for who in ["王磊", "陈静"] {
+        let r = run(&s, &flow, who).await;
+        assert_eq!(r["status"], "succeeded", "{r}");
+        assert!(
+            output(&r)["msgid"].as_str().unwrap().starts_with("msg-"),
+            "{r}"
+        );
+    }
+    {
+        let st = mock.state.lock().unwrap();
+        assert_eq!(st.gettoken_calls, 1, "the token is reused");
+        assert_eq!(st.messages.len(), 2);
+        let card = &st.messages[0];
+        assert_eq!(card["touser"], "zhangwei");
+        assert_eq!(card["agentid"], 1000002);
+        assert_eq!(card["msgtype"], "textcard");
+        assert_eq!(card["textcard"]["description"], "王磊 刚看了竞品对比页");
+    }
+
+    // WeCom ends the token early: the call refreshes it once and goes through.
+    mock.expire_token();
+    let r = run(&s, &flow, "赵强").await;
+    assert_eq!(r["status"], "succeeded", "{r}");
+    {
+        let st = mock.state.lock().unwrap();
+        assert_eq!(st.gettoken_calls, 2, "one refresh");
+        assert_eq!(st.messages.len(), 3);
+    }
+
+    // A rate limit is `rate_limited`, with WeCom's code in words.
+    mock.state.lock().unwrap().rate_limited = 1;
+    let r = run(&s, &flow, "李娜").await;
+    let out = output(&r);
+    assert_eq!(out["error"]["kind"], "rate_limited", "{r}");
+    assert!(
+        out["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("45009"),
+        "{r}"
+    );
+    assert_eq!(mock.state.lock().unwrap().messages.len(), 3, "nothing sent");
+    s.finish().await;
+}
+both!(app_messages_reach_employees_with_one_token);

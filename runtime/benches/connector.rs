@@ -41,6 +41,15 @@ impl HostServices for NoServices {
     fn kv_delete(&self, _: &KvNamespace, _: &str) -> Result<(), KvUnavailable> {
         Ok(())
     }
+    fn kv_add(
+        &self,
+        _: &KvNamespace,
+        _: &str,
+        _: &[u8],
+        _: Option<Duration>,
+    ) -> Result<bool, KvUnavailable> {
+        Ok(true)
+    }
 }
 
 fn component(name: &str) -> Vec<u8> {

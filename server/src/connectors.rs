@@ -857,6 +857,47 @@ impl HostServices for ServerServices {
         })
     }
 
+    /// One statement: insert, or replace an expired value; a live one is left alone and
+    /// nothing is written (0 rows).
+    fn kv_add(
+        &self,
+        ns: &KvNamespace,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<bool, KvUnavailable> {
+        let now = Utc::now().timestamp_millis();
+        let expires = ttl.map(|t| now + t.as_millis() as i64);
+        self.block_on(async {
+            let on_conflict = OnConflict::columns([
+                connector_kv::Column::WorkspaceId,
+                connector_kv::Column::Connector,
+                connector_kv::Column::Key,
+            ])
+            .update_columns([connector_kv::Column::Value, connector_kv::Column::ExpiresAt])
+            .action_and_where(sea_orm::sea_query::ExprTrait::lte(
+                sea_orm::sea_query::Expr::col((
+                    connector_kv::Entity,
+                    connector_kv::Column::ExpiresAt,
+                )),
+                now,
+            ))
+            .to_owned();
+            connector_kv::Entity::insert(connector_kv::ActiveModel {
+                workspace_id: Set(ns.workspace.clone()),
+                connector: Set(ns.connector.clone()),
+                key: Set(key.to_owned()),
+                value: Set(value.to_vec()),
+                expires_at: Set(expires),
+            })
+            .on_conflict(on_conflict)
+            .exec_without_returning(&self.db)
+            .await
+            .map(|rows| rows > 0)
+            .map_err(|e| KvUnavailable(Box::new(e)))
+        })
+    }
+
     fn kv_delete(&self, ns: &KvNamespace, key: &str) -> Result<(), KvUnavailable> {
         self.block_on(async {
             connector_kv::Entity::delete_by_id((

@@ -260,9 +260,25 @@ async fn app_messages_reach_employees_with_one_token(backend: Backend) {
     }
     let flow = s.create_flow(notify_flow(&mock.base()), true).await;
 
-    // Two messages, one token.
-    for who in ["王磊", "陈静"] {
-        let r = run(&s, &flow, who).await;
+    // 50 messages at once, with no token yet: one gettoken request.
+    let mut started = Vec::new();
+    for i in 0..50 {
+        let who = if i == 0 {
+            "王磊".to_owned()
+        } else {
+            format!("客户{i}")
+        };
+        let (st, r) = s
+            .post(
+                &format!("/api/v1/flows/{flow}/runs"),
+                json!({"input": {"who": who}}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::ACCEPTED, "{r}");
+        started.push(r["run_id"].as_str().unwrap().to_owned());
+    }
+    for id in &started {
+        let r = s.wait_run(id, 60).await;
         assert_eq!(r["status"], "succeeded", "{r}");
         assert!(
             output(&r)["msgid"].as_str().unwrap().starts_with("msg-"),
@@ -271,9 +287,17 @@ async fn app_messages_reach_employees_with_one_token(backend: Backend) {
     }
     {
         let st = mock.state.lock().unwrap();
-        assert_eq!(st.gettoken_calls, 1, "the token is reused");
-        assert_eq!(st.messages.len(), 2);
-        let card = &st.messages[0];
+        assert_eq!(st.gettoken_calls, 1, "one refresh for 50 concurrent calls");
+        assert_eq!(st.messages.len(), 50);
+        let card = st
+            .messages
+            .iter()
+            .find(|m| {
+                m["textcard"]["description"]
+                    .as_str()
+                    .is_some_and(|d| d.starts_with("王磊"))
+            })
+            .expect("王磊's card");
         assert_eq!(card["touser"], "zhangwei");
         assert_eq!(card["agentid"], 1000002);
         assert_eq!(card["msgtype"], "textcard");
@@ -287,7 +311,7 @@ async fn app_messages_reach_employees_with_one_token(backend: Backend) {
     {
         let st = mock.state.lock().unwrap();
         assert_eq!(st.gettoken_calls, 2, "one refresh");
-        assert_eq!(st.messages.len(), 3);
+        assert_eq!(st.messages.len(), 51);
     }
 
     // A rate limit is `rate_limited`, with WeCom's code in words.
@@ -302,7 +326,11 @@ async fn app_messages_reach_employees_with_one_token(backend: Backend) {
             .contains("45009"),
         "{r}"
     );
-    assert_eq!(mock.state.lock().unwrap().messages.len(), 3, "nothing sent");
+    assert_eq!(
+        mock.state.lock().unwrap().messages.len(),
+        51,
+        "nothing sent"
+    );
     s.finish().await;
 }
 both!(app_messages_reach_employees_with_one_token);

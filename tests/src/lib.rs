@@ -737,6 +737,8 @@ pub mod mock_wecom {
         State(s): State<Arc<Mutex<WeComState>>>,
         Query(q): Params,
     ) -> axum::Json<Value> {
+        // As slow as a real round trip to WeCom, so concurrent callers overlap.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         let mut s = s.lock().unwrap();
         if q.get("corpid").map(String::as_str) != Some(CORP_ID) {
             return axum::Json(json!({"errcode": 40013, "errmsg": "invalid corpid"}));

@@ -56,6 +56,21 @@ impl HostServices for Services {
         self.kv.lock().unwrap().remove(&(ns.clone(), key.into()));
         Ok(())
     }
+    fn kv_add(
+        &self,
+        ns: &KvNamespace,
+        k: &str,
+        v: &[u8],
+        _: Option<Duration>,
+    ) -> Result<bool, KvUnavailable> {
+        let mut kv = self.kv.lock().unwrap();
+        let key = (ns.clone(), k.to_owned());
+        if kv.contains_key(&key) {
+            return Ok(false);
+        }
+        kv.insert(key, v.to_vec());
+        Ok(true)
+    }
 }
 
 fn host(cache: Option<&TempDir>) -> Arc<ConnectorHost> {

@@ -848,6 +848,13 @@ pub mod kv {
     pub fn delete(key: &str) -> Result<(), Error> {
         host::delete(key).map_err(map)
     }
+
+    /// Stores `value` only when `key` holds no live value, atomically; `true` when it was
+    /// stored. With a TTL, a lock: the call that gets `true` does the work (and deletes
+    /// the key when done), the others [`crate::sleep_ms`] and read its result.
+    pub fn add(key: &str, value: &[u8], ttl_ms: Option<u64>) -> Result<bool, Error> {
+        host::add(key, value, ttl_ms).map_err(map)
+    }
 }
 
 /// Log lines, tagged by the host with the connector, run and step. `println!` and
@@ -875,4 +882,9 @@ pub mod log {
 /// The host's clock, in milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
     bindings::trellis::connector::clock::now_ms()
+}
+
+/// Waits `ms` milliseconds (never past the call's deadline).
+pub fn sleep_ms(ms: u32) {
+    bindings::trellis::connector::clock::sleep_ms(ms)
 }

@@ -305,19 +305,54 @@ fn is_token_error(e: &Error) -> bool {
 }
 
 const TOKEN_KEY: &str = "access_token";
+/// Held (in kv, with a TTL) by the one call refreshing the token.
+const REFRESH_LOCK: &str = "access_token.refreshing";
+/// How long a refresh may hold the lock; a call that dies holding it frees it this late.
+const REFRESH_LOCK_MS: u64 = 10_000;
+/// How long a call waits for another's refresh before refreshing itself.
+const REFRESH_WAIT_MS: u64 = 5_000;
 
-/// The cached access token, else a fresh one from `gettoken` (cached until shortly before
-/// it expires).
-fn access_token(api_base: &str, fresh: bool) -> Result<String, Error> {
+/// The cached token, unless it is `stale` (the one WeCom just refused).
+fn cached_token(stale: Option<&str>) -> Result<Option<String>, Error> {
     let now = trellis_connector_sdk::now_ms();
-    if !fresh
-        && let Some(bytes) = kv::get(TOKEN_KEY)?
-        && let Ok(cached) = serde_json::from_slice::<Value>(&bytes)
-        && cached["expires_at"].as_u64().is_some_and(|t| t > now)
-        && let Some(token) = cached["token"].as_str()
-    {
-        return Ok(token.to_owned());
+    Ok(kv::get(TOKEN_KEY)?
+        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+        .filter(|c| c["expires_at"].as_u64().is_some_and(|t| t > now))
+        .and_then(|c| c["token"].as_str().map(str::to_owned))
+        .filter(|t| Some(t.as_str()) != stale))
+}
+
+/// The access token: the cached one, else a fresh one from `gettoken`, cached until
+/// shortly before it expires. One call refreshes at a time: it takes a lock in kv, the
+/// others wait for the token it stores (no stampede of `gettoken` requests when many
+/// calls find it missing at once). `stale` is a token WeCom refused (`40014`, `42001`).
+fn access_token(api_base: &str, stale: Option<&str>) -> Result<String, Error> {
+    if let Some(token) = cached_token(stale)? {
+        return Ok(token);
     }
+    let give_up = trellis_connector_sdk::now_ms() + REFRESH_WAIT_MS;
+    while !kv::add(REFRESH_LOCK, b"1", Some(REFRESH_LOCK_MS))? {
+        trellis_connector_sdk::sleep_ms(25);
+        if let Some(token) = cached_token(stale)? {
+            return Ok(token);
+        }
+        if trellis_connector_sdk::now_ms() > give_up {
+            // The refresher is stuck or gone: refresh without the lock.
+            break;
+        }
+    }
+    // The previous holder may have stored a token between our look and our lock.
+    let fresh = match cached_token(stale) {
+        Ok(Some(token)) => Ok(token),
+        _ => fetch_token(api_base),
+    };
+    let _ = kv::delete(REFRESH_LOCK);
+    fresh
+}
+
+/// `gettoken`, and the token cached.
+fn fetch_token(api_base: &str) -> Result<String, Error> {
+    let now = trellis_connector_sdk::now_ms();
     let corp_id = secrets::get("corp_id")?;
     let secret = secrets::get("secret")?;
     let url = format!(
@@ -356,9 +391,9 @@ fn access_token(api_base: &str, fresh: bool) -> Result<String, Error> {
 /// once and the call made again.
 fn call_api(api_base: &str, path: &str, body: &Value) -> Result<Value, Error> {
     let api_base = api_base.trim_end_matches('/');
-    let mut fresh = false;
+    let mut refused: Option<String> = None;
     loop {
-        let token = access_token(api_base, fresh)?;
+        let token = access_token(api_base, refused.as_deref())?;
         let url = format!("{api_base}{path}?access_token={token}");
         let answer = http::Request::post(url)
             .json(body)?
@@ -367,10 +402,7 @@ fn call_api(api_base: &str, path: &str, body: &Value) -> Result<Value, Error> {
             .json_value()
             .and_then(check);
         match answer {
-            Err(e) if is_token_error(&e) && !fresh => {
-                kv::delete(TOKEN_KEY)?;
-                fresh = true;
-            }
+            Err(e) if is_token_error(&e) && refused.is_none() => refused = Some(token),
             other => return other,
         }
     }

@@ -1205,6 +1205,21 @@ impl kv::Host for CallState {
             .kv_delete(&self.ns, &key)
             .map_err(|e| kv::KvError::Unavailable(e.0.to_string()))
     }
+
+    fn add(
+        &mut self,
+        key: String,
+        value: Vec<u8>,
+        ttl_ms: Option<u64>,
+    ) -> Result<bool, kv::KvError> {
+        let services = self.kv_allowed()?;
+        if key.len() > MAX_KV_KEY || value.len() > MAX_KV_VALUE {
+            return Err(kv::KvError::TooLarge);
+        }
+        services
+            .kv_add(&self.ns, &key, &value, ttl_ms.map(Duration::from_millis))
+            .map_err(|e| kv::KvError::Unavailable(e.0.to_string()))
+    }
 }
 
 impl log::Host for CallState {
@@ -1254,6 +1269,13 @@ impl clock::Host for CallState {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0)
+    }
+
+    /// Blocks this call's thread (calls run on blocking threads), never past the deadline:
+    /// the epoch interruption cannot stop a host function.
+    fn sleep_ms(&mut self, ms: u32) {
+        let wait = Duration::from_millis(u64::from(ms)).min(self.remaining());
+        std::thread::sleep(wait);
     }
 }
 

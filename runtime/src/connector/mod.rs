@@ -166,6 +166,14 @@ pub trait HostServices: Send + Sync + 'static {
         ttl: Option<Duration>,
     ) -> Result<(), KvUnavailable>;
     fn kv_delete(&self, ns: &KvNamespace, key: &str) -> Result<(), KvUnavailable>;
+    /// Stores `value` only when `key` holds no live value (atomically); true when stored.
+    fn kv_add(
+        &self,
+        ns: &KvNamespace,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<bool, KvUnavailable>;
 }
 
 /// The server's key-value store failed (the guest sees `unavailable` with the reason).

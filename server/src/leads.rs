@@ -608,8 +608,14 @@ pub async fn attribute<C: ConnectionTrait>(
             }
         }
     }
-    if name == "identify"
-        && let Some(owner) = properties.get("owner").and_then(Value::as_str)
+    // An identify call's `owner` sets the owner; any other event's (a WeCom customer added
+    // by a rep) gives an owner to a lead that has none.
+    if let Some(owner) = properties
+        .get("owner")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        && (name == "identify" || row.owner.as_deref().is_none_or(str::is_empty))
     {
         row.owner = Some(owner.to_owned());
     }

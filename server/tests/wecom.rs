@@ -141,6 +141,10 @@ async fn callbacks_are_checked_and_become_leads(backend: Backend) {
         card["attributes"]["wecom_follow_user"], "zhangwei",
         "{card}"
     );
+    assert_eq!(
+        card["owner"], "zhangwei",
+        "the rep the customer added owns the lead"
+    );
     let timeline: Vec<Value> = card["timeline"].as_array().unwrap().clone();
     assert_eq!(timeline.len(), 1, "{timeline:?}");
     assert_eq!(timeline[0]["name"], "wecom.external_contact_added");

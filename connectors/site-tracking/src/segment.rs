@@ -309,6 +309,7 @@ fn kept_name(key: &str) -> String {
         "lead"
         | "timestamp"
         | "traits"
+        | "owner"
         | "user_id"
         | "anonymous_id"
         | "email"

@@ -117,6 +117,10 @@ pub fn event(xml: &str) -> Result<Callback, String> {
             // it came through).
             put(&mut p, "external_contact_id", get("ExternalUserID"));
             put(&mut p, "follow_user", get("UserID"));
+            if change == "add_external_contact" || change == "add_half_external_contact" {
+                // The rep the customer added owns the lead (when it has no owner yet).
+                put(&mut p, "owner", get("UserID"));
+            }
             put(&mut p, "channel", get("State"));
             put(&mut p, "welcome_code", get("WelcomeCode"));
             put(&mut p, "fail_reason", get("FailReason"));

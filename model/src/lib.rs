@@ -25,6 +25,7 @@ pub mod schedule;
 pub mod scoring;
 pub mod signals;
 pub mod summary;
+pub mod url_categories;
 pub mod validate;
 
 pub use connectors::{Catalog, ConnectorEntry, ConnectorOperation};

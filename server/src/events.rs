@@ -21,6 +21,7 @@ use crate::input::{Invalid, check_event, check_timestamp};
 use crate::leads::{Models, TIER_CHANGED};
 use crate::routes::Routes;
 use crate::runs::{RunError, Runs};
+use crate::url_categories::Categorisers;
 
 /// An event from outside, before it is recorded.
 #[derive(Clone, Debug, PartialEq)]
@@ -157,6 +158,8 @@ pub struct Events {
     runs: Arc<Runs>,
     models: Arc<Models>,
     routes: Arc<Routes>,
+    /// Each workspace's URL-category rules, applied to events that carry a page.
+    pub categories: Categorisers,
 }
 
 impl Events {
@@ -171,6 +174,7 @@ impl Events {
             runs,
             models,
             routes,
+            categories: crate::url_categories::categorisers(),
         }
     }
 
@@ -185,11 +189,20 @@ impl Events {
             timestamp,
         } = event;
         let timestamp = timestamp.unwrap_or_else(Utc::now);
-        let properties = if properties.is_null() {
+        let mut properties = if properties.is_null() {
             json!({})
         } else {
             properties
         };
+        if ["url", "path"].iter().any(|k| properties.get(*k).is_some()) {
+            match self.categories.get(&self.db, workspace).await {
+                Ok(rules) => crate::url_categories::categorise(&rules, &mut properties),
+                // A stored document that no longer compiles must not stop events.
+                Err(error) => {
+                    tracing::warn!(workspace, %error, "URL categories not applied")
+                }
+            }
+        }
         let txn = self.db.begin().await?;
         if !insert_event(
             &txn,

@@ -24,7 +24,9 @@ pub mod runs;
 pub mod scheduler;
 pub mod serve;
 pub mod state;
+pub mod url_categories;
 pub mod users;
+pub mod workspace_docs;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -311,3 +311,107 @@ async fn segment_python_library_sends_every_call(backend: Backend) {
     s.finish().await;
 }
 both!(segment_python_library_sends_every_call);
+
+/// URL categories: the built-in rules name a page at intake; a workspace's own rules are
+/// checked by pointer, apply to events recorded after the save (not before), never
+/// override a category the sender gave, and the recent pages say which rule caught each.
+async fn url_categories_name_pages_at_intake(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let rules = s.get("/api/v1/url-categories").await;
+    assert_eq!(rules["builtin"], true, "{rules}");
+    assert!(
+        rules["known"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["category"] == "competitor_comparison" && k["zh"] == "竞品对比"),
+        "{rules}"
+    );
+    let event =
+        |id: &str, props: Value| json!({"id": id, "name": "page_view", "properties": props});
+    let (st, v) = s
+        .post(
+            "/api/v1/events",
+            event(
+                "e1",
+                json!({"anonymous_id": "v1", "path": "/products/x5/compare", "title": "X5"}),
+            ),
+        )
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+
+    let (st, p) = s
+        .call(
+            Method::PUT,
+            "/api/v1/url-categories",
+            Some(json!({"rules": [
+                {"id": "ok", "category": "product", "match": {"kind": "path_prefix", "prefix": "/products"}},
+                {"id": "bad", "category": "Product Page", "match": {"kind": "regex", "pattern": "(x"}}
+            ]})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
+    let pointers: Vec<&str> = p["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["pointer"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        pointers,
+        ["/rules/1/category", "/rules/1/match/pattern"],
+        "{p}"
+    );
+
+    let (st, saved) = s
+        .call(
+            Method::PUT,
+            "/api/v1/url-categories",
+            Some(json!({"rules": [
+                {"id": "x5-compare", "category": "competitor_comparison", "match": {"kind": "glob", "pattern": "/products/*/compare"}},
+                {"id": "products", "category": "product", "match": {"kind": "path_prefix", "prefix": "/products"}}
+            ]})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{saved}");
+    for (id, props) in [
+        (
+            "e2",
+            json!({"anonymous_id": "v1", "url": "https://x.cn/products/x5?utm_source=baidu"}),
+        ),
+        (
+            "e3",
+            json!({"anonymous_id": "v1", "path": "/products/x5", "category": "pricing"}),
+        ),
+        ("e4", json!({"anonymous_id": "v1", "path": "/about"})),
+    ] {
+        let (st, v) = s.post("/api/v1/events", event(id, props)).await;
+        assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+    }
+    let recent = s.get("/api/v1/url-categories/recent").await;
+    let pages = recent["pages"].as_array().unwrap();
+    let page = |id: &str| {
+        pages
+            .iter()
+            .find(|p| p["event"] == id)
+            .unwrap_or_else(|| panic!("{id} in {recent}"))
+    };
+    assert_eq!(
+        (&page("e1")["category"], &page("e1")["rule"]),
+        (&json!("competitor_comparison"), &json!("compare")),
+        "the built-in rule, kept after the change"
+    );
+    assert_eq!(
+        (&page("e2")["category"], &page("e2")["rule"]),
+        (&json!("product"), &json!("products"))
+    );
+    assert_eq!(
+        page("e3")["category"],
+        "pricing",
+        "the sender's own category stays"
+    );
+    assert!(page("e3")["rule"].is_null());
+    assert!(page("e4")["category"].is_null(), "no rule, no category");
+    s.finish().await;
+}
+both!(url_categories_name_pages_at_intake);

@@ -183,8 +183,10 @@ pub fn normalise(
             if let Some(page_name) = obj.get("name").and_then(Value::as_str) {
                 props.insert("page_name".into(), json!(page_name));
             }
+            // Segment's page category ("Docs") is the site's own grouping; `category` is
+            // left to the workspace's URL-category rules.
             if let Some(category) = obj.get("category").and_then(Value::as_str) {
-                props.entry("category").or_insert_with(|| json!(category));
+                props.insert("page_category".into(), json!(category));
             }
         }
         CallType::Identify => {

@@ -16,6 +16,7 @@ mod scoring;
 mod settings;
 mod signals;
 mod tokens;
+mod url_categories;
 mod users;
 
 use axum::Router;
@@ -129,6 +130,11 @@ pub fn openapi_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(scoring::coverage))
         .routes(routes!(signals::detect))
         .routes(routes!(signals::get_lexicon, signals::put_lexicon))
+        .routes(routes!(
+            url_categories::get_rules,
+            url_categories::put_rules
+        ))
+        .routes(routes!(url_categories::recent))
         .routes(routes!(signals::get_rules, signals::put_rules))
         .routes(routes!(meta::node_types))
         .routes(routes!(meta::flow_schema))

@@ -94,6 +94,7 @@ pub async fn put_lexicon(
         })));
     }
     let now = save_doc(&state, &caller, LEXICON_DOC, &doc).await?;
+    state.intent.detectors.forget(&caller.workspace_id);
     audit(
         &state.db,
         &caller,

@@ -50,7 +50,7 @@ impl Intent {
             db,
             reader,
             models,
-            detectors: Detectors::default(),
+            detectors: lexicon::detectors(),
             suggestions: Arc::default(),
             events,
             runs,

@@ -12,6 +12,22 @@ use crate::Session;
 use crate::api::{self, ApiError};
 use crate::i18n::say;
 
+/// A draft's compiled form (a detector, a categoriser), held in a memo: equal only to
+/// itself, so the memo changes with every compile without comparing what it holds.
+pub struct Compiled<T>(pub std::sync::Arc<T>);
+
+impl<T> Clone for Compiled<T> {
+    fn clone(&self) -> Self {
+        Compiled(self.0.clone())
+    }
+}
+
+impl<T> PartialEq for Compiled<T> {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
 /// What a page keeps about its document; every part is a signal the page reads.
 pub struct DocEditor<T: Send + Sync + 'static> {
     pub draft: RwSignal<Option<T>>,

@@ -11,19 +11,8 @@ use leptos::prelude::*;
 use trellis_model::signals::{Category, Detector, Lexicon, Polarity, Term};
 
 use crate::Session;
-use crate::doc_editor::{Banners, DocEditor};
+use crate::doc_editor::{Banners, Compiled, DocEditor};
 use crate::i18n::{self, Lang, say};
-
-/// The draft's compiled detector; equal only to itself, so a memo holding it changes with
-/// every compile without comparing detectors.
-#[derive(Clone)]
-struct Compiled(Arc<Detector>);
-
-impl PartialEq for Compiled {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
-    }
-}
 
 fn polarity_code(p: Polarity) -> &'static str {
     p.as_str()

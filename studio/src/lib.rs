@@ -24,6 +24,7 @@ mod people;
 mod picker;
 mod rules;
 mod scoring;
+mod url_categories;
 mod words;
 
 use leptos::prelude::*;
@@ -95,6 +96,8 @@ pub enum Page {
     Lexicon,
     /// The next-best-action rules (下一步行动).
     Rules,
+    /// URL-category rules (网址分类).
+    UrlCategories,
     People,
     /// An invitation or a password reset, opened from its link.
     Ticket(String),
@@ -113,6 +116,7 @@ impl Page {
             ("inbox", _) => Page::Inbox,
             ("lexicon", _) => Page::Lexicon,
             ("rules", _) => Page::Rules,
+            ("url-categories", _) => Page::UrlCategories,
             ("people", _) => Page::People,
             ("ticket", t) if !t.is_empty() => Page::Ticket(t.to_owned()),
             _ => Page::Flows,
@@ -130,6 +134,7 @@ impl Page {
             Page::Inbox => "/inbox".into(),
             Page::Lexicon => "/lexicon".into(),
             Page::Rules => "/rules".into(),
+            Page::UrlCategories => "/url-categories".into(),
             Page::People => "/people".into(),
             Page::Ticket(t) => format!("/ticket/{t}"),
         }
@@ -290,6 +295,7 @@ pub fn App() -> impl IntoView {
                     Page::Inbox => view! { <inbox::InboxPage /> }.into_any(),
                     Page::Lexicon => view! { <lexicon::LexiconPage /> }.into_any(),
                     Page::Rules => view! { <rules::RulesPage /> }.into_any(),
+                    Page::UrlCategories => view! { <url_categories::UrlCategoriesPage /> }.into_any(),
                     Page::People => view! { <people::PeoplePage /> }.into_any(),
                     Page::Ticket(t) => view! { <people::TicketPage ticket=t /> }.into_any(),
                 }}
@@ -313,6 +319,7 @@ fn TopBar() -> impl IntoView {
                     <button data-testid="nav-scoring" on:click=move |_| session.go(Page::Scoring)>{move || session.t(Text::ScoringModel)}</button>
                     <button data-testid="nav-rules" on:click=move |_| session.go(Page::Rules)>{move || crate::i18n::say(session.lang.get(), "行动规则", "Rules")}</button>
                     <button data-testid="nav-lexicon" on:click=move |_| session.go(Page::Lexicon)>{move || crate::i18n::say(session.lang.get(), "信号词库", "Lexicon")}</button>
+                    <button data-testid="nav-url-categories" on:click=move |_| session.go(Page::UrlCategories)>{move || crate::i18n::say(session.lang.get(), "网址分类", "URL categories")}</button>
                     <button data-testid="nav-connectors" on:click=move |_| session.go(Page::Connectors)>{move || session.t(Text::Connectors)}</button>
                     <button data-testid="nav-inbox" on:click=move |_| session.go(Page::Inbox)>{move || session.t(Text::Inbox)}</button>
                     <Show when=move || session.role().is_none_or(|r| r == "admin")>

@@ -2298,3 +2298,71 @@ async fn next_best_action_rules_are_built_tried_and_saved_in_the_page() {
     })
     .await;
 }
+
+/// Issue 22, URL categories: recent pages show the category each got; a rule added in the
+/// page (a kind picked, a pattern and a category typed: no JSON) previews its effect on
+/// those pages before it is saved, a bad pattern is said in words, and once saved the rule
+/// names new visits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn url_categories_are_edited_previewed_and_applied() {
+    with_browser("url_categories", |c, api| async move {
+        for (id, path, title) in [
+            ("p1", "/products/x5/compare", "X5 参数对比"),
+            ("p2", "/solutions/food", "食品行业方案"),
+        ] {
+            api.post(
+                "/api/v1/events",
+                &json!({"id": id, "name": "page_view", "properties": {"anonymous_id": "v1", "path": path, "title": title}}),
+            )
+            .await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        sign_in(&c, &api).await?;
+        click(&c, "nav-url-categories").await?;
+        find(&c, "url-categories-builtin").await?;
+        // Newest first: the solutions page has no category, the comparison page has one.
+        expect_text(&c, "recent-page-0-stored", "—").await?;
+        expect_contains(&c, "recent-page-1-stored", "竞品对比").await?;
+
+        click(&c, "add-url-rule").await?;
+        expect_contains(&c, "url-categories-problems", "第 11 条规则").await?;
+        choose(&c, "url-rule-10-kind", "regex").await?;
+        enter(&c, "url-rule-10-pattern", "(unclosed").await?;
+        enter(&c, "url-rule-10-category", "case_study").await?;
+        expect_contains(&c, "url-categories-problems", "第 11 条规则的匹配条件").await?;
+        choose(&c, "url-rule-10-kind", "glob").await?;
+        enter(&c, "url-rule-10-pattern", "/solutions/**").await?;
+        gone(&c, "url-categories-problems").await?;
+        expect_text(&c, "url-rule-10-category-words", "客户案例").await?;
+        // The preview: what the draft would call the pages, before saving.
+        expect_text(&c, "recent-page-0-draft", "客户案例（rule-1）").await?;
+        expect_text(&c, "recent-page-0-stored", "—").await?;
+        click(&c, "save-url-categories").await?;
+        expect_contains(&c, "url-categories-notice", "已保存").await?;
+
+        api.post(
+            "/api/v1/events",
+            &json!({"id": "p3", "name": "page_view", "properties": {"anonymous_id": "v2", "path": "/solutions/auto"}}),
+        )
+        .await;
+        let recent = api.get("/api/v1/url-categories/recent").await;
+        let p3 = recent["pages"]
+            .as_array()
+            .and_then(|p| p.iter().find(|p| p["event"] == "p3"))
+            .cloned()
+            .ok_or(format!("p3 in {recent}"))?;
+        if (p3["category"].as_str(), p3["rule"].as_str()) != (Some("case_study"), Some("rule-1")) {
+            return Err(format!("the saved rule named the new visit: {p3}"));
+        }
+        let p2 = recent["pages"]
+            .as_array()
+            .and_then(|p| p.iter().find(|p| p["event"] == "p2"))
+            .cloned()
+            .unwrap_or_default();
+        if !p2["category"].is_null() {
+            return Err(format!("a recorded visit stays as it was: {p2}"));
+        }
+        Ok(())
+    })
+    .await;
+}

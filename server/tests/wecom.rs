@@ -338,3 +338,123 @@ async fn app_messages_reach_employees_with_one_token(backend: Backend) {
     s.finish().await;
 }
 both!(app_messages_reach_employees_with_one_token);
+
+/// The customer-contact and group-chat operations in one flow against the mock, in WeCom's
+/// shapes: a customer's profile (followers over two pages, tags → lead attributes), a
+/// group send with a link (an unknown customer reported as failed) and its result, a tag,
+/// and an internal group chat with a first message.
+async fn customer_and_group_chat_operations(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let mock = MockWeCom::start().await;
+    let (st, published) = s
+        .publish_connector(std::fs::read(connector_wasm("wecom")).unwrap())
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{published}");
+    let (st, g) = s
+        .call(
+            Method::PUT,
+            "/api/v1/connectors/wecom/grants",
+            Some(json!({"hosts": ["127.0.0.1"], "secrets": ["corp_id", "secret"], "kv": true})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{g}");
+    for (name, value) in [
+        ("corp_id", mock_wecom::CORP_ID),
+        ("secret", mock_wecom::SECRET),
+    ] {
+        s.call(
+            Method::PUT,
+            &format!("/api/v1/connectors/wecom/secrets/{name}"),
+            Some(json!({ "value": value })),
+        )
+        .await;
+    }
+    let base = mock.base();
+    let node = |id: &str, op: &str, input: Value, x: i64| {
+        json!({"id": id, "type": "connector", "connector": "wecom@0", "operation": op,
+               "config": {"api_base": base}, "input": input, "retry": {"max_attempts": 1},
+               "position": [x, 0]})
+    };
+    let doc = json!({
+        "schema": 1, "name": "交付攻坚",
+        "nodes": [
+            {"id": "start", "type": "trigger", "config": {"kind": "manual"}, "position": [0, 0]},
+            node("contact", "get_external_contact", json!({"external_userid": mock_wecom::CUSTOMER}), 200),
+            node("send", "create_group_send", json!({
+                "external_userid": [mock_wecom::CUSTOMER, "wmUnknownCustomer"], "sender": "zhangwei",
+                "text": "您好，{{ steps.contact.output.name }}，技术方案包已为您准备好。",
+                "attachments": [{"msgtype": "link", "title": "X5 技术方案包", "url": "https://x.cn/pack/x5"}]}), 400),
+            node("result", "get_group_send_result", json!({"msgid": "{{ steps.send.output.msgid }}", "userid": "zhangwei"}), 600),
+            node("tag", "mark_tags", json!({"userid": "zhangwei", "external_userid": mock_wecom::CUSTOMER, "add_tag": ["et-hot"]}), 800),
+            node("chat", "create_group_chat", json!({"name": "苏州精工-交付攻坚", "owner": "zhangwei",
+                "userlist": ["zhangwei", "lina", "wangfang"], "chatid": "szjg001"}), 1000),
+            node("post", "send_group_chat", json!({"chatid": "{{ steps.chat.output.chatid }}", "msgtype": "text",
+                "content": "目标：24 小时内确认替代方案，48 小时内客户签收。"}), 1200)
+        ],
+        "edges": [{"from": "start", "to": "contact"}, {"from": "contact", "to": "send"},
+                  {"from": "send", "to": "result"}, {"from": "result", "to": "tag"},
+                  {"from": "tag", "to": "chat"}, {"from": "chat", "to": "post"}]
+    });
+    let flow = s.create_flow(doc, true).await;
+    let (st, started) = s
+        .post(&format!("/api/v1/flows/{flow}/runs"), json!({"input": {}}))
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{started}");
+    let run = s.wait_run(started["run_id"].as_str().unwrap(), 30).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let out = |node: &str| {
+        run["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .rev()
+            .find(|s| s["node"] == node || s["node_id"] == node)
+            .map(|s| s["output"].clone())
+            .unwrap_or_else(|| panic!("no step {node} in {run}"))
+    };
+    let contact = out("contact");
+    assert_eq!(contact["attributes"]["company"], "苏州精工", "{contact}");
+    assert_eq!(
+        contact["attributes"]["tags"],
+        json!(["制造业", "高意向"]),
+        "{contact}"
+    );
+    assert_eq!(
+        contact["follow_users"].as_array().unwrap().len(),
+        2,
+        "both pages: {contact}"
+    );
+    assert_eq!(contact["kind"], "wecom");
+    assert_eq!(out("send")["failed"], json!(["wmUnknownCustomer"]));
+    let result = out("result");
+    assert_eq!(result["sent"], 1, "{result}");
+    assert!(
+        result["deliveries"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"external_userid": "wmUnknownCustomer", "status": "not_a_contact", "send_time": null})),
+        "{result}"
+    );
+    assert_eq!(out("post")["sent"], true);
+    {
+        let st = mock.state.lock().unwrap();
+        let send = &st.group_sends[0];
+        assert_eq!(
+            send["text"]["content"],
+            "您好，王磊，技术方案包已为您准备好。"
+        );
+        assert_eq!(
+            send["attachments"][0]["link"]["url"],
+            "https://x.cn/pack/x5"
+        );
+        assert_eq!(st.tag_marks[0]["add_tag"], json!(["et-hot"]));
+        assert_eq!(st.chats["szjg001"]["name"], "苏州精工-交付攻坚");
+        assert_eq!(
+            st.chat_messages[0]["text"]["content"],
+            "目标：24 小时内确认替代方案，48 小时内客户签收。"
+        );
+        assert_eq!(st.gettoken_calls, 1);
+    }
+    s.finish().await;
+}
+both!(customer_and_group_chat_operations);

@@ -695,7 +695,18 @@ pub mod mock_wecom {
         pub send_calls: u32,
         /// The next `message/send` answers `45009` this many times.
         pub rate_limited: u32,
+        /// Group sends created (`add_msg_template` bodies).
+        pub group_sends: Vec<Value>,
+        /// Tag changes (`mark_tag` bodies).
+        pub tag_marks: Vec<Value>,
+        /// Group chats created, by chat id (`appchat/create` bodies).
+        pub chats: std::collections::BTreeMap<String, Value>,
+        /// Messages posted to group chats (`appchat/send` bodies).
+        pub chat_messages: Vec<Value>,
     }
+
+    /// The one customer the mock knows, followed by two employees (one per page).
+    pub const CUSTOMER: &str = "wmJ8sQ2rCustomer01";
 
     #[derive(Clone, Debug)]
     pub struct MockWeCom {
@@ -709,6 +720,21 @@ pub mod mock_wecom {
             let app = axum::Router::new()
                 .route("/cgi-bin/gettoken", axum::routing::get(gettoken))
                 .route("/cgi-bin/message/send", axum::routing::post(send))
+                .route(
+                    "/cgi-bin/externalcontact/add_msg_template",
+                    axum::routing::post(add_msg_template),
+                )
+                .route(
+                    "/cgi-bin/externalcontact/get_groupmsg_send_result",
+                    axum::routing::post(send_result),
+                )
+                .route("/cgi-bin/externalcontact/get", axum::routing::get(contact))
+                .route(
+                    "/cgi-bin/externalcontact/mark_tag",
+                    axum::routing::post(mark_tag),
+                )
+                .route("/cgi-bin/appchat/create", axum::routing::post(chat_create))
+                .route("/cgi-bin/appchat/send", axum::routing::post(chat_send))
                 .with_state(state.clone());
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
@@ -750,6 +776,166 @@ pub mod mock_wecom {
         let token = format!("tok-{}", s.gettoken_calls);
         s.token = Some(token.clone());
         axum::Json(json!({"errcode": 0, "errmsg": "ok", "access_token": token, "expires_in": 7200}))
+    }
+
+    /// The token check every API call makes: `None` when the token is good.
+    fn refuse(s: &WeComState, q: &std::collections::HashMap<String, String>) -> Option<Value> {
+        let given = q.get("access_token").cloned().unwrap_or_default();
+        match &s.token {
+            Some(t) if t.ends_with("-expired") && t.starts_with(&given) && !given.is_empty() => {
+                Some(json!({"errcode": 42001, "errmsg": "access_token expired"}))
+            }
+            Some(t) if *t == given => None,
+            _ => Some(json!({"errcode": 40014, "errmsg": "invalid access_token"})),
+        }
+    }
+
+    async fn add_msg_template(
+        State(s): State<Arc<Mutex<WeComState>>>,
+        Query(q): Params,
+        axum::Json(body): axum::Json<Value>,
+    ) -> axum::Json<Value> {
+        let mut s = s.lock().unwrap();
+        if let Some(e) = refuse(&s, &q) {
+            return axum::Json(e);
+        }
+        if body["chat_type"] != "single" || body["sender"].as_str().is_none_or(str::is_empty) {
+            return axum::Json(json!({"errcode": 40058, "errmsg": "invalid chat_type or sender"}));
+        }
+        // Customers the mock does not know fail, as those who are not the sender's do.
+        let fail: Vec<Value> = body["external_userid"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|c| *c != CUSTOMER)
+            .cloned()
+            .collect();
+        s.group_sends.push(body);
+        axum::Json(
+            json!({"errcode": 0, "errmsg": "ok", "fail_list": fail, "msgid": format!("gs-{}", s.group_sends.len())}),
+        )
+    }
+
+    async fn send_result(
+        State(s): State<Arc<Mutex<WeComState>>>,
+        Query(q): Params,
+        axum::Json(body): axum::Json<Value>,
+    ) -> axum::Json<Value> {
+        let s = s.lock().unwrap();
+        if let Some(e) = refuse(&s, &q) {
+            return axum::Json(e);
+        }
+        let Some(n) = body["msgid"]
+            .as_str()
+            .and_then(|m| m.strip_prefix("gs-"))
+            .and_then(|n| n.parse::<usize>().ok())
+        else {
+            return axum::Json(json!({"errcode": 41063, "errmsg": "invalid msgid"}));
+        };
+        let Some(send) = s.group_sends.get(n - 1) else {
+            return axum::Json(json!({"errcode": 41063, "errmsg": "invalid msgid"}));
+        };
+        // The sender confirmed: known customers got it, the others were not contacts.
+        let list: Vec<Value> = send["external_userid"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| {
+                if *c == CUSTOMER {
+                    json!({"external_userid": c, "userid": send["sender"], "status": 1, "send_time": 1796000000})
+                } else {
+                    json!({"external_userid": c, "userid": send["sender"], "status": 2})
+                }
+            })
+            .collect();
+        axum::Json(json!({"errcode": 0, "errmsg": "ok", "next_cursor": "", "send_list": list}))
+    }
+
+    async fn contact(
+        State(s): State<Arc<Mutex<WeComState>>>,
+        Query(q): Params,
+    ) -> axum::Json<Value> {
+        let s = s.lock().unwrap();
+        if let Some(e) = refuse(&s, &q) {
+            return axum::Json(e);
+        }
+        if q.get("external_userid").map(String::as_str) != Some(CUSTOMER) {
+            return axum::Json(json!({"errcode": 84061, "errmsg": "not external contact"}));
+        }
+        let profile = json!({"external_userid": CUSTOMER, "name": "王磊", "type": 2,
+            "corp_name": "苏州精工", "position": "采购经理", "gender": 1});
+        // Followers in two pages, as WeCom pages them.
+        let (follower, next) = match q.get("cursor").map(String::as_str) {
+            Some("page-2") => (
+                json!({"userid": "lina", "remark": "", "createtime": 1796000100, "state": "",
+                "tags": [{"group_name": "行业", "tag_name": "制造业", "tag_id": "et-mfg", "type": 1}]}),
+                "",
+            ),
+            _ => (
+                json!({"userid": "zhangwei", "remark": "王总", "createtime": 1796000000, "state": "expo-2026-suzhou",
+                "tags": [{"group_name": "意向", "tag_name": "高意向", "tag_id": "et-hot", "type": 1}]}),
+                "page-2",
+            ),
+        };
+        axum::Json(
+            json!({"errcode": 0, "errmsg": "ok", "external_contact": profile,
+            "follow_user": [follower], "next_cursor": next}),
+        )
+    }
+
+    async fn mark_tag(
+        State(s): State<Arc<Mutex<WeComState>>>,
+        Query(q): Params,
+        axum::Json(body): axum::Json<Value>,
+    ) -> axum::Json<Value> {
+        let mut s = s.lock().unwrap();
+        if let Some(e) = refuse(&s, &q) {
+            return axum::Json(e);
+        }
+        s.tag_marks.push(body);
+        axum::Json(json!({"errcode": 0, "errmsg": "ok"}))
+    }
+
+    async fn chat_create(
+        State(s): State<Arc<Mutex<WeComState>>>,
+        Query(q): Params,
+        axum::Json(body): axum::Json<Value>,
+    ) -> axum::Json<Value> {
+        let mut s = s.lock().unwrap();
+        if let Some(e) = refuse(&s, &q) {
+            return axum::Json(e);
+        }
+        let members = body["userlist"].as_array().map_or(0, Vec::len);
+        if !(2..=2000).contains(&members) {
+            return axum::Json(json!({"errcode": 86216, "errmsg": "invalid member count"}));
+        }
+        let id = body["chatid"]
+            .as_str()
+            .map_or_else(|| format!("chat{}", s.chats.len() + 1), str::to_owned);
+        if s.chats.contains_key(&id) {
+            return axum::Json(json!({"errcode": 86215, "errmsg": "chat exists"}));
+        }
+        s.chats.insert(id.clone(), body);
+        axum::Json(json!({"errcode": 0, "errmsg": "ok", "chatid": id}))
+    }
+
+    async fn chat_send(
+        State(s): State<Arc<Mutex<WeComState>>>,
+        Query(q): Params,
+        axum::Json(body): axum::Json<Value>,
+    ) -> axum::Json<Value> {
+        let mut s = s.lock().unwrap();
+        if let Some(e) = refuse(&s, &q) {
+            return axum::Json(e);
+        }
+        if !body["chatid"]
+            .as_str()
+            .is_some_and(|c| s.chats.contains_key(c))
+        {
+            return axum::Json(json!({"errcode": 86003, "errmsg": "chat not found"}));
+        }
+        s.chat_messages.push(body);
+        axum::Json(json!({"errcode": 0, "errmsg": "ok"}))
     }
 
     async fn send(

@@ -26,6 +26,7 @@
 
 pub mod callback;
 pub mod crypto;
+mod ops;
 
 use serde::{Deserialize, Serialize};
 use trellis_connector_sdk::{
@@ -41,7 +42,7 @@ const REPLAY_WINDOW_SECS: i64 = 300;
 const TOKEN_MARGIN_MS: u64 = 5 * 60 * 1000;
 const DEFAULT_API_BASE: &str = "https://qyapi.weixin.qq.com";
 
-fn default_api_base() -> String {
+pub(crate) fn default_api_base() -> String {
     DEFAULT_API_BASE.into()
 }
 
@@ -73,7 +74,7 @@ struct Article {
 /// flattened into the input beside `touser`.)
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(tag = "msgtype", rename_all = "snake_case")]
-enum AppMessage {
+pub(crate) enum AppMessage {
     /// Plain text (at most 2,048 bytes).
     Text { content: String },
     /// Markdown (WeCom's subset).
@@ -88,6 +89,43 @@ enum AppMessage {
     },
     /// One to eight articles.
     News { articles: Vec<Article> },
+}
+
+impl AppMessage {
+    /// Writes `msgtype` and the message's own object into a request body, as WeCom's
+    /// `message/send` and `appchat/send` take them.
+    pub(crate) fn write_into(self, body: &mut Value) -> Result<(), Error> {
+        match self {
+            AppMessage::Text { content } => {
+                body["msgtype"] = json!("text");
+                body["text"] = json!({ "content": content });
+            }
+            AppMessage::Markdown { content } => {
+                body["msgtype"] = json!("markdown");
+                body["markdown"] = json!({ "content": content });
+            }
+            AppMessage::Textcard {
+                title,
+                description,
+                url,
+                btntxt,
+            } => {
+                body["msgtype"] = json!("textcard");
+                body["textcard"] = json!({ "title": title, "description": description, "url": url,
+                                           "btntxt": btntxt.unwrap_or_else(|| "详情".into()) });
+            }
+            AppMessage::News { articles } => {
+                if articles.is_empty() || articles.len() > 8 {
+                    return Err(Error::InvalidInput(
+                        "a news message has 1 to 8 articles".into(),
+                    ));
+                }
+                body["msgtype"] = json!("news");
+                body["news"] = json!({ "articles": articles });
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -133,11 +171,23 @@ impl Connector for WeCom {
                 )
                 .side_effects(),
             )
+            .operation(ops::operations::create_group_send())
+            .operation(ops::operations::get_group_send_result())
+            .operation(ops::operations::get_external_contact())
+            .operation(ops::operations::mark_tags())
+            .operation(ops::operations::create_group_chat())
+            .operation(ops::operations::send_group_chat())
     }
 
     fn invoke(call: Call) -> Result<Output, Error> {
         match call.operation() {
             "send_app_message" => call.handle(send_app_message),
+            "create_group_send" => call.handle(ops::create_group_send),
+            "get_group_send_result" => call.handle(ops::get_group_send_result),
+            "get_external_contact" => call.handle(ops::get_external_contact),
+            "mark_tags" => call.handle(ops::mark_tags),
+            "create_group_chat" => call.handle(ops::create_group_chat),
+            "send_group_chat" => call.handle(ops::send_group_chat),
             other => Err(Error::unknown_operation(other)),
         }
     }
@@ -387,16 +437,21 @@ fn fetch_token(api_base: &str) -> Result<String, Error> {
     Ok(token)
 }
 
-/// Calls WeCom's `path` with the access token; an expired or invalid token is refreshed
-/// once and the call made again.
-fn call_api(api_base: &str, path: &str, body: &Value) -> Result<Value, Error> {
+/// Calls WeCom's `path` (with its own query, if any) with the access token: a POST of
+/// `body`, or a GET without one. An expired or invalid token is refreshed once and the
+/// call made again.
+pub(crate) fn call_api(api_base: &str, path: &str, body: Option<&Value>) -> Result<Value, Error> {
     let api_base = api_base.trim_end_matches('/');
+    let sep = if path.contains('?') { '&' } else { '?' };
     let mut refused: Option<String> = None;
     loop {
         let token = access_token(api_base, refused.as_deref())?;
-        let url = format!("{api_base}{path}?access_token={token}");
-        let answer = http::Request::post(url)
-            .json(body)?
+        let url = format!("{api_base}{path}{sep}access_token={token}");
+        let request = match body {
+            Some(b) => http::Request::post(url).json(b)?,
+            None => http::Request::get(url),
+        };
+        let answer = request
             .send()?
             .error_for_status()?
             .json_value()
@@ -419,36 +474,8 @@ fn send_app_message(config: AppConfig, input: SendInput, _: &Context) -> Result<
         return Err(Error::InvalidInput("touser names nobody".into()));
     }
     let mut body = json!({ "touser": to.join("|"), "agentid": config.agent_id });
-    match input.message {
-        AppMessage::Text { content } => {
-            body["msgtype"] = json!("text");
-            body["text"] = json!({ "content": content });
-        }
-        AppMessage::Markdown { content } => {
-            body["msgtype"] = json!("markdown");
-            body["markdown"] = json!({ "content": content });
-        }
-        AppMessage::Textcard {
-            title,
-            description,
-            url,
-            btntxt,
-        } => {
-            body["msgtype"] = json!("textcard");
-            body["textcard"] = json!({ "title": title, "description": description, "url": url,
-                                       "btntxt": btntxt.unwrap_or_else(|| "详情".into()) });
-        }
-        AppMessage::News { articles } => {
-            if articles.is_empty() || articles.len() > 8 {
-                return Err(Error::InvalidInput(
-                    "a news message has 1 to 8 articles".into(),
-                ));
-            }
-            body["msgtype"] = json!("news");
-            body["news"] = json!({ "articles": articles });
-        }
-    }
-    let v = call_api(&config.api_base, "/cgi-bin/message/send", &body)?;
+    input.message.write_into(&mut body)?;
+    let v = call_api(&config.api_base, "/cgi-bin/message/send", Some(&body))?;
     Ok(SendOutput {
         msgid: v["msgid"].as_str().unwrap_or_default().to_owned(),
         invalid_users: v["invaliduser"]
@@ -499,6 +526,12 @@ mod tests {
     fn the_manifest_names_its_secrets_and_operation() {
         let text = format!("{:?}", WeCom::manifest());
         for must in [
+            "create_group_send",
+            "get_group_send_result",
+            "get_external_contact",
+            "mark_tags",
+            "create_group_chat",
+            "send_group_chat",
             "wecom",
             "encoding_aes_key",
             "corp_id",

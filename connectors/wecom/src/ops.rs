@@ -1,0 +1,509 @@
+//! WeCom's customer-contact and group-chat operations, in its own request and answer
+//! shapes: group sends to customers (a task the rep confirms in WeCom) and their results,
+//! a customer's profile with its followers and tags, tagging, and internal group chats
+//! (the task units' war rooms).
+
+use serde::{Deserialize, Serialize};
+use trellis_connector_sdk::{Context, Error, JsonSchema, Operation, Value, json};
+
+use crate::{AppMessage, call_api, default_api_base};
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ApiConfig {
+    /// WeCom's API address; change it only for a private deployment.
+    #[serde(default = "default_api_base")]
+    #[schemars(extend("x-trellis" = { "label": {"zh": "接口地址", "en": "API address"} }))]
+    api_base: String,
+}
+
+fn form(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+fn nonempty(list: &[String]) -> Vec<&str> {
+    list.iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// Something sent with a group send.
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(tag = "msgtype", rename_all = "snake_case", deny_unknown_fields)]
+pub(crate) enum Attachment {
+    /// An image uploaded before (its media id).
+    Image { media_id: String },
+    /// A link card (the solution pack, a case video).
+    Link {
+        title: String,
+        url: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        desc: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        picurl: Option<String>,
+    },
+    /// A mini program page.
+    Miniprogram {
+        title: String,
+        appid: String,
+        page: String,
+        pic_media_id: String,
+    },
+}
+
+impl Attachment {
+    fn to_wecom(&self) -> Value {
+        match self {
+            Attachment::Image { media_id } => {
+                json!({ "msgtype": "image", "image": { "media_id": media_id } })
+            }
+            Attachment::Link {
+                title,
+                url,
+                desc,
+                picurl,
+            } => {
+                let mut link = json!({ "title": title, "url": url });
+                if let Some(d) = desc {
+                    link["desc"] = json!(d);
+                }
+                if let Some(p) = picurl {
+                    link["picurl"] = json!(p);
+                }
+                json!({ "msgtype": "link", "link": link })
+            }
+            Attachment::Miniprogram {
+                title,
+                appid,
+                page,
+                pic_media_id,
+            } => json!({ "msgtype": "miniprogram", "miniprogram": {
+                "title": title, "appid": appid, "page": page, "pic_media_id": pic_media_id } }),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct GroupSendInput {
+    /// The customers' external contact ids (at most 10,000).
+    external_userid: Vec<String>,
+    /// The rep who sends it (their WeCom user id): WeCom asks them to confirm.
+    #[schemars(extend("x-trellis" = { "people": true }))]
+    sender: String,
+    /// The text, if any.
+    #[serde(default)]
+    text: Option<String>,
+    /// Up to 9 attachments.
+    #[serde(default)]
+    attachments: Vec<Attachment>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct GroupSendOutput {
+    /// The group send's id, for its result.
+    msgid: String,
+    /// Customers WeCom could not include (not the sender's, or over their monthly cap).
+    failed: Vec<String>,
+}
+
+/// `externalcontact/add_msg_template`: a group send to customers, which the sender
+/// confirms in WeCom (a customer gets at most one group send per day or month, as the
+/// corp's admin set).
+pub(crate) fn create_group_send(
+    config: ApiConfig,
+    input: GroupSendInput,
+    _: &Context,
+) -> Result<GroupSendOutput, Error> {
+    let customers = nonempty(&input.external_userid);
+    if customers.is_empty() {
+        return Err(Error::InvalidInput("external_userid names nobody".into()));
+    }
+    if input.text.as_deref().is_none_or(|t| t.trim().is_empty()) && input.attachments.is_empty() {
+        return Err(Error::InvalidInput(
+            "a group send needs a text or an attachment".into(),
+        ));
+    }
+    if input.attachments.len() > 9 {
+        return Err(Error::InvalidInput("at most 9 attachments".into()));
+    }
+    let mut body = json!({
+        "chat_type": "single",
+        "external_userid": customers,
+        "sender": input.sender.trim(),
+        "attachments": input.attachments.iter().map(Attachment::to_wecom).collect::<Vec<_>>(),
+    });
+    if let Some(t) = input.text.filter(|t| !t.trim().is_empty()) {
+        body["text"] = json!({ "content": t });
+    }
+    let v = call_api(
+        &config.api_base,
+        "/cgi-bin/externalcontact/add_msg_template",
+        Some(&body),
+    )?;
+    Ok(GroupSendOutput {
+        msgid: v["msgid"].as_str().unwrap_or_default().to_owned(),
+        failed: v["fail_list"]
+            .as_array()
+            .map(|l| {
+                l.iter()
+                    .filter_map(|x| x.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    })
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct GroupSendResultInput {
+    /// The group send's id.
+    msgid: String,
+    /// The sender's WeCom user id.
+    #[schemars(extend("x-trellis" = { "people": true }))]
+    userid: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct Delivery {
+    external_userid: String,
+    /// `pending` (not sent yet), `sent`, `not_a_contact` or `already_received` (the
+    /// customer had another group send within the cap).
+    status: String,
+    /// When it was sent (seconds since the epoch), if it was.
+    send_time: Option<i64>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct GroupSendResult {
+    deliveries: Vec<Delivery>,
+    /// How many were sent.
+    sent: usize,
+}
+
+/// `externalcontact/get_groupmsg_send_result`, every page: who got the group send.
+pub(crate) fn get_group_send_result(
+    config: ApiConfig,
+    input: GroupSendResultInput,
+    _: &Context,
+) -> Result<GroupSendResult, Error> {
+    let mut deliveries = Vec::new();
+    let mut cursor = String::new();
+    // At most 1,000 per page; a send reaches at most 10,000 customers.
+    for _ in 0..20 {
+        let body = json!({ "msgid": input.msgid, "userid": input.userid, "limit": 1000, "cursor": cursor });
+        let v = call_api(
+            &config.api_base,
+            "/cgi-bin/externalcontact/get_groupmsg_send_result",
+            Some(&body),
+        )?;
+        for d in v["send_list"].as_array().into_iter().flatten() {
+            deliveries.push(Delivery {
+                external_userid: d["external_userid"].as_str().unwrap_or_default().to_owned(),
+                status: match d["status"].as_i64() {
+                    Some(1) => "sent",
+                    Some(2) => "not_a_contact",
+                    Some(3) => "already_received",
+                    _ => "pending",
+                }
+                .to_owned(),
+                send_time: d["send_time"].as_i64().filter(|t| *t > 0),
+            });
+        }
+        cursor = v["next_cursor"].as_str().unwrap_or_default().to_owned();
+        if cursor.is_empty() {
+            break;
+        }
+    }
+    let sent = deliveries.iter().filter(|d| d.status == "sent").count();
+    Ok(GroupSendResult { deliveries, sent })
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ContactInput {
+    /// The customer's external contact id.
+    external_userid: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct Follower {
+    userid: String,
+    remark: Option<String>,
+    /// When they added each other (seconds since the epoch).
+    createtime: Option<i64>,
+    /// The 联系我 code's or link's `state` they came through.
+    state: Option<String>,
+    tags: Vec<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct Contact {
+    external_userid: String,
+    name: String,
+    /// `wechat` or `wecom` (a WeCom user of another corp).
+    kind: String,
+    corp_name: Option<String>,
+    position: Option<String>,
+    follow_users: Vec<Follower>,
+    /// The lead attributes this contact gives: name, company, position, tags.
+    attributes: Value,
+}
+
+/// `externalcontact/get` (every page of followers): a customer's profile, the employees
+/// who follow them and their tags, and the lead attributes they give.
+pub(crate) fn get_external_contact(
+    config: ApiConfig,
+    input: ContactInput,
+    _: &Context,
+) -> Result<Contact, Error> {
+    let id = input.external_userid.trim();
+    if id.is_empty() {
+        return Err(Error::InvalidInput("external_userid is empty".into()));
+    }
+    let mut profile = Value::Null;
+    let mut follow_users = Vec::new();
+    let mut cursor = String::new();
+    for _ in 0..50 {
+        let path = format!(
+            "/cgi-bin/externalcontact/get?external_userid={}&cursor={}",
+            form(id),
+            form(&cursor)
+        );
+        let v = call_api(&config.api_base, &path, None)?;
+        if profile.is_null() {
+            profile = v["external_contact"].clone();
+        }
+        for f in v["follow_user"].as_array().into_iter().flatten() {
+            let s = |k: &str| f[k].as_str().filter(|s| !s.is_empty()).map(str::to_owned);
+            follow_users.push(Follower {
+                userid: f["userid"].as_str().unwrap_or_default().to_owned(),
+                remark: s("remark"),
+                createtime: f["createtime"].as_i64(),
+                state: s("state"),
+                tags: f["tags"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|t| t["tag_name"].as_str().map(str::to_owned))
+                    .collect(),
+            });
+        }
+        cursor = v["next_cursor"].as_str().unwrap_or_default().to_owned();
+        if cursor.is_empty() {
+            break;
+        }
+    }
+    let s = |k: &str| {
+        profile[k]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    let mut tags: Vec<String> = follow_users.iter().flat_map(|f| f.tags.clone()).collect();
+    tags.sort();
+    tags.dedup();
+    let name = s("name").unwrap_or_default();
+    let mut attributes = json!({ "name": name, "tags": tags });
+    if let Some(c) = s("corp_name") {
+        attributes["company"] = json!(c);
+    }
+    if let Some(p) = s("position") {
+        attributes["position"] = json!(p);
+    }
+    Ok(Contact {
+        external_userid: id.to_owned(),
+        name,
+        kind: if profile["type"].as_i64() == Some(2) {
+            "wecom"
+        } else {
+            "wechat"
+        }
+        .to_owned(),
+        corp_name: s("corp_name"),
+        position: s("position"),
+        follow_users,
+        attributes,
+    })
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TagsInput {
+    /// The employee whose view of the customer is tagged (their WeCom user id).
+    #[schemars(extend("x-trellis" = { "people": true }))]
+    userid: String,
+    external_userid: String,
+    /// Tag ids to add (from WeCom's corp tag library).
+    #[serde(default)]
+    add_tag: Vec<String>,
+    /// Tag ids to remove.
+    #[serde(default)]
+    remove_tag: Vec<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct TagsOutput {
+    added: usize,
+    removed: usize,
+}
+
+/// `externalcontact/mark_tag`: adds and removes corp tags on a customer.
+pub(crate) fn mark_tags(
+    config: ApiConfig,
+    input: TagsInput,
+    _: &Context,
+) -> Result<TagsOutput, Error> {
+    let (add, remove) = (nonempty(&input.add_tag), nonempty(&input.remove_tag));
+    if add.is_empty() && remove.is_empty() {
+        return Err(Error::InvalidInput("no tag to add or remove".into()));
+    }
+    let body = json!({ "userid": input.userid.trim(), "external_userid": input.external_userid.trim(),
+                       "add_tag": add, "remove_tag": remove });
+    call_api(
+        &config.api_base,
+        "/cgi-bin/externalcontact/mark_tag",
+        Some(&body),
+    )?;
+    Ok(TagsOutput {
+        added: add.len(),
+        removed: remove.len(),
+    })
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ChatInput {
+    /// The chat's name, e.g. "苏州精工-交付攻坚".
+    name: String,
+    /// The owner (a WeCom user id, one of the members).
+    #[schemars(extend("x-trellis" = { "people": true }))]
+    owner: String,
+    /// The members' WeCom user ids (2 to 2,000, employees only).
+    #[schemars(extend("x-trellis" = { "people": true }))]
+    userlist: Vec<String>,
+    /// A chat id of your own (letters and digits, at most 32), so creating it again
+    /// (a retried step) finds the same chat.
+    #[serde(default)]
+    chatid: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct ChatOutput {
+    chatid: String,
+}
+
+/// `appchat/create`: an internal group chat of employees.
+pub(crate) fn create_group_chat(
+    config: ApiConfig,
+    input: ChatInput,
+    _: &Context,
+) -> Result<ChatOutput, Error> {
+    let members = nonempty(&input.userlist);
+    if members.len() < 2 || members.len() > 2000 {
+        return Err(Error::InvalidInput(
+            "a group chat has 2 to 2,000 members".into(),
+        ));
+    }
+    let owner = input.owner.trim();
+    if !members.contains(&owner) {
+        return Err(Error::InvalidInput(
+            "the owner must be one of the members".into(),
+        ));
+    }
+    let mut body = json!({ "name": input.name.trim(), "owner": owner, "userlist": members });
+    if let Some(id) = input
+        .chatid
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        body["chatid"] = json!(id);
+    }
+    let v = call_api(&config.api_base, "/cgi-bin/appchat/create", Some(&body))?;
+    Ok(ChatOutput {
+        chatid: v["chatid"].as_str().unwrap_or_default().to_owned(),
+    })
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub(crate) struct ChatSendInput {
+    chatid: String,
+    #[serde(flatten)]
+    message: AppMessage,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct ChatSendOutput {
+    sent: bool,
+}
+
+/// `appchat/send`: a message into a group chat the app created.
+pub(crate) fn send_group_chat(
+    config: ApiConfig,
+    input: ChatSendInput,
+    _: &Context,
+) -> Result<ChatSendOutput, Error> {
+    let mut body = json!({ "chatid": input.chatid.trim(), "safe": 0 });
+    input.message.write_into(&mut body)?;
+    call_api(&config.api_base, "/cgi-bin/appchat/send", Some(&body))?;
+    Ok(ChatSendOutput { sent: true })
+}
+
+/// The operations' manifest entries.
+pub(crate) mod operations {
+    use super::*;
+
+    pub(crate) fn create_group_send() -> Operation {
+        Operation::new::<ApiConfig, GroupSendInput, GroupSendOutput>(
+            "create_group_send",
+            "客户群发（需成员确认）",
+            "Group send to customers (the rep confirms)",
+        )
+        .side_effects()
+    }
+
+    pub(crate) fn get_group_send_result() -> Operation {
+        Operation::new::<ApiConfig, GroupSendResultInput, GroupSendResult>(
+            "get_group_send_result",
+            "查询群发结果",
+            "Group send result",
+        )
+    }
+
+    pub(crate) fn get_external_contact() -> Operation {
+        Operation::new::<ApiConfig, ContactInput, Contact>(
+            "get_external_contact",
+            "读取客户资料",
+            "Get a customer's profile",
+        )
+    }
+
+    pub(crate) fn mark_tags() -> Operation {
+        Operation::new::<ApiConfig, TagsInput, TagsOutput>(
+            "mark_tags",
+            "给客户打标签",
+            "Tag a customer",
+        )
+        .side_effects()
+    }
+
+    pub(crate) fn create_group_chat() -> Operation {
+        Operation::new::<ApiConfig, ChatInput, ChatOutput>(
+            "create_group_chat",
+            "创建内部群聊",
+            "Create a group chat",
+        )
+        .side_effects()
+    }
+
+    pub(crate) fn send_group_chat() -> Operation {
+        Operation::new::<ApiConfig, ChatSendInput, ChatSendOutput>(
+            "send_group_chat",
+            "发送群聊消息",
+            "Post to a group chat",
+        )
+        .side_effects()
+    }
+}

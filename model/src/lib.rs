@@ -10,6 +10,7 @@ pub mod behaviour;
 pub mod canonical;
 pub mod condition;
 pub mod connectors;
+pub mod contact_policy;
 pub mod coverage;
 pub mod diff;
 pub mod duration;

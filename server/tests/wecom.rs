@@ -458,3 +458,132 @@ async fn customer_and_group_chat_operations(backend: Backend) {
     s.finish().await;
 }
 both!(customer_and_group_chat_operations);
+
+/// Reconciliation: the poll reads the granted employees' customers page by page and
+/// records only what differs: two customers become leads (owned by their reps, company
+/// from WeCom), further passes record nothing, a tag changed through the API (which
+/// sends no callback) is recorded once.
+async fn reconciliation_records_only_differences(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let mock = MockWeCom::start().await;
+    let (st, published) = s
+        .publish_connector(std::fs::read(connector_wasm("wecom")).unwrap())
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{published}");
+    s.call(
+        Method::PUT,
+        "/api/v1/connectors/wecom/grants",
+        Some(json!({"hosts": ["127.0.0.1"], "secrets": ["corp_id", "secret"], "kv": true})),
+    )
+    .await;
+    for (name, value) in [
+        ("corp_id", mock_wecom::CORP_ID),
+        ("secret", mock_wecom::SECRET),
+    ] {
+        s.call(
+            Method::PUT,
+            &format!("/api/v1/connectors/wecom/secrets/{name}"),
+            Some(json!({ "value": value })),
+        )
+        .await;
+    }
+    mock.state.lock().unwrap().customer_tags = vec!["et-hot".into()];
+    let (st, v) = s
+        .call(
+            Method::PUT,
+            "/api/v1/connectors/wecom/poll",
+            Some(json!({"interval_seconds": 1,
+                        "config": {"api_base": mock.base(), "follow_users": ["zhangwei", "lina"]}})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+
+    let synced = |card: &Value| {
+        card["timeline"].as_array().map_or(0, |t| {
+            t.iter()
+                .filter(|e| e["name"] == "wecom.external_contact_synced")
+                .count()
+        })
+    };
+    let lead_of = |q: &str| {
+        let q = q.to_owned();
+        let s = &s;
+        async move {
+            let found = s.get(&format!("/api/v1/leads?q={q}")).await;
+            match found["leads"][0]["id"].as_str() {
+                Some(id) => Some(s.get(&format!("/api/v1/leads/{id}")).await),
+                None => None,
+            }
+        }
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while s.get("/api/v1/leads").await["total"] != 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "two leads from the poll: {}",
+            s.get("/api/v1/connectors").await
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let card = lead_of("%E8%8B%8F%E5%B7%9E%E7%B2%BE%E5%B7%A5")
+        .await
+        .expect("苏州精工's lead");
+    assert_eq!(card["owner"], "zhangwei", "{card}");
+    assert_eq!(card["attributes"]["company"], "苏州精工", "{card}");
+    assert!(
+        card["identities"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"kind": "external_contact_id", "value": mock_wecom::CUSTOMER})),
+        "{card}"
+    );
+    // More passes: nothing new.
+    let calls = mock.state.lock().unwrap().batch_calls;
+    while mock.state.lock().unwrap().batch_calls < calls + 4 {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let card = lead_of("%E8%8B%8F%E5%B7%9E%E7%B2%BE%E5%B7%A5")
+        .await
+        .unwrap();
+    assert_eq!(
+        synced(&card),
+        1,
+        "a state read again is recorded once: {card}"
+    );
+    // A tag changed through WeCom's API: recorded once.
+    mock.state.lock().unwrap().customer_tags = vec!["et-hot".into(), "et-vip".into()];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let card = lead_of("%E8%8B%8F%E5%B7%9E%E7%B2%BE%E5%B7%A5")
+            .await
+            .unwrap();
+        if synced(&card) == 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the change recorded: {card}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let calls = mock.state.lock().unwrap().batch_calls;
+    while mock.state.lock().unwrap().batch_calls < calls + 4 {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let other = lead_of("%E9%99%88%E9%9D%99").await.expect("陈静's lead");
+    assert_eq!(synced(&other), 1, "unchanged: {other}");
+    let card = lead_of("%E8%8B%8F%E5%B7%9E%E7%B2%BE%E5%B7%A5")
+        .await
+        .unwrap();
+    assert_eq!(synced(&card), 2, "{card}");
+    // Stop polling before the mock goes away.
+    s.call(
+        Method::PUT,
+        "/api/v1/connectors/wecom/poll",
+        Some(json!({"interval_seconds": 60, "enabled": false,
+                    "config": {"api_base": mock.base(), "follow_users": ["zhangwei"]}})),
+    )
+    .await;
+    s.finish().await;
+}
+both!(reconciliation_records_only_differences);

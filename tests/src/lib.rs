@@ -703,6 +703,10 @@ pub mod mock_wecom {
         pub chats: std::collections::BTreeMap<String, Value>,
         /// Messages posted to group chats (`appchat/send` bodies).
         pub chat_messages: Vec<Value>,
+        /// The tag ids zhangwei gave [`CUSTOMER`] (what reconciliation reads).
+        pub customer_tags: Vec<String>,
+        /// `batch/get_by_user` requests.
+        pub batch_calls: u32,
     }
 
     /// The one customer the mock knows, followed by two employees (one per page).
@@ -735,6 +739,10 @@ pub mod mock_wecom {
                 )
                 .route("/cgi-bin/appchat/create", axum::routing::post(chat_create))
                 .route("/cgi-bin/appchat/send", axum::routing::post(chat_send))
+                .route(
+                    "/cgi-bin/externalcontact/batch/get_by_user",
+                    axum::routing::post(batch_get_by_user),
+                )
                 .with_state(state.clone());
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
@@ -917,6 +925,42 @@ pub mod mock_wecom {
         }
         s.chats.insert(id.clone(), body);
         axum::Json(json!({"errcode": 0, "errmsg": "ok", "chatid": id}))
+    }
+
+    /// Two customers in two pages: [`CUSTOMER`] followed by zhangwei, then another
+    /// followed by lina.
+    async fn batch_get_by_user(
+        State(s): State<Arc<Mutex<WeComState>>>,
+        Query(q): Params,
+        axum::Json(body): axum::Json<Value>,
+    ) -> axum::Json<Value> {
+        let mut s = s.lock().unwrap();
+        if let Some(e) = refuse(&s, &q) {
+            return axum::Json(e);
+        }
+        s.batch_calls += 1;
+        let users = body["userid_list"].as_array().cloned().unwrap_or_default();
+        if users.is_empty() || body["limit"].as_u64().is_some_and(|l| l > 100) {
+            return axum::Json(json!({"errcode": 40058, "errmsg": "invalid userid_list or limit"}));
+        }
+        let (item, next) = match body["cursor"].as_str().unwrap_or_default() {
+            "" => (
+                json!({"external_contact": {"external_userid": CUSTOMER, "name": "王磊", "type": 2,
+                    "corp_name": "苏州精工", "position": "采购经理"},
+                "follow_info": {"userid": "zhangwei", "remark": "王总", "createtime": 1796000000,
+                    "tag_id": s.customer_tags, "state": "expo-2026-suzhou"}}),
+                "page-2",
+            ),
+            "page-2" => (
+                json!({"external_contact": {"external_userid": "wmSecondCustomer02", "name": "陈静", "type": 1},
+                "follow_info": {"userid": "lina", "remark": "", "createtime": 1796000100, "tag_id": [], "state": ""}}),
+                "",
+            ),
+            _ => return axum::Json(json!({"errcode": 40096, "errmsg": "invalid cursor"})),
+        };
+        axum::Json(
+            json!({"errcode": 0, "errmsg": "ok", "external_contact_list": [item], "next_cursor": next}),
+        )
     }
 
     async fn chat_send(

@@ -31,7 +31,7 @@ mod ops;
 use serde::{Deserialize, Serialize};
 use trellis_connector_sdk::{
     Call, Connector, Context, Error, Event, Inbound, InboundRequest, JsonSchema, Manifest,
-    Operation, Output, Value, http, json, kv, secrets,
+    Operation, Output, Polled, Value, http, json, kv, secrets,
 };
 
 use crypto::{CryptoError, MsgCrypt};
@@ -163,6 +163,7 @@ impl Connector for WeCom {
             .secret("encoding_aes_key")
             .kv()
             .inbound()
+            .poll()
             .operation(
                 Operation::new::<AppConfig, SendInput, SendOutput>(
                     "send_app_message",
@@ -190,6 +191,10 @@ impl Connector for WeCom {
             "send_group_chat" => call.handle(ops::send_group_chat),
             other => Err(Error::unknown_operation(other)),
         }
+    }
+
+    fn poll(config: Value, cursor: Option<String>, _: Context) -> Result<Polled, Error> {
+        ops::reconcile(config, cursor)
     }
 
     fn handle_inbound(request: InboundRequest) -> Result<Inbound, Error> {

@@ -4,7 +4,7 @@
 //! (the task units' war rooms).
 
 use serde::{Deserialize, Serialize};
-use trellis_connector_sdk::{Context, Error, JsonSchema, Operation, Value, json};
+use trellis_connector_sdk::{Context, Error, Event, JsonSchema, Operation, Polled, Value, json};
 
 use crate::{AppMessage, call_api, default_api_base};
 
@@ -449,6 +449,102 @@ pub(crate) fn send_group_chat(
     input.message.write_into(&mut body)?;
     call_api(&config.api_base, "/cgi-bin/appchat/send", Some(&body))?;
     Ok(ChatSendOutput { sent: true })
+}
+
+/// What the reconciliation poll is set up with (`PUT /api/v1/connectors/wecom/poll`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReconcileConfig {
+    #[serde(default = "default_api_base")]
+    api_base: String,
+    /// The employees whose customers are read (their WeCom user ids, at most 100).
+    follow_users: Vec<String>,
+}
+
+/// Pages read per poll (100 customers each).
+const PAGES_PER_POLL: usize = 5;
+
+/// 64-bit FNV-1a, hex.
+fn fingerprint(text: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// Reconciliation: changes made through WeCom's API send no callback, so the customers
+/// of the granted employees are read again (`externalcontact/batch/get_by_user`, 100 a
+/// page, a few pages per poll, the cursor carried between polls) and only the customers
+/// whose profile, follower, remark, tags or channel differ from what was recorded become
+/// events (`wecom.external_contact_synced`, with the lead attributes they give): each
+/// state's event id is its fingerprint, so a state read again is recorded once. A
+/// finished pass returns an empty cursor, so the next poll starts
+/// the next pass.
+pub(crate) fn reconcile(config: Value, cursor: Option<String>) -> Result<Polled, Error> {
+    let config: ReconcileConfig = serde_json::from_value(config)
+        .map_err(|e| Error::InvalidInput(format!("poll config: {e}")))?;
+    let users = nonempty(&config.follow_users);
+    if users.is_empty() || users.len() > 100 {
+        return Err(Error::InvalidInput(
+            "follow_users names 1 to 100 employees".into(),
+        ));
+    }
+    let mut cursor = cursor.unwrap_or_default();
+    let mut events = Vec::new();
+    for _ in 0..PAGES_PER_POLL {
+        let body = json!({ "userid_list": users, "cursor": cursor, "limit": 100 });
+        let v = call_api(
+            &config.api_base,
+            "/cgi-bin/externalcontact/batch/get_by_user",
+            Some(&body),
+        )?;
+        for item in v["external_contact_list"].as_array().into_iter().flatten() {
+            let contact = &item["external_contact"];
+            let follow = &item["follow_info"];
+            let Some(id) = contact["external_userid"]
+                .as_str()
+                .filter(|s| !s.is_empty())
+            else {
+                continue;
+            };
+            let userid = follow["userid"].as_str().unwrap_or_default();
+            let s = |v: &Value, k: &str| v[k].as_str().unwrap_or_default().to_owned();
+            let seen = json!({
+                "name": s(contact, "name"), "corp_name": s(contact, "corp_name"),
+                "position": s(contact, "position"), "remark": s(follow, "remark"),
+                "tags": follow["tag_id"], "state": s(follow, "state"),
+            });
+            let print = fingerprint(&seen.to_string());
+            let mut traits = json!({ "name": s(contact, "name") });
+            for (from, to) in [("corp_name", "company"), ("position", "position")] {
+                if let Some(v) = contact[from].as_str().filter(|v| !v.is_empty()) {
+                    traits[to] = json!(v);
+                }
+            }
+            events.push(Event {
+                name: "wecom.external_contact_synced".into(),
+                // The same state read again is the same event, which the intake records
+                // once: only differences are recorded, and nothing is marked seen before
+                // the intake has it (a crash repeats the poll, it loses nothing).
+                id: Some(format!("sync:{id}:{userid}:{print}")),
+                payload: json!({
+                    "external_contact_id": id, "follow_user": userid, "owner": userid,
+                    "remark": s(follow, "remark"), "tag_ids": follow["tag_id"],
+                    "channel": s(follow, "state"), "traits": traits,
+                }),
+            });
+        }
+        cursor = v["next_cursor"].as_str().unwrap_or_default().to_owned();
+        if cursor.is_empty() {
+            break;
+        }
+    }
+    Ok(Polled {
+        events,
+        cursor: Some(cursor),
+    })
 }
 
 /// The operations' manifest entries.

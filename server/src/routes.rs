@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter};
@@ -34,6 +35,9 @@ type RouteCache = HashMap<(String, TriggerKind, Option<String>), (Instant, Vec<R
 pub struct Routes {
     db: DatabaseConnection,
     cache: RwLock<RouteCache>,
+    /// Moved by every [`Routes::clear`]: a lookup that read the table before a clear does
+    /// not put what it read back into the cache after it.
+    generation: AtomicU64,
 }
 
 impl Routes {
@@ -41,6 +45,7 @@ impl Routes {
         Routes {
             db,
             cache: RwLock::new(HashMap::new()),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -73,8 +78,11 @@ impl Routes {
         {
             return Ok(flows);
         }
+        let generation = self.generation.load(Ordering::Acquire);
         let flows = triggered(conn, Some(workspace), kind, key).await?;
-        if let Ok(mut m) = self.cache.write() {
+        if let Ok(mut m) = self.cache.write()
+            && self.generation.load(Ordering::Acquire) == generation
+        {
             // Keys come from callers (hook paths, event names): the cache stays bounded.
             if m.len() >= MAX_CACHED {
                 m.retain(|_, (at, _)| at.elapsed() < ROUTE_TTL);
@@ -90,6 +98,7 @@ impl Routes {
     /// Forgets cached routes (after a publish, rollback or delete).
     pub fn clear(&self) {
         if let Ok(mut m) = self.cache.write() {
+            self.generation.fetch_add(1, Ordering::AcqRel);
             m.clear();
         }
     }

@@ -458,11 +458,15 @@ pub async fn redeem(
         u
     } else {
         let id = t.user_id.clone().unwrap_or_default();
-        let mut u: user::ActiveModel = user::Entity::find_by_id(id.clone())
+        let found = user::Entity::find_by_id(id.clone())
             .one(&txn)
             .await?
-            .ok_or(AccountError::NoUser(id.clone()))?
-            .into();
+            .ok_or(AccountError::NoUser(id.clone()))?;
+        // A reset issued before the account was disabled no longer opens it.
+        if found.disabled_at.is_some() {
+            return Err(AccountError::BadTicket);
+        }
+        let mut u: user::ActiveModel = found.into();
         u.password_hash = Set(Some(hash));
         let u = u.update(&txn).await?;
         session::Entity::delete_many()

@@ -475,6 +475,34 @@ async fn people_and_sign_in(backend: Backend) {
         StatusCode::UNAUTHORIZED,
         "a disabled account cannot sign in"
     );
+    // Nor through a password reset.
+    let (st, reset, _) = request(
+        &s,
+        Some(&admin),
+        true,
+        Method::POST,
+        &format!("/api/v1/users/{li_id}/reset"),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{reset}");
+    let (st, v, _) = request(
+        &s,
+        None,
+        false,
+        Method::POST,
+        &format!(
+            "/api/v1/tickets/{}",
+            reset["ticket"].as_str().expect("ticket")
+        ),
+        Some(json!({"password": "another-passw0rd"})),
+    )
+    .await;
+    assert_eq!(
+        st,
+        StatusCode::NOT_FOUND,
+        "a disabled account's reset opens nothing: {v}"
+    );
     let (_, people, _) =
         request(&s, Some(&admin), false, Method::GET, "/api/v1/people", None).await;
     assert!(

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::Session;
 use crate::api::{self, ApiError};
-use crate::i18n::Text;
+use crate::i18n::{Text, say};
 
 /// Granted hosts, granted secrets, key-value store granted.
 type GrantSet = (Vec<String>, Vec<String>, bool);
@@ -117,10 +117,15 @@ fn ConnectorCard(
     let new_host = RwSignal::new(String::new());
     let secret_rows = c["secrets"].as_array().cloned().unwrap_or_default();
     let kv_requested = c["requested"]["kv"].as_bool().unwrap_or(false);
+    let inbound = c["inbound"]
+        .as_bool()
+        .unwrap_or(false)
+        .then(|| inbound_help(&name));
     view! {
         <section class="connector" data-testid=format!("connector-{name}")>
             <h3>{title}" "<span class="hint">{name.clone()}</span></h3>
             <p class="hint">{c["description"].as_str().unwrap_or_default().to_owned()}</p>
+            {inbound}
             <h4>{move || session.t(Text::Versions)}</h4>
             <table><tbody>
                 {versions.into_iter().map(|v| {
@@ -231,5 +236,58 @@ fn ConnectorCard(
                 })}
             </div>
         </section>
+    }
+}
+
+/// A text to copy, with its button.
+#[component]
+fn CopyLine(text: String, testid: String) -> impl IntoView {
+    let session = expect_context::<Session>();
+    let copied = RwSignal::new(false);
+    let to_copy = text.clone();
+    view! {
+        <div class="grant-row">
+            <code data-testid=testid.clone()>{text}</code>
+            <button type="button" class="small" data-testid=format!("copy-{testid}") on:click=move |_| {
+                if let Some(w) = web_sys::window() {
+                    let _ = w.navigator().clipboard().write_text(&to_copy);
+                    copied.set(true);
+                }
+            }>{move || if copied.get() { session.t(Text::Copied) } else { session.t(Text::Copy) }}</button>
+        </div>
+    }
+}
+
+/// Where a connector that receives requests is reached, and for the product connectors
+/// what to paste where: WeCom's callback address, the site's tracking snippet.
+fn inbound_help(name: &str) -> impl IntoView + use<> {
+    let session = expect_context::<Session>();
+    let origin = web_sys::window()
+        .and_then(|w| w.location().origin().ok())
+        .unwrap_or_default();
+    let base = format!("{origin}/hooks/connectors/{name}");
+    let lang = move || session.lang.get();
+    let specific = match name {
+        "wecom" => view! {
+            <p class="hint">{move || say(lang(),
+                "在企业微信管理后台“接收消息”里填写下面的 URL，并把同一组 Token 和 EncodingAESKey 填到下方的密钥 token、encoding_aes_key，企业 ID 填到 corp_id。",
+                "In WeCom's admin console (receive messages), enter this URL, and give the same Token and EncodingAESKey as the secrets token and encoding_aes_key below, the corp id as corp_id.")}</p>
+            <CopyLine text=format!("{base}/callback") testid="wecom-callback-url".to_owned() />
+        }
+        .into_any(),
+        "site-tracking" => view! {
+            <p class="hint">{move || say(lang(),
+                "把下面这行粘贴到网站每个页面的 <head> 里，并把“写入密钥”换成下方 write_key 密钥里设置的值（多个密钥用逗号分隔）。Segment 的客户端库把主机地址设为上面的接收地址即可。",
+                "Paste this line into the <head> of every page of the site, with the write key set as the write_key secret below (several may be listed, separated by commas). Segment's client libraries take the inbound address above as their host.")}</p>
+            <CopyLine text=format!("<script async src=\"{base}/snippet.js\" data-key=\"写入密钥\"></script>")
+                testid="tracking-snippet".to_owned() />
+        }
+        .into_any(),
+        _ => ().into_any(),
+    };
+    view! {
+        <h4>{move || say(lang(), "接收地址", "Inbound address")}</h4>
+        <CopyLine text=base.clone() testid=format!("inbound-url-{name}") />
+        {specific}
     }
 }

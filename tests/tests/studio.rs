@@ -2366,3 +2366,63 @@ async fn url_categories_are_edited_previewed_and_applied() {
     })
     .await;
 }
+
+/// Issue 22, setup: the connectors page gives what to paste where: the tracking snippet
+/// (which the server serves) and WeCom's callback address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connectors_page_gives_the_snippet_and_the_callback_address() {
+    with_browser("connector_setup_help", |c, api| async move {
+        for name in ["site-tracking", "wecom"] {
+            let wasm = std::fs::read(trellis_e2e::connector_wasm(name)).unwrap();
+            let r = api
+                .client
+                .post(format!("{}/api/v1/connectors", api.base))
+                .bearer_auth(&api.token)
+                .body(wasm)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            if r.status() != 201 {
+                return Err(format!("publish {name}: {}", r.status()));
+            }
+        }
+        sign_in(&c, &api).await?;
+        click(&c, "nav-connectors").await?;
+        let snippet = text(&c, "tracking-snippet").await?;
+        let src = format!("{}/hooks/connectors/site-tracking/snippet.js", api.base);
+        if !snippet.contains(&format!("src=\"{src}\"")) || !snippet.contains("data-key=") {
+            return Err(format!("the snippet: {snippet:?}"));
+        }
+        expect_text(
+            &c,
+            "wecom-callback-url",
+            &format!("{}/hooks/connectors/wecom/callback", api.base),
+        )
+        .await?;
+        expect_text(
+            &c,
+            "inbound-url-site-tracking",
+            &format!("{}/hooks/connectors/site-tracking", api.base),
+        )
+        .await?;
+        // What the snippet loads is there.
+        let js = api
+            .client
+            .get(&src)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let kind = js
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let body = js.text().await.map_err(|e| e.to_string())?;
+        if !kind.starts_with("application/javascript") || !body.contains("sendBeacon") {
+            return Err(format!("snippet.js: {kind} {} bytes", body.len()));
+        }
+        Ok(())
+    })
+    .await;
+}

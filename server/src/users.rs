@@ -525,6 +525,19 @@ async fn keep_an_admin<C: ConnectionTrait>(
     Ok(())
 }
 
+/// The user's membership of `workspace`, locked for the transaction (PostgreSQL).
+async fn membership_for_update<C: ConnectionTrait>(
+    conn: &C,
+    workspace: &str,
+    user_id: &str,
+) -> Result<membership::Model, AccountError> {
+    membership::Entity::find_by_id((workspace.to_owned(), user_id.to_owned()))
+        .lock_exclusive()
+        .one(conn)
+        .await?
+        .ok_or_else(|| AccountError::NoUser(user_id.to_owned()))
+}
+
 /// Gives a user of `workspace` another role. The workspace's last admin stays an admin.
 pub async fn set_role(
     db: &DatabaseConnection,
@@ -533,13 +546,7 @@ pub async fn set_role(
     role: Role,
 ) -> Result<(), AccountError> {
     let txn = db.begin().await?;
-    let Some(m) = membership::Entity::find_by_id((workspace.to_owned(), user_id.to_owned()))
-        .lock_exclusive()
-        .one(&txn)
-        .await?
-    else {
-        return Err(AccountError::NoUser(user_id.to_owned()));
-    };
+    let m = membership_for_update(&txn, workspace, user_id).await?;
     if m.role == Role::Admin.as_str() && role != Role::Admin {
         keep_an_admin(&txn, workspace, user_id).await?;
     }
@@ -561,13 +568,7 @@ pub async fn set_disabled(
     disabled: bool,
 ) -> Result<(), AccountError> {
     let txn = db.begin().await?;
-    let Some(m) = membership::Entity::find_by_id((workspace.to_owned(), user_id.to_owned()))
-        .lock_exclusive()
-        .one(&txn)
-        .await?
-    else {
-        return Err(AccountError::NoUser(user_id.to_owned()));
-    };
+    let m = membership_for_update(&txn, workspace, user_id).await?;
     let Some(u) = user::Entity::find_by_id(user_id.to_owned())
         .one(&txn)
         .await?

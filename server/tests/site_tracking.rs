@@ -38,6 +38,24 @@ async fn timeline(s: &TestServer, lead: &str) -> Vec<Value> {
         .unwrap_or_default()
 }
 
+/// One event per Segment call type, each once.
+fn every_call_once(events: &[Value]) {
+    let mut names: Vec<&str> = events.iter().map(|e| e["name"].as_str().unwrap()).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "alias",
+            "download",
+            "group",
+            "identify",
+            "page_view",
+            "screen_view"
+        ],
+        "{events:?}"
+    );
+}
+
 async fn publish(s: &TestServer) {
     let (st, published) = s
         .publish_connector(std::fs::read(connector_wasm("site-tracking")).unwrap())
@@ -184,20 +202,7 @@ async fn segment_calls_become_events(backend: Backend) {
         "a group call's traits are the company's, not the person's: {card}"
     );
     let events = timeline(&s, &lead).await;
-    let mut names: Vec<&str> = events.iter().map(|e| e["name"].as_str().unwrap()).collect();
-    names.sort_unstable();
-    assert_eq!(
-        names,
-        [
-            "alias",
-            "download",
-            "group",
-            "identify",
-            "page_view",
-            "screen_view"
-        ],
-        "{events:?}"
-    );
+    every_call_once(&events);
     let by_name = |n: &str| events.iter().find(|e| e["name"] == n).unwrap().clone();
     let view = by_name("page_view");
     assert_eq!(view["id"], "site-tracking:m-page-1");
@@ -287,20 +292,7 @@ async fn segment_python_library_sends_every_call(backend: Backend) {
         );
     }
     let events = timeline(&s, &lead).await;
-    let mut names: Vec<&str> = events.iter().map(|e| e["name"].as_str().unwrap()).collect();
-    names.sort_unstable();
-    assert_eq!(
-        names,
-        [
-            "alias",
-            "download",
-            "group",
-            "identify",
-            "page_view",
-            "screen_view"
-        ],
-        "{events:?}"
-    );
+    every_call_once(&events);
     let page = events.iter().find(|e| e["name"] == "page_view").unwrap();
     assert_eq!(page["properties"]["path"], "/pricing", "{page}");
     assert_eq!(page["properties"]["page_name"], "Pricing", "{page}");

@@ -195,6 +195,36 @@ async fn callbacks_are_checked_and_become_leads(backend: Backend) {
 }
 both!(callbacks_are_checked_and_become_leads);
 
+/// Publishes the wecom connector and connects it to the mock: its loopback host, the
+/// corp id and app secret granted and set, the key-value store granted.
+async fn connected(s: &TestServer) {
+    let (st, published) = s
+        .publish_connector(std::fs::read(connector_wasm("wecom")).unwrap())
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{published}");
+    let (st, g) = s
+        .call(
+            Method::PUT,
+            "/api/v1/connectors/wecom/grants",
+            Some(json!({"hosts": ["127.0.0.1"], "secrets": ["corp_id", "secret"], "kv": true})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{g}");
+    for (name, value) in [
+        ("corp_id", mock_wecom::CORP_ID),
+        ("secret", mock_wecom::SECRET),
+    ] {
+        let (st, v) = s
+            .call(
+                Method::PUT,
+                &format!("/api/v1/connectors/wecom/secrets/{name}"),
+                Some(json!({ "value": value })),
+            )
+            .await;
+        assert_eq!(st, StatusCode::NO_CONTENT, "{v}");
+    }
+}
+
 fn notify_flow(api_base: &str) -> Value {
     json!({
         "schema": 1,
@@ -237,31 +267,7 @@ fn output(run: &Value) -> Value {
 async fn app_messages_reach_employees_with_one_token(backend: Backend) {
     let s = TestServer::start(backend).await;
     let mock = MockWeCom::start().await;
-    let (st, published) = s
-        .publish_connector(std::fs::read(connector_wasm("wecom")).unwrap())
-        .await;
-    assert_eq!(st, StatusCode::CREATED, "{published}");
-    let (st, g) = s
-        .call(
-            Method::PUT,
-            "/api/v1/connectors/wecom/grants",
-            Some(json!({"hosts": ["127.0.0.1"], "secrets": ["corp_id", "secret"], "kv": true})),
-        )
-        .await;
-    assert_eq!(st, StatusCode::OK, "{g}");
-    for (name, value) in [
-        ("corp_id", mock_wecom::CORP_ID),
-        ("secret", mock_wecom::SECRET),
-    ] {
-        let (st, v) = s
-            .call(
-                Method::PUT,
-                &format!("/api/v1/connectors/wecom/secrets/{name}"),
-                Some(json!({ "value": value })),
-            )
-            .await;
-        assert_eq!(st, StatusCode::NO_CONTENT, "{v}");
-    }
+    connected(&s).await;
     let flow = s.create_flow(notify_flow(&mock.base()), true).await;
 
     // 50 messages at once, with no token yet: one gettoken request.
@@ -346,29 +352,7 @@ both!(app_messages_reach_employees_with_one_token);
 async fn customer_and_group_chat_operations(backend: Backend) {
     let s = TestServer::start(backend).await;
     let mock = MockWeCom::start().await;
-    let (st, published) = s
-        .publish_connector(std::fs::read(connector_wasm("wecom")).unwrap())
-        .await;
-    assert_eq!(st, StatusCode::CREATED, "{published}");
-    let (st, g) = s
-        .call(
-            Method::PUT,
-            "/api/v1/connectors/wecom/grants",
-            Some(json!({"hosts": ["127.0.0.1"], "secrets": ["corp_id", "secret"], "kv": true})),
-        )
-        .await;
-    assert_eq!(st, StatusCode::OK, "{g}");
-    for (name, value) in [
-        ("corp_id", mock_wecom::CORP_ID),
-        ("secret", mock_wecom::SECRET),
-    ] {
-        s.call(
-            Method::PUT,
-            &format!("/api/v1/connectors/wecom/secrets/{name}"),
-            Some(json!({ "value": value })),
-        )
-        .await;
-    }
+    connected(&s).await;
     let base = mock.base();
     let node = |id: &str, op: &str, input: Value, x: i64| {
         json!({"id": id, "type": "connector", "connector": "wecom@0", "operation": op,
@@ -466,27 +450,7 @@ both!(customer_and_group_chat_operations);
 async fn reconciliation_records_only_differences(backend: Backend) {
     let s = TestServer::start(backend).await;
     let mock = MockWeCom::start().await;
-    let (st, published) = s
-        .publish_connector(std::fs::read(connector_wasm("wecom")).unwrap())
-        .await;
-    assert_eq!(st, StatusCode::CREATED, "{published}");
-    s.call(
-        Method::PUT,
-        "/api/v1/connectors/wecom/grants",
-        Some(json!({"hosts": ["127.0.0.1"], "secrets": ["corp_id", "secret"], "kv": true})),
-    )
-    .await;
-    for (name, value) in [
-        ("corp_id", mock_wecom::CORP_ID),
-        ("secret", mock_wecom::SECRET),
-    ] {
-        s.call(
-            Method::PUT,
-            &format!("/api/v1/connectors/wecom/secrets/{name}"),
-            Some(json!({ "value": value })),
-        )
-        .await;
-    }
+    connected(&s).await;
     mock.state.lock().unwrap().customer_tags = vec!["et-hot".into()];
     let (st, v) = s
         .call(

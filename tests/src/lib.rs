@@ -989,13 +989,8 @@ pub mod mock_wecom {
     ) -> axum::Json<Value> {
         let mut s = s.lock().unwrap();
         s.send_calls += 1;
-        let given = q.get("access_token").cloned().unwrap_or_default();
-        match &s.token {
-            Some(t) if t.ends_with("-expired") && t.starts_with(&given) && !given.is_empty() => {
-                return axum::Json(json!({"errcode": 42001, "errmsg": "access_token expired"}));
-            }
-            Some(t) if *t == given => {}
-            _ => return axum::Json(json!({"errcode": 40014, "errmsg": "invalid access_token"})),
+        if let Some(e) = refuse(&s, &q) {
+            return axum::Json(e);
         }
         if s.rate_limited > 0 {
             s.rate_limited -= 1;

@@ -879,6 +879,33 @@ pub mod log {
     }
 }
 
+/// A stable 64-bit fingerprint of `bytes` (FNV-1a, 16 hex digits): the same content gives
+/// the same text in every build, so it can make an event id that a delivery sent again
+/// repeats (and the host records once). Not a cryptographic hash.
+///
+/// ```standalone_crate
+/// assert_eq!(trellis_connector_sdk::fingerprint(b"a"), "af63dc4c8601ec8c");
+/// ```
+pub fn fingerprint(bytes: &[u8]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// Whether two secrets (a write key, a signature) are equal, in time that does not depend
+/// on where they differ.
+///
+/// ```standalone_crate
+/// use trellis_connector_sdk::same_secret;
+/// assert!(same_secret(b"abc", b"abc") && !same_secret(b"abc", b"abd") && !same_secret(b"abc", b"ab"));
+/// ```
+pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// The host's clock, in milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
     bindings::trellis::connector::clock::now_ms()

@@ -421,12 +421,10 @@ fn corrected_time(
 /// An id for a call that came without a `messageId`: a hash of its content (64-bit
 /// FNV-1a over the JSON text), so the same call resent is still recorded once.
 fn content_id(entry: &Value) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in entry.to_string().bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    format!("content-{h:016x}")
+    format!(
+        "content-{}",
+        trellis_connector_sdk::fingerprint(entry.to_string().as_bytes())
+    )
 }
 
 #[cfg(test)]

@@ -65,17 +65,14 @@ fn put(map: &mut Map<String, Value>, key: &str, value: Option<&String>) {
     }
 }
 
-/// 64-bit FNV-1a of `parts`, hex: an id for a callback WeCom may deliver again (it retries
+/// The fingerprint of `parts` (each ended by NUL): an id for a callback WeCom may deliver again (it retries
 /// three times when an answer is slow), so a retry is recorded once.
 fn content_id(parts: &[&str]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for p in parts {
-        for b in p.bytes().chain(std::iter::once(0)) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-    format!("{h:016x}")
+    let joined: Vec<u8> = parts
+        .iter()
+        .flat_map(|p| p.bytes().chain(std::iter::once(0)))
+        .collect();
+    trellis_connector_sdk::fingerprint(&joined)
 }
 
 /// The event a decrypted callback message is.

@@ -85,11 +85,6 @@ impl std::fmt::Debug for MsgCrypt {
     }
 }
 
-/// Equal strings, compared in time that does not depend on where they differ.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 impl MsgCrypt {
     pub fn new(
         token: &str,
@@ -128,7 +123,7 @@ impl MsgCrypt {
         encrypt: &str,
     ) -> Result<(), CryptoError> {
         let want = self.signature(timestamp, nonce, encrypt);
-        if same(
+        if trellis_connector_sdk::same_secret(
             want.as_bytes(),
             msg_signature.trim().to_ascii_lowercase().as_bytes(),
         ) {
@@ -167,7 +162,7 @@ impl MsgCrypt {
             .filter(|end| *end <= content.len())
             .ok_or(CryptoError::Truncated)?;
         let (msg, receiver) = (&content[20..end], &content[end..]);
-        if !same(receiver, self.receive_id.as_bytes()) {
+        if !trellis_connector_sdk::same_secret(receiver, self.receive_id.as_bytes()) {
             return Err(CryptoError::WrongReceiver(
                 String::from_utf8_lossy(receiver).chars().take(64).collect(),
             ));

@@ -464,16 +464,6 @@ struct ReconcileConfig {
 /// Pages read per poll (100 customers each).
 const PAGES_PER_POLL: usize = 5;
 
-/// 64-bit FNV-1a, hex.
-fn fingerprint(text: &str) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in text.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    format!("{h:016x}")
-}
-
 /// Reconciliation: changes made through WeCom's API send no callback, so the customers
 /// of the granted employees are read again (`externalcontact/batch/get_by_user`, 100 a
 /// page, a few pages per poll, the cursor carried between polls) and only the customers
@@ -516,7 +506,7 @@ pub(crate) fn reconcile(config: Value, cursor: Option<String>) -> Result<Polled,
                 "position": s(contact, "position"), "remark": s(follow, "remark"),
                 "tags": follow["tag_id"], "state": s(follow, "state"),
             });
-            let print = fingerprint(&seen.to_string());
+            let print = trellis_connector_sdk::fingerprint(seen.to_string().as_bytes());
             let mut traits = json!({ "name": s(contact, "name") });
             for (from, to) in [("corp_name", "company"), ("position", "position")] {
                 if let Some(v) = contact[from].as_str().filter(|v| !v.is_empty()) {

@@ -20,6 +20,7 @@ mod m20261206_000014_events_by_name;
 mod m20261206_000015_rescore_backfill;
 mod m20261206_000016_lead_actions;
 mod m20261206_000017_users;
+mod m20261207_000018_contacts;
 
 #[derive(Debug)]
 pub struct Migrator;
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000015_rescore_backfill::Migration),
             Box::new(m20261206_000016_lead_actions::Migration),
             Box::new(m20261206_000017_users::Migration),
+            Box::new(m20261207_000018_contacts::Migration),
         ]
     }
 }

@@ -17,6 +17,10 @@ pub struct ConnectorOperation {
     pub input_schema: Value,
     pub output_schema: Value,
     pub side_effects: bool,
+    /// The customer contact the operation makes (its calls pass the contact policy, and
+    /// its node has a `blocked` port).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<crate::contact_policy::ContactDecl>,
 }
 
 /// A connector a flow can reference as `name@major`: the enabled version of that major.

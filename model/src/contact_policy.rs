@@ -83,7 +83,16 @@ impl Default for ContactPolicy {
     }
 }
 
-/// Consent to be contacted on one channel, or on every channel (`channel: None`).
+/// Whether a revocation on `revoked` covers `channel`: the same channel, or a family of
+/// them (`wecom` covers `wecom_group_send`, `wecom_welcome`…).
+pub fn covers(revoked: &str, channel: &str) -> bool {
+    channel
+        .strip_prefix(revoked)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('_'))
+}
+
+/// Consent to be contacted on one channel or family of channels, or on every channel
+/// (`channel: None`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Revocation {
     pub channel: Option<String>,
@@ -150,13 +159,13 @@ fn parse_time(s: &str) -> Option<NaiveTime> {
 }
 
 impl ContactPolicy {
-    /// Quiet from 21:00 to 08:00 (calls wait), one WeCom app message a day, four group
-    /// sends a month, in China's time zone.
+    /// Quiet from 21:00 to 08:00 (calls wait), one WeCom group send a day and four a
+    /// month to each customer, in China's time zone.
     pub fn builtin() -> ContactPolicy {
         ContactPolicy {
             caps: vec![
                 Cap {
-                    channel: "wecom_app_message".into(),
+                    channel: "wecom_group_send".into(),
                     max: 1,
                     per: Period::Day,
                 },
@@ -231,7 +240,7 @@ impl ContactPolicy {
         if let Some(r) = lead
             .revoked
             .iter()
-            .find(|r| r.channel.as_deref().is_none_or(|c| c == channel))
+            .find(|r| r.channel.as_deref().is_none_or(|c| covers(c, channel)))
         {
             return Decision::Block {
                 zh: format!("已撤回联系许可：{}", r.reason),
@@ -318,6 +327,70 @@ impl ContactPolicy {
     }
 }
 
+/// Where a connector operation that reaches a customer says so: the root of its input
+/// schema carries `"x-trellis-contact": {"channel": …, "recipient": "/pointer", "identity": …}`.
+pub const CONTACT_KEY: &str = "x-trellis-contact";
+
+/// A customer-reaching operation's declaration: the channel it contacts on, where in its
+/// input the recipient is (a JSON pointer to a string, or to an array holding one), and
+/// which lead identity that value is (`external_contact_id`, `email`…).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactDecl {
+    pub channel: String,
+    pub recipient: String,
+    pub identity: String,
+}
+
+/// How far back a lead's contacts matter: the longest cap period (a month) and a day.
+pub const HISTORY_MS: i64 = 32 * 24 * 3_600_000;
+
+impl ContactDecl {
+    /// The declaration of an operation with this input schema (`None`: it reaches no
+    /// customer), or what is wrong with it.
+    pub fn of_input_schema(schema: &serde_json::Value) -> Result<Option<ContactDecl>, String> {
+        let Some(decl) = schema.get(CONTACT_KEY) else {
+            return Ok(None);
+        };
+        let decl: ContactDecl = serde_json::from_value(decl.clone())
+            .map_err(|e| format!("{CONTACT_KEY}: {e} (expected channel, recipient, identity)"))?;
+        if decl.channel.trim().is_empty() || decl.identity.trim().is_empty() {
+            return Err(format!("{CONTACT_KEY}: name the channel and the identity"));
+        }
+        if !decl.recipient.starts_with('/') {
+            return Err(format!(
+                "{CONTACT_KEY}: recipient {:?} is not a JSON pointer into the input (e.g. /external_userid)",
+                decl.recipient
+            ));
+        }
+        Ok(Some(decl))
+    }
+
+    /// The recipient a call's `input` names. The policy is per customer, so a call reaches
+    /// one: a string, or an array holding exactly one.
+    pub fn recipient_in(&self, input: &serde_json::Value) -> Result<String, String> {
+        let value = input.pointer(&self.recipient);
+        let one = match value {
+            Some(serde_json::Value::Array(items)) if items.len() == 1 => items.first(),
+            Some(serde_json::Value::Array(items)) => {
+                return Err(format!(
+                    "{} names {} customers; a call that reaches customers goes to one at a time, so the contact policy can be kept for each (use one run per customer)",
+                    self.recipient,
+                    items.len()
+                ));
+            }
+            other => other,
+        };
+        match one.and_then(serde_json::Value::as_str).map(str::trim) {
+            Some(s) if !s.is_empty() => Ok(s.to_owned()),
+            _ => Err(format!(
+                "{} must name the customer ({}) this call reaches",
+                self.recipient, self.identity
+            )),
+        }
+    }
+}
+
 /// The first millisecond of the calendar period `now` is in, in its time zone.
 fn period_start(now: DateTime<chrono_tz::Tz>, per: Period) -> i64 {
     let date = now.date_naive();
@@ -347,16 +420,16 @@ mod tests {
     }
 
     #[test]
-    fn one_app_message_a_day_in_the_leads_day() {
+    fn one_group_send_a_day_in_the_leads_day() {
         let p = ContactPolicy::builtin();
         let mut lead = LeadContacts::default();
         assert!(
-            p.decide("wecom_app_message", &lead, sh("2026-12-07 10:00"))
+            p.decide("wecom_group_send", &lead, sh("2026-12-07 10:00"))
                 .allowed()
         );
         lead.sent
-            .push(("wecom_app_message".into(), sh("2026-12-07 09:30")));
-        let d = p.decide("wecom_app_message", &lead, sh("2026-12-07 15:00"));
+            .push(("wecom_group_send".into(), sh("2026-12-07 09:30")));
+        let d = p.decide("wecom_group_send", &lead, sh("2026-12-07 15:00"));
         assert!(
             matches!(
                 &d,
@@ -373,7 +446,7 @@ mod tests {
         );
         // The next day (Shanghai), allowed again; other channels were never capped by it.
         assert!(
-            p.decide("wecom_app_message", &lead, sh("2026-12-08 08:30"))
+            p.decide("wecom_group_send", &lead, sh("2026-12-08 08:30"))
                 .allowed()
         );
         assert!(p.decide("email", &lead, sh("2026-12-07 15:00")).allowed());
@@ -482,6 +555,20 @@ mod tests {
             ..Default::default()
         };
         assert!(!p.decide("email", &all, sh("2026-12-07 10:00")).allowed());
+        let family = LeadContacts {
+            revoked: vec![Revocation {
+                channel: Some("wecom".into()),
+                reason: "deleted".into(),
+                at_ms: 0,
+            }],
+            ..Default::default()
+        };
+        assert!(!p.decide("wecom_group_send", &family, 0).allowed());
+        assert!(
+            p.decide("wecomx", &family, sh("2026-12-07 10:00"))
+                .allowed()
+        );
+        assert!(p.decide("email", &family, sh("2026-12-07 10:00")).allowed());
     }
 
     #[test]
@@ -537,5 +624,39 @@ mod tests {
                 .decide("sms", &lead("2026-12-07 09:00"), sh("2026-12-13 23:00"))
                 .allowed()
         );
+    }
+
+    #[test]
+    fn an_operation_declares_its_channel_and_recipient() {
+        use serde_json::json;
+        let schema = json!({"type": "object", CONTACT_KEY: {
+            "channel": "wecom_group_send", "recipient": "/external_userid", "identity": "external_contact_id"}});
+        let decl = ContactDecl::of_input_schema(&schema).unwrap().unwrap();
+        assert_eq!(decl.channel, "wecom_group_send");
+        assert_eq!(
+            decl.recipient_in(&json!({"external_userid": ["wmABC"]})),
+            Ok("wmABC".into())
+        );
+        assert_eq!(
+            decl.recipient_in(&json!({"external_userid": "wmABC"})),
+            Ok("wmABC".into())
+        );
+        let two = decl
+            .recipient_in(&json!({"external_userid": ["a", "b"]}))
+            .unwrap_err();
+        assert!(two.contains("2 customers"), "{two}");
+        assert!(decl.recipient_in(&json!({})).is_err());
+        assert!(
+            decl.recipient_in(&json!({"external_userid": [""]}))
+                .is_err()
+        );
+        assert_eq!(
+            ContactDecl::of_input_schema(&json!({"type": "object"})),
+            Ok(None)
+        );
+        let bad = ContactDecl::of_input_schema(&json!({CONTACT_KEY: {
+            "channel": "x", "recipient": "external_userid", "identity": "email"}}));
+        assert!(bad.unwrap_err().contains("JSON pointer"));
+        assert!(ContactDecl::of_input_schema(&json!({CONTACT_KEY: {"channel": "x"}})).is_err());
     }
 }

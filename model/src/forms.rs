@@ -161,6 +161,7 @@ pub fn port_words(port: &str) -> Option<(&'static str, &'static str)> {
         "event" => ("事件已到达", "Event arrived"),
         "timeout" => ("等待超时", "Timed out"),
         "error" => ("出错时", "On error"),
+        "blocked" => ("被联系策略拦截", "Blocked by the contact policy"),
         _ => return None,
     })
 }

@@ -14,6 +14,8 @@ use crate::behaviour::Behaviour;
 pub const DEFAULT_PORT: &str = "out";
 /// The port a node routes to when it fails after its retries, if connected.
 pub const ERROR_PORT: &str = "error";
+/// Where a connector node goes when the contact policy refuses its call.
+pub const BLOCKED_PORT: &str = "blocked";
 
 /// What a node type's outputs look like.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -955,7 +957,7 @@ static BUILTINS: LazyLock<Vec<NodeTypeSpec>> = LazyLock::new(|| {
                 "调用连接器插件的一个操作；配置由该操作的 Schema 校验",
                 "Calls one operation of a connector plugin; its schema checks the config",
             ),
-            Ports::Fixed(OUT),
+            Ports::Fixed(&[DEFAULT_PORT, BLOCKED_PORT]),
             false,
             false,
         ),

@@ -11,8 +11,8 @@ use trellis_model::duration::parse_duration;
 use trellis_model::expr::render_json;
 use trellis_model::measure::measure;
 use trellis_model::node_types::{
-    BranchConfig, DEFAULT_PORT, ERROR_PORT, FailConfig, NodeKind, RespondConfig, SetConfig,
-    SwitchConfig, TriggerConfig, WaitConfig, WaitForEventConfig,
+    BLOCKED_PORT, BranchConfig, DEFAULT_PORT, ERROR_PORT, FailConfig, NodeKind, RespondConfig,
+    SetConfig, SwitchConfig, TriggerConfig, WaitConfig, WaitForEventConfig,
 };
 use trellis_model::{Expr, FlowDoc, Node, Scope, Template};
 
@@ -32,8 +32,10 @@ pub enum StepStatus {
     Retrying,
     /// The node failed for good (routed to its `error` port, or failing the run).
     Failed,
-    /// The node parked the run (wait, wait_for_event).
+    /// The node parked the run (wait, wait_for_event, a call deferred by quiet hours).
     Waiting,
+    /// The contact policy refused the node's call: it was not made.
+    Blocked,
 }
 
 impl StepStatus {
@@ -43,6 +45,7 @@ impl StepStatus {
             StepStatus::Retrying => "retrying",
             StepStatus::Failed => "failed",
             StepStatus::Waiting => "waiting",
+            StepStatus::Blocked => "blocked",
         }
     }
 }
@@ -332,6 +335,17 @@ enum Outcome {
         error: ConnectorError,
         input: Value,
     },
+    /// The contact policy refused the call: the `blocked` port.
+    Blocked {
+        output: Value,
+        input: Value,
+    },
+    /// The contact policy deferred the call until `until`.
+    Deferred {
+        until: DateTime<Utc>,
+        output: Value,
+        input: Value,
+    },
 }
 
 impl<'a> Executor<'a> {
@@ -444,6 +458,17 @@ impl<'a> Executor<'a> {
                 ends_run: false,
             };
         }
+        let mut blocked = false;
+        if let Outcome::Blocked { output, input } = outcome {
+            blocked = true;
+            outcome = Outcome::Done {
+                port: vec![BLOCKED_PORT.to_owned()],
+                output,
+                input,
+                vars: None,
+                response: None,
+            };
+        }
         let seq = state.seq;
         state.seq += 1;
         let mut record = StepRecord {
@@ -464,10 +489,29 @@ impl<'a> Executor<'a> {
             ),
         };
         let next = match outcome {
-            // Both were turned into other outcomes above.
-            Outcome::Call(_) | Outcome::CallFailed { .. } => Next::Failed {
-                error: format!("node {}: internal: unexpected call outcome", head.node),
-            },
+            Outcome::Deferred {
+                until,
+                output,
+                input,
+            } => {
+                record.status = StepStatus::Waiting;
+                record.input = input;
+                record.output = output;
+                if let Some(front) = state.queue.front_mut() {
+                    front.not_before = Some(until);
+                    front.call = None;
+                }
+                Next::Park {
+                    until,
+                    subscription: None,
+                }
+            }
+            // These were turned into other outcomes above.
+            Outcome::Call(_) | Outcome::CallFailed { .. } | Outcome::Blocked { .. } => {
+                Next::Failed {
+                    error: format!("node {}: internal: unexpected call outcome", head.node),
+                }
+            }
             Outcome::Done {
                 port,
                 output,
@@ -475,6 +519,9 @@ impl<'a> Executor<'a> {
                 vars,
                 response,
             } => {
+                if blocked {
+                    record.status = StepStatus::Blocked;
+                }
                 record.input = input;
                 record.output = output.clone();
                 state.queue.pop_front();
@@ -1026,6 +1073,15 @@ impl Executor<'_> {
                         input,
                     }
                 }
+                Some(CallResult::Blocked { decision }) => Outcome::Blocked {
+                    output: json!({ "blocked": true, "policy": decision }),
+                    input: journal_input(&call.request),
+                },
+                Some(CallResult::Deferred { until, decision }) => Outcome::Deferred {
+                    until: *until,
+                    output: json!({ "until": until, "policy": decision }),
+                    input: journal_input(&call.request),
+                },
                 // Issued before a restart with no result recorded: issue it again, same key.
                 None => Outcome::Call(call.request.clone()),
             };

@@ -72,6 +72,15 @@ pub enum CallResult {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         version: Option<String>,
     },
+    /// The contact policy refused the call, which was not made: `decision` says which rule
+    /// (`{decision, refusal: {rule, …}, zh, en}`). The node takes its `blocked` port.
+    Blocked { decision: Value },
+    /// The contact policy says not before `until` (quiet hours): the call is asked for
+    /// again then.
+    Deferred {
+        until: chrono::DateTime<chrono::Utc>,
+        decision: Value,
+    },
 }
 
 fn one() -> u32 {

@@ -315,19 +315,21 @@ impl Registry {
     }
 
     /// The side-effect flag of the operation a request calls (false when unknown).
-    pub async fn side_effects(
+    /// The operation a call names, as the connector version serving it declares it.
+    async fn operation_spec(
         &self,
         workspace: &str,
         request: &CallRequest,
         pinned: Option<&str>,
-    ) -> bool {
-        match self.resolve(workspace, &request.connector, pinned).await {
-            Ok(v) => serde_json::from_str::<Manifest>(&v.manifest)
-                .ok()
-                .and_then(|m| m.operation(&request.operation).map(|o| o.side_effects))
-                .unwrap_or(false),
-            Err(_) => false,
-        }
+    ) -> Option<trellis_runtime::connector::OperationSpec> {
+        let v = self
+            .resolve(workspace, &request.connector, pinned)
+            .await
+            .ok()?;
+        serde_json::from_str::<Manifest>(&v.manifest)
+            .ok()?
+            .operation(&request.operation)
+            .cloned()
     }
 
     pub async fn grant_rows(
@@ -664,7 +666,7 @@ impl crate::runs::CallHost for Registry {
         request: &CallRequest,
         pinned: Option<&str>,
     ) -> crate::runs::CallPlan {
-        let side_effects = self.side_effects(workspace, request, pinned).await;
+        let spec = self.operation_spec(workspace, request, pinned).await;
         let name = request
             .connector
             .rsplit_once('@')
@@ -676,8 +678,9 @@ impl crate::runs::CallHost for Registry {
             .unwrap_or(10_000);
         let timeout = request.timeout_ms.map_or(limit, |t| t.min(limit));
         crate::runs::CallPlan {
-            side_effects,
+            side_effects: spec.as_ref().is_some_and(|o| o.side_effects),
             timeout: Some(std::time::Duration::from_millis(timeout)),
+            contact: spec.and_then(|o| o.contact()),
         }
     }
 
@@ -714,6 +717,7 @@ pub fn entry_of(m: &Manifest) -> ConnectorEntry {
                 input_schema: o.input_schema.clone(),
                 output_schema: o.output_schema.clone(),
                 side_effects: o.side_effects,
+                contact: o.contact(),
             })
             .collect(),
         secrets: m.capabilities.secrets.clone(),

@@ -85,6 +85,9 @@ impl NewEvent {
     }
 }
 
+/// Events of one connector delivery recorded per transaction.
+const BATCH_CHUNK: usize = 500;
+
 /// What recording an event did.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Recorded {
@@ -181,6 +184,23 @@ impl Events {
     /// Checks and records one event in `workspace` (see the module's description).
     pub async fn record(&self, workspace: &str, event: NewEvent) -> Result<Recorded, IntakeError> {
         event.check()?;
+        let txn = self.db.begin().await?;
+        let recorded = self.record_in(&txn, workspace, event).await?;
+        txn.commit().await?;
+        if matches!(recorded, Recorded::New { .. }) {
+            self.runs.wake();
+        }
+        Ok(recorded)
+    }
+
+    /// Records one checked event in the caller's transaction: nothing is written when its
+    /// id was seen before. Wake the workers ([`Runs::wake`]) once the transaction commits.
+    async fn record_in<C: ConnectionTrait>(
+        &self,
+        txn: &C,
+        workspace: &str,
+        event: NewEvent,
+    ) -> Result<Recorded, IntakeError> {
         let NewEvent {
             id,
             name,
@@ -195,7 +215,7 @@ impl Events {
             properties
         };
         if ["url", "path"].iter().any(|k| properties.get(*k).is_some()) {
-            match self.categories.get(&self.db, workspace).await {
+            match self.categories.get(txn, workspace).await {
                 Ok(rules) => crate::url_categories::categorise(&rules, &mut properties),
                 // A stored document that no longer compiles must not stop events.
                 Err(error) => {
@@ -203,9 +223,8 @@ impl Events {
                 }
             }
         }
-        let txn = self.db.begin().await?;
         if !insert_event(
-            &txn,
+            txn,
             workspace,
             &id,
             &name,
@@ -216,11 +235,10 @@ impl Events {
         )
         .await?
         {
-            txn.rollback().await?;
             return Ok(Recorded::Duplicate);
         }
         let attributed = crate::leads::attribute(
-            &txn,
+            txn,
             &self.models,
             workspace,
             &id,
@@ -231,19 +249,29 @@ impl Events {
         )
         .await?;
         let lead_id = attributed.as_ref().map(|a| a.lead_id.clone());
+        if let Some(lead_id) = &lead_id {
+            crate::contacts::revoke_on_event(
+                txn,
+                workspace,
+                lead_id,
+                &id,
+                &name,
+                &properties,
+                timestamp.timestamp_millis(),
+            )
+            .await?;
+        }
         let payload = json!({ "id": id, "name": name, "lead": lead_id.clone().or(lead), "properties": properties, "timestamp": timestamp });
-        let (mut run_ids, mut runs_resumed) = self.route(&txn, workspace, &name, &payload).await?;
+        let (mut run_ids, mut runs_resumed) = self.route(txn, workspace, &name, &payload).await?;
         let mut tier_changed = None;
         if let Some(change) = attributed.and_then(|a| a.change) {
             let (s, r) = self
-                .record_tier_change(&txn, workspace, &format!("{id}:tier"), change.clone())
+                .record_tier_change(txn, workspace, &format!("{id}:tier"), change.clone())
                 .await?;
             run_ids.extend(s);
             runs_resumed += r;
             tier_changed = Some(change);
         }
-        txn.commit().await?;
-        self.runs.wake();
         metrics::counter!("trellis_events_total").increment(1);
         Ok(Recorded::New {
             lead: lead_id,
@@ -262,6 +290,7 @@ impl Events {
         events: Vec<trellis_runtime::connector::InboundEvent>,
     ) -> Result<BatchRecorded, IntakeError> {
         let mut out = BatchRecorded::default();
+        let mut checked = Vec::with_capacity(events.len());
         for (index, e) in events.into_iter().enumerate() {
             let event = NewEvent::from_connector(connector, e);
             if let Err(problem) = event.check() {
@@ -273,8 +302,22 @@ impl Events {
                 });
                 continue;
             }
-            self.record(workspace, event).await?;
-            out.recorded += 1;
+            checked.push(event);
+        }
+        // One transaction per chunk of a delivery: a batch commits together (a failure
+        // records none of its chunk, and the sender's retry is deduplicated by event id).
+        let mut events = checked.into_iter().peekable();
+        while events.peek().is_some() {
+            let txn = self.db.begin().await?;
+            for event in events.by_ref().take(BATCH_CHUNK) {
+                if let Recorded::New { .. } = self.record_in(&txn, workspace, event).await? {
+                    out.recorded += 1;
+                }
+            }
+            txn.commit().await?;
+        }
+        if out.recorded > 0 {
+            self.runs.wake();
         }
         Ok(out)
     }

@@ -72,6 +72,7 @@ impl CallHost for LeadActions {
         CallPlan {
             side_effects: false,
             timeout: None,
+            contact: None,
         }
     }
 

@@ -5,6 +5,7 @@ pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod connectors;
+pub mod contacts;
 pub mod credentials;
 pub mod db;
 pub mod docs;
@@ -245,7 +246,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         }
         None => {}
     }
+    let contacts = Arc::new(crate::contacts::Contacts::default());
     let state = AppState {
+        contacts: contacts.clone(),
         routes,
         db: db.clone(),
         runs: runs.clone(),
@@ -257,7 +260,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         studio_dir,
     };
     let (tx, rx) = tokio::sync::watch::channel(false);
-    Workers::new(runs.clone(), hosts).spawn(config.workers.max(1), rx.clone());
+    Workers::new(runs.clone(), hosts, contacts.clone()).spawn(config.workers.max(1), rx.clone());
     Scheduler::new(db.clone(), runs, events, Some(registry)).spawn(rx.clone());
     retention::spawn(db, limits, rx.clone());
     spawn_metrics_upkeep(rx.clone());

@@ -22,6 +22,8 @@ pub struct AppState {
     pub runs: Arc<Runs>,
     /// The one event intake.
     pub events: Arc<Events>,
+    /// The contact policy's decisions and records.
+    pub contacts: Arc<crate::contacts::Contacts>,
     /// Trigger routes (webhook paths), cached.
     pub routes: Arc<Routes>,
     /// Scoring-model cache, signal lexicons, rescores.

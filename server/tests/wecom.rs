@@ -225,6 +225,19 @@ async fn connected(s: &TestServer) {
     }
 }
 
+/// A contact policy without quiet hours (and caps that do not get in the way), so a test
+/// that sends to customers passes at any hour.
+async fn any_hour(s: &TestServer) {
+    let (st, v) = s
+        .call(
+            Method::PUT,
+            "/api/v1/contact-policy",
+            Some(json!({"caps": [{"channel": "wecom_group_send", "max": 100, "per": "day"}]})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+}
+
 fn notify_flow(api_base: &str) -> Value {
     json!({
         "schema": 1,
@@ -347,12 +360,13 @@ both!(app_messages_reach_employees_with_one_token);
 
 /// The customer-contact and group-chat operations in one flow against the mock, in WeCom's
 /// shapes: a customer's profile (followers over two pages, tags → lead attributes), a
-/// group send with a link (an unknown customer reported as failed) and its result, a tag,
+/// group send with a link and its result, a tag,
 /// and an internal group chat with a first message.
 async fn customer_and_group_chat_operations(backend: Backend) {
     let s = TestServer::start(backend).await;
     let mock = MockWeCom::start().await;
     connected(&s).await;
+    any_hour(&s).await;
     let base = mock.base();
     let node = |id: &str, op: &str, input: Value, x: i64| {
         json!({"id": id, "type": "connector", "connector": "wecom@0", "operation": op,
@@ -365,7 +379,7 @@ async fn customer_and_group_chat_operations(backend: Backend) {
             {"id": "start", "type": "trigger", "config": {"kind": "manual"}, "position": [0, 0]},
             node("contact", "get_external_contact", json!({"external_userid": mock_wecom::CUSTOMER}), 200),
             node("send", "create_group_send", json!({
-                "external_userid": [mock_wecom::CUSTOMER, "wmUnknownCustomer"], "sender": "zhangwei",
+                "external_userid": [mock_wecom::CUSTOMER], "sender": "zhangwei",
                 "text": "您好，{{ steps.contact.output.name }}，技术方案包已为您准备好。",
                 "attachments": [{"msgtype": "link", "title": "X5 技术方案包", "url": "https://x.cn/pack/x5"}]}), 400),
             node("result", "get_group_send_result", json!({"msgid": "{{ steps.send.output.msgid }}", "userid": "zhangwei"}), 600),
@@ -409,16 +423,9 @@ async fn customer_and_group_chat_operations(backend: Backend) {
         "both pages: {contact}"
     );
     assert_eq!(contact["kind"], "wecom");
-    assert_eq!(out("send")["failed"], json!(["wmUnknownCustomer"]));
+    assert_eq!(out("send")["failed"], json!([]));
     let result = out("result");
     assert_eq!(result["sent"], 1, "{result}");
-    assert!(
-        result["deliveries"]
-            .as_array()
-            .unwrap()
-            .contains(&json!({"external_userid": "wmUnknownCustomer", "status": "not_a_contact", "send_time": null})),
-        "{result}"
-    );
     assert_eq!(out("post")["sent"], true);
     {
         let st = mock.state.lock().unwrap();
@@ -551,3 +558,221 @@ async fn reconciliation_records_only_differences(backend: Backend) {
     s.finish().await;
 }
 both!(reconciliation_records_only_differences);
+
+/// The wecom connector granted everything: API calls against the mock and callbacks
+/// sealed with [`corp`].
+async fn connected_with_callbacks(s: &TestServer) {
+    connected(s).await;
+    let c = corp();
+    let (st, g) = s
+        .call(
+            Method::PUT,
+            "/api/v1/connectors/wecom/grants",
+            Some(json!({"hosts": ["127.0.0.1"], "kv": true,
+                        "secrets": ["corp_id", "secret", "token", "encoding_aes_key"]})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{g}");
+    for (name, value) in [
+        ("token", &c.token),
+        ("encoding_aes_key", &c.encoding_aes_key),
+    ] {
+        let (st, v) = s
+            .call(
+                Method::PUT,
+                &format!("/api/v1/connectors/wecom/secrets/{name}"),
+                Some(json!({ "value": value })),
+            )
+            .await;
+        assert_eq!(st, StatusCode::NO_CONTENT, "{v}");
+    }
+}
+
+/// `HH:MM` in Shanghai (UTC+8, no summer time), `hours` from now.
+fn shanghai_clock(hours: i64) -> String {
+    let t = chrono::Utc::now() + chrono::Duration::hours(8 + hours);
+    t.format("%H:%M").to_string()
+}
+
+/// The contact policy before a group send to a customer: the first send of the day goes,
+/// the second is blocked by the cap; quiet hours block or defer a send, as configured; the
+/// customer deleting the rep on WeCom revokes consent. Every refusal is journaled with its
+/// rule (the node takes its `blocked` port, which here records the refusal), nothing
+/// reaches WeCom, and the lead card says what the lead may receive now.
+async fn the_contact_policy_blocks_with_its_rule(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let mock = MockWeCom::start().await;
+    connected_with_callbacks(&s).await;
+    let c = corp();
+    let sealed = c.seal(
+        &added(mock_wecom::CUSTOMER, "zhangwei", "expo-2026"),
+        "4401",
+    );
+    let (st, body) = post(&s, &sealed, sealed.body(&c.corp_id)).await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    let leads = s.get("/api/v1/leads?q=expo-2026").await;
+    let lead = leads["leads"][0]["id"].as_str().unwrap().to_owned();
+    let policy = |p: Value| {
+        let s = &s;
+        async move {
+            let (st, v) = s.call(Method::PUT, "/api/v1/contact-policy", Some(p)).await;
+            assert_eq!(st, StatusCode::OK, "{v}");
+        }
+    };
+    // A bad policy is refused by pointer and changes nothing.
+    let (st, v) = s
+        .call(
+            Method::PUT,
+            "/api/v1/contact-policy",
+            Some(json!({"caps": [{"channel": "wecom_group_send", "max": 0, "per": "day"}]})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["pointer"], "/caps/0/max", "{v}");
+    policy(json!({"caps": [{"channel": "wecom_group_send", "max": 1, "per": "day"}]})).await;
+
+    let doc = json!({
+        "schema": 1, "name": "技术方案推送",
+        "nodes": [
+            {"id": "start", "type": "trigger", "config": {"kind": "manual"}, "position": [0, 0]},
+            {"id": "send", "type": "connector", "connector": "wecom@0", "operation": "create_group_send",
+             "config": {"api_base": mock.base()},
+             "input": {"external_userid": [mock_wecom::CUSTOMER], "sender": "zhangwei",
+                       "text": "您好，X5 技术方案包已为您准备好。"},
+             "retry": {"max_attempts": 1}, "position": [200, 0]},
+            {"id": "told", "type": "set", "config": {"vars": {"why": "steps.send.output.policy.zh"}}, "position": [400, 0]}
+        ],
+        "edges": [{"from": "start", "to": "send"}, {"from": "send", "port": "blocked", "to": "told"}]
+    });
+    let flow = s.create_flow(doc, true).await;
+    let start = || {
+        let s = &s;
+        let flow = flow.clone();
+        async move {
+            let (st, started) = s
+                .post(&format!("/api/v1/flows/{flow}/runs"), json!({"input": {}}))
+                .await;
+            assert_eq!(st, StatusCode::ACCEPTED, "{started}");
+            started["run_id"].as_str().unwrap().to_owned()
+        }
+    };
+    let step = |run: &Value, node: &str| {
+        run["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .rev()
+            .find(|s| s["node"] == node)
+            .cloned()
+            .unwrap_or_else(|| panic!("no step {node} in {run}"))
+    };
+    let sends = || mock.state.lock().unwrap().group_sends.len();
+
+    // The first of the day goes.
+    let first = s.wait_run(&start().await, 30).await;
+    assert_eq!(first["status"], "succeeded", "{first}");
+    assert_eq!(step(&first, "send")["status"], "completed", "{first}");
+    assert_eq!(sends(), 1);
+
+    // The second is over the cap: blocked, with its rule, and the blocked port taken.
+    let capped = s.wait_run(&start().await, 30).await;
+    assert_eq!(capped["status"], "succeeded", "{capped}");
+    let send = step(&capped, "send");
+    assert_eq!(send["status"], "blocked", "{capped}");
+    assert_eq!(send["output"]["policy"]["refusal"]["rule"], "cap", "{send}");
+    assert_eq!(send["output"]["policy"]["refusal"]["sent"], 1, "{send}");
+    assert_eq!(send["output"]["policy"]["lead"], lead.as_str(), "{send}");
+    assert!(
+        step(&capped, "told")["output"]["why"]
+            .as_str()
+            .is_some_and(|w| w.contains("频次上限")),
+        "{capped}"
+    );
+    assert_eq!(sends(), 1, "a blocked call is not made");
+    let card = s.get(&format!("/api/v1/leads/{lead}")).await;
+    let group = card["contact"]["channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["channel"] == "wecom_group_send")
+        .cloned()
+        .unwrap_or_else(|| panic!("{card}"));
+    assert_eq!(group["decision"]["decision"], "block", "{group}");
+    assert_eq!(group["recent"].as_array().map(Vec::len), Some(1), "{group}");
+
+    // Quiet hours now (in Shanghai), blocking.
+    let quiet = |then: &str| json!({"caps": [], "quiet_hours": {"start": shanghai_clock(-1), "end": shanghai_clock(1), "then": then}});
+    policy(quiet("block")).await;
+    let hushed = s.wait_run(&start().await, 30).await;
+    let send = step(&hushed, "send");
+    assert_eq!(send["status"], "blocked", "{hushed}");
+    assert_eq!(
+        send["output"]["policy"]["refusal"]["rule"], "quiet_hours",
+        "{send}"
+    );
+
+    // Quiet hours, waiting: the run parks until they end, the journal says why.
+    policy(quiet("wait")).await;
+    let waiting = start().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let parked = loop {
+        let r = s.get(&format!("/api/v1/runs/{waiting}")).await;
+        if r["status"] == "waiting" {
+            break r;
+        }
+        assert!(std::time::Instant::now() < deadline, "never parked: {r}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let send = step(&parked, "send");
+    assert_eq!(send["status"], "waiting", "{parked}");
+    assert_eq!(
+        send["output"]["policy"]["refusal"]["rule"], "quiet_hours",
+        "{send}"
+    );
+    let until =
+        chrono::DateTime::parse_from_rfc3339(send["output"]["until"].as_str().unwrap()).unwrap();
+    assert!(until > chrono::Utc::now(), "{send}");
+    assert_eq!(sends(), 1);
+
+    // The customer deletes the rep on WeCom: consent on WeCom is revoked.
+    policy(json!({"caps": []})).await;
+    let deleted = format!(
+        "<xml><ToUserName><![CDATA[{}]]></ToUserName><FromUserName><![CDATA[sys]]></FromUserName>\
+         <CreateTime>{}</CreateTime><MsgType><![CDATA[event]]></MsgType>\
+         <Event><![CDATA[change_external_contact]]></Event><ChangeType><![CDATA[del_follow_user]]></ChangeType>\
+         <UserID><![CDATA[zhangwei]]></UserID><ExternalUserID><![CDATA[{}]]></ExternalUserID></xml>",
+        c.corp_id,
+        chrono::Utc::now().timestamp(),
+        mock_wecom::CUSTOMER
+    );
+    let sealed = c.seal(&deleted, "4402");
+    let (st, body) = post(&s, &sealed, sealed.body(&c.corp_id)).await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    let refused = s.wait_run(&start().await, 30).await;
+    let send = step(&refused, "send");
+    assert_eq!(send["status"], "blocked", "{refused}");
+    assert_eq!(
+        send["output"]["policy"]["refusal"]["rule"], "consent",
+        "{send}"
+    );
+    assert_eq!(sends(), 1);
+    let card = s.get(&format!("/api/v1/leads/{lead}")).await;
+    assert_eq!(card["contact"]["revoked"][0]["channel"], "wecom", "{card}");
+    assert_eq!(card["contact"]["revoked"][0]["source"], "event", "{card}");
+
+    // An admin lifts it (the customer added the rep again): the next send goes.
+    let id = card["contact"]["revoked"][0]["id"].as_str().unwrap();
+    let (st, v) = s
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/leads/{lead}/consent/revocations/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT, "{v}");
+    let again = s.wait_run(&start().await, 30).await;
+    assert_eq!(step(&again, "send")["status"], "completed", "{again}");
+    assert_eq!(sends(), 2);
+    s.finish().await;
+}
+both!(the_contact_policy_blocks_with_its_rule);

@@ -707,6 +707,9 @@ pub mod mock_wecom {
         pub customer_tags: Vec<String>,
         /// `batch/get_by_user` requests.
         pub batch_calls: u32,
+        /// `add_msg_template` records the group send, then never answers (a server that
+        /// stops mid-call is what the test is after).
+        pub stall_group_sends: bool,
     }
 
     /// The one customer the mock knows, followed by two employees (one per page).
@@ -799,11 +802,23 @@ pub mod mock_wecom {
     }
 
     async fn add_msg_template(
-        State(s): State<Arc<Mutex<WeComState>>>,
+        State(state): State<Arc<Mutex<WeComState>>>,
         Query(q): Params,
         axum::Json(body): axum::Json<Value>,
     ) -> axum::Json<Value> {
-        let mut s = s.lock().unwrap();
+        let stall = {
+            let mut s = state.lock().unwrap();
+            if s.stall_group_sends && refuse(&s, &q).is_none() {
+                s.group_sends.push(body.clone());
+                true
+            } else {
+                false
+            }
+        };
+        if stall {
+            std::future::pending::<()>().await;
+        }
+        let mut s = state.lock().unwrap();
         if let Some(e) = refuse(&s, &q) {
             return axum::Json(e);
         }

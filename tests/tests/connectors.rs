@@ -372,3 +372,125 @@ async fn misbehaving_plugins_fail_alone() {
     );
     assert!(!log.contains(SECRET), "the log leaks the secret");
 }
+
+/// A flow that sends the mock's customer a WeCom group send (the `send` node), through the
+/// contact policy.
+fn group_send_flow(api_base: &str) -> Value {
+    json!({
+        "schema": 1, "name": "技术方案推送",
+        "nodes": [
+            {"id": "start", "type": "trigger", "config": {"kind": "manual"}, "position": [0, 0]},
+            {"id": "send", "type": "connector", "connector": "wecom@0", "operation": "create_group_send",
+             "config": {"api_base": api_base},
+             "input": {"external_userid": [trellis_e2e::mock_wecom::CUSTOMER], "sender": "zhangwei",
+                       "text": "您好，X5 技术方案包已为您准备好。"},
+             "retry": {"max_attempts": 1}, "timeout": "3s", "position": [200, 0]}
+        ],
+        "edges": [{"from": "start", "to": "send"}]
+    })
+}
+
+/// The contact policy across a kill -9: a group send to a customer has reached WeCom when
+/// the server is killed, before the answer. After the restart it is not sent again (the
+/// node says it was interrupted and may have been delivered), and it still counts: the
+/// next send to that customer today is blocked by the one-a-day cap, journaled with it.
+async fn a_customer_is_not_contacted_twice_across_kill9(pg: Option<&PgDb>) {
+    use trellis_e2e::mock_wecom::{self, MockWeCom};
+    let data = TempDir::new();
+    let mock = MockWeCom::start().await;
+    mock.state.lock().unwrap().stall_group_sends = true;
+    let mut server = Proc::start(&data.0, pg.map(|p| p.url.as_str())).await;
+    let api = Api::new(&server.base, &server.token());
+    publish(&api, "wecom").await;
+    put(
+        &api,
+        "/api/v1/connectors/wecom/grants",
+        json!({"hosts": ["127.0.0.1"], "secrets": ["corp_id", "secret"], "kv": true}),
+    )
+    .await;
+    for (name, value) in [
+        ("corp_id", mock_wecom::CORP_ID),
+        ("secret", mock_wecom::SECRET),
+    ] {
+        put(
+            &api,
+            &format!("/api/v1/connectors/wecom/secrets/{name}"),
+            json!({ "value": value }),
+        )
+        .await;
+    }
+    // One group send a day, and no quiet hours (the test runs at any hour).
+    put(
+        &api,
+        "/api/v1/contact-policy",
+        json!({"caps": [{"channel": "wecom_group_send", "max": 1, "per": "day"}]}),
+    )
+    .await;
+    let flow = create_published(&api, &group_send_flow(&mock.base())).await;
+    let started = api
+        .post(&format!("/api/v1/flows/{flow}/runs"), &json!({"input": {}}))
+        .await;
+    let run = started["run_id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while mock.state.lock().unwrap().group_sends.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the group send never reached WeCom"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    server.kill9();
+    mock.state.lock().unwrap().stall_group_sends = false;
+
+    let server = Proc::start(&data.0, pg.map(|p| p.url.as_str())).await;
+    let api = Api::new(&server.base, &server.token());
+    let r = wait_run(&api, &run, 60).await;
+    let send = r["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|s| s["node"] == "send")
+        .unwrap_or_else(|| panic!("no send step: {r}"));
+    assert_eq!(send["output"]["error"]["kind"], "interrupted", "{r}");
+    assert_eq!(
+        mock.state.lock().unwrap().group_sends.len(),
+        1,
+        "the customer got the group send once"
+    );
+
+    let again = run_once(&api, &flow, json!({})).await;
+    assert_eq!(
+        again["status"], "succeeded",
+        "a refusal is not a failure: {again}"
+    );
+    let blocked = again["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["node"] == "send")
+        .unwrap_or_else(|| panic!("no send step: {again}"));
+    assert_eq!(blocked["status"], "blocked", "{again}");
+    assert_eq!(
+        blocked["output"]["policy"]["refusal"]["rule"], "cap",
+        "{again}"
+    );
+    assert_eq!(blocked["output"]["policy"]["refusal"]["sent"], 1, "{again}");
+    assert_eq!(
+        mock.state.lock().unwrap().group_sends.len(),
+        1,
+        "the count survived the crash"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_is_not_contacted_twice_across_kill9_sqlite() {
+    a_customer_is_not_contacted_twice_across_kill9(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_is_not_contacted_twice_across_kill9_postgres() {
+    let pg = PgDb::create().await;
+    a_customer_is_not_contacted_twice_across_kill9(Some(&pg)).await;
+    pg.drop_db().await;
+}

@@ -261,6 +261,22 @@ impl Operation {
         self
     }
 
+    /// Marks the operation as reaching a customer on `channel` (`wecom_group_send`,
+    /// `email`…): before each call Trellis checks its contact policy (consent, caps, quiet
+    /// hours) for the lead whose `identity` (`external_contact_id`, `email`…) is at
+    /// `recipient`, a JSON pointer into the input naming one customer; a refused call is
+    /// not made and the node takes its `blocked` port. Implies [`Operation::side_effects`].
+    pub fn reaches_customer(mut self, channel: &str, recipient: &str, identity: &str) -> Self {
+        self.side_effects = true;
+        if let Some(schema) = self.input_schema.as_object_mut() {
+            schema.insert(
+                "x-trellis-contact".into(),
+                serde_json::json!({ "channel": channel, "recipient": recipient, "identity": identity }),
+            );
+        }
+        self
+    }
+
     fn into_wit(self) -> wit::Operation {
         wit::Operation {
             name: self.name,

@@ -5,8 +5,8 @@
 //! | --- | --- |
 //! | `change_external_contact` / `add_external_contact` (and `add_half_external_contact`) | `wecom.external_contact_added`: the customer's `external_contact_id` (the lead's identity), the follow user, `State` as the channel |
 //! | … / `edit_external_contact` | `wecom.external_contact_edited` |
-//! | … / `del_external_contact` | `wecom.external_contact_deleted` (the customer removed the employee: contact consent ends) |
-//! | … / `del_follow_user` | `wecom.follow_user_deleted` (the employee removed the customer: contact consent ends) |
+//! | … / `del_external_contact` | `wecom.external_contact_deleted` (the employee removed the customer: contact consent ends) |
+//! | … / `del_follow_user` | `wecom.follow_user_deleted` (the customer removed the employee: contact consent ends) |
 //! | … / `transfer_fail` | `wecom.transfer_failed` |
 //! | `change_external_chat` | `wecom.external_chat_changed` |
 //! | `change_external_tag` | `wecom.external_tag_changed` |

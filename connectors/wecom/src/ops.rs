@@ -87,7 +87,8 @@ impl Attachment {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct GroupSendInput {
-    /// The customers' external contact ids (at most 10,000).
+    /// The customer's external contact id, as a list of one (the contact policy is kept
+    /// per customer).
     external_userid: Vec<String>,
     /// The rep who sends it (their WeCom user id): WeCom asks them to confirm.
     #[schemars(extend("x-trellis" = { "people": true }))]
@@ -108,9 +109,9 @@ pub(crate) struct GroupSendOutput {
     failed: Vec<String>,
 }
 
-/// `externalcontact/add_msg_template`: a group send to customers, which the sender
-/// confirms in WeCom (a customer gets at most one group send per day or month, as the
-/// corp's admin set).
+/// `externalcontact/add_msg_template`: a group send to one customer, which the sender
+/// confirms in WeCom. It passes Trellis's contact policy first (channel
+/// `wecom_group_send`), which is kept per customer: a send to several is refused there.
 pub(crate) fn create_group_send(
     config: ApiConfig,
     input: GroupSendInput,
@@ -545,9 +546,13 @@ pub(crate) mod operations {
         Operation::new::<ApiConfig, GroupSendInput, GroupSendOutput>(
             "create_group_send",
             "客户群发（需成员确认）",
-            "Group send to customers (the rep confirms)",
+            "Group send to a customer (the rep confirms)",
         )
-        .side_effects()
+        .reaches_customer(
+            "wecom_group_send",
+            "/external_userid",
+            "external_contact_id",
+        )
     }
 
     pub(crate) fn get_group_send_result() -> Operation {

@@ -19,6 +19,15 @@ pub struct OperationSpec {
     pub side_effects: bool,
 }
 
+impl OperationSpec {
+    /// The customer contact the operation makes, if it reaches one (checked at upload).
+    pub fn contact(&self) -> Option<trellis_model::contact_policy::ContactDecl> {
+        trellis_model::contact_policy::ContactDecl::of_input_schema(&self.input_schema)
+            .ok()
+            .flatten()
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Capabilities {
     pub hosts: Vec<String>,
@@ -92,6 +101,14 @@ impl Manifest {
                         "/operations/{i}/{field}: not a valid JSON Schema: {e}"
                     ));
                 }
+            }
+            match trellis_model::contact_policy::ContactDecl::of_input_schema(&op.input_schema) {
+                Ok(Some(_)) if !op.side_effects => problems.push(format!(
+                    "/operations/{i}/side_effects: an operation that reaches customers ({}) changes something outside; declare side_effects",
+                    trellis_model::contact_policy::CONTACT_KEY
+                )),
+                Ok(_) => {}
+                Err(e) => problems.push(format!("/operations/{i}/input_schema: {e}")),
             }
         }
         for (i, host) in self.capabilities.hosts.iter().enumerate() {

@@ -229,6 +229,11 @@ pub enum ConnectorError {
     InvalidOutput { message: String },
     #[error("{message}")]
     Unavailable { message: String },
+    // --- stopped by the server ---
+    /// The server stopped while a call that reaches a customer was under way: it may have
+    /// been delivered, so it is not made again (a customer is never contacted twice).
+    #[error("{message}")]
+    Interrupted { message: String },
 }
 
 impl ConnectorError {
@@ -270,6 +275,7 @@ impl ConnectorError {
             ConnectorError::Trap { .. } => "trap",
             ConnectorError::InvalidOutput { .. } => "invalid_output",
             ConnectorError::Unavailable { .. } => "unavailable",
+            ConnectorError::Interrupted { .. } => "interrupted",
         }
     }
 }

@@ -359,6 +359,11 @@ pub async fn get_lead(
     out["facts"] = json!(facts);
     out["summary"] = json!(trellis_model::summary::summarize(&events, at, 7));
     out["timeline"] = json!(timeline);
+    // What the lead may receive now, per channel, and why not where it may not.
+    out["contact"] = state
+        .contacts
+        .may_receive(&state.db, workspace, &row, Utc::now().timestamp_millis())
+        .await?;
     if row.id != id {
         out["merged_from"] = json!(id);
     }

@@ -3,6 +3,7 @@
 
 pub mod body;
 mod connectors;
+mod contacts;
 mod events;
 mod flows;
 pub mod guard;
@@ -112,6 +113,9 @@ pub fn openapi_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(leads::export_leads))
         .routes(routes!(leads::import_leads))
         .routes(routes!(leads::get_lead))
+        .routes(routes!(contacts::revoke))
+        .routes(routes!(contacts::restore))
+        .routes(routes!(contacts::get_policy, contacts::put_policy))
         .routes(routes!(leads::list_accounts))
         .routes(routes!(leads::get_account))
         .routes(routes!(inbox::list_inbox))

@@ -693,3 +693,73 @@ pub mod user_ticket {
     }
     no_relations!();
 }
+
+/// Contacts runs made with customers, counted by the contact policy.
+pub mod contact {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "contacts")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub workspace_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub idempotency_key: String,
+        pub lead_id: Option<String>,
+        pub recipient: String,
+        pub channel: String,
+        pub run_id: String,
+        pub node: String,
+        pub state: ContactState,
+        pub at_ms: i64,
+    }
+    no_relations!();
+
+    /// Where a contact stands.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum)]
+    #[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+    pub enum ContactState {
+        /// Allowed and counted; the call is under way (or was, when the server stopped).
+        #[sea_orm(string_value = "pending")]
+        Pending,
+        #[sea_orm(string_value = "sent")]
+        Sent,
+        /// The call failed: it does not count.
+        #[sea_orm(string_value = "failed")]
+        Failed,
+    }
+}
+
+/// Revocations of a lead's consent to be contacted (on one channel or all).
+pub mod consent_revocation {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "consent_revocations")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub workspace_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub lead_id: String,
+        pub channel: Option<String>,
+        #[sea_orm(column_type = "Text")]
+        pub reason: String,
+        pub source: ConsentSource,
+        pub event_id: Option<String>,
+        pub author: Option<String>,
+        pub at_ms: i64,
+    }
+    no_relations!();
+
+    /// Who revoked consent.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum, serde::Serialize)]
+    #[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+    #[serde(rename_all = "snake_case")]
+    pub enum ConsentSource {
+        /// An event (a WeCom deletion, an unsubscribe): `event_id`.
+        #[sea_orm(string_value = "event")]
+        Event,
+        /// A user: `author`.
+        #[sea_orm(string_value = "admin")]
+        Admin,
+    }
+}

@@ -28,6 +28,7 @@ impl CallHost for Intent {
         CallPlan {
             side_effects: false,
             timeout: None,
+            contact: None,
         }
     }
 

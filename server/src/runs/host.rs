@@ -10,7 +10,7 @@ use trellis_runtime::connector::ConnectorError;
 use trellis_runtime::{CallRequest, CallResult};
 
 /// What the worker must know about a call before making it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CallPlan {
     /// The call changes something outside: the run is committed before it (so a crash
     /// repeats it with the same idempotency key) and after it (so it is not made again).
@@ -18,6 +18,9 @@ pub struct CallPlan {
     /// The longest the call may take, for which the run's claim is held; `None` for a call
     /// served in this process well within the claim.
     pub timeout: Option<Duration>,
+    /// The call reaches a customer: it passes the contact policy first (and is counted in
+    /// the checkpoint before it).
+    pub contact: Option<trellis_model::contact_policy::ContactDecl>,
 }
 
 /// The run a call is made for.

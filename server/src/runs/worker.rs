@@ -7,25 +7,54 @@ use std::time::Duration;
 use chrono::Utc;
 use sea_orm::sea_query::Expr as SqlExpr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
-use trellis_runtime::{Next, RunState, StepRecord};
+use trellis_model::contact_policy::ContactDecl;
+use trellis_runtime::{CallRequest, CallResult, Next, RunState, StepRecord};
 
 use super::segment::{execute_segment, guarded_update, insert_steps, insert_subscription};
 use super::{
     CALLS_PER_CLAIM, CallSite, Hosts, LEASE, RUN_STEPS, RunError, RunStatus, Runs, now_ms,
 };
+use crate::contacts::{Contacts, Gate};
 use crate::db::entities::{run, subscription};
 use crate::db::run_rows;
 
-/// Advances claimed runs, serving their calls through `hosts`.
+/// Advances claimed runs, serving their calls through `hosts`; calls that reach customers
+/// pass `contacts` (the contact policy) first.
 #[derive(Clone, Debug)]
 pub struct Workers {
     runs: Arc<Runs>,
     hosts: Hosts,
+    contacts: Arc<Contacts>,
+}
+
+/// What the checkpoint around a call does besides saving the run.
+enum Around<'a> {
+    /// Nothing more.
+    Plain,
+    /// Before a call that reaches a customer: the contact policy decides, and an allowed
+    /// contact is written with the checkpoint.
+    Gate(&'a ContactDecl, &'a CallRequest),
+    /// After it: the contact is settled by the result.
+    Settle(&'a CallRequest, &'a CallResult),
+}
+
+/// How a checkpoint ended.
+enum Saved {
+    /// The new `state_rev`.
+    At(i64),
+    /// The run moved on meanwhile (cancelled, or taken over): nothing was written.
+    Moved,
+    /// The contact policy did not let the call happen: its result instead.
+    Instead(CallResult),
 }
 
 impl Workers {
-    pub fn new(runs: Arc<Runs>, hosts: Hosts) -> Workers {
-        Workers { runs, hosts }
+    pub fn new(runs: Arc<Runs>, hosts: Hosts, contacts: Arc<Contacts>) -> Workers {
+        Workers {
+            runs,
+            hosts,
+            contacts,
+        }
     }
 
     /// Claims due runs and advances them, `concurrency` at a time, until `shutdown` fires.
@@ -143,15 +172,27 @@ impl Workers {
             let pinned = state.connectors.get(&request.connector).cloned();
             let plan = host.plan(&workspace, &request, pinned.as_deref()).await;
             let hold = LEASE + plan.timeout.unwrap_or_default();
-            if plan.side_effects {
+            if plan.side_effects || plan.contact.is_some() {
                 // Durable before the call: after a crash the call is issued again with the
-                // same idempotency key, never forgotten.
-                match self.checkpoint(&claimed, &state, &records, hold).await? {
-                    Some(rev) => {
+                // same idempotency key, never forgotten (a call that reaches a customer is
+                // not: see `contacts`).
+                let around = match &plan.contact {
+                    Some(decl) => Around::Gate(decl, &request),
+                    None => Around::Plain,
+                };
+                match self
+                    .checkpoint(&claimed, &state, &records, hold, around)
+                    .await?
+                {
+                    Saved::At(rev) => {
                         claimed.state_rev = rev;
                         records.clear();
                     }
-                    None => return Ok(false),
+                    Saved::Moved => return Ok(false),
+                    Saved::Instead(result) => {
+                        state.complete_call(result);
+                        continue;
+                    }
                 }
             } else if plan.timeout.is_some() && !self.extend_lease(&claimed, hold).await? {
                 // The claim is held for the call's length, so a slow call is not taken for
@@ -170,15 +211,23 @@ impl Workers {
                     .entry(request.connector.clone())
                     .or_insert(v);
             }
+            let settle = plan.contact.is_some().then(|| result.clone());
             state.complete_call(result);
-            if plan.side_effects {
+            if plan.side_effects || plan.contact.is_some() {
                 // Durable after the call: a completed call is not made again.
-                match self.checkpoint(&claimed, &state, &records, LEASE).await? {
-                    Some(rev) => {
+                let around = match &settle {
+                    Some(result) => Around::Settle(&request, result),
+                    None => Around::Plain,
+                };
+                match self
+                    .checkpoint(&claimed, &state, &records, LEASE, around)
+                    .await?
+                {
+                    Saved::At(rev) => {
                         claimed.state_rev = rev;
                         records.clear();
                     }
-                    None => return Ok(false),
+                    Saved::Moved | Saved::Instead(_) => return Ok(false),
                 }
             }
         };
@@ -198,17 +247,37 @@ impl Workers {
         Ok(updated.rows_affected == 1)
     }
 
-    /// Commits the state and journal so far while keeping the claim (for `hold` more).
-    /// Returns the new `state_rev`, or `None` when the run moved on meanwhile.
+    /// Commits the state and journal so far while keeping the claim (for `hold` more),
+    /// with what `around` adds in the same transaction.
     async fn checkpoint(
         &self,
         claimed: &run::Model,
         state: &RunState,
         records: &[StepRecord],
         hold: Duration,
-    ) -> Result<Option<i64>, RunError> {
+        around: Around<'_>,
+    ) -> Result<Saved, RunError> {
         let now = Utc::now();
         let txn = self.runs.db.begin().await?;
+        let workspace = claimed.workspace_id.as_str();
+        match around {
+            Around::Plain => {}
+            Around::Gate(decl, request) => {
+                let gate = self
+                    .contacts
+                    .gate(&txn, workspace, &claimed.id, decl, request, now)
+                    .await?;
+                if let Gate::Instead(result) = gate {
+                    txn.rollback().await?;
+                    return Ok(Saved::Instead(result));
+                }
+            }
+            Around::Settle(request, result) => {
+                self.contacts
+                    .settle(&txn, workspace, &request.idempotency_key, result)
+                    .await?;
+            }
+        }
         let updated = guarded_update(claimed, state, now)?
             .col_expr(
                 run::Column::LeaseUntil,
@@ -219,11 +288,11 @@ impl Workers {
         if updated.rows_affected != 1 {
             txn.rollback().await?;
             tracing::info!(run = %claimed.id, "run moved on while executing; checkpoint discarded");
-            return Ok(None);
+            return Ok(Saved::Moved);
         }
         insert_steps(&txn, &claimed.workspace_id, &claimed.id, records).await?;
         txn.commit().await?;
-        Ok(Some(claimed.state_rev + 1))
+        Ok(Saved::At(claimed.state_rev + 1))
     }
 
     /// Commits a segment's end: the state, the journal, the status and what it waits for.

@@ -1,0 +1,449 @@
+//! The contact policy at work: before a call that reaches a customer (an operation whose
+//! input schema declares `x-trellis-contact`), the worker asks [`Contacts::gate`] in the
+//! transaction of the run's checkpoint. The customer the call names is found as a lead by
+//! identity; the workspace's policy (`workspace_docs`, kind `contact_policy`; the built-in
+//! one until it saves its own) decides on the lead's consent, its recent contacts and its
+//! local time. An allowed contact is written there and then, as `pending`, keyed by the
+//! call's idempotency key, so the count survives a crash; the checkpoint after the call
+//! settles it (`sent`, or `failed`, which does not count). A call whose contact is already
+//! written was under way when the server stopped: it may have been delivered, so it is not
+//! made again.
+//!
+//! Consent is revoked by events (a WeCom deletion, an unsubscribe) in the event intake's
+//! transaction, or by an admin; [`may_receive`] says what a lead may receive now.
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr as SqlExpr, OnConflict};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+};
+use serde_json::{Value, json};
+use trellis_model::contact_policy::{
+    ContactDecl, ContactPolicy, Decision, HISTORY_MS, LeadContacts, Revocation,
+};
+use trellis_runtime::connector::ConnectorError;
+use trellis_runtime::{CallRequest, CallResult};
+
+use crate::db::entities::consent_revocation::{self, ConsentSource};
+use crate::db::entities::contact::{self, ContactState};
+use crate::db::entities::lead_identity;
+use crate::workspace_docs::CompiledDocs;
+
+/// `workspace_docs.kind` of a workspace's contact policy.
+pub const CONTACT_POLICY_DOC: &str = "contact_policy";
+
+/// Each workspace's policy, checked.
+pub type Policies = CompiledDocs<ContactPolicy>;
+
+/// The policies' cache.
+pub fn policies() -> Policies {
+    CompiledDocs::new(
+        CONTACT_POLICY_DOC,
+        || Ok(ContactPolicy::builtin()),
+        |text| {
+            let policy: ContactPolicy =
+                serde_json::from_str(text).context("stored contact policy")?;
+            match policy.problems().first() {
+                None => Ok(policy),
+                Some((pointer, problem)) => {
+                    anyhow::bail!("stored contact policy: {pointer}: {problem}")
+                }
+            }
+        },
+    )
+}
+
+/// What the policy lets a call do.
+#[derive(Debug)]
+pub enum Gate {
+    /// Allowed; the contact is written (pending) in the caller's transaction.
+    Go,
+    /// Not made: the result the node gets instead (blocked, deferred, a recipient it cannot
+    /// name, or interrupted).
+    Instead(CallResult),
+}
+
+/// The contact policy's decisions and records.
+#[derive(Debug)]
+pub struct Contacts {
+    pub policies: Policies,
+}
+
+impl Default for Contacts {
+    fn default() -> Self {
+        Contacts {
+            policies: policies(),
+        }
+    }
+}
+
+/// The lead a customer's identity belongs to (following merges).
+async fn lead_of<C: ConnectionTrait>(
+    conn: &C,
+    workspace: &str,
+    kind: &str,
+    value: &str,
+) -> Result<Option<crate::leads::Lead>, sea_orm::DbErr> {
+    let Some(identity) = lead_identity::Entity::find_by_id((
+        workspace.to_owned(),
+        kind.to_owned(),
+        value.to_owned(),
+    ))
+    .one(conn)
+    .await?
+    else {
+        return Ok(None);
+    };
+    // Locked on PostgreSQL: two calls to one customer decide one after the other.
+    crate::leads::find_for_update(conn, workspace, &identity.lead_id).await
+}
+
+/// What the policy needs to know of a lead (or, for a customer who is not a lead yet, of
+/// the contacts made with that recipient), from `now_ms - HISTORY_MS` on.
+async fn history<C: ConnectionTrait>(
+    conn: &C,
+    workspace: &str,
+    lead: Option<&crate::leads::Lead>,
+    recipient: Option<&str>,
+    now_ms: i64,
+) -> Result<LeadContacts, sea_orm::DbErr> {
+    let mut who = Condition::any();
+    if let Some(l) = lead {
+        who = who.add(contact::Column::LeadId.eq(l.id.as_str()));
+    }
+    if let Some(r) = recipient {
+        who = who.add(contact::Column::Recipient.eq(r));
+    }
+    let sent = contact::Entity::find()
+        .filter(contact::Column::WorkspaceId.eq(workspace))
+        .filter(who)
+        .filter(contact::Column::State.ne(ContactState::Failed))
+        .filter(contact::Column::AtMs.gte(now_ms - HISTORY_MS))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|c| (c.channel, c.at_ms))
+        .collect();
+    let revoked = match lead {
+        None => Vec::new(),
+        Some(l) => revocations(conn, workspace, &l.id)
+            .await?
+            .into_iter()
+            .map(|r| Revocation {
+                channel: r.channel,
+                reason: r.reason,
+                at_ms: r.at_ms,
+            })
+            .collect(),
+    };
+    Ok(LeadContacts {
+        time_zone: lead
+            .and_then(|l| l.attributes.get("time_zone"))
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        revoked,
+        sent,
+    })
+}
+
+async fn revocations<C: ConnectionTrait>(
+    conn: &C,
+    workspace: &str,
+    lead_id: &str,
+) -> Result<Vec<consent_revocation::Model>, sea_orm::DbErr> {
+    consent_revocation::Entity::find()
+        .filter(consent_revocation::Column::WorkspaceId.eq(workspace))
+        .filter(consent_revocation::Column::LeadId.eq(lead_id))
+        .order_by_asc(consent_revocation::Column::AtMs)
+        .all(conn)
+        .await
+}
+
+impl Contacts {
+    /// The workspace's policy; a stored one that no longer checks out gives way to the
+    /// built-in one (logged), so a bad document never lets every call through.
+    async fn policy<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        workspace: &str,
+    ) -> std::sync::Arc<ContactPolicy> {
+        match self.policies.get(conn, workspace).await {
+            Ok(p) => p,
+            Err(error) => {
+                tracing::warn!(workspace, %error, "the built-in contact policy applies");
+                std::sync::Arc::new(ContactPolicy::builtin())
+            }
+        }
+    }
+
+    /// Decides `request` (declared by `decl`) in `txn`, the run's checkpoint before the
+    /// call, and writes the contact when it is allowed.
+    pub async fn gate<C: ConnectionTrait>(
+        &self,
+        txn: &C,
+        workspace: &str,
+        run_id: &str,
+        decl: &ContactDecl,
+        request: &CallRequest,
+        now: DateTime<Utc>,
+    ) -> Result<Gate, sea_orm::DbErr> {
+        let key = request.idempotency_key.as_str();
+        if contact::Entity::find_by_id((workspace.to_owned(), key.to_owned()))
+            .one(txn)
+            .await?
+            .is_some()
+        {
+            return Ok(Gate::Instead(CallResult::Err {
+                error: ConnectorError::Interrupted {
+                    message: "服务在发送途中停止，消息可能已送达客户；为避免重复打扰，不再重发（已计入频次） / the server stopped while this message was being sent; it may have reached the customer, so it is not sent again (it counts against the caps)".into(),
+                },
+                version: None,
+            }));
+        }
+        let value = match decl.recipient_in(&request.input) {
+            Ok(v) => v,
+            Err(message) => {
+                return Ok(Gate::Instead(CallResult::Err {
+                    error: ConnectorError::InvalidInput { message },
+                    version: None,
+                }));
+            }
+        };
+        let recipient = format!("{}:{value}", decl.identity);
+        let lead = lead_of(txn, workspace, &decl.identity, &value).await?;
+        let now_ms = now.timestamp_millis();
+        let known = history(txn, workspace, lead.as_ref(), Some(&recipient), now_ms).await?;
+        let policy = self.policy(txn, workspace).await;
+        let decision = policy.decide(&decl.channel, &known, now_ms);
+        let described = |d: &Decision| {
+            let mut v = serde_json::to_value(d).unwrap_or_default();
+            v["channel"] = json!(decl.channel);
+            v["recipient"] = json!(recipient);
+            v["lead"] = json!(lead.as_ref().map(|l| l.id.as_str()));
+            v
+        };
+        Ok(match &decision {
+            Decision::Allow => {
+                contact::Entity::insert(contact::ActiveModel {
+                    workspace_id: Set(workspace.to_owned()),
+                    idempotency_key: Set(key.to_owned()),
+                    lead_id: Set(lead.as_ref().map(|l| l.id.clone())),
+                    recipient: Set(recipient.clone()),
+                    channel: Set(decl.channel.clone()),
+                    run_id: Set(run_id.to_owned()),
+                    node: Set(request.node.clone()),
+                    state: Set(ContactState::Pending),
+                    at_ms: Set(now_ms),
+                })
+                .exec_without_returning(txn)
+                .await?;
+                metrics::counter!("trellis_contacts_total", "decision" => "allow").increment(1);
+                Gate::Go
+            }
+            Decision::Block { .. } => {
+                metrics::counter!("trellis_contacts_total", "decision" => "block").increment(1);
+                Gate::Instead(CallResult::Blocked {
+                    decision: described(&decision),
+                })
+            }
+            Decision::Wait { until_ms, .. } => {
+                metrics::counter!("trellis_contacts_total", "decision" => "wait").increment(1);
+                Gate::Instead(CallResult::Deferred {
+                    until: DateTime::from_timestamp_millis(*until_ms).unwrap_or(now),
+                    decision: described(&decision),
+                })
+            }
+        })
+    }
+
+    /// Settles the contact of the call keyed `key` in the checkpoint after it: `sent`, or
+    /// `failed` (which does not count).
+    pub async fn settle<C: ConnectionTrait>(
+        &self,
+        txn: &C,
+        workspace: &str,
+        key: &str,
+        result: &CallResult,
+    ) -> Result<(), sea_orm::DbErr> {
+        let state = match result {
+            CallResult::Ok { .. } => ContactState::Sent,
+            _ => ContactState::Failed,
+        };
+        contact::Entity::update_many()
+            .col_expr(contact::Column::State, SqlExpr::value(state))
+            .filter(contact::Column::WorkspaceId.eq(workspace))
+            .filter(contact::Column::IdempotencyKey.eq(key))
+            .exec(txn)
+            .await?;
+        Ok(())
+    }
+
+    /// What `lead` may receive now, per channel the policy or its history names: the
+    /// decision with its words, the contacts counted, and its revocations.
+    pub async fn may_receive<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        workspace: &str,
+        lead: &crate::leads::Lead,
+        now_ms: i64,
+    ) -> Result<Value, sea_orm::DbErr> {
+        let known = history(conn, workspace, Some(lead), None, now_ms).await?;
+        let policy = self.policy(conn, workspace).await;
+        let mut channels: Vec<String> = policy.caps.iter().map(|c| c.channel.clone()).collect();
+        channels.extend(known.sent.iter().map(|(c, _)| c.clone()));
+        channels.sort();
+        channels.dedup();
+        let per_channel: Vec<Value> = channels
+            .iter()
+            .map(|c| {
+                let recent: Vec<i64> = known
+                    .sent
+                    .iter()
+                    .filter(|(ch, _)| ch == c)
+                    .map(|(_, at)| *at)
+                    .collect();
+                json!({
+                    "channel": c,
+                    "decision": policy.decide(c, &known, now_ms),
+                    "recent": recent,
+                })
+            })
+            .collect();
+        let revoked: Vec<Value> = revocations(conn, workspace, &lead.id)
+            .await?
+            .into_iter()
+            .map(|r| {
+                json!({
+                    "id": r.id, "channel": r.channel, "reason": r.reason,
+                    "source": r.source, "event": r.event_id, "author": r.author, "at_ms": r.at_ms,
+                })
+            })
+            .collect();
+        Ok(json!({ "channels": per_channel, "revoked": revoked }))
+    }
+}
+
+/// The consent an event revokes: `(channel, reason)` (channel `None`: all).
+fn revoked_by(name: &str, properties: &Value) -> Option<(Option<String>, String)> {
+    match name {
+        "wecom.external_contact_deleted" => Some((
+            Some("wecom".into()),
+            "销售在企业微信删除了该客户 / the rep removed the customer on WeCom".into(),
+        )),
+        "wecom.follow_user_deleted" => Some((
+            Some("wecom".into()),
+            "客户在企业微信删除了销售 / the customer removed the rep on WeCom".into(),
+        )),
+        "unsubscribe" | "unsubscribed" | "lead.unsubscribed" => {
+            let channel = properties
+                .get("channel")
+                .and_then(Value::as_str)
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned);
+            Some((channel, "客户退订 / the customer unsubscribed".into()))
+        }
+        _ => None,
+    }
+}
+
+/// In the event intake's transaction: records the revocation an event means for its lead
+/// (once per event).
+pub async fn revoke_on_event<C: ConnectionTrait>(
+    txn: &C,
+    workspace: &str,
+    lead_id: &str,
+    event_id: &str,
+    name: &str,
+    properties: &Value,
+    at_ms: i64,
+) -> Result<(), sea_orm::DbErr> {
+    let Some((channel, reason)) = revoked_by(name, properties) else {
+        return Ok(());
+    };
+    consent_revocation::Entity::insert(consent_revocation::ActiveModel {
+        workspace_id: Set(workspace.to_owned()),
+        id: Set(format!("event:{event_id}")),
+        lead_id: Set(lead_id.to_owned()),
+        channel: Set(channel),
+        reason: Set(reason),
+        source: Set(ConsentSource::Event),
+        event_id: Set(Some(event_id.to_owned())),
+        author: Set(None),
+        at_ms: Set(at_ms),
+    })
+    .on_conflict(
+        OnConflict::columns([
+            consent_revocation::Column::WorkspaceId,
+            consent_revocation::Column::Id,
+        ])
+        .do_nothing()
+        .to_owned(),
+    )
+    .exec_without_returning(txn)
+    .await?;
+    Ok(())
+}
+
+/// An admin revokes a lead's consent (on `channel`, or all); returns the revocation's id.
+pub async fn revoke_by_admin<C: ConnectionTrait>(
+    conn: &C,
+    workspace: &str,
+    lead_id: &str,
+    channel: Option<String>,
+    reason: String,
+    author: &str,
+) -> Result<String, sea_orm::DbErr> {
+    let id = format!("admin:{}", uuid::Uuid::now_v7());
+    consent_revocation::Entity::insert(consent_revocation::ActiveModel {
+        workspace_id: Set(workspace.to_owned()),
+        id: Set(id.clone()),
+        lead_id: Set(lead_id.to_owned()),
+        channel: Set(channel),
+        reason: Set(reason),
+        source: Set(ConsentSource::Admin),
+        event_id: Set(None),
+        author: Set(Some(author.to_owned())),
+        at_ms: Set(Utc::now().timestamp_millis()),
+    })
+    .exec_without_returning(conn)
+    .await?;
+    Ok(id)
+}
+
+/// Lifts a revocation (an admin, when the customer agreed again); false when there was none.
+pub async fn restore<C: ConnectionTrait>(
+    conn: &C,
+    workspace: &str,
+    lead_id: &str,
+    id: &str,
+) -> Result<bool, sea_orm::DbErr> {
+    let gone = consent_revocation::Entity::delete_many()
+        .filter(consent_revocation::Column::WorkspaceId.eq(workspace))
+        .filter(consent_revocation::Column::LeadId.eq(lead_id))
+        .filter(consent_revocation::Column::Id.eq(id))
+        .exec(conn)
+        .await?;
+    Ok(gone.rows_affected == 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deletions_on_wecom_and_unsubscribes_revoke_consent() {
+        let (ch, why) = revoked_by("wecom.follow_user_deleted", &json!({})).unwrap();
+        assert_eq!(ch.as_deref(), Some("wecom"));
+        assert!(why.contains("客户"), "{why}");
+        assert_eq!(
+            revoked_by("unsubscribe", &json!({"channel": "email"}))
+                .unwrap()
+                .0,
+            Some("email".into())
+        );
+        assert_eq!(revoked_by("unsubscribe", &json!({})).unwrap().0, None);
+        assert!(revoked_by("page_view", &json!({})).is_none());
+    }
+}

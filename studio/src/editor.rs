@@ -24,7 +24,7 @@ fn node_height(ports: usize) -> f64 {
     HEADER + 16.0 + PORT_GAP * ports.max(1) as f64
 }
 
-/// Output ports shown on the canvas (the `error` port only where it is wired).
+/// Output ports shown on the canvas (the `error` and `blocked` ports only where wired).
 fn visible_ports(doc: &FlowDoc, node: &Node) -> Vec<String> {
     let Some(spec) = node_type(&node.node_type) else {
         return vec!["out".into()];
@@ -32,11 +32,8 @@ fn visible_ports(doc: &FlowDoc, node: &Node) -> Vec<String> {
     spec.output_ports(&node.config)
         .into_iter()
         .filter(|p| {
-            p != "error"
-                || doc
-                    .edges
-                    .iter()
-                    .any(|e| e.from == node.id && e.port() == "error")
+            (p != "error" && p != "blocked")
+                || doc.edges.iter().any(|e| e.from == node.id && e.port() == p)
         })
         .collect()
 }

@@ -106,6 +106,7 @@ fn run_marks(run: &Value) -> HashMap<String, &'static str> {
             "completed" => "completed",
             "failed" => "failed",
             "waiting" => "waiting",
+            "blocked" => "blocked",
             _ => "retrying",
         };
         marks.insert(node.to_owned(), mark);

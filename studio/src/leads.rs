@@ -307,6 +307,14 @@ fn card_view(session: Session, v: Value) -> impl IntoView {
     let actions = v["next_actions"].as_array().cloned().unwrap_or_default();
     let timeline = v["timeline"].as_array().cloned().unwrap_or_default();
     let account = v["account"]["name"].as_str().map(str::to_owned);
+    let channels = v["contact"]["channels"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let revoked = v["contact"]["revoked"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let t2 = tier.clone();
     view! {
         <header class="lead-head">
@@ -407,6 +415,40 @@ fn card_view(session: Session, v: Value) -> impl IntoView {
                             }
                         }).collect_view().into_any()
                     }}
+                </ul>
+                <h3>{move || session.t(Text::ContactHeading)}</h3>
+                <ul data-testid="lead-contact">
+                    {channels.into_iter().map(|c| {
+                        let channel = c["channel"].as_str().unwrap_or_default().to_owned();
+                        let d = c["decision"].clone();
+                        let decision = d["decision"].as_str().unwrap_or_default().to_owned();
+                        let allowed = decision == "allow";
+                        let sent = c["recent"].as_array().map_or(0, Vec::len);
+                        let testid = format!("lead-contact-{channel}");
+                        view! {
+                            <li data-testid=testid data-decision=decision>
+                                <strong>{move || crate::words::channel_label(&channel, lang())}</strong>"："
+                                {move || if allowed {
+                                    session.t(Text::ContactAllowed)
+                                } else {
+                                    let key = if lang() == Lang::En { "en" } else { "zh" };
+                                    d[key].as_str().unwrap_or_default().to_owned()
+                                }}
+                                <span class="hint">{format!(" ({sent})")}</span>
+                            </li>
+                        }
+                    }).collect_view()}
+                    {revoked.into_iter().map(|r| {
+                        let channel = r["channel"].as_str().map(str::to_owned);
+                        let reason = r["reason"].as_str().unwrap_or_default().to_owned();
+                        view! {
+                            <li data-testid="lead-contact-revoked" class="signal negative">
+                                {move || session.t(Text::ContactRevoked)}" · "
+                                {move || channel.as_deref().map_or_else(|| "*".to_owned(), |c| crate::words::channel_label(c, lang()))}
+                                " · "{reason.clone()}
+                            </li>
+                        }
+                    }).collect_view()}
                 </ul>
             </section>
         </div>

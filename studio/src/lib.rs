@@ -10,6 +10,7 @@
 mod api;
 mod condition;
 mod connectors;
+mod contact_policy;
 mod dialog;
 mod doc_editor;
 mod editor;
@@ -98,6 +99,8 @@ pub enum Page {
     Rules,
     /// URL-category rules (网址分类).
     UrlCategories,
+    /// The contact policy (联系策略).
+    ContactPolicy,
     People,
     /// An invitation or a password reset, opened from its link.
     Ticket(String),
@@ -117,6 +120,7 @@ impl Page {
             ("lexicon", _) => Page::Lexicon,
             ("rules", _) => Page::Rules,
             ("url-categories", _) => Page::UrlCategories,
+            ("contact-policy", _) => Page::ContactPolicy,
             ("people", _) => Page::People,
             ("ticket", t) if !t.is_empty() => Page::Ticket(t.to_owned()),
             _ => Page::Flows,
@@ -135,6 +139,7 @@ impl Page {
             Page::Lexicon => "/lexicon".into(),
             Page::Rules => "/rules".into(),
             Page::UrlCategories => "/url-categories".into(),
+            Page::ContactPolicy => "/contact-policy".into(),
             Page::People => "/people".into(),
             Page::Ticket(t) => format!("/ticket/{t}"),
         }
@@ -296,6 +301,7 @@ pub fn App() -> impl IntoView {
                     Page::Lexicon => view! { <lexicon::LexiconPage /> }.into_any(),
                     Page::Rules => view! { <rules::RulesPage /> }.into_any(),
                     Page::UrlCategories => view! { <url_categories::UrlCategoriesPage /> }.into_any(),
+                    Page::ContactPolicy => view! { <contact_policy::ContactPolicyPage /> }.into_any(),
                     Page::People => view! { <people::PeoplePage /> }.into_any(),
                     Page::Ticket(t) => view! { <people::TicketPage ticket=t /> }.into_any(),
                 }}
@@ -320,6 +326,7 @@ fn TopBar() -> impl IntoView {
                     <button data-testid="nav-rules" on:click=move |_| session.go(Page::Rules)>{move || crate::i18n::say(session.lang.get(), "行动规则", "Rules")}</button>
                     <button data-testid="nav-lexicon" on:click=move |_| session.go(Page::Lexicon)>{move || crate::i18n::say(session.lang.get(), "信号词库", "Lexicon")}</button>
                     <button data-testid="nav-url-categories" on:click=move |_| session.go(Page::UrlCategories)>{move || crate::i18n::say(session.lang.get(), "网址分类", "URL categories")}</button>
+                    <button data-testid="nav-contact-policy" on:click=move |_| session.go(Page::ContactPolicy)>{move || crate::i18n::say(session.lang.get(), "联系策略", "Contact policy")}</button>
                     <button data-testid="nav-connectors" on:click=move |_| session.go(Page::Connectors)>{move || session.t(Text::Connectors)}</button>
                     <button data-testid="nav-inbox" on:click=move |_| session.go(Page::Inbox)>{move || session.t(Text::Inbox)}</button>
                     <Show when=move || session.role().is_none_or(|r| r == "admin")>

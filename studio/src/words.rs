@@ -217,3 +217,19 @@ pub fn local_time(iso: Option<&str>) -> String {
         d.get_minutes()
     )
 }
+
+/// A contact channel in words (`wecom_group_send` → 企业微信客户群发); an unknown one as is.
+pub fn channel_label(channel: &str, lang: Lang) -> String {
+    let words = match channel {
+        "wecom_group_send" => Some(("企业微信客户群发", "WeCom group send")),
+        "wecom" => Some(("企业微信（全部）", "WeCom (all)")),
+        "email" => Some(("邮件", "Email")),
+        "sms" => Some(("短信", "SMS")),
+        _ => None,
+    };
+    match (words, lang) {
+        (Some((zh, _)), Lang::Zh) => zh.to_owned(),
+        (Some((_, en)), Lang::En) => en.to_owned(),
+        (None, _) => channel.to_owned(),
+    }
+}

@@ -776,3 +776,194 @@ async fn the_contact_policy_blocks_with_its_rule(backend: Backend) {
     s.finish().await;
 }
 both!(the_contact_policy_blocks_with_its_rule);
+
+/// The first scenario, end to end (`templates/flows/competitor-comparison-solution-pack.json`):
+/// a customer adds the rep on WeCom (a lead from the expo, warm), is recognised on the
+/// website through Segment's own Python library (identify with the WeCom id from the link
+/// they came by, then a page view of a comparison page), turns hot, and within seconds
+/// gets the solution pack and the case video by group send (through the contact policy)
+/// while the rep gets a WeCom message with what the customer did. A second comparison the
+/// same day is stopped by the policy, and the rep is told so instead.
+async fn competitor_comparison_brings_the_solution_pack(backend: Backend) {
+    const WRITE_KEY: &str = "wk_scenario_1";
+    let python = trellis_e2e::segment_python();
+    let s = TestServer::start(backend).await;
+    let mock = MockWeCom::start().await;
+    connected_with_callbacks(&s).await;
+    let (st, published) = s
+        .publish_connector(std::fs::read(connector_wasm("site-tracking")).unwrap())
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{published}");
+    for (method, path, body) in [
+        (
+            Method::PUT,
+            "/api/v1/connectors/site-tracking/grants",
+            json!({"secrets": ["write_key"]}),
+        ),
+        (
+            Method::PUT,
+            "/api/v1/connectors/site-tracking/secrets/write_key",
+            json!({"value": WRITE_KEY}),
+        ),
+        // Any hour (the test runs at night too), one group send a day.
+        (
+            Method::PUT,
+            "/api/v1/contact-policy",
+            json!({"caps": [{"channel": "wecom_group_send", "max": 1, "per": "day"}]}),
+        ),
+        (
+            Method::PUT,
+            "/api/v1/scoring/model",
+            json!({"base_version": 0, "message": "scenario", "doc": {
+                "schema": 1, "name": "展会线索",
+                "features": [
+                    {"id": "channel", "label": "渠道", "weight": 40.0,
+                     "source": {"kind": "fit", "attribute": "channel"},
+                     "transform": {"type": "categorical", "values": {"expo-2026": 1.0}, "other": 0.2}},
+                    {"id": "compared", "label": "竞品对比页", "weight": 60.0,
+                     "source": {"kind": "behaviour", "event": "page_view",
+                                "filter": "event.properties.category == 'competitor_comparison'",
+                                "aggregate": "count", "window_days": 7, "half_life_days": 3},
+                     "transform": {"type": "cap", "cap": 1}}
+                ],
+                "tiers": {"warm": 30, "hot": 60}, "stages": {"mql": 30, "sql": 60}}}),
+        ),
+    ] {
+        let (st, v) = s.call(method, path, Some(body)).await;
+        assert!(st.is_success(), "{path}: {st} {v}");
+    }
+    let (st, v) = s
+        .post("/api/v1/scoring/model/publish", json!({"version": 1}))
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+
+    // The template, pointed at the mock (a private deployment's api_base).
+    let mut doc: Value = serde_json::from_str(include_str!(
+        "../../templates/flows/competitor-comparison-solution-pack.json"
+    ))
+    .unwrap();
+    for node in doc["nodes"].as_array_mut().unwrap() {
+        if node["connector"] == "wecom@0" {
+            node["config"]["api_base"] = json!(mock.base());
+        }
+    }
+    let flow = s.create_flow(doc, true).await;
+
+    // The customer adds the rep at the expo: a warm lead owned by the rep.
+    let c = corp();
+    let sealed = c.seal(&added(mock_wecom::CUSTOMER, "zhangwei", "expo-2026"), "5501");
+    let (st, body) = post(&s, &sealed, sealed.body(&c.corp_id)).await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+
+    // On the website, through Segment's Python library.
+    let visit = |n: u32| {
+        let (python, host) = (
+            python.clone(),
+            format!("{}/hooks/connectors/site-tracking", s.base),
+        );
+        async move {
+            let script = format!(
+                r#"
+import sys
+import segment.analytics as analytics
+errors = []
+analytics.write_key = sys.argv[1]
+analytics.host = sys.argv[2]
+analytics.max_retries = 0
+analytics.on_error = lambda error, batch: errors.append(str(error))
+analytics.identify(user_id="site-wl", traits={{"external_contact_id": "{customer}", "name": "王磊"}})
+analytics.page(user_id="site-wl", name="X5 对比", properties={{"path": "/products/x5/compare-{n}", "url": "https://x.cn/products/x5/compare-{n}", "title": "X5 与竞品参数对比"}})
+analytics.shutdown()
+if errors:
+    print("errors:", errors)
+    sys.exit(1)
+"#,
+                customer = mock_wecom::CUSTOMER
+            );
+            let out = tokio::process::Command::new(&python)
+                .args(["-c", &script, WRITE_KEY, &host])
+                .output()
+                .await
+                .expect("python runs");
+            assert!(
+                out.status.success(),
+                "analytics-python failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    };
+    let runs_of = || async {
+        s.get(&format!("/api/v1/runs?flow={flow}")).await["runs"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    let finished = |n: usize| async move {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let runs = runs_of().await;
+            let done: Vec<Value> = runs
+                .iter()
+                .filter(|r| matches!(r["status"].as_str(), Some("succeeded" | "failed")))
+                .cloned()
+                .collect();
+            if done.len() >= n {
+                return done;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{n} run(s) did not finish: {runs:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    };
+
+    visit(1).await;
+    let done = finished(1).await;
+    let run = s
+        .get(&format!("/api/v1/runs/{}", done[0]["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    {
+        let st = mock.state.lock().unwrap();
+        assert_eq!(st.group_sends.len(), 1, "{run}");
+        let send = &st.group_sends[0];
+        assert_eq!(send["external_userid"], json!([mock_wecom::CUSTOMER]));
+        assert_eq!(send["sender"], "zhangwei");
+        assert_eq!(send["attachments"][0]["link"]["title"], "技术方案包");
+        assert_eq!(send["attachments"][1]["link"]["title"], "本地成功案例视频");
+        assert_eq!(st.messages.len(), 1, "{run}");
+        let told = &st.messages[0];
+        assert_eq!(told["touser"], "zhangwei", "{told}");
+        let text = told["textcard"]["description"].as_str().unwrap_or_default();
+        assert!(text.contains("对比"), "the rep reads what the customer did: {text}");
+        assert!(
+            told["textcard"]["title"]
+                .as_str()
+                .is_some_and(|t| t.contains("王磊")),
+            "{told}"
+        );
+    }
+
+    // Another comparison the same day: the policy holds the push back, the rep is told.
+    visit(2).await;
+    let done = finished(2).await;
+    let second = done
+        .iter()
+        .find(|r| r["id"] != run["id"])
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .unwrap();
+    let second = s.get(&format!("/api/v1/runs/{second}")).await;
+    assert_eq!(second["status"], "succeeded", "{second}");
+    let st = mock.state.lock().unwrap();
+    assert_eq!(st.group_sends.len(), 1, "one push a day: {second}");
+    assert_eq!(st.messages.len(), 2, "{second}");
+    let text = st.messages[1]["textcard"]["description"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(text.contains("频次上限"), "{text}");
+    drop(st);
+    s.finish().await;
+}
+both!(competitor_comparison_brings_the_solution_pack);

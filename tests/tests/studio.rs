@@ -2426,3 +2426,60 @@ async fn the_connectors_page_gives_the_snippet_and_the_callback_address() {
     })
     .await;
 }
+
+/// Issue 22, contact policy: the policy is edited in words (a cap's number, quiet hours
+/// switched off), a bad value is said in words and cannot be saved, the page says in a
+/// sentence what the draft will do, and once saved the lead card shows what the lead may
+/// receive under it, with a revocation and its reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_contact_policy_is_edited_in_words_and_shown_on_the_lead_card() {
+    with_browser("contact_policy", |c, api| async move {
+        api.post(
+            "/api/v1/leads/import",
+            &json!({"leads": [{"id": "wx-1", "attributes": {"name": "王磊"},
+                               "identities": {"external_contact_id": "wmWangLei"}}]}),
+        )
+        .await;
+        let (status, v) = api
+            .send(
+                reqwest::Method::POST,
+                "/api/v1/leads/wx-1/consent/revocations",
+                Some(&json!({"channel": "email", "reason": "客户电话里要求不要发邮件"})),
+            )
+            .await;
+        if status != 201 {
+            return Err(format!("revoke: {status} {v}"));
+        }
+        sign_in(&c, &api).await?;
+        click(&c, "nav-contact-policy").await?;
+        find(&c, "contact-policy-builtin").await?;
+        expect_contains(&c, "contact-policy-summary", "企业微信客户群发每天最多 1 次").await?;
+        expect_contains(&c, "contact-policy-summary", "21:00–08:00 免打扰").await?;
+        enter(&c, "cap-0-max", "0").await?;
+        expect_contains(&c, "contact-policy-problems", "第 1 条频次上限").await?;
+        let save = find(&c, "save-contact-policy").await?;
+        if save.is_enabled().await.map_err(|e| e.to_string())? {
+            return Err("a policy with a problem cannot be saved".into());
+        }
+        enter(&c, "cap-0-max", "2").await?;
+        gone(&c, "contact-policy-problems").await?;
+        click(&c, "quiet-enabled").await?;
+        expect_contains(&c, "contact-policy-summary", "每天最多 2 次").await?;
+        expect_contains(&c, "contact-policy-summary", "没有免打扰时段").await?;
+        click(&c, "save-contact-policy").await?;
+        expect_contains(&c, "contact-policy-notice", "已保存").await?;
+        let saved = api.get("/api/v1/contact-policy").await;
+        if saved["doc"]["caps"][0]["max"] != json!(2) || !saved["doc"]["quiet_hours"].is_null() {
+            return Err(format!("the saved policy: {saved}"));
+        }
+
+        click(&c, "nav-leads").await?;
+        click(&c, "open-lead-wx-1").await?;
+        find(&c, "lead-card").await?;
+        expect_contains(&c, "lead-contact-wecom_group_send", "现在可以联系").await?;
+        expect_contains(&c, "lead-contact-revoked", "客户电话里要求不要发邮件").await?;
+        expect_contains(&c, "lead-contact-revoked", "邮件").await?;
+        Ok(())
+    })
+    .await;
+}

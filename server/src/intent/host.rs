@@ -3,12 +3,13 @@
 //! and `error` port apply.
 
 use chrono::Utc;
-use sea_orm::TransactionTrait;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
 use serde_json::{Value, json};
 use trellis_runtime::connector::ConnectorError;
 use trellis_runtime::{CallRequest, CallResult};
 
 use super::Intent;
+use crate::db::entities::lead_identity;
 use crate::events::NewEvent;
 use trellis_model::scoring::Score;
 
@@ -106,8 +107,22 @@ impl Intent {
             .iter()
             .map(|c| c.explanation.as_str())
             .collect();
+        // Who the lead is, for the steps after: its owner (a WeCom user id, say) and its
+        // identities by kind (its `external_contact_id` to reach it on WeCom).
+        let identities: serde_json::Map<String, Value> = lead_identity::Entity::find()
+            .filter(lead_identity::Column::WorkspaceId.eq(workspace))
+            .filter(lead_identity::Column::LeadId.eq(lead_id.as_str()))
+            .all(&self.db)
+            .await
+            .map_err(|e| internal(&e))?
+            .into_iter()
+            .map(|i| (i.kind, Value::String(i.value)))
+            .collect();
         Ok(json!({
             "lead": lead_id,
+            "owner": row.owner,
+            "name": row.attributes.get("name"),
+            "identities": identities,
             "score": row.score,
             "tier": row.tier,
             "stage": row.stage,
@@ -179,13 +194,14 @@ impl Intent {
         let events = events_of(&self.db, workspace, &row.id)
             .await
             .map_err(|e| internal(&e))?;
-        let facts = facts(
-            &row,
-            &events,
-            score_facts(&row),
-            Utc::now().timestamp_millis(),
-        );
-        Ok(json!({ "lead": row.id, "next_actions": rules.next_actions(&facts, 3) }))
+        let facts = facts(&row, &events, score_facts(&row), Utc::now().timestamp_millis());
+        let now_ms = Utc::now().timestamp_millis();
+        Ok(json!({
+            "lead": row.id,
+            "next_actions": rules.next_actions(&facts, 3),
+            // What the lead did lately, in a sentence (zh, en), for a message to its rep.
+            "summary": trellis_model::summary::summarize(&events, now_ms, 7),
+        }))
     }
 }
 

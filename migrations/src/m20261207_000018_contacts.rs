@@ -20,7 +20,8 @@ enum Contacts {
     Channel,
     RunId,
     Node,
-    /// `pending` (decided, call under way), `sent`, `failed`.
+    /// `pending` (decided, call under way), `sent`, `unknown` (may have been delivered),
+    /// `failed` (nothing was sent).
     State,
     /// Epoch milliseconds of the decision.
     AtMs,

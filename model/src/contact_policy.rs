@@ -199,6 +199,11 @@ impl ContactPolicy {
         for (i, c) in self.caps.iter().enumerate() {
             if c.channel.trim().is_empty() {
                 out.push((format!("/caps/{i}/channel"), "name the channel".into()));
+            } else if c.channel.trim() != c.channel {
+                out.push((
+                    format!("/caps/{i}/channel"),
+                    format!("{:?} has spaces around it", c.channel),
+                ));
             }
             if c.max == 0 {
                 out.push((
@@ -216,7 +221,7 @@ impl ContactPolicy {
                     ));
                 }
             }
-            if q.start.trim() == q.end.trim() {
+            if parse_time(&q.start).is_some() && parse_time(&q.start) == parse_time(&q.end) {
                 out.push((
                     "/quiet_hours/end".into(),
                     "the quiet hours end when they start".into(),
@@ -354,8 +359,17 @@ impl ContactDecl {
         };
         let decl: ContactDecl = serde_json::from_value(decl.clone())
             .map_err(|e| format!("{CONTACT_KEY}: {e} (expected channel, recipient, identity)"))?;
-        if decl.channel.trim().is_empty() || decl.identity.trim().is_empty() {
-            return Err(format!("{CONTACT_KEY}: name the channel and the identity"));
+        if decl.channel.trim().is_empty() || decl.channel.trim() != decl.channel {
+            return Err(format!(
+                "{CONTACT_KEY}: name the channel (no spaces around it)"
+            ));
+        }
+        if !crate::scoring::IDENTITY_KINDS.contains(&decl.identity.as_str()) {
+            return Err(format!(
+                "{CONTACT_KEY}: identity {:?} is not one a lead is known by ({})",
+                decl.identity,
+                crate::scoring::IDENTITY_KINDS.join(", ")
+            ));
         }
         if !decl.recipient.starts_with('/') {
             return Err(format!(
@@ -586,6 +600,22 @@ mod tests {
             }),
             default_time_zone: "China".into(),
         };
+        // The same time written two ways is still the same time.
+        let endless = ContactPolicy {
+            caps: vec![Cap {
+                channel: " sms".into(),
+                max: 1,
+                per: Period::Day,
+            }],
+            quiet_hours: Some(QuietHours {
+                start: "09:00".into(),
+                end: "9:00".into(),
+                then: WhenQuiet::Wait,
+            }),
+            ..ContactPolicy::builtin()
+        };
+        let pointers: Vec<String> = endless.problems().into_iter().map(|(p, _)| p).collect();
+        assert_eq!(pointers, ["/caps/0/channel", "/quiet_hours/end"]);
         let pointers: Vec<String> = bad.problems().into_iter().map(|(p, _)| p).collect();
         assert_eq!(
             pointers,
@@ -594,7 +624,6 @@ mod tests {
                 "/caps/0/channel",
                 "/caps/0/max",
                 "/quiet_hours/start",
-                "/quiet_hours/end",
                 "/quiet_hours/end",
             ]
         );
@@ -658,5 +687,8 @@ mod tests {
             "channel": "x", "recipient": "external_userid", "identity": "email"}}));
         assert!(bad.unwrap_err().contains("JSON pointer"));
         assert!(ContactDecl::of_input_schema(&json!({CONTACT_KEY: {"channel": "x"}})).is_err());
+        let typo = ContactDecl::of_input_schema(&json!({CONTACT_KEY: {
+            "channel": "x", "recipient": "/to", "identity": "external_id"}}));
+        assert!(typo.unwrap_err().contains("external_contact_id"));
     }
 }

@@ -429,6 +429,19 @@ impl<'a> Executor<'a> {
         // The clock is read only for a node with a `timeout`.
         let clock = node.timeout.is_some().then(std::time::Instant::now);
         let mut outcome = self.execute(node, &head, state, now, clock);
+        // A refused call ends the node on its `blocked` port, its output held to the caps
+        // like any other.
+        let mut blocked = false;
+        if let Outcome::Blocked { output, input } = outcome {
+            blocked = true;
+            outcome = Outcome::Done {
+                port: vec![BLOCKED_PORT.to_owned()],
+                output,
+                input,
+                vars: None,
+                response: None,
+            };
+        }
         let mut kept = None;
         let elapsed = clock.map(|c| c.elapsed());
         outcome = self.within_limits(node, outcome, state, elapsed, &mut kept);
@@ -456,17 +469,6 @@ impl<'a> Executor<'a> {
                 error: error.to_string(),
                 input,
                 ends_run: false,
-            };
-        }
-        let mut blocked = false;
-        if let Outcome::Blocked { output, input } = outcome {
-            blocked = true;
-            outcome = Outcome::Done {
-                port: vec![BLOCKED_PORT.to_owned()],
-                output,
-                input,
-                vars: None,
-                response: None,
             };
         }
         let seq = state.seq;

@@ -677,10 +677,19 @@ impl crate::runs::CallHost for Registry {
             .map(|l| l.timeout_ms)
             .unwrap_or(10_000);
         let timeout = request.timeout_ms.map_or(limit, |t| t.min(limit));
+        // A run pinned to a version from before the operation declared that it reaches
+        // customers is held to the declaration of the version enabled now.
+        let mut contact = spec.as_ref().and_then(|o| o.contact());
+        if contact.is_none() && pinned.is_some() {
+            contact = self
+                .operation_spec(workspace, request, None)
+                .await
+                .and_then(|o| o.contact());
+        }
         crate::runs::CallPlan {
             side_effects: spec.as_ref().is_some_and(|o| o.side_effects),
             timeout: Some(std::time::Duration::from_millis(timeout)),
-            contact: spec.and_then(|o| o.contact()),
+            contact,
         }
     }
 

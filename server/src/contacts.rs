@@ -211,6 +211,8 @@ impl Contacts {
             }
         };
         let recipient = format!("{}:{value}", decl.identity);
+        // Two calls to one customer decide one after the other, lead or not yet.
+        crate::leads::lock_identity(txn, workspace, &decl.identity, &value).await?;
         let lead = lead_of(txn, workspace, &decl.identity, &value).await?;
         let now_ms = now.timestamp_millis();
         let known = history(txn, workspace, lead.as_ref(), Some(&recipient), now_ms).await?;
@@ -257,19 +259,15 @@ impl Contacts {
         })
     }
 
-    /// Settles the contact of the call keyed `key` in the checkpoint after it: `sent`, or
-    /// `failed` (which does not count).
+    /// Settles the contact of the call keyed `key` in the checkpoint after it, as
+    /// [`outcome`] judged it.
     pub async fn settle<C: ConnectionTrait>(
         &self,
         txn: &C,
         workspace: &str,
         key: &str,
-        result: &CallResult,
+        state: ContactState,
     ) -> Result<(), sea_orm::DbErr> {
-        let state = match result {
-            CallResult::Ok { .. } => ContactState::Sent,
-            _ => ContactState::Failed,
-        };
         contact::Entity::update_many()
             .col_expr(contact::Column::State, SqlExpr::value(state))
             .filter(contact::Column::WorkspaceId.eq(workspace))
@@ -322,6 +320,66 @@ impl Contacts {
             .collect();
         Ok(json!({ "channels": per_channel, "revoked": revoked }))
     }
+}
+
+/// What a customer call's result means for its contact, and the result the node gets: a
+/// success was `sent`; an error that proves nothing went out (refused input, credentials,
+/// a definite answer of the provider, a rate limit) `failed`, which does not count; any
+/// other (a timeout, a broken connection, a stopped component) may have been delivered:
+/// it counts, and the node gets a final `interrupted` error so that no retry sends it again.
+pub fn outcome(result: CallResult) -> (CallResult, ContactState) {
+    let CallResult::Err { error, version } = result else {
+        let state = match &result {
+            CallResult::Ok { .. } => ContactState::Sent,
+            _ => ContactState::Failed,
+        };
+        return (result, state);
+    };
+    let nothing_sent = match &error {
+        ConnectorError::InvalidInput { .. }
+        | ConnectorError::AuthFailed { .. }
+        | ConnectorError::RateLimited { .. }
+        | ConnectorError::NotFound { .. }
+        | ConnectorError::CapabilityDenied { .. } => true,
+        // A provider's own error code is its answer; 502–504 are the SDK's words for a
+        // request whose answer never came.
+        ConnectorError::Remote { code, .. } => !(502..=504).contains(code),
+        _ => false,
+    };
+    if nothing_sent {
+        return (CallResult::Err { error, version }, ContactState::Failed);
+    }
+    let error = ConnectorError::Interrupted {
+        message: format!(
+            "{error}：消息可能已送达客户，为避免重复打扰不再重试（已计入频次） / it may have reached the customer, so it is not tried again (it counts against the caps)"
+        ),
+    };
+    (CallResult::Err { error, version }, ContactState::Unknown)
+}
+
+/// A merged lead's revocations and contacts become the lead's it was merged into.
+pub async fn move_lead<C: ConnectionTrait>(
+    conn: &C,
+    workspace: &str,
+    from: &str,
+    into: &str,
+) -> Result<(), sea_orm::DbErr> {
+    consent_revocation::Entity::update_many()
+        .col_expr(
+            consent_revocation::Column::LeadId,
+            SqlExpr::value(into.to_owned()),
+        )
+        .filter(consent_revocation::Column::WorkspaceId.eq(workspace))
+        .filter(consent_revocation::Column::LeadId.eq(from))
+        .exec(conn)
+        .await?;
+    contact::Entity::update_many()
+        .col_expr(contact::Column::LeadId, SqlExpr::value(into.to_owned()))
+        .filter(contact::Column::WorkspaceId.eq(workspace))
+        .filter(contact::Column::LeadId.eq(from))
+        .exec(conn)
+        .await?;
+    Ok(())
 }
 
 /// The consent an event revokes: `(channel, reason)` (channel `None`: all).
@@ -431,6 +489,50 @@ pub async fn restore<C: ConnectionTrait>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_call_that_may_have_been_delivered_counts_and_is_not_retried() {
+        let err = |error| CallResult::Err {
+            error,
+            version: None,
+        };
+        let (_, state) = outcome(CallResult::Ok {
+            output: json!({}),
+            version: "wecom@0.1.0".into(),
+        });
+        assert_eq!(state, ContactState::Sent);
+        let (r, state) = outcome(err(ConnectorError::Remote {
+            code: 41004,
+            message: "invalid external userid".into(),
+            retryable: false,
+        }));
+        assert_eq!(state, ContactState::Failed);
+        assert!(matches!(
+            r,
+            CallResult::Err {
+                error: ConnectorError::Remote { .. },
+                ..
+            }
+        ));
+        for ambiguous in [
+            ConnectorError::Remote {
+                code: 504,
+                message: "timed out".into(),
+                retryable: true,
+            },
+            ConnectorError::Deadline { limit_ms: 10_000 },
+        ] {
+            let (r, state) = outcome(err(ambiguous));
+            assert_eq!(state, ContactState::Unknown);
+            match r {
+                CallResult::Err { error, .. } => {
+                    assert_eq!(error.kind(), "interrupted");
+                    assert!(!error.retryable());
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
 
     #[test]
     fn deletions_on_wecom_and_unsubscribes_revoke_consent() {

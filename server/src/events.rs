@@ -85,8 +85,9 @@ impl NewEvent {
     }
 }
 
-/// Events of one connector delivery recorded per transaction.
-const BATCH_CHUNK: usize = 500;
+/// Events of one connector delivery recorded per transaction: big enough to share a
+/// commit, small enough not to hold SQLite's writer (or PostgreSQL's row locks) long.
+const BATCH_CHUNK: usize = 100;
 
 /// What recording an event did.
 #[derive(Clone, Debug, PartialEq)]
@@ -188,6 +189,7 @@ impl Events {
         let recorded = self.record_in(&txn, workspace, event).await?;
         txn.commit().await?;
         if matches!(recorded, Recorded::New { .. }) {
+            metrics::counter!("trellis_events_total").increment(1);
             self.runs.wake();
         }
         Ok(recorded)
@@ -272,7 +274,6 @@ impl Events {
             runs_resumed += r;
             tier_changed = Some(change);
         }
-        metrics::counter!("trellis_events_total").increment(1);
         Ok(Recorded::New {
             lead: lead_id,
             run_ids,
@@ -306,18 +307,28 @@ impl Events {
         }
         // One transaction per chunk of a delivery: a batch commits together (a failure
         // records none of its chunk, and the sender's retry is deduplicated by event id).
-        let mut events = checked.into_iter().peekable();
-        while events.peek().is_some() {
+        let mut checked = checked.into_iter().peekable();
+        while checked.peek().is_some() {
+            let chunk: Vec<NewEvent> = checked.by_ref().take(BATCH_CHUNK).collect();
             let txn = self.db.begin().await?;
-            for event in events.by_ref().take(BATCH_CHUNK) {
+            crate::leads::lock_events(
+                &txn,
+                workspace,
+                chunk.iter().map(|e| (e.lead.as_deref(), &e.properties)),
+            )
+            .await?;
+            let mut recorded = 0;
+            for event in chunk {
                 if let Recorded::New { .. } = self.record_in(&txn, workspace, event).await? {
-                    out.recorded += 1;
+                    recorded += 1;
                 }
             }
             txn.commit().await?;
-        }
-        if out.recorded > 0 {
-            self.runs.wake();
+            metrics::counter!("trellis_events_total").increment(recorded);
+            out.recorded += recorded;
+            if recorded > 0 {
+                self.runs.wake();
+            }
         }
         Ok(out)
     }

@@ -476,6 +476,9 @@ async fn merge<C: ConnectionTrait>(
         .filter(event::Column::LeadId.eq(from))
         .exec(conn)
         .await?;
+    // Its consent and the contacts made with it go with it: a customer who opted out stays
+    // opted out, and the caps keep counting.
+    crate::contacts::move_lead(conn, workspace, from, &into.id).await?;
     if let (Value::Object(theirs), Value::Object(ours)) = (&old.attributes, &mut into.attributes) {
         for (k, v) in theirs {
             ours.entry(k.clone()).or_insert_with(|| v.clone());
@@ -672,20 +675,75 @@ async fn lock_identities<C: ConnectionTrait>(
     }
     let mut keys: Vec<String> = ids
         .iter()
-        .map(|(k, v)| format!("{workspace}\u{1f}{k}\u{1f}{v}"))
-        .chain(lead.map(|l| format!("{workspace}\u{1f}lead\u{1f}{l}")))
+        .map(|(k, v)| identity_key(workspace, k, v))
+        .chain(lead.map(|l| identity_key(workspace, "lead", l)))
         .collect();
     keys.sort();
     keys.dedup();
     for key in keys {
-        conn.execute_raw(sea_orm::Statement::from_sql_and_values(
-            sea_orm::DbBackend::Postgres,
-            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-            [key.into()],
-        ))
-        .await?;
+        advisory_lock(conn, key).await?;
     }
     Ok(())
+}
+
+/// On PostgreSQL, takes at once, in sorted order, the locks the events (`lead`,
+/// properties) will take one by one, so that two transactions recording several events each
+/// never wait on each other in a circle.
+pub async fn lock_events<'a, C: ConnectionTrait>(
+    conn: &C,
+    workspace: &str,
+    events: impl Iterator<Item = (Option<&'a str>, &'a Value)>,
+) -> Result<(), sea_orm::DbErr> {
+    if conn.get_database_backend() != sea_orm::DbBackend::Postgres {
+        return Ok(());
+    }
+    let mut keys = Vec::new();
+    for (lead, properties) in events {
+        keys.extend(
+            identities(properties)
+                .iter()
+                .map(|(k, v)| identity_key(workspace, k, v)),
+        );
+        if let Some(l) = lead.map(str::trim).filter(|l| !l.is_empty()) {
+            keys.push(identity_key(workspace, "lead", l));
+        }
+    }
+    keys.sort();
+    keys.dedup();
+    for key in keys {
+        advisory_lock(conn, key).await?;
+    }
+    Ok(())
+}
+
+/// The advisory-lock key of one identity (or `lead` id).
+fn identity_key(workspace: &str, kind: &str, value: &str) -> String {
+    format!("{workspace}\u{1f}{kind}\u{1f}{value}")
+}
+
+async fn advisory_lock<C: ConnectionTrait>(conn: &C, key: String) -> Result<(), sea_orm::DbErr> {
+    conn.execute_raw(sea_orm::Statement::from_sql_and_values(
+        sea_orm::DbBackend::Postgres,
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+        [key.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// On PostgreSQL, serialises the transactions about one identity (the same lock the
+/// event intake takes for it), so two calls to a customer who is not a lead yet decide
+/// one after the other.
+pub async fn lock_identity<C: ConnectionTrait>(
+    conn: &C,
+    workspace: &str,
+    kind: &str,
+    value: &str,
+) -> Result<(), sea_orm::DbErr> {
+    if conn.get_database_backend() != sea_orm::DbBackend::Postgres {
+        return Ok(());
+    }
+    advisory_lock(conn, identity_key(workspace, kind, value)).await
 }
 
 /// The state with an (empty) aggregate for every behaviour of `model`, so that

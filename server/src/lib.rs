@@ -158,13 +158,30 @@ pub struct Running {
     pub state: AppState,
     shutdown: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    workers: tokio::task::JoinHandle<()>,
 }
 
+/// How long a stop waits for the runs under way to finish their segments (a call to a
+/// customer completes and is recorded, rather than being left for a restart to treat as
+/// interrupted).
+pub const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl Running {
-    /// Stops accepting requests and workers, then waits for the server task.
+    /// Stops accepting requests and claiming runs, waits for the server task, then for the
+    /// runs under way (at most [`STOP_GRACE`]).
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(true);
-        self.task.await.context("server task")?
+        let served = self.task.await.context("server task")?;
+        if tokio::time::timeout(STOP_GRACE, self.workers)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "runs were still under way after {}s; their claims will lapse and they resume at the next start",
+                STOP_GRACE.as_secs()
+            );
+        }
+        served
     }
 }
 
@@ -260,7 +277,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         studio_dir,
     };
     let (tx, rx) = tokio::sync::watch::channel(false);
-    Workers::new(runs.clone(), hosts, contacts.clone()).spawn(config.workers.max(1), rx.clone());
+    let workers = Workers::new(runs.clone(), hosts, contacts.clone())
+        .spawn(config.workers.max(1), rx.clone());
     Scheduler::new(db.clone(), runs, events, Some(registry)).spawn(rx.clone());
     retention::spawn(db, limits, rx.clone());
     spawn_metrics_upkeep(rx.clone());
@@ -282,5 +300,6 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         state,
         shutdown: tx,
         task,
+        workers,
     })
 }

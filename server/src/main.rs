@@ -367,9 +367,14 @@ async fn main() -> anyhow::Result<()> {
             let running = trellis_server::start(config).await?;
             println!("Trellis is listening on http://{}", running.addr);
             tracing::info!(addr = %running.addr, "listening");
-            tokio::signal::ctrl_c()
-                .await
-                .context("waiting for Ctrl-C")?;
+            // Ctrl-C, or the SIGTERM a service manager or container runtime sends.
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .context("listening for SIGTERM")?;
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
+                _ = term.recv() => {}
+            }
             tracing::info!("shutting down");
             running.stop().await
         }

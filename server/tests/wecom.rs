@@ -760,6 +760,42 @@ async fn the_contact_policy_blocks_with_its_rule(backend: Backend) {
     assert_eq!(card["contact"]["revoked"][0]["channel"], "wecom", "{card}");
     assert_eq!(card["contact"]["revoked"][0]["source"], "event", "{card}");
 
+    // The customer is recognised on the website, and the WeCom lead is merged into the
+    // visitor's: the revocation (and the count) go with it.
+    for (id, name, props) in [
+        (
+            "web-1",
+            "page_view",
+            json!({"user_id": "u-web-1", "path": "/"}),
+        ),
+        (
+            "web-2",
+            "identify",
+            json!({"user_id": "u-web-1", "external_contact_id": mock_wecom::CUSTOMER}),
+        ),
+    ] {
+        let (st, v) = s
+            .post(
+                "/api/v1/events",
+                json!({"id": id, "name": name, "properties": props}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+    }
+    let merged = s.get(&format!("/api/v1/leads/{lead}")).await;
+    assert_eq!(merged["merged_from"], lead.as_str(), "{merged}");
+    assert_eq!(
+        merged["contact"]["revoked"][0]["channel"], "wecom",
+        "{merged}"
+    );
+    let still = s.wait_run(&start().await, 30).await;
+    let send = step(&still, "send");
+    assert_eq!(
+        send["output"]["policy"]["refusal"]["rule"], "consent",
+        "{still}"
+    );
+    assert_eq!(sends(), 1);
+
     // An admin lifts it (the customer added the rep again): the next send goes.
     let id = card["contact"]["revoked"][0]["id"].as_str().unwrap();
     let (st, v) = s
@@ -851,7 +887,10 @@ async fn competitor_comparison_brings_the_solution_pack(backend: Backend) {
 
     // The customer adds the rep at the expo: a warm lead owned by the rep.
     let c = corp();
-    let sealed = c.seal(&added(mock_wecom::CUSTOMER, "zhangwei", "expo-2026"), "5501");
+    let sealed = c.seal(
+        &added(mock_wecom::CUSTOMER, "zhangwei", "expo-2026"),
+        "5501",
+    );
     let (st, body) = post(&s, &sealed, sealed.body(&c.corp_id)).await;
     assert_eq!(st, StatusCode::OK, "{body}");
 
@@ -937,7 +976,10 @@ if errors:
         let told = &st.messages[0];
         assert_eq!(told["touser"], "zhangwei", "{told}");
         let text = told["textcard"]["description"].as_str().unwrap_or_default();
-        assert!(text.contains("对比"), "the rep reads what the customer did: {text}");
+        assert!(
+            text.contains("对比"),
+            "the rep reads what the customer did: {text}"
+        );
         assert!(
             told["textcard"]["title"]
                 .as_str()
@@ -956,14 +998,15 @@ if errors:
         .unwrap();
     let second = s.get(&format!("/api/v1/runs/{second}")).await;
     assert_eq!(second["status"], "succeeded", "{second}");
-    let st = mock.state.lock().unwrap();
-    assert_eq!(st.group_sends.len(), 1, "one push a day: {second}");
-    assert_eq!(st.messages.len(), 2, "{second}");
-    let text = st.messages[1]["textcard"]["description"]
-        .as_str()
-        .unwrap_or_default();
-    assert!(text.contains("频次上限"), "{text}");
-    drop(st);
+    {
+        let st = mock.state.lock().unwrap();
+        assert_eq!(st.group_sends.len(), 1, "one push a day: {second}");
+        assert_eq!(st.messages.len(), 2, "{second}");
+        let text = st.messages[1]["textcard"]["description"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(text.contains("频次上限"), "{text}");
+    }
     s.finish().await;
 }
 both!(competitor_comparison_brings_the_solution_pack);

@@ -320,6 +320,29 @@ impl Api {
         assert_eq!(s, 200, "GET {path}: {v}");
         v
     }
+
+    pub async fn put(&self, path: &str, body: &Value) -> Value {
+        let (s, v) = self.send(reqwest::Method::PUT, path, Some(body)).await;
+        assert!((200..300).contains(&s), "PUT {path}: {s} {v}");
+        v
+    }
+
+    /// Publishes the connector component `cargo xtask connectors` built from `crate_name`.
+    pub async fn publish_connector(&self, crate_name: &str) {
+        let r = self
+            .client
+            .post(format!("{}/api/v1/connectors", self.base))
+            .bearer_auth(&self.token)
+            .body(std::fs::read(connector_wasm(crate_name)).unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            r.status().is_success(),
+            "publish {crate_name}: {}",
+            r.text().await.unwrap()
+        );
+    }
 }
 
 /// Creates a flow and publishes its version 1; returns its id.
@@ -758,6 +781,24 @@ pub mod mock_wecom {
         /// The `api_base` to configure.
         pub fn base(&self) -> String {
             format!("http://{}", self.addr)
+        }
+
+        /// Publishes the `wecom` connector on the server behind `api` and gives it what
+        /// it needs to call this mock: loopback, the key-value store, the corp id and secret.
+        pub async fn connect(api: &crate::Api) {
+            api.publish_connector("wecom").await;
+            api.put(
+                "/api/v1/connectors/wecom/grants",
+                &json!({"hosts": ["127.0.0.1"], "secrets": ["corp_id", "secret"], "kv": true}),
+            )
+            .await;
+            for (name, value) in [("corp_id", CORP_ID), ("secret", SECRET)] {
+                api.put(
+                    &format!("/api/v1/connectors/wecom/secrets/{name}"),
+                    &json!({ "value": value }),
+                )
+                .await;
+            }
         }
 
         /// WeCom invalidates the current token (as it may, before `expires_in`).

@@ -9,12 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use reqwest::Method;
 use serde_json::{Value, json};
 use trellis_e2e::mock_api::MockApi;
 use trellis_e2e::{
-    Api, PgDb, Proc, TempDir, connector_wasm, count, create_published, start_runs, trellis_bin,
-    wait_all,
+    Api, PgDb, Proc, TempDir, count, create_published, start_runs, trellis_bin, wait_all,
 };
 
 /// The target directory these tests were built in: the scaffolded crate builds there too,
@@ -38,29 +36,6 @@ fn trellis(args: &[&str], dir: &Path) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     stdout
-}
-
-async fn publish(api: &Api, crate_name: &str) {
-    let bytes = std::fs::read(connector_wasm(crate_name)).unwrap();
-    let r = api
-        .client
-        .post(format!("{}/api/v1/connectors", api.base))
-        .bearer_auth(&api.token)
-        .body(bytes)
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        r.status().is_success(),
-        "publish {crate_name}: {}",
-        r.text().await.unwrap()
-    );
-}
-
-async fn put(api: &Api, path: &str, body: Value) -> Value {
-    let (s, v) = api.send(Method::PUT, path, Some(&body)).await;
-    assert!((200..300).contains(&s), "PUT {path}: {s} {v}");
-    v
 }
 
 async fn wait_run(api: &Api, run: &str, secs: u64) -> Value {
@@ -148,10 +123,9 @@ async fn scaffolded_connector_runs_in_a_flow(pg: Option<&PgDb>) {
         .unwrap_or_else(|| panic!("{name} not listed: {types}"));
     assert_eq!(entry["operations"][0]["name"], "lookup");
 
-    put(
-        &api,
+    api.put(
         &format!("/api/v1/connectors/{name}/grants"),
-        json!({"hosts": ["127.0.0.1"]}),
+        &json!({"hosts": ["127.0.0.1"]}),
     )
     .await;
     let mock = MockApi::start().await;
@@ -201,11 +175,10 @@ async fn side_effects_once_across_kill9(pg: Option<&PgDb>) {
     let mock = MockApi::start().await;
     let mut server = Proc::start(&data.0, pg.map(|p| p.url.as_str())).await;
     let api = Api::new(&server.base, &server.token());
-    publish(&api, "http-json").await;
-    put(
-        &api,
+    api.publish_connector("http-json").await;
+    api.put(
         "/api/v1/connectors/http-json/grants",
-        json!({"hosts": ["127.0.0.1"]}),
+        &json!({"hosts": ["127.0.0.1"]}),
     )
     .await;
     let flow = create_published(&api, &side_effect_flow(&mock.url("/slow/orders"))).await;
@@ -262,25 +235,22 @@ async fn misbehaving_plugins_fail_alone() {
     let data = TempDir::new();
     let server = Proc::start(&data.0, None).await;
     let api = Api::new(&server.base, &server.token());
-    publish(&api, "adversarial").await;
-    put(
-        &api,
+    api.publish_connector("adversarial").await;
+    api.put(
         "/api/v1/connectors/adversarial/grants",
-        json!({"hosts": ["127.0.0.1"], "secrets": ["declared"], "kv": true}),
+        &json!({"hosts": ["127.0.0.1"], "secrets": ["declared"], "kv": true}),
     )
     .await;
-    put(
-        &api,
+    api.put(
         "/api/v1/connectors/adversarial/secrets/declared",
-        json!({"value": SECRET}),
+        &json!({"value": SECRET}),
     )
     .await;
     // Room (memory, fuel) for a 50 MiB output, so it meets the output limit; the loop then
     // meets the 2 s deadline (the sandbox tests cover running out of fuel).
-    put(
-        &api,
+    api.put(
         "/api/v1/connectors/adversarial/limits",
-        json!({"memory_bytes": 256 << 20, "timeout_ms": 2000, "fuel": 50_000_000_000u64}),
+        &json!({"memory_bytes": 256 << 20, "timeout_ms": 2000, "fuel": 50_000_000_000u64}),
     )
     .await;
 
@@ -395,35 +365,17 @@ fn group_send_flow(api_base: &str) -> Value {
 /// node says it was interrupted and may have been delivered), and it still counts: the
 /// next send to that customer today is blocked by the one-a-day cap, journaled with it.
 async fn a_customer_is_not_contacted_twice_across_kill9(pg: Option<&PgDb>) {
-    use trellis_e2e::mock_wecom::{self, MockWeCom};
+    use trellis_e2e::mock_wecom::MockWeCom;
     let data = TempDir::new();
     let mock = MockWeCom::start().await;
     mock.state.lock().unwrap().stall_group_sends = true;
     let mut server = Proc::start(&data.0, pg.map(|p| p.url.as_str())).await;
     let api = Api::new(&server.base, &server.token());
-    publish(&api, "wecom").await;
-    put(
-        &api,
-        "/api/v1/connectors/wecom/grants",
-        json!({"hosts": ["127.0.0.1"], "secrets": ["corp_id", "secret"], "kv": true}),
-    )
-    .await;
-    for (name, value) in [
-        ("corp_id", mock_wecom::CORP_ID),
-        ("secret", mock_wecom::SECRET),
-    ] {
-        put(
-            &api,
-            &format!("/api/v1/connectors/wecom/secrets/{name}"),
-            json!({ "value": value }),
-        )
-        .await;
-    }
+    MockWeCom::connect(&api).await;
     // One group send a day, and no quiet hours (the test runs at any hour).
-    put(
-        &api,
+    api.put(
         "/api/v1/contact-policy",
-        json!({"caps": [{"channel": "wecom_group_send", "max": 1, "per": "day"}]}),
+        &json!({"caps": [{"channel": "wecom_group_send", "max": 1, "per": "day"}]}),
     )
     .await;
     let flow = create_published(&api, &group_send_flow(&mock.base())).await;

@@ -2453,7 +2453,12 @@ async fn the_contact_policy_is_edited_in_words_and_shown_on_the_lead_card() {
         sign_in(&c, &api).await?;
         click(&c, "nav-contact-policy").await?;
         find(&c, "contact-policy-builtin").await?;
-        expect_contains(&c, "contact-policy-summary", "企业微信客户群发每天最多 1 次").await?;
+        expect_contains(
+            &c,
+            "contact-policy-summary",
+            "企业微信客户群发每天最多 1 次",
+        )
+        .await?;
         expect_contains(&c, "contact-policy-summary", "21:00–08:00 免打扰").await?;
         enter(&c, "cap-0-max", "0").await?;
         expect_contains(&c, "contact-policy-problems", "第 1 条频次上限").await?;

@@ -27,9 +27,16 @@ fn main() -> ExitCode {
         Some("connectors") => build_connectors().map(|_| ()),
         Some("bench-studio") => bench_studio(),
         Some("bench-intent") => run_release_bin("intent-bench", &args[1..], &[]),
+        Some("bench-tracking") => build_connectors().and_then(|dir| {
+            run_release_bin(
+                "tracking-bench",
+                &args[1..],
+                &[("TRELLIS_CONNECTORS_DIR", dir)],
+            )
+        }),
         _ => {
             eprintln!(
-                "usage: cargo xtask <run [serve args…] | test [cargo test args…] | bench | bench-intent | bench-studio | studio | connectors>"
+                "usage: cargo xtask <run [serve args…] | test [cargo test args…] | bench | bench-intent | bench-tracking | bench-studio | studio | connectors>"
             );
             return ExitCode::from(2);
         }

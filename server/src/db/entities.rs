@@ -723,7 +723,11 @@ pub mod contact {
         Pending,
         #[sea_orm(string_value = "sent")]
         Sent,
-        /// The call failed: it does not count.
+        /// The call failed in a way that does not tell whether it was delivered (a timeout,
+        /// a broken connection): it counts, and it is not made again.
+        #[sea_orm(string_value = "unknown")]
+        Unknown,
+        /// The call failed before anything was sent: it does not count.
         #[sea_orm(string_value = "failed")]
         Failed,
     }

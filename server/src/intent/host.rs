@@ -194,7 +194,12 @@ impl Intent {
         let events = events_of(&self.db, workspace, &row.id)
             .await
             .map_err(|e| internal(&e))?;
-        let facts = facts(&row, &events, score_facts(&row), Utc::now().timestamp_millis());
+        let facts = facts(
+            &row,
+            &events,
+            score_facts(&row),
+            Utc::now().timestamp_millis(),
+        );
         let now_ms = Utc::now().timestamp_millis();
         Ok(json!({
             "lead": row.id,

@@ -15,6 +15,7 @@ use super::{
     CALLS_PER_CLAIM, CallSite, Hosts, LEASE, RUN_STEPS, RunError, RunStatus, Runs, now_ms,
 };
 use crate::contacts::{Contacts, Gate};
+use crate::db::entities::contact::ContactState;
 use crate::db::entities::{run, subscription};
 use crate::db::run_rows;
 
@@ -34,8 +35,8 @@ enum Around<'a> {
     /// Before a call that reaches a customer: the contact policy decides, and an allowed
     /// contact is written with the checkpoint.
     Gate(&'a ContactDecl, &'a CallRequest),
-    /// After it: the contact is settled by the result.
-    Settle(&'a CallRequest, &'a CallResult),
+    /// After it: the contact is settled as the result says.
+    Settle(&'a CallRequest, ContactState),
 }
 
 /// How a checkpoint ended.
@@ -57,8 +58,14 @@ impl Workers {
         }
     }
 
-    /// Claims due runs and advances them, `concurrency` at a time, until `shutdown` fires.
-    pub fn spawn(self, concurrency: usize, shutdown: tokio::sync::watch::Receiver<bool>) {
+    /// Claims due runs and advances them, `concurrency` at a time, until `shutdown` fires;
+    /// the task ends once the runs under way have finished their segments (claimed runs not
+    /// started yet are left to their lapsing claims).
+    pub fn spawn(
+        self,
+        concurrency: usize,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
         let workers = Arc::new(self);
         tokio::spawn(async move {
             let mut shutdown = shutdown;
@@ -87,7 +94,7 @@ impl Workers {
                 let mut set = tokio::task::JoinSet::new();
                 let mut pending = claimed.into_iter();
                 loop {
-                    while set.len() < concurrency {
+                    while set.len() < concurrency && !*shutdown.borrow() {
                         let Some(r) = pending.next() else { break };
                         let w = workers.clone();
                         set.spawn(async move {
@@ -102,7 +109,7 @@ impl Workers {
                     }
                 }
             }
-        });
+        })
     }
 
     /// Executes one claimed run's next segment and commits it. Returns false when the run
@@ -211,12 +218,18 @@ impl Workers {
                     .entry(request.connector.clone())
                     .or_insert(v);
             }
-            let settle = plan.contact.is_some().then(|| result.clone());
+            let (result, settled) = match plan.contact {
+                Some(_) => {
+                    let (result, state) = crate::contacts::outcome(result);
+                    (result, Some(state))
+                }
+                None => (result, None),
+            };
             state.complete_call(result);
             if plan.side_effects || plan.contact.is_some() {
                 // Durable after the call: a completed call is not made again.
-                let around = match &settle {
-                    Some(result) => Around::Settle(&request, result),
+                let around = match settled {
+                    Some(contact) => Around::Settle(&request, contact),
                     None => Around::Plain,
                 };
                 match self
@@ -272,9 +285,9 @@ impl Workers {
                     return Ok(Saved::Instead(result));
                 }
             }
-            Around::Settle(request, result) => {
+            Around::Settle(request, contact) => {
                 self.contacts
-                    .settle(&txn, workspace, &request.idempotency_key, result)
+                    .settle(&txn, workspace, &request.idempotency_key, contact)
                     .await?;
             }
         }

@@ -7,7 +7,9 @@ pub mod state;
 use leptos::html::Div;
 use leptos::prelude::*;
 use trellis_model::node_types::{NodeTypeSpec, builtin_node_types, node_type};
-use trellis_model::{Diagnostic, Edge, Edit, FlowDoc, Node, NodeId, Severity, validate_with};
+use trellis_model::{
+    Catalog, Diagnostic, Edge, Edit, FlowDoc, Node, NodeId, Severity, validate_with,
+};
 
 use self::state::Editor;
 use self::state::{Drag, Selection, Wire, snap};
@@ -24,16 +26,32 @@ fn node_height(ports: usize) -> f64 {
     HEADER + 16.0 + PORT_GAP * ports.max(1) as f64
 }
 
-/// Output ports shown on the canvas (the `error` and `blocked` ports only where wired).
-fn visible_ports(doc: &FlowDoc, node: &Node) -> Vec<String> {
+/// Output ports shown on the canvas: the `error` port where it is wired, the `blocked` port
+/// where it is wired or where the node's operation reaches customers (the contact policy can
+/// refuse its calls).
+fn visible_ports(doc: &FlowDoc, node: &Node, catalog: &Catalog) -> Vec<String> {
     let Some(spec) = node_type(&node.node_type) else {
         return vec!["out".into()];
     };
+    let wired = |port: &str| {
+        doc.edges
+            .iter()
+            .any(|e| e.from == node.id && e.port() == port)
+    };
+    let contacts = || {
+        node.connector
+            .as_deref()
+            .and_then(|c| catalog.get(c))
+            .zip(node.operation.as_deref())
+            .and_then(|(entry, op)| entry.operation(op))
+            .is_some_and(|op| op.contact.is_some())
+    };
     spec.output_ports(&node.config)
         .into_iter()
-        .filter(|p| {
-            (p != "error" && p != "blocked")
-                || doc.edges.iter().any(|e| e.from == node.id && e.port() == p)
+        .filter(|p| match p.as_str() {
+            "error" => wired(p),
+            "blocked" => wired(p) || contacts(),
+            _ => true,
         })
         .collect()
 }
@@ -71,7 +89,7 @@ pub fn connection_problem(doc: &FlowDoc, edge: &Edge) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn doc() -> FlowDoc {
         serde_json::from_value(json!({
@@ -118,6 +136,42 @@ mod tests {
             Some("cycle")
         );
         assert_eq!(connection_problem(&d, &edge("w", None, "w")), None);
+    }
+
+    /// A connector node shows its `blocked` port when its operation reaches customers (so
+    /// it can be wired), or when it is wired; the `error` port only when wired.
+    #[test]
+    fn the_blocked_port_shows_where_the_contact_policy_applies() {
+        let op = |name: &str, contact: Option<Value>| {
+            json!({"name": name, "title": {"zh": name, "en": name}, "config_schema": {},
+                   "input_schema": {}, "output_schema": {}, "side_effects": true, "contact": contact})
+        };
+        let entry: trellis_model::ConnectorEntry = serde_json::from_value(json!({
+            "name": "wecom", "major": 0, "version": "0.1.0", "title": {"zh": "企业微信", "en": "WeCom"},
+            "operations": [
+                op("create_group_send", Some(json!({"channel": "wecom_group_send",
+                    "recipient": "/external_userid", "identity": "external_contact_id"}))),
+                op("send_app_message", None)
+            ]
+        }))
+        .expect("entry");
+        let catalog = Catalog::new([entry]);
+        let node = |op: &str| -> Node {
+            serde_json::from_value(
+                json!({"id": op, "type": "connector", "connector": "wecom@0",
+                                          "operation": op, "config": {}}),
+            )
+            .expect("node")
+        };
+        let d = doc();
+        assert_eq!(
+            visible_ports(&d, &node("create_group_send"), &catalog),
+            ["out", "blocked"]
+        );
+        assert_eq!(
+            visible_ports(&d, &node("send_app_message"), &catalog),
+            ["out"]
+        );
     }
 
     /// Each drawn edge has its own key, even a repeated one; edges to missing nodes are not drawn.
@@ -711,7 +765,9 @@ fn EdgePath(ed: Editor, edge: Edge) -> impl IntoView {
         ed.with_shown(|doc| {
             let from = doc.node(edge.from.as_str())?;
             let to = doc.node(edge.to.as_str())?;
-            let i = visible_ports(doc, from)
+            let i = ed
+                .catalog
+                .with(|c| visible_ports(doc, from, c))
                 .iter()
                 .position(|p| p == edge.port())
                 .unwrap_or(0);
@@ -741,7 +797,7 @@ fn NodeBox(
     let ports = Memo::new(move |_| {
         node.with(|n| {
             n.as_ref()
-                .map(|n| ed.with_shown(|d| visible_ports(d, n)))
+                .map(|n| ed.with_shown(|d| ed.catalog.with(|c| visible_ports(d, n, c))))
                 .unwrap_or_default()
         })
     });

@@ -364,11 +364,11 @@ impl ContactDecl {
                 "{CONTACT_KEY}: name the channel (no spaces around it)"
             ));
         }
-        if !crate::scoring::IDENTITY_KINDS.contains(&decl.identity.as_str()) {
+        if !crate::identity::IDENTITY_KINDS.contains(&decl.identity.as_str()) {
             return Err(format!(
                 "{CONTACT_KEY}: identity {:?} is not one a lead is known by ({})",
                 decl.identity,
-                crate::scoring::IDENTITY_KINDS.join(", ")
+                crate::identity::IDENTITY_KINDS.join(", ")
             ));
         }
         if !decl.recipient.starts_with('/') {

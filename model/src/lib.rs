@@ -18,6 +18,7 @@ pub mod edit;
 pub mod expr;
 pub mod flow;
 pub mod forms;
+pub mod identity;
 pub mod layout;
 pub mod measure;
 pub mod nba;

@@ -25,15 +25,7 @@ use crate::validate::Diagnostic;
 
 const DAY_MS: i64 = 86_400_000;
 
-/// Identities an event can carry in its properties, strongest first: a lead found by an
-/// earlier one wins, and anonymous leads found by later ones are merged into it.
-pub const IDENTITY_KINDS: [&str; 5] = [
-    "user_id",
-    "external_contact_id",
-    "email",
-    "phone",
-    "anonymous_id",
-];
+pub use crate::identity::IDENTITY_KINDS;
 
 /// A versioned scoring model.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]

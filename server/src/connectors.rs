@@ -678,16 +678,18 @@ impl crate::runs::CallHost for Registry {
             .unwrap_or(10_000);
         let timeout = request.timeout_ms.map_or(limit, |t| t.min(limit));
         // A run pinned to a version from before the operation declared that it reaches
-        // customers is held to the declaration of the version enabled now.
+        // customers is held to the declaration of the version enabled now (only an
+        // operation with side effects can reach one, so read-only calls skip the lookup).
+        let side_effects = spec.as_ref().is_some_and(|o| o.side_effects);
         let mut contact = spec.as_ref().and_then(|o| o.contact());
-        if contact.is_none() && pinned.is_some() {
+        if contact.is_none() && side_effects && pinned.is_some() {
             contact = self
                 .operation_spec(workspace, request, None)
                 .await
                 .and_then(|o| o.contact());
         }
         crate::runs::CallPlan {
-            side_effects: spec.as_ref().is_some_and(|o| o.side_effects),
+            side_effects,
             timeout: Some(std::time::Duration::from_millis(timeout)),
             contact,
         }

@@ -357,31 +357,6 @@ pub fn outcome(result: CallResult) -> (CallResult, ContactState) {
     (CallResult::Err { error, version }, ContactState::Unknown)
 }
 
-/// A merged lead's revocations and contacts become the lead's it was merged into.
-pub async fn move_lead<C: ConnectionTrait>(
-    conn: &C,
-    workspace: &str,
-    from: &str,
-    into: &str,
-) -> Result<(), sea_orm::DbErr> {
-    consent_revocation::Entity::update_many()
-        .col_expr(
-            consent_revocation::Column::LeadId,
-            SqlExpr::value(into.to_owned()),
-        )
-        .filter(consent_revocation::Column::WorkspaceId.eq(workspace))
-        .filter(consent_revocation::Column::LeadId.eq(from))
-        .exec(conn)
-        .await?;
-    contact::Entity::update_many()
-        .col_expr(contact::Column::LeadId, SqlExpr::value(into.to_owned()))
-        .filter(contact::Column::WorkspaceId.eq(workspace))
-        .filter(contact::Column::LeadId.eq(from))
-        .exec(conn)
-        .await?;
-    Ok(())
-}
-
 /// The consent an event revokes: `(channel, reason)` (channel `None`: all).
 fn revoked_by(name: &str, properties: &Value) -> Option<(Option<String>, String)> {
     match name {

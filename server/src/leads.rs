@@ -25,7 +25,8 @@ use trellis_model::scoring::{
 };
 
 use crate::db::entities::{
-    account, event, lead, lead_identity, lead_score, scoring_model, workspace_doc,
+    account, consent_revocation, contact, event, lead, lead_identity, lead_score, scoring_model,
+    workspace_doc,
 };
 
 /// A lead with its score (`leads JOIN lead_scores`), as the engine and the API use it.
@@ -478,7 +479,21 @@ async fn merge<C: ConnectionTrait>(
         .await?;
     // Its consent and the contacts made with it go with it: a customer who opted out stays
     // opted out, and the caps keep counting.
-    crate::contacts::move_lead(conn, workspace, from, &into.id).await?;
+    consent_revocation::Entity::update_many()
+        .col_expr(
+            consent_revocation::Column::LeadId,
+            SqlExpr::value(into.id.clone()),
+        )
+        .filter(consent_revocation::Column::WorkspaceId.eq(workspace))
+        .filter(consent_revocation::Column::LeadId.eq(from))
+        .exec(conn)
+        .await?;
+    contact::Entity::update_many()
+        .col_expr(contact::Column::LeadId, SqlExpr::value(into.id.clone()))
+        .filter(contact::Column::WorkspaceId.eq(workspace))
+        .filter(contact::Column::LeadId.eq(from))
+        .exec(conn)
+        .await?;
     if let (Value::Object(theirs), Value::Object(ours)) = (&old.attributes, &mut into.attributes) {
         for (k, v) in theirs {
             ours.entry(k.clone()).or_insert_with(|| v.clone());

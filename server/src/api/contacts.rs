@@ -4,7 +4,6 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use sea_orm::EntityTrait;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use trellis_model::contact_policy::ContactPolicy;
@@ -12,10 +11,9 @@ use utoipa::ToSchema;
 
 use super::audit;
 use crate::api::body::{ApiJson, from_value};
-use crate::api::signals::save_doc;
+use crate::api::signals::{read_doc, refuse_problems, save_doc};
 use crate::auth::{Caller, Role};
 use crate::contacts::CONTACT_POLICY_DOC;
-use crate::db::entities::workspace_doc;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -23,19 +21,16 @@ use crate::state::AppState;
 #[utoipa::path(get, path = "/api/v1/contact-policy", tag = "leads",
     responses((status = 200, description = "`{builtin, doc: {caps, quiet_hours, default_time_zone}}`", body = Object)))]
 pub async fn get_policy(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
-    let row = workspace_doc::Entity::find_by_id((
-        caller.workspace_id.clone(),
-        CONTACT_POLICY_DOC.to_owned(),
+    Ok(Json(
+        read_doc(
+            &state,
+            &caller,
+            CONTACT_POLICY_DOC,
+            "doc",
+            ContactPolicy::builtin(),
+        )
+        .await?,
     ))
-    .one(&state.db)
-    .await?;
-    Ok(Json(match row {
-        Some(d) => json!({
-            "builtin": false, "updated_at": d.updated_at, "author": d.author,
-            "doc": serde_json::from_str::<Value>(&d.doc).map_err(ApiError::internal)?,
-        }),
-        None => json!({ "builtin": true, "doc": ContactPolicy::builtin() }),
-    }))
 }
 
 /// Replaces the contact policy (admins). It applies to calls decided from now on; every
@@ -50,19 +45,7 @@ pub async fn put_policy(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     caller.require(Role::Admin)?;
     let policy: ContactPolicy = from_value(doc.clone())?;
-    let problems = policy.problems();
-    if let Some((pointer, message)) = problems.first() {
-        return Err(ApiError::invalid(
-            pointer.clone(),
-            format!(
-                "the policy has {} problem(s); first: {message}",
-                problems.len()
-            ),
-        )
-        .with_extra(json!({
-            "problems": problems.iter().map(|(p, m)| json!({ "pointer": p, "message": m })).collect::<Vec<_>>()
-        })));
-    }
+    refuse_problems("the policy has", &policy.problems())?;
     let canonical = serde_json::to_value(&policy).map_err(ApiError::internal)?;
     let now = save_doc(&state, &caller, CONTACT_POLICY_DOC, &canonical).await?;
     state.contacts.policies.forget(&caller.workspace_id);

@@ -58,19 +58,9 @@ pub async fn detect(
 #[utoipa::path(get, path = "/api/v1/signals/lexicon", tag = "signals",
     responses((status = 200, description = "`{builtin, lexicon}`", body = Object)))]
 pub async fn get_lexicon(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
-    let doc =
-        workspace_doc::Entity::find_by_id((caller.workspace_id.clone(), LEXICON_DOC.to_owned()))
-            .one(&state.db)
-            .await?;
-    Ok(Json(match doc {
-        Some(d) => json!({
-            "builtin": false,
-            "updated_at": d.updated_at,
-            "author": d.author,
-            "lexicon": serde_json::from_str::<Value>(&d.doc).map_err(ApiError::internal)?,
-        }),
-        None => json!({ "builtin": true, "lexicon": Lexicon::builtin() }),
-    }))
+    Ok(Json(
+        read_doc(&state, &caller, LEXICON_DOC, "lexicon", Lexicon::builtin()).await?,
+    ))
 }
 
 /// Replaces the workspace's lexicon; every problem is reported with its JSON pointer.
@@ -84,14 +74,7 @@ pub async fn put_lexicon(
     caller.require(Role::Builder)?;
     let lexicon: Lexicon = from_value(doc.clone())?;
     if let Err(e) = Detector::new(lexicon) {
-        let first = e.0.first().cloned().unwrap_or_default();
-        return Err(ApiError::invalid(
-            first.0.clone(),
-            format!("the lexicon has {} problem(s); first: {}", e.0.len(), first.1),
-        )
-        .with_extra(json!({
-            "problems": e.0.iter().map(|(p, m)| json!({ "pointer": p, "message": m })).collect::<Vec<_>>()
-        })));
+        refuse_problems("the lexicon has", &e.0)?;
     }
     let now = save_doc(&state, &caller, LEXICON_DOC, &doc).await?;
     state.intent.detectors.forget(&caller.workspace_id);
@@ -107,6 +90,42 @@ pub async fn put_lexicon(
         StatusCode::OK,
         Json(json!({ "saved": true, "updated_at": now })),
     ))
+}
+
+/// A per-workspace document as its page reads it: `{builtin: false, updated_at, author,
+/// <field>: doc}`, or `{builtin: true, <field>: builtin}` until the workspace saves its own.
+pub(crate) async fn read_doc(
+    state: &AppState,
+    caller: &Caller,
+    kind: &str,
+    field: &str,
+    builtin: impl serde::Serialize,
+) -> ApiResult<Value> {
+    let row = workspace_doc::Entity::find_by_id((caller.workspace_id.clone(), kind.to_owned()))
+        .one(&state.db)
+        .await?;
+    Ok(match row {
+        Some(d) => json!({
+            "builtin": false, "updated_at": d.updated_at, "author": d.author,
+            field: serde_json::from_str::<Value>(&d.doc).map_err(ApiError::internal)?,
+        }),
+        None => json!({ "builtin": true, field: builtin }),
+    })
+}
+
+/// A document refused for its problems (each with its JSON pointer): 422 at the first,
+/// all of them in `problems`. `subject` says whose (`the lexicon has`).
+pub(crate) fn refuse_problems(subject: &str, problems: &[(String, String)]) -> ApiResult<()> {
+    let Some((pointer, message)) = problems.first() else {
+        return Ok(());
+    };
+    Err(ApiError::invalid(
+        pointer.clone(),
+        format!("{subject} {} problem(s); first: {message}", problems.len()),
+    )
+    .with_extra(json!({
+        "problems": problems.iter().map(|(p, m)| json!({ "pointer": p, "message": m })).collect::<Vec<_>>()
+    })))
 }
 
 /// Saves a per-workspace document (`workspace_docs`), returning when.
@@ -169,16 +188,7 @@ pub async fn put_rules(
 ) -> ApiResult<Json<Value>> {
     caller.require(Role::Builder)?;
     let rules: Rules = from_value(doc.clone())?;
-    let problems = rules.problems();
-    if let Some((pointer, message)) = problems.first() {
-        return Err(ApiError::invalid(
-            pointer.clone(),
-            format!("the rules have {} problem(s); first: {message}", problems.len()),
-        )
-        .with_extra(json!({
-            "problems": problems.iter().map(|(p, m)| json!({ "pointer": p, "message": m })).collect::<Vec<_>>()
-        })));
-    }
+    refuse_problems("the rules have", &rules.problems())?;
     let now = save_doc(&state, &caller, crate::leads::NBA_DOC, &doc).await?;
     audit(
         &state.db,

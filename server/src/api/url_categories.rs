@@ -4,16 +4,14 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use sea_orm::EntityTrait;
 use serde_json::{Value, json};
 use trellis_model::url_categories::{KNOWN, UrlCategories};
 
 use super::audit;
 use crate::api::body::{ApiJson, from_value};
-use crate::api::signals::save_doc;
+use crate::api::signals::{read_doc, refuse_problems, save_doc};
 use crate::auth::{Caller, Role};
-use crate::db::entities::workspace_doc;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::state::AppState;
 use crate::url_categories::{URL_CATEGORIES_DOC, recent_pages};
 
@@ -31,20 +29,16 @@ fn known() -> Value {
 #[utoipa::path(get, path = "/api/v1/url-categories", tag = "signals",
     responses((status = 200, description = "`{builtin, doc: {rules}, known}`", body = Object)))]
 pub async fn get_rules(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
-    let row = workspace_doc::Entity::find_by_id((
-        caller.workspace_id.clone(),
-        URL_CATEGORIES_DOC.to_owned(),
-    ))
-    .one(&state.db)
+    let mut out = read_doc(
+        &state,
+        &caller,
+        URL_CATEGORIES_DOC,
+        "doc",
+        UrlCategories::builtin(),
+    )
     .await?;
-    Ok(Json(match row {
-        Some(d) => json!({
-            "builtin": false, "updated_at": d.updated_at, "author": d.author,
-            "doc": serde_json::from_str::<Value>(&d.doc).map_err(ApiError::internal)?,
-            "known": known(),
-        }),
-        None => json!({ "builtin": true, "doc": UrlCategories::builtin(), "known": known() }),
-    }))
+    out["known"] = known();
+    Ok(Json(out))
 }
 
 /// Replaces the rules (builders). They apply to events recorded from now on; every
@@ -60,14 +54,7 @@ pub async fn put_rules(
     caller.require(Role::Builder)?;
     let rules: UrlCategories = from_value(doc.clone())?;
     if let Err(problems) = rules.compile() {
-        let first = problems.first().cloned().unwrap_or_default();
-        return Err(ApiError::invalid(
-            first.0.clone(),
-            format!("the rules have {} problem(s); first: {}", problems.len(), first.1),
-        )
-        .with_extra(json!({
-            "problems": problems.iter().map(|(p, m)| json!({ "pointer": p, "message": m })).collect::<Vec<_>>()
-        })));
+        refuse_problems("the rules have", &problems)?;
     }
     let now = save_doc(&state, &caller, URL_CATEGORIES_DOC, &doc).await?;
     state.events.categories.forget(&caller.workspace_id);

@@ -19,7 +19,8 @@ pub struct CallPlan {
     /// served in this process well within the claim.
     pub timeout: Option<Duration>,
     /// The call reaches a customer: it passes the contact policy first (and is counted in
-    /// the checkpoint before it).
+    /// the checkpoint before it). Only a call with side effects has one (checked when a
+    /// connector is published).
     pub contact: Option<trellis_model::contact_policy::ContactDecl>,
 }
 

@@ -179,7 +179,7 @@ impl Workers {
             let pinned = state.connectors.get(&request.connector).cloned();
             let plan = host.plan(&workspace, &request, pinned.as_deref()).await;
             let hold = LEASE + plan.timeout.unwrap_or_default();
-            if plan.side_effects || plan.contact.is_some() {
+            if plan.side_effects {
                 // Durable before the call: after a crash the call is issued again with the
                 // same idempotency key, never forgotten (a call that reaches a customer is
                 // not: see `contacts`).
@@ -226,7 +226,7 @@ impl Workers {
                 None => (result, None),
             };
             state.complete_call(result);
-            if plan.side_effects || plan.contact.is_some() {
+            if plan.side_effects {
                 // Durable after the call: a completed call is not made again.
                 let around = match settled {
                     Some(contact) => Around::Settle(&request, contact),

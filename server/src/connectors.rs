@@ -4,8 +4,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
@@ -61,6 +62,24 @@ pub struct Registry {
     cipher: XChaCha20Poly1305,
     loaded: RwLock<HashMap<String, Arc<Loaded>>>,
     services: Arc<ServerServices>,
+    /// Each connector's setup by (workspace, name), with when it was read.
+    setups: RwLock<HashMap<(String, String), (Instant, Setup)>>,
+    /// Moves on at every change made through this process: a setup read before one is not
+    /// kept.
+    changes: AtomicU64,
+}
+
+/// How long a connector's setup (versions, grants, limits) read by calls is kept: a
+/// change made through this process is seen at once, one made by another within this.
+pub const SETUP_TTL: Duration = Duration::from_secs(1);
+
+/// One connector in one workspace as its calls and webhooks run it.
+#[derive(Clone)]
+struct Setup {
+    /// Every stored version (enabled or not), highest first, with its manifest read.
+    versions: Arc<Vec<(connector_version::Model, Option<Arc<Manifest>>)>>,
+    grants: Grants,
+    limits: Limits,
 }
 
 impl std::fmt::Debug for Registry {
@@ -117,6 +136,8 @@ impl Registry {
             cipher: XChaCha20Poly1305::new(&key.into()),
             loaded: RwLock::new(HashMap::new()),
             services,
+            setups: RwLock::new(HashMap::new()),
+            changes: AtomicU64::new(0),
         }))
     }
 
@@ -229,6 +250,7 @@ impl Registry {
         .exec_without_returning(&self.db)
         .await
         .map_err(anyhow::Error::from)?;
+        self.forget(workspace, &m.name);
         Ok(Published {
             manifest: m,
             sha256: loaded.sha256.clone(),
@@ -268,53 +290,46 @@ impl Registry {
         Ok(Catalog::new(entries))
     }
 
-    /// The version a `name@major` reference runs: `pinned` when the run already used one,
-    /// else the highest enabled version of that major.
+    /// The version a `name@major` reference runs, with its manifest: `pinned` when the run
+    /// already used one, else the highest enabled version of that major.
     async fn resolve(
         &self,
         workspace: &str,
         reference: &str,
         pinned: Option<&str>,
-    ) -> Result<connector_version::Model, ConnectorError> {
+    ) -> Result<(Setup, connector_version::Model, Option<Arc<Manifest>>), ConnectorError> {
         let (name, major) = reference
             .rsplit_once('@')
             .and_then(|(n, m)| m.parse::<i64>().ok().map(|m| (n, m)))
             .ok_or_else(|| ConnectorError::InvalidInput {
                 message: format!("{reference:?} is not name@major"),
             })?;
-        let unavailable = |e: sea_orm::DbErr| ConnectorError::Unavailable {
-            message: format!("registry: {e}"),
+        let setup = self
+            .setup(workspace, name)
+            .await
+            .map_err(|e| ConnectorError::Unavailable {
+                message: format!("registry: {e:#}"),
+            })?;
+        let found = match pinned {
+            Some(version) => setup
+                .versions
+                .iter()
+                .find(|(v, _)| v.version == version)
+                .ok_or_else(|| ConnectorError::NotFound {
+                    message: format!("{name} {version}, which this run started with, is gone"),
+                }),
+            None => setup
+                .versions
+                .iter()
+                .find(|(v, _)| v.enabled && v.major == major)
+                .ok_or_else(|| ConnectorError::NotFound {
+                    message: format!("no enabled version of {reference}"),
+                }),
         };
-        if let Some(version) = pinned {
-            return connector_version::Entity::find_by_id((
-                workspace.to_owned(),
-                name.to_owned(),
-                version.to_owned(),
-            ))
-            .one(&self.db)
-            .await
-            .map_err(unavailable)?
-            .ok_or_else(|| ConnectorError::NotFound {
-                message: format!("{name} {version}, which this run started with, is gone"),
-            });
-        }
-        let mut rows = connector_version::Entity::find()
-            .filter(connector_version::Column::WorkspaceId.eq(workspace))
-            .filter(connector_version::Column::Name.eq(name))
-            .filter(connector_version::Column::Major.eq(major))
-            .filter(connector_version::Column::Enabled.eq(true))
-            .all(&self.db)
-            .await
-            .map_err(unavailable)?;
-        rows.sort_by_key(|v| std::cmp::Reverse(semver_of(&v.version)));
-        rows.into_iter()
-            .next()
-            .ok_or_else(|| ConnectorError::NotFound {
-                message: format!("no enabled version of {reference}"),
-            })
+        let (version, manifest) = found?.clone();
+        Ok((setup, version, manifest))
     }
 
-    /// The side-effect flag of the operation a request calls (false when unknown).
     /// The operation a call names, as the connector version serving it declares it.
     async fn operation_spec(
         &self,
@@ -322,14 +337,66 @@ impl Registry {
         request: &CallRequest,
         pinned: Option<&str>,
     ) -> Option<trellis_runtime::connector::OperationSpec> {
-        let v = self
+        let (_, _, manifest) = self
             .resolve(workspace, &request.connector, pinned)
             .await
             .ok()?;
-        serde_json::from_str::<Manifest>(&v.manifest)
-            .ok()?
-            .operation(&request.operation)
-            .cloned()
+        manifest?.operation(&request.operation).cloned()
+    }
+
+    /// `name`'s setup in `workspace` (see [`SETUP_TTL`]).
+    async fn setup(&self, workspace: &str, name: &str) -> anyhow::Result<Setup> {
+        let key = (workspace.to_owned(), name.to_owned());
+        if let Some((at, setup)) = self
+            .setups
+            .read()
+            .map_err(|_| anyhow::anyhow!("connector cache poisoned"))?
+            .get(&key)
+            && at.elapsed() < SETUP_TTL
+        {
+            return Ok(setup.clone());
+        }
+        let generation = self.changes.load(Ordering::Acquire);
+        let read_at = Instant::now();
+        let mut versions: Vec<(connector_version::Model, Option<Arc<Manifest>>)> =
+            connector_version::Entity::find()
+                .filter(connector_version::Column::WorkspaceId.eq(workspace))
+                .filter(connector_version::Column::Name.eq(name))
+                .all(&self.db)
+                .await?
+                .into_iter()
+                .map(|v| {
+                    let manifest = serde_json::from_str::<Manifest>(&v.manifest)
+                        .ok()
+                        .map(Arc::new);
+                    (v, manifest)
+                })
+                .collect();
+        versions.sort_by_key(|(v, _)| std::cmp::Reverse(semver_of(&v.version)));
+        let (grants, limits) =
+            tokio::try_join!(self.grants(workspace, name), self.limits(workspace, name))?;
+        let setup = Setup {
+            versions: Arc::new(versions),
+            grants,
+            limits,
+        };
+        let mut setups = self
+            .setups
+            .write()
+            .map_err(|_| anyhow::anyhow!("connector cache poisoned"))?;
+        if self.changes.load(Ordering::Acquire) == generation {
+            setups.insert(key, (read_at, setup.clone()));
+        }
+        Ok(setup)
+    }
+
+    /// Drops what calls of `name` in `workspace` have read about it: call after changing
+    /// its versions, grants, secrets or limits.
+    pub fn forget(&self, workspace: &str, name: &str) {
+        self.changes.fetch_add(1, Ordering::AcqRel);
+        if let Ok(mut setups) = self.setups.write() {
+            setups.remove(&(workspace.to_owned(), name.to_owned()));
+        }
     }
 
     pub async fn grant_rows(
@@ -413,6 +480,7 @@ impl Registry {
         )
         .exec_without_returning(&self.db)
         .await?;
+        self.forget(workspace, name);
         Ok(())
     }
 
@@ -470,15 +538,11 @@ impl Registry {
     /// The loaded component, grants and limits a call of `version` runs with.
     async fn prepare(
         &self,
-        workspace: &str,
+        setup: Setup,
         version: &connector_version::Model,
     ) -> anyhow::Result<(Arc<Loaded>, Grants, Limits)> {
         let loaded = self.loaded(&version.sha256).await?;
-        let (grants, limits) = tokio::try_join!(
-            self.grants(workspace, &version.name),
-            self.limits(workspace, &version.name)
-        )?;
-        Ok((loaded, grants, limits))
+        Ok((loaded, setup.grants, setup.limits))
     }
 
     /// Hands a webhook request to the highest enabled version of `name` that receives
@@ -492,13 +556,10 @@ impl Registry {
         let unavailable = |e: anyhow::Error| ConnectorError::Unavailable {
             message: format!("{e:#}"),
         };
-        let version = self
+        let (setup, version) = self
             .version_with(workspace, name, |m| m.inbound, "receives webhooks")
             .await?;
-        let (loaded, grants, limits) = self
-            .prepare(workspace, &version)
-            .await
-            .map_err(unavailable)?;
+        let (loaded, grants, limits) = self.prepare(setup, &version).await.map_err(unavailable)?;
         let host = self.host.clone();
         let services: Arc<dyn HostServices> = self.services.clone();
         tokio::task::spawn_blocking(move || {
@@ -517,18 +578,22 @@ impl Registry {
         name: &str,
         flag: fn(&Manifest) -> bool,
         what: &str,
-    ) -> Result<connector_version::Model, ConnectorError> {
-        self.versions(workspace)
+    ) -> Result<(Setup, connector_version::Model), ConnectorError> {
+        let setup = self
+            .setup(workspace, name)
             .await
             .map_err(|e| ConnectorError::Unavailable {
                 message: format!("{e:#}"),
-            })?
-            .into_iter()
-            .filter(|v| v.name == name && v.enabled)
-            .find(|v| serde_json::from_str::<Manifest>(&v.manifest).is_ok_and(|m| flag(&m)))
+            })?;
+        let version = setup
+            .versions
+            .iter()
+            .find(|(v, m)| v.enabled && m.as_deref().is_some_and(flag))
+            .map(|(v, _)| v.clone())
             .ok_or_else(|| ConnectorError::NotFound {
                 message: format!("no enabled connector {name:?} {what}"),
-            })
+            })?;
+        Ok((setup, version))
     }
 
     /// Calls `poll` on the highest enabled version of `name` that polls.
@@ -539,11 +604,11 @@ impl Registry {
         config: Value,
         cursor: Option<String>,
     ) -> Result<Polled, ConnectorError> {
-        let version = self
+        let (setup, version) = self
             .version_with(workspace, name, |m| m.poll, "polls")
             .await?;
         let (loaded, grants, limits) =
-            self.prepare(workspace, &version)
+            self.prepare(setup, &version)
                 .await
                 .map_err(|e| ConnectorError::Unavailable {
                     message: format!("{e:#}"),
@@ -578,8 +643,8 @@ impl Registry {
         request: &CallRequest,
         pinned: Option<&str>,
     ) -> (CallResult, Option<String>) {
-        let version = match self.resolve(workspace, &request.connector, pinned).await {
-            Ok(v) => v,
+        let (setup, version) = match self.resolve(workspace, &request.connector, pinned).await {
+            Ok((setup, version, _)) => (setup, version),
             Err(error) => {
                 return (
                     CallResult::Err {
@@ -598,7 +663,7 @@ impl Registry {
         let unavailable = |e: anyhow::Error| ConnectorError::Unavailable {
             message: format!("{e:#}"),
         };
-        let (loaded, grants, mut limits) = match self.prepare(workspace, &version).await {
+        let (loaded, grants, mut limits) = match self.prepare(setup, &version).await {
             Ok(x) => x,
             Err(e) => return (fail(unavailable(e)), Some(version.version)),
         };
@@ -666,16 +731,16 @@ impl crate::runs::CallHost for Registry {
         request: &CallRequest,
         pinned: Option<&str>,
     ) -> crate::runs::CallPlan {
-        let spec = self.operation_spec(workspace, request, pinned).await;
-        let name = request
-            .connector
-            .rsplit_once('@')
-            .map_or(request.connector.as_str(), |(n, _)| n);
-        let limit = self
-            .limits(workspace, name)
+        let resolved = self
+            .resolve(workspace, &request.connector, pinned)
             .await
-            .map(|l| l.timeout_ms)
-            .unwrap_or(10_000);
+            .ok();
+        let spec = resolved
+            .as_ref()
+            .and_then(|(_, _, m)| m.as_ref()?.operation(&request.operation).cloned());
+        let limit = resolved.map_or(Limits::default().timeout_ms, |(setup, _, _)| {
+            setup.limits.timeout_ms
+        });
         let timeout = request.timeout_ms.map_or(limit, |t| t.min(limit));
         // A run pinned to a version from before the operation declared that it reaches
         // customers is held to the declaration of the version enabled now (only an

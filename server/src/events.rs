@@ -5,12 +5,14 @@
 //! causes is recorded as a `lead.tier_changed` event in the same transaction and routed in
 //! turn.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ActiveValue::Set, ConnectionTrait, DatabaseConnection, EntityTrait, TransactionTrait,
+    ActiveValue::Set, ConnectionTrait, DatabaseConnection, EntityTrait, QueryTrait,
+    TransactionTrait,
 };
 use serde_json::{Value, json};
 use trellis_model::behaviour::DAY_MS;
@@ -20,7 +22,7 @@ use crate::db::entities::event;
 use crate::input::{Invalid, check_event, check_timestamp};
 use crate::leads::{Models, TIER_CHANGED};
 use crate::routes::Routes;
-use crate::runs::{RunError, Runs};
+use crate::runs::{RunError, Runs, Waiting};
 use crate::url_categories::Categorisers;
 
 /// An event from outside, before it is recorded.
@@ -186,8 +188,9 @@ impl Events {
     pub async fn record(&self, workspace: &str, event: NewEvent) -> Result<Recorded, IntakeError> {
         event.check()?;
         let txn = self.db.begin().await?;
-        let recorded = self.record_in(&txn, workspace, event).await?;
+        let recorded = self.record_in(&txn, workspace, vec![event]).await?;
         txn.commit().await?;
+        let recorded = recorded.into_iter().next().unwrap_or(Recorded::Duplicate);
         if matches!(recorded, Recorded::New { .. }) {
             metrics::counter!("trellis_events_total").increment(1);
             self.runs.wake();
@@ -195,91 +198,167 @@ impl Events {
         Ok(recorded)
     }
 
-    /// Records one checked event in the caller's transaction: nothing is written when its
-    /// id was seen before. Wake the workers ([`Runs::wake`]) once the transaction commits.
+    /// Records checked events in the caller's transaction, in order, and says what each
+    /// did (an id seen before, or twice here, is a duplicate and nothing is done for it).
+    /// The work is set-based: the events go in with one statement, their leads are
+    /// attributed and scored together ([`crate::leads::attribute_all`]), the waiting runs
+    /// are read once, and the tier changes they cause are recorded together. Wake the
+    /// workers ([`Runs::wake`]) once the transaction commits.
     async fn record_in<C: ConnectionTrait>(
         &self,
         txn: &C,
         workspace: &str,
-        event: NewEvent,
-    ) -> Result<Recorded, IntakeError> {
-        let NewEvent {
-            id,
-            name,
-            lead,
-            properties,
-            timestamp,
-        } = event;
-        let timestamp = timestamp.unwrap_or_else(Utc::now);
-        let mut properties = if properties.is_null() {
-            json!({})
-        } else {
-            properties
-        };
-        if ["url", "path"].iter().any(|k| properties.get(*k).is_some()) {
-            match self.categories.get(txn, workspace).await {
-                Ok(rules) => crate::url_categories::categorise(&rules, &mut properties),
-                // A stored document that no longer compiles must not stop events.
-                Err(error) => {
-                    tracing::warn!(workspace, %error, "URL categories not applied")
-                }
-            }
-        }
-        if !insert_event(
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<Recorded>, IntakeError> {
+        crate::leads::lock_events(
             txn,
             workspace,
-            &id,
-            &name,
-            lead.as_deref(),
-            None,
-            &properties,
-            timestamp,
-        )
-        .await?
-        {
-            return Ok(Recorded::Duplicate);
-        }
-        let attributed = crate::leads::attribute(
-            txn,
-            &self.models,
-            workspace,
-            &id,
-            &name,
-            lead.as_deref(),
-            &properties,
-            timestamp.timestamp_millis(),
+            events.iter().map(|e| (e.lead.as_deref(), &e.properties)),
         )
         .await?;
-        let lead_id = attributed.as_ref().map(|a| a.lead_id.clone());
-        if let Some(lead_id) = &lead_id {
-            crate::contacts::revoke_on_event(
+        let received = Utc::now();
+        let mut rules = None;
+        let mut rows = Vec::with_capacity(events.len());
+        for event in events {
+            let mut properties = if event.properties.is_null() {
+                json!({})
+            } else {
+                event.properties
+            };
+            if ["url", "path"].iter().any(|k| properties.get(*k).is_some()) {
+                if rules.is_none() {
+                    rules = Some(self.categories.get(txn, workspace).await);
+                }
+                match &rules {
+                    Some(Ok(rules)) => crate::url_categories::categorise(rules, &mut properties),
+                    // A stored document that no longer compiles must not stop events.
+                    Some(Err(error)) => {
+                        tracing::warn!(workspace, %error, "URL categories not applied")
+                    }
+                    None => {}
+                }
+            }
+            rows.push(EventRow {
+                id: event.id,
+                name: event.name,
+                lead: event.lead,
+                lead_id: None,
+                properties,
+                timestamp: event.timestamp.unwrap_or(received),
+            });
+        }
+        let fresh = insert_events(txn, workspace, &rows, received).await?;
+        let new: Vec<&EventRow> = rows
+            .iter()
+            .zip(&fresh)
+            .filter_map(|(row, fresh)| fresh.then_some(row))
+            .collect();
+        if new.is_empty() {
+            return Ok(rows.iter().map(|_| Recorded::Duplicate).collect());
+        }
+        let arrivals: Vec<crate::leads::Arrival<'_>> = new
+            .iter()
+            .map(|row| crate::leads::Arrival {
+                event_id: &row.id,
+                name: &row.name,
+                lead: row.lead.as_deref(),
+                properties: &row.properties,
+                at_ms: row.timestamp.timestamp_millis(),
+            })
+            .collect();
+        let attributed =
+            crate::leads::attribute_all(txn, &self.models, workspace, &arrivals).await?;
+        let waiting = self
+            .runs
+            .waiting(
                 txn,
                 workspace,
-                lead_id,
-                &id,
-                &name,
-                &properties,
-                timestamp.timestamp_millis(),
+                new.iter()
+                    .map(|row| row.name.as_str())
+                    .chain([TIER_CHANGED]),
             )
             .await?;
-        }
-        let payload = json!({ "id": id, "name": name, "lead": lead_id.clone().or(lead), "properties": properties, "timestamp": timestamp });
-        let (mut run_ids, mut runs_resumed) = self.route(txn, workspace, &name, &payload).await?;
-        let mut tier_changed = None;
-        if let Some(change) = attributed.and_then(|a| a.change) {
-            let (s, r) = self
-                .record_tier_change(txn, workspace, &format!("{id}:tier"), change.clone())
+        let merged = attributed.iter().flatten().any(|a| a.merged);
+        let mut out = Vec::with_capacity(rows.len());
+        let mut changes = Vec::new();
+        let mut attributed = attributed.into_iter();
+        for (row, fresh) in rows.into_iter().zip(fresh) {
+            if !fresh {
+                out.push(Recorded::Duplicate);
+                continue;
+            }
+            let attributed = attributed.next().flatten();
+            let lead_id = attributed.as_ref().map(|a| a.lead_id.clone());
+            if let Some(lead_id) = &lead_id {
+                crate::contacts::revoke_on_event(
+                    txn,
+                    workspace,
+                    lead_id,
+                    &row.id,
+                    &row.name,
+                    &row.properties,
+                    row.timestamp.timestamp_millis(),
+                )
                 .await?;
-            run_ids.extend(s);
-            runs_resumed += r;
-            tier_changed = Some(change);
+            }
+            let EventRow {
+                id,
+                name,
+                lead,
+                properties,
+                timestamp,
+                ..
+            } = row;
+            let payload = json!({ "id": id, "name": name, "lead": lead_id.clone().or(lead), "properties": properties, "timestamp": timestamp });
+            let (run_ids, runs_resumed) = self
+                .route(txn, workspace, &name, &payload, &waiting)
+                .await?;
+            let tier_changed = attributed.and_then(|a| a.change);
+            if let Some(change) = &tier_changed {
+                changes.push((out.len(), format!("{id}:tier"), change.clone()));
+            }
+            out.push(Recorded::New {
+                lead: lead_id,
+                run_ids,
+                runs_resumed,
+                tier_changed,
+            });
         }
-        Ok(Recorded::New {
-            lead: lead_id,
-            run_ids,
-            runs_resumed,
-            tier_changed,
-        })
+        // The tier changes the events caused, recorded together and routed in order; a
+        // change of a lead merged later in the chunk goes with it, as its events did.
+        let moved = if merged && !changes.is_empty() {
+            let leads: Vec<&str> = changes
+                .iter()
+                .filter_map(|(_, _, change)| change["lead"].as_str())
+                .collect();
+            crate::leads::moved(txn, workspace, &leads).await?
+        } else {
+            HashMap::new()
+        };
+        let routed = self
+            .record_tier_changes(
+                txn,
+                workspace,
+                changes
+                    .iter()
+                    .map(|(_, id, change)| (id.clone(), change.clone()))
+                    .collect(),
+                &moved,
+                Some(&waiting),
+            )
+            .await?;
+        for ((index, _, _), (started, resumed)) in changes.into_iter().zip(routed) {
+            if let Some(Recorded::New {
+                run_ids,
+                runs_resumed,
+                ..
+            }) = out.get_mut(index)
+            {
+                run_ids.extend(started);
+                *runs_resumed += resumed;
+            }
+        }
+        Ok(out)
     }
 
     /// Records a connector's events (from its webhook or a poll) in order. An event that
@@ -311,18 +390,12 @@ impl Events {
         while checked.peek().is_some() {
             let chunk: Vec<NewEvent> = checked.by_ref().take(BATCH_CHUNK).collect();
             let txn = self.db.begin().await?;
-            crate::leads::lock_events(
-                &txn,
-                workspace,
-                chunk.iter().map(|e| (e.lead.as_deref(), &e.properties)),
-            )
-            .await?;
-            let mut recorded = 0;
-            for event in chunk {
-                if let Recorded::New { .. } = self.record_in(&txn, workspace, event).await? {
-                    recorded += 1;
-                }
-            }
+            let recorded = self
+                .record_in(&txn, workspace, chunk)
+                .await?
+                .iter()
+                .filter(|r| matches!(r, Recorded::New { .. }))
+                .count() as u64;
             txn.commit().await?;
             metrics::counter!("trellis_events_total").increment(recorded);
             out.recorded += recorded;
@@ -358,27 +431,70 @@ impl Events {
         change: Value,
         routing: TierChangeRouting,
     ) -> Result<(Vec<String>, u64), IntakeError> {
+        let waiting = match routing {
+            TierChangeRouting::StartFlows => {
+                Some(self.runs.waiting(conn, workspace, [TIER_CHANGED]).await?)
+            }
+            TierChangeRouting::RecordOnly => None,
+        };
+        Ok(self
+            .record_tier_changes(
+                conn,
+                workspace,
+                vec![(id.to_owned(), change)],
+                &HashMap::new(),
+                waiting.as_ref(),
+            )
+            .await?
+            .pop()
+            .unwrap_or_default())
+    }
+
+    /// Records `lead.tier_changed` events, (id, properties with `lead` among them), with one
+    /// statement, each attributed to its lead or where `moved` says that lead lives now, and
+    /// routes each new one in order (with `waiting`; without, they start and resume
+    /// nothing). Gives the runs each started and the count it resumed.
+    async fn record_tier_changes<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        workspace: &str,
+        changes: Vec<(String, Value)>,
+        moved: &HashMap<String, String>,
+        waiting: Option<&Waiting>,
+    ) -> Result<Vec<(Vec<String>, u64)>, IntakeError> {
+        if changes.is_empty() {
+            return Ok(Vec::new());
+        }
         let now = Utc::now();
-        let lead = change["lead"].as_str().map(str::to_owned);
-        if !insert_event(
-            conn,
-            workspace,
-            id,
-            TIER_CHANGED,
-            lead.as_deref(),
-            lead.as_deref(),
-            &change,
-            now,
-        )
-        .await?
-        {
-            return Ok((Vec::new(), 0));
+        let rows: Vec<EventRow> = changes
+            .into_iter()
+            .map(|(id, change)| {
+                let lead = change["lead"].as_str().map(str::to_owned);
+                let lead_id = lead.as_ref().map(|l| moved.get(l).unwrap_or(l).clone());
+                EventRow {
+                    id,
+                    name: TIER_CHANGED.to_owned(),
+                    lead: lead.clone(),
+                    lead_id,
+                    properties: change,
+                    timestamp: now,
+                }
+            })
+            .collect();
+        let fresh = insert_events(conn, workspace, &rows, now).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (row, fresh) in rows.into_iter().zip(fresh) {
+            let Some(waiting) = waiting.filter(|_| fresh) else {
+                out.push((Vec::new(), 0));
+                continue;
+            };
+            let payload = json!({ "id": row.id, "name": TIER_CHANGED, "lead": row.lead, "properties": row.properties, "timestamp": now });
+            out.push(
+                self.route(conn, workspace, TIER_CHANGED, &payload, waiting)
+                    .await?,
+            );
         }
-        if routing == TierChangeRouting::RecordOnly {
-            return Ok((Vec::new(), 0));
-        }
-        let payload = json!({ "id": id, "name": TIER_CHANGED, "lead": lead, "properties": change, "timestamp": now });
-        self.route(conn, workspace, TIER_CHANGED, &payload).await
+        Ok(out)
     }
 
     /// Starts the flows `name` triggers and resumes the runs waiting for it.
@@ -388,6 +504,7 @@ impl Events {
         workspace: &str,
         name: &str,
         payload: &Value,
+        waiting: &Waiting,
     ) -> Result<(Vec<String>, u64), IntakeError> {
         let mut started = Vec::new();
         // Which flows an event may start is read through the route cache: a publish in this
@@ -466,10 +583,7 @@ impl Events {
                 .await?;
             started.push(id);
         }
-        let resumed = self
-            .runs
-            .resume_waiting(conn, workspace, name, payload)
-            .await?;
+        let resumed = self.runs.resume(conn, waiting, name, payload).await?;
         Ok((started, resumed))
     }
 }
@@ -515,37 +629,63 @@ pub async fn recent_triggers<C: ConnectionTrait>(
         .collect())
 }
 
-/// Inserts an event unless its id was seen before; returns whether it was new. `lead_id` is
-/// the lead it is attributed to, when already known.
-#[allow(clippy::too_many_arguments)] // the event's columns
-async fn insert_event<C: ConnectionTrait>(
+/// An event as stored.
+struct EventRow {
+    id: String,
+    name: String,
+    lead: Option<String>,
+    /// The lead it is attributed to, when already known.
+    lead_id: Option<String>,
+    properties: Value,
+    timestamp: DateTime<Utc>,
+}
+
+/// Event rows per statement: 8 parameters each.
+const INSERT_CHUNK: usize = 1_000;
+
+/// Inserts the events whose ids were not seen before (nor earlier in `rows`); says for each
+/// whether it was new.
+async fn insert_events<C: ConnectionTrait>(
     conn: &C,
     workspace: &str,
-    id: &str,
-    name: &str,
-    lead: Option<&str>,
-    lead_id: Option<&str>,
-    properties: &Value,
-    timestamp: DateTime<Utc>,
-) -> Result<bool, sea_orm::DbErr> {
-    let inserted = event::Entity::insert(event::ActiveModel {
-        workspace_id: Set(workspace.to_owned()),
-        id: Set(id.to_owned()),
-        name: Set(name.to_owned()),
-        lead: Set(lead.map(str::to_owned)),
-        properties: Set(properties.clone()),
-        timestamp: Set(timestamp),
-        received_at: Set(Utc::now()),
-        lead_id: Set(lead_id.map(str::to_owned)),
-    })
-    .on_conflict(
-        OnConflict::columns([event::Column::WorkspaceId, event::Column::Id])
-            .do_nothing()
-            .to_owned(),
-    )
-    .exec_without_returning(conn)
-    .await?;
-    Ok(inserted > 0)
+    rows: &[EventRow],
+    received: DateTime<Utc>,
+) -> Result<Vec<bool>, sea_orm::DbErr> {
+    let mut seen = HashSet::new();
+    let first: Vec<bool> = rows.iter().map(|r| seen.insert(r.id.as_str())).collect();
+    let unique: Vec<&EventRow> = rows
+        .iter()
+        .zip(&first)
+        .filter_map(|(r, first)| first.then_some(r))
+        .collect();
+    let mut inserted = HashSet::new();
+    for chunk in unique.chunks(INSERT_CHUNK) {
+        let mut insert = event::Entity::insert_many(chunk.iter().map(|r| event::ActiveModel {
+            workspace_id: Set(workspace.to_owned()),
+            id: Set(r.id.clone()),
+            name: Set(r.name.clone()),
+            lead: Set(r.lead.clone()),
+            properties: Set(r.properties.clone()),
+            timestamp: Set(r.timestamp),
+            received_at: Set(received),
+            lead_id: Set(r.lead_id.clone()),
+        }))
+        .on_conflict(
+            OnConflict::columns([event::Column::WorkspaceId, event::Column::Id])
+                .do_nothing()
+                .to_owned(),
+        )
+        .into_query();
+        insert.returning_col(event::Column::Id);
+        for row in conn.query_all(&insert).await? {
+            inserted.insert(row.try_get::<String>("", "id")?);
+        }
+    }
+    Ok(rows
+        .iter()
+        .zip(first)
+        .map(|(r, first)| first && inserted.contains(&r.id))
+        .collect())
 }
 
 #[cfg(test)]

@@ -1206,3 +1206,266 @@ async fn a_publish_shows_its_impact_and_a_backfill_starts_no_flow(backend: Backe
     s.finish().await;
 }
 both!(a_publish_shows_its_impact_and_a_backfill_starts_no_flow);
+
+/// The events of [`a_delivery_is_attributed_as_its_events_one_by_one`], their ids and
+/// identities under `p` (`solo` or `bulk`): visitors browsing anonymously, identifying (the
+/// second identify ties another visitor's history to the same person: a merge in the middle
+/// of the delivery), a resent event, an id twice in the delivery, a lead named before it is
+/// stored, an email that later brings an anonymous id, and an event about nobody.
+fn delivery(p: &str, start: DateTime<Utc>) -> Vec<trellis_runtime::connector::InboundEvent> {
+    let page = |cat: &str| json!({"category": cat, "path": format!("/{cat}")});
+    let with = |mut props: Value, extra: Value| {
+        for (k, v) in extra.as_object().expect("object") {
+            props[k] = v.clone();
+        }
+        props
+    };
+    let steps: Vec<(&str, &str, Value)> = vec![
+        (
+            "e1",
+            "page_view",
+            with(page("pricing"), json!({"anonymous_id": format!("{p}-a1")})),
+        ),
+        (
+            "e2",
+            "page_view",
+            with(page("docs"), json!({"anonymous_id": format!("{p}-a1")})),
+        ),
+        (
+            "e3",
+            "page_view",
+            with(page("pricing"), json!({"anonymous_id": format!("{p}-a2")})),
+        ),
+        (
+            "e4",
+            "identify",
+            json!({"anonymous_id": format!("{p}-a1"), "user_id": format!("{p}-u1"),
+                                  "owner": "rep1",
+                                  "traits": {"company": format!("{p}-华东机械"), "industry": "机械"}}),
+        ),
+        (
+            "e5",
+            "page_view",
+            with(page("pricing"), json!({"anonymous_id": format!("{p}-a2")})),
+        ),
+        (
+            "e6",
+            "identify",
+            json!({"anonymous_id": format!("{p}-a2"), "user_id": format!("{p}-u1")}),
+        ),
+        (
+            "e7",
+            "page_view",
+            with(page("pricing"), json!({"user_id": format!("{p}-u1")})),
+        ),
+        (
+            "e1",
+            "page_view",
+            with(page("pricing"), json!({"anonymous_id": format!("{p}-a1")})),
+        ),
+        (
+            "e8",
+            "page_view",
+            with(page("pricing"), json!({"lead": format!("{p}-named")})),
+        ),
+        (
+            "e8",
+            "page_view",
+            with(page("pricing"), json!({"lead": format!("{p}-named")})),
+        ),
+        (
+            "e9",
+            "page_view",
+            with(page("pricing"), json!({"lead": format!("{p}-named")})),
+        ),
+        (
+            "e10",
+            "page_view",
+            with(page("pricing"), json!({"email": format!("{p}@x.cn")})),
+        ),
+        (
+            "e11",
+            "page_view",
+            with(
+                page("pricing"),
+                json!({"email": format!("{p}@x.cn"), "anonymous_id": format!("{p}-a3")}),
+            ),
+        ),
+        (
+            "e12",
+            "page_view",
+            with(page("pricing"), json!({"anonymous_id": format!("{p}-a3")})),
+        ),
+        ("e13", "heartbeat", json!({})),
+    ];
+    steps
+        .into_iter()
+        .enumerate()
+        .map(|(i, (id, name, mut props))| {
+            props["timestamp"] = json!((start + Duration::seconds(i as i64)).to_rfc3339());
+            trellis_runtime::connector::InboundEvent {
+                id: Some(id.to_owned()),
+                name: name.to_owned(),
+                payload: props,
+            }
+        })
+        .collect()
+}
+
+/// What the delivery left, per lead (by its identities), with `p` written as `P`.
+async fn left_by(db: &sea_orm::DatabaseConnection, p: &str) -> Vec<String> {
+    use sea_orm::{ConnectionTrait as _, Statement};
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT l.id, l.owner, l.attributes, l.state, l.merged_into, s.score, s.tier, s.stage, \
+             (SELECT count(*) FROM events e WHERE e.lead_id = l.id AND e.name NOT LIKE 'lead.%') AS events, \
+             (SELECT count(*) FROM events e WHERE e.lead_id = l.id AND e.name = 'lead.tier_changed') AS changes \
+             FROM leads l JOIN lead_scores s ON s.lead_id = l.id AND s.workspace_id = l.workspace_id"
+                .to_owned(),
+        ))
+        .await
+        .expect("leads");
+    let identities = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT lead_id, kind, value FROM lead_identities".to_owned(),
+        ))
+        .await
+        .expect("identities");
+    let ours = |id: &str| {
+        id.starts_with(p)
+            || identities.iter().any(|i| {
+                i.try_get::<String>("", "lead_id").expect("lead") == id
+                    && i.try_get::<String>("", "value")
+                        .expect("value")
+                        .starts_with(p)
+            })
+    };
+    let mut out = Vec::new();
+    for r in rows {
+        let id: String = r.try_get("", "id").expect("id");
+        let merged_into: Option<String> = r.try_get("", "merged_into").expect("merged");
+        if !ours(&id) && !merged_into.as_deref().is_some_and(ours) {
+            continue;
+        }
+        let mut known: Vec<String> = identities
+            .iter()
+            .filter(|i| i.try_get::<String>("", "lead_id").expect("lead") == id)
+            .map(|i| {
+                format!(
+                    "{}={}",
+                    i.try_get::<String>("", "kind").expect("kind"),
+                    i.try_get::<String>("", "value").expect("value")
+                )
+            })
+            .collect();
+        known.sort();
+        let attributes: Value = r.try_get("", "attributes").expect("attributes");
+        let state: Value = r.try_get("", "state").expect("state");
+        let line = format!(
+            "{} | named {} | merged {} | owner {:?} | {} | {} | {:.2} {} {} | events {} | changes {}",
+            known.join(","),
+            id.starts_with(p),
+            merged_into.is_some(),
+            r.try_get::<Option<String>>("", "owner").expect("owner"),
+            attributes,
+            state,
+            r.try_get::<f64>("", "score").expect("score"),
+            r.try_get::<String>("", "tier").expect("tier"),
+            r.try_get::<String>("", "stage").expect("stage"),
+            r.try_get::<i64>("", "events").expect("events"),
+            r.try_get::<i64>("", "changes").expect("changes"),
+        );
+        out.push(line.replace(p, "P"));
+    }
+    out.sort();
+    out
+}
+
+/// A connector delivery is recorded set-based (its events folded into their leads in
+/// memory, a merge or an unstored lead taking the one-by-one path in the middle): every
+/// lead, identity, attribute, behaviour state, score and tier change comes out exactly as
+/// when the same events arrive one at a time.
+async fn a_delivery_is_attributed_as_its_events_one_by_one(backend: Backend) {
+    use sea_orm::{ConnectionTrait as _, Statement};
+    use trellis_server::events::{NewEvent, Recorded};
+    let s = TestServer::start(backend).await;
+    save_and_publish(
+        &s,
+        json!({
+            "schema": 1, "name": "逐条与批量",
+            "features": [
+                {"id": "industry", "label": "行业", "weight": 30.0,
+                 "source": {"kind": "fit", "attribute": "industry"},
+                 "transform": {"type": "categorical", "values": {"机械": 1.0}, "other": 0.0}},
+                {"id": "pricing", "label": "价格页", "weight": 70.0,
+                 "source": {"kind": "behaviour", "event": "page_view",
+                            "filter": "event.properties.category == 'pricing'",
+                            "aggregate": "count", "window_days": 30},
+                 "transform": {"type": "cap", "cap": 4}}
+            ],
+            "tiers": {"warm": 30, "hot": 60}, "stages": {"mql": 30, "sql": 60}
+        }),
+        0,
+    )
+    .await;
+    let state = s.state();
+    let db = state.db.clone();
+    let workspace: String = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT workspace_id FROM scoring_models".to_owned(),
+        ))
+        .await
+        .expect("select")
+        .expect("a model")
+        .try_get_by_index(0)
+        .expect("workspace");
+    let start = Utc::now() - Duration::hours(1);
+
+    let mut one_by_one = Vec::new();
+    for e in delivery("solo", start) {
+        let event = NewEvent::from_connector("solo", e);
+        one_by_one.push(
+            state
+                .events
+                .record(&workspace, event)
+                .await
+                .expect("record"),
+        );
+    }
+    let duplicates = one_by_one
+        .iter()
+        .filter(|r| matches!(r, Recorded::Duplicate))
+        .count();
+    assert_eq!(
+        duplicates, 2,
+        "the resent event and the repeated id: {one_by_one:?}"
+    );
+
+    let batch = state
+        .events
+        .record_batch(&workspace, "bulk", delivery("bulk", start))
+        .await
+        .expect("batch");
+    assert!(batch.refused.is_empty(), "{:?}", batch.refused);
+    assert_eq!(batch.recorded as usize, one_by_one.len() - duplicates);
+
+    let (one, all) = (left_by(&db, "solo").await, left_by(&db, "bulk").await);
+    assert!(one.len() >= 4, "leads of the one-by-one events: {one:#?}");
+    assert!(
+        one.iter().any(|l| l.contains("merged true")),
+        "the second identify merged a lead: {one:#?}"
+    );
+    assert!(
+        one.iter().any(|l| l
+            .rsplit_once("changes ")
+            .and_then(|(_, n)| n.parse::<u32>().ok())
+            .is_some_and(|n| n >= 2)),
+        "a lead moved tier more than once: {one:#?}"
+    );
+    assert_eq!(one, all, "one by one (left) and as one delivery (right)");
+    s.finish().await;
+}
+both!(a_delivery_is_attributed_as_its_events_one_by_one);

@@ -277,6 +277,7 @@ pub async fn patch_version(
     connector_version::Entity::update(active)
         .exec(&state.db)
         .await?;
+    state.registry()?.forget(&caller.workspace_id, &name);
     audit(
         &state.db,
         &caller,
@@ -410,6 +411,7 @@ pub async fn put_grants(
     )
     .await?;
     txn.commit().await?;
+    state.registry()?.forget(&caller.workspace_id, &name);
     get_grants(State(state), caller, Path(name)).await
 }
 
@@ -480,6 +482,7 @@ pub async fn delete_secret(
     ))
     .exec(&state.db)
     .await?;
+    state.registry()?.forget(&caller.workspace_id, &name);
     audit(
         &state.db,
         &caller,
@@ -515,6 +518,7 @@ pub async fn put_limits(
         serde_json::to_value(limits).map_err(ApiError::internal)?,
     ));
     connector::Entity::update(active).exec(&state.db).await?;
+    state.registry()?.forget(&caller.workspace_id, &name);
     audit(&state.db, &caller, "connector.limits", &name, json!(limits)).await?;
     Ok(Json(found(&state, &caller, &name).await?))
 }

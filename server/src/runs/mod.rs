@@ -63,6 +63,10 @@ pub fn now_ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
+/// The runs waiting for some event names, read once for a delivery ([`Runs::waiting`]).
+#[derive(Debug, Default)]
+pub struct Waiting(HashMap<String, Vec<subscription::Model>>);
+
 /// Why a run could not be created or changed.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -318,20 +322,46 @@ impl Runs {
         ))
     }
 
-    /// Delivers an event to the runs in `workspace` waiting for `name` (inside the
-    /// caller's transaction). Returns how many runs resumed.
-    pub async fn resume_waiting<C: ConnectionTrait>(
+    /// What the runs in `workspace` wait for among the event `names`: one query for a
+    /// whole delivery (inside the caller's transaction, so a run resumed by one event is
+    /// seen as resumed by the next).
+    pub async fn waiting<C: ConnectionTrait>(
         &self,
         conn: &C,
         workspace: &str,
+        names: impl IntoIterator<Item = &str>,
+    ) -> Result<Waiting, RunError> {
+        let mut names: Vec<&str> = names.into_iter().collect();
+        names.sort_unstable();
+        names.dedup();
+        let mut by_event: HashMap<String, Vec<subscription::Model>> = HashMap::new();
+        for chunk in names.chunks(500) {
+            for sub in subscription::Entity::find()
+                .filter(subscription::Column::WorkspaceId.eq(workspace))
+                .filter(subscription::Column::Event.is_in(chunk.iter().copied()))
+                .all(conn)
+                .await?
+            {
+                by_event.entry(sub.event.clone()).or_default().push(sub);
+            }
+        }
+        Ok(Waiting(by_event))
+    }
+
+    /// Delivers an event named `name` to the runs in `workspace` that [`waiting`] found
+    /// waiting for it (inside the same transaction). Returns how many runs resumed.
+    ///
+    /// [`waiting`]: Self::waiting
+    pub async fn resume<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        waiting: &Waiting,
         name: &str,
         event: &Value,
     ) -> Result<u64, RunError> {
-        let subs = subscription::Entity::find()
-            .filter(subscription::Column::WorkspaceId.eq(workspace))
-            .filter(subscription::Column::Event.eq(name))
-            .all(conn)
-            .await?;
+        let Some(subs) = waiting.0.get(name) else {
+            return Ok(0);
+        };
         let mut resumed = 0;
         for sub in subs {
             let Some(raw) = run_rows::select()

@@ -19,6 +19,11 @@ use crate::db::entities::contact::ContactState;
 use crate::db::entities::{run, subscription};
 use crate::db::run_rows;
 
+/// How long an idle worker waits before looking for due runs again (doubling up to
+/// [`IDLE_MAX`] while there are none); a wake ends the wait at once.
+const IDLE_MIN: Duration = Duration::from_millis(20);
+const IDLE_MAX: Duration = Duration::from_millis(200);
+
 /// Advances claimed runs, serving their calls through `hosts`; calls that reach customers
 /// pass `contacts` (the contact policy) first.
 #[derive(Clone, Debug)]
@@ -59,56 +64,70 @@ impl Workers {
     }
 
     /// Claims due runs and advances them, `concurrency` at a time, until `shutdown` fires;
-    /// the task ends once the runs under way have finished their segments (claimed runs not
-    /// started yet are left to their lapsing claims).
+    /// the task ends once the runs under way have finished their segments. A worker that
+    /// finishes claims the next due run at once (no run waits for a whole batch), and a run
+    /// made due while a claim is being read is not missed ([`Runs::wake`]).
     pub fn spawn(
         self,
         concurrency: usize,
         shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> tokio::task::JoinHandle<()> {
         let workers = Arc::new(self);
+        let concurrency = concurrency.max(1);
         tokio::spawn(async move {
             let mut shutdown = shutdown;
-            let mut idle = Duration::from_millis(20);
-            loop {
-                if *shutdown.borrow() {
-                    break;
-                }
-                let claimed = match workers.runs.claim(concurrency as u64 * 4).await {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "claiming runs failed");
-                        Vec::new()
+            let mut idle = IDLE_MIN;
+            let mut set = tokio::task::JoinSet::new();
+            while !*shutdown.borrow() {
+                // Listening before the claim reads, so a wake during it is kept.
+                let woken = workers.runs.wake.notified();
+                tokio::pin!(woken);
+                woken.as_mut().enable();
+                let room = concurrency - set.len();
+                let claimed = if room == 0 {
+                    Vec::new()
+                } else {
+                    match workers.runs.claim(room as u64).await {
+                        Ok(c) => c,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "claiming runs failed");
+                            Vec::new()
+                        }
                     }
                 };
-                if claimed.is_empty() {
+                if !claimed.is_empty() {
+                    idle = IDLE_MIN;
+                }
+                for r in claimed {
+                    let w = workers.clone();
+                    set.spawn(async move {
+                        let id = r.id.clone();
+                        if let Err(err) = w.advance(r).await {
+                            tracing::warn!(run = %id, error = %err, "advancing run failed; it will be retried when its claim lapses");
+                        }
+                    });
+                }
+                if set.is_empty() {
                     tokio::select! {
-                        _ = workers.runs.wake.notified() => {}
+                        _ = woken => {}
+                        _ = tokio::time::sleep(idle) => idle = (idle * 2).min(IDLE_MAX),
+                        _ = shutdown.changed() => {}
+                    }
+                } else if set.len() == concurrency {
+                    tokio::select! {
+                        _ = set.join_next() => {}
+                        _ = shutdown.changed() => {}
+                    }
+                } else {
+                    tokio::select! {
+                        _ = set.join_next() => {}
+                        _ = woken => {}
                         _ = tokio::time::sleep(idle) => {}
                         _ = shutdown.changed() => {}
                     }
-                    idle = (idle * 2).min(Duration::from_millis(200));
-                    continue;
-                }
-                idle = Duration::from_millis(20);
-                let mut set = tokio::task::JoinSet::new();
-                let mut pending = claimed.into_iter();
-                loop {
-                    while set.len() < concurrency && !*shutdown.borrow() {
-                        let Some(r) = pending.next() else { break };
-                        let w = workers.clone();
-                        set.spawn(async move {
-                            let id = r.id.clone();
-                            if let Err(err) = w.advance(r).await {
-                                tracing::warn!(run = %id, error = %err, "advancing run failed; it will be retried when its claim lapses");
-                            }
-                        });
-                    }
-                    if set.join_next().await.is_none() {
-                        break;
-                    }
                 }
             }
+            while set.join_next().await.is_some() {}
         })
     }
 
@@ -148,6 +167,10 @@ impl Workers {
         let mut claimed = claimed;
         let mut records = Vec::new();
         let mut calls = 0;
+        // A call with side effects has completed and is not saved yet: it is saved with the
+        // segment that follows (before the next call, or in the commit), which does no I/O,
+        // so a crash loses no more than it would right after the call.
+        let mut owed = false;
         let next = loop {
             if state.seq >= RUN_STEPS {
                 break Next::Failed {
@@ -179,10 +202,10 @@ impl Workers {
             let pinned = state.connectors.get(&request.connector).cloned();
             let plan = host.plan(&workspace, &request, pinned.as_deref()).await;
             let hold = LEASE + plan.timeout.unwrap_or_default();
-            if plan.side_effects {
+            if plan.side_effects || owed {
                 // Durable before the call: after a crash the call is issued again with the
                 // same idempotency key, never forgotten (a call that reaches a customer is
-                // not: see `contacts`).
+                // not: see `contacts`); and a completed call owed a save gets it.
                 let around = match &plan.contact {
                     Some(decl) => Around::Gate(decl, &request),
                     None => Around::Plain,
@@ -194,6 +217,7 @@ impl Workers {
                     Saved::At(rev) => {
                         claimed.state_rev = rev;
                         records.clear();
+                        owed = false;
                     }
                     Saved::Moved => return Ok(false),
                     Saved::Instead(result) => {
@@ -226,14 +250,17 @@ impl Workers {
                 None => (result, None),
             };
             state.complete_call(result);
-            if plan.side_effects {
-                // Durable after the call: a completed call is not made again.
-                let around = match settled {
-                    Some(contact) => Around::Settle(&request, contact),
-                    None => Around::Plain,
-                };
-                match self
-                    .checkpoint(&claimed, &state, &records, LEASE, around)
+            match settled {
+                // Durable after the call, with the contact settled: a completed call is not
+                // made again, and the count is right.
+                Some(contact) => match self
+                    .checkpoint(
+                        &claimed,
+                        &state,
+                        &records,
+                        LEASE,
+                        Around::Settle(&request, contact),
+                    )
                     .await?
                 {
                     Saved::At(rev) => {
@@ -241,7 +268,8 @@ impl Workers {
                         records.clear();
                     }
                     Saved::Moved | Saved::Instead(_) => return Ok(false),
-                }
+                },
+                None => owed |= plan.side_effects,
             }
         };
         self.commit(&claimed, &state, &records, &next).await

@@ -8,6 +8,8 @@
 //! the aggregates can't be carried over: after a merge, and when a newly published model
 //! has a behaviour the lead's state has never tracked.
 
+mod batch;
+
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
@@ -28,6 +30,8 @@ use crate::db::entities::{
     account, consent_revocation, contact, event, lead, lead_identity, lead_score, scoring_model,
     workspace_doc,
 };
+
+pub use batch::{Arrival, attribute_all};
 
 /// A lead with its score (`leads JOIN lead_scores`), as the engine and the API use it.
 #[derive(Clone, Debug, PartialEq, sea_orm::FromQueryResult)]
@@ -155,6 +159,42 @@ pub struct Attributed {
     pub lead_id: String,
     /// `lead.tier_changed` properties, when the tier or stage moved.
     pub change: Option<Value>,
+    /// Whether other leads were merged into it.
+    pub merged: bool,
+}
+
+/// Where the leads among `ids` that were merged away live now, by id.
+pub async fn moved<C: ConnectionTrait>(
+    conn: &C,
+    workspace: &str,
+    ids: &[&str],
+) -> Result<HashMap<String, String>, sea_orm::DbErr> {
+    let mut moved: HashMap<String, String> = HashMap::new();
+    let mut asking: Vec<String> = ids.iter().map(|&id| id.to_owned()).collect();
+    // A merge chain is short; eight hops is what `find` follows too.
+    for _ in 0..8 {
+        if asking.is_empty() {
+            break;
+        }
+        let rows = lead::Entity::find()
+            .filter(lead::Column::WorkspaceId.eq(workspace))
+            .filter(lead::Column::Id.is_in(asking.iter().map(String::as_str)))
+            .filter(lead::Column::MergedInto.is_not_null())
+            .all(conn)
+            .await?;
+        asking = Vec::new();
+        for row in rows {
+            let Some(next) = row.merged_into else {
+                continue;
+            };
+            for target in moved.values_mut().filter(|t| **t == row.id) {
+                *target = next.clone();
+            }
+            moved.entry(row.id).or_insert_with(|| next.clone());
+            asking.push(next);
+        }
+    }
+    Ok(moved)
 }
 
 /// The identities in an event's properties, strongest first.
@@ -585,27 +625,12 @@ pub async fn attribute<C: ConnectionTrait>(
             merged = true;
         }
     }
-    for (k, v) in &ids {
-        if found(k, v).is_none() {
-            lead_identity::Entity::insert(lead_identity::ActiveModel {
-                workspace_id: Set(workspace.to_owned()),
-                kind: Set((*k).to_owned()),
-                value: Set(v.clone()),
-                lead_id: Set(row.id.clone()),
-            })
-            .on_conflict(
-                OnConflict::columns([
-                    lead_identity::Column::WorkspaceId,
-                    lead_identity::Column::Kind,
-                    lead_identity::Column::Value,
-                ])
-                .do_nothing()
-                .to_owned(),
-            )
-            .exec_without_returning(conn)
-            .await?;
-        }
-    }
+    let unknown = ids
+        .iter()
+        .filter(|(k, v)| found(k, v).is_none())
+        .map(|(k, v)| identity_row(workspace, k, v, &row.id))
+        .collect();
+    insert_identities(conn, unknown).await?;
     event::Entity::update_many()
         .col_expr(event::Column::LeadId, SqlExpr::value(row.id.clone()))
         .filter(event::Column::WorkspaceId.eq(workspace))
@@ -672,7 +697,49 @@ pub async fn attribute<C: ConnectionTrait>(
     Ok(Some(Attributed {
         lead_id: row.id,
         change,
+        merged,
     }))
+}
+
+/// The row tying an identity to a lead.
+fn identity_row(
+    workspace: &str,
+    kind: &str,
+    value: &str,
+    lead: &str,
+) -> lead_identity::ActiveModel {
+    lead_identity::ActiveModel {
+        workspace_id: Set(workspace.to_owned()),
+        kind: Set(kind.to_owned()),
+        value: Set(value.to_owned()),
+        lead_id: Set(lead.to_owned()),
+    }
+}
+
+/// Identity rows per statement: 4 parameters each.
+const IDENTITY_CHUNK: usize = 1_000;
+
+/// Inserts identities that are not known yet (a known one keeps its lead).
+async fn insert_identities<C: ConnectionTrait>(
+    conn: &C,
+    rows: Vec<lead_identity::ActiveModel>,
+) -> Result<(), sea_orm::DbErr> {
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        lead_identity::Entity::insert_many(rows.by_ref().take(IDENTITY_CHUNK))
+            .on_conflict(
+                OnConflict::columns([
+                    lead_identity::Column::WorkspaceId,
+                    lead_identity::Column::Kind,
+                    lead_identity::Column::Value,
+                ])
+                .do_nothing()
+                .to_owned(),
+            )
+            .exec_without_returning(conn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// On PostgreSQL, serialises the transactions that resolve the same identity (or name the
@@ -877,33 +944,51 @@ async fn link_account<C: ConnectionTrait>(
     workspace: &str,
     row: &mut Lead,
 ) -> Result<(), sea_orm::DbErr> {
+    let Some(account) = account_of(workspace, row) else {
+        return Ok(());
+    };
+    insert_accounts(conn, vec![account]).await
+}
+
+/// Points the lead at the account of its `company` attribute and gives that account's row
+/// (to insert unless it exists); `None` when the lead names no company.
+fn account_of(workspace: &str, row: &mut Lead) -> Option<account::ActiveModel> {
     use sha2::Digest as _;
-    let Some(name) = row
+    let name = row
         .attributes
         .get(COMPANY_ATTRIBUTE)
         .and_then(Value::as_str)
         .map(str::trim)
-        .filter(|n| !n.is_empty() && n.len() <= 200)
-    else {
-        return Ok(());
-    };
+        .filter(|n| !n.is_empty() && n.len() <= 200)?;
     let digest = sha2::Sha256::digest(format!("{workspace}\n{}", name.to_lowercase()).as_bytes());
     let id = format!("acct-{}", hex::encode(&digest[..10]));
-    account::Entity::insert(account::ActiveModel {
+    let account = account::ActiveModel {
         workspace_id: Set(workspace.to_owned()),
         id: Set(id.clone()),
         name: Set(name.to_owned()),
         attributes: Set(json!({})),
         created_at: Set(Utc::now()),
-    })
-    .on_conflict(
-        OnConflict::columns([account::Column::WorkspaceId, account::Column::Id])
-            .do_nothing()
-            .to_owned(),
-    )
-    .exec_without_returning(conn)
-    .await?;
+    };
     row.account_id = Some(id);
+    Some(account)
+}
+
+/// Inserts accounts that do not exist yet.
+async fn insert_accounts<C: ConnectionTrait>(
+    conn: &C,
+    accounts: Vec<account::ActiveModel>,
+) -> Result<(), sea_orm::DbErr> {
+    if accounts.is_empty() {
+        return Ok(());
+    }
+    account::Entity::insert_many(accounts)
+        .on_conflict(
+            OnConflict::columns([account::Column::WorkspaceId, account::Column::Id])
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(conn)
+        .await?;
     Ok(())
 }
 

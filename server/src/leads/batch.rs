@@ -1,0 +1,310 @@
+//! Attributing a chunk of events at once: the identities and leads the chunk names are read
+//! in one statement each, the events are folded into their leads in memory, one after the
+//! other, exactly as [`attribute`](super::attribute) would, and what changed is written in a
+//! handful of statements. An event that needs more (it ties two leads together, names a lead
+//! that is not stored yet or was merged away, or meets a lead whose state must be replayed
+//! under a new model) ends the in-memory run: what came before it is written, it takes the
+//! one-by-one path, and the rest of the chunk is read again.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::Utc;
+use sea_orm::sea_query::CaseStatement;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use serde_json::Value;
+use trellis_model::scoring::{BehaviourState, CompiledModel, EventView};
+
+use super::{
+    Attributed, Lead, LeadError, Models, account_of, attribute, covers, empty_lead, identities,
+    identity_row, insert_accounts, insert_identities, save_all, select_leads, set_score, state_of,
+    tracked,
+};
+use crate::db::entities::{account, event, lead, lead_identity};
+
+/// An event just recorded, to attribute.
+#[derive(Clone, Copy, Debug)]
+pub struct Arrival<'a> {
+    pub event_id: &'a str,
+    pub name: &'a str,
+    /// The lead the sender named.
+    pub lead: Option<&'a str>,
+    pub properties: &'a Value,
+    /// When it happened, epoch ms.
+    pub at_ms: i64,
+}
+
+/// Values per `IN (…)` list: well under SQLite's parameter limit.
+const IN_CHUNK: usize = 500;
+
+/// Attributes `arrivals` in order (see the module's description); gives what each did, as
+/// [`attribute`] would have.
+pub async fn attribute_all<C: ConnectionTrait>(
+    conn: &C,
+    models: &Models,
+    workspace: &str,
+    arrivals: &[Arrival<'_>],
+) -> Result<Vec<Option<Attributed>>, LeadError> {
+    let published = models.published(conn, workspace).await?;
+    let published = published.as_ref().map(|(v, m)| (*v, m.as_ref()));
+    let mut out = Vec::with_capacity(arrivals.len());
+    while out.len() < arrivals.len() {
+        let rest = &arrivals[out.len()..];
+        let now_ms = Utc::now().timestamp_millis();
+        let mut batch = Batch::read(conn, workspace, rest).await?;
+        for a in rest {
+            match batch.apply(a, published, now_ms) {
+                Some(done) => out.push(done),
+                None => break,
+            }
+        }
+        batch.write(conn, workspace).await?;
+        if let Some(a) = arrivals.get(out.len()) {
+            out.push(
+                attribute(
+                    conn,
+                    models,
+                    workspace,
+                    a.event_id,
+                    a.name,
+                    a.lead,
+                    a.properties,
+                    a.at_ms,
+                )
+                .await?,
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// The identities and leads a run of events touches, as read and as changed.
+struct Batch {
+    workspace: String,
+    /// (kind, value) → lead id.
+    identities: HashMap<(String, String), String>,
+    /// Leads by id: `None` when read and not stored.
+    rows: HashMap<String, Option<Lead>>,
+    /// Behaviour states decoded (and changed) here, by lead.
+    states: HashMap<String, BehaviourState>,
+    /// Leads to save, in id order.
+    changed: BTreeSet<String>,
+    new_identities: Vec<lead_identity::ActiveModel>,
+    accounts: BTreeMap<String, account::ActiveModel>,
+    /// (event id, lead id) for each event attributed here.
+    attributed: Vec<(String, String)>,
+}
+
+impl Batch {
+    /// Reads the identities the arrivals carry and the leads they and their named leads
+    /// point to (rows locked on PostgreSQL).
+    async fn read<C: ConnectionTrait>(
+        conn: &C,
+        workspace: &str,
+        arrivals: &[Arrival<'_>],
+    ) -> Result<Batch, LeadError> {
+        let mut values: Vec<String> = arrivals
+            .iter()
+            .flat_map(|a| identities(a.properties).into_iter().map(|(_, v)| v))
+            .collect();
+        values.sort_unstable();
+        values.dedup();
+        let mut known = HashMap::new();
+        for chunk in values.chunks(IN_CHUNK) {
+            for row in lead_identity::Entity::find()
+                .filter(lead_identity::Column::WorkspaceId.eq(workspace))
+                .filter(lead_identity::Column::Value.is_in(chunk.iter().map(String::as_str)))
+                .all(conn)
+                .await?
+            {
+                known.insert((row.kind, row.value), row.lead_id);
+            }
+        }
+        let mut ids: Vec<&str> = arrivals
+            .iter()
+            .filter_map(|a| a.lead.map(str::trim).filter(|l| !l.is_empty()))
+            .chain(known.values().map(String::as_str))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut rows: HashMap<String, Option<Lead>> =
+            ids.iter().map(|id| ((*id).to_owned(), None)).collect();
+        for chunk in ids.chunks(IN_CHUNK) {
+            for row in select_leads()
+                .filter(lead::Column::WorkspaceId.eq(workspace))
+                .filter(lead::Column::Id.is_in(chunk.iter().copied()))
+                .order_by_asc(lead::Column::Id)
+                .lock_exclusive()
+                .into_model::<Lead>()
+                .all(conn)
+                .await?
+            {
+                rows.insert(row.id.clone(), Some(row));
+            }
+        }
+        Ok(Batch {
+            workspace: workspace.to_owned(),
+            identities: known,
+            rows,
+            states: HashMap::new(),
+            changed: BTreeSet::new(),
+            new_identities: Vec::new(),
+            accounts: BTreeMap::new(),
+            attributed: Vec::new(),
+        })
+    }
+
+    /// Folds one event into its lead; `None` (and nothing changed) when the event needs the
+    /// one-by-one path.
+    fn apply(
+        &mut self,
+        a: &Arrival<'_>,
+        published: Option<(i32, &CompiledModel)>,
+        now_ms: i64,
+    ) -> Option<Option<Attributed>> {
+        let ids = identities(a.properties);
+        let named = a.lead.map(str::trim).filter(|l| !l.is_empty());
+        if named.is_none() && ids.is_empty() {
+            return Some(None);
+        }
+        let found: Vec<Option<&String>> = ids
+            .iter()
+            .map(|(k, v)| self.identities.get(&((*k).to_owned(), v.clone())))
+            .collect();
+        let target = match named {
+            Some(l) => l.to_owned(),
+            None => found
+                .iter()
+                .flatten()
+                .next()
+                .map(|l| (*l).clone())
+                .unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
+        };
+        // Two leads tied together: a merge.
+        if found.iter().flatten().any(|l| **l != target) {
+            return None;
+        }
+        let scored = published.filter(|_| !a.name.starts_with("lead."));
+        match self.rows.get(&target) {
+            // Merged away, or not stored although named: the one-by-one path follows the
+            // merge or replays what the lead already has.
+            Some(Some(row)) if row.merged_into.is_some() => return None,
+            Some(None) => return None,
+            Some(Some(row)) => {
+                if let Some((_, model)) = scored
+                    && !self.states.contains_key(&target)
+                    && !covers(model, &row.state)
+                {
+                    return None;
+                }
+            }
+            None => {
+                let row = empty_lead(&self.workspace, &target, now_ms);
+                self.rows.insert(target.clone(), Some(row));
+            }
+        }
+        let Some(Some(row)) = self.rows.get_mut(&target) else {
+            return None;
+        };
+        let unknown: Vec<(String, String)> = ids
+            .iter()
+            .zip(&found)
+            .filter(|(_, f)| f.is_none())
+            .map(|((k, v), _)| ((*k).to_owned(), v.clone()))
+            .collect();
+        for (k, v) in unknown {
+            self.new_identities
+                .push(identity_row(&self.workspace, &k, &v, &target));
+            self.identities.insert((k, v), target.clone());
+        }
+        self.attributed
+            .push((a.event_id.to_owned(), target.clone()));
+
+        // Traits and owner, as `attribute` keeps them.
+        let mut traits_changed = false;
+        if let (Some(Value::Object(traits)), Value::Object(attrs)) =
+            (a.properties.get("traits"), &mut row.attributes)
+        {
+            for (k, v) in traits {
+                if attrs.get(k) != Some(v) {
+                    attrs.insert(k.clone(), v.clone());
+                    traits_changed = true;
+                }
+            }
+        }
+        if let Some(owner) = a
+            .properties
+            .get("owner")
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+            && (a.name == "identify" || row.owner.as_deref().is_none_or(str::is_empty))
+        {
+            row.owner = Some(owner.to_owned());
+        }
+        if (a.name == "identify" || traits_changed)
+            && let Some(account) = account_of(&self.workspace, row)
+            && let sea_orm::ActiveValue::Set(id) = &account.id
+        {
+            self.accounts.insert(id.clone(), account);
+        }
+        row.last_event_at = Some(row.last_event_at.map_or(a.at_ms, |t| t.max(a.at_ms)));
+        row.updated_at = Utc::now();
+
+        let mut change = None;
+        if let Some((version, model)) = scored {
+            let state = self
+                .states
+                .entry(target.clone())
+                .or_insert_with(|| state_of(&row.state));
+            model.apply(
+                state,
+                &EventView {
+                    kind: a.name.to_owned(),
+                    at: a.at_ms,
+                    properties: a.properties.clone(),
+                },
+            );
+            *state = tracked(model, std::mem::take(state));
+            let rating = model.rate(&row.attributes, state, now_ms);
+            change = set_score(row, &rating, version, now_ms);
+        }
+        self.changed.insert(target.clone());
+        Some(Some(Attributed {
+            lead_id: target,
+            change,
+            merged: false,
+        }))
+    }
+
+    /// Writes what the run changed: new identities and accounts, each event's lead, the
+    /// leads with their scores.
+    async fn write<C: ConnectionTrait>(self, conn: &C, workspace: &str) -> Result<(), LeadError> {
+        insert_identities(conn, self.new_identities).await?;
+        insert_accounts(conn, self.accounts.into_values().collect()).await?;
+        for chunk in self.attributed.chunks(IN_CHUNK / 2) {
+            let mut lead_of = CaseStatement::new();
+            for (event_id, lead_id) in chunk {
+                lead_of = lead_of.case(event::Column::Id.eq(event_id.as_str()), lead_id.as_str());
+            }
+            event::Entity::update_many()
+                .col_expr(event::Column::LeadId, lead_of.into())
+                .filter(event::Column::WorkspaceId.eq(workspace))
+                .filter(event::Column::Id.is_in(chunk.iter().map(|(e, _)| e.as_str())))
+                .exec(conn)
+                .await?;
+        }
+        let mut rows = Vec::with_capacity(self.changed.len());
+        let (mut leads, mut states) = (self.rows, self.states);
+        for id in self.changed {
+            let Some(Some(mut row)) = leads.remove(&id) else {
+                continue;
+            };
+            if let Some(state) = states.remove(&id) {
+                row.state = serde_json::to_value(&state)?;
+            }
+            rows.push(row);
+        }
+        save_all(conn, &rows).await?;
+        Ok(())
+    }
+}

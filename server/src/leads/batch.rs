@@ -102,21 +102,26 @@ impl Batch {
         workspace: &str,
         arrivals: &[Arrival<'_>],
     ) -> Result<Batch, LeadError> {
-        let mut values: Vec<String> = arrivals
-            .iter()
-            .flat_map(|a| identities(a.properties).into_iter().map(|(_, v)| v))
-            .collect();
-        values.sort_unstable();
-        values.dedup();
+        // By kind, so that each list is looked up in the (workspace, kind, value) key.
+        let mut by_kind: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+        for a in arrivals {
+            for (kind, value) in identities(a.properties) {
+                by_kind.entry(kind).or_default().insert(value);
+            }
+        }
         let mut known = HashMap::new();
-        for chunk in values.chunks(IN_CHUNK) {
-            for row in lead_identity::Entity::find()
-                .filter(lead_identity::Column::WorkspaceId.eq(workspace))
-                .filter(lead_identity::Column::Value.is_in(chunk.iter().map(String::as_str)))
-                .all(conn)
-                .await?
-            {
-                known.insert((row.kind, row.value), row.lead_id);
+        for (kind, values) in &by_kind {
+            let values: Vec<&str> = values.iter().map(String::as_str).collect();
+            for chunk in values.chunks(IN_CHUNK) {
+                for row in lead_identity::Entity::find()
+                    .filter(lead_identity::Column::WorkspaceId.eq(workspace))
+                    .filter(lead_identity::Column::Kind.eq(*kind))
+                    .filter(lead_identity::Column::Value.is_in(chunk.iter().copied()))
+                    .all(conn)
+                    .await?
+                {
+                    known.insert((row.kind, row.value), row.lead_id);
+                }
             }
         }
         let mut ids: Vec<&str> = arrivals

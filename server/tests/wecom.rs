@@ -359,8 +359,8 @@ async fn app_messages_reach_employees_with_one_token(backend: Backend) {
 both!(app_messages_reach_employees_with_one_token);
 
 /// The customer-contact and group-chat operations in one flow against the mock, in WeCom's
-/// shapes: a customer's profile (followers over two pages, tags → lead attributes), a
-/// group send with a link and its result, a tag,
+/// shapes: an image uploaded (multipart), a customer's profile (followers over two pages,
+/// tags → lead attributes), a group send with a link and that image and its result, a tag,
 /// and an internal group chat with a first message.
 async fn customer_and_group_chat_operations(backend: Backend) {
     let s = TestServer::start(backend).await;
@@ -377,11 +377,14 @@ async fn customer_and_group_chat_operations(backend: Backend) {
         "schema": 1, "name": "交付攻坚",
         "nodes": [
             {"id": "start", "type": "trigger", "config": {"kind": "manual"}, "position": [0, 0]},
+            node("upload", "upload_media", json!({"type": "image", "filename": "X5 方案封面.png",
+                "content_base64": "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="}), 100),
             node("contact", "get_external_contact", json!({"external_userid": mock_wecom::CUSTOMER}), 200),
             node("send", "create_group_send", json!({
                 "external_userid": [mock_wecom::CUSTOMER], "sender": "zhangwei",
                 "text": "您好，{{ steps.contact.output.name }}，技术方案包已为您准备好。",
-                "attachments": [{"msgtype": "link", "title": "X5 技术方案包", "url": "https://x.cn/pack/x5"}]}), 400),
+                "attachments": [{"msgtype": "link", "title": "X5 技术方案包", "url": "https://x.cn/pack/x5"},
+                                {"msgtype": "image", "media_id": "{{ steps.upload.output.media_id }}"}]}), 400),
             node("result", "get_group_send_result", json!({"msgid": "{{ steps.send.output.msgid }}", "userid": "zhangwei"}), 600),
             node("tag", "mark_tags", json!({"userid": "zhangwei", "external_userid": mock_wecom::CUSTOMER, "add_tag": ["et-hot"]}), 800),
             node("chat", "create_group_chat", json!({"name": "苏州精工-交付攻坚", "owner": "zhangwei",
@@ -389,7 +392,8 @@ async fn customer_and_group_chat_operations(backend: Backend) {
             node("post", "send_group_chat", json!({"chatid": "{{ steps.chat.output.chatid }}", "msgtype": "text",
                 "content": "目标：24 小时内确认替代方案，48 小时内客户签收。"}), 1200)
         ],
-        "edges": [{"from": "start", "to": "contact"}, {"from": "contact", "to": "send"},
+        "edges": [{"from": "start", "to": "upload"}, {"from": "upload", "to": "contact"},
+                  {"from": "contact", "to": "send"},
                   {"from": "send", "to": "result"}, {"from": "result", "to": "tag"},
                   {"from": "tag", "to": "chat"}, {"from": "chat", "to": "post"}]
     });
@@ -438,6 +442,17 @@ async fn customer_and_group_chat_operations(backend: Backend) {
             send["attachments"][0]["link"]["url"],
             "https://x.cn/pack/x5"
         );
+        let (kind, filename, bytes) = &st.uploads[0];
+        assert_eq!(
+            (kind.as_str(), filename.as_str()),
+            ("image", "X5 方案封面.png")
+        );
+        assert_eq!(&bytes[1..4], b"PNG", "the file's bytes, decoded");
+        assert_eq!(
+            send["attachments"][1]["image"]["media_id"],
+            json!(out("upload")["media_id"]),
+            "the group send carries the uploaded image"
+        );
         assert_eq!(st.tag_marks[0]["add_tag"], json!(["et-hot"]));
         assert_eq!(st.chats["szjg001"]["name"], "苏州精工-交付攻坚");
         assert_eq!(
@@ -446,6 +461,35 @@ async fn customer_and_group_chat_operations(backend: Backend) {
         );
         assert_eq!(st.gettoken_calls, 1);
     }
+
+    // A file that is not Base64, or too small for WeCom, is refused in words and nothing
+    // is uploaded.
+    for (content, words) in [("不是 base64", "Base64"), ("aGk=", "more than 5 bytes")] {
+        let bad = json!({
+            "schema": 1, "name": "上传失败",
+            "nodes": [
+                {"id": "start", "type": "trigger", "config": {"kind": "manual"}, "position": [0, 0]},
+                node("tell", "upload_media", json!({"type": "file", "filename": "a.pdf", "content_base64": content}), 200)
+            ],
+            "edges": [{"from": "start", "to": "tell"}]
+        });
+        let flow = s.create_flow(bad, true).await;
+        let r = crate::run(&s, &flow, "").await;
+        let out = output(&r);
+        assert_eq!(out["error"]["kind"], "invalid_input", "{r}");
+        assert!(
+            out["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(words),
+            "{r}"
+        );
+    }
+    assert_eq!(
+        mock.state.lock().unwrap().uploads.len(),
+        1,
+        "nothing more uploaded"
+    );
     s.finish().await;
 }
 both!(customer_and_group_chat_operations);

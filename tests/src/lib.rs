@@ -733,6 +733,8 @@ pub mod mock_wecom {
         /// `add_msg_template` records the group send, then never answers (a server that
         /// stops mid-call is what the test is after).
         pub stall_group_sends: bool,
+        /// Files uploaded (`media/upload`): type, file name, bytes.
+        pub uploads: Vec<(String, String, Vec<u8>)>,
     }
 
     /// The one customer the mock knows, followed by two employees (one per page).
@@ -765,6 +767,7 @@ pub mod mock_wecom {
                 )
                 .route("/cgi-bin/appchat/create", axum::routing::post(chat_create))
                 .route("/cgi-bin/appchat/send", axum::routing::post(chat_send))
+                .route("/cgi-bin/media/upload", axum::routing::post(upload))
                 .route(
                     "/cgi-bin/externalcontact/batch/get_by_user",
                     axum::routing::post(batch_get_by_user),
@@ -1016,6 +1019,81 @@ pub mod mock_wecom {
         };
         axum::Json(
             json!({"errcode": 0, "errmsg": "ok", "external_contact_list": [item], "next_cursor": next}),
+        )
+    }
+
+    /// `media/upload`: WeCom's multipart form, one part named `media` with `filename` and
+    /// `filelength`; the type's size limit; a media id that lasts three days.
+    async fn upload(
+        State(s): State<Arc<Mutex<WeComState>>>,
+        Query(q): Params,
+        headers: axum::http::HeaderMap,
+        body: axum::body::Bytes,
+    ) -> axum::Json<Value> {
+        let mut s = s.lock().unwrap();
+        if let Some(e) = refuse(&s, &q) {
+            return axum::Json(e);
+        }
+        let kind = q.get("type").cloned().unwrap_or_default();
+        let max: usize = match kind.as_str() {
+            "image" | "video" => 10 << 20,
+            "voice" => 2 << 20,
+            "file" => 20 << 20,
+            _ => return axum::Json(json!({"errcode": 40004, "errmsg": "invalid media type"})),
+        };
+        let bad =
+            |m: &str| axum::Json(json!({"errcode": 41011, "errmsg": format!("invalid form: {m}")}));
+        let Some(boundary) = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("multipart/form-data; boundary="))
+            .map(str::to_owned)
+        else {
+            return bad("not multipart/form-data with a boundary");
+        };
+        let open = format!("--{boundary}\r\n");
+        let close = format!("\r\n--{boundary}--\r\n");
+        let (Some(rest), true) = (
+            body.strip_prefix(open.as_bytes()),
+            body.ends_with(close.as_bytes()),
+        ) else {
+            return bad("one part between the boundaries");
+        };
+        let rest = &rest[..rest.len() - close.len()];
+        let Some(split) = rest.windows(4).position(|w| w == b"\r\n\r\n") else {
+            return bad("part headers");
+        };
+        let head = String::from_utf8_lossy(&rest[..split]).into_owned();
+        let content = rest[split + 4..].to_vec();
+        let disposition = head
+            .split("\r\n")
+            .find_map(|l| l.strip_prefix("Content-Disposition: form-data;"))
+            .unwrap_or_default()
+            .to_owned();
+        let field = |name: &str| {
+            disposition
+                .split(';')
+                .map(str::trim)
+                .find_map(|p| p.strip_prefix(&format!("{name}=")))
+                .map(|v| v.trim_matches('"').to_owned())
+        };
+        if field("name").as_deref() != Some("media") {
+            return bad("the part is not named media");
+        }
+        let Some(filename) = field("filename").filter(|f| !f.is_empty()) else {
+            return bad("no filename");
+        };
+        if field("filelength").and_then(|l| l.trim().parse::<usize>().ok()) != Some(content.len()) {
+            return bad("filelength is not the content's length");
+        }
+        if content.len() <= 5 || content.len() > max {
+            return axum::Json(json!({"errcode": 40006, "errmsg": "invalid file size"}));
+        }
+        let media_id = format!("3a{:08x}media{}", content.len(), s.uploads.len() + 1);
+        s.uploads.push((kind.clone(), filename, content));
+        axum::Json(
+            json!({"errcode": 0, "errmsg": "", "type": kind, "media_id": media_id,
+                          "created_at": "1796601600"}),
         )
     }
 

@@ -178,6 +178,7 @@ impl Connector for WeCom {
             .operation(ops::operations::mark_tags())
             .operation(ops::operations::create_group_chat())
             .operation(ops::operations::send_group_chat())
+            .operation(ops::operations::upload_media())
     }
 
     fn invoke(call: Call) -> Result<Output, Error> {
@@ -189,6 +190,7 @@ impl Connector for WeCom {
             "mark_tags" => call.handle(ops::mark_tags),
             "create_group_chat" => call.handle(ops::create_group_chat),
             "send_group_chat" => call.handle(ops::send_group_chat),
+            "upload_media" => call.handle(ops::upload_media),
             other => Err(Error::unknown_operation(other)),
         }
     }
@@ -446,16 +448,24 @@ fn fetch_token(api_base: &str) -> Result<String, Error> {
 /// `body`, or a GET without one. An expired or invalid token is refreshed once and the
 /// call made again.
 pub(crate) fn call_api(api_base: &str, path: &str, body: Option<&Value>) -> Result<Value, Error> {
+    call_api_with(api_base, path, |url| match body {
+        Some(b) => http::Request::post(url).json(b),
+        None => Ok(http::Request::get(url)),
+    })
+}
+
+/// [`call_api`] with the request `build` makes for the URL (with its access token).
+pub(crate) fn call_api_with(
+    api_base: &str,
+    path: &str,
+    build: impl Fn(String) -> Result<http::Request, Error>,
+) -> Result<Value, Error> {
     let api_base = api_base.trim_end_matches('/');
     let sep = if path.contains('?') { '&' } else { '?' };
     let mut refused: Option<String> = None;
     loop {
         let token = access_token(api_base, refused.as_deref())?;
-        let url = format!("{api_base}{path}{sep}access_token={token}");
-        let request = match body {
-            Some(b) => http::Request::post(url).json(b)?,
-            None => http::Request::get(url),
-        };
+        let request = build(format!("{api_base}{path}{sep}access_token={token}"))?;
         let answer = request
             .send()?
             .error_for_status()?
@@ -537,6 +547,7 @@ mod tests {
             "mark_tags",
             "create_group_chat",
             "send_group_chat",
+            "upload_media",
             "wecom",
             "encoding_aes_key",
             "corp_id",

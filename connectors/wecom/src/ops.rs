@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use trellis_connector_sdk::{Context, Error, Event, JsonSchema, Operation, Polled, Value, json};
 
-use crate::{AppMessage, call_api, default_api_base};
+use crate::{AppMessage, call_api, call_api_with, default_api_base};
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -452,6 +452,133 @@ pub(crate) fn send_group_chat(
     Ok(ChatSendOutput { sent: true })
 }
 
+/// A file's kind, as `media/upload` takes it.
+#[derive(Clone, Copy, Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum MediaKind {
+    Image,
+    Voice,
+    Video,
+    File,
+}
+
+impl MediaKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            MediaKind::Image => "image",
+            MediaKind::Voice => "voice",
+            MediaKind::Video => "video",
+            MediaKind::File => "file",
+        }
+    }
+
+    /// WeCom's size limit: images and videos 10 MB, voice 2 MB, files 20 MB.
+    fn max_bytes(self) -> usize {
+        match self {
+            MediaKind::Image | MediaKind::Video => 10 << 20,
+            MediaKind::Voice => 2 << 20,
+            MediaKind::File => 20 << 20,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MediaInput {
+    /// `image` (JPG, PNG), `voice` (AMR), `video` (MP4) or `file`.
+    #[serde(rename = "type")]
+    #[schemars(extend("x-trellis" = { "label": {"zh": "类型", "en": "Type"} }))]
+    kind: MediaKind,
+    /// The file's name with its extension (WeCom checks it against the type).
+    #[schemars(extend("x-trellis" = { "label": {"zh": "文件名", "en": "File name"} }))]
+    filename: String,
+    /// The file's bytes, in Base64.
+    #[schemars(extend("x-trellis" = { "label": {"zh": "文件内容（Base64）", "en": "Content (Base64)"} }))]
+    content_base64: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct MediaOutput {
+    /// For image, voice, video and file messages and group-send images, for three days.
+    media_id: String,
+    #[serde(rename = "type")]
+    kind: String,
+    /// When WeCom stored it (epoch seconds, as WeCom gives it).
+    created_at: String,
+}
+
+/// `media/upload`: a temporary file (three days) for messages and group sends, sent as
+/// WeCom's multipart form (`media`, with its file name and length).
+pub(crate) fn upload_media(
+    config: ApiConfig,
+    input: MediaInput,
+    _: &Context,
+) -> Result<MediaOutput, Error> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(input.content_base64.trim())
+        .map_err(|e| Error::InvalidInput(format!("content_base64 is not Base64: {e}")))?;
+    let max = input.kind.max_bytes();
+    if bytes.len() <= 5 || bytes.len() > max {
+        return Err(Error::InvalidInput(format!(
+            "a {} must be more than 5 bytes and at most {} MB; this one is {} bytes",
+            input.kind.as_str(),
+            max >> 20,
+            bytes.len()
+        )));
+    }
+    let filename = input.filename.trim();
+    if filename.is_empty() || filename.len() > 255 || filename.contains(['"', '\r', '\n', '\\']) {
+        return Err(Error::InvalidInput(
+            "filename must be 1 to 255 bytes without quotes, backslashes or line breaks".into(),
+        ));
+    }
+    let (boundary, body) = multipart(filename, &bytes);
+    let path = format!("/cgi-bin/media/upload?type={}", input.kind.as_str());
+    let v = call_api_with(&config.api_base, &path, |url| {
+        Ok(trellis_connector_sdk::http::Request::post(url)
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(body.clone()))
+    })?;
+    Ok(MediaOutput {
+        media_id: v["media_id"].as_str().unwrap_or_default().to_owned(),
+        kind: v["type"].as_str().unwrap_or(input.kind.as_str()).to_owned(),
+        created_at: match &v["created_at"] {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            _ => String::new(),
+        },
+    })
+}
+
+/// The `media` form part of `bytes` named `filename`, with a boundary that does not occur
+/// in them.
+fn multipart(filename: &str, bytes: &[u8]) -> (String, Vec<u8>) {
+    use sha1::{Digest, Sha1};
+    let mut salt = 0u32;
+    let boundary = loop {
+        let mut h = Sha1::new();
+        h.update(salt.to_be_bytes());
+        h.update(bytes);
+        let b = format!("trellis{:x}", h.finalize());
+        if !bytes.windows(b.len()).any(|w| w == b.as_bytes()) {
+            break b;
+        }
+        salt += 1;
+    };
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"media\"; filename=\"{filename}\"; filelength={}\r\nContent-Type: application/octet-stream\r\n\r\n",
+        bytes.len()
+    )
+    .into_bytes();
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (boundary, body)
+}
+
 /// What the reconciliation poll is set up with (`PUT /api/v1/connectors/wecom/poll`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -589,6 +716,15 @@ pub(crate) mod operations {
         .side_effects()
     }
 
+    pub(crate) fn upload_media() -> Operation {
+        Operation::new::<ApiConfig, MediaInput, MediaOutput>(
+            "upload_media",
+            "上传临时素材",
+            "Upload a file (kept three days)",
+        )
+        .side_effects()
+    }
+
     pub(crate) fn send_group_chat() -> Operation {
         Operation::new::<ApiConfig, ChatSendInput, ChatSendOutput>(
             "send_group_chat",
@@ -596,5 +732,33 @@ pub(crate) mod operations {
             "Post to a group chat",
         )
         .side_effects()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+    use super::*;
+
+    #[test]
+    fn a_file_goes_up_as_one_media_part_with_its_length() {
+        let bytes = b"\x89PNG\r\n\x1a\n--not-a-boundary".to_vec();
+        let (boundary, body) = multipart("方案 X5.png", &bytes);
+        let text = String::from_utf8_lossy(&body);
+        assert!(text.starts_with(&format!("--{boundary}\r\n")), "{text}");
+        assert!(
+            text.contains(&format!(
+                "Content-Disposition: form-data; name=\"media\"; filename=\"方案 X5.png\"; filelength={}\r\n",
+                bytes.len()
+            )),
+            "{text}"
+        );
+        assert!(body.ends_with(format!("\r\n--{boundary}--\r\n").as_bytes()));
+        let start = body.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        assert_eq!(&body[start..body.len() - boundary.len() - 8], &bytes[..]);
+        // The boundary is never in the content, even when the content tries.
+        let tricky = format!("--{boundary}").into_bytes();
+        let (other, _) = multipart("a.bin", &tricky);
+        assert!(!tricky.windows(other.len()).any(|w| w == other.as_bytes()));
     }
 }

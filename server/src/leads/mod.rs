@@ -792,8 +792,18 @@ pub async fn lock_events<'a, C: ConnectionTrait>(
     }
     keys.sort();
     keys.dedup();
-    for key in keys {
-        advisory_lock(conn, key).await?;
+    // One statement for the lot, taking them in the order given (the order `keys` has).
+    for chunk in keys.chunks(1_000) {
+        conn.execute_raw(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) \
+             FROM (SELECT k FROM jsonb_array_elements_text($1::jsonb) WITH ORDINALITY AS t(k, n) \
+             ORDER BY n) AS ordered",
+            [serde_json::to_string(chunk)
+                .map_err(|e| sea_orm::DbErr::Custom(format!("lock keys: {e}")))?
+                .into()],
+        ))
+        .await?;
     }
     Ok(())
 }

@@ -9,17 +9,15 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::OnConflict;
-use sea_orm::{
-    ActiveValue::Set, ConnectionTrait, DatabaseConnection, EntityTrait, QueryTrait,
-    TransactionTrait,
-};
+use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, TransactionTrait};
 use serde_json::{Value, json};
 use trellis_model::behaviour::DAY_MS;
 use trellis_model::node_types::TriggerKind;
 
 use crate::db::entities::event;
+use crate::db::event_rows::{self, EventRow};
 use crate::input::{Invalid, check_event, check_timestamp};
+use crate::leads::Landed;
 use crate::leads::{Models, TIER_CHANGED};
 use crate::routes::Routes;
 use crate::runs::{RunError, Runs, Waiting};
@@ -200,9 +198,10 @@ impl Events {
 
     /// Records checked events in the caller's transaction, in order, and says what each
     /// did (an id seen before, or twice here, is a duplicate and nothing is done for it).
-    /// The work is set-based: the events go in with one statement, their leads are
-    /// attributed and scored together ([`crate::leads::attribute_all`]), the waiting runs
-    /// are read once, and the tier changes they cause are recorded together. Wake the
+    /// The work is set-based: which ids are stored is read with one statement, the new
+    /// events are attributed, scored and inserted (each once, with its lead) together
+    /// ([`crate::leads::record_all`]), the waiting runs are read once, and the tier changes
+    /// they cause are recorded together. Wake the
     /// workers ([`Runs::wake`]) once the transaction commits.
     async fn record_in<C: ConnectionTrait>(
         &self,
@@ -247,7 +246,16 @@ impl Events {
                 timestamp: event.timestamp.unwrap_or(received),
             });
         }
-        let fresh = insert_events(txn, workspace, &rows, received).await?;
+        // Each id once: the first of the chunk, unless it is stored.
+        let mut seen = HashSet::new();
+        let first: Vec<bool> = rows.iter().map(|r| seen.insert(r.id.as_str())).collect();
+        let ids: Vec<&str> = seen.into_iter().collect();
+        let stored = event_rows::stored(txn, workspace, &ids).await?;
+        let fresh: Vec<bool> = rows
+            .iter()
+            .zip(first)
+            .map(|(row, first)| first && !stored.contains(&row.id))
+            .collect();
         let new: Vec<&EventRow> = rows
             .iter()
             .zip(&fresh)
@@ -256,18 +264,7 @@ impl Events {
         if new.is_empty() {
             return Ok(rows.iter().map(|_| Recorded::Duplicate).collect());
         }
-        let arrivals: Vec<crate::leads::Arrival<'_>> = new
-            .iter()
-            .map(|row| crate::leads::Arrival {
-                event_id: &row.id,
-                name: &row.name,
-                lead: row.lead.as_deref(),
-                properties: &row.properties,
-                at_ms: row.timestamp.timestamp_millis(),
-            })
-            .collect();
-        let attributed =
-            crate::leads::attribute_all(txn, &self.models, workspace, &arrivals).await?;
+        let landed = crate::leads::record_all(txn, &self.models, workspace, &new, received).await?;
         let waiting = self
             .runs
             .waiting(
@@ -278,16 +275,24 @@ impl Events {
                     .chain([TIER_CHANGED]),
             )
             .await?;
-        let merged = attributed.iter().flatten().any(|a| a.merged);
+        let merged = landed
+            .iter()
+            .any(|l| matches!(l, Landed::New(Some(a)) if a.merged));
         let mut out = Vec::with_capacity(rows.len());
         let mut changes = Vec::new();
-        let mut attributed = attributed.into_iter();
+        let mut landed = landed.into_iter();
         for (row, fresh) in rows.into_iter().zip(fresh) {
             if !fresh {
                 out.push(Recorded::Duplicate);
                 continue;
             }
-            let attributed = attributed.next().flatten();
+            let attributed = match landed.next() {
+                Some(Landed::New(attributed)) => attributed,
+                Some(Landed::Duplicate) | None => {
+                    out.push(Recorded::Duplicate);
+                    continue;
+                }
+            };
             let lead_id = attributed.as_ref().map(|a| a.lead_id.clone());
             if let Some(lead_id) = &lead_id {
                 crate::contacts::revoke_on_event(
@@ -481,10 +486,16 @@ impl Events {
                 }
             })
             .collect();
-        let fresh = insert_events(conn, workspace, &rows, now).await?;
+        let inserted = event_rows::insert(
+            conn,
+            workspace,
+            &rows.iter().map(|row| (row, None)).collect::<Vec<_>>(),
+            now,
+        )
+        .await?;
         let mut out = Vec::with_capacity(rows.len());
-        for (row, fresh) in rows.into_iter().zip(fresh) {
-            let Some(waiting) = waiting.filter(|_| fresh) else {
+        for row in rows {
+            let Some(waiting) = waiting.filter(|_| inserted.contains(&row.id)) else {
                 out.push((Vec::new(), 0));
                 continue;
             };
@@ -626,65 +637,6 @@ pub async fn recent_triggers<C: ConnectionTrait>(
             });
             (e.received_at, event_trigger(&payload))
         })
-        .collect())
-}
-
-/// An event as stored.
-struct EventRow {
-    id: String,
-    name: String,
-    lead: Option<String>,
-    /// The lead it is attributed to, when already known.
-    lead_id: Option<String>,
-    properties: Value,
-    timestamp: DateTime<Utc>,
-}
-
-/// Event rows per statement: 8 parameters each.
-const INSERT_CHUNK: usize = 1_000;
-
-/// Inserts the events whose ids were not seen before (nor earlier in `rows`); says for each
-/// whether it was new.
-async fn insert_events<C: ConnectionTrait>(
-    conn: &C,
-    workspace: &str,
-    rows: &[EventRow],
-    received: DateTime<Utc>,
-) -> Result<Vec<bool>, sea_orm::DbErr> {
-    let mut seen = HashSet::new();
-    let first: Vec<bool> = rows.iter().map(|r| seen.insert(r.id.as_str())).collect();
-    let unique: Vec<&EventRow> = rows
-        .iter()
-        .zip(&first)
-        .filter_map(|(r, first)| first.then_some(r))
-        .collect();
-    let mut inserted = HashSet::new();
-    for chunk in unique.chunks(INSERT_CHUNK) {
-        let mut insert = event::Entity::insert_many(chunk.iter().map(|r| event::ActiveModel {
-            workspace_id: Set(workspace.to_owned()),
-            id: Set(r.id.clone()),
-            name: Set(r.name.clone()),
-            lead: Set(r.lead.clone()),
-            properties: Set(r.properties.clone()),
-            timestamp: Set(r.timestamp),
-            received_at: Set(received),
-            lead_id: Set(r.lead_id.clone()),
-        }))
-        .on_conflict(
-            OnConflict::columns([event::Column::WorkspaceId, event::Column::Id])
-                .do_nothing()
-                .to_owned(),
-        )
-        .into_query();
-        insert.returning_col(event::Column::Id);
-        for row in conn.query_all(&insert).await? {
-            inserted.insert(row.try_get::<String>("", "id")?);
-        }
-    }
-    Ok(rows
-        .iter()
-        .zip(first)
-        .map(|(r, first)| first && inserted.contains(&r.id))
         .collect())
 }
 

@@ -2,6 +2,7 @@
 //! bootstrap.
 
 pub mod entities;
+pub mod event_rows;
 pub mod run_rows;
 
 use std::path::Path;

@@ -1,15 +1,15 @@
-//! Attributing a chunk of events at once: the identities and leads the chunk names are read
-//! in one statement each, the events are folded into their leads in memory, one after the
-//! other, exactly as [`attribute`](super::attribute) would, and what changed is written in a
-//! handful of statements. An event that needs more (it ties two leads together, names a lead
-//! that is not stored yet or was merged away, or meets a lead whose state must be replayed
-//! under a new model) ends the in-memory run: what came before it is written, it takes the
-//! one-by-one path, and the rest of the chunk is read again.
+//! Recording and attributing a chunk of new events at once: the identities and leads the
+//! chunk names are read in one statement each, the events are folded into their leads in
+//! memory, one after the other, exactly as [`attribute`](super::attribute) would, and what
+//! changed is written in a handful of statements, each event inserted once with its lead. An
+//! event that needs more (it ties two leads together, names a lead that is not stored yet
+//! or was merged away, or meets a lead whose state must be replayed under a new model) ends
+//! the in-memory run: what came before it is written, it takes the one-by-one path, and the
+//! rest of the chunk is read again.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use chrono::Utc;
-use sea_orm::sea_query::CaseStatement;
+use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde_json::Value;
 use trellis_model::scoring::{BehaviourState, CompiledModel, EventView};
@@ -19,66 +19,87 @@ use super::{
     identity_row, insert_accounts, insert_identities, save_all, select_leads, set_score, state_of,
     tracked,
 };
-use crate::db::entities::{account, event, lead, lead_identity};
+use crate::db::entities::{account, lead, lead_identity};
+use crate::db::event_rows::{self, EventRow};
 
-/// An event just recorded, to attribute.
-#[derive(Clone, Copy, Debug)]
-pub struct Arrival<'a> {
-    pub event_id: &'a str,
-    pub name: &'a str,
-    /// The lead the sender named.
-    pub lead: Option<&'a str>,
-    pub properties: &'a Value,
-    /// When it happened, epoch ms.
-    pub at_ms: i64,
+/// What recording one event of the chunk did.
+#[derive(Debug)]
+pub enum Landed {
+    /// Recorded meanwhile by another delivery (it names no lead, so nothing was
+    /// attributed): nothing done.
+    Duplicate,
+    /// Recorded, and attributed when it names a lead or carries an identity.
+    New(Option<Attributed>),
 }
 
 /// Values per `IN (…)` list: well under SQLite's parameter limit.
 const IN_CHUNK: usize = 500;
 
-/// Attributes `arrivals` in order (see the module's description); gives what each did, as
-/// [`attribute`] would have.
-pub async fn attribute_all<C: ConnectionTrait>(
+/// Records `rows` (events whose ids were not stored when the caller looked, each id once)
+/// and attributes them in order (see the module's description). An event that names a lead
+/// and is found stored meanwhile is an error: the caller's transaction must not commit.
+pub async fn record_all<C: ConnectionTrait>(
     conn: &C,
     models: &Models,
     workspace: &str,
-    arrivals: &[Arrival<'_>],
-) -> Result<Vec<Option<Attributed>>, LeadError> {
+    rows: &[&EventRow],
+    received: DateTime<Utc>,
+) -> Result<Vec<Landed>, LeadError> {
     let published = models.published(conn, workspace).await?;
     let published = published.as_ref().map(|(v, m)| (*v, m.as_ref()));
-    let mut out = Vec::with_capacity(arrivals.len());
-    while out.len() < arrivals.len() {
-        let rest = &arrivals[out.len()..];
+    let mut out = Vec::with_capacity(rows.len());
+    while out.len() < rows.len() {
+        let rest = &rows[out.len()..];
         let now_ms = Utc::now().timestamp_millis();
         let mut batch = Batch::read(conn, workspace, rest).await?;
-        for a in rest {
-            match batch.apply(a, published, now_ms) {
-                Some(done) => out.push(done),
+        let mut done = Vec::new();
+        for row in rest {
+            match batch.apply(row, published, now_ms) {
+                Some(attributed) => done.push(attributed),
                 None => break,
             }
         }
-        batch.write(conn, workspace).await?;
-        if let Some(a) = arrivals.get(out.len()) {
-            out.push(
+        let applied = &rest[..done.len()];
+        let lost = batch.write(conn, workspace, received).await?;
+        out.extend(applied.iter().zip(done).map(|(row, attributed)| {
+            if lost.contains(&row.id) {
+                Landed::Duplicate
+            } else {
+                Landed::New(attributed)
+            }
+        }));
+        if let Some(row) = rows.get(out.len()) {
+            let inserted = event_rows::insert(conn, workspace, &[(row, None)], received).await?;
+            if !inserted.contains(&row.id) {
+                return Err(raced(&row.id));
+            }
+            out.push(Landed::New(
                 attribute(
                     conn,
                     models,
                     workspace,
-                    a.event_id,
-                    a.name,
-                    a.lead,
-                    a.properties,
-                    a.at_ms,
+                    &row.id,
+                    &row.name,
+                    row.lead.as_deref(),
+                    &row.properties,
+                    row.timestamp.timestamp_millis(),
                 )
                 .await?,
-            );
+            ));
         }
     }
     Ok(out)
 }
 
+/// An event that was to be attributed was recorded by another transaction meanwhile (on
+/// PostgreSQL the identity locks make this one that names no identity the caller took).
+fn raced(id: &str) -> LeadError {
+    tracing::warn!(event = %format!("{id:.200}"), "an event was recorded twice at once; its delivery is refused");
+    LeadError::Db(sea_orm::DbErr::RecordNotInserted)
+}
+
 /// The identities and leads a run of events touches, as read and as changed.
-struct Batch {
+struct Batch<'r> {
     workspace: String,
     /// (kind, value) → lead id.
     identities: HashMap<(String, String), String>,
@@ -90,22 +111,22 @@ struct Batch {
     changed: BTreeSet<String>,
     new_identities: Vec<lead_identity::ActiveModel>,
     accounts: BTreeMap<String, account::ActiveModel>,
-    /// (event id, lead id) for each event attributed here.
-    attributed: Vec<(String, String)>,
+    /// The events applied here, in order, with the lead each was attributed to.
+    events: Vec<(&'r EventRow, Option<String>)>,
 }
 
-impl Batch {
+impl<'r> Batch<'r> {
     /// Reads the identities the arrivals carry and the leads they and their named leads
     /// point to (rows locked on PostgreSQL).
     async fn read<C: ConnectionTrait>(
         conn: &C,
         workspace: &str,
-        arrivals: &[Arrival<'_>],
-    ) -> Result<Batch, LeadError> {
+        arrivals: &[&EventRow],
+    ) -> Result<Batch<'r>, LeadError> {
         // By kind, so that each list is looked up in the (workspace, kind, value) key.
         let mut by_kind: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
         for a in arrivals {
-            for (kind, value) in identities(a.properties) {
+            for (kind, value) in identities(&a.properties) {
                 by_kind.entry(kind).or_default().insert(value);
             }
         }
@@ -126,7 +147,7 @@ impl Batch {
         }
         let mut ids: Vec<&str> = arrivals
             .iter()
-            .filter_map(|a| a.lead.map(str::trim).filter(|l| !l.is_empty()))
+            .filter_map(|a| a.lead.as_deref().map(str::trim).filter(|l| !l.is_empty()))
             .chain(known.values().map(String::as_str))
             .collect();
         ids.sort_unstable();
@@ -154,7 +175,7 @@ impl Batch {
             changed: BTreeSet::new(),
             new_identities: Vec::new(),
             accounts: BTreeMap::new(),
-            attributed: Vec::new(),
+            events: Vec::new(),
         })
     }
 
@@ -162,13 +183,14 @@ impl Batch {
     /// one-by-one path.
     fn apply(
         &mut self,
-        a: &Arrival<'_>,
+        a: &'r EventRow,
         published: Option<(i32, &CompiledModel)>,
         now_ms: i64,
     ) -> Option<Option<Attributed>> {
-        let ids = identities(a.properties);
-        let named = a.lead.map(str::trim).filter(|l| !l.is_empty());
+        let ids = identities(&a.properties);
+        let named = a.lead.as_deref().map(str::trim).filter(|l| !l.is_empty());
         if named.is_none() && ids.is_empty() {
+            self.events.push((a, None));
             return Some(None);
         }
         let found: Vec<Option<&String>> = ids
@@ -221,8 +243,8 @@ impl Batch {
                 .push(identity_row(&self.workspace, &k, &v, &target));
             self.identities.insert((k, v), target.clone());
         }
-        self.attributed
-            .push((a.event_id.to_owned(), target.clone()));
+        self.events.push((a, Some(target.clone())));
+        let at_ms = a.timestamp.timestamp_millis();
 
         // Traits and owner, as `attribute` keeps them.
         let mut traits_changed = false;
@@ -252,7 +274,7 @@ impl Batch {
         {
             self.accounts.insert(id.clone(), account);
         }
-        row.last_event_at = Some(row.last_event_at.map_or(a.at_ms, |t| t.max(a.at_ms)));
+        row.last_event_at = Some(row.last_event_at.map_or(at_ms, |t| t.max(at_ms)));
         row.updated_at = Utc::now();
 
         let mut change = None;
@@ -264,8 +286,8 @@ impl Batch {
             model.apply(
                 state,
                 &EventView {
-                    kind: a.name.to_owned(),
-                    at: a.at_ms,
+                    kind: a.name.clone(),
+                    at: at_ms,
                     properties: a.properties.clone(),
                 },
             );
@@ -281,23 +303,32 @@ impl Batch {
         }))
     }
 
-    /// Writes what the run changed: new identities and accounts, each event's lead, the
-    /// leads with their scores.
-    async fn write<C: ConnectionTrait>(self, conn: &C, workspace: &str) -> Result<(), LeadError> {
+    /// Writes what the run changed: its events (each with its lead), new identities and
+    /// accounts, the leads with their scores. Gives the events found stored meanwhile
+    /// (only ones that name no lead can be: see [`record_all`]).
+    async fn write<C: ConnectionTrait>(
+        self,
+        conn: &C,
+        workspace: &str,
+        received: DateTime<Utc>,
+    ) -> Result<HashSet<String>, LeadError> {
+        let events: Vec<(&EventRow, Option<&str>)> = self
+            .events
+            .iter()
+            .map(|(row, lead)| (*row, lead.as_deref()))
+            .collect();
+        let inserted = event_rows::insert(conn, workspace, &events, received).await?;
+        let mut lost = HashSet::new();
+        for (row, lead) in &events {
+            if !inserted.contains(&row.id) {
+                if lead.is_some() {
+                    return Err(raced(&row.id));
+                }
+                lost.insert(row.id.clone());
+            }
+        }
         insert_identities(conn, self.new_identities).await?;
         insert_accounts(conn, self.accounts.into_values().collect()).await?;
-        for chunk in self.attributed.chunks(IN_CHUNK / 2) {
-            let mut lead_of = CaseStatement::new();
-            for (event_id, lead_id) in chunk {
-                lead_of = lead_of.case(event::Column::Id.eq(event_id.as_str()), lead_id.as_str());
-            }
-            event::Entity::update_many()
-                .col_expr(event::Column::LeadId, lead_of.into())
-                .filter(event::Column::WorkspaceId.eq(workspace))
-                .filter(event::Column::Id.is_in(chunk.iter().map(|(e, _)| e.as_str())))
-                .exec(conn)
-                .await?;
-        }
         let mut rows = Vec::with_capacity(self.changed.len());
         let (mut leads, mut states) = (self.rows, self.states);
         for id in self.changed {
@@ -310,6 +341,6 @@ impl Batch {
             rows.push(row);
         }
         save_all(conn, &rows).await?;
-        Ok(())
+        Ok(lost)
     }
 }

@@ -31,7 +31,7 @@ use crate::db::entities::{
     workspace_doc,
 };
 
-pub use batch::{Arrival, attribute_all};
+pub use batch::{Landed, record_all};
 
 /// A lead with its score (`leads JOIN lead_scores`), as the engine and the API use it.
 #[derive(Clone, Debug, PartialEq, sea_orm::FromQueryResult)]

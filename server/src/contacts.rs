@@ -327,9 +327,14 @@ impl Contacts {
 /// a definite answer of the provider, a rate limit) `failed`, which does not count; any
 /// other (a timeout, a broken connection, a stopped component) may have been delivered:
 /// it counts, and the node gets a final `interrupted` error so that no retry sends it again.
-pub fn outcome(result: CallResult) -> (CallResult, ContactState) {
+/// A success whose output lists the `recipient` among the customers it could not reach
+/// (`failed`, as WeCom's group send answers) went to nobody: `failed` too.
+pub fn outcome(result: CallResult, recipient: Option<&str>) -> (CallResult, ContactState) {
     let CallResult::Err { error, version } = result else {
         let state = match &result {
+            CallResult::Ok { output, .. } if reports_failed(output, recipient) => {
+                ContactState::Failed
+            }
             CallResult::Ok { .. } => ContactState::Sent,
             _ => ContactState::Failed,
         };
@@ -355,6 +360,16 @@ pub fn outcome(result: CallResult) -> (CallResult, ContactState) {
         ),
     };
     (CallResult::Err { error, version }, ContactState::Unknown)
+}
+
+/// Whether a call's output names `recipient` among the customers it could not reach.
+fn reports_failed(output: &Value, recipient: Option<&str>) -> bool {
+    let (Some(recipient), Some(failed)) =
+        (recipient, output.get("failed").and_then(Value::as_array))
+    else {
+        return false;
+    };
+    failed.iter().any(|f| f.as_str() == Some(recipient))
 }
 
 /// The consent an event revokes: `(channel, reason)` (channel `None`: all).
@@ -465,18 +480,43 @@ pub async fn restore<C: ConnectionTrait>(
 mod tests {
     use super::*;
 
+    fn outcome_of(result: CallResult) -> (CallResult, ContactState) {
+        outcome(result, Some("wm1"))
+    }
+
+    #[test]
+    fn a_customer_the_provider_could_not_include_was_not_contacted() {
+        let ok = |output| CallResult::Ok {
+            output,
+            version: "wecom@0.1.0".into(),
+        };
+        let (r, state) = outcome(ok(json!({"msgid": "m", "failed": ["wm1"]})), Some("wm1"));
+        assert_eq!(state, ContactState::Failed);
+        assert!(
+            matches!(r, CallResult::Ok { .. }),
+            "the node still succeeds"
+        );
+        let (_, state) = outcome(ok(json!({"msgid": "m", "failed": ["wm2"]})), Some("wm1"));
+        assert_eq!(state, ContactState::Sent);
+        let (_, state) = outcome(ok(json!({"msgid": "m", "failed": []})), Some("wm1"));
+        assert_eq!(state, ContactState::Sent);
+    }
+
     #[test]
     fn a_call_that_may_have_been_delivered_counts_and_is_not_retried() {
         let err = |error| CallResult::Err {
             error,
             version: None,
         };
-        let (_, state) = outcome(CallResult::Ok {
-            output: json!({}),
-            version: "wecom@0.1.0".into(),
-        });
+        let (_, state) = outcome(
+            CallResult::Ok {
+                output: json!({}),
+                version: "wecom@0.1.0".into(),
+            },
+            Some("wm1"),
+        );
         assert_eq!(state, ContactState::Sent);
-        let (r, state) = outcome(err(ConnectorError::Remote {
+        let (r, state) = outcome_of(err(ConnectorError::Remote {
             code: 41004,
             message: "invalid external userid".into(),
             retryable: false,
@@ -497,7 +537,7 @@ mod tests {
             },
             ConnectorError::Deadline { limit_ms: 10_000 },
         ] {
-            let (r, state) = outcome(err(ambiguous));
+            let (r, state) = outcome_of(err(ambiguous));
             assert_eq!(state, ContactState::Unknown);
             match r {
                 CallResult::Err { error, .. } => {

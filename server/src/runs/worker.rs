@@ -242,9 +242,10 @@ impl Workers {
                     .entry(request.connector.clone())
                     .or_insert(v);
             }
-            let (result, settled) = match plan.contact {
-                Some(_) => {
-                    let (result, state) = crate::contacts::outcome(result);
+            let (result, settled) = match &plan.contact {
+                Some(decl) => {
+                    let recipient = decl.recipient_in(&request.input).ok();
+                    let (result, state) = crate::contacts::outcome(result, recipient.as_deref());
                     (result, Some(state))
                 }
                 None => (result, None),

@@ -11,12 +11,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
-use serde_json::Value;
 use trellis_model::scoring::{BehaviourState, CompiledModel, EventView};
 
 use super::{
-    Attributed, Lead, LeadError, Models, account_of, attribute, covers, empty_lead, identities,
-    identity_row, insert_accounts, insert_identities, save_all, select_leads, set_score, state_of,
+    Attributed, Lead, LeadError, Models, attribute, covers, empty_lead, identities, identity_row,
+    insert_accounts, insert_identities, save_all, select_leads, set_score, state_of, take_facts,
     tracked,
 };
 use crate::db::entities::{account, lead, lead_identity};
@@ -36,8 +35,9 @@ pub enum Landed {
 const IN_CHUNK: usize = 500;
 
 /// Records `rows` (events whose ids were not stored when the caller looked, each id once)
-/// and attributes them in order (see the module's description). An event that names a lead
-/// and is found stored meanwhile is an error: the caller's transaction must not commit.
+/// and attributes them in order (see the module's description). The caller holds their
+/// identity locks ([`super::lock_events`]). An event that names a lead and is found stored
+/// meanwhile is an error: the caller's transaction must not commit.
 pub async fn record_all<C: ConnectionTrait>(
     conn: &C,
     models: &Models,
@@ -60,7 +60,7 @@ pub async fn record_all<C: ConnectionTrait>(
             }
         }
         let applied = &rest[..done.len()];
-        let lost = batch.write(conn, workspace, received).await?;
+        let lost = batch.write(conn, received).await?;
         out.extend(applied.iter().zip(done).map(|(row, attributed)| {
             if lost.contains(&row.id) {
                 Landed::Duplicate
@@ -245,37 +245,11 @@ impl<'r> Batch<'r> {
         }
         self.events.push((a, Some(target.clone())));
         let at_ms = a.timestamp.timestamp_millis();
-
-        // Traits and owner, as `attribute` keeps them.
-        let mut traits_changed = false;
-        if let (Some(Value::Object(traits)), Value::Object(attrs)) =
-            (a.properties.get("traits"), &mut row.attributes)
-        {
-            for (k, v) in traits {
-                if attrs.get(k) != Some(v) {
-                    attrs.insert(k.clone(), v.clone());
-                    traits_changed = true;
-                }
-            }
-        }
-        if let Some(owner) = a
-            .properties
-            .get("owner")
-            .and_then(Value::as_str)
-            .map(str::trim)
-            .filter(|o| !o.is_empty())
-            && (a.name == "identify" || row.owner.as_deref().is_none_or(str::is_empty))
-        {
-            row.owner = Some(owner.to_owned());
-        }
-        if (a.name == "identify" || traits_changed)
-            && let Some(account) = account_of(&self.workspace, row)
+        if let Some(account) = take_facts(&self.workspace, row, &a.name, &a.properties, at_ms)
             && let sea_orm::ActiveValue::Set(id) = &account.id
         {
             self.accounts.insert(id.clone(), account);
         }
-        row.last_event_at = Some(row.last_event_at.map_or(at_ms, |t| t.max(at_ms)));
-        row.updated_at = Utc::now();
 
         let mut change = None;
         if let Some((version, model)) = scored {
@@ -309,7 +283,6 @@ impl<'r> Batch<'r> {
     async fn write<C: ConnectionTrait>(
         self,
         conn: &C,
-        workspace: &str,
         received: DateTime<Utc>,
     ) -> Result<HashSet<String>, LeadError> {
         let events: Vec<(&EventRow, Option<&str>)> = self
@@ -317,7 +290,7 @@ impl<'r> Batch<'r> {
             .iter()
             .map(|(row, lead)| (*row, lead.as_deref()))
             .collect();
-        let inserted = event_rows::insert(conn, workspace, &events, received).await?;
+        let inserted = event_rows::insert(conn, &self.workspace, &events, received).await?;
         let mut lost = HashSet::new();
         for (row, lead) in &events {
             if !inserted.contains(&row.id) {

@@ -502,38 +502,14 @@ async fn merge<C: ConnectionTrait>(
     else {
         return Ok(());
     };
-    lead_identity::Entity::update_many()
-        .col_expr(
-            lead_identity::Column::LeadId,
-            SqlExpr::value(into.id.clone()),
-        )
-        .filter(lead_identity::Column::WorkspaceId.eq(workspace))
-        .filter(lead_identity::Column::LeadId.eq(from))
-        .exec(conn)
-        .await?;
-    event::Entity::update_many()
-        .col_expr(event::Column::LeadId, SqlExpr::value(into.id.clone()))
-        .filter(event::Column::WorkspaceId.eq(workspace))
-        .filter(event::Column::LeadId.eq(from))
-        .exec(conn)
-        .await?;
-    // Its consent and the contacts made with it go with it: a customer who opted out stays
-    // opted out, and the caps keep counting.
-    consent_revocation::Entity::update_many()
-        .col_expr(
-            consent_revocation::Column::LeadId,
-            SqlExpr::value(into.id.clone()),
-        )
-        .filter(consent_revocation::Column::WorkspaceId.eq(workspace))
-        .filter(consent_revocation::Column::LeadId.eq(from))
-        .exec(conn)
-        .await?;
-    contact::Entity::update_many()
-        .col_expr(contact::Column::LeadId, SqlExpr::value(into.id.clone()))
-        .filter(contact::Column::WorkspaceId.eq(workspace))
-        .filter(contact::Column::LeadId.eq(from))
-        .exec(conn)
-        .await?;
+    // Its identities and events move, and so do its consent and the contacts made with it:
+    // a customer who opted out stays opted out, and the caps keep counting.
+    let moving = (workspace, from, into.id.as_str());
+    use {consent_revocation as cr, contact as ct, event as ev, lead_identity as li};
+    repoint::<li::Entity, _>(conn, li::Column::WorkspaceId, li::Column::LeadId, moving).await?;
+    repoint::<ev::Entity, _>(conn, ev::Column::WorkspaceId, ev::Column::LeadId, moving).await?;
+    repoint::<cr::Entity, _>(conn, cr::Column::WorkspaceId, cr::Column::LeadId, moving).await?;
+    repoint::<ct::Entity, _>(conn, ct::Column::WorkspaceId, ct::Column::LeadId, moving).await?;
     if let (Value::Object(theirs), Value::Object(ours)) = (&old.attributes, &mut into.attributes) {
         for (k, v) in theirs {
             ours.entry(k.clone()).or_insert_with(|| v.clone());
@@ -549,11 +525,29 @@ async fn merge<C: ConnectionTrait>(
     save(conn, &old).await
 }
 
+/// Points the rows of table `E` (its `workspace` and `lead` columns) that belong to lead
+/// `from` at lead `into`, in `workspace`.
+async fn repoint<E: EntityTrait, C: ConnectionTrait>(
+    conn: &C,
+    workspace_column: E::Column,
+    lead_column: E::Column,
+    (workspace, from, into): (&str, &str, &str),
+) -> Result<(), sea_orm::DbErr> {
+    E::update_many()
+        .col_expr(lead_column, SqlExpr::value(into.to_owned()))
+        .filter(workspace_column.eq(workspace))
+        .filter(lead_column.eq(from))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
 /// Attributes a just-recorded event to a lead (finding, creating or merging leads by its
 /// identities), applies it to the lead's aggregates and rescores the lead with the
-/// published model. `None` when the event names no lead and carries no identity.
+/// published model. `None` when the event names no lead and carries no identity. The
+/// caller holds the event's identity locks ([`lock_events`]).
 #[allow(clippy::too_many_arguments)] // the event's fields, as recorded
-pub async fn attribute<C: ConnectionTrait>(
+async fn attribute<C: ConnectionTrait>(
     conn: &C,
     models: &Models,
     workspace: &str,
@@ -568,7 +562,6 @@ pub async fn attribute<C: ConnectionTrait>(
     if lead.is_none() && ids.is_empty() {
         return Ok(None);
     }
-    lock_identities(conn, workspace, lead, &ids).await?;
     let now_ms = Utc::now().timestamp_millis();
     let known: Vec<lead_identity::Model> = if ids.is_empty() {
         Vec::new()
@@ -638,35 +631,9 @@ pub async fn attribute<C: ConnectionTrait>(
         .exec(conn)
         .await?;
 
-    // Traits (what a form or a CRM says about the person) come with identify calls and
-    // with any other event (a whitepaper download's form): each is kept as an attribute.
-    let mut traits_changed = false;
-    if let (Some(Value::Object(traits)), Value::Object(attrs)) =
-        (properties.get("traits"), &mut row.attributes)
-    {
-        for (k, v) in traits {
-            if attrs.get(k) != Some(v) {
-                attrs.insert(k.clone(), v.clone());
-                traits_changed = true;
-            }
-        }
+    if let Some(account) = take_facts(workspace, &mut row, name, properties, at_ms) {
+        insert_accounts(conn, vec![account]).await?;
     }
-    // An identify call's `owner` sets the owner; any other event's (a WeCom customer added
-    // by a rep) gives an owner to a lead that has none.
-    if let Some(owner) = properties
-        .get("owner")
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .filter(|o| !o.is_empty())
-        && (name == "identify" || row.owner.as_deref().is_none_or(str::is_empty))
-    {
-        row.owner = Some(owner.to_owned());
-    }
-    if name == "identify" || traits_changed {
-        link_account(conn, workspace, &mut row).await?;
-    }
-    row.last_event_at = Some(row.last_event_at.map_or(at_ms, |t| t.max(at_ms)));
-    row.updated_at = Utc::now();
 
     let mut change = None;
     if !name.starts_with("lead.")
@@ -742,35 +709,53 @@ async fn insert_identities<C: ConnectionTrait>(
     Ok(())
 }
 
-/// On PostgreSQL, serialises the transactions that resolve the same identity (or name the
-/// same lead): each takes a transaction-scoped advisory lock per key, in sorted order so two
-/// events never wait on each other. The second then sees the lead the first created instead
-/// of creating another. SQLite has one writer, so it needs none.
-async fn lock_identities<C: ConnectionTrait>(
-    conn: &C,
+/// What an event says about its lead besides its behaviour, written into `row`: traits
+/// (what a form or a CRM says about the person; they come with identify calls and with any
+/// other event, a whitepaper download's form) kept as attributes; the owner (an identify
+/// call's `owner` sets it, any other event's gives one to a lead that has none, as a WeCom
+/// customer added by a rep); when it last did something. Gives the account to insert when
+/// the lead's company may have changed (an identify call, or traits that changed).
+fn take_facts(
     workspace: &str,
-    lead: Option<&str>,
-    ids: &[(&'static str, String)],
-) -> Result<(), LeadError> {
-    if conn.get_database_backend() != sea_orm::DbBackend::Postgres {
-        return Ok(());
+    row: &mut Lead,
+    name: &str,
+    properties: &Value,
+    at_ms: i64,
+) -> Option<account::ActiveModel> {
+    let mut traits_changed = false;
+    if let (Some(Value::Object(traits)), Value::Object(attrs)) =
+        (properties.get("traits"), &mut row.attributes)
+    {
+        for (k, v) in traits {
+            if attrs.get(k) != Some(v) {
+                attrs.insert(k.clone(), v.clone());
+                traits_changed = true;
+            }
+        }
     }
-    let mut keys: Vec<String> = ids
-        .iter()
-        .map(|(k, v)| identity_key(workspace, k, v))
-        .chain(lead.map(|l| identity_key(workspace, "lead", l)))
-        .collect();
-    keys.sort();
-    keys.dedup();
-    for key in keys {
-        advisory_lock(conn, key).await?;
+    if let Some(owner) = properties
+        .get("owner")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        && (name == "identify" || row.owner.as_deref().is_none_or(str::is_empty))
+    {
+        row.owner = Some(owner.to_owned());
     }
-    Ok(())
+    row.last_event_at = Some(row.last_event_at.map_or(at_ms, |t| t.max(at_ms)));
+    row.updated_at = Utc::now();
+    if name == "identify" || traits_changed {
+        account_of(workspace, row)
+    } else {
+        None
+    }
 }
 
-/// On PostgreSQL, takes at once, in sorted order, the locks the events (`lead`,
-/// properties) will take one by one, so that two transactions recording several events each
-/// never wait on each other in a circle.
+/// On PostgreSQL, serialises the transactions that resolve the same identities (or name the
+/// same leads): a transaction-scoped advisory lock per key, all taken at once in sorted
+/// order, so that two transactions recording several events each never wait on each other
+/// in a circle. The second then sees the leads the first created instead of creating
+/// others. SQLite has one writer, so it needs none.
 pub async fn lock_events<'a, C: ConnectionTrait>(
     conn: &C,
     workspace: &str,

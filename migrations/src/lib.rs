@@ -21,6 +21,8 @@ mod m20261206_000015_rescore_backfill;
 mod m20261206_000016_lead_actions;
 mod m20261206_000017_users;
 mod m20261207_000018_contacts;
+mod m20261207_000019_workspace_doc_versions;
+mod m20261207_000020_connector_inbound;
 
 #[derive(Debug)]
 pub struct Migrator;
@@ -47,6 +49,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000016_lead_actions::Migration),
             Box::new(m20261206_000017_users::Migration),
             Box::new(m20261207_000018_contacts::Migration),
+            Box::new(m20261207_000019_workspace_doc_versions::Migration),
+            Box::new(m20261207_000020_connector_inbound::Migration),
         ]
     }
 }

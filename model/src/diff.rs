@@ -158,3 +158,85 @@ pub fn json_paths(prefix: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
         _ => {}
     }
 }
+
+/// One value that differs between two JSON documents: where, and what it was and became
+/// (`None`: absent on that side).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct JsonChange {
+    pub path: String,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+}
+
+/// Every leaf where `a` and `b` differ, for a document edited as a whole (a contact
+/// policy, URL-category rules): objects key by key, arrays element by element (an element
+/// past the other's end is added or removed), other values as wholes.
+pub fn json_changes(a: &Value, b: &Value) -> Vec<JsonChange> {
+    let mut out = Vec::new();
+    // Pairs still to compare, with their pointers: no recursion on deep documents.
+    let mut todo: Vec<(String, Option<&Value>, Option<&Value>)> =
+        vec![(String::new(), Some(a), Some(b))];
+    while let Some((path, x, y)) = todo.pop() {
+        match (x, y) {
+            (Some(Value::Object(x)), Some(Value::Object(y))) => {
+                let mut keys: Vec<&String> = x
+                    .keys()
+                    .chain(y.keys().filter(|k| !x.contains_key(*k)))
+                    .collect();
+                keys.sort();
+                for key in keys.into_iter().rev() {
+                    todo.push((
+                        format!("{path}/{}", escape_pointer(key)),
+                        x.get(key),
+                        y.get(key),
+                    ));
+                }
+            }
+            (Some(Value::Array(x)), Some(Value::Array(y))) => {
+                for i in (0..x.len().max(y.len())).rev() {
+                    todo.push((format!("{path}/{i}"), x.get(i), y.get(i)));
+                }
+            }
+            (x, y) if x != y => out.push(JsonChange {
+                path: if path.is_empty() { "/".into() } else { path },
+                before: x.cloned(),
+                after: y.cloned(),
+            }),
+            _ => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod json_change_tests {
+    use serde_json::json;
+
+    use super::json_changes;
+
+    #[test]
+    fn changes_name_each_leaf_in_document_order() {
+        let a = json!({ "caps": [{ "channel": "wecom", "max": 1 }], "zone": "Asia/Shanghai", "old": true });
+        let b = json!({ "caps": [{ "channel": "wecom", "max": 2 }, { "channel": "sms", "max": 4 }], "zone": "Asia/Shanghai", "new": "x~/y" });
+        let changes: Vec<(String, Option<serde_json::Value>, Option<serde_json::Value>)> =
+            json_changes(&a, &b)
+                .into_iter()
+                .map(|c| (c.path, c.before, c.after))
+                .collect();
+        assert_eq!(
+            changes,
+            vec![
+                ("/caps/0/max".into(), Some(json!(1)), Some(json!(2))),
+                (
+                    "/caps/1".into(),
+                    None,
+                    Some(json!({ "channel": "sms", "max": 4 }))
+                ),
+                ("/new".into(), None, Some(json!("x~/y"))),
+                ("/old".into(), Some(json!(true)), None),
+            ]
+        );
+        assert!(json_changes(&a, &a).is_empty());
+        assert_eq!(json_changes(&json!(1), &json!("1"))[0].path, "/");
+    }
+}

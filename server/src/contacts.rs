@@ -27,11 +27,9 @@ use trellis_runtime::{CallRequest, CallResult};
 
 use crate::db::entities::consent_revocation::{self, ConsentSource};
 use crate::db::entities::contact::{self, ContactState};
+use crate::db::entities::doc_version::DocKind;
 use crate::db::entities::lead_identity;
 use crate::workspace_docs::CompiledDocs;
-
-/// `workspace_docs.kind` of a workspace's contact policy.
-pub const CONTACT_POLICY_DOC: &str = "contact_policy";
 
 /// Each workspace's policy, checked.
 pub type Policies = CompiledDocs<ContactPolicy>;
@@ -39,7 +37,7 @@ pub type Policies = CompiledDocs<ContactPolicy>;
 /// The policies' cache.
 pub fn policies() -> Policies {
     CompiledDocs::new(
-        CONTACT_POLICY_DOC,
+        DocKind::ContactPolicy,
         || Ok(ContactPolicy::builtin()),
         |text| {
             let policy: ContactPolicy =

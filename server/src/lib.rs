@@ -13,6 +13,7 @@ pub mod error;
 pub mod event_catalog;
 pub mod events;
 pub mod files;
+pub mod inbound_health;
 pub mod input;
 pub mod intent;
 pub mod lead_actions;
@@ -264,6 +265,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         None => {}
     }
     let contacts = Arc::new(crate::contacts::Contacts::default());
+    let inbound = Arc::new(inbound_health::InboundHealth::default());
     let state = AppState {
         contacts: contacts.clone(),
         routes,
@@ -273,6 +275,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         intent: intent.clone(),
         registry: Some(registry.clone()),
         limits: limits.clone(),
+        inbound: inbound.clone(),
         metrics: metrics_handle(),
         studio_dir,
     };
@@ -280,6 +283,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let workers = Workers::new(runs.clone(), hosts, contacts.clone())
         .spawn(config.workers.max(1), rx.clone());
     Scheduler::new(db.clone(), runs, events, Some(registry)).spawn(rx.clone());
+    inbound_health::spawn(db.clone(), inbound, rx.clone());
     retention::spawn(db, limits, rx.clone());
     spawn_metrics_upkeep(rx.clone());
     intent.resume_rescores().await?;

@@ -13,10 +13,8 @@ use serde::{Deserialize, Serialize};
 use trellis_runtime::RunLimits;
 use utoipa::ToSchema;
 
+use crate::db::entities::doc_version::DocKind;
 use crate::db::entities::workspace_doc;
-
-/// `workspace_docs.kind` of a workspace's limits.
-pub const LIMITS_DOC: &str = "limits";
 
 /// How long a cached entry is trusted.
 pub const TTL: Duration = Duration::from_secs(1);
@@ -120,7 +118,7 @@ impl LimitsCache {
         {
             return Ok(limits);
         }
-        let doc = workspace_doc::Entity::find_by_id((workspace.to_owned(), LIMITS_DOC.to_owned()))
+        let doc = workspace_doc::Entity::find_by_id((workspace.to_owned(), DocKind::Limits))
             .one(conn)
             .await?;
         let limits = match doc {

@@ -32,6 +32,8 @@ pub struct AppState {
     pub registry: Option<Arc<Registry>>,
     /// Per-workspace limits (body sizes, run size caps, retention).
     pub limits: Arc<LimitsCache>,
+    /// What connectors' inbound deliveries came to (their admin page shows it).
+    pub inbound: Arc<crate::inbound_health::InboundHealth>,
     pub metrics: PrometheusHandle,
     /// The built studio (`cargo xtask studio`), served at `/`.
     pub studio_dir: Option<Arc<PathBuf>>,

@@ -8,11 +8,9 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder
 use serde_json::{Value, json};
 use trellis_model::url_categories::{Categoriser, UrlCategories};
 
+use crate::db::entities::doc_version::DocKind;
 use crate::db::entities::event;
 use crate::workspace_docs::CompiledDocs;
-
-/// `workspace_docs.kind` of a workspace's URL-category rules.
-pub const URL_CATEGORIES_DOC: &str = "url_categories";
 
 /// How many recent pages the rules page shows.
 pub const RECENT_PAGES: usize = 100;
@@ -24,7 +22,7 @@ pub type Categorisers = CompiledDocs<Categoriser>;
 /// The compiled rules' cache.
 pub fn categorisers() -> Categorisers {
     CompiledDocs::new(
-        URL_CATEGORIES_DOC,
+        DocKind::UrlCategories,
         || Ok(Categoriser::builtin()),
         |text| {
             let doc: UrlCategories = serde_json::from_str(text).context("stored URL categories")?;

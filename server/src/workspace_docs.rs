@@ -1,5 +1,5 @@
-//! Per-workspace documents kept in `workspace_docs` (the signal lexicon, next-best-action
-//! rules, URL categories): each workspace's compiled form, cached. A workspace without its
+//! Per-workspace documents kept in `workspace_docs` (the signal lexicon, URL categories,
+//! the contact policy; their versions are in the document store, `docs`): each workspace's compiled form, cached. A workspace without its
 //! own document gets the built-in one. The stored row's `updated_at` is looked at most
 //! once per [`RECHECK`] (a save in this process forgets the entry at once), so a hot path
 //! such as the event intake pays no query per call.
@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use sea_orm::{ConnectionTrait, EntityTrait};
 
+use crate::db::entities::doc_version::DocKind;
 use crate::db::entities::workspace_doc;
 
 /// How long a cached entry is trusted before its stamp is read again.
@@ -24,7 +25,7 @@ type Entries<T> = HashMap<String, (Instant, Stamp, Arc<T>)>;
 
 /// A cache of one kind of document, compiled.
 pub struct CompiledDocs<T> {
-    kind: &'static str,
+    kind: DocKind,
     builtin: fn() -> anyhow::Result<T>,
     compile: fn(&str) -> anyhow::Result<T>,
     cache: RwLock<Entries<T>>,
@@ -39,9 +40,10 @@ impl<T> std::fmt::Debug for CompiledDocs<T> {
 }
 
 impl<T> CompiledDocs<T> {
-    /// Documents of `kind` (`workspace_docs.kind`), compiled from their stored JSON text.
+    /// Documents of `kind` (one of [`DocKind::WORKSPACE`]), compiled from their stored JSON
+    /// text.
     pub fn new(
-        kind: &'static str,
+        kind: DocKind,
         builtin: fn() -> anyhow::Result<T>,
         compile: fn(&str) -> anyhow::Result<T>,
     ) -> Self {
@@ -69,7 +71,7 @@ impl<T> CompiledDocs<T> {
         {
             return Ok(doc.clone());
         }
-        let row = workspace_doc::Entity::find_by_id((workspace.to_owned(), self.kind.to_owned()))
+        let row = workspace_doc::Entity::find_by_id((workspace.to_owned(), self.kind))
             .one(conn)
             .await?;
         let stamp = row.as_ref().map(|d| d.updated_at);

@@ -1210,3 +1210,236 @@ async fn the_event_catalog_lists_names_properties_and_lead_attributes(backend: B
     s.finish().await;
 }
 both!(the_event_catalog_lists_names_properties_and_lead_attributes);
+
+/// Per-workspace documents are versioned in the one store: a save names its base (a stale
+/// one is a 409 that changes nothing), every version is kept with its author and message,
+/// two versions (or a version and the built-in document) diff by pointer, and a rollback
+/// restores an earlier one as a new version that is in force at once (new events are
+/// categorised by it). A document saved before versions were kept becomes version 1.
+async fn workspace_documents_are_versioned(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let builtin = s.get("/api/v1/contact-policy").await;
+    assert_eq!(
+        (&builtin["builtin"], &builtin["version"]),
+        (&json!(true), &json!(0)),
+        "{builtin}"
+    );
+    let none = s.get("/api/v1/documents/contact-policy/versions").await;
+    assert_eq!(none["versions"], json!([]), "{none}");
+    let policy =
+        |max: u32| json!({"caps": [{"channel": "wecom_group_send", "max": max, "per": "day"}]});
+    let put = |q: &'static str, body: Value| {
+        let s = &s;
+        async move {
+            s.call(
+                Method::PUT,
+                &format!("/api/v1/contact-policy{q}"),
+                Some(body),
+            )
+            .await
+        }
+    };
+    let (st, v) = put("?base_version=0", policy(1)).await;
+    assert_eq!((st, &v["version"]), (StatusCode::OK, &json!(1)), "{v}");
+    // Saved meanwhile: the edit based on the built-in one is refused and changes nothing.
+    let (st, v) = put("?base_version=0", policy(7)).await;
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    let (st, v) = put("?base_version=x", policy(7)).await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let now = s.get("/api/v1/contact-policy").await;
+    assert_eq!(
+        (&now["version"], &now["doc"]["caps"][0]["max"]),
+        (&json!(1), &json!(1)),
+        "{now}"
+    );
+    let (st, v) = put(
+        "?base_version=1&message=%E6%AF%8F%E5%A4%A9%E4%B8%A4%E6%AC%A1",
+        policy(2),
+    )
+    .await;
+    assert_eq!((st, &v["version"]), (StatusCode::OK, &json!(2)), "{v}");
+    // Without a base the save goes on top of the latest.
+    let (st, v) = put("", policy(3)).await;
+    assert_eq!((st, &v["version"]), (StatusCode::OK, &json!(3)), "{v}");
+
+    let list = s.get("/api/v1/documents/contact-policy/versions").await;
+    let numbers: Vec<(i64, bool)> = list["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["number"].as_i64().unwrap(),
+                v["current"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(numbers, vec![(3, true), (2, false), (1, false)], "{list}");
+    assert_eq!(list["versions"][1]["message"], "每天两次", "{list}");
+    assert_eq!(list["versions"][1]["author"], "admin", "{list}");
+    let diff = s
+        .get("/api/v1/documents/contact-policy/diff?from=1&to=2")
+        .await;
+    assert_eq!(
+        diff["changes"],
+        json!([{"path": "/caps/0/max", "before": 1, "after": 2}]),
+        "{diff}"
+    );
+    let from_builtin = s
+        .get("/api/v1/documents/contact-policy/diff?from=0&to=1")
+        .await;
+    assert!(
+        from_builtin["changes"]
+            .as_array()
+            .is_some_and(|c| !c.is_empty()),
+        "{from_builtin}"
+    );
+    let one = s.get("/api/v1/documents/contact-policy/versions/1").await;
+    assert_eq!(one["doc"]["caps"][0]["max"], 1, "{one}");
+
+    // Rolling back makes a new version with the old content, in force at once.
+    let (st, v) = s
+        .post(
+            "/api/v1/documents/contact-policy/rollback",
+            json!({"version": 1}),
+        )
+        .await;
+    assert_eq!((st, &v["version"]), (StatusCode::OK, &json!(4)), "{v}");
+    let now = s.get("/api/v1/contact-policy").await;
+    assert_eq!(
+        (&now["version"], &now["doc"]["caps"][0]["max"]),
+        (&json!(4), &json!(1)),
+        "{now}"
+    );
+    let (st, v) = s
+        .post(
+            "/api/v1/documents/contact-policy/rollback",
+            json!({"version": 0}),
+        )
+        .await;
+    assert_eq!((st, &v["version"]), (StatusCode::OK, &json!(5)), "{v}");
+    assert_eq!(s.get("/api/v1/contact-policy").await["doc"], builtin["doc"]);
+    for (path, body, status) in [
+        (
+            "/api/v1/documents/contact-policy/rollback",
+            json!({"version": 99}),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/api/v1/documents/nope/rollback",
+            json!({"version": 1}),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/api/v1/documents/contact-policy/rollback",
+            json!({"version": "1"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ] {
+        let (st, v) = s.post(path, body).await;
+        assert_eq!(st, status, "{path}: {v}");
+    }
+    // Admins edit the policy; a builder may not, nor roll it back.
+    let builder = s.token_with("builder").await;
+    let (st, _) = s
+        .call_as(
+            Some(&builder),
+            Method::PUT,
+            "/api/v1/contact-policy",
+            Some(policy(5)),
+        )
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, _) = s
+        .call_as(
+            Some(&builder),
+            Method::POST,
+            "/api/v1/documents/contact-policy/rollback",
+            Some(json!({"version": 2})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+
+    // URL categories: a rollback applies to the events recorded after it.
+    let rules = json!({"rules": [{"id": "offers", "category": "pricing", "match": {"kind": "path_prefix", "prefix": "/offers"}}]});
+    let (st, v) = s
+        .call_as(
+            Some(&builder),
+            Method::PUT,
+            "/api/v1/url-categories",
+            Some(rules),
+        )
+        .await;
+    assert_eq!((st, &v["version"]), (StatusCode::OK, &json!(1)), "{v}");
+    let visit = |id: &'static str| {
+        let s = &s;
+        async move {
+            let (st, v) = s
+                .post(
+                    "/api/v1/events",
+                    json!({"id": id, "name": "page_view", "properties": {"anonymous_id": "v1", "url": "https://x.cn/offers/x5"}}),
+                )
+                .await;
+            assert!(st.is_success(), "{v}");
+        }
+    };
+    visit("before").await;
+    let (st, v) = s
+        .call_as(
+            Some(&builder),
+            Method::POST,
+            "/api/v1/documents/url-categories/rollback",
+            Some(json!({"version": 0})),
+        )
+        .await;
+    assert_eq!((st, &v["version"]), (StatusCode::OK, &json!(2)), "{v}");
+    visit("after").await;
+    let recent = s.get("/api/v1/url-categories/recent").await;
+    let category = |id: &str| {
+        recent["pages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["event"] == id)
+            .map(|p| p["rule"].clone())
+            .unwrap_or_else(|| panic!("{id} in {recent}"))
+    };
+    assert_eq!(category("before"), json!("offers"), "{recent}");
+    assert_ne!(category("after"), json!("offers"), "{recent}");
+
+    // Limits and next-best-action rules keep versions the same way.
+    let (st, v) = s
+        .call(
+            Method::PUT,
+            "/api/v1/settings/limits",
+            Some(json!({"run_retention_days": 60})),
+        )
+        .await;
+    assert_eq!((st, &v["version"]), (StatusCode::OK, &json!(1)), "{v}");
+    assert_eq!(s.get("/api/v1/nba/rules").await["version"], 0);
+
+    // A document saved before versions were kept is filed as version 1 when the server
+    // starts, with its text unchanged.
+    let state = s.state();
+    {
+        use sea_orm::{ConnectionTrait, Statement};
+        let db = &state.db;
+        let sql = "INSERT INTO workspace_docs (workspace_id, kind, doc, author, updated_at, version) \
+                   VALUES ('default', 'signal_lexicon', '{\"entries\": []}', 'old-admin', CURRENT_TIMESTAMP, 0)";
+        db.execute_raw(Statement::from_string(db.get_database_backend(), sql))
+            .await
+            .expect("insert an unversioned document");
+        trellis_server::db::version_unversioned_docs(db)
+            .await
+            .expect("file it");
+    }
+    let old = s.get("/api/v1/documents/signal-lexicon/versions").await;
+    assert_eq!(old["versions"][0]["number"], 1, "{old}");
+    assert_eq!(old["versions"][0]["author"], "old-admin", "{old}");
+    assert_eq!(
+        s.get("/api/v1/documents/signal-lexicon/versions/1").await["doc"],
+        json!({"entries": []})
+    );
+    s.finish().await;
+}
+both!(workspace_documents_are_versioned);

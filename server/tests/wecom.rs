@@ -188,6 +188,22 @@ async fn callbacks_are_checked_and_become_leads(backend: Backend) {
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     assert_eq!(events_recorded(&s).await, before, "nothing recorded");
     assert_eq!(s.get("/api/v1/leads").await["total"], 1);
+    // The connectors page sees it: what was answered, what failed, and why the last did.
+    let wecom = s.get("/api/v1/connectors/wecom").await;
+    let health = &wecom["inbound_health"];
+    assert_eq!(health["ok_total"], 3, "{health}");
+    assert_eq!(health["failed_total"], 7, "{health}");
+    assert_eq!(health["last_status"], 400, "{health}");
+    assert!(
+        health["last_failure"]
+            .as_str()
+            .is_some_and(|r| !r.is_empty() && !r.starts_with('{')),
+        "the last failure in words: {health}"
+    );
+    assert!(
+        health["last_ok_at"].is_string() && health["last_failed_at"].is_string(),
+        "{health}"
+    );
 
     let (st, _) = s.call(Method::GET, "/healthz", None).await;
     assert_eq!(st, StatusCode::OK, "the server is healthy");
@@ -206,13 +222,15 @@ async fn connected(s: &TestServer) {
         .call(
             Method::PUT,
             "/api/v1/connectors/wecom/grants",
-            Some(json!({"hosts": ["127.0.0.1"], "secrets": ["corp_id", "secret"], "kv": true})),
+            Some(json!({"hosts": ["127.0.0.1"], "secrets": ["corp_id", "secret", "agent_id"], "kv": true})),
         )
         .await;
     assert_eq!(st, StatusCode::OK, "{g}");
     for (name, value) in [
         ("corp_id", mock_wecom::CORP_ID),
         ("secret", mock_wecom::SECRET),
+        // The app the template's nodes send through (they name none of their own).
+        ("agent_id", "1000002"),
     ] {
         let (st, v) = s
             .call(
@@ -613,7 +631,7 @@ async fn connected_with_callbacks(s: &TestServer) {
             Method::PUT,
             "/api/v1/connectors/wecom/grants",
             Some(json!({"hosts": ["127.0.0.1"], "kv": true,
-                        "secrets": ["corp_id", "secret", "token", "encoding_aes_key"]})),
+                        "secrets": ["corp_id", "secret", "agent_id", "token", "encoding_aes_key"]})),
         )
         .await;
     assert_eq!(st, StatusCode::OK, "{g}");
@@ -1019,6 +1037,8 @@ if errors:
         assert_eq!(st.messages.len(), 1, "{run}");
         let told = &st.messages[0];
         assert_eq!(told["touser"], "zhangwei", "{told}");
+        // Through the app given when WeCom was connected.
+        assert_eq!(told["agentid"], 1000002, "{told}");
         let text = told["textcard"]["description"].as_str().unwrap_or_default();
         assert!(
             text.contains("对比"),

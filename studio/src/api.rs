@@ -175,8 +175,33 @@ pub async fn save_flow(
     message: &str,
 ) -> Result<i64, SaveError> {
     let body = serde_json::json!({ "base_version": base_version, "doc": doc, "message": message });
-    let response = with_credential(Request::put(&format!("/api/v1/flows/{id}")), token)
-        .json(&body)
+    let request = with_credential(Request::put(&format!("/api/v1/flows/{id}")), token);
+    send_save(request, &body, base_version).await
+}
+
+/// Saves a workspace document (the contact policy, URL categories…) at `path` as the
+/// version after `base_version`; returns the new version number.
+pub async fn save_doc(
+    token: &str,
+    path: &str,
+    base_version: i64,
+    doc: &serde_json::Value,
+) -> Result<i64, SaveError> {
+    let request = with_credential(
+        Request::put(&format!("{path}?base_version={base_version}")),
+        token,
+    );
+    send_save(request, doc, base_version).await
+}
+
+/// Sends a save and reads its answer: the new version, or why not.
+async fn send_save(
+    request: gloo_net::http::RequestBuilder,
+    body: &serde_json::Value,
+    base_version: i64,
+) -> Result<i64, SaveError> {
+    let response = request
+        .json(body)
         .map_err(|e| SaveError::Other(ApiError::Other(e.to_string())))?
         .send()
         .await

@@ -1,13 +1,14 @@
 //! The connectors admin page: every connector with its versions (enable/disable), the
 //! capabilities it asked for with grant/revoke, and its secrets (write-only: the page
-//! only ever learns whether one is set).
+//! only ever learns whether one is set); for one that receives requests, where they go and
+//! how the recent ones went; WeCom connected in the five fields its console gives.
 
 use leptos::prelude::*;
 use serde_json::{Value, json};
 
 use crate::Session;
 use crate::api::{self, ApiError};
-use crate::i18n::{Text, say};
+use crate::i18n::{Lang, Text, say};
 
 /// Granted hosts, granted secrets, key-value store granted.
 type GrantSet = (Vec<String>, Vec<String>, bool);
@@ -38,6 +39,8 @@ pub fn ConnectorsPage() -> impl IntoView {
         async move { api::get_json(&token, "/api/v1/connectors").await }
     });
     let error = RwSignal::new(None::<String>);
+    // Said after a change that reloads the list (the cards are drawn again).
+    let notice = RwSignal::new(None::<String>);
     let refresh = Callback::new(move |_| list.refetch());
     view! {
         <div class="card" data-testid="connectors-page">
@@ -45,6 +48,7 @@ pub fn ConnectorsPage() -> impl IntoView {
             <p><button data-testid="back-to-flows" on:click=move |_| session.go(crate::Page::Flows)>
                 {move || session.t(Text::BackToFlows)}</button></p>
             {move || error.get().map(|e| view! { <p class="error" data-testid="connectors-error">{e}</p> })}
+            {move || notice.get().map(|n| view! { <p class="banner ok" data-testid="connectors-notice">{n}</p> })}
             <Transition fallback=move || view! { <p class="hint">{session.t(Text::Loading)}</p> }>
                 {move || list.get().map(|result| match result {
                     Ok(v) => {
@@ -52,7 +56,7 @@ pub fn ConnectorsPage() -> impl IntoView {
                         if items.is_empty() {
                             return view! { <p class="empty" data-testid="no-connectors">{session.t(Text::NoConnectors)}</p> }.into_any();
                         }
-                        items.into_iter().map(|c| view! { <ConnectorCard c=c error=error refresh=refresh /> }).collect_view().into_any()
+                        items.into_iter().map(|c| view! { <ConnectorCard c=c error=error notice=notice refresh=refresh /> }).collect_view().into_any()
                     }
                     Err(e) => session.failed(e, "connectors-load-error"),
                 })}
@@ -83,6 +87,7 @@ fn act(
 fn ConnectorCard(
     c: Value,
     error: RwSignal<Option<String>>,
+    notice: RwSignal<Option<String>>,
     refresh: Callback<()>,
 ) -> impl IntoView {
     let session = expect_context::<Session>();
@@ -117,14 +122,21 @@ fn ConnectorCard(
     let new_host = RwSignal::new(String::new());
     let secret_rows = c["secrets"].as_array().cloned().unwrap_or_default();
     let kv_requested = c["requested"]["kv"].as_bool().unwrap_or(false);
-    let inbound = c["inbound"]
-        .as_bool()
-        .unwrap_or(false)
-        .then(|| inbound_help(&name));
+    let inbound = c["inbound"].as_bool().unwrap_or(false).then(|| {
+        let health = c["inbound_health"].clone();
+        view! {
+            {inbound_help(&name)}
+            <h4>{move || say(session.lang.get(), "最近收到的请求", "Recent deliveries")}</h4>
+            {move || inbound_health(&health, session.lang.get())}
+        }
+    });
+    let connect = (name == "wecom")
+        .then(|| view! { <WeComConnect c=c.clone() error=error notice=notice refresh=refresh /> });
     view! {
         <section class="connector" data-testid=format!("connector-{name}")>
             <h3>{title}" "<span class="hint">{name.clone()}</span></h3>
             <p class="hint">{c["description"].as_str().unwrap_or_default().to_owned()}</p>
+            {connect}
             {inbound}
             <h4>{move || session.t(Text::Versions)}</h4>
             <table><tbody>
@@ -290,4 +302,298 @@ fn inbound_help(name: &str) -> impl IntoView + use<> {
         <CopyLine text=base.clone() testid=format!("inbound-url-{name}") />
         {specific}
     }
+}
+
+/// One field of the WeCom connect form: the secret it is saved as, its words, whether it is
+/// hidden as typed, and what a right value looks like.
+struct WeComField {
+    secret: &'static str,
+    zh: &'static str,
+    en: &'static str,
+    hidden: bool,
+    check: fn(&str) -> Result<(), (&'static str, &'static str)>,
+}
+
+fn alnum(s: &str) -> bool {
+    s.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
+/// What WeCom's admin console gives, field by field, checked as it is typed.
+const WECOM_FIELDS: [WeComField; 5] = [
+    WeComField {
+        secret: "corp_id",
+        zh: "企业 ID（CorpID，“我的企业”页底部，以 ww 开头）",
+        en: "Corp ID (bottom of \"My company\", starts with ww)",
+        hidden: false,
+        check: |v| {
+            if v.len() <= 64 && alnum(v) {
+                Ok(())
+            } else {
+                Err((
+                    "企业 ID 只由字母和数字组成",
+                    "a corp id is letters and digits",
+                ))
+            }
+        },
+    },
+    WeComField {
+        secret: "agent_id",
+        zh: "应用 AgentId（应用详情页）",
+        en: "App AgentId (the app's page)",
+        hidden: false,
+        check: |v| {
+            if !v.is_empty() && v.len() <= 10 && v.chars().all(|c| c.is_ascii_digit()) {
+                Ok(())
+            } else {
+                Err((
+                    "AgentId 是一串数字，例如 1000002",
+                    "an AgentId is a number, such as 1000002",
+                ))
+            }
+        },
+    },
+    WeComField {
+        secret: "secret",
+        zh: "应用 Secret",
+        en: "App Secret",
+        hidden: true,
+        check: |v| {
+            if v.len() <= 128 && alnum(&v.replace(['-', '_'], "")) {
+                Ok(())
+            } else {
+                Err((
+                    "Secret 只由字母、数字、- 和 _ 组成",
+                    "a Secret is letters, digits, - and _",
+                ))
+            }
+        },
+    },
+    WeComField {
+        secret: "token",
+        zh: "接收消息 Token",
+        en: "Callback Token",
+        hidden: true,
+        check: |v| {
+            if v.len() <= 32 && alnum(v) {
+                Ok(())
+            } else {
+                Err((
+                    "Token 最多 32 位字母或数字",
+                    "a Token is at most 32 letters or digits",
+                ))
+            }
+        },
+    },
+    WeComField {
+        secret: "encoding_aes_key",
+        zh: "接收消息 EncodingAESKey",
+        en: "Callback EncodingAESKey",
+        hidden: true,
+        check: |v| {
+            if v.len() == 43 && alnum(v) {
+                Ok(())
+            } else {
+                Err((
+                    "EncodingAESKey 是 43 位字母或数字",
+                    "an EncodingAESKey is 43 letters or digits",
+                ))
+            }
+        },
+    },
+];
+
+/// The WeCom API host granted when connecting (a private deployment grants its own).
+const WECOM_HOST: &str = "qyapi.weixin.qq.com";
+
+/// Connects WeCom in the five fields its admin console gives. Each is saved as a secret
+/// (write-only: the form says only whether one is set, and an empty field keeps it), and
+/// the connector is granted them, the key-value store and WeCom's API host.
+#[component]
+fn WeComConnect(
+    c: Value,
+    error: RwSignal<Option<String>>,
+    notice: RwSignal<Option<String>>,
+    refresh: Callback<()>,
+) -> impl IntoView {
+    let session = expect_context::<Session>();
+    let lang = move || session.lang.get();
+    let set: Vec<String> = c["secrets"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|s| s["set"].as_bool().unwrap_or(false))
+                .filter_map(|s| s["name"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let values: [RwSignal<String>; 5] = std::array::from_fn(|_| RwSignal::new(String::new()));
+    let (hosts, secrets, _) = grants_of(&c);
+    // Every typed value that is wrong, in words; empty fields keep what is saved.
+    let problems = Memo::new(move |_| {
+        let lang = lang();
+        WECOM_FIELDS
+            .iter()
+            .zip(values)
+            .filter_map(|(f, v)| {
+                let v = v.get();
+                let v = v.trim();
+                if v.is_empty() {
+                    return None;
+                }
+                (f.check)(v)
+                    .err()
+                    .map(|(zh, en)| format!("{}：{}", say(lang, f.zh, f.en), say(lang, zh, en)))
+            })
+            .collect::<Vec<_>>()
+    });
+    let missing = {
+        let set = set.clone();
+        Memo::new(move |_| {
+            let lang = lang();
+            WECOM_FIELDS
+                .iter()
+                .zip(values)
+                .filter(|(f, v)| {
+                    !set.iter().any(|s| s == f.secret) && v.with(|v| v.trim().is_empty())
+                })
+                .map(|(f, _)| say(lang, f.zh, f.en))
+                .collect::<Vec<_>>()
+        })
+    };
+    let save = move |_| {
+        let token = session.token.get_untracked().unwrap_or_default();
+        let typed: Vec<(&'static str, String)> = WECOM_FIELDS
+            .iter()
+            .zip(values)
+            .map(|(f, v)| (f.secret, v.get_untracked().trim().to_owned()))
+            .filter(|(_, v)| !v.is_empty())
+            .collect();
+        let mut hosts = hosts.clone();
+        if !hosts.iter().any(|h| h == WECOM_HOST) {
+            hosts.push(WECOM_HOST.to_owned());
+        }
+        let mut secrets = secrets.clone();
+        for f in &WECOM_FIELDS {
+            if !secrets.iter().any(|s| s == f.secret) {
+                secrets.push(f.secret.to_owned());
+            }
+        }
+        let lang = session.lang.get_untracked();
+        leptos::task::spawn_local(async move {
+            let grants = json!({ "hosts": hosts, "secrets": secrets, "kv": true });
+            let mut result =
+                api::put_json(&token, "/api/v1/connectors/wecom/grants", &grants).await;
+            for (secret, value) in typed {
+                if result.is_err() {
+                    break;
+                }
+                let path = format!("/api/v1/connectors/wecom/secrets/{secret}");
+                result = api::put_json(&token, &path, &json!({ "value": value })).await;
+            }
+            match result {
+                Ok(_) => {
+                    for v in values {
+                        v.set(String::new());
+                    }
+                    error.set(None);
+                    notice.set(Some(say(
+                        lang,
+                        "已保存。把上面的回调地址和同一组 Token、EncodingAESKey 填到企业微信后台后，下面会显示最近一次回调。",
+                        "Saved. Once WeCom's admin console has the callback address above with the same Token and EncodingAESKey, the latest callback shows below.",
+                    )));
+                    refresh.run(());
+                }
+                Err(ApiError::Unauthorized) => session.sign_out(),
+                Err(ApiError::Other(m)) => error.set(Some(m)),
+            }
+        });
+    };
+    view! {
+        <div class="wecom-connect" data-testid="wecom-connect">
+            <h4>{move || say(lang(), "连接企业微信", "Connect WeCom")}</h4>
+            <p class="hint">{move || say(lang(),
+                "从企业微信管理后台抄下这五项。密钥只写不读：保存后页面只显示“已设置”；留空的项保持原值。",
+                "Copy these five from WeCom's admin console. Secrets are write-only: once saved the page shows only \"set\"; a field left empty keeps its value.")}</p>
+            {WECOM_FIELDS.iter().zip(values).map(|(f, value)| {
+                let is_set = set.iter().any(|s| s == f.secret);
+                let secret = f.secret;
+                view! {
+                    <label class="grant-row">
+                        <span class="field-name">{move || say(lang(), f.zh, f.en)}</span>
+                        <input type=if f.hidden { "password" } else { "text" } autocomplete="off"
+                            data-testid=format!("wecom-{secret}")
+                            placeholder=move || if is_set { say(lang(), "已设置；输入新值以替换", "set; type a new value to replace it") } else { String::new() }
+                            prop:value=move || value.get() on:input=move |ev| value.set(event_target_value(&ev)) />
+                        <span class=if is_set { "status succeeded" } else { "status" } data-testid=format!("wecom-{secret}-status")>
+                            {move || session.t(if is_set { Text::SecretSet } else { Text::SecretNotSet })}</span>
+                    </label>
+                }
+            }).collect_view()}
+            {move || (!problems.with(Vec::is_empty)).then(|| view! {
+                <ul class="error" data-testid="wecom-connect-problems">{problems.get().into_iter().map(|p| view! { <li>{p}</li> }).collect_view()}</ul>
+            })}
+            {move || (!missing.with(Vec::is_empty)).then(|| view! {
+                <p class="hint" data-testid="wecom-connect-missing">{format!("{}{}", say(lang(), "还缺：", "Still missing: "), missing.get().join(say(lang(), "、", ", ").as_str()))}</p>
+            })}
+            <p class="actions">
+                <button class="primary" data-testid="wecom-connect-save"
+                    disabled=move || !problems.with(Vec::is_empty) || values.iter().all(|v| v.with(|v| v.trim().is_empty()))
+                    on:click=save>{move || say(lang(), "保存并连接", "Save and connect")}</button>
+            </p>
+
+        </div>
+    }
+}
+
+/// When the connector last answered a delivery and when one last failed, with why.
+fn inbound_health(health: &Value, lang: Lang) -> impl IntoView + use<> {
+    let when = |v: &Value| {
+        v.as_str()
+            .map(|s| s.get(..19).unwrap_or(s).replace('T', " "))
+            .unwrap_or_default()
+    };
+    if health.is_null() {
+        return view! { <p class="hint" data-testid="inbound-health">{say(lang, "还没有收到过请求。", "Nothing received yet.")}</p> }.into_any();
+    }
+    let ok = health["ok_total"].as_i64().unwrap_or(0);
+    let failed = health["failed_total"].as_i64().unwrap_or(0);
+    let last_ok = if ok > 0 {
+        say(
+            lang,
+            &format!(
+                "最近一次成功：{} UTC（共 {ok} 次）",
+                when(&health["last_ok_at"])
+            ),
+            &format!(
+                "Last answered: {} UTC ({ok} in all)",
+                when(&health["last_ok_at"])
+            ),
+        )
+    } else {
+        say(lang, "还没有成功过。", "None answered yet.")
+    };
+    let last_failed = (failed > 0).then(|| {
+        let status = health["last_status"].as_i64().unwrap_or(0);
+        let reason = health["last_failure"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        say(
+            lang,
+            &format!(
+                "失败 {failed} 次；最近一次 {} UTC，HTTP {status}：{reason}",
+                when(&health["last_failed_at"])
+            ),
+            &format!(
+                "{failed} failed; the last at {} UTC, HTTP {status}: {reason}",
+                when(&health["last_failed_at"])
+            ),
+        )
+    });
+    view! {
+        <div data-testid="inbound-health">
+            <p class="hint" data-testid="inbound-health-ok">{last_ok}</p>
+            {last_failed.map(|f| view! { <p class="error" data-testid="inbound-health-failed">{f}</p> })}
+        </div>
+    }.into_any()
 }

@@ -8,7 +8,7 @@ use leptos::prelude::*;
 use trellis_model::contact_policy::{Cap, ContactPolicy, Period, QuietHours, WhenQuiet};
 
 use crate::Session;
-use crate::doc_editor::{Banners, DocEditor};
+use crate::doc_editor::{Banners, DocEditor, DocHistory};
 use crate::i18n::{Lang, say};
 use crate::words::channel_label;
 
@@ -142,6 +142,7 @@ pub fn ContactPolicyPage() -> impl IntoView {
     let doc = DocEditor::<ContactPolicy>::new(
         session,
         "/api/v1/contact-policy",
+        "contact-policy",
         |v| v["doc"].clone(),
         (
             "已保存：从现在起的每次客户联系都按此策略判断。",
@@ -298,6 +299,7 @@ pub fn ContactPolicyPage() -> impl IntoView {
                     <span class="hint">{move || say(lang(), "只有管理员可以保存联系策略。", "Only admins can save the contact policy.")}</span>
                 </Show>
             </p>
+            <DocHistory doc=doc can_edit=Signal::derive(admin) />
         </div>
     }
 }

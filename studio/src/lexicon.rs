@@ -11,7 +11,7 @@ use leptos::prelude::*;
 use trellis_model::signals::{Category, Detector, Lexicon, Polarity, Term};
 
 use crate::Session;
-use crate::doc_editor::{Banners, Compiled, DocEditor};
+use crate::doc_editor::{Banners, Compiled, DocEditor, DocHistory};
 use crate::i18n::{self, Lang, say};
 
 fn polarity_code(p: Polarity) -> &'static str {
@@ -143,6 +143,7 @@ pub fn LexiconPage() -> impl IntoView {
     let doc = DocEditor::<Lexicon>::new(
         session,
         "/api/v1/signals/lexicon",
+        "signal-lexicon",
         |v| v["lexicon"].clone(),
         (
             "已保存：新的消息和通话从现在起按这个词库识别。",
@@ -304,6 +305,7 @@ pub fn LexiconPage() -> impl IntoView {
                 <button data-testid="builtin-lexicon" on:click=move |_| edit(&|l| *l = Lexicon::builtin())>
                     {move || say(lang(), "恢复为内置词库", "Back to the built-in lexicon")}</button>
             </p>
+            <DocHistory doc=doc can_edit=Signal::derive(move || session.at_least("builder")) />
             {move || groups.get().map(|_| Category::ALL.into_iter().map(|c| {
                 let lang = lang();
                 view! {

@@ -224,6 +224,14 @@ impl Session {
         })
     }
 
+    /// Whether the signed-in person's role is `role` or above (viewer < operator < builder
+    /// < admin); an API token's role is checked by the server alone.
+    pub fn at_least(&self, role: &str) -> bool {
+        const ORDER: [&str; 4] = ["viewer", "operator", "builder", "admin"];
+        let rank = |r: &str| ORDER.iter().position(|x| *x == r);
+        self.role().is_none_or(|mine| rank(&mine) >= rank(role))
+    }
+
     /// Signs in as the person the server's answer names (`{user, role, csrf…}`).
     pub fn signed_in(&self, answer: serde_json::Value) {
         let csrf = answer["csrf"].as_str().unwrap_or_default().to_owned();

@@ -13,7 +13,7 @@ use trellis_model::signals::Category;
 use crate::Session;
 use crate::api::{self, ApiError};
 use crate::condition::ConditionBuilder;
-use crate::doc_editor::{Banners, DocEditor};
+use crate::doc_editor::{Banners, DocEditor, DocHistory};
 use crate::i18n::{self, Lang, say};
 use crate::picker::PickItem;
 
@@ -159,6 +159,7 @@ pub fn RulesPage() -> impl IntoView {
     let doc = DocEditor::<Rules>::new(
         session,
         "/api/v1/nba/rules",
+        "nba-rules",
         |v| json!({ "rules": v["rules"] }),
         (
             "已保存：线索卡片上的下一步行动按这些规则给出。",
@@ -366,6 +367,7 @@ pub fn RulesPage() -> impl IntoView {
                 <button data-testid="discard-rules" disabled=move || !dirty.get() on:click=move |_| doc.load()>
                     {move || say(lang(), "放弃修改", "Discard changes")}</button>
             </p>
+            <DocHistory doc=doc can_edit=Signal::derive(move || session.at_least("builder")) />
             {move || {
                 // Subscribes to the order: rebuilt when rules come, go or move.
                 let _count = order.with(Vec::len);

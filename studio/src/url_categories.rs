@@ -13,7 +13,7 @@ use trellis_model::url_categories::{Categoriser, KNOWN, UrlCategories, UrlMatch,
 
 use crate::Session;
 use crate::api;
-use crate::doc_editor::{Banners, Compiled, DocEditor};
+use crate::doc_editor::{Banners, Compiled, DocEditor, DocHistory};
 use crate::i18n::{Lang, say};
 
 const KINDS: [&str; 4] = ["path_prefix", "glob", "regex", "title_keyword"];
@@ -98,6 +98,7 @@ pub fn UrlCategoriesPage() -> impl IntoView {
     let doc = DocEditor::<UrlCategories>::new(
         session,
         "/api/v1/url-categories",
+        "url-categories",
         |v| v["doc"].clone(),
         (
             "已保存：从现在起记录的访问按这些规则分类（已记录的不变）。",
@@ -244,6 +245,7 @@ pub fn UrlCategoriesPage() -> impl IntoView {
                 <button data-testid="reload-recent-pages" on:click=move |_| load_recent()>
                     {move || say(lang(), "刷新最近页面", "Reload recent pages")}</button>
             </p>
+            <DocHistory doc=doc can_edit=Signal::derive(move || session.at_least("builder")) />
             <h3>{move || say(lang(), "最近 100 个页面", "The last 100 pages")}</h3>
             <table data-testid="recent-pages">
                 <thead><tr>

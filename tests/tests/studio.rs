@@ -2368,7 +2368,8 @@ async fn url_categories_are_edited_previewed_and_applied() {
 }
 
 /// Issue 22, setup: the connectors page gives what to paste where: the tracking snippet
-/// (which the server serves) and WeCom's callback address.
+/// (which the server serves) and WeCom's callback address; WeCom is connected in its five
+/// fields, checked as typed, and the page then shows how its callbacks went.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_connectors_page_gives_the_snippet_and_the_callback_address() {
     with_browser("connector_setup_help", |c, api| async move {
@@ -2405,6 +2406,70 @@ async fn the_connectors_page_gives_the_snippet_and_the_callback_address() {
             &format!("{}/hooks/connectors/site-tracking", api.base),
         )
         .await?;
+        // WeCom connected in the five fields its console gives, each checked as typed.
+        let corp = trellis_e2e::wecom::Corp {
+            token: "QDG6eK".into(),
+            encoding_aes_key: "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C".into(),
+            corp_id: "ww8a3b5c7d9e1f2a4b".into(),
+        };
+        find(&c, "wecom-connect").await?;
+        expect_contains(&c, "wecom-connect-missing", "企业 ID").await?;
+        type_into(&c, "wecom-corp_id", &corp.corp_id).await?;
+        type_into(&c, "wecom-agent_id", "10000x2").await?;
+        expect_contains(&c, "wecom-connect-problems", "AgentId 是一串数字").await?;
+        if find(&c, "wecom-connect-save")
+            .await?
+            .is_enabled()
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            return Err("a wrong AgentId cannot be saved".into());
+        }
+        type_into(&c, "wecom-agent_id", "1000002").await?;
+        gone(&c, "wecom-connect-problems").await?;
+        type_into(&c, "wecom-secret", "app-secret_01").await?;
+        type_into(&c, "wecom-token", &corp.token).await?;
+        type_into(&c, "wecom-encoding_aes_key", &corp.encoding_aes_key).await?;
+        click(&c, "wecom-connect-save").await?;
+        expect_contains(&c, "connectors-notice", "已保存").await?;
+        for secret in ["corp_id", "agent_id", "secret", "token", "encoding_aes_key"] {
+            expect_contains(&c, &format!("wecom-{secret}-status"), "已设置").await?;
+        }
+        let wecom = api.get("/api/v1/connectors/wecom").await;
+        let granted = &wecom["grants"];
+        if granted["kv"] != json!(true)
+            || !granted["hosts"]
+                .as_array()
+                .is_some_and(|h| h.contains(&json!("qyapi.weixin.qq.com")))
+            || granted["secrets"].as_array().map_or(0, Vec::len) != 5
+        {
+            return Err(format!("the grants after connecting: {granted}"));
+        }
+        expect_contains(&c, "inbound-health", "还没有收到过请求").await?;
+        // WeCom checks the address (answered), then a forged callback arrives (refused):
+        // the page says so, with why.
+        let check = corp.seal("1616140317555161061", "263014780");
+        for (sealed, want) in [(check.clone(), 200), (check.forged(), 403)] {
+            let r = api
+                .client
+                .get(format!(
+                    "{}/hooks/connectors/wecom/callback?{}",
+                    api.base,
+                    sealed.query(true)
+                ))
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            if r.status() != want {
+                return Err(format!("callback: {} not {want}", r.status()));
+            }
+        }
+        click(&c, "nav-flows").await?;
+        click(&c, "nav-connectors").await?;
+        expect_contains(&c, "inbound-health-ok", "最近一次成功").await?;
+        expect_contains(&c, "inbound-health-failed", "失败 1 次").await?;
+        expect_contains(&c, "inbound-health-failed", "HTTP 403").await?;
+
         // What the snippet loads is there.
         let js = api
             .client
@@ -2429,8 +2494,10 @@ async fn the_connectors_page_gives_the_snippet_and_the_callback_address() {
 
 /// Issue 22, contact policy: the policy is edited in words (a cap's number, quiet hours
 /// switched off), a bad value is said in words and cannot be saved, the page says in a
-/// sentence what the draft will do, and once saved the lead card shows what the lead may
-/// receive under it, with a revocation and its reason.
+/// sentence what the draft will do; every save is a version whose changes the history
+/// shows, a restore previews what it changes, a save based on an old version is refused;
+/// and the lead card shows what the lead may receive under the policy, with a revocation
+/// and its reason.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_contact_policy_is_edited_in_words_and_shown_on_the_lead_card() {
     with_browser("contact_policy", |c, api| async move {
@@ -2477,6 +2544,46 @@ async fn the_contact_policy_is_edited_in_words_and_shown_on_the_lead_card() {
         if saved["doc"]["caps"][0]["max"] != json!(2) || !saved["doc"]["quiet_hours"].is_null() {
             return Err(format!("the saved policy: {saved}"));
         }
+        expect_contains(&c, "contact-policy-notice", "第 1 版").await?;
+
+        // Every save is a version: the history says what each changed, and restoring
+        // one shows what it would change first, then saves it as a new version.
+        enter(&c, "cap-0-max", "3").await?;
+        click(&c, "save-contact-policy").await?;
+        expect_contains(&c, "contact-policy-notice", "第 2 版").await?;
+        click(&c, "doc-history-toggle").await?;
+        expect_contains(&c, "doc-version-2", "当前生效").await?;
+        click(&c, "doc-version-2-changes").await?;
+        expect_contains(&c, "doc-version-diff", "频次上限 › 第 1 条 › 最多次数").await?;
+        expect_contains(&c, "doc-version-diff", "2 → 3").await?;
+        click(&c, "doc-version-1-restore").await?;
+        expect_contains(&c, "doc-restore-preview", "3 → 2").await?;
+        click(&c, "doc-restore-confirm").await?;
+        expect_contains(&c, "contact-policy-notice", "已恢复第 1 版，保存为第 3 版").await?;
+        expect_contains(&c, "contact-policy-summary", "每天最多 2 次").await?;
+        expect_contains(&c, "doc-version-3", "当前生效").await?;
+        let restored = api.get("/api/v1/contact-policy").await;
+        if restored["version"] != json!(3) || restored["doc"]["caps"][0]["max"] != json!(2) {
+            return Err(format!("the restored policy: {restored}"));
+        }
+        // Someone else saves meanwhile: this page's save is refused in words, its draft
+        // kept, and discarding loads the newer version.
+        let (status, v) = api
+            .send(
+                reqwest::Method::PUT,
+                "/api/v1/contact-policy",
+                Some(&restored["doc"]),
+            )
+            .await;
+        if status != 200 {
+            return Err(format!("a save meanwhile: {status} {v}"));
+        }
+        enter(&c, "cap-0-max", "5").await?;
+        click(&c, "save-contact-policy").await?;
+        expect_contains(&c, "contact-policy-error", "别人保存了第 4 版").await?;
+        click(&c, "discard-contact-policy").await?;
+        expect_contains(&c, "contact-policy-summary", "每天最多 2 次").await?;
+        expect_contains(&c, "doc-version-4", "当前生效").await?;
 
         click(&c, "nav-leads").await?;
         click(&c, "open-lead-wx-1").await?;

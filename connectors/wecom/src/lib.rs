@@ -8,7 +8,7 @@
 //! message becomes one event ([`callback`]).
 //!
 //! **Operations**: `send_app_message` (text, markdown, text card, news) through the app
-//! `agent_id`, with the access token from `gettoken` (secrets `corp_id` and `secret`)
+//! `agent_id` (the node's, else the secret `agent_id` given when WeCom was connected), with the access token from `gettoken` (secrets `corp_id` and `secret`)
 //! kept in the key-value store until shortly before it expires; a call answered with an
 //! expired or invalid token (`40014`, `42001`) refreshes it once and is made again;
 //! `45009`, `45011` and `45033` are `rate_limited`; any other `errcode` is a `remote`
@@ -49,9 +49,11 @@ pub(crate) fn default_api_base() -> String {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct AppConfig {
-    /// The app's AgentId (应用 ID), a number shown in WeCom's admin console.
-    #[schemars(extend("x-trellis" = { "label": {"zh": "应用 AgentId", "en": "App AgentId"} }))]
-    agent_id: i64,
+    /// The app's AgentId (应用 ID), a number shown in WeCom's admin console. Left out, the
+    /// one given when WeCom was connected (the secret `agent_id`).
+    #[serde(default)]
+    #[schemars(extend("x-trellis" = { "label": {"zh": "应用 AgentId（留空用连接时填写的）", "en": "App AgentId (empty: the one given when connecting)"} }))]
+    agent_id: Option<i64>,
     /// WeCom's API address; change it only for a private deployment.
     #[serde(default = "default_api_base")]
     #[schemars(extend("x-trellis" = { "label": {"zh": "接口地址", "en": "API address"} }))]
@@ -159,6 +161,7 @@ impl Connector for WeCom {
             .host("*")
             .secret("corp_id")
             .secret("secret")
+            .secret("agent_id")
             .secret("token")
             .secret("encoding_aes_key")
             .kv()
@@ -478,6 +481,26 @@ pub(crate) fn call_api_with(
     }
 }
 
+/// The node's AgentId, else the one given when WeCom was connected.
+fn agent_id(config: &AppConfig) -> Result<i64, Error> {
+    if let Some(id) = config.agent_id {
+        return Ok(id);
+    }
+    let missing = || {
+        Error::InvalidInput(
+            "no AgentId: set agent_id on the node, or connect WeCom with the app's AgentId \
+             (the secret agent_id)"
+                .into(),
+        )
+    };
+    let text = secrets::get("agent_id").map_err(|_| missing())?;
+    text.trim().parse().map_err(|_| {
+        Error::InvalidInput(format!(
+            "the secret agent_id is {text:?}; an AgentId is a number such as 1000002"
+        ))
+    })
+}
+
 fn send_app_message(config: AppConfig, input: SendInput, _: &Context) -> Result<SendOutput, Error> {
     let to: Vec<&str> = input
         .touser
@@ -488,7 +511,7 @@ fn send_app_message(config: AppConfig, input: SendInput, _: &Context) -> Result<
     if to.is_empty() {
         return Err(Error::InvalidInput("touser names nobody".into()));
     }
-    let mut body = json!({ "touser": to.join("|"), "agentid": config.agent_id });
+    let mut body = json!({ "touser": to.join("|"), "agentid": agent_id(&config)? });
     input.message.write_into(&mut body)?;
     let v = call_api(&config.api_base, "/cgi-bin/message/send", Some(&body))?;
     Ok(SendOutput {
@@ -550,6 +573,7 @@ mod tests {
             "upload_media",
             "wecom",
             "encoding_aes_key",
+            "agent_id",
             "corp_id",
             "send_app_message",
             "inbound: true",

@@ -143,8 +143,14 @@ async fn describe(state: &AppState, workspace: &str, name: &str) -> ApiResult<Op
                 "last_error": p.last_error.and_then(|e| serde_json::from_str::<Value>(&e).ok()),
             })
         });
+    let inbound_health = if manifest.inbound {
+        state.inbound.read(&state.db, workspace, name).await?
+    } else {
+        None
+    };
     Ok(Some(json!({
         "poll": poll,
+        "inbound_health": inbound_health,
         "polls": manifest.poll,
         "inbound": manifest.inbound,
         "name": name,

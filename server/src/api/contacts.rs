@@ -2,64 +2,45 @@
 //! pointer), and a lead's consent (revoked or restored by an admin).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use trellis_model::contact_policy::ContactPolicy;
 use utoipa::ToSchema;
 
-use super::audit;
-use crate::api::body::{ApiJson, from_value};
-use crate::api::signals::{read_doc, refuse_problems, save_doc};
+use super::{audit, documents};
+use crate::api::body::ApiJson;
 use crate::auth::{Caller, Role};
-use crate::contacts::CONTACT_POLICY_DOC;
+use crate::docs::DocKind;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
 /// The workspace's contact policy (the built-in one until it saves its own).
 #[utoipa::path(get, path = "/api/v1/contact-policy", tag = "leads",
-    responses((status = 200, description = "`{builtin, doc: {caps, quiet_hours, default_time_zone}}`", body = Object)))]
+    responses((status = 200, description = "`{builtin, version, doc: {caps, quiet_hours, default_time_zone}}`", body = Object)))]
 pub async fn get_policy(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
     Ok(Json(
-        read_doc(
-            &state,
-            &caller,
-            CONTACT_POLICY_DOC,
-            "doc",
-            ContactPolicy::builtin(),
-        )
-        .await?,
+        documents::read(&state, &caller, DocKind::ContactPolicy, "doc").await?,
     ))
 }
 
-/// Replaces the contact policy (admins). It applies to calls decided from now on; every
-/// problem is reported with its JSON pointer. The audit log keeps each saved policy.
+/// Replaces the contact policy with a new version (admins; history, diff and rollback
+/// under `/api/v1/documents/contact-policy`). It applies to calls decided from now on;
+/// every problem is reported with its JSON pointer.
 #[utoipa::path(put, path = "/api/v1/contact-policy", tag = "leads", request_body = Object,
-    responses((status = 200, description = "saved", body = Object),
+    params(documents::SaveQuery),
+    responses((status = 200, description = "`{saved, version, updated_at}`", body = Object),
+        (status = 409, description = "stale base version"),
         (status = 422, description = "invalid policy, with `problems`")))]
 pub async fn put_policy(
     State(state): State<AppState>,
     caller: Caller,
+    query: Result<Query<documents::SaveQuery>, QueryRejection>,
     ApiJson(doc): ApiJson<Value>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    caller.require(Role::Admin)?;
-    let policy: ContactPolicy = from_value(doc.clone())?;
-    refuse_problems("the policy has", &policy.problems())?;
-    let canonical = serde_json::to_value(&policy).map_err(ApiError::internal)?;
-    let now = save_doc(&state, &caller, CONTACT_POLICY_DOC, &canonical).await?;
-    state.contacts.policies.forget(&caller.workspace_id);
-    audit(
-        &state.db,
-        &caller,
-        "contact_policy.save",
-        CONTACT_POLICY_DOC,
-        json!({ "policy": canonical }),
-    )
-    .await?;
-    Ok((
-        StatusCode::OK,
-        Json(json!({ "saved": true, "updated_at": now })),
+) -> ApiResult<Json<Value>> {
+    Ok(Json(
+        documents::save(&state, &caller, DocKind::ContactPolicy, doc, query).await?,
     ))
 }
 

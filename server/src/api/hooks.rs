@@ -13,6 +13,7 @@ use trellis_model::node_types::{TriggerConfig, TriggerKind};
 
 use crate::api::body::read_body;
 use crate::error::{ApiError, ApiResult};
+use crate::inbound_health::Delivery;
 use crate::runs::RunStatus;
 use crate::state::AppState;
 
@@ -210,6 +211,14 @@ pub async fn connector_hook(
         Err(ConnectorError::NotFound { message }) => return Err(ApiError::not_found(message)),
         Err(e) => {
             tracing::warn!(connector = %name, error = %e, "connector webhook failed");
+            state.inbound.record(
+                workspace,
+                &name,
+                Delivery::Failed {
+                    status: StatusCode::BAD_GATEWAY.as_u16(),
+                    reason: e.to_string(),
+                },
+            );
             return Err(ApiError::new(
                 StatusCode::BAD_GATEWAY,
                 "connector failed",
@@ -220,10 +229,51 @@ pub async fn connector_hook(
     };
     // Each event goes through the event intake: one it refuses is logged with its place
     // in the delivery, and the rest are recorded.
-    let batch = state
+    let batch = match state
         .events
         .record_batch(workspace, &name, inbound.events)
-        .await?;
+        .await
+    {
+        Ok(b) => b,
+        Err(e) => {
+            let e = ApiError::from(e);
+            state.inbound.record(
+                workspace,
+                &name,
+                Delivery::Failed {
+                    status: e.status.as_u16(),
+                    reason: e.detail.clone(),
+                },
+            );
+            return Err(e);
+        }
+    };
+    // What the sender was told: the connector's refusal (a bad signature, a wrong write
+    // key) or the events the intake refused count as a failure, with the reason.
+    let status = inbound.response.status;
+    let delivery = if status >= 400 {
+        // A problem body's `detail`, else the body as text.
+        let body = &inbound.response.body;
+        let reason = serde_json::from_slice::<Value>(body)
+            .ok()
+            .and_then(|v| v["detail"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
+        Delivery::Failed { status, reason }
+    } else if let Some(first) = batch.refused.first() {
+        Delivery::Failed {
+            status,
+            reason: format!(
+                "{} event(s) refused; the first, #{} ({:.100}): {}",
+                batch.refused.len(),
+                first.index,
+                first.id,
+                first.problem
+            ),
+        }
+    } else {
+        Delivery::Answered
+    };
+    state.inbound.record(workspace, &name, delivery);
     metrics::counter!("trellis_connector_inbound_events_total", "connector" => name.clone())
         .increment(batch.recorded);
     if !batch.refused.is_empty() {

@@ -4,6 +4,7 @@
 pub mod body;
 mod connectors;
 mod contacts;
+mod documents;
 mod events;
 mod flows;
 pub mod guard;
@@ -144,6 +145,10 @@ pub fn openapi_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(meta::flow_schema))
         .routes(routes!(meta::audit_log))
         .routes(routes!(settings::get_limits, settings::put_limits))
+        .routes(routes!(documents::list_versions))
+        .routes(routes!(documents::get_version))
+        .routes(routes!(documents::diff))
+        .routes(routes!(documents::rollback))
         .split_for_parts()
 }
 

@@ -1,15 +1,16 @@
 //! Workspace settings: the limits an admin may tune within fixed maxima.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use serde_json::{Value, json};
 
-use super::audit;
-use super::signals::save_doc;
+use super::documents;
 use crate::api::body::ApiJson;
-use crate::auth::{Caller, Role};
+use crate::auth::Caller;
+use crate::docs::DocKind;
 use crate::error::{ApiError, ApiResult};
-use crate::limits::{LIMITS_DOC, Limits};
+use crate::limits::Limits;
 use crate::state::AppState;
 
 /// The workspace's limits in force, with the defaults and the maxima.
@@ -24,28 +25,23 @@ pub async fn get_limits(State(state): State<AppState>, caller: Caller) -> ApiRes
     })))
 }
 
-/// Sets the workspace's limits (admin); a field left out keeps its default. Every value out
-/// of range is reported with its pointer.
+/// Sets the workspace's limits (admin) as a new version (history under
+/// `/api/v1/documents/limits`); a field left out keeps its default. Every value out of
+/// range is reported with its pointer.
 #[utoipa::path(put, path = "/api/v1/settings/limits", tag = "meta", request_body = Limits,
-    responses((status = 200, description = "`{limits}`", body = Object), (status = 422, description = "out of range")))]
+    params(documents::SaveQuery),
+    responses((status = 200, description = "`{limits, version}`", body = Object),
+        (status = 409, description = "stale base version"),
+        (status = 422, description = "out of range")))]
 pub async fn put_limits(
     State(state): State<AppState>,
     caller: Caller,
+    query: Result<Query<documents::SaveQuery>, QueryRejection>,
     ApiJson(limits): ApiJson<Limits>,
 ) -> ApiResult<Json<Value>> {
-    caller.require(Role::Admin)?;
-    let problems = limits.problems();
-    if let Some((pointer, detail)) = problems.first() {
-        let all: Vec<Value> = problems
-            .iter()
-            .map(|(p, d)| json!({ "pointer": p, "message": d }))
-            .collect();
-        return Err(ApiError::invalid(pointer.clone(), detail.clone())
-            .with_extra(json!({ "problems": all })));
-    }
     let doc = serde_json::to_value(limits).map_err(ApiError::internal)?;
-    save_doc(&state, &caller, LIMITS_DOC, &doc).await?;
-    state.limits.forget(&caller.workspace_id);
-    audit(&state.db, &caller, "limits.set", LIMITS_DOC, doc).await?;
-    Ok(Json(json!({ "limits": limits })))
+    let saved = documents::save(&state, &caller, DocKind::Limits, doc, query).await?;
+    Ok(Json(
+        json!({ "limits": limits, "version": saved["version"] }),
+    ))
 }

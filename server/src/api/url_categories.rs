@@ -2,18 +2,18 @@
 //! and the pages recently seen with the category each was given.
 
 use axum::Json;
-use axum::extract::State;
-use axum::http::StatusCode;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use serde_json::{Value, json};
-use trellis_model::url_categories::{KNOWN, UrlCategories};
+use trellis_model::url_categories::KNOWN;
 
-use super::audit;
-use crate::api::body::{ApiJson, from_value};
-use crate::api::signals::{read_doc, refuse_problems, save_doc};
-use crate::auth::{Caller, Role};
+use super::documents;
+use crate::api::body::ApiJson;
+use crate::auth::Caller;
+use crate::docs::DocKind;
 use crate::error::ApiResult;
 use crate::state::AppState;
-use crate::url_categories::{URL_CATEGORIES_DOC, recent_pages};
+use crate::url_categories::recent_pages;
 
 fn known() -> Value {
     json!(
@@ -27,48 +27,29 @@ fn known() -> Value {
 /// The workspace's rules (the built-in ones until it saves its own), and the categories
 /// the studio offers with their words.
 #[utoipa::path(get, path = "/api/v1/url-categories", tag = "signals",
-    responses((status = 200, description = "`{builtin, doc: {rules}, known}`", body = Object)))]
+    responses((status = 200, description = "`{builtin, version, doc: {rules}, known}`", body = Object)))]
 pub async fn get_rules(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
-    let mut out = read_doc(
-        &state,
-        &caller,
-        URL_CATEGORIES_DOC,
-        "doc",
-        UrlCategories::builtin(),
-    )
-    .await?;
+    let mut out = documents::read(&state, &caller, DocKind::UrlCategories, "doc").await?;
     out["known"] = known();
     Ok(Json(out))
 }
 
-/// Replaces the rules (builders). They apply to events recorded from now on; every
+/// Replaces the rules with a new version (builders; history under
+/// `/api/v1/documents/url-categories`). They apply to events recorded from now on; every
 /// problem is reported with its JSON pointer.
 #[utoipa::path(put, path = "/api/v1/url-categories", tag = "signals", request_body = Object,
-    responses((status = 200, description = "saved", body = Object),
+    params(documents::SaveQuery),
+    responses((status = 200, description = "`{saved, version, updated_at}`", body = Object),
+        (status = 409, description = "stale base version"),
         (status = 422, description = "invalid rules, with `problems`")))]
 pub async fn put_rules(
     State(state): State<AppState>,
     caller: Caller,
+    query: Result<Query<documents::SaveQuery>, QueryRejection>,
     ApiJson(doc): ApiJson<Value>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    caller.require(Role::Builder)?;
-    let rules: UrlCategories = from_value(doc.clone())?;
-    if let Err(problems) = rules.compile() {
-        refuse_problems("the rules have", &problems)?;
-    }
-    let now = save_doc(&state, &caller, URL_CATEGORIES_DOC, &doc).await?;
-    state.events.categories.forget(&caller.workspace_id);
-    audit(
-        &state.db,
-        &caller,
-        "url_categories.save",
-        URL_CATEGORIES_DOC,
-        json!({ "rules": rules.rules.len() }),
-    )
-    .await?;
-    Ok((
-        StatusCode::OK,
-        Json(json!({ "saved": true, "updated_at": now })),
+) -> ApiResult<Json<Value>> {
+    Ok(Json(
+        documents::save(&state, &caller, DocKind::UrlCategories, doc, query).await?,
     ))
 }
 

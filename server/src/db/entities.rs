@@ -70,6 +70,52 @@ pub mod doc_version {
         /// A workspace's scoring model; its id is the workspace's (one model each).
         #[sea_orm(string_value = "scoring_model")]
         ScoringModel,
+        /// The workspace documents below have their id the workspace's (one each) and their
+        /// head in `workspace_docs`; a saved version applies at once.
+        /// The contact policy (caps, quiet hours).
+        #[sea_orm(string_value = "contact_policy")]
+        ContactPolicy,
+        /// The URL-category rules applied at ingest.
+        #[sea_orm(string_value = "url_categories")]
+        UrlCategories,
+        /// The purchase-signal lexicon.
+        #[sea_orm(string_value = "signal_lexicon")]
+        SignalLexicon,
+        /// The next-best-action rules.
+        #[sea_orm(string_value = "nba_rules")]
+        NbaRules,
+        /// The workspace's limits (body sizes, run state, retention).
+        #[sea_orm(string_value = "limits")]
+        Limits,
+    }
+
+    impl DocKind {
+        /// The kinds kept in `workspace_docs`, one document per workspace.
+        pub const WORKSPACE: [DocKind; 5] = [
+            DocKind::ContactPolicy,
+            DocKind::UrlCategories,
+            DocKind::SignalLexicon,
+            DocKind::NbaRules,
+            DocKind::Limits,
+        ];
+
+        /// A document kept in `workspace_docs` (its versions apply as they are saved).
+        pub fn is_workspace_doc(self) -> bool {
+            Self::WORKSPACE.contains(&self)
+        }
+
+        /// The name stored in `doc_versions.kind` and `workspace_docs.kind`.
+        pub fn as_str(self) -> &'static str {
+            match self {
+                DocKind::Flow => "flow",
+                DocKind::ScoringModel => "scoring_model",
+                DocKind::ContactPolicy => "contact_policy",
+                DocKind::UrlCategories => "url_categories",
+                DocKind::SignalLexicon => "signal_lexicon",
+                DocKind::NbaRules => "nba_rules",
+                DocKind::Limits => "limits",
+            }
+        }
     }
 
     /// One immutable version of a document.
@@ -571,13 +617,16 @@ pub mod workspace_doc {
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
         pub workspace_id: String,
-        /// `signal_lexicon` or `nba_rules`.
+        /// One of [`DocKind::WORKSPACE`].
         #[sea_orm(primary_key, auto_increment = false)]
-        pub kind: String,
+        pub kind: super::doc_version::DocKind,
+        /// The version in force (its text in `doc`).
         #[sea_orm(column_type = "Text")]
         pub doc: String,
         pub author: String,
         pub updated_at: DateTimeUtc,
+        /// The number of the version in `doc` (its row in `doc_versions`).
+        pub version: i32,
     }
     no_relations!();
 }
@@ -766,4 +815,25 @@ pub mod consent_revocation {
         #[sea_orm(string_value = "admin")]
         Admin,
     }
+}
+
+/// What each connector's inbound deliveries came to (see `inbound_health`).
+pub mod connector_inbound {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "connector_inbound")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub workspace_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub connector: String,
+        pub ok_total: i64,
+        pub failed_total: i64,
+        pub last_ok_ms: Option<i64>,
+        pub last_failed_ms: Option<i64>,
+        pub last_status: Option<i32>,
+        #[sea_orm(column_type = "Text", nullable)]
+        pub last_failure: Option<String>,
+    }
+    no_relations!();
 }

@@ -67,7 +67,53 @@ pub async fn connect(location: &DbLocation) -> anyhow::Result<DatabaseConnection
     Migrator::up(&db, None)
         .await
         .context("running migrations")?;
+    version_unversioned_docs(&db)
+        .await
+        .context("keeping workspace documents saved before versions as version 1")?;
     Ok(db)
+}
+
+/// Files each workspace document saved before versions were kept (`workspace_docs.version`
+/// 0) as its version 1, so its history starts with it and a rollback can return to it.
+pub async fn version_unversioned_docs(db: &DatabaseConnection) -> Result<(), sea_orm::DbErr> {
+    use entities::{doc_version, workspace_doc};
+    use sea_orm::sea_query::Expr;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+    let rows = workspace_doc::Entity::find()
+        .filter(workspace_doc::Column::Version.eq(0))
+        .all(db)
+        .await?;
+    for row in rows {
+        let txn = db.begin().await?;
+        let moved = workspace_doc::Entity::update_many()
+            .col_expr(workspace_doc::Column::Version, Expr::value(1))
+            .filter(workspace_doc::Column::WorkspaceId.eq(&row.workspace_id))
+            .filter(workspace_doc::Column::Kind.eq(row.kind))
+            .filter(workspace_doc::Column::Version.eq(0))
+            .exec(&txn)
+            .await?
+            .rows_affected;
+        // Another process starting at the same time filed it.
+        if moved == 1 {
+            let body: serde_json::Value =
+                serde_json::from_str(&row.doc).unwrap_or(serde_json::Value::Null);
+            doc_version::Entity::insert(doc_version::ActiveModel::from(doc_version::Model {
+                workspace_id: row.workspace_id.clone(),
+                kind: row.kind,
+                doc_id: row.workspace_id.clone(),
+                number: 1,
+                hash: trellis_model::canonical::content_hash(&body),
+                doc: row.doc.clone(),
+                author: row.author.clone(),
+                message: "saved before versions were kept".into(),
+                created_at: row.updated_at,
+            }))
+            .exec_without_returning(&txn)
+            .await?;
+        }
+        txn.commit().await?;
+    }
+    Ok(())
 }
 
 /// Connections for long reads beside `db` (already connected and migrated): on SQLite two

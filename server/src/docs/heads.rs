@@ -8,7 +8,7 @@ use trellis_model::FlowDoc;
 use trellis_model::node_types::{TriggerConfig, TriggerKind};
 
 use super::{DocError, DocKind, DocRef, Head, Version};
-use crate::db::entities::{flow, flow_trigger, scoring_model};
+use crate::db::entities::{flow, flow_trigger, scoring_model, workspace_doc};
 
 /// The head of `doc`, if the document exists (a deleted flow does not).
 pub(super) async fn read<C: ConnectionTrait>(
@@ -26,6 +26,18 @@ pub(super) async fn read<C: ConnectionTrait>(
             .map(|m| Head {
                 latest: m.latest_version,
                 published: m.published_version,
+            }),
+        // A workspace document's latest version is the one in force.
+        kind @ (DocKind::ContactPolicy
+        | DocKind::UrlCategories
+        | DocKind::SignalLexicon
+        | DocKind::NbaRules
+        | DocKind::Limits) => workspace_doc::Entity::find_by_id((doc.workspace.to_owned(), kind))
+            .one(conn)
+            .await?
+            .map(|d| Head {
+                latest: d.version,
+                published: Some(d.version),
             }),
     })
 }
@@ -55,6 +67,48 @@ pub(super) async fn advance<C: ConnectionTrait>(
     let next = base + 1;
     let now = Utc::now();
     let moved = match doc.kind {
+        // The head row comes with the first version; its document is written when the
+        // version is published, in the same transaction.
+        kind @ (DocKind::ContactPolicy
+        | DocKind::UrlCategories
+        | DocKind::SignalLexicon
+        | DocKind::NbaRules
+        | DocKind::Limits)
+            if base == 0 =>
+        {
+            workspace_doc::Entity::insert(workspace_doc::ActiveModel {
+                workspace_id: Set(doc.workspace.to_owned()),
+                kind: Set(kind),
+                doc: Set("null".into()),
+                author: Set(String::new()),
+                updated_at: Set(now),
+                version: Set(next),
+            })
+            .on_conflict(
+                OnConflict::columns([
+                    workspace_doc::Column::WorkspaceId,
+                    workspace_doc::Column::Kind,
+                ])
+                .do_nothing()
+                .to_owned(),
+            )
+            .exec_without_returning(conn)
+            .await?
+        }
+        kind @ (DocKind::ContactPolicy
+        | DocKind::UrlCategories
+        | DocKind::SignalLexicon
+        | DocKind::NbaRules
+        | DocKind::Limits) => {
+            workspace_doc::Entity::update_many()
+                .col_expr(workspace_doc::Column::Version, SqlExpr::value(next))
+                .filter(workspace_doc::Column::WorkspaceId.eq(doc.workspace))
+                .filter(workspace_doc::Column::Kind.eq(kind))
+                .filter(workspace_doc::Column::Version.eq(base))
+                .exec(conn)
+                .await?
+                .rows_affected
+        }
         DocKind::Flow => {
             let mut update = flow::Entity::update_many()
                 .col_expr(flow::Column::LatestVersion, SqlExpr::value(next))
@@ -110,7 +164,8 @@ pub(super) async fn advance<C: ConnectionTrait>(
 
 /// Points the head at `v`. A flow's trigger is routed to it (a webhook path is unique per
 /// workspace); a scoring model's rescore to it is recorded as started (the caller runs it
-/// once the transaction commits).
+/// once the transaction commits); a workspace document's text becomes `v`'s (callers
+/// publish only its latest version: saves and rollbacks).
 pub(super) async fn publish<C: ConnectionTrait>(
     conn: &C,
     doc: DocRef<'_>,
@@ -118,6 +173,23 @@ pub(super) async fn publish<C: ConnectionTrait>(
 ) -> Result<(), DocError> {
     let now = Utc::now();
     match doc.kind {
+        kind @ (DocKind::ContactPolicy
+        | DocKind::UrlCategories
+        | DocKind::SignalLexicon
+        | DocKind::NbaRules
+        | DocKind::Limits) => {
+            workspace_doc::Entity::update_many()
+                .col_expr(workspace_doc::Column::Doc, SqlExpr::value(v.doc.clone()))
+                .col_expr(
+                    workspace_doc::Column::Author,
+                    SqlExpr::value(v.author.clone()),
+                )
+                .col_expr(workspace_doc::Column::UpdatedAt, SqlExpr::value(now))
+                .filter(workspace_doc::Column::WorkspaceId.eq(doc.workspace))
+                .filter(workspace_doc::Column::Kind.eq(kind))
+                .exec(conn)
+                .await?;
+        }
         DocKind::Flow => {
             route_trigger(conn, doc, v).await?;
             flow::Entity::update_many()

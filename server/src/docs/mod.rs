@@ -6,7 +6,8 @@
 //! same transaction.
 //!
 //! - this file: the store's operations and types;
-//! - `heads`: where each kind keeps its head, and what publishing it also does;
+//! - `heads`: where each kind keeps its head, and what publishing it also does (a workspace
+//!   document, one per workspace such as the contact policy, is published as it is saved);
 //! - `flows`: what only flows have (create with a name, list with the last run, archive).
 
 mod flows;
@@ -51,19 +52,29 @@ impl<'a> DocRef<'a> {
         }
     }
 
+    /// The workspace's document of a kind kept one per workspace (one of
+    /// [`DocKind::WORKSPACE`]: the contact policy, URL categories, …), named by it.
+    pub fn workspace_doc(workspace: &'a str, kind: DocKind) -> DocRef<'a> {
+        DocRef {
+            workspace,
+            kind,
+            id: workspace,
+        }
+    }
+
     /// How the audit log names the document.
     fn target(&self) -> &'a str {
         match self.kind {
             DocKind::Flow => self.id,
-            DocKind::ScoringModel => "scoring_model",
+            other => other.as_str(),
         }
     }
 
     /// The prefix of the document's audit actions.
     fn audit_prefix(&self) -> &'static str {
         match self.kind {
-            DocKind::Flow => "flow",
             DocKind::ScoringModel => "scoring",
+            other => other.as_str(),
         }
     }
 
@@ -72,6 +83,11 @@ impl<'a> DocRef<'a> {
         match self.kind {
             DocKind::Flow => format!("flow {:?}", self.id),
             DocKind::ScoringModel => "the scoring model".into(),
+            DocKind::ContactPolicy => "the contact policy".into(),
+            DocKind::UrlCategories => "the URL categories".into(),
+            DocKind::SignalLexicon => "the signal lexicon".into(),
+            DocKind::NbaRules => "the next-best-action rules".into(),
+            DocKind::Limits => "the limits".into(),
         }
     }
 }
@@ -129,6 +145,10 @@ impl DocError {
             DocKind::ScoringModel => {
                 "this workspace has no scoring model yet; save one first".into()
             }
+            _ => format!(
+                "this workspace has not saved its own {} yet; it uses the built-in one",
+                doc.describe().trim_start_matches("the ")
+            ),
         })
     }
 }
@@ -138,6 +158,15 @@ pub async fn head<C: ConnectionTrait>(conn: &C, doc: DocRef<'_>) -> Result<Head,
     heads::read(conn, doc)
         .await?
         .ok_or_else(|| DocError::missing(doc))
+}
+
+/// The head of `doc`, if it exists (a workspace document the workspace never saved does
+/// not).
+pub async fn find_head<C: ConnectionTrait>(
+    conn: &C,
+    doc: DocRef<'_>,
+) -> Result<Option<Head>, DocError> {
+    Ok(heads::read(conn, doc).await?)
 }
 
 /// One version of `doc`, or [`DocError::NoVersion`].
@@ -221,7 +250,7 @@ pub async fn save_as<C: ConnectionTrait>(
     author: Author<'_>,
     action: &str,
 ) -> Result<i32, DocError> {
-    let next = append(
+    let v = append(
         conn,
         doc,
         edit.base,
@@ -232,8 +261,12 @@ pub async fn save_as<C: ConnectionTrait>(
         // A save names the flow as its document does.
         edit.body.get("name").and_then(Value::as_str),
     )
-    .await?
-    .number;
+    .await?;
+    // A workspace document applies as it is saved.
+    if doc.kind.is_workspace_doc() {
+        heads::publish(conn, doc, &v).await?;
+    }
+    let next = v.number;
     audit(
         conn,
         doc,

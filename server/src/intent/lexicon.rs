@@ -3,10 +3,8 @@
 use anyhow::Context as _;
 use trellis_model::signals::{Detector, Lexicon};
 
+use crate::db::entities::doc_version::DocKind;
 use crate::workspace_docs::CompiledDocs;
-
-/// `workspace_docs.kind` of a workspace's signal lexicon.
-pub const LEXICON_DOC: &str = "signal_lexicon";
 
 /// Purchase-signal detectors per workspace: the workspace's own lexicon when it has saved
 /// one, otherwise the built-in one.
@@ -15,7 +13,7 @@ pub type Detectors = CompiledDocs<Detector>;
 /// The detectors' cache.
 pub fn detectors() -> Detectors {
     CompiledDocs::new(
-        LEXICON_DOC,
+        DocKind::SignalLexicon,
         || Ok(Detector::builtin()),
         |text| {
             let lexicon: Lexicon = serde_json::from_str(text).context("stored signal lexicon")?;

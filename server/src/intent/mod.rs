@@ -16,7 +16,7 @@ use sea_orm::DatabaseConnection;
 use crate::events::Events;
 use crate::leads::Models;
 use crate::runs::Runs;
-pub use lexicon::{Detectors, LEXICON_DOC};
+pub use lexicon::Detectors;
 pub use suggestions::{Running, SuggestStatus, Suggestions};
 
 /// The intent engine: shared by the API, the workers (as a call host) and the rescores.

@@ -1091,15 +1091,12 @@ pub async fn all<C: ConnectionTrait>(
         .await
 }
 
-/// `workspace_docs.kind` of a workspace's next-best-action rules.
-pub const NBA_DOC: &str = "nba_rules";
-
 /// How far back the signals and events next-best-action rules see go.
 const NBA_DAYS: i64 = 30;
 
 /// The workspace's next-best-action rules (the built-in ones until it saves its own).
 pub async fn nba_rules<C: ConnectionTrait>(conn: &C, workspace: &str) -> Result<Rules, LeadError> {
-    match workspace_doc::Entity::find_by_id((workspace.to_owned(), NBA_DOC.to_owned()))
+    match workspace_doc::Entity::find_by_id((workspace.to_owned(), crate::docs::DocKind::NbaRules))
         .one(conn)
         .await?
     {

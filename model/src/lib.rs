@@ -27,6 +27,7 @@ pub mod schedule;
 pub mod scoring;
 pub mod signals;
 pub mod summary;
+pub mod task_units;
 pub mod url_categories;
 pub mod validate;
 

@@ -23,6 +23,7 @@ mod m20261206_000017_users;
 mod m20261207_000018_contacts;
 mod m20261207_000019_workspace_doc_versions;
 mod m20261207_000020_connector_inbound;
+mod m20261207_000021_people;
 
 #[derive(Debug)]
 pub struct Migrator;
@@ -51,6 +52,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000018_contacts::Migration),
             Box::new(m20261207_000019_workspace_doc_versions::Migration),
             Box::new(m20261207_000020_connector_inbound::Migration),
+            Box::new(m20261207_000021_people::Migration),
         ]
     }
 }

@@ -50,6 +50,34 @@ impl Function {
         Function::Management,
     ];
 
+    /// The code stored and sent (`warehouse`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Function::Sales => "sales",
+            Function::Fae => "fae",
+            Function::Finance => "finance",
+            Function::Legal => "legal",
+            Function::Marketing => "marketing",
+            Function::Warehouse => "warehouse",
+            Function::Purchasing => "purchasing",
+            Function::Service => "service",
+            Function::Customs => "customs",
+            Function::Logistics => "logistics",
+            Function::Management => "management",
+        }
+    }
+
+    /// A function by its code (`warehouse`) or its Chinese word (`仓储`; `FAE` and `售前`
+    /// too).
+    pub fn parse(text: &str) -> Option<Function> {
+        let t = text.trim();
+        Function::ALL.into_iter().find(|f| {
+            f.as_str().eq_ignore_ascii_case(t)
+                || f.words().0 == t
+                || (*f == Function::Fae && (t.eq_ignore_ascii_case("FAE") || t == "售前"))
+        })
+    }
+
     /// The function in words, zh and en.
     pub fn words(self) -> (&'static str, &'static str) {
         match self {

@@ -20,6 +20,7 @@ pub mod lead_actions;
 pub mod leads;
 pub mod limits;
 pub mod offline;
+pub mod people;
 pub mod retention;
 pub mod routes;
 pub mod runs;

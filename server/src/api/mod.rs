@@ -13,6 +13,7 @@ mod hooks;
 mod inbox;
 mod leads;
 mod meta;
+mod people;
 mod runs;
 mod scoring;
 mod settings;
@@ -53,6 +54,7 @@ use crate::state::AppState;
         (name = "scoring", description = "The scoring model: versions, diff, publish (rescoring every lead) and rollback"),
         (name = "signals", description = "Purchase signals in text, and the workspace's lexicon"),
         (name = "connectors", description = "Connector plugins: publish, versions, grants, secrets, limits"),
+        (name = "task_units", description = "Task units (作战单元): the people directory they are staffed from"),
         (name = "meta", description = "Node types, schemas, health")
     )
 )]
@@ -145,6 +147,9 @@ pub fn openapi_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(meta::flow_schema))
         .routes(routes!(meta::audit_log))
         .routes(routes!(settings::get_limits, settings::put_limits))
+        .routes(routes!(people::list))
+        .routes(routes!(people::import))
+        .routes(routes!(people::get, people::put, people::remove))
         .routes(routes!(documents::list_versions))
         .routes(routes!(documents::get_version))
         .routes(routes!(documents::diff))

@@ -837,3 +837,25 @@ pub mod connector_inbound {
     }
     no_relations!();
 }
+
+/// The people directory (see `people`).
+pub mod person {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "people")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub workspace_id: String,
+        /// The member's WeCom user id.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub name: String,
+        /// `trellis_model::task_units::Function`, snake case.
+        pub function: String,
+        /// The member (`trellis_model::task_units::Member`) as JSON.
+        #[sea_orm(column_type = "Text")]
+        pub doc: String,
+        pub updated_at: DateTimeUtc,
+    }
+    no_relations!();
+}

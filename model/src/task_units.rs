@@ -164,6 +164,47 @@ impl Member {
     }
 }
 
+/// The items of a list as people type it: `a; b`, `a、b`, `a，b`.
+pub fn list_items(text: &str) -> impl Iterator<Item = &str> {
+    text.split([';', '；', ',', '，', '、', '|'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+/// Skills as people type them, `inventory:4; erp：3`; each item that does not read is
+/// said in words (a name and a level of 1 to 5).
+pub fn parse_skills(text: &str) -> Result<BTreeMap<String, u8>, Vec<String>> {
+    let mut skills = BTreeMap::new();
+    let mut problems = Vec::new();
+    for item in list_items(text) {
+        let parsed = item
+            .split_once([':', '：'])
+            .and_then(|(s, l)| Some((s.trim(), l.trim().parse::<u8>().ok()?)));
+        match parsed {
+            Some((skill, level)) if !skill.is_empty() && (1..=MAX_LEVEL).contains(&level) => {
+                skills.insert(skill.to_owned(), level);
+            }
+            _ => problems.push(format!(
+                "{item:?}: write a skill as name:level, the level 1 to {MAX_LEVEL}"
+            )),
+        }
+    }
+    if problems.is_empty() {
+        Ok(skills)
+    } else {
+        Err(problems)
+    }
+}
+
+/// Skills as people type them back: `erp:3; inventory:4`.
+pub fn skills_text(skills: &BTreeMap<String, u8>) -> String {
+    skills
+        .iter()
+        .map(|(s, l)| format!("{s}:{l}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// A skill a role needs, at a minimum level.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -8,7 +8,7 @@ use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
 };
-use trellis_model::task_units::{Function, MAX_LEVEL, Member};
+use trellis_model::task_units::{Function, Member, list_items, parse_skills};
 
 use crate::db::entities::person;
 
@@ -138,13 +138,6 @@ pub const COLUMNS: [&str; 10] = [
     "active",
 ];
 
-/// Splits a list cell: `a; b`, `a、b`, `a，b`.
-fn items(cell: &str) -> impl Iterator<Item = &str> {
-    cell.split([';', '；', ',', '，', '、', '|'])
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-}
-
 /// Reads a directory export: a header naming [`COLUMNS`] (in any order; others are
 /// refused), one member per line. Skills are `inventory:4; sourcing:3` (level 1–5),
 /// permissions `emergency_air_freight; sign_off`, the function its code or its Chinese
@@ -225,22 +218,10 @@ pub fn parse_csv(text: &str) -> Result<Vec<Member>, Vec<CsvProblem>> {
             ));
             0
         });
-        let mut skills = std::collections::BTreeMap::new();
-        for item in items(cell("skills")) {
-            let parsed = item
-                .split_once([':', '：'])
-                .and_then(|(s, l)| Some((s.trim(), l.trim().parse::<u8>().ok()?)));
-            match parsed {
-                Some((skill, level)) if !skill.is_empty() && (1..=MAX_LEVEL).contains(&level) => {
-                    skills.insert(skill.to_owned(), level);
-                }
-                _ => problems.push(problem(
-                    line,
-                    "skills",
-                    format!("{item:?}: write a skill as name:level, the level 1 to {MAX_LEVEL}"),
-                )),
-            }
-        }
+        let skills = parse_skills(cell("skills")).unwrap_or_else(|wrong| {
+            problems.extend(wrong.into_iter().map(|m| problem(line, "skills", m)));
+            Default::default()
+        });
         let active = match cell("active").to_ascii_lowercase().as_str() {
             "" | "yes" | "y" | "true" | "1" | "是" | "在职" => true,
             "no" | "n" | "false" | "0" | "否" | "离职" => false,
@@ -256,7 +237,7 @@ pub fn parse_csv(text: &str) -> Result<Vec<Member>, Vec<CsvProblem>> {
             function,
             region: optional("region"),
             skills,
-            permissions: items(cell("permissions")).map(str::to_owned).collect(),
+            permissions: list_items(cell("permissions")).map(str::to_owned).collect(),
             capacity,
             time_zone: optional("time_zone").unwrap_or_else(|| "Asia/Shanghai".into()),
             manager: optional("manager"),

@@ -321,6 +321,47 @@ pub async fn get_text(token: &str, path: &str) -> Result<String, ApiError> {
     }
 }
 
+/// Why an import was refused: each problem (`{line, column, message}`), or another error.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ImportError {
+    Problems(Vec<serde_json::Value>),
+    Other(ApiError),
+}
+
+/// `POST`s a CSV file; the answer, or the problems the server found in it.
+pub async fn post_csv(
+    token: &str,
+    path: &str,
+    text: String,
+) -> Result<serde_json::Value, ImportError> {
+    let response = with_credential(Request::post(path), token)
+        .header("Content-Type", "text/csv; charset=utf-8")
+        .body(text)
+        .map_err(|e| ImportError::Other(ApiError::Other(e.to_string())))?
+        .send()
+        .await
+        .map_err(|e| ImportError::Other(ApiError::Other(e.to_string())))?;
+    match response.status() {
+        200..=299 => response
+            .json()
+            .await
+            .map_err(|e| ImportError::Other(ApiError::Other(e.to_string()))),
+        401 => Err(ImportError::Other(ApiError::Unauthorized)),
+        422 => {
+            let v: serde_json::Value = response.json().await.unwrap_or_default();
+            match v["problems"].as_array() {
+                Some(p) if !p.is_empty() => Err(ImportError::Problems(p.clone())),
+                _ => Err(ImportError::Other(ApiError::Other(
+                    v["detail"].as_str().unwrap_or("422").to_owned(),
+                ))),
+            }
+        }
+        _ => Err(ImportError::Other(ApiError::Other(
+            problem_detail(response).await,
+        ))),
+    }
+}
+
 /// `DELETE` a resource.
 pub async fn delete(token: &str, path: &str) -> Result<(), ApiError> {
     let response = with_credential(Request::delete(path), token)

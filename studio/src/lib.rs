@@ -12,6 +12,7 @@ mod condition;
 mod connectors;
 mod contact_policy;
 mod dialog;
+mod directory;
 mod doc_editor;
 mod editor;
 mod flows;
@@ -101,6 +102,8 @@ pub enum Page {
     UrlCategories,
     /// The contact policy (联系策略).
     ContactPolicy,
+    /// The people directory task units are staffed from (人员目录).
+    Directory,
     People,
     /// An invitation or a password reset, opened from its link.
     Ticket(String),
@@ -121,6 +124,7 @@ impl Page {
             ("rules", _) => Page::Rules,
             ("url-categories", _) => Page::UrlCategories,
             ("contact-policy", _) => Page::ContactPolicy,
+            ("directory", _) => Page::Directory,
             ("people", _) => Page::People,
             ("ticket", t) if !t.is_empty() => Page::Ticket(t.to_owned()),
             _ => Page::Flows,
@@ -140,10 +144,22 @@ impl Page {
             Page::Rules => "/rules".into(),
             Page::UrlCategories => "/url-categories".into(),
             Page::ContactPolicy => "/contact-policy".into(),
+            Page::Directory => "/directory".into(),
             Page::People => "/people".into(),
             Page::Ticket(t) => format!("/ticket/{t}"),
         }
     }
+}
+
+/// The file chosen in the file input an event came from; the input is emptied, so choosing
+/// the same file again fires again.
+pub(crate) fn chosen_file(ev: &leptos::ev::Event) -> Option<web_sys::File> {
+    let input: web_sys::HtmlInputElement = ev
+        .target()
+        .and_then(|t| wasm_bindgen::JsCast::dyn_into(t).ok())?;
+    let file = input.files().and_then(|f| f.get(0));
+    input.set_value("");
+    file
 }
 
 fn current_page() -> Page {
@@ -310,6 +326,7 @@ pub fn App() -> impl IntoView {
                     Page::Rules => view! { <rules::RulesPage /> }.into_any(),
                     Page::UrlCategories => view! { <url_categories::UrlCategoriesPage /> }.into_any(),
                     Page::ContactPolicy => view! { <contact_policy::ContactPolicyPage /> }.into_any(),
+                    Page::Directory => view! { <directory::DirectoryPage /> }.into_any(),
                     Page::People => view! { <people::PeoplePage /> }.into_any(),
                     Page::Ticket(t) => view! { <people::TicketPage ticket=t /> }.into_any(),
                 }}
@@ -335,6 +352,7 @@ fn TopBar() -> impl IntoView {
                     <button data-testid="nav-lexicon" on:click=move |_| session.go(Page::Lexicon)>{move || crate::i18n::say(session.lang.get(), "信号词库", "Lexicon")}</button>
                     <button data-testid="nav-url-categories" on:click=move |_| session.go(Page::UrlCategories)>{move || crate::i18n::say(session.lang.get(), "网址分类", "URL categories")}</button>
                     <button data-testid="nav-contact-policy" on:click=move |_| session.go(Page::ContactPolicy)>{move || crate::i18n::say(session.lang.get(), "联系策略", "Contact policy")}</button>
+                    <button data-testid="nav-directory" on:click=move |_| session.go(Page::Directory)>{move || crate::i18n::say(session.lang.get(), "人员目录", "People directory")}</button>
                     <button data-testid="nav-connectors" on:click=move |_| session.go(Page::Connectors)>{move || session.t(Text::Connectors)}</button>
                     <button data-testid="nav-inbox" on:click=move |_| session.go(Page::Inbox)>{move || session.t(Text::Inbox)}</button>
                     <Show when=move || session.role().is_none_or(|r| r == "admin")>
@@ -475,19 +493,9 @@ fn FlowList() -> impl IntoView {
     let error = RwSignal::new(None::<String>);
     let refresh = Callback::new(move |_| flows.refetch());
     let import = move |ev: leptos::ev::Event| {
-        let input: Option<web_sys::HtmlInputElement> = ev
-            .target()
-            .and_then(|t| wasm_bindgen::JsCast::dyn_into(t).ok());
-        let Some(file) = input
-            .as_ref()
-            .and_then(|i| i.files())
-            .and_then(|f| f.get(0))
-        else {
+        let Some(file) = crate::chosen_file(&ev) else {
             return;
         };
-        if let Some(i) = input {
-            i.set_value("");
-        }
         flows::act(error, refresh, flows::import(session, file));
     };
     provide_context(FlowActions { error, refresh });

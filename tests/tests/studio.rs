@@ -2595,3 +2595,75 @@ async fn the_contact_policy_is_edited_in_words_and_shown_on_the_lead_card() {
     })
     .await;
 }
+
+/// Issue 23, the people directory: a people export with a problem imports nobody and the
+/// page lists each problem with its line and column; the fixed file imports; a person is
+/// edited in a form that says what is wrong as it is typed, and the list shows the change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_people_directory_is_imported_and_edited_in_words() {
+    with_browser("people_directory", |c, api| async move {
+        let dir = TempDir::new();
+        let bad = dir.0.join("bad.csv");
+        let good = dir.0.join("people.csv");
+        std::fs::write(
+            &bad,
+            "id,name,function,region,skills,capacity\n\
+             wh-east,周敏,仓储,华东,inventory:4,5\n\
+             svc,赵磊,厨师,,,3\n",
+        )
+        .map_err(|e| e.to_string())?;
+        std::fs::write(
+            &good,
+            "id,name,function,region,skills,permissions,capacity\n\
+             wh-east,周敏,仓储,华东,inventory:4; erp:3,,5\n\
+             buy-fast,陈静,采购,,sourcing:3,emergency_air_freight,4\n",
+        )
+        .map_err(|e| e.to_string())?;
+        sign_in(&c, &api).await?;
+        click(&c, "nav-directory").await?;
+        find(&c, "directory-empty").await?;
+        let choose = |path: PathBuf| {
+            let c = c.clone();
+            async move {
+                find(&c, "directory-import-file")
+                    .await?
+                    .send_keys(&path.display().to_string())
+                    .await
+                    .map_err(|e| format!("choose file: {e}"))
+            }
+        };
+        choose(bad).await?;
+        expect_contains(&c, "directory-import-problems", "第 3 行「function」").await?;
+        find(&c, "directory-empty").await?;
+        choose(good).await?;
+        expect_contains(&c, "directory-notice", "已导入 2 人").await?;
+        gone(&c, "directory-import-problems").await?;
+        expect_contains(&c, "member-row-wh-east", "仓储").await?;
+        expect_contains(&c, "member-row-wh-east", "inventory 4").await?;
+        expect_contains(&c, "member-row-buy-fast", "emergency_air_freight").await?;
+
+        click(&c, "edit-member-wh-east").await?;
+        type_into(&c, "member-capacity", "0").await?;
+        expect_contains(&c, "member-problems", "容量").await?;
+        if find(&c, "save-member")
+            .await?
+            .is_enabled()
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            return Err("a person with a problem cannot be saved".into());
+        }
+        type_into(&c, "member-capacity", "3").await?;
+        type_into(&c, "member-skills", "inventory:5; erp:3").await?;
+        gone(&c, "member-problems").await?;
+        click(&c, "save-member").await?;
+        expect_contains(&c, "directory-notice", "已保存 周敏").await?;
+        expect_contains(&c, "member-row-wh-east", "inventory 5").await?;
+        let saved = api.get("/api/v1/people/members/wh-east").await;
+        if saved["member"]["capacity"] != json!(3) || saved["member"]["region"] != json!("华东") {
+            return Err(format!("the saved person: {saved}"));
+        }
+        Ok(())
+    })
+    .await;
+}

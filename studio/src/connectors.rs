@@ -311,7 +311,9 @@ struct WeComField {
     zh: &'static str,
     en: &'static str,
     hidden: bool,
-    check: fn(&str) -> Result<(), (&'static str, &'static str)>,
+    check: fn(&str) -> bool,
+    /// What a wrong value is told, zh and en.
+    wrong: (&'static str, &'static str),
 }
 
 fn alnum(s: &str) -> bool {
@@ -325,80 +327,55 @@ const WECOM_FIELDS: [WeComField; 5] = [
         zh: "企业 ID（CorpID，“我的企业”页底部，以 ww 开头）",
         en: "Corp ID (bottom of \"My company\", starts with ww)",
         hidden: false,
-        check: |v| {
-            if v.len() <= 64 && alnum(v) {
-                Ok(())
-            } else {
-                Err((
-                    "企业 ID 只由字母和数字组成",
-                    "a corp id is letters and digits",
-                ))
-            }
-        },
+        check: |v| v.len() <= 64 && alnum(v),
+        wrong: (
+            "企业 ID 只由字母和数字组成",
+            "a corp id is letters and digits",
+        ),
     },
     WeComField {
         secret: "agent_id",
         zh: "应用 AgentId（应用详情页）",
         en: "App AgentId (the app's page)",
         hidden: false,
-        check: |v| {
-            if !v.is_empty() && v.len() <= 10 && v.chars().all(|c| c.is_ascii_digit()) {
-                Ok(())
-            } else {
-                Err((
-                    "AgentId 是一串数字，例如 1000002",
-                    "an AgentId is a number, such as 1000002",
-                ))
-            }
-        },
+        check: |v| !v.is_empty() && v.len() <= 10 && v.chars().all(|c| c.is_ascii_digit()),
+        wrong: (
+            "AgentId 是一串数字，例如 1000002",
+            "an AgentId is a number, such as 1000002",
+        ),
     },
     WeComField {
         secret: "secret",
         zh: "应用 Secret",
         en: "App Secret",
         hidden: true,
-        check: |v| {
-            if v.len() <= 128 && alnum(&v.replace(['-', '_'], "")) {
-                Ok(())
-            } else {
-                Err((
-                    "Secret 只由字母、数字、- 和 _ 组成",
-                    "a Secret is letters, digits, - and _",
-                ))
-            }
-        },
+        check: |v| v.len() <= 128 && alnum(&v.replace(['-', '_'], "")),
+        wrong: (
+            "Secret 只由字母、数字、- 和 _ 组成",
+            "a Secret is letters, digits, - and _",
+        ),
     },
     WeComField {
         secret: "token",
         zh: "接收消息 Token",
         en: "Callback Token",
         hidden: true,
-        check: |v| {
-            if v.len() <= 32 && alnum(v) {
-                Ok(())
-            } else {
-                Err((
-                    "Token 最多 32 位字母或数字",
-                    "a Token is at most 32 letters or digits",
-                ))
-            }
-        },
+        check: |v| v.len() <= 32 && alnum(v),
+        wrong: (
+            "Token 最多 32 位字母或数字",
+            "a Token is at most 32 letters or digits",
+        ),
     },
     WeComField {
         secret: "encoding_aes_key",
         zh: "接收消息 EncodingAESKey",
         en: "Callback EncodingAESKey",
         hidden: true,
-        check: |v| {
-            if v.len() == 43 && alnum(v) {
-                Ok(())
-            } else {
-                Err((
-                    "EncodingAESKey 是 43 位字母或数字",
-                    "an EncodingAESKey is 43 letters or digits",
-                ))
-            }
-        },
+        check: |v| v.len() == 43 && alnum(v),
+        wrong: (
+            "EncodingAESKey 是 43 位字母或数字",
+            "an EncodingAESKey is 43 letters or digits",
+        ),
     },
 ];
 
@@ -440,8 +417,8 @@ fn WeComConnect(
                 if v.is_empty() {
                     return None;
                 }
-                (f.check)(v)
-                    .err()
+                (!(f.check)(v))
+                    .then_some(f.wrong)
                     .map(|(zh, en)| format!("{}：{}", say(lang, f.zh, f.en), say(lang, zh, en)))
             })
             .collect::<Vec<_>>()

@@ -182,6 +182,13 @@ pub(crate) async fn save(
     caller.require(editor(kind))?;
     let Query(q) =
         query.map_err(|e| ApiError::invalid("", format!("{e}; use ?base_version=N&message=…")))?;
+    let message = q.message.unwrap_or_default();
+    if message.chars().count() > 500 {
+        return Err(ApiError::invalid(
+            "",
+            "a message of at most 500 characters".to_owned(),
+        ));
+    }
     let body = checked(kind, doc)?;
     let workspace = caller.workspace_id.as_str();
     let r = DocRef::workspace_doc(workspace, kind);
@@ -190,13 +197,6 @@ pub(crate) async fn save(
         Some(b) => b,
         None => docs::find_head(&txn, r).await?.map_or(0, |h| h.latest),
     };
-    let message = q.message.unwrap_or_default();
-    if message.chars().count() > 500 {
-        return Err(ApiError::invalid(
-            "",
-            "a message of at most 500 characters".to_owned(),
-        ));
-    }
     let version = docs::save(
         &txn,
         r,

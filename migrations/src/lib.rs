@@ -24,6 +24,7 @@ mod m20261207_000018_contacts;
 mod m20261207_000019_workspace_doc_versions;
 mod m20261207_000020_connector_inbound;
 mod m20261207_000021_people;
+mod m20261207_000022_task_units;
 
 #[derive(Debug)]
 pub struct Migrator;
@@ -53,6 +54,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000019_workspace_doc_versions::Migration),
             Box::new(m20261207_000020_connector_inbound::Migration),
             Box::new(m20261207_000021_people::Migration),
+            Box::new(m20261207_000022_task_units::Migration),
         ]
     }
 }

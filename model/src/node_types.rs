@@ -129,11 +129,12 @@ pub enum NodeKind {
     Enroll,
     Suppress,
     CheckBehaviour,
+    CreateTaskUnit,
     Note,
 }
 
 impl NodeKind {
-    pub const ALL: [NodeKind; 19] = [
+    pub const ALL: [NodeKind; 20] = [
         NodeKind::Trigger,
         NodeKind::Branch,
         NodeKind::Switch,
@@ -152,6 +153,7 @@ impl NodeKind {
         NodeKind::Enroll,
         NodeKind::Suppress,
         NodeKind::CheckBehaviour,
+        NodeKind::CreateTaskUnit,
         NodeKind::Note,
     ];
 
@@ -176,6 +178,7 @@ impl NodeKind {
             NodeKind::Enroll => "enroll",
             NodeKind::Suppress => "suppress",
             NodeKind::CheckBehaviour => "behaviour",
+            NodeKind::CreateTaskUnit => "create_task_unit",
             NodeKind::Note => "note",
         }
     }
@@ -201,6 +204,7 @@ impl NodeKind {
             "enroll" => NodeKind::Enroll,
             "suppress" => NodeKind::Suppress,
             "behaviour" => NodeKind::CheckBehaviour,
+            "create_task_unit" => NodeKind::CreateTaskUnit,
             "note" => NodeKind::Note,
             _ => return None,
         })
@@ -224,6 +228,7 @@ impl NodeKind {
             | NodeKind::Enroll
             | NodeKind::Suppress
             | NodeKind::CheckBehaviour => Some(LEADS_HOST),
+            NodeKind::CreateTaskUnit => Some(TASK_UNITS_HOST),
             _ => None,
         }
     }
@@ -258,6 +263,7 @@ impl NodeKind {
                 "lead": LEAD_EXAMPLE,
                 "condition": {"kind": "at_least", "did": {"event": "page_view"}, "times": 3, "days": 14}
             }),
+            NodeKind::CreateTaskUnit => json!({"template": "", "account": "", "severity": "0"}),
             NodeKind::Connector | NodeKind::Note => json!({"text": ""}),
         }
     }
@@ -392,6 +398,44 @@ pub const INTENT_HOST: &str = "trellis.intent@1";
 /// `assign_owner`, `notify`, `enroll`, `suppress`) and `behaviour` checks: they read and
 /// change stored leads, so they are calls, journaled like connector operations.
 pub const LEADS_HOST: &str = "trellis.leads@1";
+
+/// The reserved name under which the server serves `create_task_unit`: it reads the
+/// people directory and everyone's open units, and writes the unit.
+pub const TASK_UNITS_HOST: &str = "trellis.units@1";
+
+/// What a `create_task_unit` node reads when its config has no `event`: the trigger's
+/// event, or nothing for a run started otherwise.
+pub const TRIGGER_EVENT: &str = "has(trigger.event) ? trigger.event : {}";
+
+/// `create_task_unit`: a task unit (作战单元) from a template, staffed from the people
+/// directory; its output names the members (`touser` for a WeCom message), milestones and
+/// anything left unfilled.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTaskUnitConfig {
+    /// The unit template's id (empty until one is chosen; validation asks for it).
+    pub template: String,
+    /// CEL giving the account the unit is for (its id or name), e.g.
+    /// `trigger.event.properties.customer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "cel"))]
+    pub account: Option<String>,
+    /// CEL giving the lead it is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "cel"))]
+    pub lead: Option<String>,
+    /// CEL giving the event the template's dispatch rules read (default: the trigger's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "cel"))]
+    pub event: Option<String>,
+    /// CEL giving how bad the trigger is, 0–5 (part of the unit's priority).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "cel"))]
+    pub severity: Option<String>,
+    /// Who is told when a role cannot be filled (a directory user id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manager: Option<String>,
+}
 
 /// The lifecycle stages a sales team moves a lead through by hand (the score's own
 /// stages, lead / MQL / SQL, follow the model).
@@ -791,6 +835,24 @@ pub fn expr_sites(node_type: &str, config: &Value) -> Vec<ExprSite> {
                 sites
             })
             .unwrap_or_default(),
+        NodeKind::CreateTaskUnit => parse::<CreateTaskUnitConfig>(config)
+            .map(|c| {
+                let mut sites: Vec<ExprSite> = [
+                    ("/account", &c.account),
+                    ("/lead", &c.lead),
+                    ("/severity", &c.severity),
+                ]
+                .into_iter()
+                .filter_map(|(p, e)| {
+                    e.as_deref()
+                        .filter(|e| !e.trim().is_empty())
+                        .map(|e| cel(p, e))
+                })
+                .collect();
+                sites.push(cel("/event", c.event.as_deref().unwrap_or(TRIGGER_EVENT)));
+                sites
+            })
+            .unwrap_or_default(),
         NodeKind::Connector | NodeKind::Note => Vec::new(),
     }
 }
@@ -1066,6 +1128,18 @@ static BUILTINS: LazyLock<Vec<NodeTypeSpec>> = LazyLock::new(|| {
                 "Branch on what the lead did lately, e.g. viewed the comparison and downloaded the whitepaper within 7 days",
             ),
             Ports::Fixed(&["true", "false"]),
+            false,
+            false,
+        ),
+        spec::<CreateTaskUnitConfig>(
+            NodeKind::CreateTaskUnit,
+            "team",
+            ("创建作战单元", "Create task unit"),
+            (
+                "按模板组建跨部门作战单元：按技能、权限、区域和负载挑人，带里程碑",
+                "Assemble a cross-functional task unit from a template: people picked by skills, permissions, region and load, with milestones",
+            ),
+            Ports::Fixed(OUT),
             false,
             false,
         ),
@@ -1652,6 +1726,70 @@ fn builtin_fields(kind: NodeKind) -> Vec<(&'static str, Value)> {
                     ),
                     "behaviour",
                 ),
+            ),
+        ],
+        NodeKind::CreateTaskUnit => vec![
+            (
+                "template",
+                field(
+                    w("作战单元模板", "Unit template"),
+                    w(
+                        "用哪个模板组建：角色、里程碑和加派规则都来自它",
+                        "The template the unit is made from: its roles, milestones and dispatch rules",
+                    ),
+                    Some("delivery-rescue"),
+                ),
+            ),
+            (
+                "account",
+                field(
+                    w("客户", "Account"),
+                    w(
+                        "单元服务的客户（客户 ID 或名称）；用于命名、客户价值和近期协作",
+                        "The account the unit serves (id or name): its name, value and recent collaborators",
+                    ),
+                    Some("trigger.event.properties.customer"),
+                ),
+            ),
+            (
+                "lead",
+                lead_field(w(
+                    "单元关于哪条线索（可不填）",
+                    "The lead it is about (optional)",
+                )),
+            ),
+            (
+                "event",
+                field(
+                    w("触发事件", "Trigger event"),
+                    w(
+                        "加派规则读取的事件；不填即本流程的触发事件",
+                        "The event the dispatch rules read; empty: this flow's trigger event",
+                    ),
+                    Some("trigger.event"),
+                ),
+            ),
+            (
+                "severity",
+                field(
+                    w("严重程度", "Severity"),
+                    w(
+                        "0–5，越高越优先（例如超期天数）",
+                        "0–5; higher goes first (e.g. days overdue)",
+                    ),
+                    Some("3"),
+                ),
+            ),
+            (
+                "manager",
+                people(field(
+                    w("负责经理", "Manager"),
+                    w(
+                        "有角色无人可派时通知谁",
+                        "Who is told when a role cannot be filled",
+                    ),
+                    Some("mgr.li"),
+                )),
             ),
         ],
         NodeKind::Note => vec![(

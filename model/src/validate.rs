@@ -333,7 +333,11 @@ fn check_node(doc: &FlowDoc, i: usize, out: &mut Vec<Diagnostic>) {
         }
         Some(NodeKind::Trigger) => check_trigger(node, i, out),
         Some(
-            NodeKind::AssignOwner | NodeKind::Notify | NodeKind::CheckBehaviour | NodeKind::Enroll,
+            NodeKind::AssignOwner
+            | NodeKind::Notify
+            | NodeKind::CheckBehaviour
+            | NodeKind::Enroll
+            | NodeKind::CreateTaskUnit,
         ) => check_lead_action(node, i, out),
         _ => {}
     }
@@ -342,8 +346,8 @@ fn check_node(doc: &FlowDoc, i: usize, out: &mut Vec<Diagnostic>) {
 /// What a lead action needs beyond its schema: the people its choice names.
 fn check_lead_action(node: &crate::flow::Node, i: usize, out: &mut Vec<Diagnostic>) {
     use crate::node_types::{
-        AssignOwnerConfig, AssignStrategy, CheckBehaviourConfig, EnrollConfig, NotifyConfig,
-        Recipient,
+        AssignOwnerConfig, AssignStrategy, CheckBehaviourConfig, CreateTaskUnitConfig,
+        EnrollConfig, NotifyConfig, Recipient,
     };
     let id = Some(node.id.as_str());
     let mut missing = |field: &str, message: &str| {
@@ -404,6 +408,16 @@ fn check_lead_action(node: &crate::flow::Node, i: usize, out: &mut Vec<Diagnosti
                 && c.flow.trim().is_empty()
             {
                 missing("flow", "enroll: choose the flow in `flow`");
+            }
+        }
+        Some(NodeKind::CreateTaskUnit) => {
+            if let Ok(c) = serde_json::from_value::<CreateTaskUnitConfig>(node.config.clone())
+                && c.template.trim().is_empty()
+            {
+                missing(
+                    "template",
+                    "create task unit: choose the unit template in `template`",
+                );
             }
         }
         Some(NodeKind::CheckBehaviour) => {

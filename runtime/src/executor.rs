@@ -957,7 +957,8 @@ impl<'a> Executor<'a> {
             | NodeKind::Notify
             | NodeKind::Enroll
             | NodeKind::Suppress
-            | NodeKind::CheckBehaviour => self.served(kind, node, head, state),
+            | NodeKind::CheckBehaviour
+            | NodeKind::CreateTaskUnit => self.served(kind, node, head, state),
         }
     }
 }
@@ -965,7 +966,8 @@ impl<'a> Executor<'a> {
 impl Executor<'_> {
     /// A node the server serves (the intent nodes `score`, `detect_signals`,
     /// `next_best_action` on `trellis.intent@1`; the lead actions and `behaviour` on
-    /// `trellis.leads@1`): its CEL fields are evaluated here, a lead action's templates
+    /// `trellis.leads@1`; `create_task_unit` on `trellis.units@1`): its CEL fields are
+    /// evaluated here, a lead action's templates
     /// rendered, and the server makes the call (it needs stored leads, events, the lexicon),
     /// so it journals and resumes like a connector call. A `behaviour` check goes on at
     /// `true` or `false` by the answer's `holds`.
@@ -995,6 +997,12 @@ impl Executor<'_> {
         let id = node.id.as_str();
         let scope = self.scope_for(node.id.as_str(), state);
         let mut input = Map::new();
+        if kind == NodeKind::CreateTaskUnit
+            && let Value::Object(config) = &node.config
+        {
+            // The template and manager as written; the CEL fields are evaluated below.
+            input = config.clone();
+        }
         if kind.host() == Some(trellis_model::node_types::LEADS_HOST) {
             match render_json(&node.config, &scope) {
                 Ok(Value::Object(rendered)) => input = rendered,
@@ -1009,7 +1017,7 @@ impl Executor<'_> {
                 }
             }
         }
-        for field in ["lead", "text"] {
+        for field in ["lead", "text", "account", "event", "severity"] {
             let Ok(e) = self.flow.expr(id, &format!("/{field}")) else {
                 continue;
             };

@@ -196,6 +196,25 @@ impl Events {
         Ok(recorded)
     }
 
+    /// Checks and records events raised by the server itself (a task unit created, a
+    /// milestone due) inside the caller's transaction, so the change and its event commit
+    /// together; an id recorded before is a duplicate. Wake the workers ([`Runs::wake`])
+    /// once the transaction commits.
+    pub async fn record_within<C: ConnectionTrait>(
+        &self,
+        txn: &C,
+        workspace: &str,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<Recorded>, IntakeError> {
+        for e in &events {
+            e.check()?;
+        }
+        let n = events.len() as u64;
+        let recorded = self.record_in(txn, workspace, events).await?;
+        metrics::counter!("trellis_events_total").increment(n);
+        Ok(recorded)
+    }
+
     /// Records checked events in the caller's transaction, in order, and says what each
     /// did (an id seen before, or twice here, is a duplicate and nothing is done for it).
     /// The work is set-based: which ids are stored is read with one statement, the new

@@ -27,6 +27,7 @@ pub mod runs;
 pub mod scheduler;
 pub mod serve;
 pub mod state;
+pub mod task_units;
 pub mod url_categories;
 pub mod users;
 pub mod workspace_docs;
@@ -237,6 +238,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let lead_actions =
         lead_actions::LeadActions::new(db.clone(), models.clone(), events.clone(), runs.clone());
     let intent = Intent::new(db.clone(), reader, models, events.clone(), runs.clone());
+    let units = task_units::TaskUnits::new(db.clone(), events.clone(), runs.clone());
     let hosts = Hosts::new(Some(registry.clone() as Arc<dyn runs::CallHost>))
         .reserve(
             trellis_model::node_types::INTENT_HOST,
@@ -245,6 +247,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .reserve(
             trellis_model::node_types::LEADS_HOST,
             lead_actions as Arc<dyn runs::CallHost>,
+        )
+        .reserve(
+            trellis_model::node_types::TASK_UNITS_HOST,
+            units.clone() as Arc<dyn runs::CallHost>,
         );
     if let Some(dir) = &config.connectors_dir {
         register_connectors(&registry, dir).await?;
@@ -277,6 +283,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         registry: Some(registry.clone()),
         limits: limits.clone(),
         inbound: inbound.clone(),
+        units: units.clone(),
         metrics: metrics_handle(),
         studio_dir,
     };
@@ -285,6 +292,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .spawn(config.workers.max(1), rx.clone());
     Scheduler::new(db.clone(), runs, events, Some(registry)).spawn(rx.clone());
     inbound_health::spawn(db.clone(), inbound, rx.clone());
+    task_units::spawn_deadlines(units, rx.clone());
     retention::spawn(db, limits, rx.clone());
     spawn_metrics_upkeep(rx.clone());
     intent.resume_rescores().await?;

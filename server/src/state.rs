@@ -34,6 +34,8 @@ pub struct AppState {
     pub limits: Arc<LimitsCache>,
     /// What connectors' inbound deliveries came to (their admin page shows it).
     pub inbound: Arc<crate::inbound_health::InboundHealth>,
+    /// Task units: creation, actions, milestone deadlines.
+    pub units: Arc<crate::task_units::TaskUnits>,
     pub metrics: PrometheusHandle,
     /// The built studio (`cargo xtask studio`), served at `/`.
     pub studio_dir: Option<Arc<PathBuf>>,

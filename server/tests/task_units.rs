@@ -177,3 +177,400 @@ async fn the_people_directory_is_imported_and_edited(backend: Backend) {
     s.finish().await;
 }
 both!(the_people_directory_is_imported_and_edited);
+
+/// The directory the unit tests staff from: two warehouse keepers, two buyers (one with
+/// emergency air-freight rights), a senior service engineer with room for one unit, a
+/// junior one, and a customs expert.
+const DIRECTORY: &str = "id,name,function,region,skills,permissions,capacity,manager\n\
+    wh-east,周敏,仓储,华东,实时库存:4,,5,mgr-li\n\
+    wh-north,孙强,仓储,华北,实时库存:5,,5,mgr-li\n\
+    buy-fast,陈静,采购,华东,寻源:3,紧急空运,4,mgr-li\n\
+    buy-slow,吴刚,采购,华东,寻源:4,,4,mgr-li\n\
+    svc-senior,赵磊,售后服务,华东,故障诊断:5,,1,mgr-li\n\
+    svc-junior,钱坤,售后服务,华东,故障诊断:2,,3,mgr-li\n\
+    customs-1,冯雪,报关,华东,清关:4,,3,mgr-li\n";
+
+fn delivery_rescue() -> Value {
+    json!({
+        "name": "交付攻坚",
+        "name_pattern": "{{ account.name }}-交付攻坚",
+        "urgency": 5,
+        "goal": "48 小时内客户签收替代方案",
+        "roles": [
+            { "id": "warehouse", "name": "华东仓管", "function": "warehouse",
+              "skills": [{ "skill": "实时库存", "level": 3 }], "region": "华东" },
+            { "id": "purchasing", "name": "紧急采购", "function": "purchasing",
+              "permissions": ["紧急空运"] },
+            { "id": "service", "name": "资深服务工程师", "function": "service",
+              "skills": [{ "skill": "故障诊断", "level": 4 }] }
+        ],
+        "milestones": [
+            { "id": "alternative", "name": "24 小时内确认替代方案", "offset": "24h",
+              "owner_role": "purchasing", "done_when": "客户确认替代型号" },
+            { "id": "signed", "name": "48 小时内客户签收", "after": "alternative",
+              "offset": "24h", "owner_role": "service" }
+        ],
+        "rules": [
+            { "id": "overseas", "name": "海外交付加派关务", "when": "has(event.properties.overseas) && event.properties.overseas",
+              "roles": [ { "id": "customs", "name": "关务专家", "function": "customs" } ] }
+        ],
+        "knowledge": [ { "title": "替代料号清单", "url": "https://kb.example.cn/alt" } ],
+        "wecom_group": true
+    })
+}
+
+/// How many events named `name` the workspace recorded.
+async fn events_named(s: &TestServer, name: &str) -> usize {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    use trellis_server::db::entities::event;
+    event::Entity::find()
+        .filter(event::Column::Name.eq(name))
+        .all(&s.state().db)
+        .await
+        .unwrap()
+        .len()
+}
+
+fn picked(unit: &Value) -> Vec<(String, String)> {
+    unit["picks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["role"].as_str().unwrap().to_owned(),
+                p["member"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Unit templates are versioned documents, checked with pointers, cloned with their
+/// lineage and previewed against the directory; units are staffed from them (nobody over
+/// capacity: a role nobody with room can fill is left unfilled with a substitute and the
+/// manager told, until a manager's logged override), their milestones raise
+/// `task_unit.milestone_due` and `…_overdue` once each at simulated times, and the last
+/// milestone done meets the goal; a `create_task_unit` node makes a unit once per call.
+async fn units_are_assembled_from_templates(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let (st, v) = import(&s, DIRECTORY).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+
+    // A template with problems is refused with each pointer.
+    let mut bad = delivery_rescue();
+    bad["urgency"] = json!(7);
+    bad["milestones"][1]["after"] = json!("later");
+    let (st, v) = s
+        .post(
+            "/api/v1/task-unit-templates",
+            json!({ "id": "delivery-rescue", "template": bad }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["pointer"], "/template/urgency", "{v}");
+    assert_eq!(
+        v["problems"][1]["pointer"], "/template/milestones/1/after",
+        "{v}"
+    );
+    let (st, v) = s
+        .post(
+            "/api/v1/task-unit-templates",
+            json!({ "id": "delivery-rescue", "template": delivery_rescue() }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    assert_eq!(v["version"], 1);
+    let (st, v) = s
+        .post(
+            "/api/v1/task-unit-templates",
+            json!({ "id": "delivery-rescue", "template": delivery_rescue() }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "an id is taken: {v}");
+
+    // Saving on a base version; a stale base is a conflict.
+    let mut v2 = delivery_rescue();
+    v2["description"] = json!("ERP 交付超期时组建");
+    let (st, v) = s
+        .call(
+            Method::PUT,
+            "/api/v1/task-unit-templates/delivery-rescue?base_version=1&message=%E8%AF%B4%E6%98%8E",
+            Some(v2.clone()),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["version"], 2);
+    let (st, _) = s
+        .call(
+            Method::PUT,
+            "/api/v1/task-unit-templates/delivery-rescue?base_version=1",
+            Some(v2),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT);
+    let versions = s
+        .get("/api/v1/task-unit-templates/delivery-rescue/versions")
+        .await;
+    assert_eq!(versions["versions"][0]["message"], "说明", "{versions}");
+
+    // A clone keeps its lineage; what it changed since is its diff against the source.
+    let (st, v) = s
+        .post(
+            "/api/v1/task-unit-templates",
+            json!({ "id": "member-upgrade", "clone_from": "delivery-rescue", "name": "会员体系升级" }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    assert_eq!(
+        v["cloned_from"],
+        json!({ "template": "delivery-rescue", "version": 2 })
+    );
+    let mut changed = s.get("/api/v1/task-unit-templates/member-upgrade").await["template"].clone();
+    changed["urgency"] = json!(2);
+    let (st, v) = s
+        .call(
+            Method::PUT,
+            "/api/v1/task-unit-templates/member-upgrade?base_version=1",
+            Some(changed),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let lineage = s
+        .get("/api/v1/task-unit-templates/member-upgrade/lineage")
+        .await;
+    let paths: Vec<&str> = lineage["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["/name", "/urgency"], "{lineage}");
+    let list = s.get("/api/v1/task-unit-templates").await;
+    assert_eq!(list["templates"].as_array().unwrap().len(), 2, "{list}");
+
+    // The preview: who would be picked and why, with the overseas rule adding customs.
+    let (st, preview) = s
+        .post(
+            "/api/v1/task-unit-templates/delivery-rescue/preview",
+            json!({ "account": "华东精密", "severity": 3,
+                    "event": { "name": "erp.delivery_overdue", "properties": { "overseas": true } } }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{preview}");
+    assert_eq!(preview["name"], "华东精密-交付攻坚");
+    assert_eq!(
+        picked(&preview),
+        [
+            ("warehouse".to_owned(), "wh-east".to_owned()),
+            ("purchasing".to_owned(), "buy-fast".to_owned()),
+            ("service".to_owned(), "svc-senior".to_owned()),
+            ("customs".to_owned(), "customs-1".to_owned()),
+        ],
+        "{preview}"
+    );
+    assert_eq!(preview["rules"][0]["held"], true);
+    assert!(
+        preview["picks"][1]["zh"]
+            .as_str()
+            .unwrap()
+            .contains("紧急空运"),
+        "{preview}"
+    );
+    assert_eq!(preview["milestones"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        s.get("/api/v1/task-units").await["units"],
+        json!([]),
+        "a preview writes nothing"
+    );
+
+    // The first unit takes the senior engineer, who has room for one.
+    let (st, first) = s
+        .post(
+            "/api/v1/task-units",
+            json!({ "template": "delivery-rescue", "account": "华东精密", "manager": "mgr-li",
+                    "event": { "name": "erp.delivery_overdue", "properties": {} } }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{first}");
+    let first_id = first["unit"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(first["unit"]["status"], "open");
+    assert_eq!(first["members"].as_array().unwrap().len(), 3, "{first}");
+    assert_eq!(first["milestones"][0]["id"], "alternative");
+    let actions: Vec<&str> = first["log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        ["created", "picked", "picked", "picked"],
+        "{first}"
+    );
+    assert_eq!(events_named(&s, "task_unit.created").await, 1);
+
+    // The second finds him at capacity: the role is unfilled, he is the substitute, and
+    // the manager is told; nobody is put over capacity.
+    let (st, second) = s
+        .post(
+            "/api/v1/task-units",
+            json!({ "template": "delivery-rescue", "account": "华北重工", "manager": "mgr-li" }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{second}");
+    let second_id = second["unit"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(second["unfilled"][0]["role"], "service", "{second}");
+    assert_eq!(
+        second["unfilled"][0]["substitute"]["member"], "svc-senior",
+        "{second}"
+    );
+    assert_eq!(second["unfilled"][0]["notify"], "mgr-li", "{second}");
+    assert_eq!(second["members"].as_array().unwrap().len(), 2, "{second}");
+    // A manager's override puts him in anyway, and says so in the log.
+    let (st, v) = s
+        .post(
+            &format!("/api/v1/task-units/{second_id}/actions"),
+            json!({ "kind": "add_member", "member": "svc-senior", "role": "service", "reason": "客户停线，经理批准" }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let last = v["log"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["action"], "override", "{v}");
+    assert_eq!(last["detail"]["load_before"], 1, "{v}");
+    let (st, v) = s
+        .post(
+            &format!("/api/v1/task-units/{second_id}/actions"),
+            json!({ "kind": "add_member", "member": "nobody", "role": "service", "reason": "x" }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["pointer"], "/member");
+
+    // Simulated time: 19 h on, both units' first milestone is due (reminded once); 25 h
+    // on, it is overdue (raised once).
+    let units = s.state().units;
+    let created = first["unit"]["created_at"].as_i64().unwrap();
+    let hour = 3_600_000;
+    assert_eq!(units.raise_deadlines(created + 19 * hour).await.unwrap(), 2);
+    assert_eq!(units.raise_deadlines(created + 19 * hour).await.unwrap(), 0);
+    assert_eq!(events_named(&s, "task_unit.milestone_due").await, 2);
+    assert_eq!(units.raise_deadlines(created + 25 * hour).await.unwrap(), 2);
+    assert_eq!(units.raise_deadlines(created + 26 * hour).await.unwrap(), 0);
+    assert_eq!(events_named(&s, "task_unit.milestone_overdue").await, 2);
+    let overdue = {
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+        use trellis_server::db::entities::event;
+        event::Entity::find()
+            .filter(event::Column::Name.eq("task_unit.milestone_overdue"))
+            .filter(event::Column::Id.contains(&first_id))
+            .one(&s.state().db)
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    assert_eq!(overdue.properties["owners"], json!(["buy-fast"]));
+    assert_eq!(overdue.properties["manager"], "mgr-li");
+
+    // Members post and finish milestones; the last one meets the goal.
+    let act = |id: &str, body: Value| {
+        let path = format!("/api/v1/task-units/{id}/actions");
+        let s = &s;
+        async move { s.post(&path, body).await }
+    };
+    let (st, v) = act(
+        &first_id,
+        json!({ "kind": "update", "text": "替代型号已找到" }),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, v) = act(
+        &first_id,
+        json!({ "kind": "link", "title": "图纸", "url": "ftp://x" }),
+    )
+    .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (st, v) = act(
+        &first_id,
+        json!({ "kind": "milestone_done", "milestone": "nope" }),
+    )
+    .await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "{v}");
+    let (st, v) = act(
+        &first_id,
+        json!({ "kind": "milestone_done", "milestone": "alternative" }),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["unit"]["status"], "open");
+    let (st, v) = act(
+        &first_id,
+        json!({ "kind": "milestone_done", "milestone": "signed" }),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["unit"]["status"], "met", "{v}");
+    let (st, v) = act(&first_id, json!({ "kind": "update", "text": "还有一事" })).await;
+    assert_eq!(st, StatusCode::CONFLICT, "a closed unit takes no more: {v}");
+    let (st, v) = act(
+        &second_id,
+        json!({ "kind": "cancel", "reason": "客户改期" }),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["unit"]["status"], "cancelled");
+    assert_eq!(events_named(&s, "task_unit.closed").await, 2);
+    // Closed units' milestones raise nothing more.
+    assert_eq!(units.raise_deadlines(created + 60 * hour).await.unwrap(), 0);
+    let open = s.get("/api/v1/task-units?status=open").await;
+    assert_eq!(open["units"], json!([]), "{open}");
+
+    // A flow's create_task_unit node: the unit is made once, its members come back.
+    let flow = json!({
+        "schema": 1, "name": "交付超期 → 作战单元",
+        "nodes": [
+            {"id": "t", "type": "trigger", "config": {"kind": "event", "event": "erp.delivery_overdue"}},
+            {"id": "unit", "type": "create_task_unit", "config": {
+                "template": "delivery-rescue", "account": "trigger.event.properties.customer",
+                "severity": "trigger.event.properties.days_overdue", "manager": "mgr-li"}},
+            {"id": "done", "type": "respond", "config": {"body": "{'unit': steps.unit.output.unit}"}}
+        ],
+        "edges": [{"from": "t", "to": "unit"}, {"from": "unit", "to": "done"}]
+    });
+    s.create_flow(flow, true).await;
+    let (st, v) = s
+        .post(
+            "/api/v1/events",
+            json!({ "id": "erp-1", "name": "erp.delivery_overdue",
+                    "properties": { "customer": "苏州精工", "days_overdue": 2, "overseas": true } }),
+        )
+        .await;
+    assert!(st.is_success(), "{v}");
+    let run = s.wait_run(v["run_ids"][0].as_str().unwrap(), 20).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let units_now = s.get("/api/v1/task-units?status=open").await;
+    assert_eq!(
+        units_now["units"].as_array().unwrap().len(),
+        1,
+        "{units_now}"
+    );
+    let made = &units_now["units"][0];
+    assert_eq!(made["name"], "苏州精工-交付攻坚");
+    assert_eq!(made["priority"], 5 * 10_000 + 2 * 1_000);
+    let unit = s
+        .get(&format!(
+            "/api/v1/task-units/{}",
+            made["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(
+        picked(&unit).len(),
+        4,
+        "the overseas rule added customs: {unit}"
+    );
+    assert!(
+        unit["created_by"].as_str().unwrap().starts_with("flow "),
+        "{unit}"
+    );
+    s.finish().await;
+}
+both!(units_are_assembled_from_templates);

@@ -63,7 +63,9 @@ fn builtin(kind: DocKind) -> ApiResult<Value> {
         DocKind::SignalLexicon => serde_json::to_value(Lexicon::builtin()),
         DocKind::NbaRules => serde_json::to_value(Rules::builtin()),
         DocKind::Limits => serde_json::to_value(Limits::DEFAULT),
-        DocKind::Flow | DocKind::ScoringModel => return Err(not_workspace(kind)),
+        DocKind::Flow | DocKind::ScoringModel | DocKind::TaskUnitTemplate => {
+            return Err(not_workspace(kind));
+        }
     }
     .map_err(ApiError::internal)
 }
@@ -109,7 +111,9 @@ fn checked(kind: DocKind, doc: Value) -> ApiResult<Value> {
             refuse_problems("the limits have", &limits.problems())?;
             serde_json::to_value(limits).map_err(ApiError::internal)
         }
-        DocKind::Flow | DocKind::ScoringModel => Err(not_workspace(kind)),
+        DocKind::Flow | DocKind::ScoringModel | DocKind::TaskUnitTemplate => {
+            Err(not_workspace(kind))
+        }
     }
 }
 
@@ -136,7 +140,7 @@ fn forget(state: &AppState, kind: DocKind, workspace: &str) {
         DocKind::SignalLexicon => state.intent.detectors.forget(workspace),
         DocKind::Limits => state.limits.forget(workspace),
         // Read when a lead's actions are worked out, not cached.
-        DocKind::NbaRules | DocKind::Flow | DocKind::ScoringModel => {}
+        DocKind::NbaRules | DocKind::Flow | DocKind::ScoringModel | DocKind::TaskUnitTemplate => {}
     }
 }
 

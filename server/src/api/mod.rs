@@ -18,6 +18,7 @@ mod runs;
 mod scoring;
 mod settings;
 mod signals;
+mod task_units;
 mod tokens;
 mod url_categories;
 mod users;
@@ -150,6 +151,22 @@ pub fn openapi_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(people::list))
         .routes(routes!(people::import))
         .routes(routes!(people::get, people::put, people::remove))
+        .routes(routes!(
+            task_units::list_templates,
+            task_units::create_template
+        ))
+        .routes(routes!(
+            task_units::get_template,
+            task_units::save_template,
+            task_units::remove_template
+        ))
+        .routes(routes!(task_units::template_versions))
+        .routes(routes!(task_units::template_diff))
+        .routes(routes!(task_units::template_lineage))
+        .routes(routes!(task_units::preview))
+        .routes(routes!(task_units::list_units, task_units::create_unit))
+        .routes(routes!(task_units::get_unit))
+        .routes(routes!(task_units::act))
         .routes(routes!(documents::list_versions))
         .routes(routes!(documents::get_version))
         .routes(routes!(documents::diff))

@@ -70,6 +70,10 @@ pub mod doc_version {
         /// A workspace's scoring model; its id is the workspace's (one model each).
         #[sea_orm(string_value = "scoring_model")]
         ScoringModel,
+        /// A task-unit template (`trellis_model::task_units::Template`); its head is in
+        /// `task_unit_templates`, and a saved version applies at once.
+        #[sea_orm(string_value = "task_unit_template")]
+        TaskUnitTemplate,
         /// The workspace documents below have their id the workspace's (one each) and their
         /// head in `workspace_docs`; a saved version applies at once.
         /// The contact policy (caps, quiet hours).
@@ -104,11 +108,17 @@ pub mod doc_version {
             Self::WORKSPACE.contains(&self)
         }
 
+        /// A kind whose latest version is the one in force: saving it publishes it.
+        pub fn applies_on_save(self) -> bool {
+            self.is_workspace_doc() || self == DocKind::TaskUnitTemplate
+        }
+
         /// The name stored in `doc_versions.kind` and `workspace_docs.kind`.
         pub fn as_str(self) -> &'static str {
             match self {
                 DocKind::Flow => "flow",
                 DocKind::ScoringModel => "scoring_model",
+                DocKind::TaskUnitTemplate => "task_unit_template",
                 DocKind::ContactPolicy => "contact_policy",
                 DocKind::UrlCategories => "url_categories",
                 DocKind::SignalLexicon => "signal_lexicon",
@@ -856,6 +866,128 @@ pub mod person {
         #[sea_orm(column_type = "Text")]
         pub doc: String,
         pub updated_at: DateTimeUtc,
+    }
+    no_relations!();
+}
+
+/// The head of each task-unit template: its latest version (the one in force), and the
+/// template and version it was cloned from.
+pub mod task_unit_template {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "task_unit_templates")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub workspace_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub name: String,
+        pub latest_version: i32,
+        pub cloned_from: Option<String>,
+        pub cloned_version: Option<i32>,
+        pub created_at: DateTimeUtc,
+        pub updated_at: DateTimeUtc,
+        pub deleted_at: Option<DateTimeUtc>,
+    }
+    no_relations!();
+}
+
+/// A task unit (作战单元). Times are epoch milliseconds.
+pub mod task_unit {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "task_units")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub workspace_id: String,
+        pub template_id: String,
+        pub template_version: i32,
+        pub name: String,
+        /// `crate::task_units::UnitStatus`.
+        pub status: String,
+        pub priority: i64,
+        pub account_id: Option<String>,
+        pub lead_id: Option<String>,
+        /// The key of the flow call that created it (a repeated call finds it).
+        pub origin_key: Option<String>,
+        #[sea_orm(column_type = "Text")]
+        pub goal: String,
+        /// The dispatch (picks with their reasons, unfilled roles), the rules that held and
+        /// the knowledge pack, as JSON.
+        #[sea_orm(column_type = "Text")]
+        pub staffing: String,
+        /// The facts it was created from (event, account, lead, severity), as JSON.
+        #[sea_orm(column_type = "Text")]
+        pub trigger: String,
+        pub wecom_group: bool,
+        pub created_by: String,
+        pub created_at: i64,
+        pub closed_at: Option<i64>,
+    }
+    no_relations!();
+}
+
+/// Who is in a unit, in which role; when they were invited and first answered.
+pub mod task_unit_member {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "task_unit_members")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub unit_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub member_id: String,
+        pub workspace_id: String,
+        pub role: String,
+        pub invited_at: i64,
+        pub responded_at: Option<i64>,
+    }
+    no_relations!();
+}
+
+/// A unit's milestone and its deadline; `reminded` and `overdue` say which events were
+/// raised.
+pub mod task_unit_milestone {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "task_unit_milestones")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub unit_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub milestone_id: String,
+        pub workspace_id: String,
+        pub position: i32,
+        pub name: String,
+        pub owner_role: Option<String>,
+        pub due_at: i64,
+        pub remind_at: i64,
+        pub done_at: Option<i64>,
+        pub done_by: Option<String>,
+        pub reminded: bool,
+        pub overdue: bool,
+    }
+    no_relations!();
+}
+
+/// Everything that happened in a unit, in order.
+pub mod task_unit_log {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "task_unit_log")]
+    pub struct Model {
+        /// UUIDv7.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub unit_id: String,
+        pub workspace_id: String,
+        pub at: i64,
+        pub actor: String,
+        /// `crate::task_units::LogAction`.
+        pub action: String,
+        #[sea_orm(column_type = "Text")]
+        pub detail: String,
     }
     no_relations!();
 }

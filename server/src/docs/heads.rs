@@ -8,7 +8,7 @@ use trellis_model::FlowDoc;
 use trellis_model::node_types::{TriggerConfig, TriggerKind};
 
 use super::{DocError, DocKind, DocRef, Head, Version};
-use crate::db::entities::{flow, flow_trigger, scoring_model, workspace_doc};
+use crate::db::entities::{flow, flow_trigger, scoring_model, task_unit_template, workspace_doc};
 
 /// The head of `doc`, if the document exists (a deleted flow does not).
 pub(super) async fn read<C: ConnectionTrait>(
@@ -19,6 +19,11 @@ pub(super) async fn read<C: ConnectionTrait>(
         DocKind::Flow => live_flow(conn, doc).await?.map(|f| Head {
             latest: f.latest_version,
             published: f.published_version,
+        }),
+        // A template's latest version is the one in force.
+        DocKind::TaskUnitTemplate => live_template(conn, doc).await?.map(|t| Head {
+            latest: t.latest_version,
+            published: Some(t.latest_version),
         }),
         DocKind::ScoringModel => scoring_model::Entity::find_by_id(doc.workspace.to_owned())
             .one(conn)
@@ -50,6 +55,17 @@ pub(super) async fn live_flow<C: ConnectionTrait>(
     flow::Entity::find_by_id(doc.id.to_owned())
         .filter(flow::Column::WorkspaceId.eq(doc.workspace))
         .filter(flow::Column::DeletedAt.is_null())
+        .one(conn)
+        .await
+}
+
+/// The task-unit template `doc` names, unless deleted.
+pub(super) async fn live_template<C: ConnectionTrait>(
+    conn: &C,
+    doc: DocRef<'_>,
+) -> Result<Option<task_unit_template::Model>, sea_orm::DbErr> {
+    task_unit_template::Entity::find_by_id((doc.workspace.to_owned(), doc.id.to_owned()))
+        .filter(task_unit_template::Column::DeletedAt.is_null())
         .one(conn)
         .await
 }
@@ -125,6 +141,30 @@ pub(super) async fn advance<C: ConnectionTrait>(
                 .await?
                 .rows_affected
         }
+        // A template is created with its head (`crate::task_units::templates`); a save
+        // names it as its document does.
+        DocKind::TaskUnitTemplate => {
+            let mut update = task_unit_template::Entity::update_many()
+                .col_expr(
+                    task_unit_template::Column::LatestVersion,
+                    SqlExpr::value(next),
+                )
+                .col_expr(task_unit_template::Column::UpdatedAt, SqlExpr::value(now));
+            if let Some(name) = name {
+                update = update.col_expr(
+                    task_unit_template::Column::Name,
+                    SqlExpr::value(name.to_owned()),
+                );
+            }
+            update
+                .filter(task_unit_template::Column::WorkspaceId.eq(doc.workspace))
+                .filter(task_unit_template::Column::Id.eq(doc.id))
+                .filter(task_unit_template::Column::DeletedAt.is_null())
+                .filter(task_unit_template::Column::LatestVersion.eq(base))
+                .exec(conn)
+                .await?
+                .rows_affected
+        }
         DocKind::ScoringModel if base == 0 => {
             scoring_model::Entity::insert(scoring_model::ActiveModel {
                 workspace_id: Set(doc.workspace.to_owned()),
@@ -190,6 +230,8 @@ pub(super) async fn publish<C: ConnectionTrait>(
                 .exec(conn)
                 .await?;
         }
+        // Its head is its latest version, moved by the save.
+        DocKind::TaskUnitTemplate => {}
         DocKind::Flow => {
             route_trigger(conn, doc, v).await?;
             flow::Entity::update_many()

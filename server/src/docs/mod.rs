@@ -62,10 +62,19 @@ impl<'a> DocRef<'a> {
         }
     }
 
+    /// A task-unit template.
+    pub fn template(workspace: &'a str, id: &'a str) -> DocRef<'a> {
+        DocRef {
+            workspace,
+            kind: DocKind::TaskUnitTemplate,
+            id,
+        }
+    }
+
     /// How the audit log names the document.
     fn target(&self) -> &'a str {
         match self.kind {
-            DocKind::Flow => self.id,
+            DocKind::Flow | DocKind::TaskUnitTemplate => self.id,
             other => other.as_str(),
         }
     }
@@ -83,6 +92,7 @@ impl<'a> DocRef<'a> {
         match self.kind {
             DocKind::Flow => format!("flow {:?}", self.id),
             DocKind::ScoringModel => "the scoring model".into(),
+            DocKind::TaskUnitTemplate => format!("task-unit template {:?}", self.id),
             DocKind::ContactPolicy => "the contact policy".into(),
             DocKind::UrlCategories => "the URL categories".into(),
             DocKind::SignalLexicon => "the signal lexicon".into(),
@@ -142,6 +152,9 @@ impl DocError {
     pub fn missing(doc: DocRef<'_>) -> DocError {
         DocError::Missing(match doc.kind {
             DocKind::Flow => format!("flow {:?} does not exist", doc.id),
+            DocKind::TaskUnitTemplate => {
+                format!("task-unit template {:?} does not exist", doc.id)
+            }
             DocKind::ScoringModel => {
                 "this workspace has no scoring model yet; save one first".into()
             }
@@ -262,8 +275,8 @@ pub async fn save_as<C: ConnectionTrait>(
         edit.body.get("name").and_then(Value::as_str),
     )
     .await?;
-    // A workspace document applies as it is saved.
-    if doc.kind.is_workspace_doc() {
+    // A workspace document or a unit template applies as it is saved.
+    if doc.kind.applies_on_save() {
         heads::publish(conn, doc, &v).await?;
     }
     let next = v.number;
@@ -382,8 +395,11 @@ async fn append<C: ConnectionTrait>(
                 current: h.latest,
                 base,
             },
-            // A flow is created first; a scoring model starts with its first save.
-            None if doc.kind == DocKind::Flow => DocError::missing(doc),
+            // A flow or a template is created first; a scoring model starts with its first
+            // save.
+            None if matches!(doc.kind, DocKind::Flow | DocKind::TaskUnitTemplate) => {
+                DocError::missing(doc)
+            }
             None => DocError::Stale { current: 0, base },
         });
     }

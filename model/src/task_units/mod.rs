@@ -14,9 +14,16 @@
 //! order: a lower-priority unit gets the next-best member, and its pick says who it did
 //! not get and why.
 
+mod template;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
+
+pub use template::{
+    Deadline, DispatchRule, Facts, Knowledge, MAX_COUNT, MAX_URGENCY, Milestone, RuleOutcome,
+    Staffing, Template, priority,
+};
 
 /// What a member does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -1,0 +1,118 @@
+//! `trellis.units@1`: the call host of the `create_task_unit` node. Its input is the
+//! node's config with its CEL fields evaluated (`account`, `lead`, `event`, `severity`);
+//! the unit is keyed by the call's idempotency key, so a repeated call (after a crash)
+//! gives the unit the first one made.
+
+use serde_json::{Value, json};
+use trellis_model::node_types::CreateTaskUnitConfig;
+use trellis_runtime::connector::ConnectorError;
+use trellis_runtime::{CallRequest, CallResult};
+
+use super::{NewUnit, TaskUnits, UnitError};
+use crate::runs::{CallHost, CallPlan, CallSite};
+
+/// The version the unit calls are journaled with.
+const UNITS_VERSION: &str = "trellis.units@1.0.0";
+
+#[async_trait::async_trait]
+impl CallHost for TaskUnits {
+    /// Served in this process within the claim; a repeated call finds its unit.
+    async fn plan(&self, _: &str, _: &CallRequest, _: Option<&str>) -> CallPlan {
+        CallPlan {
+            side_effects: false,
+            timeout: None,
+            contact: None,
+        }
+    }
+
+    async fn call(
+        &self,
+        site: CallSite<'_>,
+        request: &CallRequest,
+        _pinned: Option<&str>,
+    ) -> (CallResult, Option<String>) {
+        let result = match request.operation.as_str() {
+            "create_task_unit" => self.create_node(site, request).await,
+            other => Err(ConnectorError::NotFound {
+                message: format!("no task-unit operation {other:?}"),
+            }),
+        };
+        crate::runs::served(result, UNITS_VERSION)
+    }
+}
+
+/// A CEL field's value as text (an id or a name), if it gave one.
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) if !s.trim().is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+impl TaskUnits {
+    async fn create_node(
+        &self,
+        site: CallSite<'_>,
+        request: &CallRequest,
+    ) -> Result<Value, ConnectorError> {
+        let input = &request.input;
+        let config: CreateTaskUnitConfig = serde_json::from_value(json!({
+            "template": input["template"],
+            "manager": input.get("manager"),
+        }))
+        .map_err(|e| ConnectorError::InvalidInput {
+            message: e.to_string(),
+        })?;
+        let severity = input["severity"].as_f64().unwrap_or(0.0).clamp(0.0, 5.0) as u8;
+        let new = NewUnit {
+            template: config.template,
+            account: text(&input["account"]),
+            lead: text(&input["lead"]),
+            event: input.get("event").cloned().unwrap_or(Value::Null),
+            severity,
+            manager: config.manager.filter(|m| !m.trim().is_empty()),
+            overrides: Vec::new(),
+            origin_key: Some(request.idempotency_key.clone()),
+            by: format!("flow {}", site.flow_id),
+        };
+        let now = crate::runs::now_ms(chrono::Utc::now());
+        let unit = self
+            .create(site.workspace, new, now)
+            .await
+            .map_err(|e| match e {
+                UnitError::Missing(message) => ConnectorError::NotFound { message },
+                UnitError::Invalid { detail, .. } => {
+                    ConnectorError::InvalidInput { message: detail }
+                }
+                other => ConnectorError::Internal {
+                    message: other.to_string(),
+                },
+            })?;
+        let members = unit["picks"]
+            .as_array()
+            .map(|picks| {
+                picks
+                    .iter()
+                    .map(|p| json!({ "id": p["member"], "name": p["name"], "role": p["role"], "why": p["zh"] }))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        let touser = members
+            .iter()
+            .filter_map(|m| m["id"].as_str())
+            .collect::<Vec<_>>()
+            .join("|");
+        Ok(json!({
+            "unit": unit["unit"]["id"],
+            "name": unit["unit"]["name"],
+            "priority": unit["unit"]["priority"],
+            "members": members,
+            "touser": touser,
+            "unfilled": unit["unfilled"],
+            "milestones": unit["milestones"],
+            "knowledge": unit["knowledge"],
+            "wecom_group": unit["wecom_group"],
+        }))
+    }
+}

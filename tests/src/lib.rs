@@ -696,6 +696,8 @@ pub mod wecom {
 /// A mock of WeCom's server API on a loopback port, in WeCom's request and answer shapes:
 /// `gettoken` (tokens that expire when told to), `message/send` (errcodes for a bad or
 /// expired token, a rate limit when told to), each request counted.
+pub mod mock_erp;
+
 pub mod mock_wecom {
     use std::net::SocketAddr;
     use std::sync::{Arc, Mutex};

@@ -305,7 +305,10 @@ fn product_connectors(built: &Path) -> anyhow::Result<PathBuf> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        if !dir.join("Cargo.toml").exists() || matches!(name.as_str(), "sdk" | "testing") {
+        // The SDK, the sandbox tests' components and shared libraries are not connectors.
+        if !dir.join("Cargo.toml").exists()
+            || matches!(name.as_str(), "sdk" | "testing" | "erp-core")
+        {
             continue;
         }
         let file = format!("{}.wasm", name.replace('-', "_"));
@@ -516,6 +519,14 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
         "site-tracking",
         "-p",
         "wecom",
+        "-p",
+        "erp-core",
+        "-p",
+        "erp-kingdee",
+        "-p",
+        "erp-sap",
+        "-p",
+        "erp-yonyou",
         "--manifest-path",
     ])
     .arg(root().join("connectors").join("Cargo.toml"))

@@ -574,3 +574,166 @@ async fn units_are_assembled_from_templates(backend: Backend) {
     s.finish().await;
 }
 both!(units_are_assembled_from_templates);
+
+/// The third scenario, end to end (`templates/flows/delivery-overdue-task-unit.json` with
+/// the unit template `templates/task-units/delivery-rescue.json`): the ERP (a mock K/3
+/// Cloud) shows 苏州精工's delivery overdue; the poll raises `erp.delivery_overdue`, a unit
+/// "苏州精工-交付攻坚" is assembled with the three best-matched people, who get a WeCom
+/// group chat with the brief (a mock WeCom); when its 24-hour milestone is missed
+/// (simulated time), their manager is told on WeCom. The poll goes on; nothing is made
+/// twice.
+async fn an_overdue_delivery_assembles_a_unit(backend: Backend) {
+    use trellis_e2e::mock_erp::{Line, MockErp, System};
+    use trellis_e2e::mock_wecom::MockWeCom;
+    let s = TestServer::start(backend).await;
+    let api = trellis_e2e::Api::new(&s.base, &s.token);
+    let (st, v) = import(&s, DIRECTORY).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, v) = s
+        .post(
+            "/api/v1/task-unit-templates",
+            json!({ "id": "delivery-rescue", "template": serde_json::from_str::<Value>(
+                include_str!("../../templates/task-units/delivery-rescue.json")).unwrap() }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+
+    let wecom = MockWeCom::start().await;
+    MockWeCom::connect(&api).await;
+    for (method, path, body) in [
+        (
+            Method::PUT,
+            "/api/v1/connectors/wecom/grants",
+            json!({"hosts": ["127.0.0.1"], "secrets": ["corp_id", "secret", "agent_id"], "kv": true}),
+        ),
+        (
+            Method::PUT,
+            "/api/v1/connectors/wecom/secrets/agent_id",
+            json!({"value": "1000002"}),
+        ),
+    ] {
+        let (st, v) = s.call(method, path, Some(body)).await;
+        assert!(st.is_success(), "{path}: {st} {v}");
+    }
+    let mut doc: Value = serde_json::from_str(include_str!(
+        "../../templates/flows/delivery-overdue-task-unit.json"
+    ))
+    .unwrap();
+    for node in doc["nodes"].as_array_mut().unwrap() {
+        if node["connector"] == "wecom@0" {
+            node["config"]["api_base"] = json!(wecom.base());
+        }
+    }
+    let flow = s.create_flow(doc, true).await;
+
+    let today = chrono::Utc::now().date_naive();
+    let day = |d: i64| {
+        (today + chrono::Duration::days(d))
+            .format("%Y-%m-%d")
+            .to_string()
+    };
+    let line = |order: &str, date: String, modified: i64| Line {
+        order: order.into(),
+        line: 1,
+        customer: "C-88".into(),
+        customer_name: "苏州精工".into(),
+        product: "X5-M".into(),
+        qty: 20.0,
+        shipped: 5.0,
+        date,
+        modified,
+    };
+    let erp = MockErp::start(
+        System::Kingdee,
+        vec![
+            line("XSDD0001", day(-2), 60),
+            line("XSDD0002", day(15), 120),
+        ],
+        2,
+    )
+    .await;
+    erp.connect(&api, &day(-60), 2).await;
+
+    // The unit is made and its members get their group chat and brief.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let run = loop {
+        let runs = s.get(&format!("/api/v1/runs?flow={flow}")).await["runs"].clone();
+        if let Some(r) = runs.as_array().and_then(|r| r.first())
+            && r["status"] == "waiting"
+        {
+            break r["id"].as_str().unwrap().to_owned();
+        }
+        if std::time::Instant::now() > deadline {
+            panic!(
+                "no run reached the milestone wait: {runs}; events {}; erp {}",
+                s.get("/api/v1/event-catalog").await["events"],
+                s.get("/api/v1/connectors/erp-kingdee").await
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let units = s.get("/api/v1/task-units?status=open").await;
+    assert_eq!(units["units"].as_array().unwrap().len(), 1, "{units}");
+    let unit = s
+        .get(&format!(
+            "/api/v1/task-units/{}",
+            units["units"][0]["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(unit["unit"]["name"], "苏州精工-交付攻坚", "{unit}");
+    assert_eq!(
+        picked(&unit),
+        [
+            ("warehouse".to_owned(), "wh-east".to_owned()),
+            ("purchasing".to_owned(), "buy-fast".to_owned()),
+            ("service".to_owned(), "svc-senior".to_owned()),
+        ],
+        "{unit}"
+    );
+    {
+        let w = wecom.state.lock().unwrap();
+        let chat = w.chats.values().next().expect("a group chat");
+        assert_eq!(chat["name"], "苏州精工-交付攻坚");
+        assert_eq!(
+            chat["userlist"],
+            json!(["wh-east", "buy-fast", "svc-senior"])
+        );
+        let brief = w.chat_messages[0]["markdown"]["content"].as_str().unwrap();
+        assert!(brief.contains("24 小时内确认替代方案"), "{brief}");
+        assert!(brief.contains("紧急空运"), "the brief says why: {brief}");
+    }
+
+    // 25 hours on, the first milestone is missed: the manager hears of it on WeCom.
+    let created = unit["unit"]["created_at"].as_i64().unwrap();
+    assert_eq!(
+        s.state()
+            .units
+            .raise_deadlines(created + 25 * 3_600_000)
+            .await
+            .unwrap(),
+        1
+    );
+    let done = s.wait_run(&run, 30).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    {
+        let w = wecom.state.lock().unwrap();
+        let escalation = w.messages.last().expect("an app message");
+        assert_eq!(escalation["touser"], "mgr-li", "{escalation}");
+        assert!(
+            escalation["textcard"]["description"]
+                .as_str()
+                .unwrap()
+                .contains("buy-fast"),
+            "{escalation}"
+        );
+    }
+    // The poll goes on: the overdue line makes no second unit.
+    let pages = erp.state.lock().unwrap().pages;
+    while erp.state.lock().unwrap().pages < pages + 2 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let all = s.get("/api/v1/task-units").await;
+    assert_eq!(all["units"].as_array().unwrap().len(), 1, "{all}");
+    s.finish().await;
+}
+both!(an_overdue_delivery_assembles_a_unit);

@@ -52,7 +52,7 @@ pub struct Line {
     pub shipped: f64,
     /// The confirmed delivery date, `YYYY-MM-DD`.
     pub date: String,
-    /// Seconds after 2026-11-01T00:00:00Z the order last changed.
+    /// Seconds after the mock's epoch (30 days ago) the order last changed.
     pub modified: i64,
 }
 
@@ -96,9 +96,19 @@ impl ErpState {
     }
 }
 
-/// A stamp `secs` after 2026-11-01T00:00:00Z.
+/// Where the mock's modification stamps count from: midnight UTC 30 days ago (so a
+/// first read from 60 days ago sees every line, whenever the tests run).
+fn epoch() -> i64 {
+    static EPOCH: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(|| {
+        let now = chrono::Utc::now().timestamp();
+        now - now.rem_euclid(86_400) - 30 * 86_400
+    })
+}
+
+/// A stamp `secs` after [`epoch`].
 fn at(secs: i64) -> chrono::DateTime<chrono::Utc> {
-    chrono::DateTime::from_timestamp(1_793_491_200 + secs, 0).unwrap_or_default()
+    chrono::DateTime::from_timestamp(epoch() + secs, 0).unwrap_or_default()
 }
 
 #[derive(Clone, Debug)]
@@ -448,7 +458,7 @@ async fn sap_orders(
         .and_then(|f| f.split("datetimeoffset'").nth(1))
         .and_then(|r| r.split('\'').next())
         .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| t.timestamp() - 1_793_491_200)
+        .map(|t| t.timestamp() - epoch())
         .unwrap_or(i64::MIN);
     // Orders (not lines) are the entities; each with its items and schedule lines.
     let mut orders: Vec<(i64, String)> = s

@@ -50,6 +50,52 @@ fn text(v: &Value) -> Option<String> {
     }
 }
 
+/// The unit in a few Markdown lines, Chinese first: goal, who is in it and why,
+/// milestones with their deadlines (Beijing time), knowledge links, roles left unfilled.
+fn brief(unit: &Value) -> String {
+    let mut out = vec![
+        format!("**{}**", unit["unit"]["name"].as_str().unwrap_or_default()),
+        format!("目标：{}", unit["goal"].as_str().unwrap_or_default()),
+    ];
+    for p in unit["picks"].as_array().into_iter().flatten() {
+        out.push(format!(
+            "- {}（{}）：{}",
+            p["name"].as_str().unwrap_or_default(),
+            p["role"].as_str().unwrap_or_default(),
+            p["zh"].as_str().unwrap_or_default()
+        ));
+    }
+    for m in unit["milestones"].as_array().into_iter().flatten() {
+        let due = m["due_at"]
+            .as_i64()
+            .and_then(chrono::DateTime::from_timestamp_millis)
+            .map(|t| {
+                (t + chrono::Duration::hours(8))
+                    .format("%m-%d %H:%M")
+                    .to_string()
+            })
+            .unwrap_or_default();
+        out.push(format!(
+            "> 里程碑 {} 截止 {due}",
+            m["name"].as_str().unwrap_or_default()
+        ));
+    }
+    for k in unit["knowledge"].as_array().into_iter().flatten() {
+        out.push(format!(
+            "[{}]({})",
+            k["title"].as_str().unwrap_or_default(),
+            k["url"].as_str().unwrap_or_default()
+        ));
+    }
+    for u in unit["unfilled"].as_array().into_iter().flatten() {
+        out.push(format!(
+            "<font color=\"warning\">{}</font>",
+            u["zh"].as_str().unwrap_or_default()
+        ));
+    }
+    out.join("\n")
+}
+
 impl TaskUnits {
     async fn create_node(
         &self,
@@ -98,17 +144,19 @@ impl TaskUnits {
                     .collect::<Vec<_>>()
             })
             .unwrap_or_default();
-        let touser = members
-            .iter()
-            .filter_map(|m| m["id"].as_str())
-            .collect::<Vec<_>>()
-            .join("|");
+        let ids: Vec<&str> = members.iter().filter_map(|m| m["id"].as_str()).collect();
+        let id = unit["unit"]["id"].as_str().unwrap_or_default();
         Ok(json!({
-            "unit": unit["unit"]["id"],
+            "unit": id,
             "name": unit["unit"]["name"],
             "priority": unit["unit"]["priority"],
             "members": members,
-            "touser": touser,
+            "member_ids": ids,
+            "touser": ids.join("|"),
+            // A WeCom group chat id of the unit's own (letters and digits, 32), so a
+            // retried step finds the same chat.
+            "chat_id": id.replace('-', ""),
+            "brief": brief(&unit),
             "unfilled": unit["unfilled"],
             "milestones": unit["milestones"],
             "knowledge": unit["knowledge"],

@@ -524,6 +524,29 @@ async fn units_are_assembled_from_templates(backend: Backend) {
     let open = s.get("/api/v1/task-units?status=open").await;
     assert_eq!(open["units"], json!([]), "{open}");
 
+    // The health dashboard: both units' milestones done were on time, the same three
+    // people worked together twice, the pack's link was used twice; nobody carries an
+    // open unit.
+    let health = s.get("/api/v1/task-units/health?days=30").await;
+    assert_eq!(health["units"], 2, "{health}");
+    assert_eq!(
+        health["by_template"][0]["key"], "delivery-rescue",
+        "{health}"
+    );
+    assert_eq!(health["by_template"][0]["on_time_rate"], 1.0, "{health}");
+    assert_eq!(health["by_template"][0]["invited"], 6, "{health}");
+    assert_eq!(
+        health["combinations"][0],
+        json!({ "key": "buy-fast + svc-senior + wh-east", "count": 2 }),
+        "{health}"
+    );
+    assert_eq!(health["knowledge"][0]["count"], 2, "{health}");
+    assert_eq!(health["load"], json!([]), "{health}");
+    let (st, v) = s
+        .call(Method::GET, "/api/v1/task-units/health?days=0", None)
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+
     // A flow's create_task_unit node: the unit is made once, its members come back.
     let flow = json!({
         "schema": 1, "name": "交付超期 → 作战单元",

@@ -264,6 +264,25 @@ fn field_words(key: &str, lang: Lang) -> String {
             "运行记录保留天数",
             "days runs are kept",
         ),
+        ("roles", "角色", "roles"),
+        ("milestones", "里程碑", "milestones"),
+        ("skills", "技能", "skills"),
+        ("skill", "技能", "skill"),
+        ("level", "等级", "level"),
+        ("permissions", "权限", "permissions"),
+        ("region", "区域", "region"),
+        ("count", "人数", "how many"),
+        ("function", "职能", "function"),
+        ("offset", "时长", "offset"),
+        ("after", "起算里程碑", "counted from"),
+        ("owner_role", "负责角色", "owner role"),
+        ("done_when", "完成标志", "done when"),
+        ("urgency", "紧急程度", "urgency"),
+        ("goal", "目标", "goal"),
+        ("name_pattern", "单元命名", "unit name pattern"),
+        ("knowledge", "资料包", "knowledge pack"),
+        ("url", "链接", "link"),
+        ("scenario", "客户场景", "scenario"),
     ];
     words
         .iter()
@@ -272,7 +291,7 @@ fn field_words(key: &str, lang: Lang) -> String {
 }
 
 /// A JSON pointer in words: `/caps/0/max` → `频次上限 › 第 1 条 › 最多次数`.
-fn path_words(path: &str, lang: Lang) -> String {
+pub(crate) fn path_words(path: &str, lang: Lang) -> String {
     if path == "/" {
         return say(lang, "整个文档", "the whole document");
     }

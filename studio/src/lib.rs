@@ -26,6 +26,7 @@ mod people;
 mod picker;
 mod rules;
 mod scoring;
+mod units;
 mod url_categories;
 mod words;
 
@@ -104,6 +105,8 @@ pub enum Page {
     ContactPolicy,
     /// The people directory task units are staffed from (人员目录).
     Directory,
+    /// Task units and their templates (作战单元).
+    Units,
     People,
     /// An invitation or a password reset, opened from its link.
     Ticket(String),
@@ -125,6 +128,7 @@ impl Page {
             ("url-categories", _) => Page::UrlCategories,
             ("contact-policy", _) => Page::ContactPolicy,
             ("directory", _) => Page::Directory,
+            ("units", _) => Page::Units,
             ("people", _) => Page::People,
             ("ticket", t) if !t.is_empty() => Page::Ticket(t.to_owned()),
             _ => Page::Flows,
@@ -145,6 +149,7 @@ impl Page {
             Page::UrlCategories => "/url-categories".into(),
             Page::ContactPolicy => "/contact-policy".into(),
             Page::Directory => "/directory".into(),
+            Page::Units => "/units".into(),
             Page::People => "/people".into(),
             Page::Ticket(t) => format!("/ticket/{t}"),
         }
@@ -327,6 +332,7 @@ pub fn App() -> impl IntoView {
                     Page::UrlCategories => view! { <url_categories::UrlCategoriesPage /> }.into_any(),
                     Page::ContactPolicy => view! { <contact_policy::ContactPolicyPage /> }.into_any(),
                     Page::Directory => view! { <directory::DirectoryPage /> }.into_any(),
+                    Page::Units => view! { <units::UnitsPage /> }.into_any(),
                     Page::People => view! { <people::PeoplePage /> }.into_any(),
                     Page::Ticket(t) => view! { <people::TicketPage ticket=t /> }.into_any(),
                 }}
@@ -353,6 +359,7 @@ fn TopBar() -> impl IntoView {
                     <button data-testid="nav-url-categories" on:click=move |_| session.go(Page::UrlCategories)>{move || crate::i18n::say(session.lang.get(), "网址分类", "URL categories")}</button>
                     <button data-testid="nav-contact-policy" on:click=move |_| session.go(Page::ContactPolicy)>{move || crate::i18n::say(session.lang.get(), "联系策略", "Contact policy")}</button>
                     <button data-testid="nav-directory" on:click=move |_| session.go(Page::Directory)>{move || crate::i18n::say(session.lang.get(), "人员目录", "People directory")}</button>
+                    <button data-testid="nav-units" on:click=move |_| session.go(Page::Units)>{move || crate::i18n::say(session.lang.get(), "作战单元", "Task units")}</button>
                     <button data-testid="nav-connectors" on:click=move |_| session.go(Page::Connectors)>{move || session.t(Text::Connectors)}</button>
                     <button data-testid="nav-inbox" on:click=move |_| session.go(Page::Inbox)>{move || session.t(Text::Inbox)}</button>
                     <Show when=move || session.role().is_none_or(|r| r == "admin")>

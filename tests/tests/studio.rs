@@ -2667,3 +2667,86 @@ async fn the_people_directory_is_imported_and_edited_in_words() {
     })
     .await;
 }
+
+/// Task units in the studio: a unit template started from the example, checked as it is
+/// typed (a skill level out of range is said in words and blocks saving), its milestones
+/// drawn on a timeline, a dispatch preview against an account showing who would be picked
+/// and why, saved; then a unit at work: its members with their reasons, a milestone marked
+/// done and an update posted, both in its log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task_units_are_templated_previewed_and_followed_in_words() {
+    with_browser("task_units", |c, api| async move {
+        let r = api
+            .client
+            .post(format!("{}/api/v1/people/members/import", api.base))
+            .bearer_auth(&api.token)
+            .header("content-type", "text/csv")
+            .body(
+                "id,name,function,region,skills,permissions,capacity,manager\n\
+                 wh-east,周敏,仓储,华东,实时库存:4,,5,mgr-li\n\
+                 buy-fast,陈静,采购,华东,寻源:3,紧急空运,4,mgr-li\n\
+                 buy-slow,吴刚,采购,华东,寻源:4,,4,mgr-li\n\
+                 svc-senior,赵磊,售后服务,华东,故障诊断:5,,2,mgr-li\n",
+            )
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if !r.status().is_success() {
+            return Err(format!("import: {}", r.text().await.unwrap_or_default()));
+        }
+        sign_in(&c, &api).await?;
+        click(&c, "nav-units").await?;
+        click(&c, "units-tab-templates").await?;
+        find(&c, "templates-empty").await?;
+        click(&c, "new-template").await?;
+        type_into(&c, "template-id", "delivery-rescue").await?;
+        gone(&c, "template-problems").await?;
+        type_into(&c, "role-2-skills", "故障诊断:9").await?;
+        expect_contains(&c, "template-problems", "角色 3 的技能").await?;
+        if find(&c, "save-template")
+            .await?
+            .is_enabled()
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            return Err("a template with a problem cannot be saved".into());
+        }
+        type_into(&c, "role-2-skills", "故障诊断:4").await?;
+        gone(&c, "template-problems").await?;
+        find(&c, "timeline-1").await?;
+        expect_contains(&c, "milestone-timeline", "开始后 2 天").await?;
+
+        type_into(&c, "preview-account", "苏州精工").await?;
+        click(&c, "run-preview").await?;
+        expect_contains(&c, "preview-result", "苏州精工-交付攻坚").await?;
+        expect_contains(&c, "pick-buy-fast", "紧急空运").await?;
+        expect_contains(&c, "pick-svc-senior", "故障诊断").await?;
+
+        click(&c, "save-template").await?;
+        expect_contains(&c, "templates-notice", "已保存 交付攻坚，第 1 版").await?;
+        find(&c, "template-row-delivery-rescue").await?;
+
+        let unit = api
+            .post(
+                "/api/v1/task-units",
+                &json!({ "template": "delivery-rescue", "account": "苏州精工" }),
+            )
+            .await;
+        let id = unit["unit"]["id"].as_str().unwrap_or_default().to_owned();
+        click(&c, "units-tab-units").await?;
+        click(&c, &format!("open-unit-{id}")).await?;
+        expect_contains(&c, "unit-member-buy-fast", "紧急空运").await?;
+        click(&c, "done-alternative").await?;
+        expect_contains(&c, "unit-milestone-alternative", "完成").await?;
+        type_into(&c, "unit-update", "替代型号已确认").await?;
+        click(&c, "post-update").await?;
+        expect_contains(&c, "unit-log", "进展：替代型号已确认").await?;
+        expect_contains(&c, "unit-log", "完成里程碑「24 小时内确认替代方案」").await?;
+        let saved = api.get(&format!("/api/v1/task-units/{id}")).await;
+        if saved["milestones"][0]["done_at"].is_null() {
+            return Err(format!("the milestone was not saved done: {saved}"));
+        }
+        Ok(())
+    })
+    .await;
+}

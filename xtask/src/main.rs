@@ -27,6 +27,9 @@ fn main() -> ExitCode {
         Some("connectors") => build_connectors().map(|_| ()),
         Some("bench-studio") => bench_studio(),
         Some("bench-intent") => run_release_bin("intent-bench", &args[1..], &[]),
+        Some("bench-units") => build_connectors().and_then(|dir| {
+            run_release_bin("unit-bench", &args[1..], &[("TRELLIS_CONNECTORS_DIR", dir)])
+        }),
         Some("bench-tracking") => build_connectors().and_then(|dir| {
             run_release_bin(
                 "tracking-bench",
@@ -36,7 +39,7 @@ fn main() -> ExitCode {
         }),
         _ => {
             eprintln!(
-                "usage: cargo xtask <run [serve args…] | test [cargo test args…] | bench | bench-intent | bench-tracking | bench-studio | studio | connectors>"
+                "usage: cargo xtask <run [serve args…] | test [cargo test args…] | bench | bench-intent | bench-tracking | bench-units | bench-studio | studio | connectors>"
             );
             return ExitCode::from(2);
         }

@@ -540,3 +540,29 @@ pub async fn act(
         .await?;
     Ok(Json(unit))
 }
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct HealthQuery {
+    /// Units created in the last this many days (default 90, at most 366).
+    pub days: Option<i64>,
+}
+
+/// Collaboration health over recent units: per function and per template, the median and
+/// p90 minutes from invitation to a member's first response and the share of milestones
+/// done on time; open units per person against capacity; the most used knowledge links;
+/// the member combinations that recur most.
+#[utoipa::path(get, path = "/api/v1/task-units/health", tag = "task_units", params(HealthQuery),
+    responses((status = 200, description = "`{days, units, by_function: [{key, units, response_p50_minutes, response_p90_minutes, responded, invited, on_time, judged, on_time_rate}], by_template, load: [{member, open, capacity}], knowledge: [{key, count}], combinations}`", body = Object)))]
+pub async fn health(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<HealthQuery>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(q) = query.map_err(|e| ApiError::invalid("", format!("{e}; use ?days=N")))?;
+    let days = q.days.unwrap_or(90);
+    if !(1..=366).contains(&days) {
+        return Err(ApiError::invalid("/days", "days is 1 to 366"));
+    }
+    let h = crate::task_units::health::read(&state.db, &caller.workspace_id, now(), days).await?;
+    Ok(Json(serde_json::to_value(h).map_err(ApiError::internal)?))
+}

@@ -10,10 +10,13 @@
 //!   intake in the same transaction;
 //! - `deadlines`: once a second, milestones whose reminder or deadline passed raise
 //!   `task_unit.milestone_due` / `task_unit.milestone_overdue`, each once;
+//! - `health`: the collaboration health dashboard (response times, punctuality, load,
+//!   knowledge used, recurring member combinations);
 //! - `host`: `trellis.units@1`, the reserved call host serving the `create_task_unit`
 //!   node.
 
 mod deadlines;
+pub mod health;
 mod host;
 pub mod templates;
 mod units;

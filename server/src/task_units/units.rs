@@ -127,6 +127,7 @@ impl TaskUnits {
         now: i64,
     ) -> Result<Value, UnitError> {
         let txn = self.db.begin().await?;
+        staffing_lock(&txn, workspace).await?;
         if let Some(key) = &new.origin_key
             && let Some(u) = task_unit::Entity::find()
                 .filter(task_unit::Column::WorkspaceId.eq(workspace))
@@ -322,6 +323,7 @@ impl TaskUnits {
         now: i64,
     ) -> Result<Value, UnitError> {
         let txn = self.db.begin().await?;
+        staffing_lock(&txn, workspace).await?;
         let unit = open_unit(&txn, workspace, id).await?;
         let mut closed = None;
         let entry = match action {
@@ -497,6 +499,24 @@ impl TaskUnits {
     pub async fn get(&self, workspace: &str, id: &str) -> Result<Value, UnitError> {
         view(&self.db, workspace, id).await
     }
+}
+
+/// Staffing reads everyone's load and then adds to it: two units staffed at once in one
+/// workspace could each see the same last free place. On PostgreSQL they take turns on a
+/// transaction-scoped advisory lock; SQLite has one writer, so they take turns anyway.
+async fn staffing_lock<C: ConnectionTrait>(
+    conn: &C,
+    workspace: &str,
+) -> Result<(), sea_orm::DbErr> {
+    if conn.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+        conn.execute_raw(Statement::from_sql_and_values(
+            sea_orm::DatabaseBackend::Postgres,
+            "SELECT pg_advisory_xact_lock(hashtext($1))",
+            [format!("trellis.task_units:{workspace}").into()],
+        ))
+        .await?;
+    }
+    Ok(())
 }
 
 /// The unit, if open; otherwise why not.

@@ -760,3 +760,79 @@ async fn an_overdue_delivery_assembles_a_unit(backend: Backend) {
     s.finish().await;
 }
 both!(an_overdue_delivery_assembles_a_unit);
+
+/// Units created together are staffed by priority: the more urgent one gets the senior
+/// engineer both want, the other the next best, and both logs say why.
+async fn units_created_together_are_staffed_by_priority(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let (st, v) = import(&s, DIRECTORY).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, v) = s
+        .call(
+            Method::PUT,
+            "/api/v1/people/members/svc-mid",
+            Some(
+                json!({"id": "svc-mid", "name": "孙涛", "function": "service", "region": "华东",
+                        "skills": {"故障诊断": 4}, "capacity": 1, "manager": "mgr-li"}),
+            ),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, v) = s
+        .post(
+            "/api/v1/task-unit-templates",
+            json!({ "id": "delivery-rescue", "template": delivery_rescue() }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let (st, v) = s
+        .post(
+            "/api/v1/task-units/batch",
+            json!({ "units": [
+                { "template": "delivery-rescue", "account": "小客户", "severity": 1 },
+                { "template": "delivery-rescue", "account": "大客户", "severity": 4 }
+            ] }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let (low, high) = (&v["units"][0], &v["units"][1]);
+    let service = |u: &Value| {
+        u["picks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["role"] == "service")
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(service(high)["member"], "svc-senior", "{v}");
+    let lost = service(low);
+    assert_eq!(lost["member"], "svc-mid", "{v}");
+    assert_eq!(lost["reasons"]["displaced"]["member"], "svc-senior", "{v}");
+    assert_eq!(
+        lost["reasons"]["displaced"]["unit"], high["unit"]["id"],
+        "{v}"
+    );
+    let took: Vec<&Value> = high["log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "priority")
+        .collect();
+    assert_eq!(took.len(), 1, "{high}");
+    assert_eq!(took[0]["detail"]["over"], low["unit"]["id"], "{high}");
+    assert!(
+        took[0]["detail"]["zh"]
+            .as_str()
+            .unwrap()
+            .contains("svc-mid"),
+        "{high}"
+    );
+    // An empty batch is refused with its pointer.
+    let (st, v) = s
+        .post("/api/v1/task-units/batch", json!({ "units": [] }))
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    s.finish().await;
+}
+both!(units_created_together_are_staffed_by_priority);

@@ -1001,7 +1001,7 @@ fn log_words(e: &Value, lang: Lang) -> String {
             ),
         ),
         "picked" => format!("{}（{}）：{}", s("name"), s("role"), s(z)),
-        "unfilled" => s(z),
+        "unfilled" | "priority" => s(z),
         "override" => say(
             lang,
             &format!(

@@ -166,6 +166,7 @@ pub fn openapi_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(task_units::preview))
         .routes(routes!(task_units::list_units, task_units::create_unit))
         .routes(routes!(task_units::health))
+        .routes(routes!(task_units::create_units))
         .routes(routes!(task_units::get_unit))
         .routes(routes!(task_units::act))
         .routes(routes!(documents::list_versions))

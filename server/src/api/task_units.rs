@@ -386,8 +386,8 @@ pub async fn preview(
     };
     let staffing = template.staff("preview", &facts, t.manager, t.overrides);
     let directory = Directory::new(crate::people::list(&state.db, ws, None).await?);
-    let mut work =
-        crate::task_units::workload(&state.db, ws, staffing.demand.account.as_deref(), now).await?;
+    let accounts: Vec<&str> = staffing.demand.account.iter().map(String::as_str).collect();
+    let mut work = crate::task_units::workload(&state.db, ws, &accounts, now).await?;
     let dispatch = task_units::dispatch(&directory, &mut work, &staffing.demand);
     Ok(Json(json!({
         "name": staffing.name, "priority": staffing.priority, "rules": staffing.rules,
@@ -565,4 +565,51 @@ pub async fn health(
     }
     let h = crate::task_units::health::read(&state.db, &caller.workspace_id, now(), days).await?;
     Ok(Json(serde_json::to_value(h).map_err(ApiError::internal)?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchIn {
+    units: Vec<NewUnitIn>,
+}
+
+/// Creates several units at once (operators), staffed by priority: when they want the
+/// same people, the higher-priority unit (urgency, then severity, then the account's
+/// value) gets them, the others the next best, and both units' logs say why.
+#[utoipa::path(post, path = "/api/v1/task-units/batch", tag = "task_units", request_body = Object,
+    responses((status = 201, description = "`{units: [...]}`, each as `GET /api/v1/task-units/{id}` gives it, in the order asked", body = Object),
+        (status = 404, description = "no such template")))]
+pub async fn create_units(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    caller.require(Role::Operator)?;
+    let body: BatchIn = from_value(body)?;
+    if body.units.is_empty() || body.units.len() > 100 {
+        return Err(ApiError::invalid("/units", "give 1 to 100 units"));
+    }
+    let news = body
+        .units
+        .into_iter()
+        .map(|u| {
+            let t = u.trigger;
+            NewUnit {
+                template: u.template,
+                account: t.account,
+                lead: t.lead,
+                event: t.event,
+                severity: t.severity,
+                manager: t.manager,
+                overrides: t.overrides,
+                origin_key: None,
+                by: caller.name.clone(),
+            }
+        })
+        .collect();
+    let units = state
+        .units
+        .create_many(&caller.workspace_id, news, now())
+        .await?;
+    Ok((StatusCode::CREATED, Json(json!({ "units": units }))))
 }

@@ -79,6 +79,8 @@ pub enum LogAction {
     Unfilled,
     /// A manager put a member in over capacity.
     Override,
+    /// This unit's priority took a member another unit created with it wanted.
+    Priority,
     Update,
     Link,
     MilestoneDone,
@@ -94,6 +96,7 @@ impl LogAction {
             LogAction::Picked => "picked",
             LogAction::Unfilled => "unfilled",
             LogAction::Override => "override",
+            LogAction::Priority => "priority",
             LogAction::Update => "update",
             LogAction::Link => "link",
             LogAction::MilestoneDone => "milestone_done",

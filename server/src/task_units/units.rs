@@ -117,6 +117,53 @@ pub async fn list<C: ConnectionTrait>(
         .collect())
 }
 
+/// A unit about to be staffed: its template applied to the trigger's facts.
+struct Prepared {
+    new: NewUnit,
+    unit_id: String,
+    template_id: String,
+    version: i32,
+    template: trellis_model::task_units::Template,
+    account: Value,
+    facts: Facts,
+    staffing: trellis_model::task_units::Staffing,
+}
+
+/// Reads the template (in force now) and the account, and applies the template.
+async fn prepare<C: ConnectionTrait>(
+    conn: &C,
+    workspace: &str,
+    mut new: NewUnit,
+) -> Result<Prepared, UnitError> {
+    let (head, version, template) = templates::get(conn, workspace, &new.template, None).await?;
+    let account = match &new.account {
+        Some(a) if !a.trim().is_empty() => resolve_account(conn, workspace, a).await?,
+        _ => Value::Null,
+    };
+    let facts = Facts {
+        event: new.event.clone(),
+        account: account.clone(),
+        lead: new
+            .lead
+            .as_ref()
+            .map_or(Value::Null, |l| json!({ "id": l })),
+        severity: new.severity.min(5),
+    };
+    let unit_id = uuid::Uuid::now_v7().to_string();
+    let overrides = std::mem::take(&mut new.overrides);
+    let staffing = template.staff(&unit_id, &facts, new.manager.clone(), overrides);
+    Ok(Prepared {
+        new,
+        unit_id,
+        template_id: head.id,
+        version,
+        template,
+        account,
+        facts,
+        staffing,
+    })
+}
+
 impl TaskUnits {
     /// Creates a unit (see the module's description) and gives it as [`TaskUnits::get`]
     /// does. With an `origin_key` seen before, gives that unit and creates nothing.
@@ -137,56 +184,63 @@ impl TaskUnits {
         {
             return view(&txn, workspace, &u.id).await;
         }
-        let (head, version, template) =
-            templates::get(&txn, workspace, &new.template, None).await?;
-        let account = match &new.account {
-            Some(a) if !a.trim().is_empty() => resolve_account(&txn, workspace, a).await?,
-            _ => Value::Null,
-        };
-        let facts = Facts {
-            event: new.event.clone(),
-            account: account.clone(),
-            lead: new
-                .lead
-                .as_ref()
-                .map_or(Value::Null, |l| json!({ "id": l })),
-            severity: new.severity.min(5),
-        };
-        let unit_id = uuid::Uuid::now_v7().to_string();
-        let staffing = template.staff(&unit_id, &facts, new.manager.clone(), new.overrides);
+        let p = prepare(&txn, workspace, new).await?;
         let directory = Directory::new(crate::people::list(&txn, workspace, None).await?);
-        let account_id = staffing.demand.account.clone();
-        let mut work = workload(&txn, workspace, account_id.as_deref(), now).await?;
-        let dispatch = task_units::dispatch(&directory, &mut work, &staffing.demand);
-        let deadlines = template.schedule(now);
+        let accounts: Vec<&str> = p
+            .staffing
+            .demand
+            .account
+            .iter()
+            .map(String::as_str)
+            .collect();
+        let mut work = workload(&txn, workspace, &accounts, now).await?;
+        let dispatch = task_units::dispatch(&directory, &mut work, &p.staffing.demand);
+        let unit_id = self.write(&txn, workspace, p, dispatch, now).await?;
+        let out = view(&txn, workspace, &unit_id).await?;
+        txn.commit().await?;
+        self.runs.wake();
+        Ok(out)
+    }
 
+    /// Writes a staffed unit: the unit, its members, milestones and log, the manager's
+    /// inbox for each role left unfilled, and `task_unit.created`; gives its id.
+    async fn write<C: ConnectionTrait>(
+        &self,
+        txn: &C,
+        workspace: &str,
+        p: Prepared,
+        dispatch: task_units::Dispatch,
+        now: i64,
+    ) -> Result<String, UnitError> {
+        let unit_id = p.unit_id.clone();
+        let deadlines = p.template.schedule(now);
         task_unit::Entity::insert(task_unit::ActiveModel {
             id: Set(unit_id.clone()),
             workspace_id: Set(workspace.to_owned()),
-            template_id: Set(head.id.clone()),
-            template_version: Set(version),
-            name: Set(staffing.name.clone()),
+            template_id: Set(p.template_id.clone()),
+            template_version: Set(p.version),
+            name: Set(p.staffing.name.clone()),
             status: Set(UnitStatus::Open.as_str().into()),
-            priority: Set(staffing.priority),
-            account_id: Set(account_id.clone()),
-            lead_id: Set(new.lead.clone()),
-            origin_key: Set(new.origin_key.clone()),
-            goal: Set(template.goal.clone()),
+            priority: Set(p.staffing.priority),
+            account_id: Set(p.staffing.demand.account.clone()),
+            lead_id: Set(p.new.lead.clone()),
+            origin_key: Set(p.new.origin_key.clone()),
+            goal: Set(p.template.goal.clone()),
             staffing: Set(json!({
                 "picks": dispatch.picks,
                 "unfilled": dispatch.unfilled,
-                "rules": staffing.rules,
-                "knowledge": staffing.knowledge,
-                "manager": new.manager,
+                "rules": p.staffing.rules,
+                "knowledge": p.staffing.knowledge,
+                "manager": p.new.manager,
             })
             .to_string()),
-            trigger: Set(serde_json::to_string(&facts).unwrap_or_else(|_| "{}".into())),
-            wecom_group: Set(template.wecom_group),
-            created_by: Set(new.by.clone()),
+            trigger: Set(serde_json::to_string(&p.facts).unwrap_or_else(|_| "{}".into())),
+            wecom_group: Set(p.template.wecom_group),
+            created_by: Set(p.new.by.clone()),
             created_at: Set(now),
             closed_at: Set(None),
         })
-        .exec_without_returning(&txn)
+        .exec_without_returning(txn)
         .await?;
         if !dispatch.picks.is_empty() {
             task_unit_member::Entity::insert_many(dispatch.picks.iter().map(|p| {
@@ -207,7 +261,7 @@ impl TaskUnits {
                 .do_nothing()
                 .to_owned(),
             )
-            .exec_without_returning(&txn)
+            .exec_without_returning(txn)
             .await?;
         }
         if !deadlines.is_empty() {
@@ -227,14 +281,14 @@ impl TaskUnits {
                     overdue: Set(false),
                 }
             }))
-            .exec_without_returning(&txn)
+            .exec_without_returning(txn)
             .await?;
         }
         let mut log = vec![(
             LogAction::Created,
             json!({
-                "template": head.id, "version": version, "name": staffing.name,
-                "priority": staffing.priority, "rules": staffing.rules,
+                "template": p.template_id, "version": p.version, "name": p.staffing.name,
+                "priority": p.staffing.priority, "rules": p.staffing.rules,
             }),
         )];
         for p in &dispatch.picks {
@@ -255,22 +309,22 @@ impl TaskUnits {
                 serde_json::to_value(u).unwrap_or_default(),
             ));
         }
-        write_log(&txn, workspace, &unit_id, now, &new.by, log).await?;
+        write_log(txn, workspace, &unit_id, now, &p.new.by, log).await?;
         for u in &dispatch.unfilled {
             if let Some(manager) = &u.notify {
                 notification::Entity::insert(notification::ActiveModel {
                     workspace_id: Set(workspace.to_owned()),
                     id: Set(format!("task_unit:{unit_id}:unfilled:{}", u.role)),
                     recipient: Set(manager.clone()),
-                    title: Set(format!("作战单元「{}」缺人", staffing.name)),
+                    title: Set(format!("作战单元「{}」缺人", p.staffing.name)),
                     body: Set(u.zh.clone()),
-                    lead_id: Set(new.lead.clone()),
+                    lead_id: Set(p.new.lead.clone()),
                     flow_id: Set(None),
                     run_id: Set(None),
                     created_at: Set(Utc::now()),
                     read_at: Set(None),
                 })
-                .exec_without_returning(&txn)
+                .exec_without_returning(txn)
                 .await?;
             }
         }
@@ -287,27 +341,84 @@ impl TaskUnits {
             .join("|");
         self.events
             .record_within(
-                &txn,
+                txn,
                 workspace,
                 vec![NewEvent {
                     id: format!("task_unit:{unit_id}:created"),
                     name: event::CREATED.into(),
-                    lead: new.lead.clone(),
+                    lead: p.new.lead.clone(),
                     properties: json!({
-                        "unit": unit_id, "name": staffing.name, "template": head.id,
-                        "priority": staffing.priority, "account": account,
+                        "unit": unit_id, "name": p.staffing.name, "template": p.template_id,
+                        "priority": p.staffing.priority, "account": p.account,
                         "members": members, "touser": touser,
                         "unfilled": dispatch.unfilled.iter().map(|u| &u.role).collect::<Vec<_>>(),
                         "milestones": deadlines.iter().map(|d| json!({
                             "id": d.milestone, "name": d.name, "due_at": d.due_at,
                         })).collect::<Vec<_>>(),
-                        "wecom_group": template.wecom_group,
+                        "wecom_group": p.template.wecom_group,
                     }),
                     timestamp: None,
                 }],
             )
             .await?;
-        let out = view(&txn, workspace, &unit_id).await?;
+        Ok(unit_id)
+    }
+
+    /// Creates several units at once, staffed by priority
+    /// (`trellis_model::task_units::allocate`): when they want the same people, the
+    /// higher-priority unit gets them first and the others the next best. Both sides'
+    /// logs say so: the lower unit's pick names who it did not get and to which unit, and
+    /// the higher unit's log names the unit it took them from. Gives the units in the
+    /// order asked.
+    pub async fn create_many(
+        &self,
+        workspace: &str,
+        news: Vec<NewUnit>,
+        now: i64,
+    ) -> Result<Vec<Value>, UnitError> {
+        let txn = self.db.begin().await?;
+        staffing_lock(&txn, workspace).await?;
+        let mut prepared = Vec::with_capacity(news.len());
+        for new in news {
+            prepared.push(prepare(&txn, workspace, new).await?);
+        }
+        let directory = Directory::new(crate::people::list(&txn, workspace, None).await?);
+        let accounts: Vec<&str> = prepared
+            .iter()
+            .filter_map(|p| p.staffing.demand.account.as_deref())
+            .collect();
+        let mut work = workload(&txn, workspace, &accounts, now).await?;
+        let demands: Vec<task_units::Demand> =
+            prepared.iter().map(|p| p.staffing.demand.clone()).collect();
+        let dispatches = task_units::allocate(&directory, &mut work, &demands);
+        let mut took: HashMap<String, Vec<(LogAction, Value)>> = HashMap::new();
+        for d in &dispatches {
+            for pick in &d.picks {
+                if let Some(x) = &pick.reasons.displaced {
+                    took.entry(x.unit.clone()).or_default().push((
+                        LogAction::Priority,
+                        json!({
+                            "member": x.member, "role": pick.role, "over": d.unit,
+                            "zh": format!("{} 优先分给本单元；单元 {} 的「{}」改派 {}", x.member, d.unit, pick.role, pick.member),
+                            "en": format!("{} went to this unit first; unit {}'s {} got {} instead", x.member, d.unit, pick.role, pick.member),
+                        }),
+                    ));
+                }
+            }
+        }
+        let mut ids = Vec::with_capacity(prepared.len());
+        for (p, d) in prepared.into_iter().zip(dispatches) {
+            let by = p.new.by.clone();
+            let id = self.write(&txn, workspace, p, d, now).await?;
+            if let Some(entries) = took.remove(&id) {
+                write_log(&txn, workspace, &id, now, &by, entries).await?;
+            }
+            ids.push(id);
+        }
+        let mut out = Vec::with_capacity(ids.len());
+        for id in &ids {
+            out.push(view(&txn, workspace, id).await?);
+        }
         txn.commit().await?;
         self.runs.wake();
         Ok(out)
@@ -403,7 +514,7 @@ impl TaskUnits {
                         format!("{member:?} is not in the people directory"),
                     ));
                 }
-                let load = workload(&txn, workspace, None, now).await?;
+                let load = workload(&txn, workspace, &[], now).await?;
                 task_unit_member::Entity::insert(task_unit_member::ActiveModel {
                     unit_id: Set(id.to_owned()),
                     member_id: Set(member.clone()),
@@ -672,11 +783,11 @@ pub async fn resolve_account<C: ConnectionTrait>(
     Ok(json!({ "id": a.id, "name": a.name, "value": best, "attributes": a.attributes }))
 }
 
-/// Everyone's open units, and (for `account`) who worked on it recently.
+/// Everyone's open units, and (for each of `accounts`) who worked on it recently.
 pub async fn workload<C: ConnectionTrait>(
     conn: &C,
     workspace: &str,
-    account: Option<&str>,
+    accounts: &[&str],
     now: i64,
 ) -> Result<Workload, sea_orm::DbErr> {
     let backend = conn.get_database_backend();
@@ -705,7 +816,7 @@ pub async fn workload<C: ConnectionTrait>(
     )
     .await?;
     let mut collaborations: HashMap<String, HashMap<String, u32>> = HashMap::new();
-    if let Some(account) = account {
+    for &account in accounts {
         let with = counts(
             format!(
                 "SELECT m.member_id AS member, COUNT(*) AS n FROM task_unit_members m \

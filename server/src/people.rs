@@ -328,3 +328,150 @@ mod tests {
         assert!(missing.iter().any(|p| p.column == "function"));
     }
 }
+
+/// An employee a WeCom import left out, and why.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Skipped {
+    pub userid: String,
+    pub name: Option<String>,
+    pub department: u64,
+    pub reason: String,
+}
+
+/// How a WeCom department list becomes members.
+#[derive(Clone, Debug, Default)]
+pub struct WeComImport {
+    /// Function by department id; a department without one takes its parent's.
+    pub functions: std::collections::HashMap<u64, Function>,
+    /// New members' capacity, region and manager.
+    pub capacity: u32,
+    pub region: Option<String>,
+    pub manager: Option<String>,
+}
+
+/// The members `listed` (the wecom connector's `list_department_members` output) gives:
+/// an employee already in the directory keeps their skills, permissions, capacity and the
+/// rest, and takes WeCom's name and their department's function; a new one starts with
+/// the import's capacity, region and manager. Employees whose department (or any above
+/// it) has no function are skipped, with the reason.
+pub fn from_wecom(
+    listed: &serde_json::Value,
+    import: &WeComImport,
+    existing: &[Member],
+) -> (Vec<Member>, Vec<Skipped>) {
+    let parents: std::collections::HashMap<u64, u64> = listed["departments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|d| Some((d["id"].as_u64()?, d["parentid"].as_u64().unwrap_or(0))))
+        .collect();
+    let function_of = |mut department: u64| {
+        for _ in 0..64 {
+            if let Some(f) = import.functions.get(&department) {
+                return Some(*f);
+            }
+            department = *parents.get(&department)?;
+        }
+        None
+    };
+    let known: std::collections::HashMap<&str, &Member> =
+        existing.iter().map(|m| (m.id.as_str(), m)).collect();
+    let (mut members, mut skipped) = (Vec::new(), Vec::new());
+    for e in listed["members"].as_array().into_iter().flatten() {
+        let Some(userid) = e["userid"].as_str() else {
+            continue;
+        };
+        let department = e["department"].as_u64().unwrap_or(0);
+        let name = e["name"].as_str().map(str::to_owned);
+        let Some(function) = function_of(department) else {
+            skipped.push(Skipped {
+                userid: userid.to_owned(),
+                name,
+                department,
+                reason: format!("department {department} (and those above it) has no function"),
+            });
+            continue;
+        };
+        let member = match known.get(userid) {
+            Some(m) => Member {
+                name: name.clone().unwrap_or_else(|| m.name.clone()),
+                function,
+                ..(*m).clone()
+            },
+            None => Member {
+                id: userid.to_owned(),
+                name: name.clone().unwrap_or_else(|| userid.to_owned()),
+                function,
+                region: import.region.clone(),
+                skills: Default::default(),
+                permissions: Default::default(),
+                capacity: import.capacity,
+                time_zone: "Asia/Shanghai".into(),
+                manager: import.manager.clone(),
+                active: true,
+            },
+        };
+        if let Some((_, problem)) = member.problems().into_iter().next() {
+            skipped.push(Skipped {
+                userid: userid.to_owned(),
+                name,
+                department,
+                reason: problem,
+            });
+            continue;
+        }
+        members.push(member);
+    }
+    (members, skipped)
+}
+
+#[cfg(test)]
+mod wecom_tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn departments_map_to_functions_and_known_people_keep_their_skills() {
+        let listed = json!({
+            "departments": [{"id": 1, "parentid": 0}, {"id": 2, "parentid": 1}, {"id": 4, "parentid": 2}],
+            "members": [
+                {"userid": "wh-east", "department": 4, "name": "周敏"},
+                {"userid": "wh-north", "department": 2, "name": "孙强"},
+                {"userid": "boss", "department": 1, "name": "李总"}
+            ]
+        });
+        let import = WeComImport {
+            functions: [(2, Function::Warehouse)].into_iter().collect(),
+            capacity: 4,
+            region: Some("华东".into()),
+            manager: Some("boss".into()),
+        };
+        let mut known = Member {
+            id: "wh-north".into(),
+            name: "旧名".into(),
+            function: Function::Sales,
+            region: Some("华北".into()),
+            skills: [("实时库存".to_owned(), 5)].into_iter().collect(),
+            permissions: Default::default(),
+            capacity: 2,
+            time_zone: "Asia/Shanghai".into(),
+            manager: None,
+            active: true,
+        };
+        let (members, skipped) = from_wecom(&listed, &import, std::slice::from_ref(&known));
+        assert_eq!(members.len(), 2);
+        // A sub-department takes its parent's function; a new member the import's defaults.
+        assert_eq!(members[0].function, Function::Warehouse);
+        assert_eq!(
+            (members[0].capacity, members[0].region.as_deref()),
+            (4, Some("华东"))
+        );
+        // A known member keeps what the directory says of them, with WeCom's name.
+        known.name = "孙强".into();
+        known.function = Function::Warehouse;
+        assert_eq!(members[1], known);
+        assert_eq!(skipped.len(), 1);
+        assert_eq!(skipped[0].userid, "boss");
+    }
+}

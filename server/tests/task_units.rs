@@ -836,3 +836,60 @@ async fn units_created_together_are_staffed_by_priority(backend: Backend) {
     s.finish().await;
 }
 both!(units_created_together_are_staffed_by_priority);
+
+/// The directory imported from WeCom's department list (a mock WeCom): every employee of
+/// the departments mapped to a function (a sub-department takes its parent's), people
+/// already there keeping their skills, the unmapped listed as skipped.
+async fn the_directory_is_imported_from_wecom(backend: Backend) {
+    use trellis_e2e::mock_wecom::MockWeCom;
+    let s = TestServer::start(backend).await;
+    let api = trellis_e2e::Api::new(&s.base, &s.token);
+    let wecom = MockWeCom::start().await;
+    MockWeCom::connect(&api).await;
+    let (st, v) = import(
+        &s,
+        "id,name,function,region,skills,permissions,capacity\nwh-north,旧名,销售,华北,实时库存:5,,2\n",
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+
+    let (st, v) = s
+        .post(
+            "/api/v1/people/members/import-wecom",
+            json!({ "functions": { "2": "仓储", "x": "采购" }, "api_base": wecom.base() }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["pointer"], "/functions/x", "{v}");
+
+    let (st, v) = s
+        .post(
+            "/api/v1/people/members/import-wecom",
+            json!({ "functions": { "2": "仓储", "3": "purchasing", "5": "售后服务" },
+                    "capacity": 4, "region": "华东", "manager": "boss", "api_base": wecom.base() }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(
+        (
+            v["saved"].as_u64(),
+            v["created"].as_u64(),
+            v["updated"].as_u64()
+        ),
+        (Some(4), Some(3), Some(1)),
+        "{v}"
+    );
+    assert_eq!(v["skipped"][0]["userid"], "boss", "{v}");
+    let east = s.get("/api/v1/people/members/wh-east").await;
+    assert_eq!(east["member"]["name"], "周敏", "{east}");
+    assert_eq!(east["member"]["function"], "warehouse", "{east}");
+    assert_eq!(east["member"]["capacity"], 4, "{east}");
+    assert_eq!(east["member"]["manager"], "boss", "{east}");
+    let north = s.get("/api/v1/people/members/wh-north").await;
+    assert_eq!(north["member"]["name"], "孙强", "{north}");
+    assert_eq!(north["member"]["function"], "warehouse", "{north}");
+    assert_eq!(north["member"]["skills"], json!({"实时库存": 5}), "{north}");
+    assert_eq!(north["member"]["capacity"], 2, "kept: {north}");
+    s.finish().await;
+}
+both!(the_directory_is_imported_from_wecom);

@@ -207,6 +207,65 @@ pub fn DirectoryPage() -> impl IntoView {
             }
         });
     };
+    let wecom_open = RwSignal::new(false);
+    let wecom_department = RwSignal::new(String::from("1"));
+    let wecom_mapping = RwSignal::new(String::new());
+    let wecom_capacity = RwSignal::new(String::from("5"));
+    let wecom_api_base = RwSignal::new(String::new());
+    let wecom_skipped = RwSignal::new(Vec::<Value>::new());
+    let import_wecom = move |_| {
+        let lang = session.lang.get_untracked();
+        let mut functions = serde_json::Map::new();
+        for line in wecom_mapping
+            .get_untracked()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+        {
+            let Some((department, function)) = line.split_once(['=', '＝']) else {
+                error.set(Some(say(
+                    lang,
+                    &format!("「{line}」应写成 部门ID=职能，例如 2=仓储"),
+                    &format!("\"{line}\" should read department id=function, e.g. 2=warehouse"),
+                )));
+                return;
+            };
+            functions.insert(department.trim().to_owned(), Value::from(function.trim()));
+        }
+        let mut body = serde_json::json!({
+            "department_id": wecom_department.get_untracked().trim().parse::<u64>().unwrap_or(1),
+            "functions": functions,
+            "capacity": wecom_capacity.get_untracked().trim().parse::<u32>().unwrap_or(5),
+        });
+        let base = wecom_api_base.get_untracked();
+        if !base.trim().is_empty() {
+            body["api_base"] = Value::from(base.trim());
+        }
+        leptos::task::spawn_local(async move {
+            match api::post_json(&token(), "/api/v1/people/members/import-wecom", &body).await {
+                Ok(v) => {
+                    error.set(None);
+                    notice.set(Some(say(
+                        lang,
+                        &format!(
+                            "已从企业微信导入：新增 {} 人，更新 {} 人，跳过 {} 人。",
+                            v["created"],
+                            v["updated"],
+                            v["skipped"].as_array().map_or(0, Vec::len)
+                        ),
+                        &format!(
+                            "Imported from WeCom: {} added, {} updated, {} skipped.",
+                            v["created"],
+                            v["updated"],
+                            v["skipped"].as_array().map_or(0, Vec::len)
+                        ),
+                    )));
+                    wecom_skipped.set(v["skipped"].as_array().cloned().unwrap_or_default());
+                    reload.update(|r| *r += 1);
+                }
+                Err(e) => fail(e),
+            }
+        });
+    };
     let problems = Memo::new(move |_| {
         let lang = lang();
         form.with(|f| {
@@ -240,6 +299,35 @@ pub fn DirectoryPage() -> impl IntoView {
                     {move || Function::ALL.map(|f| view! { <option value=f.as_str()>{function_words(f, lang())}</option> }).collect_view()}
                 </select>
             </p>
+            <p class="actions"><button data-testid="wecom-import-open" on:click=move |_| wecom_open.update(|o| *o = !*o)>
+                {move || say(lang(), "从企业微信通讯录导入…", "Import from WeCom's directory…")}</button></p>
+            {move || wecom_open.get().then(|| view! {
+                <div class="member-form" data-testid="wecom-import">
+                    <p class="hint">{say(lang(), "读取企业微信中某个部门及其下属部门的成员（需先连接企业微信）。每行写一个 部门ID=职能，下级部门沿用上级的职能；已在目录里的人保留技能和容量。", "Reads the employees of a WeCom department and those under it (connect WeCom first). One department id=function a line; sub-departments take their parent's; people already here keep their skills and capacity.")}</p>
+                    <label>{say(lang(), "部门 ID（1 为全公司）", "Department id (1: the whole company)")}
+                        <input type="text" data-testid="wecom-department" prop:value=move || wecom_department.get() on:input=move |ev| wecom_department.set(event_target_value(&ev)) /></label>
+                    <label>{say(lang(), "部门与职能（如 2=仓储）", "Departments and functions (e.g. 2=warehouse)")}
+                        <textarea data-testid="wecom-mapping" rows="4" prop:value=move || wecom_mapping.get() on:input=move |ev| wecom_mapping.set(event_target_value(&ev))></textarea></label>
+                    <label>{say(lang(), "新成员的容量", "New people's capacity")}
+                        <input type="text" data-testid="wecom-capacity" prop:value=move || wecom_capacity.get() on:input=move |ev| wecom_capacity.set(event_target_value(&ev)) /></label>
+                    <label>{say(lang(), "接口地址（仅私有部署填写）", "API address (private deployments only)")}
+                        <input type="text" data-testid="wecom-api-base" prop:value=move || wecom_api_base.get() on:input=move |ev| wecom_api_base.set(event_target_value(&ev)) /></label>
+                    <button class="primary" data-testid="wecom-import-run" on:click=import_wecom>{say(lang(), "导入", "Import")}</button>
+                    {move || (!wecom_skipped.with(Vec::is_empty)).then(|| view! {
+                        <ul class="warning" data-testid="wecom-skipped">{wecom_skipped.get().into_iter().map(|x| view! {
+                            <li>{
+                                let reason = x["reason"].as_str().unwrap_or_default();
+                                let why = if reason.contains("has no function") {
+                                    say(lang(), &format!("部门 {} 及其上级部门都没有对应的职能", x["department"]), reason)
+                                } else {
+                                    reason.to_owned()
+                                };
+                                format!("{}（{}）：{why}", x["name"].as_str().unwrap_or_default(), x["userid"].as_str().unwrap_or_default())
+                            }</li>
+                        }).collect_view()}</ul>
+                    })}
+                </div>
+            })}
             <p class="hint">{move || say(lang(),
                 "表头：id（企业微信 UserID）, name, function（如 仓储、采购）, region, skills（如 inventory:4; erp:3）, permissions, capacity, time_zone, manager, active。整张表有任何问题都不会导入，下面会列出每个问题的行和列。",
                 "Header: id (WeCom UserID), name, function (e.g. warehouse), region, skills (e.g. inventory:4; erp:3), permissions, capacity, time_zone, manager, active. A file with any problem imports nothing; each problem is listed below with its line and column.")}</p>

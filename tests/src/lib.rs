@@ -771,6 +771,12 @@ pub mod mock_wecom {
                 .route("/cgi-bin/appchat/send", axum::routing::post(chat_send))
                 .route("/cgi-bin/media/upload", axum::routing::post(upload))
                 .route(
+                    "/cgi-bin/department/simplelist",
+                    axum::routing::get(department_simplelist),
+                )
+                .route("/cgi-bin/user/list_id", axum::routing::post(user_list_id))
+                .route("/cgi-bin/user/get", axum::routing::get(user_get))
+                .route(
                     "/cgi-bin/externalcontact/batch/get_by_user",
                     axum::routing::post(batch_get_by_user),
                 )
@@ -815,6 +821,103 @@ pub mod mock_wecom {
     }
 
     type Params = Query<std::collections::HashMap<String, String>>;
+
+    /// The mock corp's departments (id, parent, name) and employees (user id, department,
+    /// name, position).
+    pub const DEPARTMENTS: [(u64, u64, &str); 5] = [
+        (1, 0, "苏州精工科技"),
+        (2, 1, "仓储部"),
+        (3, 1, "采购部"),
+        (4, 2, "华东仓"),
+        (5, 1, "售后服务部"),
+    ];
+    pub const EMPLOYEES: [(&str, u64, &str, &str); 5] = [
+        ("boss", 1, "李总", "总经理"),
+        ("wh-north", 2, "孙强", "仓管"),
+        ("buy-fast", 3, "陈静", "采购主管"),
+        ("wh-east", 4, "周敏", "华东仓管"),
+        ("svc-senior", 5, "赵磊", "高级工程师"),
+    ];
+
+    fn token_ok(s: &Arc<Mutex<WeComState>>, q: &std::collections::HashMap<String, String>) -> bool {
+        let s = s.lock().unwrap();
+        s.token.is_some() && q.get("access_token") == s.token.as_ref()
+    }
+
+    fn under(id: u64, root: u64) -> bool {
+        let mut at = id;
+        loop {
+            if at == root {
+                return true;
+            }
+            match DEPARTMENTS.iter().find(|d| d.0 == at) {
+                Some(&(_, parent, _)) if parent != 0 => at = parent,
+                _ => return false,
+            }
+        }
+    }
+
+    async fn department_simplelist(
+        State(s): State<Arc<Mutex<WeComState>>>,
+        Query(q): Params,
+    ) -> axum::Json<Value> {
+        if !token_ok(&s, &q) {
+            return axum::Json(json!({"errcode": 42001, "errmsg": "access_token expired"}));
+        }
+        let root: u64 = q.get("id").and_then(|i| i.parse().ok()).unwrap_or(1);
+        let list: Vec<Value> = DEPARTMENTS
+            .iter()
+            .filter(|d| under(d.0, root))
+            .map(|d| json!({"id": d.0, "parentid": d.1, "order": 100_000_000 - d.0}))
+            .collect();
+        axum::Json(json!({"errcode": 0, "errmsg": "ok", "department_id": list}))
+    }
+
+    /// Two employees a page, so a read follows `next_cursor`.
+    async fn user_list_id(
+        State(s): State<Arc<Mutex<WeComState>>>,
+        Query(q): Params,
+        body: axum::Json<Value>,
+    ) -> axum::Json<Value> {
+        if !token_ok(&s, &q) {
+            return axum::Json(json!({"errcode": 42001, "errmsg": "access_token expired"}));
+        }
+        let from: usize = body["cursor"]
+            .as_str()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let page: Vec<Value> = EMPLOYEES
+            .iter()
+            .skip(from)
+            .take(2)
+            .map(|e| json!({"userid": e.0, "department": e.1}))
+            .collect();
+        let next = if from + 2 < EMPLOYEES.len() {
+            (from + 2).to_string()
+        } else {
+            String::new()
+        };
+        axum::Json(json!({"errcode": 0, "errmsg": "ok", "next_cursor": next, "dept_user": page}))
+    }
+
+    async fn user_get(
+        State(s): State<Arc<Mutex<WeComState>>>,
+        Query(q): Params,
+    ) -> axum::Json<Value> {
+        if !token_ok(&s, &q) {
+            return axum::Json(json!({"errcode": 42001, "errmsg": "access_token expired"}));
+        }
+        match EMPLOYEES
+            .iter()
+            .find(|e| Some(e.0) == q.get("userid").map(String::as_str))
+        {
+            Some(e) => axum::Json(
+                json!({"errcode": 0, "errmsg": "ok", "userid": e.0, "name": e.2,
+                                         "department": [e.1], "position": e.3}),
+            ),
+            None => axum::Json(json!({"errcode": 60111, "errmsg": "userid not found"})),
+        }
+    }
 
     async fn gettoken(
         State(s): State<Arc<Mutex<WeComState>>>,

@@ -2663,6 +2663,24 @@ async fn the_people_directory_is_imported_and_edited_in_words() {
         if saved["member"]["capacity"] != json!(3) || saved["member"]["region"] != json!("华东") {
             return Err(format!("the saved person: {saved}"));
         }
+
+        // From WeCom's directory (a mock WeCom): departments mapped to functions.
+        let wecom = trellis_e2e::mock_wecom::MockWeCom::start().await;
+        trellis_e2e::mock_wecom::MockWeCom::connect(&api).await;
+        click(&c, "wecom-import-open").await?;
+        type_into(&c, "wecom-mapping", "2=仓储\n3=采购\n5=售后服务").await?;
+        type_into(&c, "wecom-api-base", &wecom.base()).await?;
+        click(&c, "wecom-import-run").await?;
+        expect_contains(&c, "directory-notice", "新增 2 人，更新 2 人，跳过 1 人").await?;
+        expect_contains(
+            &c,
+            "wecom-skipped",
+            "李总（boss）：部门 1 及其上级部门都没有对应的职能",
+        )
+        .await?;
+        expect_contains(&c, "member-row-svc-senior", "售后服务").await?;
+        // wh-east and buy-fast were already here: WeCom's names, the directory's skills.
+        expect_contains(&c, "member-row-wh-east", "inventory 5").await?;
         Ok(())
     })
     .await;

@@ -182,6 +182,7 @@ impl Connector for WeCom {
             .operation(ops::operations::create_group_chat())
             .operation(ops::operations::send_group_chat())
             .operation(ops::operations::upload_media())
+            .operation(ops::operations::list_department_members())
     }
 
     fn invoke(call: Call) -> Result<Output, Error> {
@@ -194,6 +195,7 @@ impl Connector for WeCom {
             "create_group_chat" => call.handle(ops::create_group_chat),
             "send_group_chat" => call.handle(ops::send_group_chat),
             "upload_media" => call.handle(ops::upload_media),
+            "list_department_members" => call.handle(ops::list_department_members),
             other => Err(Error::unknown_operation(other)),
         }
     }

@@ -665,6 +665,127 @@ pub(crate) fn reconcile(config: Value, cursor: Option<String>) -> Result<Polled,
     })
 }
 
+fn root_department() -> u64 {
+    1
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The most employees one read names (each name is one `user/get`).
+const MAX_NAMED: usize = 2_000;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DepartmentInput {
+    /// The department to read, with every department under it (1: the whole company).
+    #[serde(default = "root_department")]
+    department_id: u64,
+    /// Read each employee's name and position too (one call each; at most 2,000).
+    #[serde(default = "yes")]
+    with_names: bool,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct Department {
+    id: u64,
+    parentid: u64,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct Employee {
+    userid: String,
+    /// The department the employee was listed under (their main one first).
+    department: u64,
+    name: Option<String>,
+    position: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct DepartmentOutput {
+    departments: Vec<Department>,
+    members: Vec<Employee>,
+}
+
+/// `department/simplelist` (the department and those under it), then `user/list_id` (every
+/// employee's user id and department, page by page), and `user/get` for each employee's
+/// name and position: the people a directory import reads.
+pub(crate) fn list_department_members(
+    config: ApiConfig,
+    input: DepartmentInput,
+    _: &Context,
+) -> Result<DepartmentOutput, Error> {
+    let v = call_api(
+        &config.api_base,
+        &format!("/cgi-bin/department/simplelist?id={}", input.department_id),
+        None,
+    )?;
+    let departments: Vec<Department> = v["department_id"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|d| {
+            Some(Department {
+                id: d["id"].as_u64()?,
+                parentid: d["parentid"].as_u64().unwrap_or(0),
+            })
+        })
+        .collect();
+    let wanted: std::collections::BTreeSet<u64> = departments.iter().map(|d| d.id).collect();
+    let mut members: Vec<Employee> = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut cursor = String::new();
+    for _ in 0..100 {
+        let v = call_api(
+            &config.api_base,
+            "/cgi-bin/user/list_id",
+            Some(&json!({ "cursor": cursor, "limit": 10_000 })),
+        )?;
+        for u in v["dept_user"].as_array().into_iter().flatten() {
+            let (Some(userid), Some(department)) = (u["userid"].as_str(), u["department"].as_u64())
+            else {
+                continue;
+            };
+            if wanted.contains(&department) && seen.insert(userid.to_owned()) {
+                members.push(Employee {
+                    userid: userid.to_owned(),
+                    department,
+                    name: None,
+                    position: None,
+                });
+            }
+        }
+        cursor = v["next_cursor"].as_str().unwrap_or_default().to_owned();
+        if cursor.is_empty() {
+            break;
+        }
+    }
+    if input.with_names {
+        if members.len() > MAX_NAMED {
+            return Err(Error::InvalidInput(format!(
+                "{} employees under department {}: name at most {MAX_NAMED} at once (read a smaller department, or without names)",
+                members.len(),
+                input.department_id
+            )));
+        }
+        for m in &mut members {
+            let v = call_api(
+                &config.api_base,
+                &format!("/cgi-bin/user/get?userid={}", form(&m.userid)),
+                None,
+            )?;
+            let s = |k: &str| v[k].as_str().filter(|s| !s.is_empty()).map(str::to_owned);
+            m.name = s("name");
+            m.position = s("position");
+        }
+    }
+    Ok(DepartmentOutput {
+        departments,
+        members,
+    })
+}
+
 /// The operations' manifest entries.
 pub(crate) mod operations {
     use super::*;
@@ -723,6 +844,14 @@ pub(crate) mod operations {
             "Upload a file (kept three days)",
         )
         .side_effects()
+    }
+
+    pub(crate) fn list_department_members() -> Operation {
+        Operation::new::<ApiConfig, DepartmentInput, DepartmentOutput>(
+            "list_department_members",
+            "读取部门成员",
+            "List a department's employees",
+        )
     }
 
     pub(crate) fn send_group_chat() -> Operation {

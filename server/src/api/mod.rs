@@ -150,6 +150,7 @@ pub fn openapi_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(settings::get_limits, settings::put_limits))
         .routes(routes!(people::list))
         .routes(routes!(people::import))
+        .routes(routes!(people::import_wecom))
         .routes(routes!(people::get, people::put, people::remove))
         .routes(routes!(
             task_units::list_templates,

@@ -185,3 +185,128 @@ pub async fn get(
         .ok_or_else(|| ApiError::not_found(format!("no member {id:?} in the directory")))?;
     Ok(Json(json!({ "member": member })))
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WeComImportIn {
+    /// The department to read, with those under it (default 1: the whole company).
+    #[serde(default)]
+    department_id: Option<u64>,
+    /// A function (code or Chinese word) by department id; a department without one takes
+    /// its parent's.
+    functions: std::collections::BTreeMap<String, String>,
+    /// New members' capacity (default 5), region and manager.
+    #[serde(default)]
+    capacity: Option<u32>,
+    #[serde(default)]
+    region: Option<String>,
+    #[serde(default)]
+    manager: Option<String>,
+    /// WeCom's API address, for a private deployment.
+    #[serde(default)]
+    api_base: Option<String>,
+}
+
+/// Imports the directory from WeCom's department list (builders), through the `wecom`
+/// connector (`list_department_members`): each employee of the department and those under
+/// it, with the function their department maps to. People already in the directory keep
+/// their skills, permissions and capacity and take WeCom's name and the function; new ones
+/// start with the import's capacity, region and manager. Employees whose department maps to
+/// no function are listed as skipped.
+#[utoipa::path(post, path = "/api/v1/people/members/import-wecom", tag = "task_units", request_body = Object,
+    responses((status = 200, description = "`{saved, created, updated, skipped: [{userid, name, department, reason}]}`", body = Object),
+        (status = 422, description = "a bad mapping, or WeCom is not connected"), (status = 502, description = "WeCom refused")))]
+pub async fn import_wecom(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Role::Builder)?;
+    let body: WeComImportIn = from_value(body)?;
+    let mut functions = std::collections::HashMap::new();
+    for (department, function) in &body.functions {
+        let pointer = format!("/functions/{department}");
+        let id: u64 = department.parse().map_err(|_| {
+            ApiError::invalid(
+                &pointer,
+                format!("{department:?} is not a department id (a number)"),
+            )
+        })?;
+        let f = Function::parse(function).ok_or_else(|| {
+            ApiError::invalid(
+                &pointer,
+                format!(
+                    "{function:?} is not a function; one of {}",
+                    Function::ALL.map(Function::as_str).join(", ")
+                ),
+            )
+        })?;
+        functions.insert(id, f);
+    }
+    if functions.is_empty() {
+        return Err(ApiError::invalid(
+            "/functions",
+            "map at least one department to a function",
+        ));
+    }
+    let capacity = body.capacity.unwrap_or(5);
+    let registry = state.registry()?;
+    let mut config = json!({});
+    if let Some(base) = &body.api_base {
+        config["api_base"] = json!(base);
+    }
+    let request = trellis_runtime::CallRequest {
+        node: "people-import".into(),
+        connector: "wecom@0".into(),
+        operation: "list_department_members".into(),
+        config,
+        input: json!({ "department_id": body.department_id.unwrap_or(1), "with_names": true }),
+        idempotency_key: uuid::Uuid::now_v7().to_string(),
+        timeout_ms: Some(120_000),
+    };
+    let listed = match registry
+        .call(&caller.workspace_id, "people-import", &request, None)
+        .await
+        .0
+    {
+        trellis_runtime::CallResult::Ok { output, .. } => output,
+        trellis_runtime::CallResult::Err { error, .. } => {
+            return Err(ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "WeCom refused",
+                format!(
+                    "reading WeCom's departments failed: {error} (connect WeCom first: the wecom connector with its secrets corp_id and secret)"
+                ),
+            ));
+        }
+        other => return Err(ApiError::internal(format!("unexpected answer {other:?}"))),
+    };
+    let import = people::WeComImport {
+        functions,
+        capacity,
+        region: body.region.filter(|r| !r.trim().is_empty()),
+        manager: body.manager.filter(|m| !m.trim().is_empty()),
+    };
+    let txn = state.db.begin().await?;
+    let existing = people::list(&txn, &caller.workspace_id, None).await?;
+    let (members, skipped) = people::from_wecom(&listed, &import, &existing);
+    let known: std::collections::HashSet<&str> = existing.iter().map(|m| m.id.as_str()).collect();
+    let updated = members
+        .iter()
+        .filter(|m| known.contains(m.id.as_str()))
+        .count();
+    people::save(&txn, &caller.workspace_id, &members).await?;
+    audit(
+        &txn,
+        &caller,
+        "people.import_wecom",
+        "people",
+        json!({ "saved": members.len(), "skipped": skipped.len() }),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(Json(json!({
+        "saved": members.len(), "created": members.len() - updated, "updated": updated,
+        "skipped": skipped,
+    })))
+}

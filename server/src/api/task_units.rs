@@ -11,7 +11,7 @@ use sea_orm::TransactionTrait;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use trellis_model::diff::json_changes;
-use trellis_model::task_units::{self, Directory, Facts, Override, Template};
+use trellis_model::task_units::{Override, Template};
 use utoipa::IntoParams;
 
 use super::audit;
@@ -341,6 +341,23 @@ struct TriggerIn {
     overrides: Vec<Override>,
 }
 
+impl TriggerIn {
+    /// A unit from `template` for this trigger, asked for by `by`.
+    fn into_new(self, template: String, by: &str) -> NewUnit {
+        NewUnit {
+            template,
+            account: self.account,
+            lead: self.lead,
+            event: self.event,
+            severity: self.severity,
+            manager: self.manager,
+            overrides: self.overrides,
+            origin_key: None,
+            by: by.to_owned(),
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PreviewIn {
@@ -370,30 +387,10 @@ pub async fn preview(
         Some(draft) => checked_template(draft, "/template")?,
         None => templates::get(&state.db, ws, &id, None).await?.2,
     };
-    let t = body.trigger;
-    let now = now();
-    let account = match &t.account {
-        Some(a) if !a.trim().is_empty() => {
-            crate::task_units::resolve_account(&state.db, ws, a).await?
-        }
-        _ => Value::Null,
-    };
-    let facts = Facts {
-        event: t.event,
-        account,
-        lead: t.lead.map_or(Value::Null, |l| json!({ "id": l })),
-        severity: t.severity.min(5),
-    };
-    let staffing = template.staff("preview", &facts, t.manager, t.overrides);
-    let directory = Directory::new(crate::people::list(&state.db, ws, None).await?);
-    let accounts: Vec<&str> = staffing.demand.account.iter().map(String::as_str).collect();
-    let mut work = crate::task_units::workload(&state.db, ws, &accounts, now).await?;
-    let dispatch = task_units::dispatch(&directory, &mut work, &staffing.demand);
-    Ok(Json(json!({
-        "name": staffing.name, "priority": staffing.priority, "rules": staffing.rules,
-        "picks": dispatch.picks, "unfilled": dispatch.unfilled,
-        "knowledge": staffing.knowledge, "milestones": template.schedule(now),
-    })))
+    let new = body.trigger.into_new(id, &caller.name);
+    Ok(Json(
+        crate::task_units::preview(&state.db, ws, template, new, now()).await?,
+    ))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -444,25 +441,8 @@ pub async fn create_unit(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     caller.require(Role::Operator)?;
     let body: NewUnitIn = from_value(body)?;
-    let t = body.trigger;
-    let unit = state
-        .units
-        .create(
-            &caller.workspace_id,
-            NewUnit {
-                template: body.template,
-                account: t.account,
-                lead: t.lead,
-                event: t.event,
-                severity: t.severity,
-                manager: t.manager,
-                overrides: t.overrides,
-                origin_key: None,
-                by: caller.name.clone(),
-            },
-            now(),
-        )
-        .await?;
+    let new = body.trigger.into_new(body.template, &caller.name);
+    let unit = state.units.create(&caller.workspace_id, new, now()).await?;
     Ok((StatusCode::CREATED, Json(unit)))
 }
 
@@ -592,20 +572,7 @@ pub async fn create_units(
     let news = body
         .units
         .into_iter()
-        .map(|u| {
-            let t = u.trigger;
-            NewUnit {
-                template: u.template,
-                account: t.account,
-                lead: t.lead,
-                event: t.event,
-                severity: t.severity,
-                manager: t.manager,
-                overrides: t.overrides,
-                origin_key: None,
-                by: caller.name.clone(),
-            }
-        })
+        .map(|u| u.trigger.into_new(u.template, &caller.name))
         .collect();
     let units = state
         .units

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use sea_orm::DatabaseConnection;
 
 pub use deadlines::spawn as spawn_deadlines;
-pub use units::{Action, NewUnit, UnitSummary, list as list_units, resolve_account, workload};
+pub use units::{Action, NewUnit, UnitSummary, list as list_units, preview};
 
 use crate::docs::DocError;
 use crate::events::{Events, IntakeError};

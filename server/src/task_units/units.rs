@@ -129,13 +129,26 @@ struct Prepared {
     staffing: trellis_model::task_units::Staffing,
 }
 
-/// Reads the template (in force now) and the account, and applies the template.
+/// Reads the template (in force now) and applies it to the trigger of `new`.
 async fn prepare<C: ConnectionTrait>(
     conn: &C,
     workspace: &str,
-    mut new: NewUnit,
+    new: NewUnit,
 ) -> Result<Prepared, UnitError> {
     let (head, version, template) = templates::get(conn, workspace, &new.template, None).await?;
+    apply(conn, workspace, head.id, version, template, new).await
+}
+
+/// Applies `template` to the trigger of `new`: the account read, the unit named, its
+/// priority and the roles to fill.
+async fn apply<C: ConnectionTrait>(
+    conn: &C,
+    workspace: &str,
+    template_id: String,
+    version: i32,
+    template: trellis_model::task_units::Template,
+    mut new: NewUnit,
+) -> Result<Prepared, UnitError> {
     let account = match &new.account {
         Some(a) if !a.trim().is_empty() => resolve_account(conn, workspace, a).await?,
         _ => Value::Null,
@@ -155,13 +168,44 @@ async fn prepare<C: ConnectionTrait>(
     Ok(Prepared {
         new,
         unit_id,
-        template_id: head.id,
+        template_id,
         version,
         template,
         account,
         facts,
         staffing,
     })
+}
+
+/// One unit's roles filled against the directory and everyone's open units.
+async fn dispatch_one<C: ConnectionTrait>(
+    conn: &C,
+    workspace: &str,
+    demand: &task_units::Demand,
+    now: i64,
+) -> Result<task_units::Dispatch, UnitError> {
+    let directory = Directory::new(crate::people::list(conn, workspace, None).await?);
+    let accounts: Vec<&str> = demand.account.iter().map(String::as_str).collect();
+    let mut work = workload(conn, workspace, &accounts, now).await?;
+    Ok(task_units::dispatch(&directory, &mut work, demand))
+}
+
+/// Who a unit from `template` would get now for the trigger of `new`, and why: the same
+/// staffing a created unit gets, with nothing written.
+pub async fn preview<C: ConnectionTrait>(
+    conn: &C,
+    workspace: &str,
+    template: trellis_model::task_units::Template,
+    new: NewUnit,
+    now: i64,
+) -> Result<Value, UnitError> {
+    let p = apply(conn, workspace, String::new(), 0, template, new).await?;
+    let dispatch = dispatch_one(conn, workspace, &p.staffing.demand, now).await?;
+    Ok(json!({
+        "name": p.staffing.name, "priority": p.staffing.priority, "rules": p.staffing.rules,
+        "picks": dispatch.picks, "unfilled": dispatch.unfilled,
+        "knowledge": p.staffing.knowledge, "milestones": p.template.schedule(now),
+    }))
 }
 
 impl TaskUnits {
@@ -185,16 +229,7 @@ impl TaskUnits {
             return view(&txn, workspace, &u.id).await;
         }
         let p = prepare(&txn, workspace, new).await?;
-        let directory = Directory::new(crate::people::list(&txn, workspace, None).await?);
-        let accounts: Vec<&str> = p
-            .staffing
-            .demand
-            .account
-            .iter()
-            .map(String::as_str)
-            .collect();
-        let mut work = workload(&txn, workspace, &accounts, now).await?;
-        let dispatch = task_units::dispatch(&directory, &mut work, &p.staffing.demand);
+        let dispatch = dispatch_one(&txn, workspace, &p.staffing.demand, now).await?;
         let unit_id = self.write(&txn, workspace, p, dispatch, now).await?;
         let out = view(&txn, workspace, &unit_id).await?;
         txn.commit().await?;
@@ -742,7 +777,7 @@ async fn view<C: ConnectionTrait>(conn: &C, workspace: &str, id: &str) -> Result
 
 /// The account a unit is for, by id or else by name: `{id, name, value}` with its best
 /// lead's score as the value. A name no account has stands alone (`id` null).
-pub async fn resolve_account<C: ConnectionTrait>(
+async fn resolve_account<C: ConnectionTrait>(
     conn: &C,
     workspace: &str,
     key: &str,
@@ -784,7 +819,7 @@ pub async fn resolve_account<C: ConnectionTrait>(
 }
 
 /// Everyone's open units, and (for each of `accounts`) who worked on it recently.
-pub async fn workload<C: ConnectionTrait>(
+pub(super) async fn workload<C: ConnectionTrait>(
     conn: &C,
     workspace: &str,
     accounts: &[&str],

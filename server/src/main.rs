@@ -112,13 +112,24 @@ enum ConnectorCommand {
 
 #[derive(Debug, Subcommand)]
 enum SignalsCommand {
-    /// Precision, recall and F1 per category, and polarity accuracy, on labelled texts
-    /// (JSON lines: `{"text", "categories", "polarity"}`).
+    /// Precision, recall and F1 per category, polarity accuracy and the confusion tables on
+    /// labelled texts (JSON lines: `{"text", "categories", "polarity"}`; a folder reads
+    /// every `*.jsonl` in it, as the corpus in `model/signals/corpus`).
     Eval {
         file: PathBuf,
+        /// The corpus part to score: train, dev, test (the untouched part the README's
+        /// figures come from) or all.
+        #[arg(long, default_value = "all")]
+        part: String,
         /// A lexicon JSON file instead of the built-in one.
         #[arg(long)]
         lexicon: Option<PathBuf>,
+        /// A model JSON file instead of the built-in one.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// The lexicon's rules alone, without the model.
+        #[arg(long)]
+        rules_only: bool,
         /// Print the evaluation as JSON.
         #[arg(long)]
         json: bool,
@@ -128,6 +139,25 @@ enum SignalsCommand {
         text: String,
         #[arg(long)]
         lexicon: Option<PathBuf>,
+        #[arg(long)]
+        model: Option<PathBuf>,
+        #[arg(long)]
+        rules_only: bool,
+    },
+    /// Train the signal model from the corpus's train and dev parts (the test part is
+    /// never read) and write it where the build picks it up.
+    Train {
+        #[arg(long, default_value = "model/signals/corpus")]
+        corpus: PathBuf,
+        /// A workspace's labels (`GET /api/v1/signals/labels?format=jsonl`), added to the
+        /// training texts; may be given more than once.
+        #[arg(long)]
+        labels: Vec<PathBuf>,
+        #[arg(long, default_value = "model/signals/model.json")]
+        out: PathBuf,
+        /// Search the training options on the dev part and print the best, writing nothing.
+        #[arg(long)]
+        tune: bool,
     },
 }
 
@@ -281,20 +311,78 @@ fn signals(command: SignalsCommand) -> anyhow::Result<()> {
     match command {
         SignalsCommand::Eval {
             file,
+            part,
             lexicon,
+            model,
+            rules_only,
             json,
         } => {
-            let examples = offline::read_labelled(&file)?;
-            let evaluation = offline::detector(lexicon.as_deref())?.evaluate(&examples);
+            let examples = offline::select_part(offline::read_labelled(&file)?, &part)?;
+            let choice = offline::DetectorChoice {
+                lexicon: lexicon.as_deref(),
+                model: model.as_deref(),
+                rules_only,
+            };
+            let evaluation = offline::detector(&choice)?.evaluate(&examples);
             if json {
                 println!("{}", serde_json::to_string_pretty(&evaluation)?);
             } else {
                 print!("{}", offline::render_evaluation(&evaluation));
             }
         }
-        SignalsCommand::Detect { text, lexicon } => {
-            let signals = offline::detector(lexicon.as_deref())?.detect(&text);
+        SignalsCommand::Detect {
+            text,
+            lexicon,
+            model,
+            rules_only,
+        } => {
+            let choice = offline::DetectorChoice {
+                lexicon: lexicon.as_deref(),
+                model: model.as_deref(),
+                rules_only,
+            };
+            let signals = offline::detector(&choice)?.detect(&text);
             println!("{}", serde_json::to_string_pretty(&signals)?);
+        }
+        SignalsCommand::Train {
+            corpus,
+            labels,
+            out,
+            tune,
+        } => {
+            let records = offline::read_labelled(&corpus)?;
+            if tune {
+                for (options, f1, polarity) in offline::tune(records).into_iter().take(15) {
+                    println!("micro-F1 {f1:.3}  polarity {polarity:.3}  {options:?}");
+                }
+                return Ok(());
+            }
+            let mut extra = Vec::new();
+            for file in &labels {
+                extra.extend(offline::read_labelled(file)?);
+            }
+            let options = trellis_model::signals::learned::Options::default();
+            let t = offline::train(records, extra, &options);
+            println!(
+                "fitted on {} train texts; on the {} dev texts:",
+                t.train_texts, t.dev_texts
+            );
+            print!("{}", offline::render_evaluation(&t.dev));
+            println!(
+                "lexicon alone on dev: micro-F1 {:.3}, polarity accuracy {:.3}",
+                t.dev_rules.micro.f1, t.dev_rules.polarity_accuracy
+            );
+            let json = t.model.to_json();
+            std::fs::write(&out, &json)
+                .map_err(|e| anyhow::anyhow!("writing {}: {e}", out.display()))?;
+            println!(
+                "wrote {} ({} features, {} KB), fitted on {} texts (train, dev and {} labelled by workspaces)",
+                out.display(),
+                t.model.features(),
+                json.len() / 1024,
+                t.train_texts + t.dev_texts + t.extra_texts,
+                t.extra_texts
+            );
         }
     }
     Ok(())

@@ -2,42 +2,220 @@
 //! analyst's tools.
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use trellis_analytics::{Mapping, Suggestion, Table};
 use trellis_model::backtest::Backtest;
 use trellis_model::scoring::{CompiledModel, ScoringModel};
-use trellis_model::signals::{Detector, Evaluation, LabelledText, Lexicon};
+use trellis_model::signals::corpus::{self, Part, Tuning};
+use trellis_model::signals::learned::{Options, Shape, fit};
+use trellis_model::signals::{Category, Detector, Evaluation, LabelledText, Lexicon, Model};
 
-/// Reads labelled texts, one JSON object per line (`{"text", "categories", "polarity"}`).
+/// Reads labelled texts, one JSON object per line (`{"text", "categories", "polarity"}`),
+/// from a file or from every `*.jsonl` file of a folder (the corpus), in name order.
 pub fn read_labelled(path: &Path) -> anyhow::Result<Vec<LabelledText>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            serde_json::from_str(l)
-                .with_context(|| format!("{}:{}: not a labelled text", path.display(), i + 1))
-        })
-        .collect()
-}
-
-/// The detector over `lexicon` (a JSON file) or the built-in lexicon.
-pub fn detector(lexicon: Option<&Path>) -> anyhow::Result<Detector> {
-    let Some(path) = lexicon else {
-        return Ok(Detector::builtin());
+    let files = if path.is_dir() {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+            .collect();
+        files.sort();
+        anyhow::ensure!(!files.is_empty(), "{} has no .jsonl files", path.display());
+        files
+    } else {
+        vec![path.to_path_buf()]
     };
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let lexicon: Lexicon = serde_json::from_str(&text)
-        .with_context(|| format!("{}: not a signal lexicon", path.display()))?;
-    Detector::new(lexicon).with_context(|| format!("{}", path.display()))
+    let mut out = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file)
+            .with_context(|| format!("reading {}", file.display()))?;
+        out.extend(
+            corpus::parse_jsonl(&text).map_err(|e| anyhow::anyhow!("{}:{e}", file.display()))?,
+        );
+    }
+    Ok(out)
 }
 
-/// The evaluation as a table: per category, micro average, polarity accuracy, then the
-/// texts it got wrong.
+/// Which detector `signals eval` and `signals detect` use.
+#[derive(Debug, Default)]
+pub struct DetectorChoice<'a> {
+    /// A lexicon JSON file instead of the built-in one.
+    pub lexicon: Option<&'a Path>,
+    /// A model JSON file instead of the built-in one.
+    pub model: Option<&'a Path>,
+    /// The lexicon's rules alone.
+    pub rules_only: bool,
+}
+
+/// The detector as chosen: the built-in lexicon and model unless files are given.
+pub fn detector(choice: &DetectorChoice<'_>) -> anyhow::Result<Detector> {
+    let rules = match choice.lexicon {
+        None => Detector::builtin_lexicon(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let lexicon: Lexicon = serde_json::from_str(&text)
+                .with_context(|| format!("{}: not a signal lexicon", path.display()))?;
+            Detector::new(lexicon).with_context(|| format!("{}", path.display()))?
+        }
+    };
+    if choice.rules_only {
+        return Ok(rules);
+    }
+    let model = match choice.model {
+        None => Model::builtin(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            Arc::new(Model::read(&text).with_context(|| format!("{}", path.display()))?)
+        }
+    };
+    Ok(rules.with_model(model))
+}
+
+/// Keeps the records of one part of the corpus (`all` keeps every record).
+pub fn select_part(records: Vec<LabelledText>, part: &str) -> anyhow::Result<Vec<LabelledText>> {
+    let part = match part {
+        "all" => return Ok(records),
+        "train" => Part::Train,
+        "dev" => Part::Dev,
+        "test" => Part::Test,
+        other => anyhow::bail!("--part is train, dev, test or all, not {other:?}"),
+    };
+    Ok(corpus::part(&records, part))
+}
+
+/// What `signals train` did.
+#[derive(Debug)]
+pub struct Training {
+    /// The model fitted on the train part, evaluated on the dev part.
+    pub dev: Evaluation,
+    /// The lexicon alone on the dev part, for comparison.
+    pub dev_rules: Evaluation,
+    /// The shipped model, fitted on train and dev (and any extra labels).
+    pub model: Model,
+    pub train_texts: usize,
+    pub dev_texts: usize,
+    pub extra_texts: usize,
+}
+
+/// Fits the model on the corpus's train part, measures it on the dev part, then fits the
+/// model to ship on train, dev and `extra` (a workspace's labels). The test part is
+/// dropped as the corpus is read ([`Tuning::new`]).
+pub fn train(corpus: Vec<LabelledText>, extra: Vec<LabelledText>, options: &Options) -> Training {
+    let tuning = Tuning::new(corpus);
+    let rules = Detector::builtin_lexicon();
+    let lexicon_of = |text: &str| rules.detect_by_lexicon(text);
+    let phrases = || -> Vec<String> {
+        rules
+            .lexicon()
+            .terms
+            .iter()
+            .flat_map(|t| t.phrases.clone())
+            .collect()
+    };
+    let on_train = fit(&tuning.train, lexicon_of, phrases(), options);
+    let dev = rules
+        .clone()
+        .with_model(Arc::new(on_train))
+        .evaluate(&tuning.dev);
+    let dev_rules = rules.evaluate(&tuning.dev);
+    let (train_texts, dev_texts, extra_texts) = (tuning.train.len(), tuning.dev.len(), extra.len());
+    let mut all = tuning.train;
+    all.extend(tuning.dev);
+    all.extend(extra);
+    let model = fit(&all, lexicon_of, phrases(), options);
+    Training {
+        dev,
+        dev_rules,
+        model,
+        train_texts,
+        dev_texts,
+        extra_texts,
+    }
+}
+
+/// Searches training options on the dev part (the model fitted on train), best first by
+/// the mean of micro-F1 and polarity accuracy.
+pub fn tune(corpus: Vec<LabelledText>) -> Vec<(Options, f64, f64)> {
+    let tuning = Tuning::new(corpus);
+    let rules = Detector::builtin_lexicon();
+    let lexicon: Vec<Vec<trellis_model::signals::Signal>> = tuning
+        .train
+        .iter()
+        .map(|ex| rules.detect_by_lexicon(&ex.text))
+        .collect();
+    let cached = |text: &str| {
+        tuning
+            .train
+            .iter()
+            .position(|ex| ex.text == text)
+            .map_or_else(|| rules.detect_by_lexicon(text), |i| lexicon[i].clone())
+    };
+    let phrases: Vec<String> = rules
+        .lexicon()
+        .terms
+        .iter()
+        .flat_map(|t| t.phrases.clone())
+        .collect();
+    let mut results = Vec::new();
+    for min_count in [1, 2] {
+        for order in [3] {
+            for positive_weight in [2.0, 3.0] {
+                for (epochs, rate, l2) in [(30, 0.1, 1e-3)] {
+                    let base = Options {
+                        min_count,
+                        epochs,
+                        rate,
+                        l2,
+                        shape: Shape { order },
+                        positive_weight,
+                        ..Options::default()
+                    };
+                    let model = Arc::new(fit(&tuning.train, cached, phrases.clone(), &base));
+                    // Each category's threshold where its F1 on dev is best, for each
+                    // level at which the model overrules the lexicon.
+                    for veto in [0.0, 0.02, 0.05, 0.1, 1.0] {
+                        let mut best = [(0.0f64, 0.5f64); 6];
+                        for t in [0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6] {
+                            let mut m = (*model).clone();
+                            m.set_thresholds([t; 6], veto);
+                            let e = rules.clone().with_model(Arc::new(m)).evaluate(&tuning.dev);
+                            for (k, score) in e.per_category.iter().enumerate() {
+                                if score.f1 > best[k].0 {
+                                    best[k] = (score.f1, t);
+                                }
+                            }
+                        }
+                        let thresholds = best.map(|(_, t)| t);
+                        let mut m = (*model).clone();
+                        m.set_thresholds(thresholds, veto);
+                        let e = rules.clone().with_model(Arc::new(m)).evaluate(&tuning.dev);
+                        results.push((
+                            Options {
+                                thresholds,
+                                veto,
+                                ..base.clone()
+                            },
+                            e.micro.f1,
+                            e.polarity_accuracy,
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    results.sort_by(|a, b| (b.1 + b.2).total_cmp(&(a.1 + a.2)));
+    results
+}
+
+const POLARITY_NAMES: [&str; 4] = ["positive", "negative", "neutral", "not found"];
+
+/// The evaluation as a table: per category, micro average, polarity accuracy, the
+/// confusion tables, then the texts it got wrong.
 pub fn render_evaluation(e: &Evaluation) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{} texts", e.texts);
@@ -65,6 +243,40 @@ pub fn render_evaluation(e: &Evaluation) -> String {
         "polarity accuracy {:.3} ({} of {} labelled categories)",
         e.polarity_accuracy, e.polarity_correct, e.polarity_pairs
     );
+    let _ = writeln!(out, "\npolarity confusion (rows expected, columns found):");
+    let _ = write!(out, "{:<10}", "");
+    for name in POLARITY_NAMES {
+        let _ = write!(out, " {name:>9}");
+    }
+    let _ = writeln!(out);
+    for (row, counts) in POLARITY_NAMES.iter().zip(&e.polarity_confusion) {
+        let _ = write!(out, "{row:<10}");
+        for n in counts {
+            let _ = write!(out, " {n:>9}");
+        }
+        let _ = writeln!(out);
+    }
+    let names: Vec<String> = Category::ALL
+        .iter()
+        .map(ToString::to_string)
+        .chain(std::iter::once("none".to_string()))
+        .collect();
+    let _ = writeln!(
+        out,
+        "\ncategory confusion (rows labelled, columns found in the same text):"
+    );
+    let _ = write!(out, "{:<11}", "");
+    for name in &names {
+        let _ = write!(out, " {name:>10}");
+    }
+    let _ = writeln!(out);
+    for (row, counts) in names.iter().zip(&e.category_confusion) {
+        let _ = write!(out, "{row:<11}");
+        for n in counts {
+            let _ = write!(out, " {n:>10}");
+        }
+        let _ = writeln!(out);
+    }
     if !e.misses.is_empty() {
         let _ = writeln!(out, "\nmisses:");
         for m in &e.misses {

@@ -940,6 +940,113 @@ async fn intent_nodes_in_flows(backend: Backend) {
 }
 both!(intent_nodes_in_flows);
 
+/// Issue 24: a rep corrects what the detector read in a lead's utterance from the lead card;
+/// the correction is a label (a `signal.labelled` event) the next training run reads, and
+/// the studio gets the model it runs in the browser.
+async fn a_misread_utterance_is_labelled_from_the_card(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    s.create_flow(
+        json!({"schema": 1, "name": "聊天记录", "nodes": [
+            {"id": "t", "type": "trigger", "config": {"kind": "event", "event": "chat_message"}},
+            {"id": "d", "type": "detect_signals", "config": {"text": "trigger.event.properties.text", "lead": "trigger.event.lead"}}],
+            "edges": [{"from": "t", "to": "d"}]}),
+        true,
+    )
+    .await;
+    let text = "预算上周批下来了，月底前要定下来。";
+    let v = event(
+        &s,
+        "chat-1",
+        "chat_message",
+        json!({"user_id": "u-7", "text": text}),
+        Utc::now(),
+    )
+    .await;
+    let lead = v["lead"].as_str().expect("lead").to_owned();
+    let run = s.wait_run(v["run_ids"][0].as_str().expect("run"), 20).await;
+    assert_eq!(run["status"], json!("succeeded"), "{run}");
+    let card = s.get(&format!("/api/v1/leads/{lead}")).await;
+    let said = &card["utterances"][0];
+    assert_eq!(said["text"], json!(text), "{card}");
+    assert!(said["label"].is_null(), "{said}");
+    let signals = said["signals"].as_array().expect("signals");
+    assert!(
+        signals.iter().any(|x| x["category"] == json!("budget")
+            && x["evidence"].as_array().is_some_and(|e| !e.is_empty())),
+        "each signal says why: {said}"
+    );
+
+    // A polarity for a category that has none, or one not labelled, is refused by path.
+    for (bad, pointer) in [
+        (
+            json!({"text": text, "categories": ["risk"], "polarity": {"risk": "negative"}}),
+            "/polarity/risk",
+        ),
+        (
+            json!({"text": text, "categories": [], "polarity": {"budget": "positive"}}),
+            "/polarity/budget",
+        ),
+        (json!({"text": "  ", "categories": []}), "/text"),
+    ] {
+        let (st, e) = s.post("/api/v1/signals/labels", bad).await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+        assert_eq!(e["pointer"], json!(pointer), "{e}");
+    }
+    let (st, e) = s
+        .post(
+            "/api/v1/signals/labels",
+            json!({"text": text, "categories": ["money"]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+
+    // The correction, then a second thought: the latest label of a text wins.
+    let label = |timeline: &str| {
+        json!({"text": text, "lead": lead, "categories": ["budget", "timeline"],
+               "polarity": {"budget": "positive", "timeline": timeline}})
+    };
+    let (st, first) = s.post("/api/v1/signals/labels", label("negative")).await;
+    assert_eq!(st, StatusCode::OK, "{first}");
+    let (st, _) = s.post("/api/v1/signals/labels", label("positive")).await;
+    assert_eq!(st, StatusCode::OK);
+    let card = s.get(&format!("/api/v1/leads/{lead}")).await;
+    assert_eq!(
+        card["utterances"][0]["label"]["polarity"]["timeline"],
+        json!("positive"),
+        "{card}"
+    );
+    let labels = s.get("/api/v1/signals/labels").await;
+    assert_eq!(
+        labels["labels"].as_array().map(Vec::len),
+        Some(1),
+        "{labels}"
+    );
+    assert_eq!(labels["labels"][0]["lead"], json!(lead));
+    let (st, jsonl) = s.get_text("/api/v1/signals/labels?format=jsonl").await;
+    assert_eq!(st, StatusCode::OK);
+    let lines: Vec<trellis_model::signals::LabelledText> = jsonl
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a labelled text per line"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{jsonl}");
+    assert_eq!(lines[0].text, text);
+    assert_eq!(
+        lines[0]
+            .polarity
+            .get(&trellis_model::signals::Category::Timeline),
+        Some(&trellis_model::signals::Polarity::Positive)
+    );
+    let (st, e) = s.get_text("/api/v1/signals/labels?format=csv").await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+
+    // The model the studio runs is the one the server decides with.
+    let (st, model) = s.get_text("/api/v1/signals/model").await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(model, trellis_model::signals::Model::builtin_json());
+    s.finish().await;
+}
+both!(a_misread_utterance_is_labelled_from_the_card);
+
 /// A lead's score columns as `table` holds them (`leads` before migration 000009,
 /// `lead_scores` after), by lead id.
 type ScoreRow = (String, f64, String, String, Option<f64>, Option<i32>, i64);

@@ -304,6 +304,7 @@ fn card_view(session: Session, v: Value) -> impl IntoView {
         .unwrap_or_default();
     let summary = v["summary"].clone();
     let signals = v["signals"].as_array().cloned().unwrap_or_default();
+    let utterances = v["utterances"].as_array().cloned().unwrap_or_default();
     let actions = v["next_actions"].as_array().cloned().unwrap_or_default();
     let timeline = v["timeline"].as_array().cloned().unwrap_or_default();
     let account = v["account"]["name"].as_str().map(str::to_owned);
@@ -416,6 +417,7 @@ fn card_view(session: Session, v: Value) -> impl IntoView {
                         }).collect_view().into_any()
                     }}
                 </ul>
+                <crate::utterances::Utterances lead=id.clone() items=utterances />
                 <h3>{move || session.t(Text::ContactHeading)}</h3>
                 <ul data-testid="lead-contact">
                     {channels.into_iter().map(|c| {

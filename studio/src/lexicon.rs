@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use leptos::prelude::*;
-use trellis_model::signals::{Category, Detector, Lexicon, Polarity, Term};
+use trellis_model::signals::{Category, Detector, Lexicon, Model, Polarity, Term};
 
 use crate::Session;
 use crate::doc_editor::{Banners, Compiled, DocEditor, DocHistory};
@@ -159,6 +159,19 @@ pub fn LexiconPage() -> impl IntoView {
         ..
     } = doc;
     let sample = RwSignal::new(String::new());
+    // The learned model the server decides with, fetched once: the try-out box reads with
+    // the draft lexicon and it, as the server will.
+    let model = RwSignal::new(None::<Arc<Model>>);
+    {
+        let token = session.token.get_untracked().unwrap_or_default();
+        leptos::task::spawn_local(async move {
+            if let Ok(text) = crate::api::get_text(&token, "/api/v1/signals/model").await
+                && let Ok(m) = Model::read(&text)
+            {
+                model.set(Some(Arc::new(m)));
+            }
+        });
+    }
     let edit = move |f: &dyn Fn(&mut Lexicon)| doc.edit(f);
     // The draft checked as the server checks it: its problems, or the detector it compiles
     // to (compiled once per edit, shared with the try-out sentence).
@@ -168,6 +181,10 @@ pub fn LexiconPage() -> impl IntoView {
                 let problems = l.problems();
                 if problems.is_empty() {
                     Detector::new(l.clone())
+                        .map(|d| match model.get() {
+                            Some(m) => d.with_model(m),
+                            None => d,
+                        })
                         .map(|d| Compiled(Arc::new(d)))
                         .map_err(|e| e.0)
                 } else {
@@ -176,15 +193,16 @@ pub fn LexiconPage() -> impl IntoView {
             })
         })
     });
-    // What the draft finds in the try-out sentence.
+    // What the draft finds in the try-out sentence: with the model, and by the lexicon's
+    // rules alone.
     let found = Memo::new(move |_| {
         let text = sample.get();
         if text.trim().is_empty() {
-            return Vec::new();
+            return (Vec::new(), Vec::new());
         }
         compiled.with(|c| match c {
-            Some(Ok(Compiled(det))) => det.detect(&text),
-            _ => Vec::new(),
+            Some(Ok(Compiled(det))) => (det.detect(&text), det.detect_by_lexicon(&text)),
+            _ => (Vec::new(), Vec::new()),
         })
     });
     let add_term = move |category: Category| {
@@ -269,18 +287,40 @@ pub fn LexiconPage() -> impl IntoView {
                     placeholder=move || say(lang(), "输入一句客户的话，例如：我们的预算已经批了，下个月招标", "Type what a customer said, e.g. our budget is approved, the tender starts next month")
                     prop:value=move || sample.get() on:input=move |ev| sample.set(event_target_value(&ev))></textarea>
                 <ul data-testid="lexicon-signals">
-                    {move || found.get().into_iter().map(|s| {
+                    {move || found.get().0.into_iter().map(|s| {
                         let lang = lang();
+                        let because: Vec<String> = s.evidence.iter().map(|e| {
+                            let f = e.feature.strip_prefix("lexicon:").map_or_else(
+                                || format!("「{}」", e.feature),
+                                |rest| format!("{}{}", say(lang, "词库:", "lexicon:"), rest));
+                            format!("{f} {:+.2}", e.weight)
+                        }).collect();
                         view! {
                             <li data-category=s.category.as_str() data-polarity=s.polarity.as_str()>
                                 {format!("{} · {} · 「{}」", i18n::signal_category(lang, s.category.as_str()),
                                     i18n::polarity(lang, s.polarity.as_str()), s.phrase)}
+                                {(!because.is_empty()).then(|| view! {
+                                    <span class="hint" data-testid="lexicon-evidence">
+                                        {format!(" · {}{}", say(lang, "依据 ", "because of "), because.join(say(lang, "、", ", ").as_str()))}
+                                    </span>
+                                })}
                             </li>
                         }
                     }).collect_view()}
                 </ul>
-                {move || (!sample.with(|s| s.trim().is_empty()) && found.with(Vec::is_empty)).then(|| view! {
+                {move || (!sample.with(|s| s.trim().is_empty()) && found.with(|f| f.0.is_empty())).then(|| view! {
                     <p class="hint" data-testid="lexicon-no-signal">{say(lang(), "没有识别到信号。", "No signal found.")}</p>
+                })}
+                {move || (model.with(Option::is_some) && !sample.with(|s| s.trim().is_empty())).then(|| {
+                    let lang = lang();
+                    let rules: Vec<String> = found.get().1.into_iter().map(|s| format!("{} · {} · 「{}」",
+                        i18n::signal_category(lang, s.category.as_str()), i18n::polarity(lang, s.polarity.as_str()), s.phrase)).collect();
+                    view! {
+                        <p class="hint" data-testid="lexicon-rules-only">
+                            {say(lang, "仅按词库规则：", "By the lexicon's rules alone: ")}
+                            {if rules.is_empty() { say(lang, "无", "nothing") } else { rules.join("；") }}
+                        </p>
+                    }
                 })}
             </section>
             {move || match compiled.get() {
@@ -302,7 +342,20 @@ pub fn LexiconPage() -> impl IntoView {
                     on:click=move |_| doc.save()>{move || say(lang(), "保存词库", "Save lexicon")}</button>
                 <button data-testid="discard-lexicon" disabled=move || !dirty.get() on:click=move |_| doc.load()>
                     {move || say(lang(), "放弃修改", "Discard changes")}</button>
-                <button data-testid="builtin-lexicon" on:click=move |_| edit(&|l| *l = Lexicon::builtin())>
+                <button data-testid="builtin-lexicon" on:click=move |_| {
+                    // The built-in lexicon comes from the server, not the studio's download.
+                    let token = session.token.get_untracked().unwrap_or_default();
+                    leptos::task::spawn_local(async move {
+                        match crate::api::get_json(&token, "/api/v1/signals/lexicon/builtin").await {
+                            Ok(v) => match serde_json::from_value::<Lexicon>(v["lexicon"].clone()) {
+                                Ok(builtin) => edit(&|l| *l = builtin.clone()),
+                                Err(e) => error.set(Some(e.to_string())),
+                            },
+                            Err(crate::api::ApiError::Unauthorized) => session.sign_out(),
+                            Err(crate::api::ApiError::Other(m)) => error.set(Some(m)),
+                        }
+                    });
+                }>
                     {move || say(lang(), "恢复为内置词库", "Back to the built-in lexicon")}</button>
             </p>
             <DocHistory doc=doc can_edit=Signal::derive(move || session.at_least("builder")) />

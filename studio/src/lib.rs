@@ -28,6 +28,7 @@ mod rules;
 mod scoring;
 mod units;
 mod url_categories;
+mod utterances;
 mod words;
 
 use leptos::prelude::*;

@@ -1243,6 +1243,23 @@ async fn scoring_sliders_backtest_publish_and_lead_card() {
         if !signals.contains("预算") {
             return Err(format!("signals: {signals:?}"));
         }
+        // Issue 24: what the lead said, as read and why; a misreading corrected in place.
+        expect_contains(&c, "utterance-0-read", "预算").await?;
+        click(&c, "utterance-0-correct").await?;
+        click(&c, "label-risk").await?;
+        choose(&c, "label-budget-polarity", "negative").await?;
+        click(&c, "utterance-0-save").await?;
+        expect_contains(&c, "utterance-0-label", "风险").await?;
+        expect_contains(&c, "utterance-0-label", "受阻").await?;
+        let labels = api.get("/api/v1/signals/labels").await;
+        let label = &labels["labels"][0];
+        if label["text"] != json!("我们的预算已经批了，下个月招标")
+            || !label["categories"].as_array().is_some_and(|c| c.contains(&json!("risk")))
+            || label["polarity"]["budget"] != json!("negative")
+            || label["lead"] != json!("L-ev")
+        {
+            return Err(format!("the correction as stored: {labels}"));
+        }
         let actions = text(&c, "next-actions").await?;
         if !actions.contains("1 小时内电话联系") {
             return Err(format!("next actions: {actions:?}"));
@@ -2183,7 +2200,11 @@ async fn the_signal_lexicon_is_edited_checked_and_tried_in_the_page() {
         if !found.contains("预算") {
             return Err(format!("the try-out box: {found:?}"));
         }
-        type_into(&c, "lexicon-try", "客户在比较蓝鲸智控的方案").await?;
+        // Read with the model, as the server reads: why it found what it found, and what
+        // the lexicon's rules alone would say.
+        expect_contains(&c, "lexicon-evidence", "依据").await?;
+        expect_contains(&c, "lexicon-rules-only", "仅按词库规则").await?;
+        type_into(&c, "lexicon-try", "下午和蓝鲸智控的王总吃饭").await?;
         find(&c, "lexicon-no-signal").await?;
 
         // A competitor of our own, as a topic.
@@ -2191,6 +2212,7 @@ async fn the_signal_lexicon_is_edited_checked_and_tried_in_the_page() {
         let new = format!("term-{terms}");
         choose(&c, &format!("{new}-polarity"), "neutral").await?;
         type_into(&c, &format!("{new}-phrases-new"), "蓝鲸智控\u{e007}").await?;
+        type_into(&c, "lexicon-try", "下午和蓝鲸智控的王总吃饭").await?;
         expect_contains(&c, "lexicon-signals", "竞品").await?;
         // A phrase listed twice is refused, in words, and nothing can be saved.
         type_into(&c, &format!("{new}-phrases-new"), "预算\u{e007}").await?;

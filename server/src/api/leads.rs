@@ -355,6 +355,8 @@ pub async fn get_lead(
         .map_err(ApiError::internal)?;
     out["next_actions"] = json!(rules.next_actions(&facts, 3));
     out["signals"] = json!(facts.signals);
+    // What the customer said, as read, with any correction, for labelling from the card.
+    out["utterances"] = json!(crate::leads::utterances(&events, at, 10));
     // What the next-best-action rules read, so the rules page can try a draft on this lead.
     out["facts"] = json!(facts);
     out["summary"] = json!(trellis_model::summary::summarize(&events, at, 7));

@@ -137,6 +137,9 @@ pub fn openapi_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(scoring::suggest_progress))
         .routes(routes!(scoring::coverage))
         .routes(routes!(signals::detect))
+        .routes(routes!(signals::model))
+        .routes(routes!(signals::builtin_lexicon))
+        .routes(routes!(signals::label, signals::labels))
         .routes(routes!(signals::get_lexicon, signals::put_lexicon))
         .routes(routes!(
             url_categories::get_rules,

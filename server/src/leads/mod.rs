@@ -1135,6 +1135,34 @@ pub fn facts(row: &Lead, events: &[EventView], score: Value, now_ms: i64) -> Fac
     }
 }
 
+/// What the lead said that the detector read (`signal.detected` of the last 30 days, the
+/// newest first, at most `limit`), each with its signals and the latest correction of its
+/// text (`signal.labelled`), for the lead card.
+pub fn utterances(events: &[EventView], now_ms: i64, limit: usize) -> Vec<Value> {
+    let since = now_ms - NBA_DAYS * 86_400_000;
+    let mut labels: HashMap<&str, &Value> = HashMap::new();
+    for e in events.iter().filter(|e| e.kind == "signal.labelled") {
+        if let Some(text) = e.properties["text"].as_str() {
+            labels.insert(text, &e.properties);
+        }
+    }
+    events
+        .iter()
+        .rev()
+        .filter(|e| e.at >= since && e.kind == "signal.detected")
+        .filter_map(|e| {
+            let text = e.properties["text"].as_str()?;
+            Some(json!({
+                "text": text,
+                "at": e.at,
+                "signals": e.properties["signals"],
+                "label": labels.get(text.trim()).copied(),
+            }))
+        })
+        .take(limit)
+        .collect()
+}
+
 /// The score fields rules see, from a lead's stored score.
 pub fn score_facts(row: &Lead) -> Value {
     json!({ "score": row.score, "tier": row.tier, "stage": row.stage, "probability": row.probability })

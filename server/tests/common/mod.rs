@@ -149,6 +149,18 @@ impl TestServer {
         v
     }
 
+    /// A `GET` whose body is read as text (JSON lines, a model file).
+    pub async fn get_text(&self, path: &str) -> (StatusCode, String) {
+        let resp = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("request");
+        (resp.status(), resp.text().await.expect("body"))
+    }
+
     pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
         self.call(Method::POST, path, Some(body)).await
     }

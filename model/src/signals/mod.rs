@@ -20,6 +20,12 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::sync::Arc;
+
+pub mod corpus;
+pub mod learned;
+
+pub use learned::{Evidence, Model, ModelError};
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use schemars::JsonSchema;
@@ -165,7 +171,7 @@ impl Lexicon {
             clippy::expect_used,
             reason = "the built-in lexicon is tested to parse"
         )]
-        serde_json::from_str(include_str!("../lexicon/signals.json"))
+        serde_json::from_str(include_str!("../../lexicon/signals.json"))
             .expect("built-in lexicon parses")
     }
 
@@ -232,6 +238,9 @@ pub struct Signal {
     pub start: usize,
     pub end: usize,
     pub strength: f64,
+    /// Why the model found it: the n-grams, words and lexicon findings that weighed most.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<Evidence>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -250,6 +259,11 @@ pub struct Detector {
     automaton: AhoCorasick,
     kinds: Vec<Kind>,
     latin: Vec<bool>,
+    /// The learned model that decides with the lexicon's findings, when there is one.
+    model: Option<Arc<Model>>,
+    /// Per pattern: a term phrase the model's lexicon did not have (a workspace's own
+    /// addition), whose signals always count.
+    own: Vec<bool>,
 }
 
 /// Why a lexicon can't be compiled.
@@ -260,6 +274,7 @@ pub struct LexiconError(pub Vec<(String, String)>);
 #[derive(Clone, Copy, Debug)]
 struct Hit {
     kind: Kind,
+    pattern: usize,
     start: usize,
     end: usize,
     sentence: usize,
@@ -313,16 +328,40 @@ impl Detector {
             .ascii_case_insensitive(true)
             .build(&patterns)
             .map_err(|e| LexiconError(vec![(String::new(), e.to_string())]))?;
+        let own = vec![false; kinds.len()];
         Ok(Detector {
             lexicon,
             automaton,
             kinds,
             latin,
+            model: None,
+            own,
         })
     }
 
-    /// A detector over [`Lexicon::builtin`].
+    /// The same lexicon, deciding with `model`: the model weighs the lexicon's findings
+    /// with the text's n-grams; phrases the model's lexicon did not have always count.
+    pub fn with_model(mut self, model: Arc<Model>) -> Detector {
+        let mut own = Vec::with_capacity(self.kinds.len());
+        for (i, term) in self.lexicon.terms.iter().enumerate() {
+            for p in &term.phrases {
+                debug_assert_eq!(self.kinds[own.len()], Kind::Term(i));
+                own.push(!model.knows_phrase(p));
+            }
+        }
+        own.resize(self.kinds.len(), false);
+        self.own = own;
+        self.model = Some(model);
+        self
+    }
+
+    /// A detector over [`Lexicon::builtin`] and [`Model::builtin`].
     pub fn builtin() -> Detector {
+        Detector::builtin_lexicon().with_model(Model::builtin())
+    }
+
+    /// A detector over [`Lexicon::builtin`] alone (rules, no model).
+    pub fn builtin_lexicon() -> Detector {
         #[expect(
             clippy::expect_used,
             reason = "the built-in lexicon is tested to be valid"
@@ -330,12 +369,86 @@ impl Detector {
         Detector::new(Lexicon::builtin()).expect("built-in lexicon is valid")
     }
 
+    pub fn model(&self) -> Option<&Arc<Model>> {
+        self.model.as_ref()
+    }
+
     pub fn lexicon(&self) -> &Lexicon {
         &self.lexicon
     }
 
-    /// The signals in `text`, in text order.
+    /// The signals in `text`, in text order: with a model, at most one per category in
+    /// each stretch of text it reads at once (a short text, or a few sentences of a long
+    /// one), explained by its evidence; without, the lexicon's rules alone.
     pub fn detect(&self, text: &str) -> Vec<Signal> {
+        let Some(model) = &self.model else {
+            return self.by_lexicon(text).into_iter().map(|(s, _)| s).collect();
+        };
+        let mut out = Vec::new();
+        for (start, end) in stretches(text) {
+            // The stretch as a whole, and each of its sentences when it has several: a
+            // signal in one sentence is not drowned by the others' words.
+            let whole = self.read(model, text, start, end);
+            let sentences = sentences(&text[start..end]);
+            let parts: Vec<Read> = if sentences.len() > 1 {
+                sentences
+                    .into_iter()
+                    .map(|(a, b)| self.read(model, text, start + a, start + b))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            for (k, &category) in Category::ALL.iter().enumerate() {
+                // Found where the model is sure enough; where the lexicon found it too, unless
+                // the model is sure it is not there.
+                let lexical = |r: &Read| r.found.iter().any(|(s, _)| s.category == category);
+                let found = |r: &Read| {
+                    let p = r.reading.probability[k];
+                    p >= model.threshold(category) || (lexical(r) && p >= model.veto())
+                };
+                // A sentence on its own counts where the lexicon found the category in it.
+                let backed = |r: &&Read| found(r) && lexical(r);
+                let learned = std::iter::once(&whole)
+                    .filter(|r| found(r))
+                    .chain(parts.iter().rev().filter(backed))
+                    .next();
+                let own = whole
+                    .found
+                    .iter()
+                    .any(|(s, own)| *own && s.category == category);
+                let Some(read) = learned.or(own.then_some(&whole)) else {
+                    continue;
+                };
+                out.push(read.signal(model, category, learned.is_some()));
+            }
+        }
+        out.sort_by_key(|s| (s.start, s.end));
+        out
+    }
+
+    /// What the lexicon and the model make of `text[start..end]`.
+    fn read(&self, model: &Model, text: &str, start: usize, end: usize) -> Read {
+        let unit = &text[start..end];
+        let found = self.by_lexicon(unit);
+        let lexicon: Vec<Signal> = found.iter().map(|(s, _)| s.clone()).collect();
+        let chars = learned::normalise(unit);
+        let reading = model.read_text(&chars, &lexicon);
+        Read {
+            offset: text[..start].chars().count(),
+            unit: unit.chars().collect(),
+            found,
+            chars,
+            reading,
+        }
+    }
+
+    /// The signals the lexicon's rules find in `text`, in text order.
+    pub fn detect_by_lexicon(&self, text: &str) -> Vec<Signal> {
+        self.by_lexicon(text).into_iter().map(|(s, _)| s).collect()
+    }
+
+    /// The lexicon's signals, each with whether a workspace's own phrase made it.
+    fn by_lexicon(&self, text: &str) -> Vec<(Signal, bool)> {
         // Sentence and clause index of every byte offset that starts a char; where clauses
         // are questions and sentences rhetorical.
         let mut sentence_of = Vec::with_capacity(text.len() + 1);
@@ -377,6 +490,7 @@ impl Detector {
             })
             .map(|m| Hit {
                 kind: self.kinds[m.pattern().as_usize()],
+                pattern: m.pattern().as_usize(),
                 start: m.start(),
                 end: m.end(),
                 sentence: sentence_of[m.start()],
@@ -412,7 +526,7 @@ impl Detector {
             gap.chars().count() <= 3 || (gap.is_ascii() && gap.split_whitespace().count() <= 2)
         };
 
-        let mut signals: Vec<(usize, usize, Signal)> = Vec::new(); // (sentence, clause, signal)
+        let mut signals: Vec<(usize, bool, Signal)> = Vec::new(); // (sentence, own, signal)
         let mut used_topics = BTreeSet::new();
         for (i, h) in hits.iter().enumerate() {
             let Some(t) = term(h) else { continue };
@@ -447,6 +561,7 @@ impl Detector {
                 strength *= 0.5;
             }
             let (mut start, mut end) = (h.start, h.end);
+            let own = self.own[h.pattern] || topic.is_some_and(|j| self.own[hits[j].pattern]);
             if let Some(j) = topic {
                 used_topics.insert(j);
                 if hits[j].clause == h.clause {
@@ -459,7 +574,7 @@ impl Detector {
             }
             signals.push((
                 h.sentence,
-                h.clause,
+                own,
                 self.signal(text, t.category, polarity, start, end, strength),
             ));
         }
@@ -488,12 +603,13 @@ impl Detector {
             }
             signals.push((
                 h.sentence,
-                h.clause,
+                self.own[h.pattern],
                 self.signal(text, t.category, polarity, start, h.end, t.weight),
             ));
         }
-        let mut signals: Vec<Signal> = signals.into_iter().map(|(_, _, s)| s).collect();
-        signals.sort_by_key(|s| (s.start, s.end));
+        let mut signals: Vec<(Signal, bool)> =
+            signals.into_iter().map(|(_, own, s)| (s, own)).collect();
+        signals.sort_by_key(|(s, _)| (s.start, s.end));
         signals
     }
 
@@ -513,8 +629,122 @@ impl Detector {
             start: text[..start].chars().count(),
             end: text[..end].chars().count(),
             strength: (strength.clamp(0.0, 1.0) * 100.0).round() / 100.0,
+            evidence: Vec::new(),
         }
     }
+}
+
+/// One stretch or sentence as read: the lexicon's signals in it (with whether a
+/// workspace's own phrase made each), and the model's reading.
+struct Read {
+    /// Characters before it in the whole text.
+    offset: usize,
+    unit: Vec<char>,
+    found: Vec<(Signal, bool)>,
+    chars: Vec<char>,
+    reading: learned::Reading,
+}
+
+impl Read {
+    /// The signal of `category` this reading gives: polarity from the model when it found
+    /// the category (`learned`), else from the lexicon; the span of the lexicon's phrase
+    /// that agrees, else of the n-gram that weighed most.
+    fn signal(&self, model: &Model, category: Category, learned: bool) -> Signal {
+        let ours: Vec<&Signal> = self
+            .found
+            .iter()
+            .map(|(s, _)| s)
+            .filter(|s| s.category == category)
+            .collect();
+        let polarity = match learned::POLAR.iter().position(|&c| c == category) {
+            Some(j) if learned => self.reading.polarity[j],
+            Some(_) => {
+                let mine: Vec<Signal> = ours.iter().map(|s| (*s).clone()).collect();
+                polarity_by_category(&mine)
+                    .get(&category)
+                    .copied()
+                    .unwrap_or_default()
+            }
+            None => Polarity::Neutral,
+        };
+        let (start, end) = ours
+            .iter()
+            .find(|s| s.polarity == polarity)
+            .or(ours.first())
+            .map(|s| (s.start, s.end))
+            .or_else(|| model.span_of(&self.chars, &self.reading, category))
+            .unwrap_or((0, self.chars.len()));
+        let probability = self.reading.probability[learned::head_of(category)];
+        Signal {
+            category,
+            polarity,
+            phrase: self.unit[start..end].iter().collect(),
+            start: self.offset + start,
+            end: self.offset + end,
+            // The model's probability, or the lexicon's weight where it found it too.
+            strength: if learned {
+                let lexical = ours.iter().map(|s| s.strength).fold(0.0, f64::max);
+                (probability.max(lexical) * 100.0).round() / 100.0
+            } else {
+                1.0
+            },
+            evidence: model.evidence(&self.reading, category, 4),
+        }
+    }
+}
+
+/// A stretch's sentences, as byte ranges.
+fn sentences(text: &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut it = text.char_indices().peekable();
+    while let Some((i, c)) = it.next() {
+        let next = it.peek().map(|&(_, n)| n);
+        if is_sentence_end(c, next) {
+            let end = i + c.len_utf8();
+            if !text[start..end].trim().is_empty() {
+                out.push((start, end));
+            }
+            start = end;
+        }
+    }
+    if !text[start..].trim().is_empty() {
+        out.push((start, text.len()));
+    }
+    out
+}
+
+/// The stretches of a text the model reads at once, as byte ranges: the whole text when
+/// short, otherwise runs of whole sentences of about 200 characters.
+fn stretches(text: &str) -> Vec<(usize, usize)> {
+    const SHORT: usize = 240;
+    const RUN: usize = 200;
+    if text.len() <= SHORT || text.chars().count() <= SHORT {
+        return vec![(0, text.len())];
+    }
+    let mut out = Vec::new();
+    let (mut start, mut chars) = (0, 0);
+    let mut it = text.char_indices().peekable();
+    while let Some((i, c)) = it.next() {
+        chars += 1;
+        let next = it.peek().map(|&(_, n)| n);
+        let end = i + c.len_utf8();
+        if (is_sentence_end(c, next) && chars >= RUN) || chars >= 2 * RUN {
+            out.push((start, end));
+            start = end;
+            chars = 0;
+        }
+    }
+    if start < text.len() {
+        if chars < RUN / 4
+            && let Some(last) = out.last_mut()
+        {
+            last.1 = text.len();
+        } else {
+            out.push((start, text.len()));
+        }
+    }
+    out
 }
 
 /// A text's signals summed up per category: negative wins over positive, positive over
@@ -540,6 +770,31 @@ pub struct LabelledText {
     pub categories: Vec<Category>,
     #[serde(default)]
     pub polarity: std::collections::BTreeMap<Category, Polarity>,
+}
+
+impl LabelledText {
+    /// Every problem with this label, as `(JSON pointer, message)`: an empty text, a
+    /// polarity for a category not labelled, or for one other than budget and timeline.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if self.text.trim().is_empty() {
+            out.push(("/text".into(), "the text is empty".into()));
+        }
+        for c in self.polarity.keys() {
+            if !self.categories.contains(c) {
+                out.push((
+                    format!("/polarity/{c}"),
+                    format!("a polarity for {c}, which is not among the categories"),
+                ));
+            } else if !learned::POLAR.contains(c) {
+                out.push((
+                    format!("/polarity/{c}"),
+                    format!("only budget and timeline have a polarity, not {c}"),
+                ));
+            }
+        }
+        out
+    }
 }
 
 /// Precision, recall and F1 of one category.
@@ -596,6 +851,14 @@ pub struct Evaluation {
     pub polarity_pairs: usize,
     pub polarity_correct: usize,
     pub polarity_accuracy: f64,
+    /// Over labelled (text, category) pairs: rows the expected polarity (positive,
+    /// negative, neutral), columns the found one (positive, negative, neutral, not found).
+    pub polarity_confusion: [[usize; 4]; 3],
+    /// Rows the expected categories (in [`Category::ALL`] order, then "none" for texts
+    /// with no label), columns the found ones (same order, then "none" for texts where
+    /// nothing was found): how often a text labelled with the row's category had the
+    /// column's found.
+    pub category_confusion: [[usize; 7]; 7],
     pub misses: Vec<Miss>,
 }
 
@@ -624,6 +887,13 @@ impl Detector {
             })
             .collect();
         let (mut pairs, mut correct) = (0, 0);
+        let mut polarity_confusion = [[0usize; 4]; 3];
+        let mut category_confusion = [[0usize; 7]; 7];
+        let column = |p: Polarity| match p {
+            Polarity::Positive => 0,
+            Polarity::Negative => 1,
+            Polarity::Neutral => 2,
+        };
         let mut misses = Vec::new();
         for ex in examples {
             let found = polarity_by_category(&self.detect(&ex.text));
@@ -644,6 +914,23 @@ impl Detector {
                 pairs += 1;
                 if found.get(c) == Some(p) {
                     correct += 1;
+                }
+                polarity_confusion[column(*p)][found.get(c).map_or(3, |f| column(*f))] += 1;
+            }
+            let index = |c: &Category| Category::ALL.iter().position(|x| x == c).unwrap_or(0);
+            let rows: Vec<usize> = if expected.is_empty() {
+                vec![6]
+            } else {
+                expected.keys().map(index).collect()
+            };
+            let columns: Vec<usize> = if found.is_empty() {
+                vec![6]
+            } else {
+                found.keys().map(index).collect()
+            };
+            for &r in &rows {
+                for &c in &columns {
+                    category_confusion[r][c] += 1;
                 }
             }
             if expected != found {
@@ -671,6 +958,8 @@ impl Detector {
             } else {
                 correct as f64 / pairs as f64
             },
+            polarity_confusion,
+            category_confusion,
             misses,
         }
     }
@@ -681,7 +970,7 @@ mod tests {
     use super::*;
 
     fn summary(text: &str) -> String {
-        polarity_by_category(&Detector::builtin().detect(text))
+        polarity_by_category(&Detector::builtin_lexicon().detect(text))
             .into_iter()
             .map(|(c, p)| format!("{c}:{}", p.as_str()))
             .collect::<Vec<_>>()
@@ -732,7 +1021,7 @@ mod tests {
     #[test]
     fn spans_count_characters_and_cover_the_phrase() {
         let text = "好的。预算还没批";
-        let signals = Detector::builtin().detect(text);
+        let signals = Detector::builtin_lexicon().detect(text);
         assert_eq!(signals.len(), 1);
         let s = &signals[0];
         let chars: Vec<char> = text.chars().collect();
@@ -759,12 +1048,12 @@ mod tests {
     /// questions, false friends, chit-chat.
     #[test]
     fn labelled_fixture_scores() {
-        let examples: Vec<LabelledText> = include_str!("../tests/fixtures/signals.jsonl")
+        let examples: Vec<LabelledText> = include_str!("../../tests/fixtures/signals.jsonl")
             .lines()
             .filter(|l| !l.trim().is_empty())
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
             .collect();
-        let e = Detector::builtin().evaluate(&examples);
+        let e = Detector::builtin_lexicon().evaluate(&examples);
         assert!(
             e.micro.f1 >= 0.95,
             "micro F1 {} misses {:#?}",
@@ -793,7 +1082,7 @@ mod tests {
                 polarity: Default::default(),
             },
         ];
-        let e = Detector::builtin().evaluate(&examples);
+        let e = Detector::builtin_lexicon().evaluate(&examples);
         assert_eq!(
             (
                 e.micro.true_positives,
@@ -804,6 +1093,87 @@ mod tests {
         );
         assert_eq!((e.polarity_pairs, e.polarity_correct), (2, 0));
         assert_eq!(e.misses.len(), 2);
+    }
+
+    #[test]
+    fn the_shipped_model_reads_and_explains() {
+        let model = Model::builtin();
+        assert!(model.features() > 1000, "{} features", model.features());
+        let signals = Detector::builtin().detect("预算上周已经批下来了。");
+        let budget = signals
+            .iter()
+            .find(|s| s.category == Category::Budget)
+            .unwrap_or_else(|| panic!("{signals:?}"));
+        assert_eq!(budget.polarity, Polarity::Positive, "{signals:?}");
+        assert!(!budget.evidence.is_empty(), "{budget:?}");
+        assert!(budget.evidence.iter().all(|e| e.weight > 0.0), "{budget:?}");
+        assert!(Detector::builtin().detect("好的，明天见。").is_empty());
+    }
+
+    #[test]
+    fn a_workspace_phrase_always_counts() {
+        let mut lexicon = Lexicon::builtin();
+        lexicon.terms.push(Term {
+            category: Category::Competitor,
+            polarity: Polarity::Neutral,
+            standalone: false,
+            negated: None,
+            weight: 1.0,
+            phrases: vec!["蓝鲸智控".into()],
+        });
+        let text = "下午和蓝鲸智控的王总吃饭";
+        assert!(
+            !Detector::builtin()
+                .detect(text)
+                .iter()
+                .any(|s| s.category == Category::Competitor),
+            "the built-in detector does not know the name"
+        );
+        let mine = Detector::new(lexicon)
+            .expect("valid")
+            .with_model(Model::builtin());
+        let found = mine.detect(text);
+        assert!(
+            found
+                .iter()
+                .any(|s| s.category == Category::Competitor && s.phrase == "蓝鲸智控"),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn long_texts_are_read_a_stretch_at_a_time() {
+        let filler = "我们今天先把会议纪要过一遍，大家各自说一下本周的工作情况。";
+        let mut text = filler.repeat(12);
+        let offset = text.chars().count();
+        text.push_str("另外，今年的信息化预算被砍了一半。");
+        text.push_str(&filler.repeat(6));
+        let signals = Detector::builtin().detect(&text);
+        let budget = signals
+            .iter()
+            .find(|s| s.category == Category::Budget)
+            .unwrap_or_else(|| panic!("{signals:?}"));
+        assert_eq!(budget.polarity, Polarity::Negative);
+        assert!(budget.start >= offset, "{budget:?} before {offset}");
+        let chars: Vec<char> = text.chars().collect();
+        assert_eq!(
+            chars[budget.start..budget.end].iter().collect::<String>(),
+            budget.phrase
+        );
+        for (a, b) in stretches(&text) {
+            assert!(text[a..b].chars().count() <= 450);
+        }
+    }
+
+    #[test]
+    fn a_malformed_model_is_refused_in_words() {
+        let e = Model::read("{\"version\": 2}").unwrap_err();
+        assert!(
+            e.to_string().contains("not valid JSON of its format"),
+            "{e}"
+        );
+        let json = Model::builtin_json().replacen("\"version\":1", "\"version\":7", 1);
+        assert!(matches!(Model::read(&json), Err(ModelError::Version(7))));
     }
 
     #[test]

@@ -2196,10 +2196,7 @@ async fn the_signal_lexicon_is_edited_checked_and_tried_in_the_page() {
         click(&c, "nav-lexicon").await?;
         find(&c, "lexicon-builtin").await?;
         type_into(&c, "lexicon-try", "我们的预算已经批了").await?;
-        let found = text(&c, "lexicon-signals").await?;
-        if !found.contains("预算") {
-            return Err(format!("the try-out box: {found:?}"));
-        }
+        expect_contains(&c, "lexicon-signals", "预算").await?;
         // Read with the model, as the server reads: why it found what it found, and what
         // the lexicon's rules alone would say.
         expect_contains(&c, "lexicon-evidence", "依据").await?;

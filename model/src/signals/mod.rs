@@ -476,27 +476,37 @@ impl Detector {
         sentence_of.push(sentence);
         clause_of.push(clause);
 
-        let hits: Vec<Hit> = self
-            .automaton
-            .find_iter(text)
-            .filter(|m| {
-                let id = m.pattern().as_usize();
-                if !self.latin[id] {
-                    return true;
-                }
-                let before = text[..m.start()].chars().next_back();
-                let after = text[m.end()..].chars().next();
-                !before.is_some_and(is_word_char) && !after.is_some_and(is_word_char)
-            })
-            .map(|m| Hit {
-                kind: self.kinds[m.pattern().as_usize()],
-                pattern: m.pattern().as_usize(),
+        // Leftmost-longest matches; a Latin phrase must be whole words, and one that is not
+        // (`on time` inside "implementation timeframe") gives its text back to the search,
+        // from the next character on.
+        let mut hits: Vec<Hit> = Vec::new();
+        let mut at = 0;
+        while at < text.len() {
+            let Some(m) = self
+                .automaton
+                .find(aho_corasick::Input::new(text).span(at..text.len()))
+            else {
+                break;
+            };
+            let id = m.pattern().as_usize();
+            let before = text[..m.start()].chars().next_back();
+            let after = text[m.end()..].chars().next();
+            if self.latin[id]
+                && (before.is_some_and(is_word_char) || after.is_some_and(is_word_char))
+            {
+                at = m.start() + text[m.start()..].chars().next().map_or(1, char::len_utf8);
+                continue;
+            }
+            hits.push(Hit {
+                kind: self.kinds[id],
+                pattern: id,
                 start: m.start(),
                 end: m.end(),
                 sentence: sentence_of[m.start()],
                 clause: clause_of[m.start()],
-            })
-            .collect();
+            });
+            at = m.end().max(m.start() + 1);
+        }
 
         for h in &hits {
             if h.kind == Kind::Question {
@@ -1032,6 +1042,20 @@ mod tests {
     #[test]
     fn latin_phrases_match_whole_words_only() {
         assert_eq!(summary("I know the notes."), "");
+        // A phrase inside other words does not hide a whole one that starts within it.
+        let mut lexicon = Lexicon::builtin();
+        lexicon.terms.push(Term {
+            category: Category::Timeline,
+            polarity: Polarity::Neutral,
+            standalone: false,
+            negated: None,
+            weight: 1.0,
+            phrases: vec!["on tim".into()],
+        });
+        let found = Detector::new(lexicon)
+            .expect("valid")
+            .detect("The implementation timeframe is open.");
+        assert!(found.iter().any(|s| s.phrase == "timeframe"), "{found:?}");
         assert_eq!(
             summary("We're also evaluating Salesforce."),
             "competitor:neutral"

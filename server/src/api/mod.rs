@@ -137,7 +137,12 @@ pub fn openapi_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(scoring::suggest_progress))
         .routes(routes!(scoring::coverage))
         .routes(routes!(signals::detect))
-        .routes(routes!(signals::model))
+        // The model is 2.5 MB of JSON; compressed for the browser as it asks.
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(signals::model))
+                .layer(tower_http::compression::CompressionLayer::new()),
+        )
         .routes(routes!(signals::builtin_lexicon))
         .routes(routes!(signals::label, signals::labels))
         .routes(routes!(signals::get_lexicon, signals::put_lexicon))

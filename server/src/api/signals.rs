@@ -50,13 +50,21 @@ pub async fn detect(
             format!("text is at most {MAX_TEXT_CHARS} characters"),
         ));
     }
-    let detector = state
+    let detector = detector(&state, &caller).await?;
+    Ok(Json(json!({ "signals": detector.detect(&body.text) })))
+}
+
+/// The caller's workspace's detector.
+async fn detector(
+    state: &AppState,
+    caller: &Caller,
+) -> ApiResult<std::sync::Arc<trellis_model::signals::Detector>> {
+    state
         .intent
         .detectors
         .get(&state.db, &caller.workspace_id)
         .await
-        .map_err(ApiError::internal)?;
-    Ok(Json(json!({ "signals": detector.detect(&body.text) })))
+        .map_err(ApiError::internal)
 }
 
 /// The signal model the detector decides with (trained by `trellis signals train`), for
@@ -117,12 +125,7 @@ pub async fn label(
     if let Some((pointer, message)) = labelled.problems().into_iter().next() {
         return Err(ApiError::invalid(pointer, message));
     }
-    let detector = state
-        .intent
-        .detectors
-        .get(&state.db, &caller.workspace_id)
-        .await
-        .map_err(ApiError::internal)?;
+    let detector = detector(&state, &caller).await?;
     let found = polarity_by_category(&detector.detect(&labelled.text));
     let id = format!("label:{}", uuid::Uuid::now_v7());
     let event = NewEvent {

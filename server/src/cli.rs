@@ -242,6 +242,37 @@ pub async fn import_leads(
     Ok((created, updated))
 }
 
+/// A workspace's signal labels (the latest per text) as JSON lines, for `trellis signals
+/// train --labels`; each line is checked to read as a labelled text.
+pub async fn labels(server: &str, token: &str) -> anyhow::Result<(String, usize)> {
+    let url = format!(
+        "{}/api/v1/signals/labels?format=jsonl",
+        server.trim_end_matches('/')
+    );
+    let response = reqwest::Client::new()
+        .get(&url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .with_context(|| format!("GET {url}"))?;
+    let status = response.status();
+    let text = response
+        .text()
+        .await
+        .with_context(|| format!("GET {url}"))?;
+    if !status.is_success() {
+        let detail = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v["detail"].as_str().map(str::to_owned))
+            .unwrap_or(text);
+        bail!("the server refused ({status}): {detail}");
+    }
+    let count = trellis_model::signals::corpus::parse_jsonl(&text)
+        .map_err(|e| anyhow::anyhow!("the server's labels, {e}"))?
+        .len();
+    Ok((text, count))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -159,6 +159,16 @@ enum SignalsCommand {
         #[arg(long)]
         tune: bool,
     },
+    /// Download a workspace's labels (corrections from the lead card, the latest per text)
+    /// as JSON lines, for `train --labels` or, reviewed, as a corpus file.
+    Labels {
+        #[arg(long, env = "TRELLIS_SERVER", default_value = "http://127.0.0.1:8080")]
+        server: String,
+        #[arg(long, env = "TRELLIS_TOKEN", hide_env_values = true)]
+        token: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -306,7 +316,7 @@ fn scoring(command: ScoringCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn signals(command: SignalsCommand) -> anyhow::Result<()> {
+async fn signals(command: SignalsCommand) -> anyhow::Result<()> {
     use trellis_server::offline;
     match command {
         SignalsCommand::Eval {
@@ -383,6 +393,12 @@ fn signals(command: SignalsCommand) -> anyhow::Result<()> {
                 t.train_texts + t.dev_texts + t.extra_texts,
                 t.extra_texts
             );
+        }
+        SignalsCommand::Labels { server, token, out } => {
+            let (text, count) = trellis_server::cli::labels(&server, &token).await?;
+            std::fs::write(&out, text)
+                .map_err(|e| anyhow::anyhow!("writing {}: {e}", out.display()))?;
+            println!("wrote {count} labels to {}", out.display());
         }
     }
     Ok(())
@@ -467,7 +483,7 @@ async fn main() -> anyhow::Result<()> {
             running.stop().await
         }
         Command::Connector { command } => connector(command).await,
-        Command::Signals { command } => signals(command),
+        Command::Signals { command } => signals(command).await,
         Command::Scoring { command } => scoring(command),
         Command::Leads {
             command:

@@ -1036,6 +1036,15 @@ async fn a_misread_utterance_is_labelled_from_the_card(backend: Backend) {
             .get(&trellis_model::signals::Category::Timeline),
         Some(&trellis_model::signals::Polarity::Positive)
     );
+    // `trellis signals labels` downloads the same, checked.
+    let (pulled, count) = trellis_server::cli::labels(&s.base, &s.token)
+        .await
+        .expect("the labels download");
+    assert_eq!((pulled, count), (jsonl.clone(), 1));
+    let refused = trellis_server::cli::labels(&s.base, "trl_wrong")
+        .await
+        .expect_err("a wrong token is refused");
+    assert!(refused.to_string().contains("401"), "{refused}");
     let (st, e) = s.get_text("/api/v1/signals/labels?format=csv").await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
 

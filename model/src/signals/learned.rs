@@ -136,7 +136,8 @@ fn each_feature(
     }
 }
 
-/// How a feature reads to a person: the n-gram or word itself, or `词库:budget:positive`.
+/// How a feature reads to a person: the n-gram or word itself, or `lexicon:budget:positive`
+/// for what the lexicon found (the studio says 词库).
 pub fn describe_feature(feature: &str) -> String {
     if let Some(rest) = feature.strip_prefix(LEXICON) {
         format!("lexicon:{rest}")

@@ -247,10 +247,12 @@ async fn misbehaving_plugins_fail_alone() {
     )
     .await;
     // Room (memory, fuel) for a 50 MiB output, so it meets the output limit; the loop then
-    // meets the 2 s deadline (the sandbox tests cover running out of fuel).
+    // meets the 2 s deadline (the sandbox tests cover running out of fuel). The fuel lasts
+    // far longer than 2 s: at 50 billion units a fast, idle machine spun through it in
+    // 1.98 s and the loop ended on fuel instead.
     api.put(
         "/api/v1/connectors/adversarial/limits",
-        &json!({"memory_bytes": 256 << 20, "timeout_ms": 2000, "fuel": 50_000_000_000u64}),
+        &json!({"memory_bytes": 256 << 20, "timeout_ms": 2000, "fuel": 500_000_000_000u64}),
     )
     .await;
 

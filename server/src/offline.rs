@@ -108,16 +108,7 @@ pub struct Training {
 pub fn train(corpus: Vec<LabelledText>, extra: Vec<LabelledText>, options: &Options) -> Training {
     let tuning = Tuning::new(corpus);
     let rules = Detector::builtin_lexicon();
-    let lexicon_of = |text: &str| rules.detect_by_lexicon(text);
-    let phrases = || -> Vec<String> {
-        rules
-            .lexicon()
-            .terms
-            .iter()
-            .flat_map(|t| t.phrases.clone())
-            .collect()
-    };
-    let on_train = fit(&tuning.train, lexicon_of, phrases(), options);
+    let on_train = fit(&tuning.train, &rules, options);
     let dev = rules
         .clone()
         .with_model(Arc::new(on_train))
@@ -127,7 +118,7 @@ pub fn train(corpus: Vec<LabelledText>, extra: Vec<LabelledText>, options: &Opti
     let mut all = tuning.train;
     all.extend(tuning.dev);
     all.extend(extra);
-    let model = fit(&all, lexicon_of, phrases(), options);
+    let model = fit(&all, &rules, options);
     Training {
         dev,
         dev_rules,
@@ -143,24 +134,6 @@ pub fn train(corpus: Vec<LabelledText>, extra: Vec<LabelledText>, options: &Opti
 pub fn tune(corpus: Vec<LabelledText>) -> Vec<(Options, f64, f64)> {
     let tuning = Tuning::new(corpus);
     let rules = Detector::builtin_lexicon();
-    let lexicon: Vec<Vec<trellis_model::signals::Signal>> = tuning
-        .train
-        .iter()
-        .map(|ex| rules.detect_by_lexicon(&ex.text))
-        .collect();
-    let cached = |text: &str| {
-        tuning
-            .train
-            .iter()
-            .position(|ex| ex.text == text)
-            .map_or_else(|| rules.detect_by_lexicon(text), |i| lexicon[i].clone())
-    };
-    let phrases: Vec<String> = rules
-        .lexicon()
-        .terms
-        .iter()
-        .flat_map(|t| t.phrases.clone())
-        .collect();
     let mut results = Vec::new();
     for min_count in [1, 2] {
         for order in [3] {
@@ -175,7 +148,7 @@ pub fn tune(corpus: Vec<LabelledText>) -> Vec<(Options, f64, f64)> {
                         positive_weight,
                         ..Options::default()
                     };
-                    let model = Arc::new(fit(&tuning.train, cached, phrases.clone(), &base));
+                    let model = Arc::new(fit(&tuning.train, &rules, &base));
                     // Each category's threshold where its F1 on dev is best, for each
                     // level at which the model overrules the lexicon.
                     for veto in [0.0, 0.02, 0.05, 0.1, 1.0] {

@@ -2,8 +2,8 @@
 //!
 //! A record's part is a function of its text alone ([`split_of`]), so adding records never
 //! moves old ones between parts. Training and tuning see the corpus only through
-//! [`Tuning`], which has no way to hold a test record; the test part is read by
-//! [`test_part`] for the reported figures and nowhere else.
+//! [`Tuning`], which has no way to hold a test record; the test part is read (through
+//! [`part`]) only by `trellis signals eval --part test` for the reported figures.
 
 use super::LabelledText;
 
@@ -107,11 +107,6 @@ pub fn part(records: &[LabelledText], part: Part) -> Vec<LabelledText> {
         .filter(|r| split_of(&r.text) == part)
         .cloned()
         .collect()
-}
-
-/// The untouched test part, for the reported figures only.
-pub fn test_part(records: &[LabelledText]) -> Vec<LabelledText> {
-    part(records, Part::Test)
 }
 
 #[cfg(test)]

@@ -490,24 +490,24 @@ impl Default for Options {
     }
 }
 
-/// Trains a model on `examples`, with `lexicon_of` giving what the lexicon finds in a
-/// text and `phrases` the lexicon's term phrases. Deterministic: the same examples and
-/// options give the same model.
-pub fn fit(
-    examples: &[LabelledText],
-    lexicon_of: impl Fn(&str) -> Vec<Signal>,
-    phrases: Vec<String>,
-    options: &Options,
-) -> Model {
+/// Trains a model on `examples`, reading each with `rules` (a detector without a model:
+/// its lexicon's findings are features, its term phrases the model's known lexicon).
+/// Deterministic: the same examples, lexicon and options give the same model.
+pub fn fit(examples: &[LabelledText], rules: &super::Detector, options: &Options) -> Model {
     // Each text's features as strings, then the vocabulary of those frequent enough.
     let docs: Vec<Vec<String>> = examples
         .iter()
         .map(|ex| {
             let chars = normalise(&ex.text);
             let mut fs = BTreeSet::new();
-            each_feature(&chars, &lexicon_of(&ex.text), options.shape, |f, _| {
-                fs.insert(f.to_string());
-            });
+            each_feature(
+                &chars,
+                &rules.detect_by_lexicon(&ex.text),
+                options.shape,
+                |f, _| {
+                    fs.insert(f.to_string());
+                },
+            );
             fs.into_iter().collect()
         })
         .collect();
@@ -622,7 +622,13 @@ pub fn fit(
             )
         })
         .collect();
-    let mut lexicon: Vec<String> = phrases.iter().map(|p| p.trim().to_lowercase()).collect();
+    let mut lexicon: Vec<String> = rules
+        .lexicon()
+        .terms
+        .iter()
+        .flat_map(|t| &t.phrases)
+        .map(|p| p.trim().to_lowercase())
+        .collect();
     lexicon.sort();
     lexicon.dedup();
     #[expect(clippy::expect_used, reason = "the shape is built right above")]

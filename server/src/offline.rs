@@ -11,7 +11,9 @@ use trellis_model::backtest::Backtest;
 use trellis_model::scoring::{CompiledModel, ScoringModel};
 use trellis_model::signals::corpus::{self, Part, Tuning};
 use trellis_model::signals::learned::{Options, Shape, fit};
-use trellis_model::signals::{Category, Detector, Evaluation, LabelledText, Lexicon, Model};
+use trellis_model::signals::{
+    Category, Decision, Detector, Evaluation, LabelledText, Lexicon, Model, Prepared,
+};
 
 /// Reads labelled texts, one JSON object per line (`{"text", "categories", "polarity"}`),
 /// from a file or from every `*.jsonl` file of a folder (the corpus), in name order.
@@ -130,53 +132,67 @@ pub fn train(corpus: Vec<LabelledText>, extra: Vec<LabelledText>, options: &Opti
 }
 
 /// Searches training options on the dev part (the model fitted on train), best first by
-/// the mean of micro-F1 and polarity accuracy.
+/// the sum of micro-F1 and polarity accuracy. Thresholds are chosen jointly: starting from
+/// one threshold for all, each category's in turn moves to the grid value that does most
+/// for that sum, until no move helps.
 pub fn tune(corpus: Vec<LabelledText>) -> Vec<(Options, f64, f64)> {
+    const GRID: [f64; 10] = [0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7];
     let tuning = Tuning::new(corpus);
     let rules = Detector::builtin_lexicon();
+    // Each dev text is read once per model; thresholds only change the decision.
+    let score = |model: &Model, prepared: &[Prepared], thresholds: [f64; 6], veto: f64| {
+        let decision = Decision { thresholds, veto };
+        let e = Evaluation::of(&tuning.dev, |i, _| prepared[i].decide(model, &decision));
+        (e.micro.f1, e.polarity_accuracy)
+    };
     let mut results = Vec::new();
     for min_count in [1, 2] {
-        for order in [3] {
-            for positive_weight in [2.0, 3.0] {
-                for (epochs, rate, l2) in [(30, 0.1, 1e-3)] {
-                    let base = Options {
-                        min_count,
-                        epochs,
-                        rate,
-                        l2,
-                        shape: Shape { order },
-                        positive_weight,
-                        ..Options::default()
-                    };
-                    let model = Arc::new(fit(&tuning.train, &rules, &base));
-                    // Each category's threshold where its F1 on dev is best, for each
-                    // level at which the model overrules the lexicon.
-                    for veto in [0.0, 0.02, 0.05, 0.1, 1.0] {
-                        let mut best = [(0.0f64, 0.5f64); 6];
-                        for t in [0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6] {
-                            let mut m = (*model).clone();
-                            m.set_thresholds([t; 6], veto);
-                            let e = rules.clone().with_model(Arc::new(m)).evaluate(&tuning.dev);
-                            for (k, score) in e.per_category.iter().enumerate() {
-                                if score.f1 > best[k].0 {
-                                    best[k] = (score.f1, t);
+        for order in [2, 3] {
+            for l2 in [1e-2, 3e-2] {
+                let base = Options {
+                    min_count,
+                    l2,
+                    shape: Shape {
+                        order,
+                        normalised: true,
+                    },
+                    ..Options::default()
+                };
+                let model = fit(&tuning.train, &rules, &base);
+                let detector = rules.clone().with_model(Arc::new(model.clone()));
+                let prepared: Vec<Prepared> = tuning
+                    .dev
+                    .iter()
+                    .map(|ex| detector.prepare(&ex.text))
+                    .collect();
+                for veto in [0.1] {
+                    let mut thresholds = [0.4; 6];
+                    let (f1, polarity) = score(&model, &prepared, thresholds, veto);
+                    let mut best = f1 + polarity;
+                    let mut improved = true;
+                    while improved {
+                        improved = false;
+                        for k in 0..6 {
+                            for t in GRID {
+                                let mut candidate = thresholds;
+                                candidate[k] = t;
+                                let (f1, polarity) = score(&model, &prepared, candidate, veto);
+                                if f1 + polarity > best + 1e-9 {
+                                    (best, thresholds, improved) = (f1 + polarity, candidate, true);
                                 }
                             }
                         }
-                        let thresholds = best.map(|(_, t)| t);
-                        let mut m = (*model).clone();
-                        m.set_thresholds(thresholds, veto);
-                        let e = rules.clone().with_model(Arc::new(m)).evaluate(&tuning.dev);
-                        results.push((
-                            Options {
-                                thresholds,
-                                veto,
-                                ..base.clone()
-                            },
-                            e.micro.f1,
-                            e.polarity_accuracy,
-                        ));
                     }
+                    let (f1, polarity) = score(&model, &prepared, thresholds, veto);
+                    results.push((
+                        Options {
+                            thresholds,
+                            veto,
+                            ..base.clone()
+                        },
+                        f1,
+                        polarity,
+                    ));
                 }
             }
         }

@@ -381,49 +381,40 @@ impl Detector {
     /// each stretch of text it reads at once (a short text, or a few sentences of a long
     /// one), explained by its evidence; without, the lexicon's rules alone.
     pub fn detect(&self, text: &str) -> Vec<Signal> {
-        let Some(model) = &self.model else {
-            return self.by_lexicon(text).into_iter().map(|(s, _)| s).collect();
-        };
-        let mut out = Vec::new();
-        for (start, end) in stretches(text) {
-            // The stretch as a whole, and each of its sentences when it has several: a
-            // signal in one sentence is not drowned by the others' words.
-            let whole = self.read(model, text, start, end);
-            let sentences = sentences(&text[start..end]);
-            let parts: Vec<Read> = if sentences.len() > 1 {
-                sentences
-                    .into_iter()
-                    .map(|(a, b)| self.read(model, text, start + a, start + b))
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            for (k, &category) in Category::ALL.iter().enumerate() {
-                // Found where the model is sure enough; where the lexicon found it too, unless
-                // the model is sure it is not there.
-                let lexical = |r: &Read| r.found.iter().any(|(s, _)| s.category == category);
-                let found = |r: &Read| {
-                    let p = r.reading.probability[k];
-                    p >= model.threshold(category) || (lexical(r) && p >= model.veto())
-                };
-                // A sentence on its own counts where the lexicon found the category in it.
-                let backed = |r: &&Read| found(r) && lexical(r);
-                let learned = std::iter::once(&whole)
-                    .filter(|r| found(r))
-                    .chain(parts.iter().rev().filter(backed))
-                    .next();
-                let own = whole
-                    .found
-                    .iter()
-                    .any(|(s, own)| *own && s.category == category);
-                let Some(read) = learned.or(own.then_some(&whole)) else {
-                    continue;
-                };
-                out.push(read.signal(model, category, learned.is_some()));
-            }
+        match &self.model {
+            None => self.by_lexicon(text).into_iter().map(|(s, _)| s).collect(),
+            Some(model) => self.prepare(text).decide(model, &Decision::of_model(model)),
         }
-        out.sort_by_key(|s| (s.start, s.end));
-        out
+    }
+
+    /// `text` read by the lexicon and the model, not yet decided: [`Prepared::decide`]
+    /// turns it into signals at any thresholds (tuning reads each text once). Without a
+    /// model, nothing is read.
+    pub fn prepare(&self, text: &str) -> Prepared {
+        let Some(model) = &self.model else {
+            return Prepared {
+                stretches: Vec::new(),
+            };
+        };
+        let stretches = stretches(text)
+            .into_iter()
+            .map(|(start, end)| {
+                // The stretch as a whole, and each of its sentences when it has several: a
+                // signal in one sentence is not drowned by the others' words.
+                let whole = self.read(model, text, start, end);
+                let sentences = sentences(&text[start..end]);
+                let parts = if sentences.len() > 1 {
+                    sentences
+                        .into_iter()
+                        .map(|(a, b)| self.read(model, text, start + a, start + b))
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                (whole, parts)
+            })
+            .collect();
+        Prepared { stretches }
     }
 
     /// What the lexicon and the model make of `text[start..end]`.
@@ -644,8 +635,69 @@ impl Detector {
     }
 }
 
+/// The probabilities at which the model's reading counts (see [`Model::threshold`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Decision {
+    /// Per category, in [`Category::ALL`] order.
+    pub thresholds: [f64; 6],
+    /// Below this, the model drops a category the lexicon found.
+    pub veto: f64,
+}
+
+impl Decision {
+    /// The thresholds a model was trained with.
+    pub fn of_model(model: &Model) -> Decision {
+        Decision {
+            thresholds: Category::ALL.map(|c| model.threshold(c)),
+            veto: model.veto(),
+        }
+    }
+}
+
+/// A text read by a detector with a model ([`Detector::prepare`]): per stretch, the
+/// reading of the whole and of each sentence.
+#[derive(Debug)]
+pub struct Prepared {
+    stretches: Vec<(Read, Vec<Read>)>,
+}
+
+impl Prepared {
+    /// The signals at `decision`'s thresholds, in text order.
+    pub fn decide(&self, model: &Model, decision: &Decision) -> Vec<Signal> {
+        let mut out = Vec::new();
+        for (whole, parts) in &self.stretches {
+            for (k, &category) in Category::ALL.iter().enumerate() {
+                // Found where the model is sure enough; where the lexicon found it too, unless
+                // the model is sure it is not there.
+                let lexical = |r: &Read| r.found.iter().any(|(s, _)| s.category == category);
+                let found = |r: &Read| {
+                    let p = r.reading.probability[k];
+                    p >= decision.thresholds[k] || (lexical(r) && p >= decision.veto)
+                };
+                // A sentence on its own counts where the lexicon found the category in it.
+                let backed = |r: &&Read| found(r) && lexical(r);
+                let learned = std::iter::once(whole)
+                    .filter(|r| found(r))
+                    .chain(parts.iter().rev().filter(backed))
+                    .next();
+                let own = whole
+                    .found
+                    .iter()
+                    .any(|(s, own)| *own && s.category == category);
+                let Some(read) = learned.or(own.then_some(whole)) else {
+                    continue;
+                };
+                out.push(read.signal(model, category, learned.is_some()));
+            }
+        }
+        out.sort_by_key(|s| (s.start, s.end));
+        out
+    }
+}
+
 /// One stretch or sentence as read: the lexicon's signals in it (with whether a
 /// workspace's own phrase made each), and the model's reading.
+#[derive(Debug)]
 struct Read {
     /// Characters before it in the whole text.
     offset: usize,
@@ -884,6 +936,16 @@ fn describe(map: &std::collections::BTreeMap<Category, Polarity>) -> String {
 
 impl Detector {
     pub fn evaluate(&self, examples: &[LabelledText]) -> Evaluation {
+        Evaluation::of(examples, |_, ex| self.detect(&ex.text))
+    }
+}
+
+impl Evaluation {
+    /// Scores what `detect` finds in each example (given with its index) against its labels.
+    pub fn of(
+        examples: &[LabelledText],
+        mut detect: impl FnMut(usize, &LabelledText) -> Vec<Signal>,
+    ) -> Evaluation {
         let mut per: std::collections::BTreeMap<Category, CategoryScore> = Category::ALL
             .iter()
             .map(|&c| {
@@ -905,8 +967,8 @@ impl Detector {
             Polarity::Neutral => 2,
         };
         let mut misses = Vec::new();
-        for ex in examples {
-            let found = polarity_by_category(&self.detect(&ex.text));
+        for (i, ex) in examples.iter().enumerate() {
+            let found = polarity_by_category(&detect(i, ex));
             let expected: std::collections::BTreeMap<Category, Polarity> = ex
                 .categories
                 .iter()
@@ -994,9 +1056,10 @@ mod tests {
 
     #[test]
     fn approvals_and_their_negations() {
+        // A plan with a date ("下周可以开始走…") is a positive timeline, as the guide says.
         assert_eq!(
             summary("预算已批复，下周可以开始走合同流程。"),
-            "budget:positive commercial:neutral"
+            "budget:positive timeline:positive commercial:neutral"
         );
         assert_eq!(
             summary("预算还没批，等董事会开完会再说。"),

@@ -254,6 +254,29 @@ enum ScoringCommand {
     },
 }
 
+/// Writes a line to stdout; a reader that went away (`trellis signals eval … | head`) ends
+/// the output quietly instead of panicking like `println!`.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        write_out(format_args!("{}\n", format_args!($($arg)*)))?
+    };
+}
+
+/// As [`say!`], without the line end.
+macro_rules! say_raw {
+    ($($arg:tt)*) => {
+        write_out(format_args!($($arg)*))?
+    };
+}
+
+fn write_out(text: std::fmt::Arguments<'_>) -> std::io::Result<()> {
+    use std::io::Write as _;
+    match std::io::stdout().lock().write_fmt(text) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
 fn scoring(command: ScoringCommand) -> anyhow::Result<()> {
     use trellis_server::offline;
     match command {
@@ -294,7 +317,7 @@ fn scoring(command: ScoringCommand) -> anyhow::Result<()> {
             };
             let suggestion = trellis_analytics::suggest(&table, &options)?;
             eprint!("{}", offline::render_suggestion(&suggestion));
-            println!("{}", serde_json::to_string_pretty(&suggestion.model)?);
+            say!("{}", serde_json::to_string_pretty(&suggestion.model)?);
         }
         ScoringCommand::Backtest {
             model,
@@ -307,9 +330,9 @@ fn scoring(command: ScoringCommand) -> anyhow::Result<()> {
             let table = offline::read_table(&csv, &offline::read_mapping(mapping.as_deref())?)?;
             let backtest = trellis_analytics::backtest_table(&table, &model, &outcome)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&backtest)?);
+                say!("{}", serde_json::to_string_pretty(&backtest)?);
             } else {
-                print!("{}", offline::render_backtest(&backtest));
+                say_raw!("{}", offline::render_backtest(&backtest));
             }
         }
     }
@@ -335,9 +358,9 @@ async fn signals(command: SignalsCommand) -> anyhow::Result<()> {
             };
             let evaluation = offline::detector(&choice)?.evaluate(&examples);
             if json {
-                println!("{}", serde_json::to_string_pretty(&evaluation)?);
+                say!("{}", serde_json::to_string_pretty(&evaluation)?);
             } else {
-                print!("{}", offline::render_evaluation(&evaluation));
+                say_raw!("{}", offline::render_evaluation(&evaluation));
             }
         }
         SignalsCommand::Detect {
@@ -352,7 +375,7 @@ async fn signals(command: SignalsCommand) -> anyhow::Result<()> {
                 rules_only,
             };
             let signals = offline::detector(&choice)?.detect(&text);
-            println!("{}", serde_json::to_string_pretty(&signals)?);
+            say!("{}", serde_json::to_string_pretty(&signals)?);
         }
         SignalsCommand::Train {
             corpus,
@@ -363,7 +386,7 @@ async fn signals(command: SignalsCommand) -> anyhow::Result<()> {
             let records = offline::read_labelled(&corpus)?;
             if tune {
                 for (options, f1, polarity) in offline::tune(records).into_iter().take(15) {
-                    println!("micro-F1 {f1:.3}  polarity {polarity:.3}  {options:?}");
+                    say!("micro-F1 {f1:.3}  polarity {polarity:.3}  {options:?}");
                 }
                 return Ok(());
             }
@@ -373,19 +396,21 @@ async fn signals(command: SignalsCommand) -> anyhow::Result<()> {
             }
             let options = trellis_model::signals::learned::Options::default();
             let t = offline::train(records, extra, &options);
-            println!(
+            say!(
                 "fitted on {} train texts; on the {} dev texts:",
-                t.train_texts, t.dev_texts
+                t.train_texts,
+                t.dev_texts
             );
-            print!("{}", offline::render_evaluation(&t.dev));
-            println!(
+            say_raw!("{}", offline::render_evaluation(&t.dev));
+            say!(
                 "lexicon alone on dev: micro-F1 {:.3}, polarity accuracy {:.3}",
-                t.dev_rules.micro.f1, t.dev_rules.polarity_accuracy
+                t.dev_rules.micro.f1,
+                t.dev_rules.polarity_accuracy
             );
             let json = t.model.to_json();
             std::fs::write(&out, &json)
                 .map_err(|e| anyhow::anyhow!("writing {}: {e}", out.display()))?;
-            println!(
+            say!(
                 "wrote {} ({} features, {} KB), fitted on {} texts (train, dev and {} labelled by workspaces)",
                 out.display(),
                 t.model.features(),
@@ -398,7 +423,7 @@ async fn signals(command: SignalsCommand) -> anyhow::Result<()> {
             let (text, count) = trellis_server::cli::labels(&server, &token).await?;
             std::fs::write(&out, text)
                 .map_err(|e| anyhow::anyhow!("writing {}: {e}", out.display()))?;
-            println!("wrote {count} labels to {}", out.display());
+            say!("wrote {count} labels to {}", out.display());
         }
     }
     Ok(())
@@ -409,12 +434,12 @@ async fn connector(command: ConnectorCommand) -> anyhow::Result<()> {
     match command {
         ConnectorCommand::New { name, dir, sdk } => {
             let root = cli::new(&name, &dir, sdk.as_deref())?;
-            println!("created {}", root.display());
-            println!("next: cd {} && trellis connector build", root.display());
+            say!("created {}", root.display());
+            say!("next: cd {} && trellis connector build", root.display());
         }
         ConnectorCommand::Build { dir } => {
             let wasm = cli::build(&dir)?;
-            println!("{}", wasm.display());
+            say!("{}", wasm.display());
         }
         ConnectorCommand::Publish {
             file,
@@ -422,7 +447,7 @@ async fn connector(command: ConnectorCommand) -> anyhow::Result<()> {
             token,
         } => {
             let answer = cli::publish(&file, &server, &token).await?;
-            println!(
+            say!(
                 "published {} {} as {} (sha256 {})",
                 answer["name"].as_str().unwrap_or("?"),
                 answer["version"].as_str().unwrap_or("?"),
@@ -469,7 +494,7 @@ async fn main() -> anyhow::Result<()> {
                 },
             };
             let running = trellis_server::start(config).await?;
-            println!("Trellis is listening on http://{}", running.addr);
+            say!("Trellis is listening on http://{}", running.addr);
             tracing::info!(addr = %running.addr, "listening");
             // Ctrl-C, or the SIGTERM a service manager or container runtime sends.
             let mut term =
@@ -503,14 +528,14 @@ async fn main() -> anyhow::Result<()> {
                 &token,
             )
             .await?;
-            println!("imported: {created} created, {updated} updated");
+            say!("imported: {created} created, {updated} updated");
             Ok(())
         }
         Command::Migrate { data_dir } => {
             std::fs::create_dir_all(&data_dir)?;
             let location = db::DbLocation::from_env(&data_dir);
             db::connect(&location).await?;
-            println!("migrations are up to date");
+            say!("migrations are up to date");
             Ok(())
         }
     }

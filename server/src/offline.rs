@@ -159,41 +159,34 @@ pub fn tune(corpus: Vec<LabelledText>) -> Vec<(Options, f64, f64)> {
                     },
                     ..Options::default()
                 };
-                let model = fit(&tuning.train, &rules, &base);
-                let detector = rules.clone().with_model(Arc::new(model.clone()));
+                let model = Arc::new(fit(&tuning.train, &rules, &base));
+                let detector = rules.clone().with_model(Arc::clone(&model));
                 let prepared: Vec<Prepared> = tuning
                     .dev
                     .iter()
                     .map(|ex| detector.prepare(&ex.text))
                     .collect();
-                for veto in [0.1] {
-                    let mut thresholds = [0.4; 6];
-                    let mut best = worth(score(&model, &prepared, thresholds, veto));
-                    let mut improved = true;
-                    while improved {
-                        improved = false;
-                        for k in 0..6 {
-                            for t in GRID {
-                                let mut candidate = thresholds;
-                                candidate[k] = t;
-                                let w = worth(score(&model, &prepared, candidate, veto));
-                                if w > best + 1e-9 {
-                                    (best, thresholds, improved) = (w, candidate, true);
-                                }
+                // The model overrules the lexicon below the default veto; only the
+                // thresholds move.
+                let veto = base.veto;
+                let mut thresholds = [0.4; 6];
+                let mut best = worth(score(&model, &prepared, thresholds, veto));
+                let mut improved = true;
+                while improved {
+                    improved = false;
+                    for k in 0..6 {
+                        for t in GRID {
+                            let mut candidate = thresholds;
+                            candidate[k] = t;
+                            let w = worth(score(&model, &prepared, candidate, veto));
+                            if w > best + 1e-9 {
+                                (best, thresholds, improved) = (w, candidate, true);
                             }
                         }
                     }
-                    let (f1, polarity) = score(&model, &prepared, thresholds, veto);
-                    results.push((
-                        Options {
-                            thresholds,
-                            veto,
-                            ..base.clone()
-                        },
-                        f1,
-                        polarity,
-                    ));
                 }
+                let (f1, polarity) = score(&model, &prepared, thresholds, veto);
+                results.push((Options { thresholds, ..base }, f1, polarity));
             }
         }
     }

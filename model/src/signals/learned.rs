@@ -345,12 +345,6 @@ impl Model {
         self.file.veto
     }
 
-    /// The same weights, deciding at other probabilities (tuning).
-    pub fn set_thresholds(&mut self, thresholds: [f64; 6], veto: f64) {
-        self.file.thresholds = thresholds;
-        self.file.veto = veto;
-    }
-
     /// Whether the lexicon the model was trained with has this phrase.
     pub fn knows_phrase(&self, phrase: &str) -> bool {
         self.lexicon.contains(&phrase.trim().to_lowercase())

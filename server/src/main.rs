@@ -156,8 +156,13 @@ enum SignalsCommand {
         #[arg(long, default_value = "model/signals/model.json")]
         out: PathBuf,
         /// Search the training options on the dev part and print the best, writing nothing.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "by_writer")]
         tune: bool,
+        /// Estimate how the model does on writers it has not read: split the corpus's
+        /// files into this many groups and read each with a model fitted on the others
+        /// (train and dev parts only); prints the figures, writing nothing.
+        #[arg(long, value_name = "GROUPS")]
+        by_writer: Option<usize>,
     },
     /// Download a workspace's labels (corrections from the lead card, the latest per text)
     /// as JSON lines, for `train --labels` or, reviewed, as a corpus file.
@@ -382,7 +387,28 @@ async fn signals(command: SignalsCommand) -> anyhow::Result<()> {
             labels,
             out,
             tune,
+            by_writer,
         } => {
+            if let Some(groups) = by_writer {
+                let options = trellis_model::signals::learned::Options::default();
+                let result = offline::by_writer(offline::read_by_file(&corpus)?, groups, &options)?;
+                for (names, e) in &result.folds {
+                    say!(
+                        "{} writers, {} texts: micro-F1 {:.3} (precision {:.3}, recall {:.3}), polarity accuracy {:.3}",
+                        names.len(),
+                        e.texts,
+                        e.micro.f1,
+                        e.micro.precision,
+                        e.micro.recall,
+                        e.polarity_accuracy
+                    );
+                }
+                say!("every text, read by a model that has not seen its writer:");
+                let mut pooled = result.pooled;
+                pooled.misses.clear();
+                say_raw!("{}", offline::render_evaluation(&pooled));
+                return Ok(());
+            }
             let records = offline::read_labelled(&corpus)?;
             if tune {
                 for (options, f1, polarity) in offline::tune(records).into_iter().take(15) {

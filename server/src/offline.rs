@@ -18,6 +18,14 @@ use trellis_model::signals::{
 /// Reads labelled texts, one JSON object per line (`{"text", "categories", "polarity"}`),
 /// from a file or from every `*.jsonl` file of a folder (the corpus), in name order.
 pub fn read_labelled(path: &Path) -> anyhow::Result<Vec<LabelledText>> {
+    Ok(read_by_file(path)?
+        .into_iter()
+        .flat_map(|(_, records)| records)
+        .collect())
+}
+
+/// As [`read_labelled`], file by file: each with its name (in the corpus, one writer's).
+pub fn read_by_file(path: &Path) -> anyhow::Result<Vec<(String, Vec<LabelledText>)>> {
     let files = if path.is_dir() {
         let mut files: Vec<PathBuf> = std::fs::read_dir(path)
             .with_context(|| format!("reading {}", path.display()))?
@@ -34,9 +42,13 @@ pub fn read_labelled(path: &Path) -> anyhow::Result<Vec<LabelledText>> {
     for file in files {
         let text = std::fs::read_to_string(&file)
             .with_context(|| format!("reading {}", file.display()))?;
-        out.extend(
-            corpus::parse_jsonl(&text).map_err(|e| anyhow::anyhow!("{}:{e}", file.display()))?,
+        let records =
+            corpus::parse_jsonl(&text).map_err(|e| anyhow::anyhow!("{}:{e}", file.display()))?;
+        let name = file.file_stem().map_or_else(
+            || file.display().to_string(),
+            |s| s.to_string_lossy().into(),
         );
+        out.push((name, records));
     }
     Ok(out)
 }
@@ -129,6 +141,69 @@ pub fn train(corpus: Vec<LabelledText>, extra: Vec<LabelledText>, options: &Opti
         dev_texts,
         extra_texts,
     }
+}
+
+/// How the model does on writers it has not read: the corpus's files (one writer each)
+/// fall into `folds` groups by a hash of their name; each group is read by a model fitted
+/// on the other groups' train and dev records. Only train and dev records are read, as
+/// everywhere in training ([`Tuning::new`] drops the test part).
+#[derive(Debug)]
+pub struct ByWriter {
+    /// Per group: its writers (file names) and the evaluation of its texts.
+    pub folds: Vec<(Vec<String>, Evaluation)>,
+    /// Every group's texts, each read by the model that did not see its writer.
+    pub pooled: Evaluation,
+}
+
+pub fn by_writer(
+    writers: Vec<(String, Vec<LabelledText>)>,
+    folds: usize,
+    options: &Options,
+) -> anyhow::Result<ByWriter> {
+    anyhow::ensure!(
+        folds >= 2 && folds <= writers.len(),
+        "--by-writer needs between 2 and {} groups (one per file at most), not {folds}",
+        writers.len()
+    );
+    let group_of = |name: &str| (corpus::fnv1a(name.as_bytes()) % folds as u64) as usize;
+    let writers: Vec<(String, usize, Tuning)> = writers
+        .into_iter()
+        .map(|(name, records)| {
+            let group = group_of(&name);
+            (name, group, Tuning::new(records))
+        })
+        .collect();
+    let rules = Detector::builtin_lexicon();
+    let mut results = Vec::new();
+    let mut pooled_texts = Vec::new();
+    let mut pooled_found = Vec::new();
+    for group in 0..folds {
+        let (mut seen, mut unseen, mut names) = (Vec::new(), Vec::new(), Vec::new());
+        for (name, g, tuning) in &writers {
+            let records = tuning.train.iter().chain(&tuning.dev).cloned();
+            if *g == group {
+                names.push(name.clone());
+                unseen.extend(records);
+            } else {
+                seen.extend(records);
+            }
+        }
+        if names.is_empty() || seen.is_empty() {
+            continue;
+        }
+        let detector = rules
+            .clone()
+            .with_model(Arc::new(fit(&seen, &rules, options)));
+        let found: Vec<_> = unseen.iter().map(|ex| detector.detect(&ex.text)).collect();
+        results.push((names, Evaluation::of(&unseen, |i, _| found[i].clone())));
+        pooled_texts.extend(unseen);
+        pooled_found.extend(found);
+    }
+    let pooled = Evaluation::of(&pooled_texts, |i, _| pooled_found[i].clone());
+    Ok(ByWriter {
+        folds: results,
+        pooled,
+    })
 }
 
 /// Searches training options on the dev part (the model fitted on train), best first by
@@ -380,4 +455,62 @@ pub fn render_suggestion(s: &Suggestion) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(text: String, category: Option<Category>) -> LabelledText {
+        serde_json::from_value(serde_json::json!({
+            "text": text,
+            "categories": category.map(|c| vec![c.as_str()]).unwrap_or_default(),
+        }))
+        .expect("a labelled text")
+    }
+
+    #[test]
+    fn by_writer_reads_each_text_with_a_model_that_has_not_seen_its_writer() {
+        let writers: Vec<(String, Vec<LabelledText>)> = (0..6)
+            .map(|w| {
+                let records = (0..30)
+                    .map(|i| match i % 3 {
+                        0 => record(
+                            format!("报价单第{i}版，作者{w}"),
+                            Some(Category::Commercial),
+                        ),
+                        1 => record(
+                            format!("接口文档第{i}页，作者{w}"),
+                            Some(Category::Technical),
+                        ),
+                        _ => record(format!("周末愉快{i}，作者{w}"), None),
+                    })
+                    .collect();
+                (format!("w{w}"), records)
+            })
+            .collect();
+        let readable = |records: &[LabelledText]| {
+            records
+                .iter()
+                .filter(|r| corpus::split_of(&r.text) != Part::Test)
+                .count()
+        };
+        let expected: usize = writers.iter().map(|(_, r)| readable(r)).sum();
+        let result = by_writer(writers.clone(), 3, &Options::default()).expect("three groups");
+        // Every writer is held out exactly once, and only train and dev texts are read.
+        let mut names: Vec<String> = result.folds.iter().flat_map(|(n, _)| n.clone()).collect();
+        names.sort();
+        assert_eq!(names, ["w0", "w1", "w2", "w3", "w4", "w5"]);
+        assert_eq!(result.pooled.texts, expected);
+        assert_eq!(
+            result.folds.iter().map(|(_, e)| e.texts).sum::<usize>(),
+            expected
+        );
+        // The words that carry each category are shared by all writers, so unseen writers
+        // are read well.
+        assert!(result.pooled.micro.f1 > 0.9, "{:?}", result.pooled.micro);
+
+        let e = by_writer(writers, 1, &Options::default()).unwrap_err();
+        assert!(e.to_string().contains("between 2 and 6 groups"), "{e}");
+    }
 }

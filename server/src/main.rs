@@ -392,21 +392,7 @@ async fn signals(command: SignalsCommand) -> anyhow::Result<()> {
             if let Some(groups) = by_writer {
                 let options = trellis_model::signals::learned::Options::default();
                 let result = offline::by_writer(offline::read_by_file(&corpus)?, groups, &options)?;
-                for (names, e) in &result.folds {
-                    say!(
-                        "{} writers, {} texts: micro-F1 {:.3} (precision {:.3}, recall {:.3}), polarity accuracy {:.3}",
-                        names.len(),
-                        e.texts,
-                        e.micro.f1,
-                        e.micro.precision,
-                        e.micro.recall,
-                        e.polarity_accuracy
-                    );
-                }
-                say!("every text, read by a model that has not seen its writer:");
-                let mut pooled = result.pooled;
-                pooled.misses.clear();
-                say_raw!("{}", offline::render_evaluation(&pooled));
+                say_raw!("{}", offline::render_by_writer(&result));
                 return Ok(());
             }
             let records = offline::read_labelled(&corpus)?;

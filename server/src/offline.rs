@@ -274,6 +274,47 @@ const POLARITY_NAMES: [&str; 4] = ["positive", "negative", "neutral", "not found
 /// The evaluation as a table: per category, micro average, polarity accuracy, the
 /// confusion tables, then the texts it got wrong.
 pub fn render_evaluation(e: &Evaluation) -> String {
+    let mut out = render_scores(e);
+    if !e.misses.is_empty() {
+        let _ = writeln!(out, "\nmisses:");
+        for m in &e.misses {
+            let _ = writeln!(
+                out,
+                "  {}\n    expected {}\n    found    {}",
+                m.text, m.expected, m.found
+            );
+        }
+    }
+    out
+}
+
+/// What `signals train --by-writer` found: a line per group of writers, then the scores
+/// of every text read by a model that had not seen its writer (without the misses, which
+/// would be most of the corpus's hard texts).
+pub fn render_by_writer(result: &ByWriter) -> String {
+    let mut out = String::new();
+    for (names, e) in &result.folds {
+        let _ = writeln!(
+            out,
+            "{} writers, {} texts: micro-F1 {:.3} (precision {:.3}, recall {:.3}), polarity accuracy {:.3}",
+            names.len(),
+            e.texts,
+            e.micro.f1,
+            e.micro.precision,
+            e.micro.recall,
+            e.polarity_accuracy
+        );
+    }
+    let _ = writeln!(
+        out,
+        "every text, read by a model that has not seen its writer:"
+    );
+    out.push_str(&render_scores(&result.pooled));
+    out
+}
+
+/// [`render_evaluation`] without the misses.
+fn render_scores(e: &Evaluation) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{} texts", e.texts);
     let _ = writeln!(
@@ -333,16 +374,6 @@ pub fn render_evaluation(e: &Evaluation) -> String {
             let _ = write!(out, " {n:>10}");
         }
         let _ = writeln!(out);
-    }
-    if !e.misses.is_empty() {
-        let _ = writeln!(out, "\nmisses:");
-        for m in &e.misses {
-            let _ = writeln!(
-                out,
-                "  {}\n    expected {}\n    found    {}",
-                m.text, m.expected, m.found
-            );
-        }
     }
     out
 }
